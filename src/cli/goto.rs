@@ -1,0 +1,18 @@
+use crate::cli::{args::Ctx, print_run, project_and_target, Outcome};
+
+/// Migrate up or down to exactly VERSION.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The version to end at.
+    version: String,
+    /// Print the exact SQL that would run and stop.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let (project, target) = project_and_target(ctx, false, false).await?;
+    let report = strata::engine::goto(&project, &target, &args.version, args.dry_run, &mut ctx.observer()).await?;
+    print_run(&report, ctx);
+    Ok(Outcome::Ok)
+}

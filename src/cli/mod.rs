@@ -1,0 +1,162 @@
+//! The command line: argument parsing, one file per command, and the single
+//! place that maps outcomes to exit codes.
+//!
+//! **Architecture Invariant:** commands hold no logic. Each `exec` turns its
+//! arguments into options, makes one library call and hands the result to
+//! `strata::report`.
+
+mod args;
+mod baseline;
+mod down;
+mod goto;
+mod init;
+mod local;
+mod new;
+mod redo;
+mod repair;
+mod status;
+mod up;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use args::{Ctx, GlobalArgs};
+use strata::engine::EngineError;
+
+/// Strata: safe, zero-downtime PostgreSQL schema migrations.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(init::Args),
+    New(new::Args),
+    Status(status::Args),
+    Up(up::Args),
+    Down(down::Args),
+    Redo(redo::Args),
+    Goto(goto::Args),
+    Validate(validate::Args),
+    Baseline(baseline::Args),
+    Repair(repair::Args),
+    Local(local::Args),
+}
+
+/// The outcome of a command that did not fail outright.
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 3: a check found problems.
+    CheckFailed,
+}
+
+/// Exit codes: 0 ok · 1 a migration or database operation failed · 2 bad
+/// usage, config or input (nothing was run) · 3 a check found problems.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(e) = error.downcast_ref::<EngineError>() {
+        return match e {
+            EngineError::Source(_)
+            | EngineError::Sql { .. }
+            | EngineError::Config(_)
+            | EngineError::Modified(_)
+            | EngineError::Missing(_)
+            | EngineError::OutOfOrder { .. }
+            | EngineError::Irreversible { .. }
+            | EngineError::UnknownVersion(_)
+            | EngineError::ResumeChanged { .. } => 2,
+            EngineError::Db(strata::db::DbError::BadTarget { .. }) => 2,
+            _ => 1,
+        };
+    }
+    if error.downcast_ref::<strata::ConfigError>().is_some()
+        || error.downcast_ref::<strata::source::create::CreateError>().is_some()
+    {
+        return 2;
+    }
+    if let Some(strata::db::DbError::BadTarget { .. }) = error.downcast_ref::<strata::db::DbError>() {
+        return 2;
+    }
+    1
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("strata={level}")))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+    let ctx = Ctx::new(cli.global);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            strata::report::err(&format!("error: cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Init(args) => init::exec(args, &ctx),
+            Command::New(args) => new::exec(args, &ctx),
+            Command::Status(args) => status::exec(args, &ctx).await,
+            Command::Up(args) => up::exec(args, &ctx).await,
+            Command::Down(args) => down::exec(args, &ctx).await,
+            Command::Redo(args) => redo::exec(args, &ctx).await,
+            Command::Goto(args) => goto::exec(args, &ctx).await,
+            Command::Validate(args) => validate::exec(args, &ctx),
+            Command::Baseline(args) => baseline::exec(args, &ctx).await,
+            Command::Repair(args) => repair::exec(args, &ctx).await,
+            Command::Local(args) => local::exec(args, &ctx),
+        }
+    });
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::CheckFailed) => ExitCode::from(3),
+        Err(error) => {
+            strata::report::err(&strata::report::error(&format!("{error:#}"), &ctx.style));
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// Loads the project and resolves the target: the first two steps of most
+/// commands.
+async fn project_and_target(ctx: &Ctx, allow_out_of_order: bool, ignore_missing: bool) -> anyhow::Result<(strata::engine::Project, strata::Target)> {
+    let config = ctx.config(allow_out_of_order, ignore_missing).map_err(EngineError::from)?;
+    let project = strata::engine::Project::load(config)?;
+    let target = strata::engine::resolve_target(&project.config)?;
+    Ok((project, target))
+}
+
+/// Prints a run's result.
+fn print_run(report: &strata::RunReport, ctx: &Ctx) {
+    if let Some(sql) = &report.dry_run_sql {
+        strata::report::out(sql);
+        return;
+    }
+    if ctx.global.json {
+        strata::report::out(&strata::report::run_json(report));
+    } else if !ctx.global.quiet {
+        strata::report::err(&strata::report::run_summary(report));
+    }
+}

@@ -1,0 +1,347 @@
+//! Configuration: `strata.toml`, environment variables and command-line
+//! flags, resolved once into a [`Config`].
+//!
+//! Precedence is flags > environment > file > defaults. For the database:
+//! `--database-url`, then `STRATA_DATABASE_URL`, `DATABASE_URL`,
+//! `database_url` in the file, the libpq variables (`PGHOST`, `PGPORT`,
+//! `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`) when `PGHOST` or
+//! `PGDATABASE` is set, and finally the managed local cluster.
+//!
+//! **Architecture Invariant:** this is the only module that reads
+//! environment variables, and it never touches the database.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::source::Format;
+
+/// Where the database URL came from; shown by `status` so users know which
+/// database they are looking at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseSource {
+    /// `--database-url`.
+    Flag,
+    /// An environment variable (its name).
+    Env(&'static str),
+    /// `database_url` in the config file.
+    ConfigFile(PathBuf),
+    /// Built from `PGHOST`, `PGDATABASE`, ...
+    Libpq,
+}
+
+/// What the command line contributes; filled in by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--dir`.
+    pub dir: Option<PathBuf>,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--allow-out-of-order`.
+    pub allow_out_of_order: bool,
+    /// `--ignore-missing`.
+    pub ignore_missing: bool,
+}
+
+/// The contents of `strata.toml`. Unknown keys are errors, so a typo never
+/// silently falls back to a default.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The database to migrate.
+    pub database_url: Option<String>,
+    /// The migrations directory, relative to the config file.
+    pub dir: Option<PathBuf>,
+    /// The layout: `auto` (default), `native`, `goose`, `diesel`, `sqlx`, `flyway`.
+    pub format: Option<String>,
+    /// Schema of the history table and event log (default `public`).
+    pub history_schema: Option<String>,
+    /// Name of the history table (default `strata_migrations`).
+    pub history_table: Option<String>,
+    /// How long to wait for another runner's lock (default `60s`).
+    pub lock_wait: Option<String>,
+    /// Allow pending versions older than the newest applied one.
+    pub allow_out_of_order: Option<bool>,
+    /// Ignore applied migrations whose files are gone.
+    pub ignore_missing: Option<bool>,
+}
+
+/// A configuration problem: exit code 2, nothing was run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The config file is not valid.
+    #[error("invalid config file {path}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The resolved configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The project directory: where `strata.toml` is, or the working
+    /// directory. The managed local cluster lives in `<project>/.strata/`.
+    pub project_dir: PathBuf,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The database URL and where it came from; `None` means the managed
+    /// local cluster.
+    pub database: Option<(String, DatabaseSource)>,
+    /// The migrations directory.
+    pub dir: PathBuf,
+    /// The layout, or `None` to detect it.
+    pub format: Option<Format>,
+    /// Schema of the history table and event log.
+    pub history_schema: String,
+    /// Name of the history table. The event log is `strata_events`.
+    pub history_table: String,
+    /// Bounded wait for the advisory lock.
+    pub lock_wait: Duration,
+    /// See [`FileConfig::allow_out_of_order`].
+    pub allow_out_of_order: bool,
+    /// See [`FileConfig::ignore_missing`].
+    pub ignore_missing: bool,
+}
+
+impl Config {
+    /// Resolves flags, the process environment and the config file.
+    pub fn resolve(flags: &Flags) -> Result<Config, ConfigError> {
+        Self::resolve_with(flags, &|name| std::env::var(name).ok().filter(|v| !v.is_empty()), &std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
+    }
+
+    /// Like [`Config::resolve`] with an explicit environment and working
+    /// directory, so that tests do not depend on the process.
+    pub fn resolve_with(flags: &Flags, env: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<Config, ConfigError> {
+        let config_file = match &flags.config {
+            Some(path) => Some(cwd.join(path)),
+            None => Some(cwd.join("strata.toml")).filter(|p| p.is_file()),
+        };
+        let file = match &config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let project_dir = config_file
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| cwd.to_path_buf());
+        let invalid = |message: String| ConfigError::Invalid {
+            path: config_file.clone().unwrap_or_else(|| PathBuf::from("strata.toml")),
+            line: None,
+            message,
+        };
+
+        let database = if let Some(url) = &flags.database_url {
+            Some((url.clone(), DatabaseSource::Flag))
+        } else if let Some(url) = env("STRATA_DATABASE_URL") {
+            Some((url, DatabaseSource::Env("STRATA_DATABASE_URL")))
+        } else if let Some(url) = env("DATABASE_URL") {
+            Some((url, DatabaseSource::Env("DATABASE_URL")))
+        } else if let Some(url) = &file.database_url {
+            Some((url.clone(), DatabaseSource::ConfigFile(config_file.clone().unwrap_or_default())))
+        } else {
+            libpq_conninfo(env).map(|c| (c, DatabaseSource::Libpq))
+        };
+
+        let dir = match (&flags.dir, &file.dir) {
+            (Some(dir), _) => cwd.join(dir),
+            (None, Some(dir)) => project_dir.join(dir),
+            (None, None) => cwd.join("migrations"),
+        };
+        let format = match file.format.as_deref() {
+            None | Some("auto") => None,
+            Some(name) => Some(Format::from_name(name).ok_or_else(|| {
+                invalid(format!("unknown format `{name}` (use auto, native, goose, diesel, sqlx or flyway)"))
+            })?),
+        };
+        let lock_wait = match &file.lock_wait {
+            Some(text) => parse_duration(text).map_err(|m| invalid(format!("lock_wait: {m}")))?,
+            None => Duration::from_secs(60),
+        };
+        let history_schema = file.history_schema.clone().unwrap_or_else(|| "public".to_owned());
+        let history_table = file.history_table.clone().unwrap_or_else(|| "strata_migrations".to_owned());
+        for (key, value) in [("history_schema", &history_schema), ("history_table", &history_table)] {
+            if value.is_empty() || value.len() > 63 {
+                return Err(invalid(format!("{key} must be 1 to 63 bytes long")));
+            }
+        }
+        Ok(Config {
+            project_dir,
+            config_file,
+            database,
+            dir,
+            format,
+            history_schema,
+            history_table,
+            lock_wait,
+            allow_out_of_order: flags.allow_out_of_order || file.allow_out_of_order.unwrap_or(false),
+            ignore_missing: flags.ignore_missing || file.ignore_missing.unwrap_or(false),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Builds a libpq `key=value` string from the standard `PG*` variables, when
+/// `PGHOST` or `PGDATABASE` says the user means it.
+fn libpq_conninfo(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if env("PGHOST").is_none() && env("PGDATABASE").is_none() {
+        return None;
+    }
+    let quote = |v: String| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+    let parts: Vec<String> = [
+        ("PGHOST", "host"),
+        ("PGPORT", "port"),
+        ("PGUSER", "user"),
+        ("PGPASSWORD", "password"),
+        ("PGDATABASE", "dbname"),
+        ("PGSSLMODE", "sslmode"),
+    ]
+    .iter()
+    .filter_map(|(var, key)| env(var).map(|v| format!("{key}={}", quote(v))))
+    .collect();
+    Some(parts.join(" "))
+}
+
+/// Parses `250ms`, `60s`, `5m`, `1h` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (write e.g. 60s, 500ms, 5m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(flags: Flags, vars: &[(&str, &str)], file: Option<&str>) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(text) = file {
+            std::fs::write(dir.path().join("strata.toml"), text).unwrap();
+        }
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::resolve_with(&flags, &|k| vars.get(k).cloned(), dir.path())
+    }
+
+    #[test]
+    fn database_url_precedence() {
+        let file = Some("database_url = \"postgres://file/db\"\n");
+        let flag = Flags { database_url: Some("postgres://flag/db".into()), ..Flags::default() };
+        let all = [("STRATA_DATABASE_URL", "postgres://strata/db"), ("DATABASE_URL", "postgres://env/db"), ("PGHOST", "pg")];
+        assert_eq!(resolve(flag, &all, file).unwrap().database.unwrap().1, DatabaseSource::Flag);
+        let c = resolve(Flags::default(), &all, file).unwrap();
+        assert_eq!(c.database.unwrap().0, "postgres://strata/db");
+        let c = resolve(Flags::default(), &all[1..], file).unwrap();
+        assert_eq!(c.database.unwrap().1, DatabaseSource::Env("DATABASE_URL"));
+        let c = resolve(Flags::default(), &all[2..], file).unwrap();
+        assert!(matches!(c.database.unwrap().1, DatabaseSource::ConfigFile(_)));
+        let c = resolve(Flags::default(), &[("PGHOST", "pg"), ("PGPASSWORD", "it's")], None).unwrap();
+        assert_eq!(c.database.unwrap().0, "host='pg' password='it\\'s'");
+        assert!(resolve(Flags::default(), &[("PGUSER", "u")], None).unwrap().database.is_none());
+    }
+
+    #[test]
+    fn bad_config_says_where() {
+        let err = resolve(Flags::default(), &[], Some("dir = \"m\"\nlock_wiat = \"5s\"\n")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("strata.toml:2") && text.contains("lock_wiat"), "{text}");
+        let err = resolve(Flags::default(), &[], Some("format = \"liquibase\"\n")).unwrap_err();
+        assert!(err.to_string().contains("unknown format `liquibase`"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("soon").is_err());
+    }
+}
+
+/// The commented `strata.toml` that `strata init` writes.
+pub const TEMPLATE: &str = r#"# strata.toml: configuration for Strata (https://example.invalid/strata).
+# Precedence: command-line flags > environment variables > this file.
+
+# The database to migrate. Without one (here, in --database-url,
+# STRATA_DATABASE_URL, DATABASE_URL or the PG* variables) Strata uses its
+# managed local cluster in .strata/pg. Prefer an environment variable for
+# production URLs so the password stays out of version control.
+# database_url = "postgres://app@localhost:5432/app"
+
+# The migrations directory, relative to this file.
+dir = "migrations"
+
+# The layout: auto (detect), native (golang-migrate), goose, diesel, sqlx, flyway.
+format = "auto"
+
+# Where the history table and the strata_events audit log live.
+history_schema = "public"
+history_table = "strata_migrations"
+
+# How long to wait for another strata run holding the migration lock.
+lock_wait = "60s"
+
+# Allow applying a pending migration older than the newest applied one.
+allow_out_of_order = false
+
+# Ignore applied migrations whose files were deleted.
+ignore_missing = false
+"#;
+
+/// Writes `strata.toml` and the migrations directory into `dir`. An
+/// existing config file is never overwritten.
+pub fn init(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let config = dir.join("strata.toml");
+    let migrations = dir.join("migrations");
+    let mut created = Vec::new();
+    let io = |path: &Path, e: std::io::Error| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() };
+    if config.exists() {
+        return Err(ConfigError::Invalid {
+            path: config,
+            line: None,
+            message: "already exists; strata init never overwrites it (delete it first to start over)".into(),
+        });
+    }
+    std::fs::write(&config, TEMPLATE).map_err(|e| io(&config, e))?;
+    created.push(config);
+    if !migrations.exists() {
+        std::fs::create_dir_all(&migrations).map_err(|e| io(&migrations, e))?;
+        created.push(migrations);
+    }
+    Ok(created)
+}

@@ -1,0 +1,310 @@
+//! The database layer: connections, TLS, catalog queries and redaction.
+//!
+//! **Architecture Invariant:** this is the only module that imports
+//! `tokio_postgres`. It decides nothing: callers (the engine) decide what to
+//! run; this module runs it and turns server errors into [`DbError`]s with
+//! the server's code, message, detail and hint.
+//!
+//! **Architecture Invariant:** a connection string is never shown unredacted;
+//! every message that mentions one goes through [`redact`].
+
+mod conninfo;
+mod tls;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use conninfo::{redact, SslMode, TlsSettings};
+pub use tokio_postgres::types::ToSql;
+pub use tokio_postgres::Row;
+
+/// A parsed database target: where to connect and how.
+#[derive(Clone)]
+pub struct Target {
+    config: tokio_postgres::Config,
+    tls: TlsSettings,
+    display: String,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Target({})", self.display)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl Target {
+    /// Parses a libpq URL or `key=value` string (TLS modes up to
+    /// `verify-full`). The error never contains the password.
+    pub fn parse(conninfo: &str) -> Result<Target, DbError> {
+        let display = redact(conninfo.trim());
+        let bad = |message: String| DbError::BadTarget {
+            target: display.clone(),
+            message,
+        };
+        let (rest, tls) = conninfo::split_tls(conninfo).map_err(bad)?;
+        let mut config: tokio_postgres::Config = rest.parse().map_err(|e: tokio_postgres::Error| bad(redact(&e.to_string())))?;
+        if config.get_application_name().is_none() {
+            config.application_name("strata");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_hosts().is_empty() {
+            // libpq's default: the local socket directory.
+            config.host("/var/run/postgresql");
+        }
+        if config.get_user().is_none() {
+            if let Ok(user) = nix::unistd::User::from_uid(nix::unistd::geteuid()) {
+                if let Some(user) = user {
+                    config.user(&user.name);
+                }
+            }
+        }
+        Ok(Target { config, tls, display })
+    }
+
+    /// The database name, if one is set.
+    pub fn dbname(&self) -> Option<&str> {
+        self.config.get_dbname()
+    }
+
+    /// The user name the connection will use.
+    pub fn user(&self) -> Option<&str> {
+        self.config.get_user()
+    }
+
+    /// A copy of this target pointing at another database on the same server.
+    pub fn with_dbname(&self, dbname: &str) -> Target {
+        let mut t = self.clone();
+        t.config.dbname(dbname);
+        t.display = format!("{} (database {dbname})", self.display);
+        t
+    }
+
+    /// A copy with another `application_name`.
+    pub fn with_application_name(&self, name: &str) -> Target {
+        let mut t = self.clone();
+        t.config.application_name(name);
+        t
+    }
+
+    /// Opens a connection. Notices from the server are dropped; errors are
+    /// classified so the user learns whether the server is unreachable, the
+    /// password is wrong, or the database does not exist.
+    pub async fn connect(&self) -> Result<Connection, DbError> {
+        let tls = tls::connector(&self.tls).map_err(|message| DbError::BadTarget {
+            target: self.display.clone(),
+            message,
+        })?;
+        let (client, connection) = self
+            .config
+            .connect(tls)
+            .await
+            .map_err(|e| DbError::connect(&self.display, &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection closed: {}", redact(&e.to_string()));
+            }
+        });
+        let pid = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(|e| DbError::from_pg(&e))?
+            .get::<_, i32>(0);
+        Ok(Connection {
+            client,
+            pid,
+            target: self.display.clone(),
+        })
+    }
+}
+
+/// An open connection.
+pub struct Connection {
+    client: tokio_postgres::Client,
+    pid: i32,
+    target: String,
+}
+
+/// A statement prepared once and executed many times.
+pub type Prepared = tokio_postgres::Statement;
+
+impl Connection {
+    /// The server process id of this connection.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The redacted target, for messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Runs SQL with the simple query protocol: no parameters, several
+    /// statements allowed, and exactly what a migration file says.
+    pub async fn batch(&self, sql: &str) -> Result<(), DbError> {
+        self.client.batch_execute(sql).await.map_err(|e| DbError::from_pg(&e))
+    }
+
+    /// Runs one statement with bind parameters.
+    pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
+        self.client.execute(sql, params).await.map_err(|e| DbError::from_pg(&e))
+    }
+
+    /// Runs a query with bind parameters.
+    pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, DbError> {
+        self.client.query(sql, params).await.map_err(|e| DbError::from_pg(&e))
+    }
+
+    /// Prepares a statement for repeated execution.
+    pub async fn prepare(&self, sql: &str) -> Result<Prepared, DbError> {
+        self.client.prepare(sql).await.map_err(|e| DbError::from_pg(&e))
+    }
+
+    /// Executes a prepared statement.
+    pub async fn execute_prepared(&self, stmt: &Prepared, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
+        self.client.execute(stmt, params).await.map_err(|e| DbError::from_pg(&e))
+    }
+
+    /// Runs a query that returns at most one row.
+    pub async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, DbError> {
+        self.client.query_opt(sql, params).await.map_err(|e| DbError::from_pg(&e))
+    }
+
+    /// True once the connection is unusable.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}
+
+/// A database error, classified.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The connection string could not be parsed.
+    #[error("invalid database URL {target}: {message}")]
+    BadTarget {
+        /// The redacted connection string.
+        target: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Connecting failed.
+    #[error("cannot connect to {target}: {message}")]
+    Connect {
+        /// The redacted target.
+        target: String,
+        /// The reason, redacted.
+        message: String,
+        /// What to check.
+        help: &'static str,
+    },
+    /// The server rejected a statement.
+    #[error("{severity} {code}: {message}{}{}", .detail.as_ref().map(|d| format!("\n  detail: {d}")).unwrap_or_default(), .hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    Server {
+        /// ERROR, FATAL, ...
+        severity: String,
+        /// The SQLSTATE code.
+        code: String,
+        /// The primary message.
+        message: String,
+        /// DETAIL, if any.
+        detail: Option<String>,
+        /// HINT, if any.
+        hint: Option<String>,
+        /// 1-based character position in the statement, if reported.
+        position: Option<u32>,
+    },
+    /// The connection broke or another client-side failure happened.
+    #[error("database connection error: {0}")]
+    Io(String),
+}
+
+impl DbError {
+    fn from_pg(e: &tokio_postgres::Error) -> DbError {
+        match e.as_db_error() {
+            Some(db) => DbError::Server {
+                severity: db.severity().to_owned(),
+                code: db.code().code().to_owned(),
+                message: db.message().to_owned(),
+                detail: db.detail().map(str::to_owned),
+                hint: db.hint().map(str::to_owned),
+                position: match db.position() {
+                    Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+                    _ => None,
+                },
+            },
+            None => DbError::Io(redact(&source_chain(e))),
+        }
+    }
+
+    fn connect(target: &str, e: &tokio_postgres::Error) -> DbError {
+        let (message, help) = match e.as_db_error() {
+            Some(db) => {
+                let help = match db.code().code() {
+                    "28P01" | "28000" => "check the user name and password in the database URL",
+                    "3D000" => "create the database first, or fix the database name in the URL",
+                    "53300" => "the server has no free connection slots; try again later",
+                    _ => "check the database URL and the server's log",
+                };
+                (db.message().to_owned(), help)
+            }
+            None => (
+                redact(&source_chain(e)),
+                "is the server running, and are host and port right? (`strata local start` starts a local one)",
+            ),
+        };
+        DbError::Connect {
+            target: target.to_owned(),
+            message,
+            help,
+        }
+    }
+
+    /// The SQLSTATE, for server errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            DbError::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// How to fix it, where known.
+    pub fn help(&self) -> Option<&str> {
+        match self {
+            DbError::Connect { help, .. } => Some(help),
+            DbError::Server { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Quotes an identifier for SQL (`"my ""table"""`).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for SQL, for the display-only SQL of dry runs.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}

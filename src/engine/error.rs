@@ -1,0 +1,139 @@
+//! Engine errors. Each variant names the migration, file and statement
+//! involved, and says how to fix the problem.
+
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::db::DbError;
+use crate::localpg::LocalPgError;
+use crate::source::SourceProblem;
+use crate::sql::SqlError;
+
+/// An applied migration whose file changed.
+#[derive(Debug, Clone)]
+pub struct ChangedFile {
+    /// `version_name`.
+    pub label: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The checksum recorded when it was applied.
+    pub recorded: String,
+    /// The checksum of the file now.
+    pub current: String,
+}
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The migration directory has problems; nothing was run.
+    #[error("the migration directory has {} problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Source(Vec<SourceProblem>),
+    /// A script could not be parsed; nothing was run.
+    #[error("{}:{line}:{column}: {error}\n  help: {}", .path.display(), .error.help())]
+    Sql {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line in the file.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parse problem.
+        error: SqlError,
+    },
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A database error outside a migration (connecting, reading history).
+    #[error("{}", with_help(.0))]
+    Db(#[from] DbError),
+    /// The managed local cluster failed.
+    #[error(transparent)]
+    LocalPg(#[from] LocalPgError),
+    /// Applied migrations whose files changed.
+    #[error("{} applied migration(s) changed since they were applied:\n{}\n  help: restore the original files, or run `strata repair` to accept the new contents", .0.len(), .0.iter().map(|c| format!("  {} ({}): recorded checksum {}, file now {}", c.label, c.path.display(), &c.recorded[..12.min(c.recorded.len())], &c.current[..12.min(c.current.len())])).collect::<Vec<_>>().join("\n"))]
+    Modified(Vec<ChangedFile>),
+    /// Applied migrations whose files are gone.
+    #[error("{} applied migration(s) have no file any more: {}\n  help: restore the files, or pass --ignore-missing", .0.len(), .0.join(", "))]
+    Missing(Vec<String>),
+    /// Pending migrations older than the newest applied one.
+    #[error("pending migration(s) older than the newest applied version {newest}:\n{}\n  help: give them a newer version, or pass --allow-out-of-order (or set allow_out_of_order = true)", .pending.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n"))]
+    OutOfOrder {
+        /// The newest applied version.
+        newest: String,
+        /// The files of the older pending migrations.
+        pending: Vec<PathBuf>,
+    },
+    /// Another runner holds the migration lock.
+    #[error("another strata run holds the migration lock (waited {waited_secs}s): {holder}\n  help: wait for it to finish, or raise lock_wait in strata.toml")]
+    LockTimeout {
+        /// Seconds waited.
+        waited_secs: u64,
+        /// pid, application_name and query of the holder.
+        holder: String,
+    },
+    /// A statement of a migration failed.
+    #[error("migration {label} failed at {}:{line} (statement {statement} of {total}): {error}{}", .path.display(), .state_note)]
+    MigrationFailed {
+        /// `version_name`.
+        label: String,
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the failing statement.
+        line: usize,
+        /// 1-based statement number.
+        statement: usize,
+        /// Number of statements.
+        total: usize,
+        /// The server's error.
+        error: DbError,
+        /// What state the database was left in.
+        state_note: String,
+    },
+    /// A migration cannot be reverted.
+    #[error("migration {label} cannot be reverted: {reason}\n  help: {help}")]
+    Irreversible {
+        /// `version_name`.
+        label: String,
+        /// Why.
+        reason: String,
+        /// What to do.
+        help: String,
+    },
+    /// A version named on the command line does not exist.
+    #[error("no migration has version {0}\n  help: `strata status` lists the versions")]
+    UnknownVersion(String),
+    /// The statements that already ran of a failed migration have changed.
+    #[error("migration {label} stopped at statement {done} of {total}, and the statements before it changed since\n  help: restore statements 1 to {done} as they were, or run `strata repair` to clear the failed state (statements 1 to {done} stay applied)")]
+    ResumeChanged {
+        /// `version_name`.
+        label: String,
+        /// Statements that had run.
+        done: usize,
+        /// Statements in the file now.
+        total: usize,
+    },
+    /// A failed (partially applied) migration blocks the operation.
+    #[error("migration {label} is partially applied ({detail})\n  help: fix the cause and run `strata up` to resume it, or `strata repair` to clear the failed state")]
+    Failed {
+        /// `version_name`.
+        label: String,
+        /// Where it stopped.
+        detail: String,
+    },
+    /// The previous runner's statement still runs on the server.
+    #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
+    StillRunning {
+        /// `version_name`.
+        label: String,
+        /// The backend pid.
+        pid: i32,
+    },
+}
+
+fn with_help(e: &DbError) -> String {
+    match e.help() {
+        Some(help) => format!("{e}\n  help: {help}"),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,408 @@
+//! The history table (one row per applied or partially applied migration)
+//! and the append-only event log.
+//!
+//! The history table holds the *current* state: `up` inserts a row, `down`
+//! deletes it, a non-transactional migration updates its progress row after
+//! each statement, and `repair` rewrites checksums or clears failed rows.
+//! The event log `strata_events` is never updated or deleted from: it is the
+//! audit trail of every up, down, baseline, repair and failed attempt.
+
+use chrono::{DateTime, Utc};
+
+use crate::db::{quote_ident, quote_literal, Connection, DbError, Prepared, ToSql};
+use crate::source::{Migration, MigrationKind, CHECKSUM_ALGORITHM};
+
+/// Where history lives.
+#[derive(Debug, Clone)]
+pub struct History {
+    schema: String,
+    table: String,
+    events: String,
+}
+
+/// One row of the history table.
+#[derive(Debug, Clone)]
+pub struct AppliedRow {
+    /// Canonical version (see [`crate::source::Version::canonical`]).
+    pub version: String,
+    /// versioned / repeatable.
+    pub kind: String,
+    /// The migration's name when it was applied.
+    pub name: String,
+    /// Checksum recorded.
+    pub checksum: String,
+    /// Algorithm of the checksum.
+    pub checksum_algorithm: i16,
+    /// `applied`, `failed` or `running`.
+    pub state: String,
+    /// Statements done (for non-transactional migrations).
+    pub statements_done: i32,
+    /// Statements in the migration.
+    pub statements_total: i32,
+    /// Checksum of the statements done, to check a resume is safe.
+    pub done_checksum: Option<String>,
+    /// When.
+    pub applied_at: DateTime<Utc>,
+    /// Who: database user, OS user and host.
+    pub applied_by: String,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The error of a failed migration.
+    pub error: Option<String>,
+    /// The backend that was running it (state `running`).
+    pub backend_pid: Option<i32>,
+}
+
+/// What an event records.
+pub struct Event<'a> {
+    /// up, down, baseline, repair, resume.
+    pub action: &'a str,
+    /// The migration, if the event is about one.
+    pub migration: Option<&'a Migration>,
+    /// Did it succeed.
+    pub success: bool,
+    /// Duration, if measured.
+    pub duration_ms: Option<i64>,
+    /// Anything else, as JSON.
+    pub details: serde_json::Value,
+}
+
+impl History {
+    /// History in `schema.table`, events in `schema.strata_events`.
+    pub fn new(schema: &str, table: &str) -> History {
+        History {
+            schema: quote_ident(schema),
+            table: format!("{}.{}", quote_ident(schema), quote_ident(table)),
+            events: format!("{}.{}", quote_ident(schema), quote_ident("strata_events")),
+        }
+    }
+
+    /// The qualified, quoted table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The DDL that creates both tables if they do not exist.
+    pub fn create_sql(&self) -> String {
+        format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {table} (
+    version text NOT NULL,
+    kind text NOT NULL DEFAULT 'versioned' CHECK (kind IN ('versioned', 'repeatable')),
+    name text NOT NULL,
+    checksum text NOT NULL,
+    checksum_algorithm smallint NOT NULL,
+    state text NOT NULL CHECK (state IN ('applied', 'failed', 'running')),
+    statements_done integer NOT NULL DEFAULT 0,
+    statements_total integer NOT NULL DEFAULT 0,
+    done_checksum text,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    applied_by text NOT NULL,
+    duration_ms bigint NOT NULL DEFAULT 0,
+    tool_version text NOT NULL,
+    error text,
+    backend_pid integer,
+    PRIMARY KEY (kind, version)
+);
+CREATE TABLE IF NOT EXISTS {events} (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action text NOT NULL,
+    kind text,
+    version text,
+    name text,
+    checksum text,
+    success boolean NOT NULL,
+    actor text NOT NULL,
+    duration_ms bigint,
+    tool_version text NOT NULL,
+    details jsonb NOT NULL DEFAULT '{{}}'
+);",
+            schema = self.schema,
+            table = self.table,
+            events = self.events
+        )
+    }
+
+    /// Creates the tables (under the migration lock).
+    pub async fn ensure(&self, conn: &Connection) -> Result<(), DbError> {
+        if self.exists(conn).await? {
+            return Ok(());
+        }
+        conn.batch(&self.create_sql()).await
+    }
+
+    /// True once the history table exists.
+    pub async fn exists(&self, conn: &Connection) -> Result<bool, DbError> {
+        let row = conn
+            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&self.table])
+            .await?;
+        Ok(row.map(|r| r.get::<_, bool>(0)).unwrap_or(false))
+    }
+
+    /// Every row, or nothing when the table does not exist yet.
+    pub async fn read(&self, conn: &Connection) -> Result<Vec<AppliedRow>, DbError> {
+        if !self.exists(conn).await? {
+            return Ok(Vec::new());
+        }
+        let rows = conn
+            .query(
+                &format!(
+                    "SELECT version, kind, name, checksum, checksum_algorithm, state, statements_done,
+                            statements_total, done_checksum, applied_at, applied_by, duration_ms, error, backend_pid
+                     FROM {}",
+                    self.table
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AppliedRow {
+                version: r.get(0),
+                kind: r.get(1),
+                name: r.get(2),
+                checksum: r.get(3),
+                checksum_algorithm: r.get(4),
+                state: r.get(5),
+                statements_done: r.get(6),
+                statements_total: r.get(7),
+                done_checksum: r.get(8),
+                applied_at: r.get(9),
+                applied_by: r.get(10),
+                duration_ms: r.get(11),
+                error: r.get(12),
+                backend_pid: r.get(13),
+            })
+            .collect())
+    }
+
+    /// The statement that records a finished migration and its event in one
+    /// round trip. Parameters: see [`History::record_params`].
+    pub fn record_sql(&self) -> String {
+        format!(
+            "WITH h AS (
+    INSERT INTO {table} AS t (version, kind, name, checksum, checksum_algorithm, state, statements_done,
+                             statements_total, done_checksum, applied_by, duration_ms, tool_version, error, backend_pid)
+    VALUES ($1, $2, $3, $4, $5, 'applied', $6, $6, NULL, current_user || ' ' || $7, $8, $9, NULL, NULL)
+    ON CONFLICT (kind, version) DO UPDATE SET
+        name = EXCLUDED.name, checksum = EXCLUDED.checksum, checksum_algorithm = EXCLUDED.checksum_algorithm,
+        state = 'applied', statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+        done_checksum = NULL, applied_at = now(), applied_by = EXCLUDED.applied_by,
+        duration_ms = t.duration_ms + EXCLUDED.duration_ms, tool_version = EXCLUDED.tool_version,
+        error = NULL, backend_pid = NULL
+    RETURNING 1
+)
+INSERT INTO {events} (action, kind, version, name, checksum, success, actor, duration_ms, tool_version, details)
+SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::jsonb FROM h",
+            table = self.table,
+            events = self.events
+        )
+    }
+
+    /// Prepares [`History::record_sql`].
+    pub async fn prepare_record(&self, conn: &Connection) -> Result<Prepared, DbError> {
+        conn.prepare(&self.record_sql()).await
+    }
+
+    /// Records a finished migration (inside the caller's transaction).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record(
+        &self,
+        conn: &Connection,
+        stmt: &Prepared,
+        m: &Migration,
+        statements: i32,
+        actor: &str,
+        duration_ms: i64,
+        action: &str,
+        details: &serde_json::Value,
+    ) -> Result<(), DbError> {
+        let version = m.version.canonical();
+        let details = details.to_string();
+        let tool = crate::TOOL_VERSION;
+        let params: [&(dyn ToSql + Sync); 11] = [
+            &version,
+            &m.kind.as_str(),
+            &m.name,
+            &m.checksum,
+            &CHECKSUM_ALGORITHM,
+            &statements,
+            &actor,
+            &duration_ms,
+            &tool,
+            &action,
+            &details,
+        ];
+        conn.execute_prepared(stmt, &params).await.map(|_| ())
+    }
+
+    /// The record statement as literal SQL, for dry runs.
+    pub fn record_display(&self, m: &Migration, statements: usize, actor: &str) -> String {
+        format!(
+            "INSERT INTO {table} (version, kind, name, checksum, checksum_algorithm, state, statements_done, statements_total, applied_by, duration_ms, tool_version)\n  VALUES ({v}, {k}, {n}, {c}, {CHECKSUM_ALGORITHM}, 'applied', {statements}, {statements}, current_user || ' ' || {a}, <duration_ms>, {t});  -- values are sent as bind parameters\nINSERT INTO {events} (action, kind, version, name, checksum, success, actor, duration_ms, tool_version) VALUES ('up', ...);",
+            table = self.table,
+            events = self.events,
+            v = quote_literal(&m.version.canonical()),
+            k = quote_literal(m.kind.as_str()),
+            n = quote_literal(&m.name),
+            c = quote_literal(&m.checksum),
+            a = quote_literal(actor),
+            t = quote_literal(crate::TOOL_VERSION),
+        )
+    }
+
+    /// Inserts or updates the progress row of a non-transactional migration.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_progress(
+        &self,
+        conn: &Connection,
+        m: &Migration,
+        state: &str,
+        done: i32,
+        total: i32,
+        done_checksum: &str,
+        actor: &str,
+        error: Option<&str>,
+        backend_pid: Option<i32>,
+    ) -> Result<(), DbError> {
+        let version = m.version.canonical();
+        let tool = crate::TOOL_VERSION;
+        conn.execute(
+            &format!(
+                "INSERT INTO {} AS t (version, kind, name, checksum, checksum_algorithm, state, statements_done,
+                                   statements_total, done_checksum, applied_by, tool_version, error, backend_pid)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, current_user || ' ' || $10, $11, $12, $13)
+                 ON CONFLICT (kind, version) DO UPDATE SET
+                    state = EXCLUDED.state, statements_done = EXCLUDED.statements_done,
+                    statements_total = EXCLUDED.statements_total, done_checksum = EXCLUDED.done_checksum,
+                    error = EXCLUDED.error, backend_pid = EXCLUDED.backend_pid, applied_at = now()",
+                self.table
+            ),
+            &[
+                &version,
+                &m.kind.as_str(),
+                &m.name,
+                &m.checksum,
+                &CHECKSUM_ALGORITHM,
+                &state,
+                &done,
+                &total,
+                &done_checksum,
+                &actor,
+                &tool,
+                &error,
+                &backend_pid,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The SQL that updates progress inside a statement's own transaction.
+    pub fn progress_sql(&self) -> String {
+        format!(
+            "UPDATE {} SET statements_done = $1, done_checksum = $2 WHERE kind = $3 AND version = $4",
+            self.table
+        )
+    }
+
+    /// Deletes a migration's row (after a revert, or by `repair`).
+    pub async fn delete(&self, conn: &Connection, kind: &str, version: &str) -> Result<u64, DbError> {
+        conn.execute(
+            &format!("DELETE FROM {} WHERE kind = $1 AND version = $2", self.table),
+            &[&kind, &version],
+        )
+        .await
+    }
+
+    /// The delete as literal SQL, for dry runs.
+    pub fn delete_display(&self, kind: &str, version: &str) -> String {
+        format!(
+            "DELETE FROM {} WHERE kind = {} AND version = {};  -- values are sent as bind parameters",
+            self.table,
+            quote_literal(kind),
+            quote_literal(version)
+        )
+    }
+
+    /// Sets the checksum of a row to the file's (repair).
+    pub async fn set_checksum(&self, conn: &Connection, kind: &str, version: &str, checksum: &str) -> Result<u64, DbError> {
+        conn.execute(
+            &format!(
+                "UPDATE {} SET checksum = $3, checksum_algorithm = $4 WHERE kind = $1 AND version = $2",
+                self.table
+            ),
+            &[&kind, &version, &checksum, &CHECKSUM_ALGORITHM],
+        )
+        .await
+    }
+
+    /// Marks a migration applied without running it (baseline).
+    pub async fn insert_baseline(&self, conn: &Connection, m: &Migration, actor: &str) -> Result<(), DbError> {
+        let version = m.version.canonical();
+        let tool = crate::TOOL_VERSION;
+        conn.execute(
+            &format!(
+                "INSERT INTO {} (version, kind, name, checksum, checksum_algorithm, state, applied_by, duration_ms, tool_version)
+                 VALUES ($1, $2, $3, $4, $5, 'applied', current_user || ' ' || $6, 0, $7)",
+                self.table
+            ),
+            &[&version, &m.kind.as_str(), &m.name, &m.checksum, &CHECKSUM_ALGORITHM, &actor, &tool],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Appends an event.
+    pub async fn event(&self, conn: &Connection, actor: &str, event: &Event<'_>) -> Result<(), DbError> {
+        let (kind, version, name, checksum) = match event.migration {
+            Some(m) => (
+                Some(m.kind.as_str()),
+                Some(m.version.canonical()),
+                Some(m.name.clone()),
+                Some(m.checksum.clone()),
+            ),
+            None => (None, None, None, None),
+        };
+        let details = event.details.to_string();
+        let tool = crate::TOOL_VERSION;
+        conn.execute(
+            &format!(
+                "INSERT INTO {} (action, kind, version, name, checksum, success, actor, duration_ms, tool_version, details)
+                 VALUES ($1, $2, $3, $4, $5, $6, current_user || ' ' || $7, $8, $9, $10::text::jsonb)",
+                self.events
+            ),
+            &[
+                &event.action,
+                &kind,
+                &version,
+                &name,
+                &checksum,
+                &event.success,
+                &actor,
+                &event.duration_ms,
+                &tool,
+                &details,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A stable 64-bit advisory lock key for this history table.
+    pub fn lock_key(&self) -> i64 {
+        let sum = crate::source::checksum(&format!("strata:{}", self.table));
+        let hex = &sum[..16];
+        u64::from_str_radix(hex, 16).expect("invariant: 16 hex digits") as i64
+    }
+}
+
+/// Which kind a history row describes.
+pub fn kind_of(row: &AppliedRow) -> MigrationKind {
+    if row.kind == "repeatable" {
+        MigrationKind::Repeatable
+    } else {
+        MigrationKind::Versioned
+    }
+}

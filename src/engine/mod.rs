@@ -1,0 +1,541 @@
+//! The execution engine: status, up, down, goto, redo, baseline and repair.
+//!
+//! Every operation that changes the database follows the same shape: load
+//! and parse everything first (bad input fails before anything runs), read
+//! the history, and only when there is work take the migration lock, read
+//! the history again under it, and run. Progress is reported through a
+//! callback, never printed here.
+//!
+//! **Architecture Invariant:** nothing is recorded as applied unless it was.
+//! A transactional migration commits its statements and its history row
+//! together. A non-transactional one records progress after each statement
+//! and resumes there.
+
+mod apply;
+mod error;
+mod history;
+mod lock;
+mod plan;
+
+use std::time::Duration;
+
+pub use apply::Mode;
+pub use error::{ChangedFile, EngineError};
+pub use history::{AppliedRow, History};
+pub use plan::{DownTarget, MigrationState, MigrationStatus};
+
+use crate::config::Config;
+use crate::db::{Connection, Target};
+use crate::localpg::Cluster;
+use crate::source::{self, Format, Migration, SourceProblem, Version};
+use crate::sql::Statement;
+use apply::Runner;
+use history::Event;
+use lock::MigrationLock;
+
+/// What the engine reports while it works.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Something the user should know (a file runs outside a transaction,
+    /// an invalid index was dropped, ...).
+    Notice(String),
+    /// A migration starts.
+    Started {
+        /// `version_name`.
+        label: String,
+        /// `up` or `down`.
+        direction: &'static str,
+        /// How it runs.
+        detail: String,
+    },
+    /// A migration finished.
+    Finished {
+        /// `version_name`.
+        label: String,
+        /// `up` or `down`.
+        direction: &'static str,
+        /// Duration.
+        duration_ms: i64,
+    },
+}
+
+/// A loaded migration directory with its configuration.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The resolved configuration.
+    pub config: Config,
+    /// The layout in use.
+    pub format: Format,
+    /// The migrations, in run order.
+    pub migrations: Vec<Migration>,
+}
+
+impl Project {
+    /// Loads the configured directory; any problem is an error (exit 2).
+    pub fn load(config: Config) -> Result<Project, EngineError> {
+        let loaded = source::load(&config.dir, config.format);
+        if !loaded.problems.is_empty() {
+            return Err(EngineError::Source(loaded.problems));
+        }
+        Ok(Project {
+            format: loaded.format,
+            migrations: loaded.migrations,
+            config,
+        })
+    }
+
+    fn history(&self) -> History {
+        History::new(&self.config.history_schema, &self.config.history_table)
+    }
+
+    fn parse_version(&self, text: &str) -> Result<Version, EngineError> {
+        self.format
+            .parse_version(text)
+            .ok_or_else(|| EngineError::UnknownVersion(text.to_owned()))
+    }
+}
+
+/// Resolves where to connect: the configured URL, or the managed local
+/// cluster (created and started on first use).
+pub fn resolve_target(config: &Config) -> Result<Target, EngineError> {
+    match &config.database {
+        Some((url, _)) => Ok(Target::parse(url)?),
+        None => {
+            let info = Cluster::for_project(&config.project_dir).ensure_running()?;
+            Ok(Target::parse(&info)?)
+        }
+    }
+}
+
+/// Checks a migration directory offline: every file loads and parses,
+/// versions are unique, up/down pairs are consistent, directives are known,
+/// and explicit transactions are balanced. Returns every problem found.
+pub fn validate(dir: &std::path::Path, format: Option<Format>) -> (Option<Format>, usize, Vec<SourceProblem>) {
+    let loaded = source::load(dir, format);
+    let mut problems = loaded.problems;
+    for m in &loaded.migrations {
+        for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
+            match apply::parse(script) {
+                Ok(statements) => problems.extend(check_transactions(script, &statements)),
+                Err(EngineError::Sql { path, line, error, .. }) => problems.push(SourceProblem {
+                    path,
+                    line: Some(line),
+                    message: error.to_string(),
+                    help: Some(error.help().to_owned()),
+                }),
+                Err(_) => {}
+            }
+        }
+    }
+    (Some(loaded.format), loaded.migrations.len(), problems)
+}
+
+fn check_transactions(script: &source::Script, statements: &[Statement]) -> Vec<SourceProblem> {
+    use crate::sql::TransactionBehavior as T;
+    let mut problems = Vec::new();
+    let mut open: Option<usize> = None;
+    for s in statements {
+        let line = script.first_line + s.line - 1;
+        match s.transaction {
+            T::Begin if open.is_some() => problems.push(SourceProblem {
+                path: script.path.clone(),
+                line: Some(line),
+                message: "BEGIN inside a transaction that is already open (nested transactions are not supported by PostgreSQL)".into(),
+                help: Some("use SAVEPOINT, or COMMIT the first transaction".into()),
+            }),
+            T::Begin => open = Some(line),
+            T::Commit | T::Rollback => open = None,
+            T::Never(why) if open.is_some() => problems.push(SourceProblem {
+                path: script.path.clone(),
+                line: Some(line),
+                message: format!("{why} cannot run inside the transaction opened above"),
+                help: Some("move it after the COMMIT".into()),
+            }),
+            _ => {}
+        }
+    }
+    if let Some(line) = open {
+        problems.push(SourceProblem {
+            path: script.path.clone(),
+            line: Some(line),
+            message: "BEGIN without a matching COMMIT".into(),
+            help: Some("add COMMIT at the end of the transaction".into()),
+        });
+    }
+    problems
+}
+
+/// The OS user and host, recorded with the database user in `applied_by`.
+fn os_actor() -> String {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| nix::unistd::getuid().to_string());
+    let host = nix::unistd::gethostname()
+        .ok()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unknown-host".to_owned());
+    format!("({user}@{host})")
+}
+
+/// Session settings applied on every migration connection.
+///
+/// `client_connection_check_interval` makes the server abort a statement
+/// soon after our process dies, so that a crashed run does not leave a
+/// statement running behind a resume.
+pub const SESSION_SETUP: &str = "SET client_connection_check_interval = '1s'";
+
+async fn open(target: &Target) -> Result<Connection, EngineError> {
+    let conn = target.connect().await?;
+    conn.batch(SESSION_SETUP).await?;
+    Ok(conn)
+}
+
+/// Reads every migration's state.
+pub async fn status(project: &Project, target: &Target) -> Result<Vec<MigrationStatus>, EngineError> {
+    let conn = target.connect().await?;
+    let rows = project.history().read(&conn).await?;
+    Ok(plan::statuses(project.format, &project.migrations, &rows))
+}
+
+/// Options of `up`.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Stop after this version.
+    pub target: Option<String>,
+    /// Print the SQL instead of running it.
+    pub dry_run: bool,
+}
+
+/// Options of `down`.
+#[derive(Debug, Clone)]
+pub struct DownOptions {
+    /// How far to go.
+    pub target: DownTarget,
+    /// Print the SQL instead of running it.
+    pub dry_run: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunReport {
+    /// Migrations applied: (label, ms).
+    pub applied: Vec<(String, i64)>,
+    /// Migrations reverted: (label, ms).
+    pub reverted: Vec<(String, i64)>,
+    /// For dry runs: the exact SQL that would run.
+    pub dry_run_sql: Option<String>,
+}
+
+/// A planned step with its parsed statements.
+struct Step<'a> {
+    migration: &'a Migration,
+    statements: Vec<Statement>,
+    resume: usize,
+    resumed_pid: Option<i32>,
+}
+
+fn parse_up_steps<'a>(project: &'a Project, statuses: &[MigrationStatus], plan: &[usize]) -> Result<Vec<Step<'a>>, EngineError> {
+    plan.iter()
+        .map(|&i| {
+            let m = &project.migrations[i];
+            let statements = apply::parse(&m.up)?;
+            let row = statuses.iter().find(|s| s.index == Some(i)).and_then(|s| s.row.as_ref());
+            let (resume, resumed_pid) = match row.filter(|r| r.state != "applied") {
+                Some(r) => {
+                    let done = r.statements_done.max(0) as usize;
+                    if done > statements.len() || r.done_checksum.as_deref() != Some(&apply::done_checksum(&statements, done)) {
+                        return Err(EngineError::ResumeChanged {
+                            label: m.label(),
+                            done,
+                            total: statements.len(),
+                        });
+                    }
+                    (done, r.backend_pid)
+                }
+                None => (0, None),
+            };
+            Ok(Step { migration: m, statements, resume, resumed_pid })
+        })
+        .collect()
+}
+
+fn parse_down_steps<'a>(project: &'a Project, plan: &[usize]) -> Result<Vec<Step<'a>>, EngineError> {
+    plan.iter()
+        .map(|&i| {
+            let m = &project.migrations[i];
+            let script = m.down.as_ref().expect("invariant: plan_down checked the down script");
+            Ok(Step { migration: m, statements: apply::parse(script)?, resume: 0, resumed_pid: None })
+        })
+        .collect()
+}
+
+fn up_rules(project: &Project, target: Option<&str>) -> Result<plan::UpRules, EngineError> {
+    Ok(plan::UpRules {
+        target: target.map(|t| project.parse_version(t)).transpose()?,
+        allow_out_of_order: project.config.allow_out_of_order,
+        ignore_missing: project.config.ignore_missing,
+    })
+}
+
+/// Applies pending migrations.
+pub async fn up(project: &Project, target: &Target, options: &ApplyOptions, observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+    let history = project.history();
+    let rules = up_rules(project, options.target.as_deref())?;
+    if let Some(t) = &rules.target {
+        if !project.migrations.iter().any(|m| &m.version == t) {
+            return Err(EngineError::UnknownVersion(t.to_string()));
+        }
+    }
+    let conn = open(target).await?;
+    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
+    // Parse everything before taking the lock: bad SQL must fail before
+    // anything runs.
+    let steps = parse_up_steps(project, &statuses, &plan)?;
+    if options.dry_run {
+        return Ok(RunReport { dry_run_sql: Some(dry_run_up(&history, &steps)), ..RunReport::default() });
+    }
+    if steps.is_empty() {
+        return Ok(RunReport::default());
+    }
+    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
+    history.ensure(&conn).await?;
+    // Check again under the lock: another runner may have done the work.
+    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
+    let steps = parse_up_steps(project, &statuses, &plan)?;
+    let report = run_up(project, &conn, &history, &steps, observer).await;
+    lock.release().await?;
+    report
+}
+
+async fn runner<'a>(project: &Project, conn: &'a Connection, history: &'a History, actor: &'a str) -> Result<Runner<'a>, EngineError> {
+    Ok(Runner {
+        conn,
+        history,
+        actor,
+        record: history.prepare_record(conn).await?,
+        progress: conn.prepare(&history.progress_sql()).await?,
+        wait: project.config.lock_wait,
+    })
+}
+
+async fn run_up(project: &Project, conn: &Connection, history: &History, steps: &[Step<'_>], observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+    let actor = os_actor();
+    let runner = runner(project, conn, history, &actor).await?;
+    let mut report = RunReport::default();
+    for step in steps {
+        let ms = runner.up(step.migration, &step.statements, step.resume, step.resumed_pid, observer).await?;
+        observer(Progress::Finished { label: step.migration.label(), direction: "up", duration_ms: ms });
+        report.applied.push((step.migration.label(), ms));
+    }
+    Ok(report)
+}
+
+async fn run_down(project: &Project, conn: &Connection, history: &History, steps: &[Step<'_>], observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+    let actor = os_actor();
+    let runner = runner(project, conn, history, &actor).await?;
+    let mut report = RunReport::default();
+    for step in steps {
+        let ms = runner.down(step.migration, &step.statements, observer).await?;
+        observer(Progress::Finished { label: step.migration.label(), direction: "down", duration_ms: ms });
+        report.reverted.push((step.migration.label(), ms));
+    }
+    Ok(report)
+}
+
+fn dry_run_up(history: &History, steps: &[Step<'_>]) -> String {
+    let actor = os_actor();
+    let mut out = String::new();
+    if steps.is_empty() {
+        out.push_str("-- nothing to apply\n");
+        return out;
+    }
+    out.push_str(&format!("{SESSION_SETUP};\n-- the history tables are created if missing:\n{}\n", history.create_sql()));
+    for step in steps {
+        let m = step.migration;
+        let mode = apply::mode(&m.up, &step.statements);
+        out.push_str(&format!("\n-- {} ({}): {}\n", m.label(), m.up.path.display(), mode.describe()));
+        let body: Vec<&Statement> = step.statements.iter().skip(step.resume).collect();
+        match mode {
+            Mode::Transaction => {
+                out.push_str("BEGIN;\n");
+                for s in body {
+                    out.push_str(&format!("{};\n", s.sql));
+                }
+                out.push_str(&history.record_display(m, step.statements.len(), &actor));
+                out.push_str("\nCOMMIT;\n");
+            }
+            _ => {
+                out.push_str(&format!("-- progress is recorded in {} after each statement\n", history.table()));
+                for s in body {
+                    out.push_str(&format!("{};\n", s.sql));
+                }
+                out.push_str(&format!("BEGIN;\n{}\nCOMMIT;\n", history.record_display(m, step.statements.len(), &actor)));
+            }
+        }
+    }
+    out
+}
+
+fn dry_run_down(history: &History, steps: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    if steps.is_empty() {
+        out.push_str("-- nothing to revert\n");
+    }
+    for step in steps {
+        let m = step.migration;
+        let script = m.down.as_ref().expect("invariant: plan_down checked the down script");
+        let mode = apply::mode(script, &step.statements);
+        out.push_str(&format!("\n-- revert {} ({}): {}\n", m.label(), script.path.display(), mode.describe()));
+        out.push_str("BEGIN;\n");
+        for s in &step.statements {
+            out.push_str(&format!("{};\n", s.sql));
+        }
+        out.push_str(&history.delete_display(m.kind.as_str(), &m.version.canonical()));
+        out.push_str("\nINSERT INTO strata_events (action, ...) VALUES ('down', ...);\nCOMMIT;\n");
+    }
+    out
+}
+
+/// Reverts applied migrations.
+pub async fn down(project: &Project, target: &Target, options: &DownOptions, observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+    let history = project.history();
+    let conn = open(target).await?;
+    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
+    let steps = parse_down_steps(project, &plan)?;
+    if options.dry_run {
+        return Ok(RunReport { dry_run_sql: Some(dry_run_down(&history, &steps)), ..RunReport::default() });
+    }
+    if steps.is_empty() {
+        return Ok(RunReport::default());
+    }
+    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
+    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
+    let steps = parse_down_steps(project, &plan)?;
+    let report = run_down(project, &conn, &history, &steps, observer).await;
+    lock.release().await?;
+    report
+}
+
+/// Moves to exactly `version`: up if it is ahead, down if it is behind.
+pub async fn goto(project: &Project, target: &Target, version: &str, dry_run: bool, observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+    let v = project.parse_version(version)?;
+    if !project.migrations.iter().any(|m| m.version == v) {
+        return Err(EngineError::UnknownVersion(version.to_owned()));
+    }
+    let mut report = down(project, target, &DownOptions { target: DownTarget::To(v), dry_run }, observer).await?;
+    let up_report = up(project, target, &ApplyOptions { target: Some(version.to_owned()), dry_run }, observer).await?;
+    report.applied = up_report.applied;
+    if let Some(sql) = up_report.dry_run_sql {
+        report.dry_run_sql = Some(format!("{}{}", report.dry_run_sql.unwrap_or_default(), sql));
+    }
+    Ok(report)
+}
+
+/// Reverts the newest applied migration and applies it again.
+pub async fn redo(project: &Project, target: &Target, dry_run: bool, observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+    let history = project.history();
+    let conn = target.connect().await?;
+    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let plan = plan::plan_down(&project.migrations, &statuses, &DownTarget::Steps(1))?;
+    let Some(&last) = plan.first() else {
+        return Ok(RunReport::default());
+    };
+    let version = project.migrations[last].version.to_string();
+    let mut report = down(project, target, &DownOptions { target: DownTarget::Steps(1), dry_run }, observer).await?;
+    if dry_run {
+        let sql = report.dry_run_sql.take().unwrap_or_default();
+        let steps = parse_up_steps(project, &[], &[last])?;
+        report.dry_run_sql = Some(format!("{sql}{}", dry_run_up(&history, &steps)));
+        return Ok(report);
+    }
+    let up_report = up(project, target, &ApplyOptions { target: Some(version), dry_run }, observer).await?;
+    report.applied = up_report.applied;
+    Ok(report)
+}
+
+/// Marks every migration up to `version` as applied without running it.
+pub async fn baseline(project: &Project, target: &Target, version: &str) -> Result<Vec<String>, EngineError> {
+    let v = project.parse_version(version)?;
+    if !project.migrations.iter().any(|m| m.version == v) {
+        return Err(EngineError::UnknownVersion(version.to_owned()));
+    }
+    let history = project.history();
+    let conn = open(target).await?;
+    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
+    history.ensure(&conn).await?;
+    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let actor = os_actor();
+    let mut marked = Vec::new();
+    conn.batch("BEGIN").await?;
+    for s in statuses.iter().filter(|s| s.state == MigrationState::Pending) {
+        let Some(i) = s.index else { continue };
+        let m = &project.migrations[i];
+        if m.kind != source::MigrationKind::Versioned || m.version > v {
+            continue;
+        }
+        history.insert_baseline(&conn, m, &actor).await?;
+        history
+            .event(&conn, &actor, &Event { action: "baseline", migration: Some(m), success: true, duration_ms: None, details: serde_json::json!({ "baseline": version }) })
+            .await?;
+        marked.push(m.label());
+    }
+    conn.batch("COMMIT").await?;
+    lock.release().await?;
+    Ok(marked)
+}
+
+/// Accepts changed checksums and clears failed state; every action is
+/// recorded in the event log. Returns a description of each action.
+pub async fn repair(project: &Project, target: &Target) -> Result<Vec<String>, EngineError> {
+    let history = project.history();
+    let conn = open(target).await?;
+    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
+    history.ensure(&conn).await?;
+    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let actor = os_actor();
+    let mut actions = Vec::new();
+    conn.batch("BEGIN").await?;
+    for s in &statuses {
+        let (Some(i), Some(row)) = (s.index, s.row.as_ref()) else { continue };
+        let m = &project.migrations[i];
+        let (action, details) = match s.state {
+            MigrationState::Modified => {
+                history.set_checksum(&conn, &row.kind, &row.version, &m.checksum).await?;
+                (
+                    format!("accepted the changed checksum of {}", m.label()),
+                    serde_json::json!({ "repair": "checksum", "old": row.checksum, "new": m.checksum }),
+                )
+            }
+            MigrationState::Failed => {
+                history.delete(&conn, &row.kind, &row.version).await?;
+                (
+                    format!(
+                        "cleared the failed state of {} (statements 1 to {} had run and stay applied; the migration is pending again)",
+                        m.label(),
+                        row.statements_done
+                    ),
+                    serde_json::json!({ "repair": "failed", "statements_done": row.statements_done, "error": row.error }),
+                )
+            }
+            _ => continue,
+        };
+        history
+            .event(&conn, &actor, &Event { action: "repair", migration: Some(m), success: true, duration_ms: None, details })
+            .await?;
+        actions.push(action);
+    }
+    conn.batch("COMMIT").await?;
+    lock.release().await?;
+    Ok(actions)
+}
+
+/// How long `lock_wait` is, for messages.
+pub fn lock_wait(project: &Project) -> Duration {
+    project.config.lock_wait
+}

@@ -1,0 +1,375 @@
+//! Pure planning: from migration files and history rows to each migration's
+//! state, and from states to what `up` and `down` must run. No I/O here, so
+//! every rule is unit-tested.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use super::error::{ChangedFile, EngineError};
+use super::history::AppliedRow;
+use crate::source::{Format, Migration, MigrationKind, Version, CHECKSUM_ALGORITHM};
+
+/// The state of one migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationState {
+    /// Applied, and the file is unchanged.
+    Applied,
+    /// Not applied yet (or, for a repeatable migration, changed since).
+    Pending,
+    /// Applied, but the file changed since.
+    Modified,
+    /// Applied, but the file is gone.
+    Missing,
+    /// A non-transactional migration that stopped part way.
+    Failed,
+}
+
+impl MigrationState {
+    /// The lower-case name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Modified => "modified",
+            Self::Missing => "missing",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One line of `strata status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MigrationStatus {
+    /// The version as written in the file name (or as recorded, if missing).
+    pub version: String,
+    /// The migration's name.
+    pub name: String,
+    /// versioned / repeatable.
+    pub kind: MigrationKind,
+    /// The state.
+    pub state: MigrationState,
+    /// When it was applied.
+    pub applied_at: Option<DateTime<Utc>>,
+    /// How long applying it took.
+    pub duration_ms: Option<i64>,
+    /// Who applied it.
+    pub applied_by: Option<String>,
+    /// The up file, if there is one.
+    pub file: Option<PathBuf>,
+    /// Details: where a failed migration stopped, what changed.
+    pub detail: Option<String>,
+    /// Index into the migration list, when there is a file.
+    #[serde(skip)]
+    pub index: Option<usize>,
+    /// The history row, when there is one.
+    #[serde(skip)]
+    pub row: Option<AppliedRow>,
+}
+
+/// Computes the state of every migration, files and history rows merged, in
+/// run order (versioned by version, then repeatables).
+pub fn statuses(format: Format, migrations: &[Migration], rows: &[AppliedRow]) -> Vec<MigrationStatus> {
+    let mut by_key: HashMap<(&str, String), &AppliedRow> =
+        rows.iter().map(|r| ((r.kind.as_str(), r.version.clone()), r)).collect();
+    let mut out: Vec<(bool, Version, MigrationStatus)> = Vec::new();
+    for (index, m) in migrations.iter().enumerate() {
+        let row = by_key.remove(&(m.kind.as_str(), m.version.canonical()));
+        let (state, detail) = match row {
+            None => (MigrationState::Pending, None),
+            Some(r) if r.state != "applied" => (
+                MigrationState::Failed,
+                Some(format!(
+                    "{} at statement {} of {}{}",
+                    if r.state == "running" { "interrupted" } else { "stopped" },
+                    r.statements_done + 1,
+                    r.statements_total,
+                    r.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                )),
+            ),
+            Some(r) if r.checksum_algorithm == CHECKSUM_ALGORITHM && r.checksum != m.checksum => {
+                if m.kind == MigrationKind::Repeatable {
+                    (MigrationState::Pending, Some("changed since it last ran; runs again".to_owned()))
+                } else {
+                    (MigrationState::Modified, Some(format!("checksum was {}, file is {}", short(&r.checksum), short(&m.checksum))))
+                }
+            }
+            Some(_) => (MigrationState::Applied, None),
+        };
+        out.push((
+            m.kind == MigrationKind::Repeatable,
+            m.version.clone(),
+            MigrationStatus {
+                version: m.version.to_string(),
+                name: m.name.clone(),
+                kind: m.kind,
+                state,
+                applied_at: row.filter(|r| r.state == "applied").map(|r| r.applied_at),
+                duration_ms: row.filter(|r| r.state == "applied").map(|r| r.duration_ms),
+                applied_by: row.map(|r| r.applied_by.clone()),
+                file: Some(m.up.path.clone()),
+                detail,
+                index: Some(index),
+                row: row.cloned(),
+            },
+        ));
+    }
+    for ((kind, version), row) in by_key {
+        let repeatable = kind == "repeatable";
+        let parsed = if repeatable {
+            Version::repeatable(&row.name)
+        } else {
+            format.parse_version(&version).unwrap_or_else(|| Version::repeatable(&version))
+        };
+        out.push((
+            repeatable,
+            parsed,
+            MigrationStatus {
+                version: version.clone(),
+                name: row.name.clone(),
+                kind: super::history::kind_of(row),
+                state: MigrationState::Missing,
+                applied_at: Some(row.applied_at),
+                duration_ms: Some(row.duration_ms),
+                applied_by: Some(row.applied_by.clone()),
+                file: None,
+                detail: None,
+                index: None,
+                row: Some(row.clone()),
+            },
+        ));
+    }
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out.into_iter().map(|(_, _, s)| s).collect()
+}
+
+fn short(sum: &str) -> &str {
+    &sum[..12.min(sum.len())]
+}
+
+/// Options that shape an `up` plan.
+#[derive(Debug, Clone, Default)]
+pub struct UpRules {
+    /// Apply only up to this version.
+    pub target: Option<Version>,
+    /// Allow pending versions older than the newest applied.
+    pub allow_out_of_order: bool,
+    /// Ignore applied migrations without files.
+    pub ignore_missing: bool,
+}
+
+/// The migrations `up` must run, in order (indexes into the migration list),
+/// after checking the rules. Failed migrations come first: they resume.
+pub fn plan_up(migrations: &[Migration], statuses: &[MigrationStatus], rules: &UpRules) -> Result<Vec<usize>, EngineError> {
+    let modified: Vec<ChangedFile> = statuses
+        .iter()
+        .filter(|s| s.state == MigrationState::Modified)
+        .filter_map(|s| {
+            let m = &migrations[s.index?];
+            Some(ChangedFile {
+                label: m.label(),
+                path: m.up.path.clone(),
+                recorded: s.row.as_ref()?.checksum.clone(),
+                current: m.checksum.clone(),
+            })
+        })
+        .collect();
+    if !modified.is_empty() {
+        return Err(EngineError::Modified(modified));
+    }
+    let missing: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.state == MigrationState::Missing)
+        .map(|s| format!("{}_{}", s.version, s.name))
+        .collect();
+    if !missing.is_empty() && !rules.ignore_missing {
+        return Err(EngineError::Missing(missing));
+    }
+    let newest_applied = statuses
+        .iter()
+        .filter(|s| s.kind == MigrationKind::Versioned && s.state == MigrationState::Applied)
+        .filter_map(|s| s.index.map(|i| &migrations[i].version))
+        .max();
+    let mut plan = Vec::new();
+    let mut older = Vec::new();
+    for s in statuses {
+        let Some(i) = s.index else { continue };
+        let m = &migrations[i];
+        match s.state {
+            MigrationState::Failed => plan.insert(0, i),
+            MigrationState::Pending => {
+                if m.kind == MigrationKind::Versioned {
+                    if rules.target.as_ref().is_some_and(|t| &m.version > t) {
+                        continue;
+                    }
+                    if newest_applied.is_some_and(|n| &m.version < n) {
+                        older.push(m.up.path.clone());
+                    }
+                }
+                plan.push(i);
+            }
+            _ => {}
+        }
+    }
+    if !older.is_empty() && !rules.allow_out_of_order {
+        return Err(EngineError::OutOfOrder {
+            newest: newest_applied.map(|v| v.to_string()).unwrap_or_default(),
+            pending: older,
+        });
+    }
+    Ok(plan)
+}
+
+/// How far `down` goes.
+#[derive(Debug, Clone)]
+pub enum DownTarget {
+    /// Revert this many of the newest applied migrations.
+    Steps(usize),
+    /// Revert every applied migration newer than this version.
+    To(Version),
+    /// Revert everything.
+    All,
+}
+
+/// The applied versioned migrations to revert, newest first (indexes into
+/// the migration list). Checks up front that each can be reverted.
+pub fn plan_down(migrations: &[Migration], statuses: &[MigrationStatus], target: &DownTarget) -> Result<Vec<usize>, EngineError> {
+    if let Some(failed) = statuses.iter().find(|s| s.state == MigrationState::Failed) {
+        return Err(EngineError::Failed {
+            label: format!("{}_{}", failed.version, failed.name),
+            detail: failed.detail.clone().unwrap_or_default(),
+        });
+    }
+    let applied: Vec<&MigrationStatus> = statuses
+        .iter()
+        .rev()
+        .filter(|s| s.kind == MigrationKind::Versioned)
+        .filter(|s| matches!(s.state, MigrationState::Applied | MigrationState::Modified | MigrationState::Missing))
+        .collect();
+    let chosen: Vec<&MigrationStatus> = match target {
+        DownTarget::Steps(n) => applied.into_iter().take(*n).collect(),
+        DownTarget::All => applied,
+        DownTarget::To(v) => applied
+            .into_iter()
+            .filter(|s| match s.index {
+                Some(i) => &migrations[i].version > v,
+                None => true,
+            })
+            .collect(),
+    };
+    let mut plan = Vec::new();
+    for s in chosen {
+        let label = format!("{}_{}", s.version, s.name);
+        let Some(i) = s.index else {
+            return Err(EngineError::Irreversible {
+                label,
+                reason: "its file is missing".into(),
+                help: "restore the migration file so its down script can run".into(),
+            });
+        };
+        let m = &migrations[i];
+        if m.down.is_none() {
+            return Err(EngineError::Irreversible {
+                label: m.label(),
+                reason: "it has no down script".into(),
+                help: "add a down script (e.g. the .down.sql file) that undoes it".into(),
+            });
+        }
+        if s.state == MigrationState::Modified {
+            return Err(EngineError::Irreversible {
+                label: m.label(),
+                reason: "its file changed since it was applied, so the down script may not match".into(),
+                help: "restore the original file, or run `strata repair` to accept the change".into(),
+            });
+        }
+        plan.push(i);
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Script, SourceProblem};
+
+    fn migration(version: &str, sql: &str, down: bool) -> Migration {
+        let script = |text: &str| Script {
+            path: PathBuf::from(format!("{version}_m.up.sql")),
+            text: text.to_owned(),
+            first_line: 1,
+            blocks: vec![],
+            no_transaction: None,
+            directives: vec![],
+        };
+        Migration {
+            version: Version::integer(version).unwrap(),
+            kind: MigrationKind::Versioned,
+            name: "m".into(),
+            up: script(sql),
+            down: down.then(|| script("SELECT 1")),
+            checksum: crate::source::checksum(sql),
+        }
+    }
+
+    fn row(version: &str, sql: &str, state: &str) -> AppliedRow {
+        AppliedRow {
+            version: version.into(),
+            kind: "versioned".into(),
+            name: "m".into(),
+            checksum: crate::source::checksum(sql),
+            checksum_algorithm: 1,
+            state: state.into(),
+            statements_done: 1,
+            statements_total: 3,
+            done_checksum: None,
+            applied_at: Utc::now(),
+            applied_by: "me".into(),
+            duration_ms: 5,
+            error: None,
+            backend_pid: None,
+        }
+    }
+
+    fn states(ms: &[Migration], rows: &[AppliedRow]) -> Vec<(String, &'static str)> {
+        statuses(Format::Native, ms, rows).into_iter().map(|s| (s.version, s.state.as_str())).collect()
+    }
+
+    #[test]
+    fn every_state() {
+        let ms = vec![migration("1", "a", true), migration("2", "b", true), migration("4", "d", true), migration("5", "e", true)];
+        let rows = vec![row("1", "a", "applied"), row("2", "CHANGED", "applied"), row("3", "c", "applied"), row("4", "d", "failed")];
+        assert_eq!(
+            states(&ms, &rows),
+            [("1".into(), "applied"), ("2".into(), "modified"), ("3".into(), "missing"), ("4".into(), "failed"), ("5".into(), "pending")]
+        );
+    }
+
+    #[test]
+    fn up_refuses_modified_missing_and_out_of_order() {
+        let ms = vec![migration("1", "a", true), migration("2", "b", true), migration("3", "c", true)];
+        let plan = |rows: &[AppliedRow], rules: UpRules| plan_up(&ms, &statuses(Format::Native, &ms, rows), &rules);
+        assert!(matches!(plan(&[row("1", "x", "applied")], UpRules::default()), Err(EngineError::Modified(_))));
+        assert!(matches!(plan(&[row("9", "x", "applied")], UpRules::default()), Err(EngineError::Missing(_))));
+        assert!(matches!(plan(&[row("2", "b", "applied")], UpRules::default()), Err(EngineError::OutOfOrder { .. })));
+        let ok = plan(&[row("2", "b", "applied")], UpRules { allow_out_of_order: true, ..UpRules::default() }).unwrap();
+        assert_eq!(ok, [0, 2]);
+        let to = plan(&[], UpRules { target: Version::integer("2"), ..UpRules::default() }).unwrap();
+        assert_eq!(to, [0, 1]);
+        let resume = plan(&[row("1", "a", "applied"), row("2", "b", "failed")], UpRules::default()).unwrap();
+        assert_eq!(resume, [1, 2]);
+    }
+
+    #[test]
+    fn down_checks_every_step_before_running_any() {
+        let ms = vec![migration("1", "a", true), migration("2", "b", false), migration("3", "c", true)];
+        let rows = vec![row("1", "a", "applied"), row("2", "b", "applied"), row("3", "c", "applied")];
+        let st = statuses(Format::Native, &ms, &rows);
+        assert_eq!(plan_down(&ms, &st, &DownTarget::Steps(1)).unwrap(), [2]);
+        assert!(matches!(plan_down(&ms, &st, &DownTarget::Steps(2)), Err(EngineError::Irreversible { .. })));
+        assert!(matches!(plan_down(&ms, &st, &DownTarget::All), Err(EngineError::Irreversible { .. })));
+        assert_eq!(plan_down(&ms, &st, &DownTarget::To(Version::integer("2").unwrap())).unwrap(), [2]);
+        let _unused: Option<SourceProblem> = None;
+    }
+}

@@ -1,0 +1,82 @@
+//! Finding the PostgreSQL server binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::LocalPgError;
+
+/// A directory holding `initdb`, `pg_ctl` and `postgres`, and their major
+/// version.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The directory.
+    pub bindir: PathBuf,
+    /// The major version (`15`).
+    pub major: u32,
+}
+
+impl Binaries {
+    /// Looks on `PATH`, then at `pg_config --bindir`, then in
+    /// `/usr/lib/postgresql/*/bin`, newest first.
+    pub fn find() -> Result<Binaries, LocalPgError> {
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Some(path) = std::env::var_os("PATH") {
+            for dir in std::env::split_paths(&path) {
+                let initdb = dir.join("initdb");
+                if initdb.is_file() {
+                    // Debian links a few binaries into /usr/local/bin or
+                    // /usr/bin; the real directory has all of them.
+                    let real = std::fs::canonicalize(&initdb).unwrap_or(initdb);
+                    if let Some(parent) = real.parent() {
+                        candidates.push(parent.to_path_buf());
+                    }
+                }
+            }
+        }
+        if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+            if out.status.success() {
+                candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+            }
+        }
+        let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let major: u32 = e.file_name().to_string_lossy().parse().ok()?;
+                Some((major, e.path().join("bin")))
+            })
+            .collect();
+        debian.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.extend(debian.into_iter().map(|(_, p)| p));
+        for dir in candidates {
+            if ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file()) {
+                let major = major_version(&dir.join("postgres"))?;
+                return Ok(Binaries { bindir: dir, major });
+            }
+        }
+        Err(LocalPgError::NoBinaries)
+    }
+
+    /// The path of one binary.
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
+    }
+}
+
+fn major_version(postgres: &Path) -> Result<u32, LocalPgError> {
+    let out = Command::new(postgres)
+        .arg("--version")
+        .output()
+        .map_err(|e| LocalPgError::io(format!("cannot run {}", postgres.display()), e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| LocalPgError::Failed {
+            step: format!("{} --version", postgres.display()),
+            output: text.into_owned(),
+        })
+}

@@ -1,0 +1,406 @@
+//! One local cluster: create, start, stop, destroy, and its connection info.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::unistd::{Gid, Uid, User};
+
+use super::{Binaries, LocalPgError};
+
+/// The database that commands use on the project cluster.
+pub const PROJECT_DATABASE: &str = "strata";
+/// The superuser created by initdb.
+pub const SUPERUSER: &str = "postgres";
+
+/// What is recorded about a cluster beside its data directory.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct State {
+    port: u16,
+    socket_dir: PathBuf,
+    bindir: PathBuf,
+    major: u32,
+}
+
+/// Whether a cluster exists and runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterState {
+    /// Never created (or destroyed).
+    Missing,
+    /// Created, not running.
+    Stopped,
+    /// Running.
+    Running {
+        /// The postmaster's pid.
+        pid: i32,
+        /// The TCP port on 127.0.0.1.
+        port: u16,
+        /// The private unix socket directory.
+        socket_dir: PathBuf,
+    },
+}
+
+/// A local cluster rooted at a directory (`<project>/.strata/pg`).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    root: PathBuf,
+    settings: Vec<(String, String)>,
+    database: String,
+}
+
+impl Cluster {
+    /// The project cluster of `project_dir`, in `<project_dir>/.strata/pg`.
+    pub fn for_project(project_dir: &Path) -> Cluster {
+        Cluster {
+            root: project_dir.join(".strata").join("pg"),
+            settings: Vec::new(),
+            database: PROJECT_DATABASE.to_owned(),
+        }
+    }
+
+    pub(crate) fn with_settings(root: PathBuf, settings: Vec<(String, String)>, database: &str) -> Cluster {
+        Cluster {
+            root,
+            settings,
+            database: database.to_owned(),
+        }
+    }
+
+    /// The directory holding the data directory, log and state.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.root.join("cluster.json")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+
+    fn read_state(&self) -> Option<State> {
+        let text = fs::read_to_string(self.state_file()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Whether the cluster exists and runs. Cheap: reads two small files
+    /// and probes the pid, spawns nothing.
+    pub fn state(&self) -> ClusterState {
+        let Some(state) = self.read_state() else {
+            return ClusterState::Missing;
+        };
+        if !self.data_dir().join("PG_VERSION").is_file() {
+            return ClusterState::Missing;
+        }
+        match postmaster_pid(&self.data_dir()) {
+            Some(pid) => ClusterState::Running {
+                pid,
+                port: state.port,
+                socket_dir: state.socket_dir,
+            },
+            None => ClusterState::Stopped,
+        }
+    }
+
+    /// A libpq `key=value` string for the cluster's database over the
+    /// private socket (no password needed: only the server's OS user and
+    /// root can enter the socket directory).
+    pub fn conninfo(&self) -> Option<String> {
+        let state = self.read_state()?;
+        Some(format!(
+            "host={} port={} user={SUPERUSER} dbname={}",
+            state.socket_dir.display(),
+            state.port,
+            self.database
+        ))
+    }
+
+    /// The same as a URL, for tools such as psql.
+    pub fn url(&self) -> Option<String> {
+        let state = self.read_state()?;
+        Some(format!(
+            "postgresql://{SUPERUSER}@localhost:{}/{}?host={}",
+            state.port,
+            self.database,
+            state.socket_dir.display()
+        ))
+    }
+
+    /// Creates the cluster if needed and starts it if stopped; returns its
+    /// conninfo. Safe to call from many processes at once: a file lock
+    /// serialises creation and start.
+    pub fn ensure_running(&self) -> Result<String, LocalPgError> {
+        if let ClusterState::Running { .. } = self.state() {
+            if let Some(info) = self.conninfo() {
+                return Ok(info);
+            }
+        }
+        fs::create_dir_all(&self.root).map_err(|e| LocalPgError::io(format!("cannot create {}", self.root.display()), e))?;
+        let _lock = FileLock::acquire(&self.root.with_extension("lock"))?;
+        match self.state() {
+            ClusterState::Running { .. } => {}
+            ClusterState::Stopped => self.start_locked()?,
+            ClusterState::Missing => {
+                self.create_locked()?;
+                self.start_locked()?;
+                self.create_database()?;
+            }
+        }
+        self.conninfo().ok_or_else(|| LocalPgError::Missing(self.root.clone()))
+    }
+
+    fn create_locked(&self) -> Result<(), LocalPgError> {
+        let bin = Binaries::find()?;
+        let owner = server_owner()?;
+        let data = self.data_dir();
+        if data.exists() {
+            // A half-created cluster from an interrupted initdb.
+            fs::remove_dir_all(&data).map_err(|e| LocalPgError::io(format!("cannot remove {}", data.display()), e))?;
+        }
+        fs::create_dir_all(&self.root).map_err(|e| LocalPgError::io("cannot create cluster directory", e))?;
+        chown(&self.root, owner)?;
+        let mut cmd = tool(&bin, "initdb", owner);
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args(["-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+        run(cmd, "initdb")?;
+        let state = State {
+            port: free_port()?,
+            socket_dir: socket_dir_for(&self.root),
+            bindir: bin.bindir.clone(),
+            major: bin.major,
+        };
+        self.write_state(&state)
+    }
+
+    fn write_state(&self, state: &State) -> Result<(), LocalPgError> {
+        let text = serde_json::to_string_pretty(state).expect("invariant: State serialises");
+        fs::write(self.state_file(), text).map_err(|e| LocalPgError::io("cannot write cluster.json", e))
+    }
+
+    /// Starts a created cluster.
+    pub fn start(&self) -> Result<(), LocalPgError> {
+        let _lock = FileLock::acquire(&self.root.with_extension("lock"))?;
+        match self.state() {
+            ClusterState::Missing => Err(LocalPgError::Missing(self.root.clone())),
+            ClusterState::Running { .. } => Ok(()),
+            ClusterState::Stopped => self.start_locked(),
+        }
+    }
+
+    fn start_locked(&self) -> Result<(), LocalPgError> {
+        let mut state = self.read_state().ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
+        let bin = Binaries {
+            bindir: state.bindir.clone(),
+            major: state.major,
+        };
+        let owner = server_owner()?;
+        prepare_socket_dir(&state.socket_dir, owner)?;
+        let mut last_error = None;
+        for attempt in 0..3 {
+            if attempt > 0 || !port_is_free(state.port) {
+                state.port = free_port()?;
+                self.write_state(&state)?;
+            }
+            let mut options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1",
+                state.port,
+                state.socket_dir.display()
+            );
+            for (k, v) in &self.settings {
+                options.push_str(&format!(" -c {k}={v}"));
+            }
+            let mut cmd = tool(&bin, "pg_ctl", owner);
+            cmd.arg("start")
+                .arg("-D")
+                .arg(self.data_dir())
+                .arg("-l")
+                .arg(self.log_file())
+                .args(["-w", "-t", "60", "-s", "-o", &options]);
+            match run(cmd, "pg_ctl start") {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let log = fs::read_to_string(self.log_file()).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    let in_use = log.contains("Address already in use");
+                    last_error = Some(LocalPgError::Failed {
+                        step: "pg_ctl start".into(),
+                        output: format!("{e}\nlast lines of {}:\n{}", self.log_file().display(), tail.join("\n")),
+                    });
+                    if !in_use {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error.expect("invariant: the loop ran at least once"))
+    }
+
+    fn create_database(&self) -> Result<(), LocalPgError> {
+        let state = self.read_state().ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
+        let bin = Binaries {
+            bindir: state.bindir.clone(),
+            major: state.major,
+        };
+        let mut cmd = tool(&bin, "createdb", server_owner()?);
+        cmd.arg("-h")
+            .arg(&state.socket_dir)
+            .args(["-p", &state.port.to_string(), "-U", SUPERUSER, &self.database]);
+        run(cmd, "createdb")
+    }
+
+    /// Stops the cluster (fast shutdown). Returns false if it was not running.
+    pub fn stop(&self) -> Result<bool, LocalPgError> {
+        let ClusterState::Running { .. } = self.state() else {
+            return Ok(false);
+        };
+        let state = self.read_state().ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
+        let bin = Binaries {
+            bindir: state.bindir,
+            major: state.major,
+        };
+        let mut cmd = tool(&bin, "pg_ctl", server_owner()?);
+        cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "-s"]);
+        run(cmd, "pg_ctl stop")?;
+        Ok(true)
+    }
+
+    /// Stops the cluster and deletes all its files.
+    pub fn destroy(&self) -> Result<bool, LocalPgError> {
+        if self.state() == ClusterState::Missing && !self.root.exists() {
+            return Ok(false);
+        }
+        if let ClusterState::Running { pid, .. } = self.state() {
+            if self.stop().is_err() {
+                // Immediate shutdown as a last resort.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGQUIT);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        if let Some(state) = self.read_state() {
+            let _ = fs::remove_dir_all(&state.socket_dir);
+        }
+        fs::remove_dir_all(&self.root).map_err(|e| LocalPgError::io(format!("cannot remove {}", self.root.display()), e))?;
+        let _ = fs::remove_file(self.root.with_extension("lock"));
+        Ok(true)
+    }
+
+    /// The server log, for error messages.
+    pub fn log_path(&self) -> PathBuf {
+        self.log_file()
+    }
+}
+
+/// The postmaster pid if `postmaster.pid` exists and the process lives.
+pub(super) fn postmaster_pid(data: &Path) -> Option<i32> {
+    let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).ok()?;
+    Some(pid)
+}
+
+/// The OS user the server must run as: `None` for the current user, the
+/// `postgres` user when running as root.
+pub(super) fn server_owner() -> Result<Option<(Uid, Gid)>, LocalPgError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    match User::from_name("postgres") {
+        Ok(Some(user)) => Ok(Some((user.uid, user.gid))),
+        _ => Err(LocalPgError::NoPostgresUser),
+    }
+}
+
+pub(super) fn tool(bin: &Binaries, name: &str, owner: Option<(Uid, Gid)>) -> Command {
+    let mut cmd = Command::new(bin.tool(name));
+    if let Some((uid, gid)) = owner {
+        // std drops supplementary groups when it changes the uid as root.
+        cmd.uid(uid.as_raw()).gid(gid.as_raw());
+        // HOME of root is not readable by postgres; tools may look there.
+        cmd.env("HOME", "/tmp");
+        cmd.current_dir("/");
+    }
+    cmd.env("LC_ALL", "C");
+    cmd
+}
+
+pub(super) fn run(mut cmd: Command, step: &str) -> Result<(), LocalPgError> {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| LocalPgError::io(format!("cannot run {step}"), e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(LocalPgError::Failed {
+        step: step.to_owned(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    })
+}
+
+pub(super) fn chown(path: &Path, owner: Option<(Uid, Gid)>) -> Result<(), LocalPgError> {
+    if let Some((uid, gid)) = owner {
+        nix::unistd::chown(path, Some(uid), Some(gid))
+            .map_err(|e| LocalPgError::io(format!("cannot chown {}", path.display()), e.into()))?;
+    }
+    Ok(())
+}
+
+/// A private socket directory. Unix socket paths are limited to about 100
+/// bytes, so it lives in /tmp under a name derived from the cluster path
+/// rather than inside the (possibly deep) project directory.
+pub(super) fn socket_dir_for(root: &Path) -> PathBuf {
+    let canonical = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let sum = crate::source::checksum(&canonical.to_string_lossy());
+    PathBuf::from(format!("/tmp/strata-{}-{}", nix::unistd::geteuid(), &sum[..12]))
+}
+
+pub(super) fn prepare_socket_dir(dir: &Path, owner: Option<(Uid, Gid)>) -> Result<(), LocalPgError> {
+    fs::create_dir_all(dir).map_err(|e| LocalPgError::io(format!("cannot create {}", dir.display()), e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| LocalPgError::io(format!("cannot chmod {}", dir.display()), e))?;
+    chown(dir, owner)
+}
+
+pub(super) fn free_port() -> Result<u16, LocalPgError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| LocalPgError::io("cannot find a free port", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| LocalPgError::io("cannot find a free port", e))
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// An exclusive `flock` held until dropped.
+pub(super) struct FileLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
+
+impl FileLock {
+    pub(super) fn acquire(path: &Path) -> Result<FileLock, LocalPgError> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| LocalPgError::io(format!("cannot open {}", path.display()), e))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map(FileLock)
+            .map_err(|(_, e)| LocalPgError::io(format!("cannot lock {}", path.display()), e.into()))
+    }
+}

@@ -1,0 +1,174 @@
+//! Output for people and machines. The one place that knows about colours,
+//! tables and JSON shapes; it contains no logic beyond formatting.
+//!
+//! **Architecture Invariant:** only this module and `src/main.rs` write to
+//! stdout or stderr (`tracing` aside). Machine output (`--json`) goes to
+//! stdout; progress for people goes to stderr so it never mixes with it.
+//!
+//! # `strata status --json`
+//!
+//! A JSON array, one object per migration, in run order:
+//!
+//! ```json
+//! [{"version": "20240101120000", "name": "add_users", "kind": "versioned",
+//!   "state": "applied", "applied_at": "2024-01-01T12:00:03Z",
+//!   "duration_ms": 12, "applied_by": "app (deploy@ci-7)",
+//!   "file": "migrations/20240101120000_add_users.up.sql", "detail": null}]
+//! ```
+//!
+//! `state` is one of `applied`, `pending`, `modified`, `missing`, `failed`.
+//! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
+
+use std::io::IsTerminal;
+
+use crate::engine::{MigrationState, MigrationStatus, Progress, RunReport};
+use crate::source::SourceProblem;
+
+/// How to render.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// Use ANSI colours.
+    pub color: bool,
+    /// Suppress progress.
+    pub quiet: bool,
+}
+
+impl Style {
+    /// Colours only on a terminal and when `NO_COLOR` is not set.
+    pub fn detect(quiet: bool, no_color_env: bool) -> Style {
+        Style {
+            color: !no_color_env && std::io::stdout().is_terminal(),
+            quiet,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// Writes a line to stdout (results).
+pub fn out(text: &str) {
+    println!("{text}");
+}
+
+/// Writes a line to stderr (progress, notices, errors).
+pub fn err(text: &str) {
+    eprintln!("{text}");
+}
+
+/// The status table.
+pub fn status_table(statuses: &[MigrationStatus], style: &Style) -> String {
+    if statuses.is_empty() {
+        return "no migrations found".to_owned();
+    }
+    let rows: Vec<[String; 5]> = statuses
+        .iter()
+        .map(|s| {
+            [
+                s.version.clone(),
+                s.name.clone(),
+                s.state.as_str().to_owned(),
+                s.applied_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "-".into()),
+                s.duration_ms.map(|d| format!("{d} ms")).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let headers = ["VERSION", "NAME", "STATE", "APPLIED AT", "DURATION"];
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &[String; 5], state: Option<MigrationState>| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            let padded = format!("{cell:<w$}");
+            let painted = match (i, state) {
+                (2, Some(MigrationState::Applied)) => style.paint("32", &padded),
+                (2, Some(MigrationState::Pending)) => style.paint("33", &padded),
+                (2, Some(_)) => style.paint("31;1", &padded),
+                _ => padded,
+            };
+            text.push_str(&painted);
+            text.push_str("  ");
+        }
+        text.trim_end().to_owned()
+    };
+    out.push_str(&line(&headers.map(str::to_owned), None));
+    for (row, s) in rows.iter().zip(statuses) {
+        out.push('\n');
+        out.push_str(&line(row, Some(s.state)));
+        if let Some(detail) = &s.detail {
+            out.push_str(&format!("\n    {detail}"));
+        }
+    }
+    let count = |state| statuses.iter().filter(|s| s.state == state).count();
+    out.push_str(&format!(
+        "\n\n{} applied, {} pending, {} modified, {} missing, {} failed",
+        count(MigrationState::Applied),
+        count(MigrationState::Pending),
+        count(MigrationState::Modified),
+        count(MigrationState::Missing),
+        count(MigrationState::Failed)
+    ));
+    out
+}
+
+/// The documented JSON form of `status` (see the module docs).
+pub fn status_json(statuses: &[MigrationStatus]) -> String {
+    serde_json::to_string_pretty(statuses).expect("invariant: statuses serialise")
+}
+
+/// One progress line.
+pub fn progress(p: &Progress, style: &Style) -> Option<String> {
+    if style.quiet {
+        return None;
+    }
+    Some(match p {
+        Progress::Notice(text) => format!("{} {text}", style.paint("36", "note:")),
+        Progress::Started { label, direction, detail } => {
+            let verb = if *direction == "up" { "applying" } else { "reverting" };
+            format!("{verb} {label} ({detail})")
+        }
+        Progress::Finished { label, direction, duration_ms } => {
+            let verb = if *direction == "up" { "applied" } else { "reverted" };
+            format!("{} {verb} {label} in {duration_ms} ms", style.paint("32", "ok"))
+        }
+    })
+}
+
+/// The summary after a run.
+pub fn run_summary(report: &RunReport) -> String {
+    match (report.applied.len(), report.reverted.len()) {
+        (0, 0) => "nothing to do: the database is up to date".to_owned(),
+        (a, 0) => format!("{a} migration(s) applied"),
+        (0, r) => format!("{r} migration(s) reverted"),
+        (a, r) => format!("{r} migration(s) reverted, {a} applied"),
+    }
+}
+
+/// The JSON form of a run.
+pub fn run_json(report: &RunReport) -> String {
+    serde_json::to_string_pretty(report).expect("invariant: reports serialise")
+}
+
+/// Problems found by `validate`.
+pub fn problems(problems: &[SourceProblem], style: &Style) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{} {p}", style.paint("31;1", "error:")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An error, with its chain.
+pub fn error(message: &str, style: &Style) -> String {
+    format!("{} {}", style.paint("31;1", "error:"), crate::db::redact(message))
+}

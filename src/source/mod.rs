@@ -1,0 +1,309 @@
+//! Migration sources: finding migration files in each supported layout.
+//!
+//! This module owns everything about files on disk: which layout a directory
+//! uses ([`Format`]), how each layout names versions and orders them
+//! ([`Version`]), how up and down scripts pair up, the per-file directives
+//! (`-- strata:no-transaction`, goose annotations, sqlx's `-- no-transaction`,
+//! diesel's `metadata.toml`) and checksums.
+//!
+//! **Architecture Invariant:** this module never runs SQL and never talks to a
+//! database. Loading a directory reports *every* bad file (as
+//! [`SourceProblem`]s) instead of stopping at the first one.
+
+mod checksum;
+pub mod create;
+mod directives;
+pub mod formats;
+mod version;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use checksum::{checksum, normalize, CHECKSUM_ALGORITHM};
+pub use directives::{parse_strata_directive, Directive};
+pub use version::{Version, VersionKey};
+
+/// A migration directory layout. Each one follows the conventions of the tool
+/// it is named after, including that tool's ordering rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// golang-migrate and Strata's own layout: `<version>_<name>.up.sql` and
+    /// an optional `<version>_<name>.down.sql`. sqlx's reversible layout has
+    /// the same shape and is read by this format too.
+    Native,
+    /// goose: `<version>_<name>.sql` with `-- +goose Up` / `-- +goose Down`.
+    Goose,
+    /// diesel: `<version>_<name>/up.sql`, `down.sql`, optional `metadata.toml`.
+    Diesel,
+    /// sqlx: `<version>_<desc>.sql` (simple) or `.up.sql`/`.down.sql`.
+    Sqlx,
+    /// Flyway: `V<ver>__<desc>.sql`, `U<ver>__<desc>.sql`, `R__<desc>.sql`.
+    Flyway,
+}
+
+impl Format {
+    /// Every format, in the order detection prefers them.
+    pub const ALL: [Format; 5] = [
+        Format::Diesel,
+        Format::Flyway,
+        Format::Goose,
+        Format::Native,
+        Format::Sqlx,
+    ];
+
+    /// The name used in `strata.toml` (`format = "goose"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+            Format::Goose => "goose",
+            Format::Diesel => "diesel",
+            Format::Sqlx => "sqlx",
+            Format::Flyway => "flyway",
+        }
+    }
+
+    /// Parses a format name as written in `strata.toml`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name.to_ascii_lowercase().as_str() {
+            "native" | "golang-migrate" | "migrate" => Some(Format::Native),
+            "goose" => Some(Format::Goose),
+            "diesel" => Some(Format::Diesel),
+            "sqlx" => Some(Format::Sqlx),
+            "flyway" => Some(Format::Flyway),
+            _ => None,
+        }
+    }
+
+    /// Parses a version as a user typed it (`--to 3`, `goto 2024-01-01-000000`)
+    /// with this layout's rules.
+    pub fn parse_version(self, text: &str) -> Option<Version> {
+        match self {
+            Format::Diesel => Version::diesel(text),
+            Format::Flyway => Version::dotted(text),
+            Format::Native | Format::Goose | Format::Sqlx => Version::integer(text),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether a migration runs once at its version or again whenever it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationKind {
+    /// Runs once, in version order.
+    Versioned,
+    /// Flyway's `R__` migrations: run after all versioned ones, and again
+    /// whenever their checksum changes.
+    Repeatable,
+}
+
+impl MigrationKind {
+    /// The value stored in the history table's `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationKind::Versioned => "versioned",
+            MigrationKind::Repeatable => "repeatable",
+        }
+    }
+}
+
+/// One SQL script (an up or a down) and where it sits in its file.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// The file the script was read from.
+    pub path: PathBuf,
+    /// The script text, with a BOM removed and line endings normalised.
+    pub text: String,
+    /// The 1-based line of `path` on which `text` starts (goose keeps up and
+    /// down in one file, so the down script starts part way down).
+    pub first_line: usize,
+    /// Byte ranges of `text` that must be sent as one statement
+    /// (goose `StatementBegin` / `StatementEnd` blocks).
+    pub blocks: Vec<std::ops::Range<usize>>,
+    /// Why the script must run outside a transaction, if a directive says so.
+    pub no_transaction: Option<NoTransaction>,
+    /// Strata directives found in the script (`-- strata:…`).
+    pub directives: Vec<(usize, Directive)>,
+}
+
+impl Script {
+    /// True when the script holds no SQL at all, only comments and blanks.
+    pub fn is_blank(&self) -> bool {
+        crate::sql::is_blank(&self.text)
+    }
+}
+
+/// Where a "run outside a transaction" instruction came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoTransaction {
+    /// The 1-based line of the directive, when it is a comment in the file.
+    pub line: Option<usize>,
+    /// The directive as written (`-- strata:no-transaction`,
+    /// `-- +goose NO TRANSACTION`, `run_in_transaction = false`).
+    pub source: String,
+}
+
+/// A migration: plain data, read from disk and never changed afterwards.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// The version; for repeatable migrations, a version built from the
+    /// description so that they sort after every versioned migration.
+    pub version: Version,
+    /// Versioned or repeatable.
+    pub kind: MigrationKind,
+    /// The descriptive part of the file name.
+    pub name: String,
+    /// The forward script.
+    pub up: Script,
+    /// The reverse script, when the layout has one for this migration.
+    pub down: Option<Script>,
+    /// Hex SHA-256 of the normalised forward source (see [`checksum`]).
+    pub checksum: String,
+}
+
+impl Migration {
+    /// A short label for messages: `20240101120000_add_users`.
+    pub fn label(&self) -> String {
+        match self.kind {
+            MigrationKind::Versioned => format!("{}_{}", self.version, self.name),
+            MigrationKind::Repeatable => format!("R__{}", self.name),
+        }
+    }
+}
+
+/// A problem with one file of a migration directory. Loading collects all of
+/// them so the user can fix everything in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceProblem {
+    /// The file (or directory) at fault.
+    pub path: PathBuf,
+    /// The 1-based line, when the problem is on a line.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub help: Option<String>,
+}
+
+impl SourceProblem {
+    pub(crate) fn new(path: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+        SourceProblem {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl fmt::Display for SourceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.path.display(), line, self.message)?,
+            None => write!(f, "{}: {}", self.path.display(), self.message)?,
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of reading a migration directory.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The layout that was used.
+    pub format: Format,
+    /// Migrations in the order the layout's own tool would run them.
+    pub migrations: Vec<Migration>,
+    /// Every problem found. Any problem means nothing may run.
+    pub problems: Vec<SourceProblem>,
+}
+
+/// Reads a migration directory. With `format = None` the layout is detected.
+///
+/// A missing directory is a problem, not a panic; an empty directory is fine.
+pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
+    let listing = match formats::Listing::read(dir) {
+        Ok(listing) => listing,
+        Err(problem) => {
+            return Loaded {
+                format: format.unwrap_or(Format::Native),
+                migrations: Vec::new(),
+                problems: vec![problem],
+            }
+        }
+    };
+    let (format, mut problems) = match format {
+        Some(format) => (format, Vec::new()),
+        None => match formats::detect(&listing) {
+            Ok(format) => (format, Vec::new()),
+            Err(problem) => (Format::Native, vec![problem]),
+        },
+    };
+    let (mut migrations, more) = formats::load(format, &listing);
+    problems.extend(more);
+    migrations.sort_by(|a, b| {
+        (a.kind == MigrationKind::Repeatable, &a.version)
+            .cmp(&(b.kind == MigrationKind::Repeatable, &b.version))
+    });
+    problems.extend(duplicate_versions(&migrations));
+    Loaded {
+        format,
+        migrations,
+        problems,
+    }
+}
+
+fn duplicate_versions(migrations: &[Migration]) -> Vec<SourceProblem> {
+    migrations
+        .windows(2)
+        .filter(|pair| pair[0].kind == pair[1].kind && pair[0].version == pair[1].version)
+        .map(|pair| {
+            SourceProblem::new(
+                &pair[1].up.path,
+                None,
+                format!(
+                    "duplicate version {}: also used by {}",
+                    pair[1].version,
+                    pair[0].up.path.display()
+                ),
+            )
+            .help("give one of the two migrations a new, unused version")
+        })
+        .collect()
+}
+
+/// Reads a file as UTF-8 text with the BOM removed and line endings
+/// normalised, or says precisely why it cannot.
+pub(crate) fn read_text(path: &Path) -> Result<String, SourceProblem> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| SourceProblem::new(path, None, format!("cannot read file: {e}")))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(normalize(&text)),
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            Err(SourceProblem::new(
+                path,
+                Some(line),
+                format!(
+                    "file is not valid UTF-8 (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+            .help("re-encode the file as UTF-8, for example with `iconv -f latin1 -t utf-8`"))
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Small lexical helpers that do not need a full parse: positions, comments
+//! and psql meta-commands.
+
+use pg_query::protobuf::Token;
+
+use super::SqlError;
+
+/// Converts a byte offset into a 1-based (line, column); the column counts
+/// characters, as editors do.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Returns the offset of the first byte at or after `from` that is not
+/// whitespace or part of a comment.
+pub fn skip_trivia(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if bytes[i..].starts_with(b"--") {
+            match text[i..].find('\n') {
+                Some(n) => i += n + 1,
+                None => return text.len(),
+            }
+        } else if bytes[i..].starts_with(b"/*") {
+            // Block comments nest in PostgreSQL.
+            let mut depth = 0usize;
+            while i < bytes.len() {
+                if bytes[i..].starts_with(b"/*") {
+                    depth += 1;
+                    i += 2;
+                } else if bytes[i..].starts_with(b"*/") {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        } else {
+            return i.min(text.len());
+        }
+    }
+}
+
+/// True when the text holds only whitespace and comments.
+pub fn is_blank(text: &str) -> bool {
+    skip_trivia(text, 0) >= text.len()
+}
+
+/// Finds a line that starts with a backslash outside any string or comment:
+/// a psql meta-command (`\i`, `\set`, `\c`, ...).
+pub(super) fn find_meta_command(text: &str) -> Option<SqlError> {
+    let protected: Vec<(usize, usize)> = pg_query::scan(text)
+        .map(|scan| {
+            scan.tokens
+                .iter()
+                .filter(|t| {
+                    [Token::Sconst, Token::Usconst, Token::Bconst, Token::Xconst, Token::SqlComment, Token::CComment]
+                        .iter()
+                        .any(|k| *k as i32 == t.token)
+                })
+                .map(|t| (t.start as usize, t.end as usize))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let at = offset + indent;
+        offset += line.len();
+        if !line.trim_start().starts_with('\\') || protected.iter().any(|(s, e)| (*s..*e).contains(&at)) {
+            continue;
+        }
+        let command = line.trim().split_whitespace().next().unwrap_or("\\").to_owned();
+        return Some(SqlError::MetaCommand { command, line: i + 1 });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_means_only_comments_and_whitespace() {
+        assert!(is_blank(""));
+        assert!(is_blank("  -- hi\n/* a /* nested */ b */\n"));
+        assert!(!is_blank("-- hi\nSELECT 1"));
+    }
+
+    #[test]
+    fn columns_count_characters() {
+        assert_eq!(line_col("é SELECT", 3), (1, 2));
+        assert_eq!(line_col("a\nbc", 3), (2, 2));
+    }
+}

@@ -1,0 +1,269 @@
+//! SQL: splitting scripts into statements and classifying them, with the real
+//! PostgreSQL parser (`pg_query`).
+//!
+//! The split is done by the server's own grammar, so `$$` bodies, quoted
+//! strings, comments and `BEGIN ATOMIC` bodies are never cut in the wrong
+//! place. Each [`Statement`] knows its position (for `file:line` messages),
+//! whether it may run inside a transaction block, and keeps its parse tree
+//! for the lint rules.
+//!
+//! **Architecture Invariant:** this module takes text in and returns data. It
+//! knows nothing of files, history or connections; positions are relative to
+//! the text it was given.
+
+mod classify;
+mod lexical;
+
+use std::ops::Range;
+
+pub use classify::TransactionBehavior;
+pub use lexical::{is_blank, line_col, skip_trivia};
+
+/// One statement of a script.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// The statement text, from its first token up to (excluding) the `;`.
+    pub sql: String,
+    /// Byte offset of the first token in the script text.
+    pub offset: usize,
+    /// 1-based line of the first token in the script text.
+    pub line: usize,
+    /// 1-based column (in characters) of the first token.
+    pub column: usize,
+    /// Whether it may run in a transaction block, or controls one.
+    pub transaction: TransactionBehavior,
+    /// The parse trees of the statement. Usually one; a goose
+    /// `StatementBegin` block may hold several.
+    pub nodes: Vec<pg_query::protobuf::Node>,
+}
+
+impl Statement {
+    /// The first line of the statement, shortened, for progress messages.
+    pub fn summary(&self) -> String {
+        let first = self.sql.lines().next().unwrap_or("").trim();
+        if first.chars().count() > 72 {
+            let cut: String = first.chars().take(69).collect();
+            format!("{cut}...")
+        } else {
+            first.to_owned()
+        }
+    }
+}
+
+/// Why a script could not be split.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// The server's parser rejected the text.
+    #[error("syntax error: {message}")]
+    Syntax {
+        /// The parser's message.
+        message: String,
+        /// 1-based line in the script text.
+        line: usize,
+        /// 1-based column in the script text.
+        column: usize,
+    },
+    /// A psql meta-command such as `\i` or `\set`, which only psql understands.
+    #[error("psql meta-command `{command}` cannot be run by strata")]
+    MetaCommand {
+        /// The command as written (`\set`).
+        command: String,
+        /// 1-based line in the script text.
+        line: usize,
+    },
+    /// The text contains a NUL byte, which PostgreSQL never accepts.
+    #[error("the script contains a NUL byte")]
+    NulByte {
+        /// 1-based line in the script text.
+        line: usize,
+    },
+}
+
+impl SqlError {
+    /// The 1-based line of the problem in the script text.
+    pub fn line(&self) -> usize {
+        match self {
+            SqlError::Syntax { line, .. } | SqlError::MetaCommand { line, .. } | SqlError::NulByte { line } => *line,
+        }
+    }
+
+    /// How to fix the problem.
+    pub fn help(&self) -> &'static str {
+        match self {
+            SqlError::Syntax { .. } => "fix the SQL; the position is where the PostgreSQL parser stopped",
+            SqlError::MetaCommand { .. } => {
+                "meta-commands are psql features, not SQL; inline the included file or the variable's value"
+            }
+            SqlError::NulByte { .. } => "remove the NUL byte; the file may have been saved in UTF-16",
+        }
+    }
+}
+
+/// Splits a script into statements with the PostgreSQL parser.
+///
+/// `blocks` are byte ranges of `text` that are kept together as one
+/// statement (goose's `StatementBegin`/`StatementEnd`).
+pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlError> {
+    if let Some(pos) = text.find('\0') {
+        return Err(SqlError::NulByte { line: line_col(text, pos).0 });
+    }
+    let parsed = match pg_query::parse(text, 0) {
+        Ok(parsed) => parsed,
+        Err(err) => return Err(locate_error(text, err)),
+    };
+    let mut statements: Vec<Statement> = Vec::new();
+    for raw in parsed.protobuf.stmts {
+        let start = usize::try_from(raw.stmt_location).unwrap_or(0).min(text.len());
+        let end = match usize::try_from(raw.stmt_len) {
+            Ok(0) | Err(_) => text.len(),
+            Ok(len) => (start + len).min(text.len()),
+        };
+        let first = skip_trivia(text, start).min(end);
+        let node = raw.stmt.map(|b| *b);
+        if let Some(block) = blocks.iter().find(|b| b.contains(&first)) {
+            if let Some(last) = statements.last_mut().filter(|s| block.contains(&s.offset)) {
+                // Another statement of the same block: extend the unit.
+                last.sql = text[last.offset..end].to_owned();
+                if let Some(node) = node {
+                    last.transaction = last.transaction.combine(classify::behavior(&node));
+                    last.nodes.push(node);
+                }
+                continue;
+            }
+        }
+        let (line, column) = line_col(text, first);
+        let transaction = node
+            .as_ref()
+            .map(classify::behavior)
+            .unwrap_or(TransactionBehavior::Any);
+        statements.push(Statement {
+            sql: text[first..end].to_owned(),
+            offset: first,
+            line,
+            column,
+            transaction,
+            nodes: node.into_iter().collect(),
+        });
+    }
+    Ok(statements)
+}
+
+/// Turns a whole-script parse error into one with a position. The parser's
+/// message carries no position, so the statements are re-parsed one by one
+/// (split by the scanner) to find the first one that fails.
+fn locate_error(text: &str, err: pg_query::Error) -> SqlError {
+    let message = match err {
+        pg_query::Error::Parse(m) | pg_query::Error::Split(m) => m,
+        other => other.to_string(),
+    };
+    if let Some(meta) = lexical::find_meta_command(text) {
+        return meta;
+    }
+    let pieces = pg_query::split_with_scanner(text).unwrap_or_default();
+    let base = text.as_ptr() as usize;
+    for piece in pieces {
+        if pg_query::parse(piece, 0).is_ok() {
+            continue;
+        }
+        let piece_start = piece.as_ptr() as usize - base;
+        let mut pos = skip_trivia(text, piece_start);
+        // "syntax error at or near "foo"": point at the token.
+        if let Some(token) = message.split("at or near \"").nth(1).and_then(|t| t.strip_suffix('"')) {
+            if let Some(found) = piece.find(token) {
+                pos = piece_start + found;
+            }
+        } else if message.contains("at end of input") {
+            pos = piece_start + piece.trim_end().len();
+        }
+        let (line, column) = line_col(text, pos);
+        return SqlError::Syntax { message, line, column };
+    }
+    let pos = skip_trivia(text, 0);
+    let (line, column) = line_col(text, pos);
+    SqlError::Syntax { message, line, column }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_sql(text: &str) -> Vec<String> {
+        split(text, &[]).unwrap().into_iter().map(|s| s.sql).collect()
+    }
+
+    #[test]
+    fn splits_dollar_quotes_strings_comments_and_begin_atomic() {
+        let text = "-- leading; comment\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\
+            INSERT INTO t VALUES ('a;b'); /* c; */ SELECT 2;\n\
+            CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n";
+        let stmts = split_sql(text);
+        assert_eq!(stmts.len(), 4, "{stmts:?}");
+        assert!(stmts[0].starts_with("CREATE FUNCTION f()") && stmts[0].ends_with("LANGUAGE sql"));
+        assert_eq!(stmts[1], "INSERT INTO t VALUES ('a;b')");
+        assert_eq!(stmts[2], "SELECT 2");
+        assert!(stmts[3].contains("BEGIN ATOMIC SELECT 1; SELECT 2; END"));
+    }
+
+    #[test]
+    fn reports_positions() {
+        let stmts = split("\n\n  SELECT 1;\n/* x */ SELECT 2", &[]).unwrap();
+        assert_eq!((stmts[0].line, stmts[0].column), (3, 3));
+        assert_eq!((stmts[1].line, stmts[1].column), (4, 9));
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_failing_statement() {
+        let err = split("SELECT 1;\nCREATE TABLE t (id int);\nCREAT TABLE u ();\n", &[]).unwrap_err();
+        assert!(matches!(err, SqlError::Syntax { line: 3, column: 1, .. }), "{err:?}");
+        let err = split("SELECT 1;\nSELECT * FROM t WHERE;\n", &[]).unwrap_err();
+        assert!(matches!(err, SqlError::Syntax { line: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn meta_commands_are_named() {
+        let err = split("SELECT 1;\n\\set ON_ERROR_STOP on\nSELECT 2;\n", &[]).unwrap_err();
+        assert_eq!(err, SqlError::MetaCommand { command: "\\set".into(), line: 2 });
+        // A backslash at the start of a line inside a string is not one.
+        assert_eq!(split_sql("SELECT '\n\\set';").len(), 1);
+    }
+
+    #[test]
+    fn classifies_transaction_behaviour() {
+        let stmts = split(
+            "CREATE INDEX CONCURRENTLY i ON t (a); CREATE INDEX j ON t (a); VACUUM t; BEGIN; COMMIT;\
+             DROP INDEX CONCURRENTLY i; REINDEX TABLE CONCURRENTLY t; ALTER SYSTEM SET work_mem = '1MB';\
+             ALTER TABLE p DETACH PARTITION c CONCURRENTLY; CREATE DATABASE d; ANALYZE t;",
+            &[],
+        )
+        .unwrap();
+        let kinds: Vec<String> = stmts.iter().map(|s| s.transaction.to_string()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "never: CREATE INDEX CONCURRENTLY",
+                "any",
+                "never: VACUUM",
+                "begin",
+                "commit",
+                "never: DROP INDEX CONCURRENTLY",
+                "never: REINDEX CONCURRENTLY",
+                "never: ALTER SYSTEM",
+                "never: DETACH PARTITION CONCURRENTLY",
+                "never: CREATE DATABASE",
+                "any",
+            ]
+        );
+    }
+
+    #[test]
+    fn blocks_stay_together() {
+        let text = "SELECT 1;\nSELECT 2; SELECT 3;\nSELECT 4;";
+        let start = text.find("SELECT 2").unwrap();
+        let end = text.find("\nSELECT 4").unwrap();
+        let stmts = split(text, &[start..end]).unwrap();
+        assert_eq!(stmts.len(), 3);
+        assert_eq!(stmts[1].sql, "SELECT 2; SELECT 3");
+        assert_eq!(stmts[1].nodes.len(), 2);
+    }
+}
