@@ -104,7 +104,7 @@ pub enum EngineError {
     #[error("no migration has version {0}\n  help: `strata status` lists the versions")]
     UnknownVersion(String),
     /// The statements that already ran of a failed migration have changed.
-    #[error("migration {label} stopped at statement {done} of {total}, and the statements before it changed since\n  help: restore statements 1 to {done} as they were, or run `strata repair` to clear the failed state (statements 1 to {done} stay applied)")]
+    #[error("migration {label} ran {done} of its {total} statements before it stopped, and those statements changed since\n  help: restore statements 1 to {done} as they were, or run `strata repair` to clear the failed state (statements 1 to {done} stay applied)")]
     ResumeChanged {
         /// `version_name`.
         label: String,

@@ -1,0 +1,20 @@
+//! Integration tests of the `strata` command line against a real PostgreSQL
+//! cluster: one throwaway cluster for this test binary, one fresh database
+//! per test. One module per command, as in cargo's testsuite.
+
+mod support;
+
+mod bad_input;
+mod baseline;
+mod concurrency;
+mod crash;
+mod down;
+mod formats;
+mod goto_redo;
+mod init_new;
+mod local;
+mod nontransactional;
+mod repair;
+mod status;
+mod up;
+mod validate;

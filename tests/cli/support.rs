@@ -1,0 +1,169 @@
+//! Shared test support: one throwaway PostgreSQL cluster per test binary, a
+//! fresh database per test, and a runner for the `strata` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use strata::localpg::Throwaway;
+
+static CLUSTER: OnceLock<Throwaway> = OnceLock::new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The cluster of this test binary, started on first use and removed when
+/// the process exits.
+pub fn cluster() -> &'static Throwaway {
+    CLUSTER.get_or_init(|| Throwaway::start().expect("start a throwaway PostgreSQL cluster"))
+}
+
+/// A fresh, empty database of its own for one test.
+pub struct TestDb {
+    #[allow(dead_code)]
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let cluster = cluster();
+        let name = format!("t{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let admin = strata::Target::parse(&cluster.conninfo("postgres")).unwrap().connect().await.unwrap();
+        admin
+            .batch(&format!("CREATE DATABASE {name} TEMPLATE template0"))
+            .await
+            .expect("create a test database");
+        TestDb { url: cluster.conninfo(&name), name }
+    }
+
+    pub async fn connect(&self) -> strata::db::Connection {
+        strata::Target::parse(&self.url).unwrap().connect().await.unwrap()
+    }
+
+    /// Runs a query and returns the first column of every row as text.
+    pub async fn column(&self, sql: &str) -> Vec<String> {
+        let conn = self.connect().await;
+        conn.query(sql, &[]).await.unwrap().iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_default()).collect()
+    }
+
+    /// True when a relation exists.
+    pub async fn has_table(&self, name: &str) -> bool {
+        let conn = self.connect().await;
+        let row = conn.query("SELECT to_regclass($1) IS NOT NULL", &[&name]).await.unwrap();
+        row[0].get(0)
+    }
+
+    /// `state` of every history row, ordered by version text.
+    pub async fn history(&self) -> Vec<(String, String)> {
+        let conn = self.connect().await;
+        if !self.has_table("public.strata_migrations").await {
+            return Vec::new();
+        }
+        conn.query("SELECT version, state FROM strata_migrations ORDER BY applied_at, version", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    /// A fingerprint of the user schema, to check that nothing changed.
+    pub async fn schema_fingerprint(&self) -> String {
+        let conn = self.connect().await;
+        let rows = conn
+            .query(
+                "SELECT string_agg(c.relname || ':' || c.relkind, ',' ORDER BY c.relname)
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')",
+                &[],
+            )
+            .await
+            .unwrap();
+        let classes: Option<String> = rows[0].get(0);
+        let history = self.history().await;
+        format!("{classes:?} {history:?}")
+    }
+}
+
+/// Runs `strata` in `cwd` against `url`, with no stray database
+/// environment variables.
+pub fn strata(cwd: &Path, url: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.current_dir(cwd).env("NO_COLOR", "1");
+    for var in ["DATABASE_URL", "STRATA_DATABASE_URL", "PGHOST", "PGDATABASE", "PGPORT", "PGUSER", "PGPASSWORD"] {
+        cmd.env_remove(var);
+    }
+    if let Some(url) = url {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.args(args).output().expect("run strata")
+}
+
+/// Stdout and stderr together, for assertions on messages.
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Asserts the exit code and returns the combined output.
+#[track_caller]
+pub fn expect_code(out: &Output, code: i32) -> String {
+    let all = text(out);
+    assert_eq!(out.status.code(), Some(code), "unexpected exit code; output:\n{all}");
+    all
+}
+
+/// A temporary project directory with a `migrations/` folder.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("migrations")).unwrap();
+        Project { dir }
+    }
+
+    /// A project whose migrations are a copy of a fixture tree.
+    pub fn from_fixture(name: &str) -> Project {
+        let project = Project::new();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        copy_dir(&src, &project.migrations());
+        project
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn migrations(&self) -> PathBuf {
+        self.dir.path().join("migrations")
+    }
+
+    /// Writes a file below `migrations/`.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.migrations().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn run(&self, db: &TestDb, args: &[&str]) -> Output {
+        strata(self.path(), Some(&db.url), args)
+    }
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
