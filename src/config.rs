@@ -201,7 +201,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Invalid {
         path: path.to_path_buf(),
-        line: e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+        line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
         message: e.message().to_owned(),
     })
 }

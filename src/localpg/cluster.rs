@@ -247,6 +247,9 @@ impl Cluster {
     }
 
     fn create_database(&self) -> Result<(), LocalPgError> {
+        if self.database == "postgres" {
+            return Ok(()); // initdb creates it
+        }
         let state = self.read_state().ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
         let bin = Binaries {
             bindir: state.bindir.clone(),

@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn columns_count_characters() {
-        assert_eq!(line_col("é SELECT", 3), (1, 2));
+        assert_eq!(line_col("é SELECT", 3), (1, 3));
         assert_eq!(line_col("a\nbc", 3), (2, 2));
     }
 }

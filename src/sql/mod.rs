@@ -160,28 +160,61 @@ fn locate_error(text: &str, err: pg_query::Error) -> SqlError {
     if let Some(meta) = lexical::find_meta_command(text) {
         return meta;
     }
+    // The scanner split drops text it cannot classify (a statement starting
+    // with a misspelt keyword), so the gaps between its pieces are checked
+    // as well as the pieces themselves.
     let pieces = pg_query::split_with_scanner(text).unwrap_or_default();
     let base = text.as_ptr() as usize;
-    for piece in pieces {
-        if pg_query::parse(piece, 0).is_ok() {
-            continue;
-        }
-        let piece_start = piece.as_ptr() as usize - base;
-        let mut pos = skip_trivia(text, piece_start);
-        // "syntax error at or near "foo"": point at the token.
-        if let Some(token) = message.split("at or near \"").nth(1).and_then(|t| t.strip_suffix('"')) {
-            if let Some(found) = piece.find(token) {
-                pos = piece_start + found;
+    let near = message
+        .split("at or near \"")
+        .nth(1)
+        .and_then(|t| t.strip_suffix('"'))
+        .map(str::to_owned);
+    let locate = |from: usize, to: usize| -> usize {
+        let mut pos = skip_trivia(text, from).min(to);
+        if let Some(token) = &near {
+            if let Some(found) = text[from..to].find(token.as_str()) {
+                pos = from + found;
             }
         } else if message.contains("at end of input") {
-            pos = piece_start + piece.trim_end().len();
+            pos = from + text[from..to].trim_end().len();
         }
-        let (line, column) = line_col(text, pos);
-        return SqlError::Syntax { message, line, column };
+        pos
+    };
+    let mut prev_end = 0;
+    let spans = pieces
+        .iter()
+        .map(|p| {
+            let start = p.as_ptr() as usize - base;
+            (start, start + p.len())
+        })
+        .chain(std::iter::once((text.len(), text.len())));
+    for (start, end) in spans {
+        let gap = skip_statement_separators(text, prev_end);
+        if gap < start {
+            let (line, column) = line_col(text, locate(gap, start));
+            return SqlError::Syntax { message, line, column };
+        }
+        if start < end && pg_query::parse(&text[start..end], 0).is_err() {
+            let (line, column) = line_col(text, locate(start, end));
+            return SqlError::Syntax { message, line, column };
+        }
+        prev_end = end;
     }
-    let pos = skip_trivia(text, 0);
-    let (line, column) = line_col(text, pos);
+    let (line, column) = line_col(text, skip_trivia(text, 0));
     SqlError::Syntax { message, line, column }
+}
+
+/// Skips whitespace, comments and `;`.
+fn skip_statement_separators(text: &str, mut from: usize) -> usize {
+    loop {
+        from = skip_trivia(text, from);
+        if text[from..].starts_with(';') {
+            from += 1;
+        } else {
+            return from;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -216,6 +249,8 @@ mod tests {
     fn syntax_errors_point_at_the_failing_statement() {
         let err = split("SELECT 1;\nCREATE TABLE t (id int);\nCREAT TABLE u ();\n", &[]).unwrap_err();
         assert!(matches!(err, SqlError::Syntax { line: 3, column: 1, .. }), "{err:?}");
+        let err = split("SELECT 1;\nSELEC 2;\n", &[]).unwrap_err();
+        assert!(matches!(err, SqlError::Syntax { line: 2, column: 1, .. }), "{err:?}");
         let err = split("SELECT 1;\nSELECT * FROM t WHERE;\n", &[]).unwrap_err();
         assert!(matches!(err, SqlError::Syntax { line: 2, .. }), "{err:?}");
     }

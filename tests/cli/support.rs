@@ -72,7 +72,7 @@ impl TestDb {
         let conn = self.connect().await;
         let rows = conn
             .query(
-                "SELECT string_agg(c.relname || ':' || c.relkind, ',' ORDER BY c.relname)
+                "SELECT string_agg(c.relname || ':' || c.relkind::text, ',' ORDER BY c.relname)
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')",
                 &[],
