@@ -121,12 +121,20 @@ pub struct Config {
 impl Config {
     /// Resolves flags, the process environment and the config file.
     pub fn resolve(flags: &Flags) -> Result<Config, ConfigError> {
-        Self::resolve_with(flags, &|name| std::env::var(name).ok().filter(|v| !v.is_empty()), &std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
+        Self::resolve_with(
+            flags,
+            &|name| std::env::var(name).ok().filter(|v| !v.is_empty()),
+            &std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        )
     }
 
     /// Like [`Config::resolve`] with an explicit environment and working
     /// directory, so that tests do not depend on the process.
-    pub fn resolve_with(flags: &Flags, env: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<Config, ConfigError> {
+    pub fn resolve_with(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+        cwd: &Path,
+    ) -> Result<Config, ConfigError> {
         let config_file = match &flags.config {
             Some(path) => Some(cwd.join(path)),
             None => Some(cwd.join("strata.toml")).filter(|p| p.is_file()),
@@ -140,7 +148,9 @@ impl Config {
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| cwd.to_path_buf());
         let invalid = |message: String| ConfigError::Invalid {
-            path: config_file.clone().unwrap_or_else(|| PathBuf::from("strata.toml")),
+            path: config_file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("strata.toml")),
             line: None,
             message,
         };
@@ -152,7 +162,10 @@ impl Config {
         } else if let Some(url) = env("DATABASE_URL") {
             Some((url, DatabaseSource::Env("DATABASE_URL")))
         } else if let Some(url) = &file.database_url {
-            Some((url.clone(), DatabaseSource::ConfigFile(config_file.clone().unwrap_or_default())))
+            Some((
+                url.clone(),
+                DatabaseSource::ConfigFile(config_file.clone().unwrap_or_default()),
+            ))
         } else {
             libpq_conninfo(env).map(|c| (c, DatabaseSource::Libpq))
         };
@@ -165,16 +178,27 @@ impl Config {
         let format = match file.format.as_deref() {
             None | Some("auto") => None,
             Some(name) => Some(Format::from_name(name).ok_or_else(|| {
-                invalid(format!("unknown format `{name}` (use auto, native, goose, diesel, sqlx or flyway)"))
+                invalid(format!(
+                    "unknown format `{name}` (use auto, native, goose, diesel, sqlx or flyway)"
+                ))
             })?),
         };
         let lock_wait = match &file.lock_wait {
             Some(text) => parse_duration(text).map_err(|m| invalid(format!("lock_wait: {m}")))?,
             None => Duration::from_secs(60),
         };
-        let history_schema = file.history_schema.clone().unwrap_or_else(|| "public".to_owned());
-        let history_table = file.history_table.clone().unwrap_or_else(|| "strata_migrations".to_owned());
-        for (key, value) in [("history_schema", &history_schema), ("history_table", &history_table)] {
+        let history_schema = file
+            .history_schema
+            .clone()
+            .unwrap_or_else(|| "public".to_owned());
+        let history_table = file
+            .history_table
+            .clone()
+            .unwrap_or_else(|| "strata_migrations".to_owned());
+        for (key, value) in [
+            ("history_schema", &history_schema),
+            ("history_table", &history_table),
+        ] {
             if value.is_empty() || value.len() > 63 {
                 return Err(invalid(format!("{key} must be 1 to 63 bytes long")));
             }
@@ -188,7 +212,8 @@ impl Config {
             history_schema,
             history_table,
             lock_wait,
-            allow_out_of_order: flags.allow_out_of_order || file.allow_out_of_order.unwrap_or(false),
+            allow_out_of_order: flags.allow_out_of_order
+                || file.allow_out_of_order.unwrap_or(false),
             ignore_missing: flags.ignore_missing || file.ignore_missing.unwrap_or(false),
         })
     }
@@ -201,7 +226,9 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Invalid {
         path: path.to_path_buf(),
-        line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+        line: e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
         message: e.message().to_owned(),
     })
 }
@@ -230,67 +257,25 @@ fn libpq_conninfo(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
 /// Parses `250ms`, `60s`, `5m`, `1h` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (write e.g. 60s, 500ms, 5m)"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (write e.g. 60s, 500ms, 5m)"))?;
     let seconds = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
+            ))
+        }
     };
     Ok(Duration::from_secs_f64(seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn resolve(flags: Flags, vars: &[(&str, &str)], file: Option<&str>) -> Result<Config, ConfigError> {
-        let dir = tempfile::tempdir().unwrap();
-        if let Some(text) = file {
-            std::fs::write(dir.path().join("strata.toml"), text).unwrap();
-        }
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::resolve_with(&flags, &|k| vars.get(k).cloned(), dir.path())
-    }
-
-    #[test]
-    fn database_url_precedence() {
-        let file = Some("database_url = \"postgres://file/db\"\n");
-        let flag = Flags { database_url: Some("postgres://flag/db".into()), ..Flags::default() };
-        let all = [("STRATA_DATABASE_URL", "postgres://strata/db"), ("DATABASE_URL", "postgres://env/db"), ("PGHOST", "pg")];
-        assert_eq!(resolve(flag, &all, file).unwrap().database.unwrap().1, DatabaseSource::Flag);
-        let c = resolve(Flags::default(), &all, file).unwrap();
-        assert_eq!(c.database.unwrap().0, "postgres://strata/db");
-        let c = resolve(Flags::default(), &all[1..], file).unwrap();
-        assert_eq!(c.database.unwrap().1, DatabaseSource::Env("DATABASE_URL"));
-        let c = resolve(Flags::default(), &all[2..], file).unwrap();
-        assert!(matches!(c.database.unwrap().1, DatabaseSource::ConfigFile(_)));
-        let c = resolve(Flags::default(), &[("PGHOST", "pg"), ("PGPASSWORD", "it's")], None).unwrap();
-        assert_eq!(c.database.unwrap().0, "host='pg' password='it\\'s'");
-        assert!(resolve(Flags::default(), &[("PGUSER", "u")], None).unwrap().database.is_none());
-    }
-
-    #[test]
-    fn bad_config_says_where() {
-        let err = resolve(Flags::default(), &[], Some("dir = \"m\"\nlock_wiat = \"5s\"\n")).unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("strata.toml:2") && text.contains("lock_wiat"), "{text}");
-        let err = resolve(Flags::default(), &[], Some("format = \"liquibase\"\n")).unwrap_err();
-        assert!(err.to_string().contains("unknown format `liquibase`"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
-        assert!(parse_duration("soon").is_err());
-    }
 }
 
 /// The commented `strata.toml` that `strata init` writes.
@@ -329,12 +314,17 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let config = dir.join("strata.toml");
     let migrations = dir.join("migrations");
     let mut created = Vec::new();
-    let io = |path: &Path, e: std::io::Error| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() };
+    let io = |path: &Path, e: std::io::Error| ConfigError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     if config.exists() {
         return Err(ConfigError::Invalid {
             path: config,
             line: None,
-            message: "already exists; strata init never overwrites it (delete it first to start over)".into(),
+            message:
+                "already exists; strata init never overwrites it (delete it first to start over)"
+                    .into(),
         });
     }
     std::fs::write(&config, TEMPLATE).map_err(|e| io(&config, e))?;
@@ -344,4 +334,90 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         created.push(migrations);
     }
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(
+        flags: Flags,
+        vars: &[(&str, &str)],
+        file: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(text) = file {
+            std::fs::write(dir.path().join("strata.toml"), text).unwrap();
+        }
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::resolve_with(&flags, &|k| vars.get(k).cloned(), dir.path())
+    }
+
+    #[test]
+    fn database_url_precedence() {
+        let file = Some("database_url = \"postgres://file/db\"\n");
+        let flag = Flags {
+            database_url: Some("postgres://flag/db".into()),
+            ..Flags::default()
+        };
+        let all = [
+            ("STRATA_DATABASE_URL", "postgres://strata/db"),
+            ("DATABASE_URL", "postgres://env/db"),
+            ("PGHOST", "pg"),
+        ];
+        assert_eq!(
+            resolve(flag, &all, file).unwrap().database.unwrap().1,
+            DatabaseSource::Flag
+        );
+        let c = resolve(Flags::default(), &all, file).unwrap();
+        assert_eq!(c.database.unwrap().0, "postgres://strata/db");
+        let c = resolve(Flags::default(), &all[1..], file).unwrap();
+        assert_eq!(c.database.unwrap().1, DatabaseSource::Env("DATABASE_URL"));
+        let c = resolve(Flags::default(), &all[2..], file).unwrap();
+        assert!(matches!(
+            c.database.unwrap().1,
+            DatabaseSource::ConfigFile(_)
+        ));
+        let c = resolve(
+            Flags::default(),
+            &[("PGHOST", "pg"), ("PGPASSWORD", "it's")],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.database.unwrap().0, "host='pg' password='it\\'s'");
+        assert!(resolve(Flags::default(), &[("PGUSER", "u")], None)
+            .unwrap()
+            .database
+            .is_none());
+    }
+
+    #[test]
+    fn bad_config_says_where() {
+        let err = resolve(
+            Flags::default(),
+            &[],
+            Some("dir = \"m\"\nlock_wiat = \"5s\"\n"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("strata.toml:2") && text.contains("lock_wiat"),
+            "{text}"
+        );
+        let err = resolve(Flags::default(), &[], Some("format = \"liquibase\"\n")).unwrap_err();
+        assert!(err.to_string().contains("unknown format `liquibase`"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("soon").is_err());
+    }
 }

@@ -9,6 +9,9 @@
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is a thin shell over these modules.
 #![warn(missing_docs)]
+// Errors carry their context (file, line, statement, server message) as data;
+// they are built once per failed run, so their size does not matter.
+#![allow(clippy::result_large_err)]
 
 pub mod config;
 pub mod db;

@@ -43,7 +43,11 @@ impl Ctx {
     }
 
     /// Resolves the configuration; `extra` adds command-specific flags.
-    pub fn config(&self, allow_out_of_order: bool, ignore_missing: bool) -> Result<Config, strata::ConfigError> {
+    pub fn config(
+        &self,
+        allow_out_of_order: bool,
+        ignore_missing: bool,
+    ) -> Result<Config, strata::ConfigError> {
         Config::resolve(&Flags {
             database_url: self.global.database_url.clone(),
             dir: self.global.dir.clone(),

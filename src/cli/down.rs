@@ -23,12 +23,18 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let down_target = match (args.steps, args.to, args.all) {
         (_, _, true) => DownTarget::All,
         (_, Some(v), _) => DownTarget::To(
-            project.format.parse_version(&v).ok_or(strata::engine::EngineError::UnknownVersion(v))?,
+            project
+                .format
+                .parse_version(&v)
+                .ok_or(strata::engine::EngineError::UnknownVersion(v))?,
         ),
         (Some(n), _, _) => DownTarget::Steps(n),
         _ => DownTarget::Steps(1),
     };
-    let options = strata::DownOptions { target: down_target, dry_run: args.dry_run };
+    let options = strata::DownOptions {
+        target: down_target,
+        dry_run: args.dry_run,
+    };
     let report = strata::engine::down(&project, &target, &options, &mut ctx.observer()).await?;
     print_run(&report, ctx);
     Ok(Outcome::Ok)

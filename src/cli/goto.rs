@@ -12,7 +12,14 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let (project, target) = project_and_target(ctx, false, false).await?;
-    let report = strata::engine::goto(&project, &target, &args.version, args.dry_run, &mut ctx.observer()).await?;
+    let report = strata::engine::goto(
+        &project,
+        &target,
+        &args.version,
+        args.dry_run,
+        &mut ctx.observer(),
+    )
+    .await?;
     print_run(&report, ctx);
     Ok(Outcome::Ok)
 }

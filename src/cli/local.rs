@@ -35,7 +35,10 @@ pub fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     match args.action {
         Action::Start => {
             cluster.ensure_running().map_err(EngineError::from)?;
-            say(format!("local cluster running in {}", cluster.root().display()));
+            say(format!(
+                "local cluster running in {}",
+                cluster.root().display()
+            ));
         }
         Action::Stop => match cluster.stop().map_err(EngineError::from)? {
             true => say("local cluster stopped".into()),
@@ -43,21 +46,37 @@ pub fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         },
         Action::Status => {
             let text = match cluster.state() {
-                ClusterState::Missing => "missing (created by `strata local start` or on first use)".to_owned(),
+                ClusterState::Missing => {
+                    "missing (created by `strata local start` or on first use)".to_owned()
+                }
                 ClusterState::Stopped => "stopped".to_owned(),
-                ClusterState::Running { pid, port, socket_dir } => {
-                    format!("running (pid {pid}, port {port}, socket {})", socket_dir.display())
+                ClusterState::Running {
+                    pid,
+                    port,
+                    socket_dir,
+                } => {
+                    format!(
+                        "running (pid {pid}, port {port}, socket {})",
+                        socket_dir.display()
+                    )
                 }
             };
             if ctx.global.json {
-                strata::report::out(&serde_json::json!({ "state": text, "dir": cluster.root() }).to_string());
+                strata::report::out(
+                    &serde_json::json!({ "state": text, "dir": cluster.root() }).to_string(),
+                );
             } else {
                 strata::report::out(&format!("{}: {text}", cluster.root().display()));
             }
         }
         Action::Url => match cluster.url() {
             Some(url) => strata::report::out(&url),
-            None => return Err(EngineError::from(strata::localpg::LocalPgError::Missing(cluster.root().to_path_buf())).into()),
+            None => {
+                return Err(EngineError::from(strata::localpg::LocalPgError::Missing(
+                    cluster.root().to_path_buf(),
+                ))
+                .into())
+            }
         },
         Action::Destroy => match cluster.destroy().map_err(EngineError::from)? {
             true => say(format!("deleted {}", cluster.root().display())),

@@ -77,11 +77,14 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         };
     }
     if error.downcast_ref::<strata::ConfigError>().is_some()
-        || error.downcast_ref::<strata::source::create::CreateError>().is_some()
+        || error
+            .downcast_ref::<strata::source::create::CreateError>()
+            .is_some()
     {
         return 2;
     }
-    if let Some(strata::db::DbError::BadTarget { .. }) = error.downcast_ref::<strata::db::DbError>() {
+    if let Some(strata::db::DbError::BadTarget { .. }) = error.downcast_ref::<strata::db::DbError>()
+    {
         return 2;
     }
     1
@@ -102,12 +105,17 @@ pub fn main() -> ExitCode {
         _ => "debug",
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("strata={level}")))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "strata={level}"
+        )))
         .with_writer(std::io::stderr)
         .without_time()
         .try_init();
     let ctx = Ctx::new(cli.global);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             strata::report::err(&format!("error: cannot start the async runtime: {e}"));
@@ -141,8 +149,14 @@ pub fn main() -> ExitCode {
 
 /// Loads the project and resolves the target: the first two steps of most
 /// commands.
-async fn project_and_target(ctx: &Ctx, allow_out_of_order: bool, ignore_missing: bool) -> anyhow::Result<(strata::engine::Project, strata::Target)> {
-    let config = ctx.config(allow_out_of_order, ignore_missing).map_err(EngineError::from)?;
+async fn project_and_target(
+    ctx: &Ctx,
+    allow_out_of_order: bool,
+    ignore_missing: bool,
+) -> anyhow::Result<(strata::engine::Project, strata::Target)> {
+    let config = ctx
+        .config(allow_out_of_order, ignore_missing)
+        .map_err(EngineError::from)?;
     let project = strata::engine::Project::load(config)?;
     let target = strata::engine::resolve_target(&project.config)?;
     Ok((project, target))

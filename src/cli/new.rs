@@ -15,7 +15,13 @@ pub fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx.config(false, false).map_err(EngineError::from)?;
     std::fs::create_dir_all(&config.dir)?;
     let loaded = strata::source::load(&config.dir, config.format);
-    let files = strata::source::create::create(&config.dir, loaded.format, &loaded.migrations, &args.name, chrono::Utc::now())?;
+    let files = strata::source::create::create(
+        &config.dir,
+        loaded.format,
+        &loaded.migrations,
+        &args.name,
+        chrono::Utc::now(),
+    )?;
     for path in files {
         strata::report::out(&path.display().to_string());
     }

@@ -21,5 +21,9 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         strata::report::out(&strata::report::status_table(&statuses, &ctx.style));
     }
     let unclean = statuses.iter().any(|s| s.state != MigrationState::Applied);
-    Ok(if args.exit_code && unclean { Outcome::CheckFailed } else { Outcome::Ok })
+    Ok(if args.exit_code && unclean {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Ok
+    })
 }

@@ -18,8 +18,12 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let (project, target) = project_and_target(ctx, args.allow_out_of_order, args.ignore_missing).await?;
-    let options = strata::ApplyOptions { target: args.to, dry_run: args.dry_run };
+    let (project, target) =
+        project_and_target(ctx, args.allow_out_of_order, args.ignore_missing).await?;
+    let options = strata::ApplyOptions {
+        target: args.to,
+        dry_run: args.dry_run,
+    };
     let report = strata::engine::up(&project, &target, &options, &mut ctx.observer()).await?;
     print_run(&report, ctx);
     Ok(Outcome::Ok)

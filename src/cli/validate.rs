@@ -15,7 +15,10 @@ pub fn exec(_args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     if !ctx.global.quiet {
         let format = format.map(|f| f.to_string()).unwrap_or_default();
-        strata::report::err(&format!("{count} migration(s) in {} ({format} layout): no problems", config.dir.display()));
+        strata::report::err(&format!(
+            "{count} migration(s) in {} ({format} layout): no problems",
+            config.dir.display()
+        ));
     }
     Ok(Outcome::Ok)
 }

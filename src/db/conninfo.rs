@@ -129,7 +129,9 @@ fn kv_pairs(s: &str) -> Result<Vec<(String, String, String)>, String> {
         while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
             chars.next();
         }
-        let Some(&(start, _)) = chars.peek() else { break };
+        let Some(&(start, _)) = chars.peek() else {
+            break;
+        };
         let mut key = String::new();
         while let Some(&(_, c)) = chars.peek() {
             if c == '=' || c.is_whitespace() {
@@ -142,7 +144,9 @@ fn kv_pairs(s: &str) -> Result<Vec<(String, String, String)>, String> {
             chars.next();
         }
         if chars.next().map(|(_, c)| c) != Some('=') {
-            return Err(format!("missing `=` after `{key}` in the connection string"));
+            return Err(format!(
+                "missing `=` after `{key}` in the connection string"
+            ));
         }
         while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
             chars.next();
@@ -219,7 +223,9 @@ fn redact_userinfo(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let authority_end = tail.find(['/', '?', ' ', '\n', '"', '\'']).unwrap_or(tail.len());
+        let authority_end = tail
+            .find(['/', '?', ' ', '\n', '"', '\''])
+            .unwrap_or(tail.len());
         let authority = &tail[..authority_end];
         match authority.rfind('@') {
             Some(at) => {
@@ -259,7 +265,8 @@ fn redact_key(text: &str, key: &str) -> String {
             }
             (j + 1).min(rest.len())
         } else {
-            rest.find(|c: char| c.is_whitespace() || c == '&' || c == '"').unwrap_or(rest.len())
+            rest.find(|c: char| c.is_whitespace() || c == '&' || c == '"')
+                .unwrap_or(rest.len())
         };
         out.push_str("***");
         rest = &rest[end..];
@@ -274,17 +281,32 @@ mod tests {
 
     #[test]
     fn redacts_passwords_in_all_forms() {
-        assert_eq!(redact("postgres://bob:s3cret@db:5432/app"), "postgres://bob:***@db:5432/app");
-        assert_eq!(redact("postgres://bob@db/app?password=s3cret&x=1"), "postgres://bob@db/app?password=***&x=1");
-        assert_eq!(redact("host=db password='a b\\'c' user=bob"), "host=db password=*** user=bob");
+        assert_eq!(
+            redact("postgres://bob:s3cret@db:5432/app"),
+            "postgres://bob:***@db:5432/app"
+        );
+        assert_eq!(
+            redact("postgres://bob@db/app?password=s3cret&x=1"),
+            "postgres://bob@db/app?password=***&x=1"
+        );
+        assert_eq!(
+            redact("host=db password='a b\\'c' user=bob"),
+            "host=db password=*** user=bob"
+        );
         assert_eq!(redact("host=db password=s3cret"), "host=db password=***");
         assert_eq!(redact("no secrets here"), "no secrets here");
-        assert_eq!(redact("error connecting to postgresql://u:p@h/d: refused"), "error connecting to postgresql://u:***@h/d: refused");
+        assert_eq!(
+            redact("error connecting to postgresql://u:p@h/d: refused"),
+            "error connecting to postgresql://u:***@h/d: refused"
+        );
     }
 
     #[test]
     fn takes_tls_settings_out_of_urls_and_key_values() {
-        let (rest, tls) = split_tls("postgres://u@h/d?sslmode=verify-full&sslrootcert=%2Fca.pem&application_name=x").unwrap();
+        let (rest, tls) = split_tls(
+            "postgres://u@h/d?sslmode=verify-full&sslrootcert=%2Fca.pem&application_name=x",
+        )
+        .unwrap();
         assert_eq!(rest, "postgres://u@h/d?application_name=x&sslmode=require");
         assert_eq!(tls.mode, SslMode::VerifyFull);
         assert_eq!(tls.root_cert, Some(PathBuf::from("/ca.pem")));
@@ -297,7 +319,9 @@ mod tests {
         assert_eq!(rest, "host=h sslmode=prefer");
         assert_eq!(tls.mode, SslMode::Prefer);
 
-        assert!(split_tls("host=h sslmode=bogus").unwrap_err().contains("unknown sslmode"));
+        assert!(split_tls("host=h sslmode=bogus")
+            .unwrap_err()
+            .contains("unknown sslmode"));
         assert!(split_tls("host").is_err());
     }
 }

@@ -48,7 +48,9 @@ impl Target {
             message,
         };
         let (rest, tls) = conninfo::split_tls(conninfo).map_err(bad)?;
-        let mut config: tokio_postgres::Config = rest.parse().map_err(|e: tokio_postgres::Error| bad(redact(&e.to_string())))?;
+        let mut config: tokio_postgres::Config = rest
+            .parse()
+            .map_err(|e: tokio_postgres::Error| bad(redact(&e.to_string())))?;
         if config.get_application_name().is_none() {
             config.application_name("strata");
         }
@@ -60,13 +62,15 @@ impl Target {
             config.host("/var/run/postgresql");
         }
         if config.get_user().is_none() {
-            if let Ok(user) = nix::unistd::User::from_uid(nix::unistd::geteuid()) {
-                if let Some(user) = user {
-                    config.user(&user.name);
-                }
+            if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::geteuid()) {
+                config.user(&user.name);
             }
         }
-        Ok(Target { config, tls, display })
+        Ok(Target {
+            config,
+            tls,
+            display,
+        })
     }
 
     /// The database name, if one is set.
@@ -149,32 +153,62 @@ impl Connection {
     /// Runs SQL with the simple query protocol: no parameters, several
     /// statements allowed, and exactly what a migration file says.
     pub async fn batch(&self, sql: &str) -> Result<(), DbError> {
-        self.client.batch_execute(sql).await.map_err(|e| DbError::from_pg(&e))
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| DbError::from_pg(&e))
     }
 
     /// Runs one statement with bind parameters.
     pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
-        self.client.execute(sql, params).await.map_err(|e| DbError::from_pg(&e))
+        self.client
+            .execute(sql, params)
+            .await
+            .map_err(|e| DbError::from_pg(&e))
     }
 
     /// Runs a query with bind parameters.
-    pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, DbError> {
-        self.client.query(sql, params).await.map_err(|e| DbError::from_pg(&e))
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
+        self.client
+            .query(sql, params)
+            .await
+            .map_err(|e| DbError::from_pg(&e))
     }
 
     /// Prepares a statement for repeated execution.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared, DbError> {
-        self.client.prepare(sql).await.map_err(|e| DbError::from_pg(&e))
+        self.client
+            .prepare(sql)
+            .await
+            .map_err(|e| DbError::from_pg(&e))
     }
 
     /// Executes a prepared statement.
-    pub async fn execute_prepared(&self, stmt: &Prepared, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
-        self.client.execute(stmt, params).await.map_err(|e| DbError::from_pg(&e))
+    pub async fn execute_prepared(
+        &self,
+        stmt: &Prepared,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, DbError> {
+        self.client
+            .execute(stmt, params)
+            .await
+            .map_err(|e| DbError::from_pg(&e))
     }
 
     /// Runs a query that returns at most one row.
-    pub async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, DbError> {
-        self.client.query_opt(sql, params).await.map_err(|e| DbError::from_pg(&e))
+    pub async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, DbError> {
+        self.client
+            .query_opt(sql, params)
+            .await
+            .map_err(|e| DbError::from_pg(&e))
     }
 
     /// True once the connection is unusable.

@@ -61,7 +61,10 @@ pub fn mode(script: &Script, statements: &[Statement]) -> Mode {
             None => nt.source.clone(),
         });
     }
-    if let Some(s) = statements.iter().find(|s| matches!(s.transaction, TransactionBehavior::Never(_))) {
+    if let Some(s) = statements
+        .iter()
+        .find(|s| matches!(s.transaction, TransactionBehavior::Never(_)))
+    {
         if let TransactionBehavior::Never(why) = s.transaction {
             return Mode::NoTransaction(format!(
                 "{why} at line {} cannot run inside a transaction block",
@@ -75,7 +78,10 @@ pub fn mode(script: &Script, statements: &[Statement]) -> Mode {
 /// Checksum of the first `done` statements, to check that a resume runs
 /// the same file it stopped in.
 pub fn done_checksum(statements: &[Statement], done: usize) -> String {
-    let joined: Vec<&str> = statements[..done.min(statements.len())].iter().map(|s| s.sql.as_str()).collect();
+    let joined: Vec<&str> = statements[..done.min(statements.len())]
+        .iter()
+        .map(|s| s.sql.as_str())
+        .collect();
     crate::source::checksum(&joined.join("\n;\n"))
 }
 
@@ -102,14 +108,22 @@ impl Runner<'_> {
         let mode = mode(&m.up, statements);
         if let Mode::NoTransaction(why) = &mode {
             if m.up.no_transaction.is_none() {
-                observer(Progress::Notice(format!("{}: runs outside a transaction: {why}", m.label())));
+                observer(Progress::Notice(format!(
+                    "{}: runs outside a transaction: {why}",
+                    m.label()
+                )));
             }
         }
         observer(Progress::Started {
             label: m.label(),
             direction: "up",
             detail: if resume > 0 {
-                format!("resuming at statement {} of {}, {}", resume + 1, statements.len(), mode.describe())
+                format!(
+                    "resuming at statement {} of {}, {}",
+                    resume + 1,
+                    statements.len(),
+                    mode.describe()
+                )
             } else {
                 mode.describe()
             },
@@ -128,12 +142,23 @@ impl Runner<'_> {
                         } else {
                             "; the transaction was rolled back, nothing was applied".to_owned()
                         };
-                        return Err(self.failed(m, &m.up, statements, i, error, note, "up").await);
+                        return Err(self
+                            .failed(m, &m.up, statements, i, error, note, "up")
+                            .await);
                     }
                 }
                 let ms = started.elapsed().as_millis() as i64;
                 self.history
-                    .record(self.conn, &self.record, m, statements.len() as i32, self.actor, ms, action, &details)
+                    .record(
+                        self.conn,
+                        &self.record,
+                        m,
+                        statements.len() as i32,
+                        self.actor,
+                        ms,
+                        action,
+                        &details,
+                    )
                     .await?;
                 self.conn.batch("COMMIT").await?;
                 Ok(ms)
@@ -144,16 +169,32 @@ impl Runner<'_> {
                 let total = statements.len() as i32;
                 let pid = Some(self.conn.pid());
                 self.history
-                    .set_progress(self.conn, m, "running", resume as i32, total, &done_checksum(statements, resume), self.actor, None, pid)
+                    .set_progress(
+                        self.conn,
+                        m,
+                        "running",
+                        resume as i32,
+                        total,
+                        &done_checksum(statements, resume),
+                        self.actor,
+                        None,
+                        pid,
+                    )
                     .await?;
                 let kind = m.kind.as_str();
                 let version = m.version.canonical();
                 let mut in_user_tx = false;
                 let mut last_safe = resume;
                 for (i, stmt) in statements.iter().enumerate().skip(resume) {
-                    if i == resume && resume > 0 && self.index_already_built(stmt, observer).await? {
+                    if i == resume && resume > 0 && self.index_already_built(stmt, observer).await?
+                    {
                         let sum = done_checksum(statements, i + 1);
-                        self.conn.execute_prepared(&self.progress, &[&((i + 1) as i32), &sum, &kind, &version]).await?;
+                        self.conn
+                            .execute_prepared(
+                                &self.progress,
+                                &[&((i + 1) as i32), &sum, &kind, &version],
+                            )
+                            .await?;
                         last_safe = i + 1;
                         continue;
                     }
@@ -165,12 +206,19 @@ impl Runner<'_> {
                         self.conn.batch(&stmt.sql).await?;
                         match stmt.transaction {
                             TransactionBehavior::Begin => in_user_tx = true,
-                            TransactionBehavior::Commit | TransactionBehavior::Rollback => in_user_tx = false,
+                            TransactionBehavior::Commit | TransactionBehavior::Rollback => {
+                                in_user_tx = false
+                            }
                             _ => {}
                         }
                         if !in_user_tx {
                             let sum = done_checksum(statements, i + 1);
-                            self.conn.execute_prepared(&self.progress, &[&((i + 1) as i32), &sum, &kind, &version]).await?;
+                            self.conn
+                                .execute_prepared(
+                                    &self.progress,
+                                    &[&((i + 1) as i32), &sum, &kind, &version],
+                                )
+                                .await?;
                         }
                         if wrap {
                             self.conn.batch("COMMIT").await?;
@@ -192,9 +240,21 @@ impl Runner<'_> {
                             let message = error.to_string();
                             let _ = self
                                 .history
-                                .set_progress(self.conn, m, "failed", last_safe as i32, total, &done_checksum(statements, last_safe), self.actor, Some(&message), None)
+                                .set_progress(
+                                    self.conn,
+                                    m,
+                                    "failed",
+                                    last_safe as i32,
+                                    total,
+                                    &done_checksum(statements, last_safe),
+                                    self.actor,
+                                    Some(&message),
+                                    None,
+                                )
                                 .await;
-                            return Err(self.failed(m, &m.up, statements, i, error, note, "up").await);
+                            return Err(self
+                                .failed(m, &m.up, statements, i, error, note, "up")
+                                .await);
                         }
                     }
                 }
@@ -214,7 +274,16 @@ impl Runner<'_> {
                 let ms = started.elapsed().as_millis() as i64;
                 self.conn.batch("BEGIN").await?;
                 self.history
-                    .record(self.conn, &self.record, m, total, self.actor, ms, action, &details)
+                    .record(
+                        self.conn,
+                        &self.record,
+                        m,
+                        total,
+                        self.actor,
+                        ms,
+                        action,
+                        &details,
+                    )
                     .await?;
                 self.conn.batch("COMMIT").await?;
                 Ok(ms)
@@ -223,8 +292,16 @@ impl Runner<'_> {
     }
 
     /// Reverts `m`. Returns the duration in ms.
-    pub async fn down(&self, m: &Migration, statements: &[Statement], observer: &mut dyn FnMut(Progress)) -> Result<i64, EngineError> {
-        let script = m.down.as_ref().expect("invariant: plan_down checked the down script");
+    pub async fn down(
+        &self,
+        m: &Migration,
+        statements: &[Statement],
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<i64, EngineError> {
+        let script = m
+            .down
+            .as_ref()
+            .expect("invariant: plan_down checked the down script");
         let mode = mode(script, statements);
         observer(Progress::Started {
             label: m.label(),
@@ -244,14 +321,18 @@ impl Runner<'_> {
                 } else {
                     format!("; statements 1 to {i} of the down script ran outside a transaction, and the migration is still recorded as applied")
                 };
-                return Err(self.failed(m, script, statements, i, error, note, "down").await);
+                return Err(self
+                    .failed(m, script, statements, i, error, note, "down")
+                    .await);
             }
         }
         let ms = started.elapsed().as_millis() as i64;
         if !transactional {
             self.conn.batch("BEGIN").await?;
         }
-        self.history.delete(self.conn, m.kind.as_str(), &m.version.canonical()).await?;
+        self.history
+            .delete(self.conn, m.kind.as_str(), &m.version.canonical())
+            .await?;
         self.history
             .event(
                 self.conn,
@@ -283,8 +364,16 @@ impl Runner<'_> {
     ) -> EngineError {
         let stmt = &statements[index];
         let mut line = script.first_line + stmt.line - 1;
-        if let DbError::Server { position: Some(pos), .. } = &error {
-            let upto: String = stmt.sql.chars().take((*pos as usize).saturating_sub(1)).collect();
+        if let DbError::Server {
+            position: Some(pos),
+            ..
+        } = &error
+        {
+            let upto: String = stmt
+                .sql
+                .chars()
+                .take((*pos as usize).saturating_sub(1))
+                .collect();
             line += upto.matches('\n').count();
         }
         let _ = self
@@ -320,7 +409,11 @@ impl Runner<'_> {
     /// A crashed runner's statement may still run on the server (the server
     /// notices a dead client only when it next talks to it). Wait for it,
     /// boundedly, before resuming.
-    async fn wait_for_previous_runner(&self, m: &Migration, pid: Option<i32>) -> Result<(), EngineError> {
+    async fn wait_for_previous_runner(
+        &self,
+        m: &Migration,
+        pid: Option<i32>,
+    ) -> Result<(), EngineError> {
         let Some(pid) = pid.filter(|p| *p != self.conn.pid()) else {
             return Ok(());
         };
@@ -335,7 +428,10 @@ impl Runner<'_> {
                 return Ok(());
             }
             if started.elapsed() >= self.wait {
-                return Err(EngineError::StillRunning { label: m.label(), pid });
+                return Err(EngineError::StillRunning {
+                    label: m.label(),
+                    pid,
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -344,14 +440,23 @@ impl Runner<'_> {
     /// On resume, a `CREATE INDEX CONCURRENTLY` that was interrupted either
     /// finished (the index is valid: skip it) or left an invalid index
     /// behind (drop it so the statement can run again).
-    async fn index_already_built(&self, stmt: &Statement, observer: &mut dyn FnMut(Progress)) -> Result<bool, EngineError> {
-        let Some(NodeEnum::IndexStmt(index)) = stmt.nodes.first().and_then(|n| n.node.as_ref()) else {
+    async fn index_already_built(
+        &self,
+        stmt: &Statement,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<bool, EngineError> {
+        let Some(NodeEnum::IndexStmt(index)) = stmt.nodes.first().and_then(|n| n.node.as_ref())
+        else {
             return Ok(false);
         };
         if !index.concurrent || index.idxname.is_empty() {
             return Ok(false);
         }
-        let schema = index.relation.as_ref().map(|r| r.schemaname.clone()).unwrap_or_default();
+        let schema = index
+            .relation
+            .as_ref()
+            .map(|r| r.schemaname.clone())
+            .unwrap_or_default();
         let qualified = if schema.is_empty() {
             quote_ident(&index.idxname)
         } else {
@@ -359,17 +464,26 @@ impl Runner<'_> {
         };
         let valid: Option<bool> = self
             .conn
-            .query_opt("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", &[&qualified])
+            .query_opt(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
+                &[&qualified],
+            )
             .await?
             .map(|r| r.get(0));
         match valid {
             Some(true) => {
-                observer(Progress::Notice(format!("index {qualified} was already built by the interrupted run; skipping")));
+                observer(Progress::Notice(format!(
+                    "index {qualified} was already built by the interrupted run; skipping"
+                )));
                 Ok(true)
             }
             Some(false) => {
-                observer(Progress::Notice(format!("dropping invalid index {qualified} left by the interrupted run")));
-                self.conn.batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}")).await?;
+                observer(Progress::Notice(format!(
+                    "dropping invalid index {qualified} left by the interrupted run"
+                )));
+                self.conn
+                    .batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
+                    .await?;
                 Ok(false)
             }
             None => Ok(false),

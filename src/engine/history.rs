@@ -308,9 +308,17 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
     }
 
     /// Deletes a migration's row (after a revert, or by `repair`).
-    pub async fn delete(&self, conn: &Connection, kind: &str, version: &str) -> Result<u64, DbError> {
+    pub async fn delete(
+        &self,
+        conn: &Connection,
+        kind: &str,
+        version: &str,
+    ) -> Result<u64, DbError> {
         conn.execute(
-            &format!("DELETE FROM {} WHERE kind = $1 AND version = $2", self.table),
+            &format!(
+                "DELETE FROM {} WHERE kind = $1 AND version = $2",
+                self.table
+            ),
             &[&kind, &version],
         )
         .await
@@ -327,7 +335,13 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
     }
 
     /// Sets the checksum of a row to the file's (repair).
-    pub async fn set_checksum(&self, conn: &Connection, kind: &str, version: &str, checksum: &str) -> Result<u64, DbError> {
+    pub async fn set_checksum(
+        &self,
+        conn: &Connection,
+        kind: &str,
+        version: &str,
+        checksum: &str,
+    ) -> Result<u64, DbError> {
         conn.execute(
             &format!(
                 "UPDATE {} SET checksum = $3, checksum_algorithm = $4 WHERE kind = $1 AND version = $2",
@@ -339,7 +353,12 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
     }
 
     /// Marks a migration applied without running it (baseline).
-    pub async fn insert_baseline(&self, conn: &Connection, m: &Migration, actor: &str) -> Result<(), DbError> {
+    pub async fn insert_baseline(
+        &self,
+        conn: &Connection,
+        m: &Migration,
+        actor: &str,
+    ) -> Result<(), DbError> {
         let version = m.version.canonical();
         let tool = crate::TOOL_VERSION;
         conn.execute(
@@ -355,7 +374,12 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
     }
 
     /// Appends an event.
-    pub async fn event(&self, conn: &Connection, actor: &str, event: &Event<'_>) -> Result<(), DbError> {
+    pub async fn event(
+        &self,
+        conn: &Connection,
+        actor: &str,
+        event: &Event<'_>,
+    ) -> Result<(), DbError> {
         let (kind, version, name, checksum) = match event.migration {
             Some(m) => (
                 Some(m.kind.as_str()),

@@ -17,8 +17,15 @@ pub struct MigrationLock {
 impl MigrationLock {
     /// Waits at most `wait` for the lock, polling with growing pauses. On
     /// timeout the error names the holder: pid, application_name, query.
-    pub async fn acquire(target: &Target, key: i64, wait: Duration) -> Result<MigrationLock, EngineError> {
-        let conn = target.with_application_name("strata-lock").connect().await?;
+    pub async fn acquire(
+        target: &Target,
+        key: i64,
+        wait: Duration,
+    ) -> Result<MigrationLock, EngineError> {
+        let conn = target
+            .with_application_name("strata-lock")
+            .connect()
+            .await?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
         loop {
@@ -45,14 +52,19 @@ impl MigrationLock {
 
     /// Releases the lock explicitly.
     pub async fn release(self) -> Result<(), EngineError> {
-        self.conn.query("SELECT pg_advisory_unlock($1)", &[&self.key]).await?;
+        self.conn
+            .query("SELECT pg_advisory_unlock($1)", &[&self.key])
+            .await?;
         Ok(())
     }
 }
 
 /// Describes the session holding the lock, for the timeout message.
 async fn holder(conn: &Connection, key: i64) -> String {
-    let (hi, lo) = (((key as u64) >> 32) as i64, ((key as u64) & 0xffff_ffff) as i64);
+    let (hi, lo) = (
+        ((key as u64) >> 32) as i64,
+        ((key as u64) & 0xffff_ffff) as i64,
+    );
     let row = conn
         .query_opt(
             "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), coalesce(left(a.query, 200), '')

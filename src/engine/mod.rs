@@ -110,14 +110,19 @@ pub fn resolve_target(config: &Config) -> Result<Target, EngineError> {
 /// Checks a migration directory offline: every file loads and parses,
 /// versions are unique, up/down pairs are consistent, directives are known,
 /// and explicit transactions are balanced. Returns every problem found.
-pub fn validate(dir: &std::path::Path, format: Option<Format>) -> (Option<Format>, usize, Vec<SourceProblem>) {
+pub fn validate(
+    dir: &std::path::Path,
+    format: Option<Format>,
+) -> (Option<Format>, usize, Vec<SourceProblem>) {
     let loaded = source::load(dir, format);
     let mut problems = loaded.problems;
     for m in &loaded.migrations {
         for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
             match apply::parse(script) {
                 Ok(statements) => problems.extend(check_transactions(script, &statements)),
-                Err(EngineError::Sql { path, line, error, .. }) => problems.push(SourceProblem {
+                Err(EngineError::Sql {
+                    path, line, error, ..
+                }) => problems.push(SourceProblem {
                     path,
                     line: Some(line),
                     message: error.to_string(),
@@ -193,7 +198,10 @@ async fn open(target: &Target) -> Result<Connection, EngineError> {
 }
 
 /// Reads every migration's state.
-pub async fn status(project: &Project, target: &Target) -> Result<Vec<MigrationStatus>, EngineError> {
+pub async fn status(
+    project: &Project,
+    target: &Target,
+) -> Result<Vec<MigrationStatus>, EngineError> {
     let conn = target.connect().await?;
     let rows = project.history().read(&conn).await?;
     Ok(plan::statuses(project.format, &project.migrations, &rows))
@@ -236,16 +244,26 @@ struct Step<'a> {
     resumed_pid: Option<i32>,
 }
 
-fn parse_up_steps<'a>(project: &'a Project, statuses: &[MigrationStatus], plan: &[usize]) -> Result<Vec<Step<'a>>, EngineError> {
+fn parse_up_steps<'a>(
+    project: &'a Project,
+    statuses: &[MigrationStatus],
+    plan: &[usize],
+) -> Result<Vec<Step<'a>>, EngineError> {
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
             let statements = apply::parse(&m.up)?;
-            let row = statuses.iter().find(|s| s.index == Some(i)).and_then(|s| s.row.as_ref());
+            let row = statuses
+                .iter()
+                .find(|s| s.index == Some(i))
+                .and_then(|s| s.row.as_ref());
             let (resume, resumed_pid) = match row.filter(|r| r.state != "applied") {
                 Some(r) => {
                     let done = r.statements_done.max(0) as usize;
-                    if done > statements.len() || r.done_checksum.as_deref() != Some(&apply::done_checksum(&statements, done)) {
+                    if done > statements.len()
+                        || r.done_checksum.as_deref()
+                            != Some(&apply::done_checksum(&statements, done))
+                    {
                         return Err(EngineError::ResumeChanged {
                             label: m.label(),
                             done,
@@ -256,17 +274,33 @@ fn parse_up_steps<'a>(project: &'a Project, statuses: &[MigrationStatus], plan: 
                 }
                 None => (0, None),
             };
-            Ok(Step { migration: m, statements, resume, resumed_pid })
+            Ok(Step {
+                migration: m,
+                statements,
+                resume,
+                resumed_pid,
+            })
         })
         .collect()
 }
 
-fn parse_down_steps<'a>(project: &'a Project, plan: &[usize]) -> Result<Vec<Step<'a>>, EngineError> {
+fn parse_down_steps<'a>(
+    project: &'a Project,
+    plan: &[usize],
+) -> Result<Vec<Step<'a>>, EngineError> {
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
-            let script = m.down.as_ref().expect("invariant: plan_down checked the down script");
-            Ok(Step { migration: m, statements: apply::parse(script)?, resume: 0, resumed_pid: None })
+            let script = m
+                .down
+                .as_ref()
+                .expect("invariant: plan_down checked the down script");
+            Ok(Step {
+                migration: m,
+                statements: apply::parse(script)?,
+                resume: 0,
+                resumed_pid: None,
+            })
         })
         .collect()
 }
@@ -280,7 +314,12 @@ fn up_rules(project: &Project, target: Option<&str>) -> Result<plan::UpRules, En
 }
 
 /// Applies pending migrations.
-pub async fn up(project: &Project, target: &Target, options: &ApplyOptions, observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+pub async fn up(
+    project: &Project,
+    target: &Target,
+    options: &ApplyOptions,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
     let history = project.history();
     let rules = up_rules(project, options.target.as_deref())?;
     if let Some(t) = &rules.target {
@@ -289,13 +328,20 @@ pub async fn up(project: &Project, target: &Target, options: &ApplyOptions, obse
         }
     }
     let conn = open(target).await?;
-    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let statuses = plan::statuses(
+        project.format,
+        &project.migrations,
+        &history.read(&conn).await?,
+    );
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
     // Parse everything before taking the lock: bad SQL must fail before
     // anything runs.
     let steps = parse_up_steps(project, &statuses, &plan)?;
     if options.dry_run {
-        return Ok(RunReport { dry_run_sql: Some(dry_run_up(&history, &steps)), ..RunReport::default() });
+        return Ok(RunReport {
+            dry_run_sql: Some(dry_run_up(&history, &steps)),
+            ..RunReport::default()
+        });
     }
     if steps.is_empty() {
         return Ok(RunReport::default());
@@ -303,7 +349,11 @@ pub async fn up(project: &Project, target: &Target, options: &ApplyOptions, obse
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
     // Check again under the lock: another runner may have done the work.
-    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let statuses = plan::statuses(
+        project.format,
+        &project.migrations,
+        &history.read(&conn).await?,
+    );
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
     let steps = parse_up_steps(project, &statuses, &plan)?;
     let report = run_up(project, &conn, &history, &steps, observer).await;
@@ -311,7 +361,12 @@ pub async fn up(project: &Project, target: &Target, options: &ApplyOptions, obse
     report
 }
 
-async fn runner<'a>(project: &Project, conn: &'a Connection, history: &'a History, actor: &'a str) -> Result<Runner<'a>, EngineError> {
+async fn runner<'a>(
+    project: &Project,
+    conn: &'a Connection,
+    history: &'a History,
+    actor: &'a str,
+) -> Result<Runner<'a>, EngineError> {
     Ok(Runner {
         conn,
         history,
@@ -322,25 +377,55 @@ async fn runner<'a>(project: &Project, conn: &'a Connection, history: &'a Histor
     })
 }
 
-async fn run_up(project: &Project, conn: &Connection, history: &History, steps: &[Step<'_>], observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+async fn run_up(
+    project: &Project,
+    conn: &Connection,
+    history: &History,
+    steps: &[Step<'_>],
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
     let actor = os_actor();
     let runner = runner(project, conn, history, &actor).await?;
     let mut report = RunReport::default();
     for step in steps {
-        let ms = runner.up(step.migration, &step.statements, step.resume, step.resumed_pid, observer).await?;
-        observer(Progress::Finished { label: step.migration.label(), direction: "up", duration_ms: ms });
+        let ms = runner
+            .up(
+                step.migration,
+                &step.statements,
+                step.resume,
+                step.resumed_pid,
+                observer,
+            )
+            .await?;
+        observer(Progress::Finished {
+            label: step.migration.label(),
+            direction: "up",
+            duration_ms: ms,
+        });
         report.applied.push((step.migration.label(), ms));
     }
     Ok(report)
 }
 
-async fn run_down(project: &Project, conn: &Connection, history: &History, steps: &[Step<'_>], observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+async fn run_down(
+    project: &Project,
+    conn: &Connection,
+    history: &History,
+    steps: &[Step<'_>],
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
     let actor = os_actor();
     let runner = runner(project, conn, history, &actor).await?;
     let mut report = RunReport::default();
     for step in steps {
-        let ms = runner.down(step.migration, &step.statements, observer).await?;
-        observer(Progress::Finished { label: step.migration.label(), direction: "down", duration_ms: ms });
+        let ms = runner
+            .down(step.migration, &step.statements, observer)
+            .await?;
+        observer(Progress::Finished {
+            label: step.migration.label(),
+            direction: "down",
+            duration_ms: ms,
+        });
         report.reverted.push((step.migration.label(), ms));
     }
     Ok(report)
@@ -353,11 +438,19 @@ fn dry_run_up(history: &History, steps: &[Step<'_>]) -> String {
         out.push_str("-- nothing to apply\n");
         return out;
     }
-    out.push_str(&format!("{SESSION_SETUP};\n-- the history tables are created if missing:\n{}\n", history.create_sql()));
+    out.push_str(&format!(
+        "{SESSION_SETUP};\n-- the history tables are created if missing:\n{}\n",
+        history.create_sql()
+    ));
     for step in steps {
         let m = step.migration;
         let mode = apply::mode(&m.up, &step.statements);
-        out.push_str(&format!("\n-- {} ({}): {}\n", m.label(), m.up.path.display(), mode.describe()));
+        out.push_str(&format!(
+            "\n-- {} ({}): {}\n",
+            m.label(),
+            m.up.path.display(),
+            mode.describe()
+        ));
         let body: Vec<&Statement> = step.statements.iter().skip(step.resume).collect();
         match mode {
             Mode::Transaction => {
@@ -369,11 +462,17 @@ fn dry_run_up(history: &History, steps: &[Step<'_>]) -> String {
                 out.push_str("\nCOMMIT;\n");
             }
             _ => {
-                out.push_str(&format!("-- progress is recorded in {} after each statement\n", history.table()));
+                out.push_str(&format!(
+                    "-- progress is recorded in {} after each statement\n",
+                    history.table()
+                ));
                 for s in body {
                     out.push_str(&format!("{};\n", s.sql));
                 }
-                out.push_str(&format!("BEGIN;\n{}\nCOMMIT;\n", history.record_display(m, step.statements.len(), &actor)));
+                out.push_str(&format!(
+                    "BEGIN;\n{}\nCOMMIT;\n",
+                    history.record_display(m, step.statements.len(), &actor)
+                ));
             }
         }
     }
@@ -387,9 +486,17 @@ fn dry_run_down(history: &History, steps: &[Step<'_>]) -> String {
     }
     for step in steps {
         let m = step.migration;
-        let script = m.down.as_ref().expect("invariant: plan_down checked the down script");
+        let script = m
+            .down
+            .as_ref()
+            .expect("invariant: plan_down checked the down script");
         let mode = apply::mode(script, &step.statements);
-        out.push_str(&format!("\n-- revert {} ({}): {}\n", m.label(), script.path.display(), mode.describe()));
+        out.push_str(&format!(
+            "\n-- revert {} ({}): {}\n",
+            m.label(),
+            script.path.display(),
+            mode.describe()
+        ));
         out.push_str("BEGIN;\n");
         for s in &step.statements {
             out.push_str(&format!("{};\n", s.sql));
@@ -401,20 +508,36 @@ fn dry_run_down(history: &History, steps: &[Step<'_>]) -> String {
 }
 
 /// Reverts applied migrations.
-pub async fn down(project: &Project, target: &Target, options: &DownOptions, observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+pub async fn down(
+    project: &Project,
+    target: &Target,
+    options: &DownOptions,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
     let history = project.history();
     let conn = open(target).await?;
-    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let statuses = plan::statuses(
+        project.format,
+        &project.migrations,
+        &history.read(&conn).await?,
+    );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let steps = parse_down_steps(project, &plan)?;
     if options.dry_run {
-        return Ok(RunReport { dry_run_sql: Some(dry_run_down(&history, &steps)), ..RunReport::default() });
+        return Ok(RunReport {
+            dry_run_sql: Some(dry_run_down(&history, &steps)),
+            ..RunReport::default()
+        });
     }
     if steps.is_empty() {
         return Ok(RunReport::default());
     }
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
-    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let statuses = plan::statuses(
+        project.format,
+        &project.migrations,
+        &history.read(&conn).await?,
+    );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let steps = parse_down_steps(project, &plan)?;
     let report = run_down(project, &conn, &history, &steps, observer).await;
@@ -423,13 +546,37 @@ pub async fn down(project: &Project, target: &Target, options: &DownOptions, obs
 }
 
 /// Moves to exactly `version`: up if it is ahead, down if it is behind.
-pub async fn goto(project: &Project, target: &Target, version: &str, dry_run: bool, observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+pub async fn goto(
+    project: &Project,
+    target: &Target,
+    version: &str,
+    dry_run: bool,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
     let v = project.parse_version(version)?;
     if !project.migrations.iter().any(|m| m.version == v) {
         return Err(EngineError::UnknownVersion(version.to_owned()));
     }
-    let mut report = down(project, target, &DownOptions { target: DownTarget::To(v), dry_run }, observer).await?;
-    let up_report = up(project, target, &ApplyOptions { target: Some(version.to_owned()), dry_run }, observer).await?;
+    let mut report = down(
+        project,
+        target,
+        &DownOptions {
+            target: DownTarget::To(v),
+            dry_run,
+        },
+        observer,
+    )
+    .await?;
+    let up_report = up(
+        project,
+        target,
+        &ApplyOptions {
+            target: Some(version.to_owned()),
+            dry_run,
+        },
+        observer,
+    )
+    .await?;
     report.applied = up_report.applied;
     if let Some(sql) = up_report.dry_run_sql {
         report.dry_run_sql = Some(format!("{}{}", report.dry_run_sql.unwrap_or_default(), sql));
@@ -438,29 +585,60 @@ pub async fn goto(project: &Project, target: &Target, version: &str, dry_run: bo
 }
 
 /// Reverts the newest applied migration and applies it again.
-pub async fn redo(project: &Project, target: &Target, dry_run: bool, observer: &mut dyn FnMut(Progress)) -> Result<RunReport, EngineError> {
+pub async fn redo(
+    project: &Project,
+    target: &Target,
+    dry_run: bool,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
     let history = project.history();
     let conn = target.connect().await?;
-    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let statuses = plan::statuses(
+        project.format,
+        &project.migrations,
+        &history.read(&conn).await?,
+    );
     let plan = plan::plan_down(&project.migrations, &statuses, &DownTarget::Steps(1))?;
     let Some(&last) = plan.first() else {
         return Ok(RunReport::default());
     };
     let version = project.migrations[last].version.to_string();
-    let mut report = down(project, target, &DownOptions { target: DownTarget::Steps(1), dry_run }, observer).await?;
+    let mut report = down(
+        project,
+        target,
+        &DownOptions {
+            target: DownTarget::Steps(1),
+            dry_run,
+        },
+        observer,
+    )
+    .await?;
     if dry_run {
         let sql = report.dry_run_sql.take().unwrap_or_default();
         let steps = parse_up_steps(project, &[], &[last])?;
         report.dry_run_sql = Some(format!("{sql}{}", dry_run_up(&history, &steps)));
         return Ok(report);
     }
-    let up_report = up(project, target, &ApplyOptions { target: Some(version), dry_run }, observer).await?;
+    let up_report = up(
+        project,
+        target,
+        &ApplyOptions {
+            target: Some(version),
+            dry_run,
+        },
+        observer,
+    )
+    .await?;
     report.applied = up_report.applied;
     Ok(report)
 }
 
 /// Marks every migration up to `version` as applied without running it.
-pub async fn baseline(project: &Project, target: &Target, version: &str) -> Result<Vec<String>, EngineError> {
+pub async fn baseline(
+    project: &Project,
+    target: &Target,
+    version: &str,
+) -> Result<Vec<String>, EngineError> {
     let v = project.parse_version(version)?;
     if !project.migrations.iter().any(|m| m.version == v) {
         return Err(EngineError::UnknownVersion(version.to_owned()));
@@ -469,11 +647,18 @@ pub async fn baseline(project: &Project, target: &Target, version: &str) -> Resu
     let conn = open(target).await?;
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
-    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let statuses = plan::statuses(
+        project.format,
+        &project.migrations,
+        &history.read(&conn).await?,
+    );
     let actor = os_actor();
     let mut marked = Vec::new();
     conn.batch("BEGIN").await?;
-    for s in statuses.iter().filter(|s| s.state == MigrationState::Pending) {
+    for s in statuses
+        .iter()
+        .filter(|s| s.state == MigrationState::Pending)
+    {
         let Some(i) = s.index else { continue };
         let m = &project.migrations[i];
         if m.kind != source::MigrationKind::Versioned || m.version > v {
@@ -481,7 +666,17 @@ pub async fn baseline(project: &Project, target: &Target, version: &str) -> Resu
         }
         history.insert_baseline(&conn, m, &actor).await?;
         history
-            .event(&conn, &actor, &Event { action: "baseline", migration: Some(m), success: true, duration_ms: None, details: serde_json::json!({ "baseline": version }) })
+            .event(
+                &conn,
+                &actor,
+                &Event {
+                    action: "baseline",
+                    migration: Some(m),
+                    success: true,
+                    duration_ms: None,
+                    details: serde_json::json!({ "baseline": version }),
+                },
+            )
             .await?;
         marked.push(m.label());
     }
@@ -497,16 +692,24 @@ pub async fn repair(project: &Project, target: &Target) -> Result<Vec<String>, E
     let conn = open(target).await?;
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
-    let statuses = plan::statuses(project.format, &project.migrations, &history.read(&conn).await?);
+    let statuses = plan::statuses(
+        project.format,
+        &project.migrations,
+        &history.read(&conn).await?,
+    );
     let actor = os_actor();
     let mut actions = Vec::new();
     conn.batch("BEGIN").await?;
     for s in &statuses {
-        let (Some(i), Some(row)) = (s.index, s.row.as_ref()) else { continue };
+        let (Some(i), Some(row)) = (s.index, s.row.as_ref()) else {
+            continue;
+        };
         let m = &project.migrations[i];
         let (action, details) = match s.state {
             MigrationState::Modified => {
-                history.set_checksum(&conn, &row.kind, &row.version, &m.checksum).await?;
+                history
+                    .set_checksum(&conn, &row.kind, &row.version, &m.checksum)
+                    .await?;
                 (
                     format!("accepted the changed checksum of {}", m.label()),
                     serde_json::json!({ "repair": "checksum", "old": row.checksum, "new": m.checksum }),
@@ -526,7 +729,17 @@ pub async fn repair(project: &Project, target: &Target) -> Result<Vec<String>, E
             _ => continue,
         };
         history
-            .event(&conn, &actor, &Event { action: "repair", migration: Some(m), success: true, duration_ms: None, details })
+            .event(
+                &conn,
+                &actor,
+                &Event {
+                    action: "repair",
+                    migration: Some(m),
+                    success: true,
+                    duration_ms: None,
+                    details,
+                },
+            )
             .await?;
         actions.push(action);
     }

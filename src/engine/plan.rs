@@ -71,9 +71,15 @@ pub struct MigrationStatus {
 
 /// Computes the state of every migration, files and history rows merged, in
 /// run order (versioned by version, then repeatables).
-pub fn statuses(format: Format, migrations: &[Migration], rows: &[AppliedRow]) -> Vec<MigrationStatus> {
-    let mut by_key: HashMap<(&str, String), &AppliedRow> =
-        rows.iter().map(|r| ((r.kind.as_str(), r.version.clone()), r)).collect();
+pub fn statuses(
+    format: Format,
+    migrations: &[Migration],
+    rows: &[AppliedRow],
+) -> Vec<MigrationStatus> {
+    let mut by_key: HashMap<(&str, String), &AppliedRow> = rows
+        .iter()
+        .map(|r| ((r.kind.as_str(), r.version.clone()), r))
+        .collect();
     let mut out: Vec<(bool, Version, MigrationStatus)> = Vec::new();
     for (index, m) in migrations.iter().enumerate() {
         let row = by_key.remove(&(m.kind.as_str(), m.version.canonical()));
@@ -83,17 +89,34 @@ pub fn statuses(format: Format, migrations: &[Migration], rows: &[AppliedRow]) -
                 MigrationState::Failed,
                 Some(format!(
                     "{} at statement {} of {}{}",
-                    if r.state == "running" { "interrupted" } else { "stopped" },
+                    if r.state == "running" {
+                        "interrupted"
+                    } else {
+                        "stopped"
+                    },
                     r.statements_done + 1,
                     r.statements_total,
-                    r.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                    r.error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 )),
             ),
             Some(r) if r.checksum_algorithm == CHECKSUM_ALGORITHM && r.checksum != m.checksum => {
                 if m.kind == MigrationKind::Repeatable {
-                    (MigrationState::Pending, Some("changed since it last ran; runs again".to_owned()))
+                    (
+                        MigrationState::Pending,
+                        Some("changed since it last ran; runs again".to_owned()),
+                    )
                 } else {
-                    (MigrationState::Modified, Some(format!("checksum was {}, file is {}", short(&r.checksum), short(&m.checksum))))
+                    (
+                        MigrationState::Modified,
+                        Some(format!(
+                            "checksum was {}, file is {}",
+                            short(&r.checksum),
+                            short(&m.checksum)
+                        )),
+                    )
                 }
             }
             Some(_) => (MigrationState::Applied, None),
@@ -121,7 +144,9 @@ pub fn statuses(format: Format, migrations: &[Migration], rows: &[AppliedRow]) -
         let parsed = if repeatable {
             Version::repeatable(&row.name)
         } else {
-            format.parse_version(&version).unwrap_or_else(|| Version::repeatable(&version))
+            format
+                .parse_version(&version)
+                .unwrap_or_else(|| Version::repeatable(&version))
         };
         out.push((
             repeatable,
@@ -162,7 +187,11 @@ pub struct UpRules {
 
 /// The migrations `up` must run, in order (indexes into the migration list),
 /// after checking the rules. Failed migrations come first: they resume.
-pub fn plan_up(migrations: &[Migration], statuses: &[MigrationStatus], rules: &UpRules) -> Result<Vec<usize>, EngineError> {
+pub fn plan_up(
+    migrations: &[Migration],
+    statuses: &[MigrationStatus],
+    rules: &UpRules,
+) -> Result<Vec<usize>, EngineError> {
     let modified: Vec<ChangedFile> = statuses
         .iter()
         .filter(|s| s.state == MigrationState::Modified)
@@ -235,7 +264,11 @@ pub enum DownTarget {
 
 /// The applied versioned migrations to revert, newest first (indexes into
 /// the migration list). Checks up front that each can be reverted.
-pub fn plan_down(migrations: &[Migration], statuses: &[MigrationStatus], target: &DownTarget) -> Result<Vec<usize>, EngineError> {
+pub fn plan_down(
+    migrations: &[Migration],
+    statuses: &[MigrationStatus],
+    target: &DownTarget,
+) -> Result<Vec<usize>, EngineError> {
     if let Some(failed) = statuses.iter().find(|s| s.state == MigrationState::Failed) {
         return Err(EngineError::Failed {
             label: format!("{}_{}", failed.version, failed.name),
@@ -246,7 +279,12 @@ pub fn plan_down(migrations: &[Migration], statuses: &[MigrationStatus], target:
         .iter()
         .rev()
         .filter(|s| s.kind == MigrationKind::Versioned)
-        .filter(|s| matches!(s.state, MigrationState::Applied | MigrationState::Modified | MigrationState::Missing))
+        .filter(|s| {
+            matches!(
+                s.state,
+                MigrationState::Applied | MigrationState::Modified | MigrationState::Missing
+            )
+        })
         .collect();
     let chosen: Vec<&MigrationStatus> = match target {
         DownTarget::Steps(n) => applied.into_iter().take(*n).collect(),
@@ -280,8 +318,10 @@ pub fn plan_down(migrations: &[Migration], statuses: &[MigrationStatus], target:
         if s.state == MigrationState::Modified {
             return Err(EngineError::Irreversible {
                 label: m.label(),
-                reason: "its file changed since it was applied, so the down script may not match".into(),
-                help: "restore the original file, or run `strata repair` to accept the change".into(),
+                reason: "its file changed since it was applied, so the down script may not match"
+                    .into(),
+                help: "restore the original file, or run `strata repair` to accept the change"
+                    .into(),
             });
         }
         plan.push(i);
@@ -333,43 +373,112 @@ mod tests {
     }
 
     fn states(ms: &[Migration], rows: &[AppliedRow]) -> Vec<(String, &'static str)> {
-        statuses(Format::Native, ms, rows).into_iter().map(|s| (s.version, s.state.as_str())).collect()
+        statuses(Format::Native, ms, rows)
+            .into_iter()
+            .map(|s| (s.version, s.state.as_str()))
+            .collect()
     }
 
     #[test]
     fn every_state() {
-        let ms = vec![migration("1", "a", true), migration("2", "b", true), migration("4", "d", true), migration("5", "e", true)];
-        let rows = vec![row("1", "a", "applied"), row("2", "CHANGED", "applied"), row("3", "c", "applied"), row("4", "d", "failed")];
+        let ms = vec![
+            migration("1", "a", true),
+            migration("2", "b", true),
+            migration("4", "d", true),
+            migration("5", "e", true),
+        ];
+        let rows = vec![
+            row("1", "a", "applied"),
+            row("2", "CHANGED", "applied"),
+            row("3", "c", "applied"),
+            row("4", "d", "failed"),
+        ];
         assert_eq!(
             states(&ms, &rows),
-            [("1".into(), "applied"), ("2".into(), "modified"), ("3".into(), "missing"), ("4".into(), "failed"), ("5".into(), "pending")]
+            [
+                ("1".into(), "applied"),
+                ("2".into(), "modified"),
+                ("3".into(), "missing"),
+                ("4".into(), "failed"),
+                ("5".into(), "pending")
+            ]
         );
     }
 
     #[test]
     fn up_refuses_modified_missing_and_out_of_order() {
-        let ms = vec![migration("1", "a", true), migration("2", "b", true), migration("3", "c", true)];
-        let plan = |rows: &[AppliedRow], rules: UpRules| plan_up(&ms, &statuses(Format::Native, &ms, rows), &rules);
-        assert!(matches!(plan(&[row("1", "x", "applied")], UpRules::default()), Err(EngineError::Modified(_))));
-        assert!(matches!(plan(&[row("9", "x", "applied")], UpRules::default()), Err(EngineError::Missing(_))));
-        assert!(matches!(plan(&[row("2", "b", "applied")], UpRules::default()), Err(EngineError::OutOfOrder { .. })));
-        let ok = plan(&[row("2", "b", "applied")], UpRules { allow_out_of_order: true, ..UpRules::default() }).unwrap();
+        let ms = vec![
+            migration("1", "a", true),
+            migration("2", "b", true),
+            migration("3", "c", true),
+        ];
+        let plan = |rows: &[AppliedRow], rules: UpRules| {
+            plan_up(&ms, &statuses(Format::Native, &ms, rows), &rules)
+        };
+        assert!(matches!(
+            plan(&[row("1", "x", "applied")], UpRules::default()),
+            Err(EngineError::Modified(_))
+        ));
+        assert!(matches!(
+            plan(&[row("9", "x", "applied")], UpRules::default()),
+            Err(EngineError::Missing(_))
+        ));
+        assert!(matches!(
+            plan(&[row("2", "b", "applied")], UpRules::default()),
+            Err(EngineError::OutOfOrder { .. })
+        ));
+        let ok = plan(
+            &[row("2", "b", "applied")],
+            UpRules {
+                allow_out_of_order: true,
+                ..UpRules::default()
+            },
+        )
+        .unwrap();
         assert_eq!(ok, [0, 2]);
-        let to = plan(&[], UpRules { target: Version::integer("2"), ..UpRules::default() }).unwrap();
+        let to = plan(
+            &[],
+            UpRules {
+                target: Version::integer("2"),
+                ..UpRules::default()
+            },
+        )
+        .unwrap();
         assert_eq!(to, [0, 1]);
-        let resume = plan(&[row("1", "a", "applied"), row("2", "b", "failed")], UpRules::default()).unwrap();
+        let resume = plan(
+            &[row("1", "a", "applied"), row("2", "b", "failed")],
+            UpRules::default(),
+        )
+        .unwrap();
         assert_eq!(resume, [1, 2]);
     }
 
     #[test]
     fn down_checks_every_step_before_running_any() {
-        let ms = vec![migration("1", "a", true), migration("2", "b", false), migration("3", "c", true)];
-        let rows = vec![row("1", "a", "applied"), row("2", "b", "applied"), row("3", "c", "applied")];
+        let ms = vec![
+            migration("1", "a", true),
+            migration("2", "b", false),
+            migration("3", "c", true),
+        ];
+        let rows = vec![
+            row("1", "a", "applied"),
+            row("2", "b", "applied"),
+            row("3", "c", "applied"),
+        ];
         let st = statuses(Format::Native, &ms, &rows);
         assert_eq!(plan_down(&ms, &st, &DownTarget::Steps(1)).unwrap(), [2]);
-        assert!(matches!(plan_down(&ms, &st, &DownTarget::Steps(2)), Err(EngineError::Irreversible { .. })));
-        assert!(matches!(plan_down(&ms, &st, &DownTarget::All), Err(EngineError::Irreversible { .. })));
-        assert_eq!(plan_down(&ms, &st, &DownTarget::To(Version::integer("2").unwrap())).unwrap(), [2]);
+        assert!(matches!(
+            plan_down(&ms, &st, &DownTarget::Steps(2)),
+            Err(EngineError::Irreversible { .. })
+        ));
+        assert!(matches!(
+            plan_down(&ms, &st, &DownTarget::All),
+            Err(EngineError::Irreversible { .. })
+        ));
+        assert_eq!(
+            plan_down(&ms, &st, &DownTarget::To(Version::integer("2").unwrap())).unwrap(),
+            [2]
+        );
         let _unused: Option<SourceProblem> = None;
     }
 }

@@ -47,10 +47,13 @@ impl Binaries {
                 Some((major, e.path().join("bin")))
             })
             .collect();
-        debian.sort_by(|a, b| b.0.cmp(&a.0));
+        debian.sort_by_key(|d| std::cmp::Reverse(d.0));
         candidates.extend(debian.into_iter().map(|(_, p)| p));
         for dir in candidates {
-            if ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file()) {
+            if ["initdb", "pg_ctl", "postgres"]
+                .iter()
+                .all(|b| dir.join(b).is_file())
+            {
                 let major = major_version(&dir.join("postgres"))?;
                 return Ok(Binaries { bindir: dir, major });
             }

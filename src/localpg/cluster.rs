@@ -61,7 +61,11 @@ impl Cluster {
         }
     }
 
-    pub(crate) fn with_settings(root: PathBuf, settings: Vec<(String, String)>, database: &str) -> Cluster {
+    pub(crate) fn with_settings(
+        root: PathBuf,
+        settings: Vec<(String, String)>,
+        database: &str,
+    ) -> Cluster {
         Cluster {
             root,
             settings,
@@ -143,7 +147,8 @@ impl Cluster {
                 return Ok(info);
             }
         }
-        fs::create_dir_all(&self.root).map_err(|e| LocalPgError::io(format!("cannot create {}", self.root.display()), e))?;
+        fs::create_dir_all(&self.root)
+            .map_err(|e| LocalPgError::io(format!("cannot create {}", self.root.display()), e))?;
         let _lock = FileLock::acquire(&self.root.with_extension("lock"))?;
         match self.state() {
             ClusterState::Running { .. } => {}
@@ -154,7 +159,8 @@ impl Cluster {
                 self.create_database()?;
             }
         }
-        self.conninfo().ok_or_else(|| LocalPgError::Missing(self.root.clone()))
+        self.conninfo()
+            .ok_or_else(|| LocalPgError::Missing(self.root.clone()))
     }
 
     fn create_locked(&self) -> Result<(), LocalPgError> {
@@ -163,14 +169,21 @@ impl Cluster {
         let data = self.data_dir();
         if data.exists() {
             // A half-created cluster from an interrupted initdb.
-            fs::remove_dir_all(&data).map_err(|e| LocalPgError::io(format!("cannot remove {}", data.display()), e))?;
+            fs::remove_dir_all(&data)
+                .map_err(|e| LocalPgError::io(format!("cannot remove {}", data.display()), e))?;
         }
-        fs::create_dir_all(&self.root).map_err(|e| LocalPgError::io("cannot create cluster directory", e))?;
+        fs::create_dir_all(&self.root)
+            .map_err(|e| LocalPgError::io("cannot create cluster directory", e))?;
         chown(&self.root, owner)?;
         let mut cmd = tool(&bin, "initdb", owner);
         cmd.arg("-D")
             .arg(&data)
-            .args(["-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .args(["-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
         run(cmd, "initdb")?;
         let state = State {
@@ -184,7 +197,8 @@ impl Cluster {
 
     fn write_state(&self, state: &State) -> Result<(), LocalPgError> {
         let text = serde_json::to_string_pretty(state).expect("invariant: State serialises");
-        fs::write(self.state_file(), text).map_err(|e| LocalPgError::io("cannot write cluster.json", e))
+        fs::write(self.state_file(), text)
+            .map_err(|e| LocalPgError::io("cannot write cluster.json", e))
     }
 
     /// Starts a created cluster.
@@ -198,7 +212,9 @@ impl Cluster {
     }
 
     fn start_locked(&self) -> Result<(), LocalPgError> {
-        let mut state = self.read_state().ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
+        let mut state = self
+            .read_state()
+            .ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
         let bin = Binaries {
             bindir: state.bindir.clone(),
             major: state.major,
@@ -235,7 +251,11 @@ impl Cluster {
                     let in_use = log.contains("Address already in use");
                     last_error = Some(LocalPgError::Failed {
                         step: "pg_ctl start".into(),
-                        output: format!("{e}\nlast lines of {}:\n{}", self.log_file().display(), tail.join("\n")),
+                        output: format!(
+                            "{e}\nlast lines of {}:\n{}",
+                            self.log_file().display(),
+                            tail.join("\n")
+                        ),
                     });
                     if !in_use {
                         break;
@@ -250,15 +270,21 @@ impl Cluster {
         if self.database == "postgres" {
             return Ok(()); // initdb creates it
         }
-        let state = self.read_state().ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
+        let state = self
+            .read_state()
+            .ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
         let bin = Binaries {
             bindir: state.bindir.clone(),
             major: state.major,
         };
         let mut cmd = tool(&bin, "createdb", server_owner()?);
-        cmd.arg("-h")
-            .arg(&state.socket_dir)
-            .args(["-p", &state.port.to_string(), "-U", SUPERUSER, &self.database]);
+        cmd.arg("-h").arg(&state.socket_dir).args([
+            "-p",
+            &state.port.to_string(),
+            "-U",
+            SUPERUSER,
+            &self.database,
+        ]);
         run(cmd, "createdb")
     }
 
@@ -267,13 +293,18 @@ impl Cluster {
         let ClusterState::Running { .. } = self.state() else {
             return Ok(false);
         };
-        let state = self.read_state().ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
+        let state = self
+            .read_state()
+            .ok_or_else(|| LocalPgError::Missing(self.root.clone()))?;
         let bin = Binaries {
             bindir: state.bindir,
             major: state.major,
         };
         let mut cmd = tool(&bin, "pg_ctl", server_owner()?);
-        cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "-s"]);
+        cmd.arg("stop")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "fast", "-w", "-s"]);
         run(cmd, "pg_ctl stop")?;
         Ok(true)
     }
@@ -286,14 +317,18 @@ impl Cluster {
         if let ClusterState::Running { pid, .. } = self.state() {
             if self.stop().is_err() {
                 // Immediate shutdown as a last resort.
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGQUIT);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGQUIT,
+                );
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
         if let Some(state) = self.read_state() {
             let _ = fs::remove_dir_all(&state.socket_dir);
         }
-        fs::remove_dir_all(&self.root).map_err(|e| LocalPgError::io(format!("cannot remove {}", self.root.display()), e))?;
+        fs::remove_dir_all(&self.root)
+            .map_err(|e| LocalPgError::io(format!("cannot remove {}", self.root.display()), e))?;
         let _ = fs::remove_file(self.root.with_extension("lock"));
         Ok(true)
     }
@@ -369,18 +404,27 @@ pub(super) fn chown(path: &Path, owner: Option<(Uid, Gid)>) -> Result<(), LocalP
 pub(super) fn socket_dir_for(root: &Path) -> PathBuf {
     let canonical = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let sum = crate::source::checksum(&canonical.to_string_lossy());
-    PathBuf::from(format!("/tmp/strata-{}-{}", nix::unistd::geteuid(), &sum[..12]))
+    PathBuf::from(format!(
+        "/tmp/strata-{}-{}",
+        nix::unistd::geteuid(),
+        &sum[..12]
+    ))
 }
 
-pub(super) fn prepare_socket_dir(dir: &Path, owner: Option<(Uid, Gid)>) -> Result<(), LocalPgError> {
-    fs::create_dir_all(dir).map_err(|e| LocalPgError::io(format!("cannot create {}", dir.display()), e))?;
+pub(super) fn prepare_socket_dir(
+    dir: &Path,
+    owner: Option<(Uid, Gid)>,
+) -> Result<(), LocalPgError> {
+    fs::create_dir_all(dir)
+        .map_err(|e| LocalPgError::io(format!("cannot create {}", dir.display()), e))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| LocalPgError::io(format!("cannot chmod {}", dir.display()), e))?;
     chown(dir, owner)
 }
 
 pub(super) fn free_port() -> Result<u16, LocalPgError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| LocalPgError::io("cannot find a free port", e))?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| LocalPgError::io("cannot find a free port", e))?;
     listener
         .local_addr()
         .map(|a| a.port())

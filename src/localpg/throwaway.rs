@@ -46,7 +46,10 @@ impl Throwaway {
         ];
         let cluster = Cluster::with_settings(
             dir.join("pg"),
-            settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             "postgres",
         );
         let (child, pipe) = reaper;
@@ -62,7 +65,10 @@ impl Throwaway {
 
     /// A conninfo for `dbname` on this cluster.
     pub fn conninfo(&self, dbname: &str) -> String {
-        let base = self.cluster.conninfo().expect("invariant: a started cluster has state");
+        let base = self
+            .cluster
+            .conninfo()
+            .expect("invariant: a started cluster has state");
         format!("{base} dbname={dbname}")
     }
 
@@ -111,7 +117,9 @@ fn spawn_reaper(dir: &Path) -> Result<(Child, ChildStdin), LocalPgError> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| LocalPgError::io("cannot start the cleanup process", e))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| LocalPgError::io("cannot start the cleanup process", e))?;
     let pipe = child.stdin.take().expect("invariant: stdin was piped");
     Ok((child, pipe))
 }

@@ -73,8 +73,12 @@ pub fn status_table(statuses: &[MigrationStatus], style: &Style) -> String {
                 s.version.clone(),
                 s.name.clone(),
                 s.state.as_str().to_owned(),
-                s.applied_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "-".into()),
-                s.duration_ms.map(|d| format!("{d} ms")).unwrap_or_else(|| "-".into()),
+                s.applied_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|| "-".into()),
+                s.duration_ms
+                    .map(|d| format!("{d} ms"))
+                    .unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -133,13 +137,32 @@ pub fn progress(p: &Progress, style: &Style) -> Option<String> {
     }
     Some(match p {
         Progress::Notice(text) => format!("{} {text}", style.paint("36", "note:")),
-        Progress::Started { label, direction, detail } => {
-            let verb = if *direction == "up" { "applying" } else { "reverting" };
+        Progress::Started {
+            label,
+            direction,
+            detail,
+        } => {
+            let verb = if *direction == "up" {
+                "applying"
+            } else {
+                "reverting"
+            };
             format!("{verb} {label} ({detail})")
         }
-        Progress::Finished { label, direction, duration_ms } => {
-            let verb = if *direction == "up" { "applied" } else { "reverted" };
-            format!("{} {verb} {label} in {duration_ms} ms", style.paint("32", "ok"))
+        Progress::Finished {
+            label,
+            direction,
+            duration_ms,
+        } => {
+            let verb = if *direction == "up" {
+                "applied"
+            } else {
+                "reverted"
+            };
+            format!(
+                "{} {verb} {label} in {duration_ms} ms",
+                style.paint("32", "ok")
+            )
         }
     })
 }
@@ -170,5 +193,9 @@ pub fn problems(problems: &[SourceProblem], style: &Style) -> String {
 
 /// An error, with its chain.
 pub fn error(message: &str, style: &Style) -> String {
-    format!("{} {}", style.paint("31;1", "error:"), crate::db::redact(message))
+    format!(
+        "{} {}",
+        style.paint("31;1", "error:"),
+        crate::db::redact(message)
+    )
 }

@@ -39,7 +39,10 @@ mod tests {
     #[test]
     fn line_endings_and_bom_do_not_change_the_checksum() {
         let unix = checksum("CREATE TABLE t ();\nSELECT 1;\n");
-        assert_eq!(unix, checksum("\u{feff}CREATE TABLE t ();\r\nSELECT 1;\r\n"));
+        assert_eq!(
+            unix,
+            checksum("\u{feff}CREATE TABLE t ();\r\nSELECT 1;\r\n")
+        );
         assert_eq!(unix, checksum("CREATE TABLE t ();\rSELECT 1;\r"));
         assert_ne!(unix, checksum("CREATE TABLE t ();\nSELECT 2;\n"));
     }

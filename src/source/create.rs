@@ -11,7 +11,9 @@ use super::{Format, Migration};
 #[non_exhaustive]
 pub enum CreateError {
     /// The name has no usable characters.
-    #[error("migration name `{0}` has no letters or digits\n  help: use a name like add_users_table")]
+    #[error(
+        "migration name `{0}` has no letters or digits\n  help: use a name like add_users_table"
+    )]
     BadName(String),
     /// A file would be overwritten.
     #[error("{0} already exists\n  help: pick another name, or wait a second for a new timestamp")]
@@ -50,18 +52,31 @@ pub fn next_version(existing: &[Migration], now: DateTime<Utc>) -> String {
         .map(|m| m.version.as_str())
         .collect();
     let sequential = !versioned.is_empty()
-        && versioned.iter().all(|v| v.len() < 14 && v.bytes().all(|b| b.is_ascii_digit()))
+        && versioned
+            .iter()
+            .all(|v| v.len() < 14 && v.bytes().all(|b| b.is_ascii_digit()))
         && versioned.iter().any(|v| v.starts_with('0'));
     if sequential {
         let width = versioned.iter().map(|v| v.len()).max().unwrap_or(4);
-        let next = versioned.iter().filter_map(|v| v.parse::<u64>().ok()).max().unwrap_or(0) + 1;
+        let next = versioned
+            .iter()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
         return format!("{next:0width$}");
     }
     now.format("%Y%m%d%H%M%S").to_string()
 }
 
 /// Creates the files of a new migration and returns their paths.
-pub fn create(dir: &Path, format: Format, existing: &[Migration], name: &str, now: DateTime<Utc>) -> Result<Vec<PathBuf>, CreateError> {
+pub fn create(
+    dir: &Path,
+    format: Format,
+    existing: &[Migration],
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<PathBuf>, CreateError> {
     let slug = slug(name);
     if slug.is_empty() {
         return Err(CreateError::BadName(name.to_owned()));
@@ -80,10 +95,17 @@ pub fn create(dir: &Path, format: Format, existing: &[Migration], name: &str, no
         )],
         Format::Diesel => {
             let folder = dir.join(format!("{}_{slug}", now.format("%Y-%m-%d-%H%M%S")));
-            vec![(folder.join("up.sql"), up_body), (folder.join("down.sql"), down_body)]
+            vec![
+                (folder.join("up.sql"), up_body),
+                (folder.join("down.sql"), down_body),
+            ]
         }
         Format::Flyway => {
-            let v = if existing.is_empty() { "1".to_owned() } else { flyway_next(existing) };
+            let v = if existing.is_empty() {
+                "1".to_owned()
+            } else {
+                flyway_next(existing)
+            };
             vec![
                 (dir.join(format!("V{v}__{slug}.sql")), up_body),
                 (dir.join(format!("U{v}__{slug}.sql")), down_body),
@@ -97,9 +119,15 @@ pub fn create(dir: &Path, format: Format, existing: &[Migration], name: &str, no
     }
     for (path, body) in &files {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| CreateError::Io { path: parent.to_path_buf(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| CreateError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
-        std::fs::write(path, body).map_err(|source| CreateError::Io { path: path.clone(), source })?;
+        std::fs::write(path, body).map_err(|source| CreateError::Io {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }
@@ -126,13 +154,22 @@ mod tests {
     #[test]
     fn continues_zero_padded_sequences_and_defaults_to_timestamps() {
         let dir = tempfile::tempdir().unwrap();
-        let now = DateTime::parse_from_rfc3339("2024-03-05T06:07:08Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2024-03-05T06:07:08Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let first = create(dir.path(), Format::Native, &[], "init", now).unwrap();
         assert!(first[0].ends_with("20240305060708_init.up.sql"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("0007_x.up.sql"), "SELECT 1;").unwrap();
         let loaded = crate::source::load(dir.path(), None);
-        let files = create(dir.path(), Format::Native, &loaded.migrations, "next one", now).unwrap();
+        let files = create(
+            dir.path(),
+            Format::Native,
+            &loaded.migrations,
+            "next one",
+            now,
+        )
+        .unwrap();
         assert!(files[0].ends_with("0008_next_one.up.sql"), "{files:?}");
         assert!(files[1].ends_with("0008_next_one.down.sql"));
     }

@@ -153,7 +153,10 @@ mod tests {
     #[test]
     fn integers_sort_numerically_and_ignore_zero_padding() {
         let v = |s| Version::integer(s).unwrap();
-        assert_eq!(sorted(vec![v("10"), v("9"), v("0002")]), ["0002", "9", "10"]);
+        assert_eq!(
+            sorted(vec![v("10"), v("9"), v("0002")]),
+            ["0002", "9", "10"]
+        );
         assert_eq!(v("0002"), v("2"));
         assert_eq!(v("0002").canonical(), "2");
         assert!(Version::integer("12a").is_none());

@@ -30,7 +30,10 @@ pub enum TransactionBehavior {
 impl TransactionBehavior {
     /// True for statements that open, close or mark transactions.
     pub fn is_control(self) -> bool {
-        matches!(self, Self::Begin | Self::Commit | Self::Rollback | Self::Savepoint)
+        matches!(
+            self,
+            Self::Begin | Self::Commit | Self::Rollback | Self::Savepoint
+        )
     }
 
     /// The behaviour of a unit made of two statements (goose blocks).
@@ -57,7 +60,9 @@ impl fmt::Display for TransactionBehavior {
 }
 
 fn has_option(options: &[protobuf::Node], name: &str) -> bool {
-    options.iter().any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == name))
+    options
+        .iter()
+        .any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == name))
 }
 
 /// Classifies one parsed statement.
@@ -66,19 +71,28 @@ pub(crate) fn behavior(node: &protobuf::Node) -> TransactionBehavior {
     let Some(node) = &node.node else { return Any };
     match node {
         NodeEnum::TransactionStmt(t) => match TransactionStmtKind::try_from(t.kind) {
-            Ok(TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart) => TransactionBehavior::Begin,
-            Ok(TransactionStmtKind::TransStmtCommit | TransactionStmtKind::TransStmtCommitPrepared) => {
-                TransactionBehavior::Commit
+            Ok(TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart) => {
+                TransactionBehavior::Begin
             }
-            Ok(TransactionStmtKind::TransStmtRollback | TransactionStmtKind::TransStmtRollbackPrepared) => {
-                TransactionBehavior::Rollback
-            }
+            Ok(
+                TransactionStmtKind::TransStmtCommit | TransactionStmtKind::TransStmtCommitPrepared,
+            ) => TransactionBehavior::Commit,
+            Ok(
+                TransactionStmtKind::TransStmtRollback
+                | TransactionStmtKind::TransStmtRollbackPrepared,
+            ) => TransactionBehavior::Rollback,
             _ => TransactionBehavior::Savepoint,
         },
         NodeEnum::IndexStmt(i) if i.concurrent => Never("CREATE INDEX CONCURRENTLY"),
         NodeEnum::DropStmt(d) if d.concurrent => Never("DROP INDEX CONCURRENTLY"),
-        NodeEnum::ReindexStmt(r) if has_option(&r.params, "concurrently") => Never("REINDEX CONCURRENTLY"),
-        NodeEnum::ReindexStmt(r) if r.relation.is_none() && r.kind != protobuf::ReindexObjectType::ReindexObjectIndex as i32 && r.kind != protobuf::ReindexObjectType::ReindexObjectTable as i32 => {
+        NodeEnum::ReindexStmt(r) if has_option(&r.params, "concurrently") => {
+            Never("REINDEX CONCURRENTLY")
+        }
+        NodeEnum::ReindexStmt(r)
+            if r.relation.is_none()
+                && r.kind != protobuf::ReindexObjectType::ReindexObjectIndex as i32
+                && r.kind != protobuf::ReindexObjectType::ReindexObjectTable as i32 =>
+        {
             Never("REINDEX SCHEMA/DATABASE/SYSTEM")
         }
         NodeEnum::VacuumStmt(v) if v.is_vacuumcmd => Never("VACUUM"),

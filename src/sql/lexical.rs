@@ -65,9 +65,16 @@ pub(super) fn find_meta_command(text: &str) -> Option<SqlError> {
             scan.tokens
                 .iter()
                 .filter(|t| {
-                    [Token::Sconst, Token::Usconst, Token::Bconst, Token::Xconst, Token::SqlComment, Token::CComment]
-                        .iter()
-                        .any(|k| *k as i32 == t.token)
+                    [
+                        Token::Sconst,
+                        Token::Usconst,
+                        Token::Bconst,
+                        Token::Xconst,
+                        Token::SqlComment,
+                        Token::CComment,
+                    ]
+                    .iter()
+                    .any(|k| *k as i32 == t.token)
                 })
                 .map(|t| (t.start as usize, t.end as usize))
                 .collect()
@@ -78,11 +85,16 @@ pub(super) fn find_meta_command(text: &str) -> Option<SqlError> {
         let indent = line.len() - line.trim_start().len();
         let at = offset + indent;
         offset += line.len();
-        if !line.trim_start().starts_with('\\') || protected.iter().any(|(s, e)| (*s..*e).contains(&at)) {
+        if !line.trim_start().starts_with('\\')
+            || protected.iter().any(|(s, e)| (*s..*e).contains(&at))
+        {
             continue;
         }
-        let command = line.trim().split_whitespace().next().unwrap_or("\\").to_owned();
-        return Some(SqlError::MetaCommand { command, line: i + 1 });
+        let command = line.split_whitespace().next().unwrap_or("\\").to_owned();
+        return Some(SqlError::MetaCommand {
+            command,
+            line: i + 1,
+        });
     }
     None
 }

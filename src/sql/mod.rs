@@ -84,7 +84,9 @@ impl SqlError {
     /// The 1-based line of the problem in the script text.
     pub fn line(&self) -> usize {
         match self {
-            SqlError::Syntax { line, .. } | SqlError::MetaCommand { line, .. } | SqlError::NulByte { line } => *line,
+            SqlError::Syntax { line, .. }
+            | SqlError::MetaCommand { line, .. }
+            | SqlError::NulByte { line } => *line,
         }
     }
 
@@ -106,7 +108,9 @@ impl SqlError {
 /// statement (goose's `StatementBegin`/`StatementEnd`).
 pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlError> {
     if let Some(pos) = text.find('\0') {
-        return Err(SqlError::NulByte { line: line_col(text, pos).0 });
+        return Err(SqlError::NulByte {
+            line: line_col(text, pos).0,
+        });
     }
     let parsed = match pg_query::parse(text, 0) {
         Ok(parsed) => parsed,
@@ -114,7 +118,9 @@ pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlE
     };
     let mut statements: Vec<Statement> = Vec::new();
     for raw in parsed.protobuf.stmts {
-        let start = usize::try_from(raw.stmt_location).unwrap_or(0).min(text.len());
+        let start = usize::try_from(raw.stmt_location)
+            .unwrap_or(0)
+            .min(text.len());
         let end = match usize::try_from(raw.stmt_len) {
             Ok(0) | Err(_) => text.len(),
             Ok(len) => (start + len).min(text.len()),
@@ -193,16 +199,28 @@ fn locate_error(text: &str, err: pg_query::Error) -> SqlError {
         let gap = skip_statement_separators(text, prev_end);
         if gap < start {
             let (line, column) = line_col(text, locate(gap, start));
-            return SqlError::Syntax { message, line, column };
+            return SqlError::Syntax {
+                message,
+                line,
+                column,
+            };
         }
         if start < end && pg_query::parse(&text[start..end], 0).is_err() {
             let (line, column) = line_col(text, locate(start, end));
-            return SqlError::Syntax { message, line, column };
+            return SqlError::Syntax {
+                message,
+                line,
+                column,
+            };
         }
         prev_end = end;
     }
     let (line, column) = line_col(text, skip_trivia(text, 0));
-    SqlError::Syntax { message, line, column }
+    SqlError::Syntax {
+        message,
+        line,
+        column,
+    }
 }
 
 /// Skips whitespace, comments and `;`.
@@ -222,7 +240,11 @@ mod tests {
     use super::*;
 
     fn split_sql(text: &str) -> Vec<String> {
-        split(text, &[]).unwrap().into_iter().map(|s| s.sql).collect()
+        split(text, &[])
+            .unwrap()
+            .into_iter()
+            .map(|s| s.sql)
+            .collect()
     }
 
     #[test]
@@ -247,10 +269,34 @@ mod tests {
 
     #[test]
     fn syntax_errors_point_at_the_failing_statement() {
-        let err = split("SELECT 1;\nCREATE TABLE t (id int);\nCREAT TABLE u ();\n", &[]).unwrap_err();
-        assert!(matches!(err, SqlError::Syntax { line: 3, column: 1, .. }), "{err:?}");
+        let err = split(
+            "SELECT 1;\nCREATE TABLE t (id int);\nCREAT TABLE u ();\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SqlError::Syntax {
+                    line: 3,
+                    column: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         let err = split("SELECT 1;\nSELEC 2;\n", &[]).unwrap_err();
-        assert!(matches!(err, SqlError::Syntax { line: 2, column: 1, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                SqlError::Syntax {
+                    line: 2,
+                    column: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         let err = split("SELECT 1;\nSELECT * FROM t WHERE;\n", &[]).unwrap_err();
         assert!(matches!(err, SqlError::Syntax { line: 2, .. }), "{err:?}");
     }
@@ -258,7 +304,13 @@ mod tests {
     #[test]
     fn meta_commands_are_named() {
         let err = split("SELECT 1;\n\\set ON_ERROR_STOP on\nSELECT 2;\n", &[]).unwrap_err();
-        assert_eq!(err, SqlError::MetaCommand { command: "\\set".into(), line: 2 });
+        assert_eq!(
+            err,
+            SqlError::MetaCommand {
+                command: "\\set".into(),
+                line: 2
+            }
+        );
         // A backslash at the start of a line inside a string is not one.
         assert_eq!(split_sql("SELECT '\n\\set';").len(), 1);
     }
@@ -296,7 +348,8 @@ mod tests {
         let text = "SELECT 1;\nSELECT 2; SELECT 3;\nSELECT 4;";
         let start = text.find("SELECT 2").unwrap();
         let end = text.find("\nSELECT 4").unwrap();
-        let stmts = split(text, &[start..end]).unwrap();
+        let block = start..end;
+        let stmts = split(text, std::slice::from_ref(&block)).unwrap();
         assert_eq!(stmts.len(), 3);
         assert_eq!(stmts[1].sql, "SELECT 2; SELECT 3");
         assert_eq!(stmts[1].nodes.len(), 2);

@@ -17,12 +17,27 @@ async fn check(setup: impl Fn(&Project), code: i32, needles: &[&str]) {
     for needle in needles {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
-    assert_eq!(db.schema_fingerprint().await, before, "the database changed");
+    assert_eq!(
+        db.schema_fingerprint().await,
+        before,
+        "the database changed"
+    );
 }
 
 #[tokio::test]
 async fn out_of_order_names_the_files() {
-    check(|p| { p.write("1_old.up.sql", "CREATE TABLE old (id int);\n"); }, 2, &["older than the newest applied version 2", "1_old.up.sql", "--allow-out-of-order"]).await;
+    check(
+        |p| {
+            p.write("1_old.up.sql", "CREATE TABLE old (id int);\n");
+        },
+        2,
+        &[
+            "older than the newest applied version 2",
+            "1_old.up.sql",
+            "--allow-out-of-order",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -38,37 +53,97 @@ async fn out_of_order_is_allowed_on_request() {
 
 #[tokio::test]
 async fn missing_file() {
-    check(|p| { std::fs::remove_file(p.migrations().join("2_a.up.sql")).unwrap(); std::fs::remove_file(p.migrations().join("2_a.down.sql")).unwrap(); }, 2, &["have no file any more: 2_a", "--ignore-missing"]).await;
+    check(
+        |p| {
+            std::fs::remove_file(p.migrations().join("2_a.up.sql")).unwrap();
+            std::fs::remove_file(p.migrations().join("2_a.down.sql")).unwrap();
+        },
+        2,
+        &["have no file any more: 2_a", "--ignore-missing"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn modified_file_shows_what_changed() {
-    check(|p| { p.write("2_a.up.sql", "CREATE TABLE a (id bigint);\n"); }, 2, &["changed since they were applied", "2_a.up.sql", "recorded checksum", "strata repair"]).await;
+    check(
+        |p| {
+            p.write("2_a.up.sql", "CREATE TABLE a (id bigint);\n");
+        },
+        2,
+        &[
+            "changed since they were applied",
+            "2_a.up.sql",
+            "recorded checksum",
+            "strata repair",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn duplicate_version() {
-    check(|p| { p.write("3_x.up.sql", "SELECT 1;\n"); p.write("03_y.up.sql", "SELECT 2;\n"); }, 2, &["duplicate version 3"]).await;
+    check(
+        |p| {
+            p.write("3_x.up.sql", "SELECT 1;\n");
+            p.write("03_y.up.sql", "SELECT 2;\n");
+        },
+        2,
+        &["duplicate version 3"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn empty_file() {
-    check(|p| { p.write("3_empty.up.sql", "-- nothing here\n\n"); }, 2, &["3_empty.up.sql: migration has no SQL statements"]).await;
+    check(
+        |p| {
+            p.write("3_empty.up.sql", "-- nothing here\n\n");
+        },
+        2,
+        &["3_empty.up.sql: migration has no SQL statements"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn non_utf8_file() {
-    check(|p| { std::fs::write(p.migrations().join("3_latin1.up.sql"), b"SELECT 1;\n-- caf\xe9\n").unwrap(); }, 2, &["3_latin1.up.sql:2: file is not valid UTF-8", "iconv"]).await;
+    check(
+        |p| {
+            std::fs::write(
+                p.migrations().join("3_latin1.up.sql"),
+                b"SELECT 1;\n-- caf\xe9\n",
+            )
+            .unwrap();
+        },
+        2,
+        &["3_latin1.up.sql:2: file is not valid UTF-8", "iconv"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn unknown_directive() {
-    check(|p| { p.write("3_x.up.sql", "-- strata:no-transacton\nSELECT 1;\n"); }, 2, &["3_x.up.sql:1: unknown directive `strata:no-transacton`"]).await;
+    check(
+        |p| {
+            p.write("3_x.up.sql", "-- strata:no-transacton\nSELECT 1;\n");
+        },
+        2,
+        &["3_x.up.sql:1: unknown directive `strata:no-transacton`"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn psql_meta_command() {
-    check(|p| { p.write("3_x.up.sql", "SELECT 1;\n\\i other.sql\nSELECT 2;\n"); }, 2, &["3_x.up.sql:2:1: psql meta-command `\\i`"]).await;
+    check(
+        |p| {
+            p.write("3_x.up.sql", "SELECT 1;\n\\i other.sql\nSELECT 2;\n");
+        },
+        2,
+        &["3_x.up.sql:2:1: psql meta-command `\\i`"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -76,7 +151,10 @@ async fn syntax_error_in_a_later_file_runs_nothing() {
     check(
         |p| {
             p.write("3_ok.up.sql", "CREATE TABLE ok (id int);\n");
-            p.write("4_bad.up.sql", "CREATE TABLE fine (id int);\nCREAT TABLE broken ();\n");
+            p.write(
+                "4_bad.up.sql",
+                "CREATE TABLE fine (id int);\nCREAT TABLE broken ();\n",
+            );
         },
         2,
         &["4_bad.up.sql:2:1: syntax error"],
@@ -87,10 +165,30 @@ async fn syntax_error_in_a_later_file_runs_nothing() {
 #[tokio::test]
 async fn bad_url() {
     let project = Project::new();
-    let out = expect_code(&strata(project.path(), Some("postgres://bob:hunter2@host:notaport/db"), &["status"]), 2);
-    assert!(out.contains("invalid database URL") && !out.contains("hunter2"), "{out}");
-    let out = expect_code(&strata(project.path(), Some("host=h sslmode=sometimes password=hunter2"), &["status"]), 2);
-    assert!(out.contains("unknown sslmode `sometimes`") && !out.contains("hunter2"), "{out}");
+    let out = expect_code(
+        &strata(
+            project.path(),
+            Some("postgres://bob:hunter2@host:notaport/db"),
+            &["status"],
+        ),
+        2,
+    );
+    assert!(
+        out.contains("invalid database URL") && !out.contains("hunter2"),
+        "{out}"
+    );
+    let out = expect_code(
+        &strata(
+            project.path(),
+            Some("host=h sslmode=sometimes password=hunter2"),
+            &["status"],
+        ),
+        2,
+    );
+    assert!(
+        out.contains("unknown sslmode `sometimes`") && !out.contains("hunter2"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -98,19 +196,35 @@ async fn wrong_password_is_redacted() {
     let project = Project::new();
     // TCP connections to the test cluster need a password; the superuser has none.
     let info = cluster().conninfo("postgres");
-    let port = info.split_whitespace().find_map(|kv| kv.strip_prefix("port=")).unwrap();
+    let port = info
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .unwrap();
     let url = format!("postgres://postgres:hunter2@127.0.0.1:{port}/postgres?sslmode=disable");
     let out = expect_code(&strata(project.path(), Some(&url), &["status"]), 1);
     assert!(out.contains("password authentication failed"), "{out}");
     assert!(out.contains("check the user name and password"), "{out}");
-    assert!(!out.contains("hunter2") && out.contains("postgres:***@"), "{out}");
+    assert!(
+        !out.contains("hunter2") && out.contains("postgres:***@"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn unreachable_server() {
     let project = Project::new();
-    let out = expect_code(&strata(project.path(), Some("postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=2"), &["up"]), 1);
-    assert!(out.contains("cannot connect to postgres://u:***@127.0.0.1:1/db"), "{out}");
+    let out = expect_code(
+        &strata(
+            project.path(),
+            Some("postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=2"),
+            &["up"],
+        ),
+        1,
+    );
+    assert!(
+        out.contains("cannot connect to postgres://u:***@127.0.0.1:1/db"),
+        "{out}"
+    );
     assert!(out.contains("is the server running"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
 }
@@ -118,7 +232,14 @@ async fn unreachable_server() {
 #[tokio::test]
 async fn bad_config_file_says_where() {
     let project = Project::new();
-    std::fs::write(project.path().join("strata.toml"), "dir = \"migrations\"\nlock_wiat = \"1s\"\n").unwrap();
+    std::fs::write(
+        project.path().join("strata.toml"),
+        "dir = \"migrations\"\nlock_wiat = \"1s\"\n",
+    )
+    .unwrap();
     let out = expect_code(&strata(project.path(), None, &["status"]), 2);
-    assert!(out.contains("strata.toml:2") && out.contains("lock_wiat"), "{out}");
+    assert!(
+        out.contains("strata.toml:2") && out.contains("lock_wiat"),
+        "{out}"
+    );
 }

@@ -29,10 +29,21 @@ async fn sixteen_runners_apply_each_migration_once() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "a runner failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "a runner failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let counts = db.column("SELECT version || ':' || count(*) FROM applied_log GROUP BY version ORDER BY version::int").await;
-    assert_eq!(counts, (1..=8).map(|v| format!("{v}:1")).collect::<Vec<_>>());
+    assert_eq!(
+        counts,
+        (1..=8).map(|v| format!("{v}:1")).collect::<Vec<_>>()
+    );
     assert_eq!(db.history().await.len(), 8);
-    assert_eq!(db.column("SELECT count(*)::text FROM strata_events WHERE action = 'up'").await, ["8"]);
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM strata_events WHERE action = 'up'")
+            .await,
+        ["8"]
+    );
 }

@@ -9,7 +9,11 @@ use crate::support::{expect_code, Project, TestDb};
 #[tokio::test]
 async fn killed_run_resumes_at_the_interrupted_statement() {
     let db = TestDb::new().await;
-    db.connect().await.batch("CREATE TABLE sleep_for (seconds float8); INSERT INTO sleep_for VALUES (60);").await.unwrap();
+    db.connect()
+        .await
+        .batch("CREATE TABLE sleep_for (seconds float8); INSERT INTO sleep_for VALUES (60);")
+        .await
+        .unwrap();
     let project = Project::new();
     project.write(
         "1_long.up.sql",
@@ -26,14 +30,18 @@ async fn killed_run_resumes_at_the_interrupted_statement() {
     let started = Instant::now();
     loop {
         let done = if db.has_table("public.strata_migrations").await {
-            db.column("SELECT statements_done::text FROM strata_migrations").await
+            db.column("SELECT statements_done::text FROM strata_migrations")
+                .await
         } else {
             vec![]
         };
         if done == ["1"] {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the migration never got to statement 2");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the migration never got to statement 2"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -41,9 +49,16 @@ async fn killed_run_resumes_at_the_interrupted_statement() {
     child.wait().unwrap();
     assert_eq!(db.history().await, [("1".to_owned(), "running".to_owned())]);
     let status = expect_code(&project.run(&db, &["status"]), 0);
-    assert!(status.contains("interrupted at statement 2 of 3"), "{status}");
+    assert!(
+        status.contains("interrupted at statement 2 of 3"),
+        "{status}"
+    );
 
-    db.connect().await.batch("UPDATE sleep_for SET seconds = 0").await.unwrap();
+    db.connect()
+        .await
+        .batch("UPDATE sleep_for SET seconds = 0")
+        .await
+        .unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(out.contains("resuming at statement 2 of 3"), "{out}");
     assert!(db.has_table("first").await && db.has_table("third").await);

@@ -5,7 +5,10 @@ use crate::support::{expect_code, Project, TestDb};
 
 fn four(project: &Project) {
     for (v, t) in [("1", "a"), ("2", "b"), ("3", "c"), ("4", "d")] {
-        project.write(&format!("{v}_{t}.up.sql"), &format!("CREATE TABLE {t} (id int);\n"));
+        project.write(
+            &format!("{v}_{t}.up.sql"),
+            &format!("CREATE TABLE {t} (id int);\n"),
+        );
         project.write(&format!("{v}_{t}.down.sql"), &format!("DROP TABLE {t};\n"));
     }
 }
@@ -26,7 +29,9 @@ async fn steps_to_and_all() {
     expect_code(&project.run(&db, &["down", "--all"]), 0);
     assert!(!db.has_table("a").await);
     assert!(db.history().await.is_empty());
-    let downs = db.column("SELECT count(*)::text FROM strata_events WHERE action = 'down' AND success").await;
+    let downs = db
+        .column("SELECT count(*)::text FROM strata_events WHERE action = 'down' AND success")
+        .await;
     assert_eq!(downs, ["7"]);
 }
 
@@ -38,14 +43,20 @@ async fn dry_run_and_irreversible() {
     project.write("5_e.up.sql", "CREATE TABLE e (id int);\n");
     expect_code(&project.run(&db, &["up"]), 0);
     let out = expect_code(&project.run(&db, &["down", "--dry-run", "--steps", "1"]), 2);
-    assert!(out.contains("5_e cannot be reverted: it has no down script"), "{out}");
+    assert!(
+        out.contains("5_e cannot be reverted: it has no down script"),
+        "{out}"
+    );
     std::fs::remove_file(project.migrations().join("5_e.up.sql")).unwrap();
     expect_code(&project.run(&db, &["down", "--dry-run", "--steps", "1"]), 2);
     project.write("5_e.up.sql", "CREATE TABLE e (id int);\n");
     project.write("5_e.down.sql", "DROP TABLE e;\n");
     let before = db.schema_fingerprint().await;
     let out = expect_code(&project.run(&db, &["down", "--dry-run"]), 0);
-    assert!(out.contains("BEGIN;\nDROP TABLE e;\nDELETE FROM \"public\".\"strata_migrations\""), "{out}");
+    assert!(
+        out.contains("BEGIN;\nDROP TABLE e;\nDELETE FROM \"public\".\"strata_migrations\""),
+        "{out}"
+    );
     assert_eq!(db.schema_fingerprint().await, before);
 }
 
@@ -57,7 +68,10 @@ async fn a_failing_down_keeps_the_migration_applied() {
     project.write("1_a.down.sql", "DROP TABLE a;\nDROP TABLE not_there;\n");
     expect_code(&project.run(&db, &["up"]), 0);
     let out = expect_code(&project.run(&db, &["down"]), 1);
-    assert!(out.contains("1_a.down.sql:2") && out.contains("stays applied"), "{out}");
+    assert!(
+        out.contains("1_a.down.sql:2") && out.contains("stays applied"),
+        "{out}"
+    );
     assert!(db.has_table("a").await);
     assert_eq!(db.history().await.len(), 1);
 }

@@ -14,12 +14,21 @@ fn lifecycle_and_embedded_default() {
     let status = expect_code(&strata(project.path(), None, &["local", "status"]), 0);
     assert!(status.contains("running (pid"), "{status}");
     let url = expect_code(&strata(project.path(), None, &["local", "url"]), 0);
-    assert!(url.starts_with("postgresql://postgres@localhost:") && url.contains("/strata?host=/tmp/strata-"), "{url}");
+    assert!(
+        url.starts_with("postgresql://postgres@localhost:")
+            && url.contains("/strata?host=/tmp/strata-"),
+        "{url}"
+    );
     // The URL works for other tools, here strata itself.
-    let out = expect_code(&strata(project.path(), Some(url.trim()), &["status", "--exit-code"]), 0);
+    let out = expect_code(
+        &strata(project.path(), Some(url.trim()), &["status", "--exit-code"]),
+        0,
+    );
     assert!(out.contains("1 applied"), "{out}");
     expect_code(&strata(project.path(), None, &["local", "stop"]), 0);
-    assert!(expect_code(&strata(project.path(), None, &["local", "status"]), 0).contains("stopped"));
+    assert!(
+        expect_code(&strata(project.path(), None, &["local", "status"]), 0).contains("stopped")
+    );
     // Commands start it again on demand.
     expect_code(&strata(project.path(), None, &["status", "--exit-code"]), 0);
     expect_code(&strata(project.path(), None, &["local", "destroy"]), 0);

@@ -13,17 +13,30 @@ async fn three_concurrent_indexes_run_outside_a_transaction() {
         "CREATE INDEX CONCURRENTLY t_a ON t (a);\nCREATE INDEX CONCURRENTLY t_b ON t (b);\nCREATE INDEX CONCURRENTLY t_c ON t (c);\n",
     );
     let out = expect_code(&project.run(&db, &["up"]), 0);
-    assert!(out.contains("note: 2_idx: runs outside a transaction: CREATE INDEX CONCURRENTLY at line 1"), "{out}");
-    let valid = db.column("SELECT count(*)::text FROM pg_index WHERE indrelid = 't'::regclass AND indisvalid").await;
+    assert!(
+        out.contains(
+            "note: 2_idx: runs outside a transaction: CREATE INDEX CONCURRENTLY at line 1"
+        ),
+        "{out}"
+    );
+    let valid = db
+        .column("SELECT count(*)::text FROM pg_index WHERE indrelid = 't'::regclass AND indisvalid")
+        .await;
     assert_eq!(valid, ["3"]);
-    assert_eq!(db.history().await[1], ("2".to_owned(), "applied".to_owned()));
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
 }
 
 #[tokio::test]
 async fn failure_at_statement_two_then_resume_at_statement_two() {
     let db = TestDb::new().await;
     let project = Project::new();
-    project.write("1_t.up.sql", "CREATE TABLE t (a int);\nINSERT INTO t VALUES (1), (1);\n");
+    project.write(
+        "1_t.up.sql",
+        "CREATE TABLE t (a int);\nINSERT INTO t VALUES (1), (1);\n",
+    );
     let path = project.write(
         "2_fill.up.sql",
         "-- strata:no-transaction\nCREATE TABLE log (n int);\nCREATE UNIQUE INDEX CONCURRENTLY t_a ON t (a);\nINSERT INTO log VALUES (3);\n",
@@ -32,21 +45,39 @@ async fn failure_at_statement_two_then_resume_at_statement_two() {
     assert!(out.contains("2_fill.up.sql:3 (statement 2 of 3)"), "{out}");
     assert!(out.contains("statements 1 to 1 are applied"), "{out}");
     let status = expect_code(&project.run(&db, &["status", "--exit-code"]), 3);
-    assert!(status.contains("failed") && status.contains("stopped at statement 2 of 3"), "{status}");
+    assert!(
+        status.contains("failed") && status.contains("stopped at statement 2 of 3"),
+        "{status}"
+    );
     // Another up without fixing the cause fails the same way and runs
     // statement 1 only once.
     expect_code(&project.run(&db, &["up"]), 1);
     // Fix the data, then resume: statement 1 is not run again (it would fail:
     // the table exists), the invalid index left by the failed build is dropped
     // and built again.
-    db.connect().await.batch("DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t)").await.unwrap();
+    db.connect()
+        .await
+        .batch("DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t)")
+        .await
+        .unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(out.contains("resuming at statement 2 of 3"), "{out}");
     assert!(out.contains("dropping invalid index"), "{out}");
     assert_eq!(db.column("SELECT n::text FROM log").await, ["3"]);
-    assert_eq!(db.column("SELECT indisvalid::text FROM pg_index WHERE indexrelid = 't_a'::regclass").await, ["true"]);
-    assert_eq!(db.history().await[1], ("2".to_owned(), "applied".to_owned()));
-    let events = db.column("SELECT action || ':' || success FROM strata_events WHERE version = '2' ORDER BY id").await;
+    assert_eq!(
+        db.column("SELECT indisvalid::text FROM pg_index WHERE indexrelid = 't_a'::regclass")
+            .await,
+        ["true"]
+    );
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+    let events = db
+        .column(
+            "SELECT action || ':' || success FROM strata_events WHERE version = '2' ORDER BY id",
+        )
+        .await;
     assert_eq!(events, ["up:false", "up:false", "resume:true"]);
     drop(path);
 }
@@ -55,9 +86,18 @@ async fn failure_at_statement_two_then_resume_at_statement_two() {
 async fn resume_refuses_when_the_statements_already_run_changed() {
     let db = TestDb::new().await;
     let project = Project::new();
-    project.write("1_x.up.sql", "-- strata:no-transaction\nCREATE TABLE a (id int);\nSELECT 1/0;\n");
+    project.write(
+        "1_x.up.sql",
+        "-- strata:no-transaction\nCREATE TABLE a (id int);\nSELECT 1/0;\n",
+    );
     expect_code(&project.run(&db, &["up"]), 1);
-    project.write("1_x.up.sql", "-- strata:no-transaction\nCREATE TABLE a_renamed (id int);\nSELECT 1;\n");
+    project.write(
+        "1_x.up.sql",
+        "-- strata:no-transaction\nCREATE TABLE a_renamed (id int);\nSELECT 1;\n",
+    );
     let out = expect_code(&project.run(&db, &["up"]), 2);
-    assert!(out.contains("ran 1 of its 2 statements before it stopped, and those statements changed"), "{out}");
+    assert!(
+        out.contains("ran 1 of its 2 statements before it stopped, and those statements changed"),
+        "{out}"
+    );
 }

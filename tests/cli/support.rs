@@ -27,29 +27,52 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> TestDb {
         let cluster = cluster();
-        let name = format!("t{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        let admin = strata::Target::parse(&cluster.conninfo("postgres")).unwrap().connect().await.unwrap();
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin = strata::Target::parse(&cluster.conninfo("postgres"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         admin
             .batch(&format!("CREATE DATABASE {name} TEMPLATE template0"))
             .await
             .expect("create a test database");
-        TestDb { url: cluster.conninfo(&name), name }
+        TestDb {
+            url: cluster.conninfo(&name),
+            name,
+        }
     }
 
     pub async fn connect(&self) -> strata::db::Connection {
-        strata::Target::parse(&self.url).unwrap().connect().await.unwrap()
+        strata::Target::parse(&self.url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     /// Runs a query and returns the first column of every row as text.
     pub async fn column(&self, sql: &str) -> Vec<String> {
         let conn = self.connect().await;
-        conn.query(sql, &[]).await.unwrap().iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_default()).collect()
+        conn.query(sql, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+            .collect()
     }
 
     /// True when a relation exists.
     pub async fn has_table(&self, name: &str) -> bool {
         let conn = self.connect().await;
-        let row = conn.query("SELECT to_regclass($1) IS NOT NULL", &[&name]).await.unwrap();
+        let row = conn
+            .query("SELECT to_regclass($1) IS NOT NULL", &[&name])
+            .await
+            .unwrap();
         row[0].get(0)
     }
 
@@ -59,12 +82,15 @@ impl TestDb {
         if !self.has_table("public.strata_migrations").await {
             return Vec::new();
         }
-        conn.query("SELECT version, state FROM strata_migrations ORDER BY applied_at, version", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
+        conn.query(
+            "SELECT version, state FROM strata_migrations ORDER BY applied_at, version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
     }
 
     /// A fingerprint of the user schema, to check that nothing changed.
@@ -90,7 +116,15 @@ impl TestDb {
 pub fn strata(cwd: &Path, url: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.current_dir(cwd).env("NO_COLOR", "1");
-    for var in ["DATABASE_URL", "STRATA_DATABASE_URL", "PGHOST", "PGDATABASE", "PGPORT", "PGUSER", "PGPASSWORD"] {
+    for var in [
+        "DATABASE_URL",
+        "STRATA_DATABASE_URL",
+        "PGHOST",
+        "PGDATABASE",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+    ] {
         cmd.env_remove(var);
     }
     if let Some(url) = url {
@@ -101,14 +135,22 @@ pub fn strata(cwd: &Path, url: Option<&str>, args: &[&str]) -> Output {
 
 /// Stdout and stderr together, for assertions on messages.
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Asserts the exit code and returns the combined output.
 #[track_caller]
 pub fn expect_code(out: &Output, code: i32) -> String {
     let all = text(out);
-    assert_eq!(out.status.code(), Some(code), "unexpected exit code; output:\n{all}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "unexpected exit code; output:\n{all}"
+    );
     all
 }
 
@@ -127,7 +169,9 @@ impl Project {
     /// A project whose migrations are a copy of a fixture tree.
     pub fn from_fixture(name: &str) -> Project {
         let project = Project::new();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
         copy_dir(&src, &project.migrations());
         project
     }

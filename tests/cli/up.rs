@@ -18,10 +18,17 @@ async fn applies_everything_and_records_history_and_events() {
     three(&project);
     expect_code(&project.run(&db, &["up"]), 0);
     assert_eq!(db.history().await.len(), 3);
-    let events = db.column("SELECT action || ':' || version || ':' || success FROM strata_events ORDER BY id").await;
+    let events = db
+        .column("SELECT action || ':' || version || ':' || success FROM strata_events ORDER BY id")
+        .await;
     assert_eq!(events, ["up:1:true", "up:2:true", "up:3:true"]);
-    let by = db.column("SELECT applied_by FROM strata_migrations LIMIT 1").await;
-    assert!(by[0].starts_with("postgres (") && by[0].contains('@'), "{by:?}");
+    let by = db
+        .column("SELECT applied_by FROM strata_migrations LIMIT 1")
+        .await;
+    assert!(
+        by[0].starts_with("postgres (") && by[0].contains('@'),
+        "{by:?}"
+    );
     let row = db.column("SELECT checksum_algorithm || ':' || length(checksum) || ':' || tool_version FROM strata_migrations LIMIT 1").await;
     assert_eq!(row, [format!("1:64:{}", env!("CARGO_PKG_VERSION"))]);
     // Nothing pending: a second run does nothing and says so.
@@ -45,7 +52,10 @@ async fn dry_run_prints_the_exact_sql_and_changes_nothing() {
     let db = TestDb::new().await;
     let project = Project::new();
     three(&project);
-    project.write("4_idx.up.sql", "CREATE INDEX CONCURRENTLY c_id ON c (id);\n");
+    project.write(
+        "4_idx.up.sql",
+        "CREATE INDEX CONCURRENTLY c_id ON c (id);\n",
+    );
     let before = db.schema_fingerprint().await;
     let out = expect_code(&project.run(&db, &["up", "--dry-run"]), 0);
     for needle in [
@@ -69,12 +79,22 @@ async fn a_failing_transactional_migration_leaves_no_trace_but_an_event() {
     project.write("2_bad.up.sql", "CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\n\nINSERT INTO missing_table VALUES (1);\n");
     let out = expect_code(&project.run(&db, &["up"]), 1);
     assert!(out.contains("2_bad.up.sql:4 (statement 3 of 3)"), "{out}");
-    assert!(out.contains("relation \"missing_table\" does not exist"), "{out}");
+    assert!(
+        out.contains("relation \"missing_table\" does not exist"),
+        "{out}"
+    );
     assert!(out.contains("rolled back, nothing was applied"), "{out}");
     assert!(db.has_table("a").await, "the first migration stays applied");
-    assert!(!db.has_table("b").await, "the failed migration left a table behind");
+    assert!(
+        !db.has_table("b").await,
+        "the failed migration left a table behind"
+    );
     assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
-    let failed = db.column("SELECT version || ':' || (details->>'statement') FROM strata_events WHERE NOT success").await;
+    let failed = db
+        .column(
+            "SELECT version || ':' || (details->>'statement') FROM strata_events WHERE NOT success",
+        )
+        .await;
     assert_eq!(failed, ["2:3"]);
 }
 
@@ -82,7 +102,10 @@ async fn a_failing_transactional_migration_leaves_no_trace_but_an_event() {
 async fn explicit_begin_commit_runs_as_written() {
     let db = TestDb::new().await;
     let project = Project::new();
-    project.write("1_tx.up.sql", "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE b (id int);\nCOMMIT;\n");
+    project.write(
+        "1_tx.up.sql",
+        "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE b (id int);\nCOMMIT;\n",
+    );
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(out.contains("as written"), "{out}");
     assert!(db.has_table("a").await && db.has_table("b").await);
@@ -100,7 +123,10 @@ async fn dollar_quotes_strings_comments_and_begin_atomic_run_intact() {
          CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n",
     );
     expect_code(&project.run(&db, &["up"]), 0);
-    assert_eq!(db.column("SELECT s FROM t ORDER BY s").await, ["a;b", "c;d"]);
+    assert_eq!(
+        db.column("SELECT s FROM t ORDER BY s").await,
+        ["a;b", "c;d"]
+    );
     assert_eq!(db.column("SELECT g()::text").await, ["2"]);
 }
 
@@ -109,9 +135,21 @@ async fn custom_history_table_and_schema() {
     let db = TestDb::new().await;
     let project = Project::new();
     three(&project);
-    std::fs::write(project.path().join("strata.toml"), "history_schema = \"ops\"\nhistory_table = \"schema_history\"\n").unwrap();
+    std::fs::write(
+        project.path().join("strata.toml"),
+        "history_schema = \"ops\"\nhistory_table = \"schema_history\"\n",
+    )
+    .unwrap();
     expect_code(&project.run(&db, &["up"]), 0);
-    assert_eq!(db.column("SELECT count(*)::text FROM ops.schema_history").await, ["3"]);
-    assert_eq!(db.column("SELECT count(*)::text FROM ops.strata_events").await, ["3"]);
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM ops.schema_history")
+            .await,
+        ["3"]
+    );
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM ops.strata_events")
+            .await,
+        ["3"]
+    );
     assert!(!db.has_table("public.strata_migrations").await);
 }

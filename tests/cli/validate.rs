@@ -8,7 +8,10 @@ fn reports_every_problem_with_its_position() {
     project.write("1_ok.up.sql", "CREATE TABLE a (id int);\n");
     project.write("2_syntax.up.sql", "SELECT 1;\nSELEC 2;\n");
     project.write("3_meta.up.sql", "\\set x 1\n");
-    project.write("4_directive.up.sql", "-- strata:allow some-rule\nSELECT 1;\n");
+    project.write(
+        "4_directive.up.sql",
+        "-- strata:allow some-rule\nSELECT 1;\n",
+    );
     project.write("5_tx.up.sql", "BEGIN;\nCREATE TABLE t (id int);\n");
     project.write("6_orphan.down.sql", "SELECT 1;\n");
     project.write("7_nested.up.sql", "BEGIN;\nBEGIN;\nCOMMIT;\n");
@@ -31,7 +34,10 @@ fn clean_directories_pass_in_every_layout() {
     for layout in ["native", "goose", "diesel", "sqlx", "flyway"] {
         let project = Project::from_fixture(&format!("formats/{layout}"));
         let out = expect_code(&strata(project.path(), None, &["validate"]), 0);
-        assert!(out.contains(&format!("({layout} layout): no problems")), "{layout}: {out}");
+        assert!(
+            out.contains(&format!("({layout} layout): no problems")),
+            "{layout}: {out}"
+        );
     }
 }
 
@@ -41,5 +47,8 @@ fn mixed_layouts_need_an_explicit_format() {
     project.write("1_a.up.sql", "SELECT 1;\n");
     project.write("V2__b.sql", "SELECT 1;\n");
     let out = expect_code(&strata(project.path(), None, &["validate"]), 2);
-    assert!(out.contains("cannot tell the migration layout") && out.contains("format = "), "{out}");
+    assert!(
+        out.contains("cannot tell the migration layout") && out.contains("format = "),
+        "{out}"
+    );
 }

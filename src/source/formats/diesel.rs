@@ -16,8 +16,12 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
     let mut migrations = Vec::new();
     for (file, path) in listing.sql_files() {
         problems.push(
-            SourceProblem::new(path, None, format!("loose file `{file}` in a diesel migration directory"))
-                .help("diesel migrations live in <version>_<name>/up.sql; move the file into one"),
+            SourceProblem::new(
+                path,
+                None,
+                format!("loose file `{file}` in a diesel migration directory"),
+            )
+            .help("diesel migrations live in <version>_<name>/up.sql; move the file into one"),
         );
     }
     for (dir_name, dir) in &listing.dirs {
@@ -46,12 +50,26 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
         };
         reject_goose(&up_path, &up_text, &mut problems);
         let sum = checksum(&up_text);
-        let up = script(&up_path, up_text, 1, Vec::new(), no_tx.clone(), &mut problems);
+        let up = script(
+            &up_path,
+            up_text,
+            1,
+            Vec::new(),
+            no_tx.clone(),
+            &mut problems,
+        );
         check_not_blank(&up, &mut problems);
         let down_path = dir.join("down.sql");
         let down = if down_path.is_file() {
             match read_text(&down_path) {
-                Ok(text) => Some(script(&down_path, text, 1, Vec::new(), no_tx, &mut problems)),
+                Ok(text) => Some(script(
+                    &down_path,
+                    text,
+                    1,
+                    Vec::new(),
+                    no_tx,
+                    &mut problems,
+                )),
                 Err(p) => {
                     problems.push(p);
                     continue;
@@ -72,7 +90,10 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
     (migrations, problems)
 }
 
-fn read_metadata(path: &std::path::Path, problems: &mut Vec<SourceProblem>) -> Option<NoTransaction> {
+fn read_metadata(
+    path: &std::path::Path,
+    problems: &mut Vec<SourceProblem>,
+) -> Option<NoTransaction> {
     #[derive(serde::Deserialize)]
     struct Metadata {
         run_in_transaction: Option<bool>,
@@ -87,7 +108,11 @@ fn read_metadata(path: &std::path::Path, problems: &mut Vec<SourceProblem>) -> O
         }),
         Ok(_) => None,
         Err(e) => {
-            problems.push(SourceProblem::new(path, None, format!("invalid metadata.toml: {}", e.message())));
+            problems.push(SourceProblem::new(
+                path,
+                None,
+                format!("invalid metadata.toml: {}", e.message()),
+            ));
             None
         }
     }

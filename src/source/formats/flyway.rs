@@ -26,7 +26,9 @@ fn parse_name(name: &str) -> Option<(char, &str, &str)> {
     let (version, description) = stem[1..].split_once("__")?;
     match prefix {
         'R' if version.is_empty() => Some((prefix, version, description)),
-        'V' | 'U' if version.starts_with(|c: char| c.is_ascii_digit()) => Some((prefix, version, description)),
+        'V' | 'U' if version.starts_with(|c: char| c.is_ascii_digit()) => {
+            Some((prefix, version, description))
+        }
         _ => None,
     }
 }
@@ -47,15 +49,26 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
         };
         let description = description.replace('_', " ");
         if prefix == 'R' {
-            if let Some(m) = build(path, Version::repeatable(&description), MigrationKind::Repeatable, description, None, &mut problems) {
+            if let Some(m) = build(
+                path,
+                Version::repeatable(&description),
+                MigrationKind::Repeatable,
+                description,
+                None,
+                &mut problems,
+            ) {
                 migrations.push(m);
             }
             continue;
         }
         let Some(version) = Version::dotted(version_text) else {
             problems.push(
-                SourceProblem::new(path, None, format!("invalid Flyway version `{version_text}`"))
-                    .help("versions are numbers separated by dots, e.g. V1.2__add_users.sql"),
+                SourceProblem::new(
+                    path,
+                    None,
+                    format!("invalid Flyway version `{version_text}`"),
+                )
+                .help("versions are numbers separated by dots, e.g. V1.2__add_users.sql"),
             );
             continue;
         };
@@ -64,8 +77,15 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
             undo.insert(key, path.clone());
         } else if let Some((_, _, other)) = versioned.get(&key) {
             problems.push(
-                SourceProblem::new(path, None, format!("duplicate version {version}: also used by {}", other.display()))
-                    .help("give one of the two migrations a new, unused version"),
+                SourceProblem::new(
+                    path,
+                    None,
+                    format!(
+                        "duplicate version {version}: also used by {}",
+                        other.display()
+                    ),
+                )
+                .help("give one of the two migrations a new, unused version"),
             );
         } else {
             versioned.insert(key, (version, description, path.clone()));
@@ -81,7 +101,14 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
     }
     for (key, (version, description, path)) in versioned {
         let undo_path = undo.get(&key);
-        if let Some(m) = build(&path, version, MigrationKind::Versioned, description, undo_path, &mut problems) {
+        if let Some(m) = build(
+            &path,
+            version,
+            MigrationKind::Versioned,
+            description,
+            undo_path,
+            &mut problems,
+        ) {
             migrations.push(m);
         }
     }
@@ -89,7 +116,7 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
 }
 
 fn build(
-    path: &PathBuf,
+    path: &std::path::Path,
     version: Version,
     kind: MigrationKind,
     name: String,
@@ -108,5 +135,12 @@ fn build(
         }
         None => None,
     };
-    Some(Migration { version, kind, name, up, down, checksum: sum })
+    Some(Migration {
+        version,
+        kind,
+        name,
+        up,
+        down,
+        checksum: sum,
+    })
 }

@@ -39,7 +39,12 @@ fn annotation(line: &str) -> Option<String> {
     if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
         return None;
     }
-    Some(rest.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase())
+    Some(
+        rest.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase(),
+    )
 }
 
 /// Loads a goose-layout directory.
@@ -105,8 +110,12 @@ fn parse_file(
         let Some(command) = annotation(content) else {
             if section == Section::Preamble && !crate::sql::is_blank(content) {
                 problems.push(
-                    SourceProblem::new(path, Some(line_no), "SQL before the `-- +goose Up` annotation")
-                        .help("move the statement below `-- +goose Up`"),
+                    SourceProblem::new(
+                        path,
+                        Some(line_no),
+                        "SQL before the `-- +goose Up` annotation",
+                    )
+                    .help("move the statement below `-- +goose Up`"),
                 );
             }
             continue;
@@ -115,18 +124,34 @@ fn parse_file(
         match command.as_str() {
             "up" if up.is_none() => {
                 section = Section::Up;
-                up = Some(Part { start: offset, first_line: line_no + 1, end: text.len(), blocks: Vec::new() });
+                up = Some(Part {
+                    start: offset,
+                    first_line: line_no + 1,
+                    end: text.len(),
+                    blocks: Vec::new(),
+                });
             }
             "down" if down.is_none() && up.is_some() => {
                 if let Some(part) = up.as_mut() {
                     part.end = line_start;
                 }
                 section = Section::Down;
-                down = Some(Part { start: offset, first_line: line_no + 1, end: text.len(), blocks: Vec::new() });
+                down = Some(Part {
+                    start: offset,
+                    first_line: line_no + 1,
+                    end: text.len(),
+                    blocks: Vec::new(),
+                });
             }
             "up" | "down" => problems.push(
-                SourceProblem::new(path, Some(line_no), format!("unexpected `-- +goose {command}`"))
-                    .help("a goose file has exactly one Up annotation, optionally followed by one Down"),
+                SourceProblem::new(
+                    path,
+                    Some(line_no),
+                    format!("unexpected `-- +goose {command}`"),
+                )
+                .help(
+                    "a goose file has exactly one Up annotation, optionally followed by one Down",
+                ),
             ),
             "statementbegin" if in_section && block_start.is_none() => {
                 block_start = Some((offset, line_no));
@@ -139,7 +164,9 @@ fn parse_file(
                 },
                 block_start.take(),
             ) {
-                (Some(part), Some((start, _))) => part.blocks.push(start - part.start..line_start - part.start),
+                (Some(part), Some((start, _))) => part
+                    .blocks
+                    .push(start - part.start..line_start - part.start),
                 _ => problems.push(SourceProblem::new(
                     path,
                     Some(line_no),
@@ -152,37 +179,67 @@ fn parse_file(
                 "`-- +goose StatementBegin` outside Up/Down or inside another block",
             )),
             "no transaction" => {
-                no_tx = Some(NoTransaction { line: Some(line_no), source: content.to_owned() });
+                no_tx = Some(NoTransaction {
+                    line: Some(line_no),
+                    source: content.to_owned(),
+                });
             }
             "envsub on" | "envsub off" => problems.push(
-                SourceProblem::new(path, Some(line_no), "goose ENVSUB is not supported by strata")
-                    .help("replace the ${VAR} references with literal values"),
+                SourceProblem::new(
+                    path,
+                    Some(line_no),
+                    "goose ENVSUB is not supported by strata",
+                )
+                .help("replace the ${VAR} references with literal values"),
             ),
             other => problems.push(
-                SourceProblem::new(path, Some(line_no), format!("unknown goose annotation `{other}`"))
-                    .help("known: Up, Down, StatementBegin, StatementEnd, NO TRANSACTION"),
+                SourceProblem::new(
+                    path,
+                    Some(line_no),
+                    format!("unknown goose annotation `{other}`"),
+                )
+                .help("known: Up, Down, StatementBegin, StatementEnd, NO TRANSACTION"),
             ),
         }
     }
     if let Some((_, line)) = block_start {
-        problems.push(SourceProblem::new(path, Some(line), "`-- +goose StatementBegin` is never closed"));
+        problems.push(SourceProblem::new(
+            path,
+            Some(line),
+            "`-- +goose StatementBegin` is never closed",
+        ));
     }
     let Some(up_part) = up else {
         problems.push(
-            SourceProblem::new(path, None, "goose migration has no `-- +goose Up` annotation")
-                .help("add `-- +goose Up` above the migration's SQL"),
+            SourceProblem::new(
+                path,
+                None,
+                "goose migration has no `-- +goose Up` annotation",
+            )
+            .help("add `-- +goose Up` above the migration's SQL"),
         );
         return None;
     };
     let make = |part: Part, problems: &mut Vec<SourceProblem>| -> Script {
         let body = text[part.start..part.end].to_owned();
-        script(path, body, part.first_line, part.blocks, no_tx.clone(), problems)
+        script(
+            path,
+            body,
+            part.first_line,
+            part.blocks,
+            no_tx.clone(),
+            problems,
+        )
     };
     let up = make(up_part, problems);
     if up.is_blank() {
         problems.push(
-            SourceProblem::new(path, Some(up.first_line.saturating_sub(1)), "the Up section has no SQL statements")
-                .help("write the migration below `-- +goose Up`"),
+            SourceProblem::new(
+                path,
+                Some(up.first_line.saturating_sub(1)),
+                "the Up section has no SQL statements",
+            )
+            .help("write the migration below `-- +goose Up`"),
         );
     }
     let down = down.map(|part| make(part, problems));
@@ -205,7 +262,13 @@ mod tests {
 
     fn parse(text: &str) -> (Option<Migration>, Vec<SourceProblem>) {
         let mut problems = Vec::new();
-        let m = parse_file(Path::new("00001_x.sql"), text, Version::integer("1").unwrap(), "x", &mut problems);
+        let m = parse_file(
+            Path::new("00001_x.sql"),
+            text,
+            Version::integer("1").unwrap(),
+            "x",
+            &mut problems,
+        );
         (m, problems)
     }
 
@@ -228,7 +291,9 @@ mod tests {
 
     #[test]
     fn annotations_are_case_insensitive_and_no_transaction_applies() {
-        let (m, problems) = parse("-- +goose NO TRANSACTION\n-- +goose up\nCREATE INDEX CONCURRENTLY i ON t (a);\n");
+        let (m, problems) = parse(
+            "-- +goose NO TRANSACTION\n-- +goose up\nCREATE INDEX CONCURRENTLY i ON t (a);\n",
+        );
         assert!(problems.is_empty(), "{problems:?}");
         assert!(m.unwrap().up.no_transaction.is_some());
     }
@@ -237,8 +302,19 @@ mod tests {
     fn reports_unknown_annotation_and_missing_up() {
         let (_, problems) = parse("-- +goose Sideways\nSELECT 1;\n");
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        assert!(text.iter().any(|t| t.contains(":1: unknown goose annotation `sideways`")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("SQL before the `-- +goose Up`")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("no `-- +goose Up`")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.contains(":1: unknown goose annotation `sideways`")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("SQL before the `-- +goose Up`")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("no `-- +goose Up`")),
+            "{text:?}"
+        );
     }
 }

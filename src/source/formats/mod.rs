@@ -28,7 +28,8 @@ impl Listing {
     /// Lists `dir`. A missing or unreadable directory is a [`SourceProblem`].
     pub fn read(dir: &Path) -> Result<Listing, SourceProblem> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            let problem = SourceProblem::new(dir, None, format!("cannot read migration directory: {e}"));
+            let problem =
+                SourceProblem::new(dir, None, format!("cannot read migration directory: {e}"));
             if e.kind() == std::io::ErrorKind::NotFound {
                 problem.help("create it with `strata init`, or point `--dir` at your migrations")
             } else {
@@ -105,7 +106,10 @@ pub fn detect(listing: &Listing) -> Result<Format, SourceProblem> {
             Err(SourceProblem::new(
                 &listing.dir,
                 None,
-                format!("cannot tell the migration layout: found files of {}", list.join(" and ")),
+                format!(
+                    "cannot tell the migration layout: found files of {}",
+                    list.join(" and ")
+                ),
             )
             .help("keep one layout per directory, or set `format = \"…\"` in strata.toml"))
         }
@@ -156,10 +160,11 @@ pub(crate) fn script(
                 }
                 directives.push((line_no, directive));
             }
-            Some(Err(message)) => problems.push(
-                SourceProblem::new(path, Some(line_no), message)
-                    .help("fix the directive, or write it as an ordinary comment without `strata:`"),
-            ),
+            Some(Err(message)) => {
+                problems.push(SourceProblem::new(path, Some(line_no), message).help(
+                    "fix the directive, or write it as an ordinary comment without `strata:`",
+                ))
+            }
         }
     }
     Script {
@@ -200,8 +205,12 @@ pub(crate) fn check_not_blank(up: &Script, problems: &mut Vec<SourceProblem>) {
 pub(crate) fn reject_goose(path: &Path, text: &str, problems: &mut Vec<SourceProblem>) {
     if let Some(line) = goose::first_annotation_line(text) {
         problems.push(
-            SourceProblem::new(path, Some(line), "goose annotation in a non-goose migration directory")
-                .help("set `format = \"goose\"` in strata.toml if this directory uses goose"),
+            SourceProblem::new(
+                path,
+                Some(line),
+                "goose annotation in a non-goose migration directory",
+            )
+            .help("set `format = \"goose\"` in strata.toml if this directory uses goose"),
         );
     }
 }

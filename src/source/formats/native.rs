@@ -28,8 +28,12 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
             (stem, false)
         } else {
             problems.push(
-                SourceProblem::new(path, None, "file name does not follow <version>_<name>.up.sql or .down.sql")
-                    .help("rename the file, e.g. 20240101120000_add_users.up.sql"),
+                SourceProblem::new(
+                    path,
+                    None,
+                    "file name does not follow <version>_<name>.up.sql or .down.sql",
+                )
+                .help("rename the file, e.g. 20240101120000_add_users.up.sql"),
             );
             continue;
         };
@@ -64,7 +68,13 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
             problems.push(SourceProblem::new(&up_path, None, "version is too large"));
             continue;
         };
-        if let Some(m) = build(&up_path, pair.down.as_ref(), version, pair.name, &mut problems) {
+        if let Some(m) = build(
+            &up_path,
+            pair.down.as_ref(),
+            version,
+            pair.name,
+            &mut problems,
+        ) {
             migrations.push(m);
         }
     }
@@ -74,7 +84,7 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
 /// Builds a migration from an up file and an optional down file. Shared with
 /// the sqlx layout, whose reversible files have the same shape.
 pub(super) fn build(
-    up_path: &PathBuf,
+    up_path: &std::path::Path,
     down_path: Option<&PathBuf>,
     version: Version,
     name: String,
