@@ -9,6 +9,7 @@ mod baseline;
 mod concurrency;
 mod crash;
 mod down;
+mod example;
 mod formats;
 mod goto_redo;
 mod init_new;
