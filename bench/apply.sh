@@ -17,13 +17,16 @@ ROUNDS=${2:-3}
 cargo build --release --quiet
 STRATA=$PWD/target/release/strata
 work=$(mktemp -d)
+chmod 755 "$work"  # the server may run as the postgres user
 trap '"$STRATA" --config "$work/strata.toml" local destroy -q >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 touch "$work/strata.toml"
 # A cluster of its own, managed by strata (durable settings, as shipped).
 "$STRATA" --config "$work/strata.toml" local start -q
 URL=$("$STRATA" --config "$work/strata.toml" local url)
+SOCK=$(echo "$URL" | sed 's#.*host=\([^&]*\).*#\1#')
+PORT=$(echo "$URL" | sed 's#.*port=\([0-9]*\).*#\1#')
 admin() { psql -X -q -v ON_ERROR_STOP=1 "$URL" -c "$1" >/dev/null; }
-db_url() { echo "$URL" | sed "s#/strata?#/$1?#"; }
+db_url() { echo "$URL" | sed "s#@/strata?#@/$1?#"; }
 
 mig="$work/migrations"
 mkdir -p "$mig"
@@ -54,7 +57,8 @@ for r in $(seq 1 "$ROUNDS"); do
         case $tool in
             psql) psql -X -q -v ON_ERROR_STOP=1 "$u" -f "$all" >/dev/null ;;
             strata) "$STRATA" -q --database-url "$u" --dir "$mig" up ;;
-            sqlx) DATABASE_URL=$(echo "$u" | sed 's#?host=#?host=#') sqlx migrate run --source "$mig" >/dev/null ;;
+            # sqlx wants a host in the URL; ?host= still points it at the same socket.
+            sqlx) DATABASE_URL="postgresql://postgres@localhost:$PORT/$db?host=$SOCK" sqlx migrate run --source "$mig" >/dev/null ;;
         esac
         ms=$(( $(now_ms) - start ))
         case $tool in psql) psql_t+=("$ms") ;; strata) strata_t+=("$ms") ;; sqlx) sqlx_t+=("$ms") ;; esac

@@ -102,20 +102,22 @@ impl Target {
     /// classified so the user learns whether the server is unreachable, the
     /// password is wrong, or the database does not exist.
     pub async fn connect(&self) -> Result<Connection, DbError> {
-        let tls = tls::connector(&self.tls).map_err(|message| DbError::BadTarget {
-            target: self.display.clone(),
-            message,
-        })?;
-        let (client, connection) = self
+        // Building a TLS connector loads the system CA bundle, which costs
+        // tens of milliseconds; unix sockets and sslmode=disable never use it.
+        let tcp = self
             .config
-            .connect(tls)
-            .await
-            .map_err(|e| DbError::connect(&self.display, &e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection closed: {}", redact(&e.to_string()));
-            }
-        });
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)));
+        let client = if tcp && self.tls.mode != SslMode::Disable {
+            let tls = tls::connector(&self.tls).map_err(|message| DbError::BadTarget {
+                target: self.display.clone(),
+                message,
+            })?;
+            self.connect_with(tls).await?
+        } else {
+            self.connect_with(tokio_postgres::NoTls).await?
+        };
         let pid = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await
@@ -126,6 +128,24 @@ impl Target {
             pid,
             target: self.display.clone(),
         })
+    }
+
+    async fn connect_with<T>(&self, tls: T) -> Result<tokio_postgres::Client, DbError>
+    where
+        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + 'static,
+        T::Stream: Send + 'static,
+    {
+        let (client, connection) = self
+            .config
+            .connect(tls)
+            .await
+            .map_err(|e| DbError::connect(&self.display, &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection closed: {}", redact(&e.to_string()));
+            }
+        });
+        Ok(client)
     }
 }
 

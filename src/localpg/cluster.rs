@@ -131,10 +131,10 @@ impl Cluster {
     pub fn url(&self) -> Option<String> {
         let state = self.read_state()?;
         Some(format!(
-            "postgresql://{SUPERUSER}@localhost:{}/{}?host={}",
-            state.port,
+            "postgresql://{SUPERUSER}@/{}?host={}&port={}",
             self.database,
-            state.socket_dir.display()
+            state.socket_dir.display(),
+            state.port
         ))
     }
 
@@ -337,6 +337,36 @@ impl Cluster {
     pub fn log_path(&self) -> PathBuf {
         self.log_file()
     }
+}
+
+/// When the server runs as another OS user (root runs it as `postgres`),
+/// every directory above the cluster must let that user through.
+fn check_reachable(root: &Path, owner: Option<(Uid, Gid)>) -> Result<(), LocalPgError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    let canonical = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    for dir in canonical.ancestors().skip(1) {
+        let Ok(meta) = fs::metadata(dir) else {
+            continue;
+        };
+        let mode = meta.mode();
+        let passable = if meta.uid() == uid.as_raw() {
+            mode & 0o100 != 0
+        } else if meta.gid() == gid.as_raw() {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !passable {
+            return Err(LocalPgError::Unreachable {
+                dir: dir.to_path_buf(),
+                mode: mode & 0o7777,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The postmaster pid if `postmaster.pid` exists and the process lives.

@@ -45,6 +45,14 @@ pub enum LocalPgError {
         #[source]
         source: std::io::Error,
     },
+    /// Running as root, the `postgres` user cannot reach the project.
+    #[error("the local cluster runs as the `postgres` OS user, which cannot enter {dir} (mode {mode:o})\n  help: allow it through with `chmod o+x {dir}`, run strata as a normal user, or set --database-url")]
+    Unreachable {
+        /// The directory that blocks the way.
+        dir: std::path::PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The cluster has not been created yet.
     #[error("the local cluster at {0} does not exist\n  help: `strata local start` creates it")]
     Missing(std::path::PathBuf),

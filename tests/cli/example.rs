@@ -18,8 +18,20 @@ async fn ecommerce_example_round_trips() {
     };
     let out = expect_code(&run(&["up"]), 0);
     assert!(out.contains("8 migration(s) applied"), "{out}");
-    assert!(out.contains("runs outside a transaction: CREATE INDEX CONCURRENTLY"), "{out}");
-    for table in ["users", "products", "orders", "product_images", "wishlists", "wishlist_items", "user_profiles", "user_preferences"] {
+    assert!(
+        out.contains("runs outside a transaction: CREATE INDEX CONCURRENTLY"),
+        "{out}"
+    );
+    for table in [
+        "users",
+        "products",
+        "orders",
+        "product_images",
+        "wishlists",
+        "wishlist_items",
+        "user_profiles",
+        "user_preferences",
+    ] {
         assert!(db.has_table(table).await, "{table} missing");
     }
     // The wishlist trigger works.
@@ -32,9 +44,17 @@ async fn ecommerce_example_round_trips() {
         )
         .await
         .unwrap();
-    assert_eq!(db.column("SELECT (updated_at > '2001-01-01')::text FROM wishlists").await, ["true"]);
+    assert_eq!(
+        db.column("SELECT (updated_at > '2001-01-01')::text FROM wishlists")
+            .await,
+        ["true"]
+    );
     expect_code(&run(&["status", "--exit-code"]), 0);
-    db.connect().await.batch("DELETE FROM wishlists; DELETE FROM users;").await.unwrap();
+    db.connect()
+        .await
+        .batch("DELETE FROM wishlists; DELETE FROM users;")
+        .await
+        .unwrap();
     expect_code(&run(&["down", "--all"]), 0);
     assert!(!db.has_table("users").await);
     expect_code(&run(&["up"]), 0);

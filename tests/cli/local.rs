@@ -34,3 +34,23 @@ fn lifecycle_and_embedded_default() {
     expect_code(&strata(project.path(), None, &["local", "destroy"]), 0);
     assert!(!project.path().join(".strata/pg").exists());
 }
+
+#[test]
+fn root_gets_a_clear_error_when_postgres_cannot_reach_the_project() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // only root runs the server as another user
+    }
+    let outer = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        outer.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let project = outer.path().join("app");
+    std::fs::create_dir_all(project.join("migrations")).unwrap();
+    let out = expect_code(&strata(&project, None, &["status"]), 1);
+    assert!(
+        out.contains("cannot enter") && out.contains("chmod o+x"),
+        "{out}"
+    );
+}

@@ -1,0 +1,100 @@
+//! Architecture checks on the source tree, so that CI enforces the layering
+//! in ARCHITECTURE.md instead of a reviewer.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// (file relative to src/, text without `#[cfg(test)]` modules)
+fn sources() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = match text.find("#[cfg(test)]") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            };
+            (
+                p.strip_prefix(&src).unwrap().to_string_lossy().into_owned(),
+                code,
+            )
+        })
+        .collect()
+}
+
+fn offenders(pattern: &str, allowed: &[&str]) -> Vec<String> {
+    sources()
+        .into_iter()
+        .filter(|(file, code)| {
+            code.contains(pattern) && !allowed.iter().any(|a| file.starts_with(a))
+        })
+        .map(|(file, _)| file)
+        .collect()
+}
+
+#[test]
+fn only_db_talks_to_tokio_postgres() {
+    assert_eq!(offenders("tokio_postgres", &["db/"]), Vec::<String>::new());
+}
+
+#[test]
+fn only_cli_uses_clap() {
+    assert_eq!(offenders("clap::", &["cli/"]), Vec::<String>::new());
+}
+
+#[test]
+fn only_config_reads_the_environment() {
+    // localpg reads PATH to find the server binaries; cli reads NO_COLOR.
+    for pattern in ["std::env::var(", "env::var_os(", "std::env::vars"] {
+        assert_eq!(
+            offenders(pattern, &["config.rs", "localpg/binaries.rs", "cli/"]),
+            Vec::<String>::new(),
+            "{pattern}"
+        );
+    }
+}
+
+#[test]
+fn only_report_and_main_print() {
+    for pattern in ["println!", "eprintln!", "print!(", "eprint!("] {
+        assert_eq!(
+            offenders(pattern, &["report/", "main.rs"]),
+            Vec::<String>::new(),
+            "{pattern}"
+        );
+    }
+}
+
+#[test]
+fn only_localpg_spawns_postgres_binaries() {
+    assert_eq!(
+        offenders("Command::new", &["localpg/"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn every_module_says_what_it_owns() {
+    for (file, code) in sources() {
+        let is_module_root = file.ends_with("mod.rs") || file == "lib.rs" || file == "config.rs";
+        if is_module_root {
+            assert!(
+                code.trim_start().starts_with("//!"),
+                "{file} has no //! module doc"
+            );
+        }
+    }
+}
