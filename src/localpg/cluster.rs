@@ -174,6 +174,7 @@ impl Cluster {
         }
         fs::create_dir_all(&self.root)
             .map_err(|e| LocalPgError::io("cannot create cluster directory", e))?;
+        check_reachable(&self.root, owner)?;
         chown(&self.root, owner)?;
         let mut cmd = tool(&bin, "initdb", owner);
         cmd.arg("-D")
