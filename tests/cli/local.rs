@@ -15,8 +15,8 @@ fn lifecycle_and_embedded_default() {
     assert!(status.contains("running (pid"), "{status}");
     let url = expect_code(&strata(project.path(), None, &["local", "url"]), 0);
     assert!(
-        url.starts_with("postgresql://postgres@localhost:")
-            && url.contains("/strata?host=/tmp/strata-"),
+        url.starts_with("postgresql://postgres@/strata?host=/tmp/strata-")
+            && url.contains("&port="),
         "{url}"
     );
     // The URL works for other tools, here strata itself.
