@@ -356,7 +356,7 @@ pub async fn up(
     );
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
     let steps = parse_up_steps(project, &statuses, &plan)?;
-    let report = run_up(project, &conn, &history, &steps, observer).await;
+    let report = run_steps(project, &conn, &history, &steps, Direction::Up, observer).await;
     lock.release().await?;
     report
 }
@@ -377,56 +377,44 @@ async fn runner<'a>(
     })
 }
 
-async fn run_up(
-    project: &Project,
-    conn: &Connection,
-    history: &History,
-    steps: &[Step<'_>],
-    observer: &mut dyn FnMut(Progress),
-) -> Result<RunReport, EngineError> {
-    let actor = os_actor();
-    let runner = runner(project, conn, history, &actor).await?;
-    let mut report = RunReport::default();
-    for step in steps {
-        let ms = runner
-            .up(
-                step.migration,
-                &step.statements,
-                step.resume,
-                step.resumed_pid,
-                observer,
-            )
-            .await?;
-        observer(Progress::Finished {
-            label: step.migration.label(),
-            direction: "up",
-            duration_ms: ms,
-        });
-        report.applied.push((step.migration.label(), ms));
-    }
-    Ok(report)
+#[derive(Clone, Copy, PartialEq)]
+enum Direction {
+    Up,
+    Down,
 }
 
-async fn run_down(
+/// Runs planned steps in one direction on one connection, reporting each.
+async fn run_steps(
     project: &Project,
     conn: &Connection,
     history: &History,
     steps: &[Step<'_>],
+    direction: Direction,
     observer: &mut dyn FnMut(Progress),
 ) -> Result<RunReport, EngineError> {
     let actor = os_actor();
     let runner = runner(project, conn, history, &actor).await?;
     let mut report = RunReport::default();
     for step in steps {
-        let ms = runner
-            .down(step.migration, &step.statements, observer)
-            .await?;
+        let m = step.migration;
+        let ms = match direction {
+            Direction::Up => {
+                runner
+                    .up(m, &step.statements, step.resume, step.resumed_pid, observer)
+                    .await?
+            }
+            Direction::Down => runner.down(m, &step.statements, observer).await?,
+        };
+        let (name, done) = match direction {
+            Direction::Up => ("up", &mut report.applied),
+            Direction::Down => ("down", &mut report.reverted),
+        };
         observer(Progress::Finished {
-            label: step.migration.label(),
-            direction: "down",
+            label: m.label(),
+            direction: name,
             duration_ms: ms,
         });
-        report.reverted.push((step.migration.label(), ms));
+        done.push((m.label(), ms));
     }
     Ok(report)
 }
@@ -540,7 +528,7 @@ pub async fn down(
     );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let steps = parse_down_steps(project, &plan)?;
-    let report = run_down(project, &conn, &history, &steps, observer).await;
+    let report = run_steps(project, &conn, &history, &steps, Direction::Down, observer).await;
     lock.release().await?;
     report
 }
