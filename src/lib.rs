@@ -16,6 +16,7 @@
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod lint;
 pub mod localpg;
 pub mod report;
 pub mod source;

@@ -12,27 +12,7 @@ use crate::db::{quote_ident, Connection, DbError, Prepared};
 use crate::source::{Migration, Script};
 use crate::sql::{self, Statement, TransactionBehavior};
 
-/// How a script runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// All statements and the history row in one transaction.
-    Transaction,
-    /// Each statement on its own, progress recorded after each one.
-    NoTransaction(String),
-    /// The file manages its own transactions; statements run as written.
-    AsWritten,
-}
-
-impl Mode {
-    /// A short description for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Mode::Transaction => "in a transaction".to_owned(),
-            Mode::NoTransaction(why) => format!("outside a transaction ({why})"),
-            Mode::AsWritten => "as written (the file has its own BEGIN/COMMIT)".to_owned(),
-        }
-    }
-}
+pub use crate::sql::RunMode as Mode;
 
 /// Parses a script, turning parser positions into file positions.
 pub fn parse(script: &Script) -> Result<Vec<Statement>, EngineError> {
@@ -52,27 +32,11 @@ pub fn parse(script: &Script) -> Result<Vec<Statement>, EngineError> {
 
 /// Decides how a script runs.
 pub fn mode(script: &Script, statements: &[Statement]) -> Mode {
-    if statements.iter().any(|s| s.transaction.is_control()) {
-        return Mode::AsWritten;
-    }
-    if let Some(nt) = &script.no_transaction {
-        return Mode::NoTransaction(match nt.line {
-            Some(line) => format!("{} at line {line}", nt.source),
-            None => nt.source.clone(),
-        });
-    }
-    if let Some(s) = statements
-        .iter()
-        .find(|s| matches!(s.transaction, TransactionBehavior::Never(_)))
-    {
-        if let TransactionBehavior::Never(why) = s.transaction {
-            return Mode::NoTransaction(format!(
-                "{why} at line {} cannot run inside a transaction block",
-                script.first_line + s.line - 1
-            ));
-        }
-    }
-    Mode::Transaction
+    let directive = script.no_transaction.as_ref().map(|nt| match nt.line {
+        Some(line) => format!("{} at line {line}", nt.source),
+        None => nt.source.clone(),
+    });
+    Mode::of(directive, script.first_line, statements)
 }
 
 /// Checksum of the first `done` statements, to check that a resume runs

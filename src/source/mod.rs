@@ -192,7 +192,8 @@ pub struct SourceProblem {
 }
 
 impl SourceProblem {
-    pub(crate) fn new(path: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+    /// A problem with a file, at a line if known.
+    pub fn new(path: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
         SourceProblem {
             path: path.to_path_buf(),
             line,

@@ -50,6 +50,49 @@ impl Statement {
     }
 }
 
+/// How a script runs, decided from its statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMode {
+    /// All statements (and the history row) in one transaction.
+    Transaction,
+    /// Each statement on its own; the text says why.
+    NoTransaction(String),
+    /// The script manages its own transactions (BEGIN/COMMIT); run as written.
+    AsWritten,
+}
+
+impl RunMode {
+    /// Decides the mode. `directive` is a "no transaction" directive found in
+    /// the file (with its description); `first_line` maps statement lines to
+    /// file lines for the message.
+    pub fn of(directive: Option<String>, first_line: usize, statements: &[Statement]) -> RunMode {
+        if statements.iter().any(|s| s.transaction.is_control()) {
+            return RunMode::AsWritten;
+        }
+        if let Some(why) = directive {
+            return RunMode::NoTransaction(why);
+        }
+        for s in statements {
+            if let TransactionBehavior::Never(why) = s.transaction {
+                return RunMode::NoTransaction(format!(
+                    "{why} at line {} cannot run inside a transaction block",
+                    first_line + s.line - 1
+                ));
+            }
+        }
+        RunMode::Transaction
+    }
+
+    /// A short description for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            RunMode::Transaction => "in a transaction".to_owned(),
+            RunMode::NoTransaction(why) => format!("outside a transaction ({why})"),
+            RunMode::AsWritten => "as written (the file has its own BEGIN/COMMIT)".to_owned(),
+        }
+    }
+}
+
 /// Why a script could not be split.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -138,7 +138,7 @@ pub(crate) fn leading_version(name: &str) -> Option<(&str, &str)> {
 
 /// Builds a [`Script`] from (part of) a file and records the problems of its
 /// strata directives. `text` must already be normalised.
-pub(crate) fn script(
+pub fn script(
     path: &Path,
     text: String,
     first_line: usize,
@@ -179,7 +179,7 @@ pub(crate) fn script(
 
 /// sqlx's rule: a file whose first line is `-- no-transaction` runs outside
 /// a transaction.
-pub(crate) fn sqlx_no_transaction(text: &str) -> Option<NoTransaction> {
+pub fn sqlx_no_transaction(text: &str) -> Option<NoTransaction> {
     text.lines()
         .next()
         .filter(|line| line.trim_end() == "-- no-transaction")

@@ -1,0 +1,490 @@
+//! The lint driver: walks migrations in order, replays the schema, tracks
+//! transaction state, runs every enabled rule on every statement, then
+//! applies `-- strata:allow` directives, project overrides and table sizes.
+
+use std::collections::{HashMap, HashSet};
+
+use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
+use pg_query::NodeEnum;
+
+use super::rules::{self, RULES};
+use super::schema::{self, Schema};
+use super::{ast, Finding, LintReport, Lock, Risk, ServerFacts};
+use crate::source::{Directive, Migration, Script};
+use crate::sql::{self, RunMode, Statement, TransactionBehavior};
+
+/// The newest PostgreSQL major version the rules know about.
+pub const NEWEST_PG: u32 = 18;
+
+/// What shapes a lint run.
+#[derive(Debug, Clone)]
+pub struct LintOptions {
+    /// The target server's major version (connected: the real one; else
+    /// `pg_version` from strata.toml, default [`NEWEST_PG`]).
+    pub pg_version: u32,
+    /// Rule ids switched off by the project.
+    pub disabled: HashSet<String>,
+    /// Risk overrides by rule id.
+    pub risk_overrides: HashMap<String, Risk>,
+    /// The SQL will be run by another tool, not Strata's engine (which sets
+    /// lock_timeout and statement_timeout itself).
+    pub external_runner: bool,
+    /// Facts from the connected server, when connected.
+    pub facts: Option<ServerFacts>,
+}
+
+impl Default for LintOptions {
+    fn default() -> Self {
+        LintOptions {
+            pg_version: NEWEST_PG,
+            disabled: HashSet::new(),
+            risk_overrides: HashMap::new(),
+            external_runner: false,
+            facts: None,
+        }
+    }
+}
+
+/// Facts about the transaction a statement runs in, gathered from the
+/// statements before it.
+#[derive(Debug, Clone, Default)]
+pub struct TxState {
+    /// The first ACCESS EXCLUSIVE lock on an existing table: (table, line).
+    pub access_exclusive: Option<(String, usize)>,
+    /// Constraints added NOT VALID in this transaction: (table, name).
+    pub not_valid: Vec<(String, String)>,
+    /// ALTER TABLE statements in this transaction: (table, line).
+    pub altered: Vec<(String, usize)>,
+    /// `SET lock_timeout` seen (in the script, for external runners).
+    pub lock_timeout_set: bool,
+    /// `SET statement_timeout` seen.
+    pub statement_timeout_set: bool,
+}
+
+/// Everything a rule may look at for one statement.
+pub struct StmtCtx<'a> {
+    /// The statement's parse tree.
+    pub node: &'a NodeEnum,
+    /// The statement.
+    pub stmt: &'a Statement,
+    /// The schema before this statement.
+    pub schema: &'a Schema,
+    /// Tables created earlier in this migration (schema keys).
+    pub created: &'a HashSet<String>,
+    /// Whether the statement runs inside a transaction block.
+    pub in_transaction: bool,
+    /// Whether that block was opened by the file's own BEGIN.
+    pub explicit_transaction: bool,
+    /// Facts about the transaction so far.
+    pub tx: &'a TxState,
+    /// Options.
+    pub options: &'a LintOptions,
+    /// Whether the file has a statement before this one (for file-level checks).
+    pub index: usize,
+}
+
+impl StmtCtx<'_> {
+    /// True when the table existed before this migration: it was not
+    /// created earlier in the same migration.
+    pub fn is_existing(&self, table: &str) -> bool {
+        !self.created.contains(&schema::key(table))
+    }
+
+    /// The target's major version.
+    pub fn pg_version(&self) -> u32 {
+        self.options
+            .facts
+            .as_ref()
+            .and_then(|f| f.major_version)
+            .unwrap_or(self.options.pg_version)
+    }
+
+    /// A function's volatility: from the connected catalogue, else from
+    /// the built-in list of well-known functions.
+    pub fn volatility(&self, function: &str) -> Option<char> {
+        if let Some(v) = self
+            .options
+            .facts
+            .as_ref()
+            .and_then(|f| f.volatility.get(function))
+        {
+            return Some(*v);
+        }
+        match function {
+            "random" | "gen_random_uuid" | "uuid_generate_v1" | "uuid_generate_v1mc"
+            | "uuid_generate_v4" | "clock_timestamp" | "timeofday" | "nextval"
+            | "random_normal" | "uuidv4" | "uuidv7" | "setval" | "txid_current"
+            | "pg_current_xact_id" => Some('v'),
+            "now"
+            | "statement_timestamp"
+            | "transaction_timestamp"
+            | "current_timestamp"
+            | "current_date"
+            | "localtimestamp"
+            | "to_char"
+            | "current_setting" => Some('s'),
+            _ => None,
+        }
+    }
+}
+
+/// The table-level lock a statement takes and on which table, when it is
+/// one of the statements the rules care about.
+pub fn table_lock(node: &NodeEnum) -> Option<(Lock, String)> {
+    match node {
+        NodeEnum::AlterTableStmt(_) => {
+            let (table, cmds) = ast::alter_table(node)?;
+            let lock = cmds
+                .iter()
+                .map(|cmd| {
+                    if ast::is(cmd, AlterTableType::AtValidateConstraint)
+                        || ast::is(cmd, AlterTableType::AtSetStatistics)
+                        || ast::is(cmd, AlterTableType::AtAttachPartition)
+                    {
+                        Lock::ShareUpdateExclusive
+                    } else if ast::is(cmd, AlterTableType::AtDetachPartition)
+                        && matches!(cmd.def.as_deref().and_then(|d| d.node.as_ref()), Some(NodeEnum::PartitionCmd(p)) if p.concurrent)
+                    {
+                        Lock::ShareUpdateExclusive
+                    } else if ast::is(cmd, AlterTableType::AtAddConstraint)
+                        && ast::constraint(cmd).is_some_and(|c| ast::constr_is(c, ConstrType::ConstrForeign))
+                    {
+                        Lock::ShareRowExclusive
+                    } else {
+                        Lock::AccessExclusive
+                    }
+                })
+                .max()?;
+            Some((lock, table))
+        }
+        NodeEnum::IndexStmt(i) => {
+            let table = ast::relation(i.relation.as_ref()?);
+            Some((
+                if i.concurrent {
+                    Lock::ShareUpdateExclusive
+                } else {
+                    Lock::Share
+                },
+                table,
+            ))
+        }
+        NodeEnum::CreateTrigStmt(t) => {
+            Some((Lock::ShareRowExclusive, ast::relation(t.relation.as_ref()?)))
+        }
+        NodeEnum::TruncateStmt(t) => {
+            let first = t.relations.first()?;
+            match &first.node {
+                Some(NodeEnum::RangeVar(rv)) => Some((Lock::AccessExclusive, ast::relation(rv))),
+                _ => None,
+            }
+        }
+        NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectTable as i32 => {
+            let name = d.objects.first().and_then(|o| match &o.node {
+                Some(NodeEnum::List(l)) => Some(ast::strings(&l.items).join(".")),
+                _ => None,
+            })?;
+            Some((Lock::AccessExclusive, name))
+        }
+        NodeEnum::RenameStmt(r) => {
+            Some((Lock::AccessExclusive, ast::relation(r.relation.as_ref()?)))
+        }
+        NodeEnum::VacuumStmt(v)
+            if v.is_vacuumcmd
+                && v.options.iter().any(
+                    |o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == "full"),
+                ) =>
+        {
+            let rel = v.rels.first().and_then(|r| match &r.node {
+                Some(NodeEnum::VacuumRelation(vr)) => vr.relation.as_ref().map(ast::relation),
+                _ => None,
+            })?;
+            Some((Lock::AccessExclusive, rel))
+        }
+        NodeEnum::ClusterStmt(c) => {
+            Some((Lock::AccessExclusive, ast::relation(c.relation.as_ref()?)))
+        }
+        _ => None,
+    }
+}
+
+/// Lints `migrations` (all of them, in run order, so the schema replay sees
+/// everything); findings are reported only for those whose index is in
+/// `report`.
+pub fn lint_migrations(
+    migrations: &[Migration],
+    report: &HashSet<usize>,
+    options: &LintOptions,
+) -> LintReport {
+    let mut schema = Schema::default();
+    let mut out = LintReport::default();
+    for (i, m) in migrations.iter().enumerate() {
+        let wanted = report.contains(&i);
+        match sql::split(&m.up.text, &m.up.blocks) {
+            Ok(statements) => {
+                if wanted {
+                    out.files += 1;
+                    out.statements += statements.len();
+                    out.findings
+                        .extend(lint_script(&m.up, &statements, &mut schema, options));
+                } else {
+                    for s in &statements {
+                        for n in s.nodes.iter().filter_map(|n| n.node.as_ref()) {
+                            schema.apply(n);
+                        }
+                    }
+                }
+            }
+            Err(error) if wanted => {
+                out.files += 1;
+                let (line, column) = match &error {
+                    sql::SqlError::Syntax { line, column, .. } => (*line, *column),
+                    other => (other.line(), 1),
+                };
+                let mut f = Finding::new(&rules::syntax_error::META, error.to_string());
+                f.file = m.up.path.clone();
+                f.line = m.up.first_line + line - 1;
+                f.column = column;
+                f.source_line = m.up.text.lines().nth(line - 1).unwrap_or("").to_owned();
+                out.findings.push(f);
+            }
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+fn lint_script(
+    script: &Script,
+    statements: &[Statement],
+    schema: &mut Schema,
+    options: &LintOptions,
+) -> Vec<Finding> {
+    let directive = script.no_transaction.as_ref().map(|nt| nt.source.clone());
+    let mode = RunMode::of(directive, script.first_line, statements);
+    let mut created = HashSet::new();
+    let mut tx = TxState::default();
+    let mut depth = 0usize;
+    let mut findings: Vec<(usize, Finding)> = Vec::new();
+    for (index, stmt) in statements.iter().enumerate() {
+        let mut explicit = depth > 0;
+        match stmt.transaction {
+            TransactionBehavior::Begin => {
+                explicit = depth > 0;
+                depth += 1;
+            }
+            TransactionBehavior::Commit | TransactionBehavior::Rollback => {
+                depth = 0;
+            }
+            _ => {}
+        }
+        let in_transaction = match mode {
+            RunMode::Transaction => true,
+            RunMode::NoTransaction(_) => false,
+            RunMode::AsWritten => {
+                explicit || stmt.transaction == TransactionBehavior::Begin && depth > 1
+            }
+        };
+        if !in_transaction && !explicit {
+            // Each statement is its own transaction.
+            let keep = (tx.lock_timeout_set, tx.statement_timeout_set);
+            tx = TxState {
+                lock_timeout_set: keep.0,
+                statement_timeout_set: keep.1,
+                ..TxState::default()
+            };
+        }
+        for node in stmt.nodes.iter().filter_map(|n| n.node.as_ref()) {
+            let ctx = StmtCtx {
+                node,
+                stmt,
+                schema,
+                created: &created,
+                in_transaction,
+                explicit_transaction: explicit,
+                tx: &tx,
+                options,
+                index,
+            };
+            let mut found = Vec::new();
+            for rule in RULES {
+                if !options.disabled.contains(rule.meta().id) {
+                    rule.check(&ctx, &mut found);
+                }
+            }
+            for mut f in found {
+                f.file = script.path.clone();
+                f.line = script.first_line + stmt.line - 1;
+                f.column = stmt.column;
+                f.source_line = stmt.sql.lines().next().unwrap_or("").to_owned();
+                findings.push((index, f));
+            }
+            observe(&mut tx, node, stmt, &created);
+            if let NodeEnum::CreateStmt(c) = node {
+                if let Some(rv) = &c.relation {
+                    created.insert(schema::key(&ast::relation(rv)));
+                }
+            }
+            schema.apply(node);
+        }
+        if matches!(
+            stmt.transaction,
+            TransactionBehavior::Commit | TransactionBehavior::Rollback
+        ) {
+            tx = TxState {
+                lock_timeout_set: tx.lock_timeout_set,
+                statement_timeout_set: tx.statement_timeout_set,
+                ..TxState::default()
+            };
+        }
+    }
+    // A foreign key is covered if an index on its columns exists by the end
+    // of the migration (indexes usually follow the CREATE TABLE).
+    findings.retain(|(_, f)| {
+        f.rule != rules::require_fk_covering_index::META.id
+            || !f
+                .table
+                .as_ref()
+                .and_then(|t| schema.table(t))
+                .is_some_and(|t| {
+                    t.indexes.iter().any(|idx| {
+                        idx.len() >= f.columns.len() && idx[..f.columns.len()] == f.columns[..]
+                    })
+                })
+    });
+    if depth > 0 {
+        if let Some(begin) = statements
+            .iter()
+            .rev()
+            .find(|s| s.transaction == TransactionBehavior::Begin)
+        {
+            let mut f = Finding::new(&rules::ban_unbalanced_transaction::META, "BEGIN without a matching COMMIT: the migration ends inside an open transaction, and everything after BEGIN is rolled back when the session ends")
+                .fix("COMMIT;");
+            f.file = script.path.clone();
+            f.line = script.first_line + begin.line - 1;
+            f.column = begin.column;
+            f.source_line = begin.sql.clone();
+            findings.push((statements.len(), f));
+        }
+    }
+    let mut findings = apply_allows(script, statements, findings);
+    for f in &mut findings {
+        if let Some(risk) = options.risk_overrides.get(f.rule) {
+            f.risk = *risk;
+        }
+        if let Some(facts) = &options.facts {
+            size_adjust(f, facts);
+        }
+    }
+    findings
+}
+
+/// Updates transaction facts after a statement.
+fn observe(tx: &mut TxState, node: &NodeEnum, stmt: &Statement, created: &HashSet<String>) {
+    if let Some((lock, table)) = table_lock(node) {
+        if lock == Lock::AccessExclusive
+            && tx.access_exclusive.is_none()
+            && !created.contains(&schema::key(&table))
+        {
+            tx.access_exclusive = Some((table.clone(), stmt.line));
+        }
+    }
+    if let Some((table, cmds)) = ast::alter_table(node) {
+        tx.altered.push((table.clone(), stmt.line));
+        for cmd in cmds {
+            if let Some(c) = ast::constraint(cmd).filter(|c| c.skip_validation) {
+                tx.not_valid.push((schema::key(&table), c.conname.clone()));
+            }
+        }
+    }
+    if let NodeEnum::VariableSetStmt(set) = node {
+        match set.name.as_str() {
+            "lock_timeout" => tx.lock_timeout_set = true,
+            "statement_timeout" => tx.statement_timeout_set = true,
+            _ => {}
+        }
+    }
+}
+
+/// Marks findings acknowledged by `-- strata:allow` and reports allows that
+/// acknowledged nothing.
+///
+/// An allow applies to the statement right below it. An allow in the
+/// file's header (above the first statement and separated from it by a
+/// blank line) applies to the whole file.
+fn apply_allows(
+    script: &Script,
+    statements: &[Statement],
+    findings: Vec<(usize, Finding)>,
+) -> Vec<Finding> {
+    let lines: Vec<&str> = script.text.lines().collect();
+    let mut findings = findings;
+    let mut extra = Vec::new();
+    for (line, directive) in &script.directives {
+        let Directive::Allow { rules: ids, .. } = directive else {
+            continue;
+        };
+        let rel = line + 1 - script.first_line; // 1-based line in the text
+        let next = statements.iter().position(|s| s.line > rel);
+        let blank_between = next
+            .map(|n| {
+                lines[rel..statements[n].line - 1]
+                    .iter()
+                    .any(|l| l.trim().is_empty())
+            })
+            .unwrap_or(true);
+        let file_level = next == Some(0) && blank_between;
+        for id in ids {
+            let known = RULES.iter().any(|r| r.meta().id == id);
+            let mut used = false;
+            for (index, f) in findings.iter_mut() {
+                if f.rule == id && (file_level || Some(*index) == next) {
+                    f.allowed = true;
+                    used = true;
+                }
+            }
+            if !used {
+                let message = if known {
+                    format!("`strata:allow {id}` acknowledges nothing: no `{id}` finding on the statement below it")
+                } else {
+                    format!("`strata:allow {id}` names an unknown rule (see `strata rules`)")
+                };
+                let mut f = Finding::new(&rules::unused_allow::META, message)
+                    .fix(format!("-- remove the line `-- strata:allow {id} ...`"));
+                f.file = script.path.clone();
+                f.line = *line;
+                f.column = 1;
+                f.source_line = lines.get(rel - 1).copied().unwrap_or("").to_owned();
+                extra.push(f);
+            }
+        }
+    }
+    let mut all: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
+    all.extend(extra);
+    all.sort_by_key(|f| (f.line, f.column));
+    all
+}
+
+/// Applies table sizes: tiny tables drop one risk level, big ones are at
+/// least MEDIUM, and scans and rewrites get a duration estimate.
+fn size_adjust(f: &mut Finding, facts: &ServerFacts) {
+    let Some(table) = &f.table else { return };
+    let stats = facts
+        .tables
+        .get(table)
+        .or_else(|| facts.tables.get(&schema::key(table)));
+    let Some(stats) = stats else { return };
+    f.table_rows = Some(stats.rows);
+    f.table_bytes = Some(stats.bytes);
+    if stats.rows < 1_000 {
+        f.risk = f.risk.lower();
+    } else if stats.rows > 100_000 {
+        f.risk = f.risk.max(Risk::Medium);
+    }
+    let scans = RULES
+        .iter()
+        .find(|r| r.meta().id == f.rule)
+        .is_some_and(|r| r.meta().scans);
+    if let (true, Some(rate)) = (scans, facts.rewrite_bytes_per_sec) {
+        f.estimate_ms = Some(((stats.bytes as f64 / rate) * 1000.0).ceil() as i64);
+    }
+}

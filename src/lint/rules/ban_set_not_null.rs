@@ -1,0 +1,88 @@
+//! `ban-set-not-null`: SET NOT NULL on an existing column without a
+//! validated CHECK proving it.
+
+use super::prelude::*;
+
+/// The rule's description.
+pub static META: RuleMeta = RuleMeta {
+    id: "ban-set-not-null",
+    risk: Risk::Medium,
+    lock: Some(Lock::AccessExclusive),
+    scans: true,
+    summary: "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
+    doc: "## What it does
+Flags `ALTER TABLE ... ALTER COLUMN c SET NOT NULL` on an existing table, unless an earlier migration added and validated `CHECK (c IS NOT NULL)`.
+
+## Why is this bad?
+`SET NOT NULL` checks every row while holding an ACCESS EXCLUSIVE lock: no reads, no writes, for a full scan.
+
+## Safe rewrite
+From PostgreSQL 12, `SET NOT NULL` skips the scan when a validated `CHECK (c IS NOT NULL)` exists. So: add the check `NOT VALID`, validate it in a separate transaction (weak lock), then `SET NOT NULL` (instant), then drop the check.
+
+## Example
+```sql
+ALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID;
+-- separate transaction:
+ALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;
+-- separate transaction:
+ALTER TABLE users ALTER COLUMN email SET NOT NULL;
+ALTER TABLE users DROP CONSTRAINT users_email_not_null;
+```",
+};
+
+/// See [`META`].
+pub struct BanSetNotNull;
+
+impl Rule for BanSetNotNull {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
+        let Some((table, cmds)) = ast::alter_table(ctx.node) else { return };
+        if !ctx.is_existing(&table) {
+            return;
+        }
+        for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtSetNotNull)) {
+            let proven = ctx.schema.table(&table).is_some_and(|t| t.checked_not_null.contains(&cmd.name));
+            if proven && ctx.pg_version() >= 12 {
+                continue;
+            }
+            let t = ast::qualified(&table);
+            let col = ast::ident(&cmd.name);
+            let check = ast::ident(&format!("{}_{}_not_null", table.rsplit('.').next().unwrap_or(&table), cmd.name));
+            let fix = if ctx.pg_version() >= 12 {
+                format!(
+                    "ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\n-- separate transaction:\nALTER TABLE {t} VALIDATE CONSTRAINT {check};\n-- separate transaction:\nALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {check};"
+                )
+            } else {
+                format!("-- before PostgreSQL 12 there is no scan-free SET NOT NULL; keep the validated CHECK instead:\nALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {check};")
+            };
+            out.push(
+                Finding::new(&META, format!("SET NOT NULL on {table}.{} scans every row while blocking reads and writes", cmd.name))
+                    .table(table.clone())
+                    .fix(fix),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::test_utils::{check_fires, check_ok, lint_after};
+    use crate::lint::LintOptions;
+
+    #[test]
+    fn fires_on_existing_columns() {
+        let f = check_fires("ban-set-not-null", "ALTER TABLE users ALTER COLUMN email SET NOT NULL;");
+        assert!(f.fix.unwrap().contains("CHECK (email IS NOT NULL) NOT VALID"));
+    }
+
+    #[test]
+    fn ok_after_a_validated_check_in_an_earlier_migration() {
+        let earlier = ["ALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;", "ALTER TABLE users VALIDATE CONSTRAINT users_email_nn;"];
+        let findings = lint_after(&earlier, "ALTER TABLE users ALTER COLUMN email SET NOT NULL;", &LintOptions::default());
+        assert!(!findings.iter().any(|f| f.rule == "ban-set-not-null"), "{findings:?}");
+        check_ok("ban-set-not-null", "CREATE TABLE t (a int);\nALTER TABLE t ALTER COLUMN a SET NOT NULL;");
+    }
+}

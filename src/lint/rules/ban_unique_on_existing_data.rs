@@ -1,0 +1,83 @@
+//! `ban-unique-on-existing-data`: a unique index or constraint on a table
+//! that already has rows.
+
+use super::prelude::*;
+
+/// The rule's description.
+pub static META: RuleMeta = RuleMeta {
+    id: "ban-unique-on-existing-data",
+    risk: Risk::Low,
+    lock: None,
+    scans: true,
+    summary: "a unique index on existing data fails if there are duplicates; check first",
+    doc: "## What it does
+Flags `CREATE UNIQUE INDEX` and `ADD UNIQUE` / `ADD PRIMARY KEY` on an existing table.
+
+## Why is this bad?
+If existing rows already hold duplicates, the build fails after doing all the work, and a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an INVALID index behind that slows every write until it is dropped.
+
+## Safe rewrite
+Look for duplicates before the migration, and fix them first.
+
+## Example
+```sql
+SELECT email, count(*) FROM users GROUP BY email HAVING count(*) > 1 LIMIT 20;
+CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);
+```",
+};
+
+/// See [`META`].
+pub struct BanUniqueOnExistingData;
+
+impl Rule for BanUniqueOnExistingData {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
+        let (table, cols) = match ctx.node {
+            NodeEnum::IndexStmt(i) if i.unique => match &i.relation {
+                Some(rv) => (ast::relation(rv), ast::index_columns(&i.index_params)),
+                None => return,
+            },
+            _ => {
+                let Some((table, cmds)) = ast::alter_table(ctx.node) else { return };
+                let Some(c) = cmds
+                    .iter()
+                    .filter(|c| ast::is(c, AlterTableType::AtAddConstraint))
+                    .filter_map(|c| ast::constraint(c))
+                    .find(|c| (ast::constr_is(c, ConstrType::ConstrUnique) || ast::constr_is(c, ConstrType::ConstrPrimary)) && c.indexname.is_empty())
+                else {
+                    return;
+                };
+                (table, ast::strings(&c.keys))
+            }
+        };
+        if !ctx.is_existing(&table) || cols.is_empty() {
+            return;
+        }
+        let list = cols.iter().map(|c| ast::ident(c)).collect::<Vec<_>>().join(", ");
+        out.push(
+            Finding::new(&META, format!("unique index on existing rows of {table}: it fails if ({list}) already has duplicates"))
+                .table(table.clone())
+                .fix(format!("SELECT {list}, count(*) FROM {} GROUP BY {list} HAVING count(*) > 1 LIMIT 20;", ast::qualified(&table))),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::test_utils::{check_fires, check_ok};
+
+    #[test]
+    fn fires_on_existing_tables() {
+        let f = check_fires("ban-unique-on-existing-data", "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);");
+        assert_eq!(f.fix.as_deref(), Some("SELECT email, count(*) FROM users GROUP BY email HAVING count(*) > 1 LIMIT 20;"));
+    }
+
+    #[test]
+    fn ok_on_new_tables_and_plain_indexes() {
+        check_ok("ban-unique-on-existing-data", "CREATE TABLE t (a int);\nCREATE UNIQUE INDEX t_a ON t (a);");
+        check_ok("ban-unique-on-existing-data", "CREATE INDEX CONCURRENTLY i ON users (email);");
+    }
+}

@@ -1,0 +1,73 @@
+//! `require-concurrent-detach-partition`: DETACH PARTITION without
+//! CONCURRENTLY.
+
+use super::prelude::*;
+
+/// The rule's description.
+pub static META: RuleMeta = RuleMeta {
+    id: "require-concurrent-detach-partition",
+    risk: Risk::Medium,
+    lock: Some(Lock::AccessExclusive),
+    scans: false,
+    summary: "DETACH PARTITION without CONCURRENTLY locks the whole partitioned table",
+    doc: "## What it does
+Flags `ALTER TABLE ... DETACH PARTITION` without `CONCURRENTLY` on an existing table.
+
+## Why is this bad?
+A plain detach takes an ACCESS EXCLUSIVE lock on the parent table: every query on any partition waits, and queues behind the detach while it waits for running queries.
+
+## Safe rewrite
+`DETACH PARTITION ... CONCURRENTLY` (PostgreSQL 14 and later) takes only SHARE UPDATE EXCLUSIVE on the parent. It cannot run in a transaction block; Strata runs such files outside one.
+
+## Example
+```sql
+-- before
+ALTER TABLE events DETACH PARTITION events_2023;
+-- after
+ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;
+```",
+};
+
+/// See [`META`].
+pub struct RequireConcurrentDetachPartition;
+
+impl Rule for RequireConcurrentDetachPartition {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
+        let Some((table, cmds)) = ast::alter_table(ctx.node) else { return };
+        if !ctx.is_existing(&table) {
+            return;
+        }
+        for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtDetachPartition)) {
+            let Some(NodeEnum::PartitionCmd(p)) = cmd.def.as_deref().and_then(|d| d.node.as_ref()) else { continue };
+            if p.concurrent {
+                continue;
+            }
+            let part = p.name.as_ref().map(ast::relation).unwrap_or_default();
+            let mut finding = Finding::new(&META, format!("DETACH PARTITION {part} locks all of {table} against reads and writes")).table(table.clone());
+            if ctx.pg_version() >= 14 {
+                finding = finding.fix(format!("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY;", ast::qualified(&table), ast::qualified(&part)));
+            }
+            out.push(finding);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::test_utils::{check_fires, check_ok};
+
+    #[test]
+    fn fires_without_concurrently() {
+        let f = check_fires("require-concurrent-detach-partition", "ALTER TABLE events DETACH PARTITION events_2023;");
+        assert_eq!(f.fix.as_deref(), Some("ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;"));
+    }
+
+    #[test]
+    fn ok_with_concurrently() {
+        check_ok("require-concurrent-detach-partition", "ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;");
+    }
+}

@@ -1,0 +1,67 @@
+//! `require-concurrent-index-deletion`: DROP INDEX without CONCURRENTLY.
+
+use super::prelude::*;
+
+/// The rule's description.
+pub static META: RuleMeta = RuleMeta {
+    id: "require-concurrent-index-deletion",
+    risk: Risk::Medium,
+    lock: Some(Lock::AccessExclusive),
+    scans: false,
+    summary: "DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the table",
+    doc: "## What it does
+Flags `DROP INDEX` without `CONCURRENTLY`.
+
+## Why is this bad?
+A plain `DROP INDEX` takes an ACCESS EXCLUSIVE lock on the index's table. The drop itself is quick, but it waits behind any running query on the table, and every query that arrives meanwhile queues behind it: a long report query turns the drop into an outage.
+
+## Safe rewrite
+`DROP INDEX CONCURRENTLY` waits for conflicting transactions without blocking new ones. It cannot run in a transaction block; Strata runs such files outside one.
+
+## Example
+```sql
+-- before
+DROP INDEX orders_user_id_idx;
+-- after
+DROP INDEX CONCURRENTLY orders_user_id_idx;
+```",
+};
+
+/// See [`META`].
+pub struct RequireConcurrentIndexDeletion;
+
+impl Rule for RequireConcurrentIndexDeletion {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
+        let NodeEnum::DropStmt(drop) = ctx.node else { return };
+        if drop.remove_type != ObjectType::ObjectIndex as i32 || drop.concurrent {
+            return;
+        }
+        let mut safe = drop.clone();
+        safe.concurrent = true;
+        out.push(
+            Finding::new(&META, "DROP INDEX locks the index's table against reads and writes, and queues every query behind it while it waits")
+                .fix(format!("{};", ast::deparse(&NodeEnum::DropStmt(safe)))),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::test_utils::{check_fires, check_ok};
+
+    #[test]
+    fn fires_without_concurrently() {
+        let f = check_fires("require-concurrent-index-deletion", "DROP INDEX IF EXISTS orders_user_idx;");
+        assert_eq!(f.fix.as_deref(), Some("DROP INDEX CONCURRENTLY IF EXISTS orders_user_idx;"));
+    }
+
+    #[test]
+    fn ok_with_concurrently() {
+        check_ok("require-concurrent-index-deletion", "DROP INDEX CONCURRENTLY orders_user_idx;");
+        check_ok("require-concurrent-index-deletion", "DROP TABLE t;");
+    }
+}

@@ -1,0 +1,89 @@
+//! `require-unique-index-for-constraint`: ADD PRIMARY KEY / UNIQUE without
+//! USING INDEX.
+
+use super::prelude::*;
+
+/// The rule's description.
+pub static META: RuleMeta = RuleMeta {
+    id: "require-unique-index-for-constraint",
+    risk: Risk::Medium,
+    lock: Some(Lock::AccessExclusive),
+    scans: true,
+    summary: "ADD PRIMARY KEY / UNIQUE builds its index under an ACCESS EXCLUSIVE lock",
+    doc: "## What it does
+Flags `ALTER TABLE ... ADD PRIMARY KEY (...)` and `ADD UNIQUE (...)` on an existing table without `USING INDEX`.
+
+## Why is this bad?
+The constraint builds its unique index while holding an ACCESS EXCLUSIVE lock: nothing reads or writes the table for the whole build.
+
+## Safe rewrite
+Build the unique index `CONCURRENTLY` first, then attach it with `ADD CONSTRAINT ... USING INDEX`, which is instant. (For a primary key, the columns must also be NOT NULL; see `ban-set-not-null` for the safe way.)
+
+## Example
+```sql
+CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);
+ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;
+```",
+};
+
+/// See [`META`].
+pub struct RequireUniqueIndexForConstraint;
+
+impl Rule for RequireUniqueIndexForConstraint {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
+        let Some((table, cmds)) = ast::alter_table(ctx.node) else { return };
+        if !ctx.is_existing(&table) {
+            return;
+        }
+        for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtAddConstraint)) {
+            let Some(c) = ast::constraint(cmd) else { continue };
+            let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
+            if !(primary || ast::constr_is(c, ConstrType::ConstrUnique)) || !c.indexname.is_empty() {
+                continue;
+            }
+            let cols = ast::strings(&c.keys);
+            let base = table.rsplit('.').next().unwrap_or(&table);
+            let name = if !c.conname.is_empty() {
+                c.conname.clone()
+            } else if primary {
+                format!("{base}_pkey")
+            } else {
+                format!("{base}_{}_key", cols.join("_"))
+            };
+            let t = ast::qualified(&table);
+            let n = ast::ident(&name);
+            let col_list = cols.iter().map(|c| ast::ident(c)).collect::<Vec<_>>().join(", ");
+            let kind = if primary { "PRIMARY KEY" } else { "UNIQUE" };
+            out.push(
+                Finding::new(&META, format!("ADD {kind} on existing table {table} builds a unique index while blocking reads and writes"))
+                    .table(table.clone())
+                    .fix(format!("CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} ({col_list});\nALTER TABLE {t} ADD CONSTRAINT {n} {kind} USING INDEX {n};")),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::test_utils::{check_fires, check_ok};
+
+    #[test]
+    fn fires_without_using_index() {
+        let f = check_fires("require-unique-index-for-constraint", "ALTER TABLE users ADD UNIQUE (email);");
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\nALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;")
+        );
+        check_fires("require-unique-index-for-constraint", "ALTER TABLE users ADD PRIMARY KEY (id);");
+    }
+
+    #[test]
+    fn ok_with_using_index_or_new_table() {
+        check_ok("require-unique-index-for-constraint", "ALTER TABLE users ADD CONSTRAINT k UNIQUE USING INDEX k;");
+        check_ok("require-unique-index-for-constraint", "CREATE TABLE t (a int);\nALTER TABLE t ADD PRIMARY KEY (a);");
+    }
+}
