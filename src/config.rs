@@ -65,6 +65,41 @@ pub struct FileConfig {
     pub allow_out_of_order: Option<bool>,
     /// Ignore applied migrations whose files are gone.
     pub ignore_missing: Option<bool>,
+    /// PostgreSQL major version to assume when not connected (default: newest).
+    pub pg_version: Option<u32>,
+    /// Which unacknowledged findings block `strata up`: high (default), medium, never.
+    pub block_on: Option<String>,
+    /// Lint settings.
+    pub lint: Option<LintFileConfig>,
+}
+
+/// The `[lint]` table of `strata.toml`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintFileConfig {
+    /// Rule ids to switch off.
+    #[serde(default)]
+    pub disable: Vec<String>,
+    /// Risk overrides: `rule-id = "low" | "medium" | "high"`.
+    #[serde(default)]
+    pub risk: std::collections::BTreeMap<String, String>,
+    /// The SQL is run by another tool (turns on `require-timeouts`).
+    pub external_runner: Option<bool>,
+}
+
+/// Resolved lint settings.
+#[derive(Debug, Clone, Default)]
+pub struct LintSettings {
+    /// Assumed server version when not connected.
+    pub pg_version: Option<u32>,
+    /// Findings at or above this risk block `up`; `None` never blocks.
+    pub block_on: Option<crate::lint::Risk>,
+    /// Disabled rule ids.
+    pub disabled: Vec<String>,
+    /// Risk overrides.
+    pub risk_overrides: Vec<(String, crate::lint::Risk)>,
+    /// See [`LintFileConfig::external_runner`].
+    pub external_runner: bool,
 }
 
 /// A configuration problem: exit code 2, nothing was run.
@@ -116,6 +151,8 @@ pub struct Config {
     pub allow_out_of_order: bool,
     /// See [`FileConfig::ignore_missing`].
     pub ignore_missing: bool,
+    /// Risk analysis settings.
+    pub lint: LintSettings,
 }
 
 impl Config {
@@ -203,7 +240,9 @@ impl Config {
                 return Err(invalid(format!("{key} must be 1 to 63 bytes long")));
             }
         }
+        let lint = lint_settings(&file).map_err(invalid)?;
         Ok(Config {
+            lint,
             project_dir,
             config_file,
             database,
@@ -217,6 +256,44 @@ impl Config {
             ignore_missing: flags.ignore_missing || file.ignore_missing.unwrap_or(false),
         })
     }
+}
+
+fn lint_settings(file: &FileConfig) -> Result<LintSettings, String> {
+    use crate::lint::{rules, Risk};
+    let block_on = match file.block_on.as_deref() {
+        None => Some(Risk::High),
+        Some("never") => None,
+        Some(text) => Some(
+            Risk::parse(text)
+                .ok_or_else(|| format!("block_on: `{text}` is not high, medium, low or never"))?,
+        ),
+    };
+    let section = file.lint.clone().unwrap_or_default();
+    let known = |id: &str| -> Result<(), String> {
+        match rules::find(id) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "[lint]: unknown rule `{id}` (`strata rules` lists them)"
+            )),
+        }
+    };
+    for id in &section.disable {
+        known(id)?;
+    }
+    let mut risk_overrides = Vec::new();
+    for (id, level) in &section.risk {
+        known(id)?;
+        let risk = Risk::parse(level)
+            .ok_or_else(|| format!("[lint.risk] {id}: `{level}` is not low, medium or high"))?;
+        risk_overrides.push((id.clone(), risk));
+    }
+    Ok(LintSettings {
+        pg_version: file.pg_version,
+        block_on,
+        disabled: section.disable,
+        risk_overrides,
+        external_runner: section.external_runner.unwrap_or(false),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -306,6 +383,24 @@ allow_out_of_order = false
 
 # Ignore applied migrations whose files were deleted.
 ignore_missing = false
+
+# Risk analysis runs before `strata up` and `strata status`. Unacknowledged
+# findings at or above this level block `up`: "high", "medium" or "never".
+# Acknowledge one in the file: -- strata:allow RULE reason: why it is safe
+block_on = "high"
+
+# PostgreSQL major version to assume when not connected (default: the newest).
+# pg_version = 15
+
+[lint]
+# Rules to switch off (`strata rules` lists them).
+disable = []
+# The SQL is applied by another tool: also require lock_timeout/statement_timeout.
+external_runner = false
+
+[lint.risk]
+# Change a rule's risk, e.g.:
+# prefer-text = "medium"
 "#;
 
 /// Writes `strata.toml` and the migrations directory into `dir`. An

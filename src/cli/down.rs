@@ -36,6 +36,5 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         dry_run: args.dry_run,
     };
     let report = strata::engine::down(&project, &target, &options, &mut ctx.observer()).await?;
-    print_run(&report, ctx);
-    Ok(Outcome::Ok)
+    Ok(print_run(&report, ctx))
 }

@@ -20,6 +20,5 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         &mut ctx.observer(),
     )
     .await?;
-    print_run(&report, ctx);
-    Ok(Outcome::Ok)
+    Ok(print_run(&report, ctx))
 }

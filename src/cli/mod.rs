@@ -8,12 +8,15 @@
 mod args;
 mod baseline;
 mod down;
+mod explain;
 mod goto;
 mod init;
+mod lint;
 mod local;
 mod new;
 mod redo;
 mod repair;
+mod rules;
 mod status;
 mod up;
 mod validate;
@@ -48,6 +51,9 @@ enum Command {
     Baseline(baseline::Args),
     Repair(repair::Args),
     Local(local::Args),
+    Lint(lint::Args),
+    Rules(rules::Args),
+    Explain(explain::Args),
 }
 
 /// The outcome of a command that did not fail outright.
@@ -72,11 +78,13 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | EngineError::Irreversible { .. }
             | EngineError::UnknownVersion(_)
             | EngineError::ResumeChanged { .. } => 2,
+            EngineError::Blocked { .. } => 3,
             EngineError::Db(strata::db::DbError::BadTarget { .. }) => 2,
             _ => 1,
         };
     }
     if error.downcast_ref::<strata::ConfigError>().is_some()
+        || error.downcast_ref::<explain::UnknownRule>().is_some()
         || error
             .downcast_ref::<strata::source::create::CreateError>()
             .is_some()
@@ -135,6 +143,9 @@ pub fn main() -> ExitCode {
             Command::Baseline(args) => baseline::exec(args, &ctx).await,
             Command::Repair(args) => repair::exec(args, &ctx).await,
             Command::Local(args) => local::exec(args, &ctx),
+            Command::Lint(args) => lint::exec(args, &ctx).await,
+            Command::Rules(args) => rules::exec(args, &ctx),
+            Command::Explain(args) => explain::exec(args, &ctx),
         }
     });
     match result {
@@ -163,14 +174,19 @@ async fn project_and_target(
 }
 
 /// Prints a run's result.
-fn print_run(report: &strata::RunReport, ctx: &Ctx) {
+fn print_run(report: &strata::RunReport, ctx: &Ctx) -> Outcome {
     if let Some(sql) = &report.dry_run_sql {
         strata::report::out(sql);
-        return;
+        if report.blocked {
+            strata::report::err("risk analysis: the findings above would block `strata up` (see block_on in strata.toml)");
+            return Outcome::CheckFailed;
+        }
+        return Outcome::Ok;
     }
     if ctx.global.json {
         strata::report::out(&strata::report::run_json(report));
     } else if !ctx.global.quiet {
         strata::report::err(&strata::report::run_summary(report));
     }
+    Outcome::Ok
 }

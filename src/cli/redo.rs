@@ -11,6 +11,5 @@ pub struct Args {
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let (project, target) = project_and_target(ctx, false, false).await?;
     let report = strata::engine::redo(&project, &target, args.dry_run, &mut ctx.observer()).await?;
-    print_run(&report, ctx);
-    Ok(Outcome::Ok)
+    Ok(print_run(&report, ctx))
 }

@@ -14,11 +14,19 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let (project, target) = project_and_target(ctx, false, false).await?;
-    let statuses = strata::engine::status(&project, &target).await?;
+    let report = strata::engine::status(&project, &target).await?;
+    let statuses = report.migrations;
     if ctx.global.json {
         strata::report::out(&strata::report::status_json(&statuses));
     } else {
         strata::report::out(&strata::report::status_table(&statuses, &ctx.style));
+        if report.findings.active().next().is_some() && !ctx.global.quiet {
+            strata::report::err(&format!(
+                "\npending migrations: {}",
+                strata::report::lint::summary(&report.findings)
+            ));
+            strata::report::err("  (`strata up --dry-run` or `strata lint` shows each finding)");
+        }
     }
     let unclean = statuses.iter().any(|s| s.state != MigrationState::Applied);
     Ok(if args.exit_code && unclean {

@@ -25,6 +25,5 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         dry_run: args.dry_run,
     };
     let report = strata::engine::up(&project, &target, &options, &mut ctx.observer()).await?;
-    print_run(&report, ctx);
-    Ok(Outcome::Ok)
+    Ok(print_run(&report, ctx))
 }

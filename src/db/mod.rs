@@ -8,6 +8,7 @@
 //! **Architecture Invariant:** a connection string is never shown unredacted;
 //! every message that mentions one goes through [`redact`].
 
+pub mod catalog;
 mod conninfo;
 mod tls;
 

@@ -121,6 +121,14 @@ pub enum EngineError {
         /// Where it stopped.
         detail: String,
     },
+    /// Risk analysis found unacknowledged findings at or above `block_on`.
+    #[error("{count} finding(s) at or above {threshold} block `strata up` (listed above)\n  help: use the safe rewrite, or acknowledge a finding with `-- strata:allow RULE reason: why it is safe` on the line above the statement, or change block_on in strata.toml")]
+    Blocked {
+        /// How many findings block.
+        count: usize,
+        /// The threshold.
+        threshold: crate::lint::Risk,
+    },
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {

@@ -11,6 +11,7 @@
 //! together. A non-transactional one records progress after each statement
 //! and resumes there.
 
+mod analyze;
 mod apply;
 mod error;
 mod history;
@@ -19,6 +20,7 @@ mod plan;
 
 use std::time::Duration;
 
+pub use analyze::{analyze, lint_paths};
 pub use apply::Mode;
 pub use error::{ChangedFile, EngineError};
 pub use history::{AppliedRow, History};
@@ -48,6 +50,8 @@ pub enum Progress {
         /// How it runs.
         detail: String,
     },
+    /// Risk analysis of the migrations about to run.
+    Findings(crate::lint::LintReport),
     /// A migration finished.
     Finished {
         /// `version_name`.
@@ -197,14 +201,35 @@ async fn open(target: &Target) -> Result<Connection, EngineError> {
     Ok(conn)
 }
 
-/// Reads every migration's state.
-pub async fn status(
-    project: &Project,
-    target: &Target,
-) -> Result<Vec<MigrationStatus>, EngineError> {
+/// The result of `status`: every migration's state, and the risk analysis
+/// of the pending ones.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// Every migration, in run order.
+    pub migrations: Vec<MigrationStatus>,
+    /// Findings in pending migrations.
+    pub findings: crate::lint::LintReport,
+}
+
+/// Reads every migration's state and analyses the pending ones.
+pub async fn status(project: &Project, target: &Target) -> Result<StatusReport, EngineError> {
     let conn = target.connect().await?;
     let rows = project.history().read(&conn).await?;
-    Ok(plan::statuses(project.format, &project.migrations, &rows))
+    let migrations = plan::statuses(project.format, &project.migrations, &rows);
+    let pending: Vec<usize> = migrations
+        .iter()
+        .filter(|s| s.state == MigrationState::Pending)
+        .filter_map(|s| s.index)
+        .collect();
+    // Files that do not parse are reported by `up` and `validate`; status
+    // still shows the states.
+    let findings = analyze(project, Some(&conn), &pending)
+        .await
+        .unwrap_or_default();
+    Ok(StatusReport {
+        migrations,
+        findings,
+    })
 }
 
 /// Options of `up`.
@@ -234,6 +259,8 @@ pub struct RunReport {
     pub reverted: Vec<(String, i64)>,
     /// For dry runs: the exact SQL that would run.
     pub dry_run_sql: Option<String>,
+    /// For dry runs: risk analysis would block the real run.
+    pub blocked: bool,
 }
 
 /// A planned step with its parsed statements.
@@ -337,10 +364,26 @@ pub async fn up(
     // Parse everything before taking the lock: bad SQL must fail before
     // anything runs.
     let steps = parse_up_steps(project, &statuses, &plan)?;
+    let findings = analyze(project, Some(&conn), &plan).await?;
+    let threshold = project.config.lint.block_on;
+    let blocking = match threshold {
+        Some(t) => findings.active().filter(|f| f.risk >= t).count(),
+        None => 0,
+    };
+    if !findings.findings.is_empty() {
+        observer(Progress::Findings(findings));
+    }
     if options.dry_run {
         return Ok(RunReport {
             dry_run_sql: Some(dry_run_up(&history, &steps)),
+            blocked: blocking > 0,
             ..RunReport::default()
+        });
+    }
+    if let (Some(threshold), true) = (threshold, blocking > 0) {
+        return Err(EngineError::Blocked {
+            count: blocking,
+            threshold,
         });
     }
     if steps.is_empty() {

@@ -19,6 +19,8 @@
 //! `state` is one of `applied`, `pending`, `modified`, `missing`, `failed`.
 //! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
 
+pub mod lint;
+
 use std::io::IsTerminal;
 
 use crate::engine::{MigrationState, MigrationStatus, Progress, RunReport};
@@ -42,7 +44,7 @@ impl Style {
         }
     }
 
-    fn paint(&self, code: &str, text: &str) -> String {
+    pub(crate) fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
@@ -132,10 +134,20 @@ pub fn status_json(statuses: &[MigrationStatus]) -> String {
 
 /// One progress line.
 pub fn progress(p: &Progress, style: &Style) -> Option<String> {
-    if style.quiet {
+    // Findings are shown even with -q: they explain a refusal.
+    if style.quiet && !matches!(p, Progress::Findings(_)) {
         return None;
     }
     Some(match p {
+        Progress::Findings(report) => {
+            let mut text = String::new();
+            for f in report.active() {
+                text.push_str(&lint::human_finding(f, style));
+                text.push('\n');
+            }
+            text.push_str(&format!("risk analysis: {}", lint::summary(report)));
+            text
+        }
         Progress::Notice(text) => format!("{} {text}", style.paint("36", "note:")),
         Progress::Started {
             label,

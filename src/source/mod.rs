@@ -308,3 +308,34 @@ pub(crate) fn read_text(path: &Path) -> Result<String, SourceProblem> {
         }
     }
 }
+
+/// Reads one migration file on its own (for `strata lint FILE`): a goose
+/// file is split at its annotations, anything else is an up script.
+pub fn load_file(path: &Path) -> Result<Migration, Vec<SourceProblem>> {
+    let text = read_text(path).map_err(|p| vec![p])?;
+    let mut problems = Vec::new();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let version = Version::repeatable(&stem);
+    let migration = if formats::has_goose_annotation(&text) {
+        formats::goose_file(path, &text, version, &stem, &mut problems)
+    } else {
+        let no_tx = formats::sqlx_no_transaction(&text);
+        let sum = checksum(&text);
+        let up = formats::script(path, text, 1, Vec::new(), no_tx, &mut problems);
+        Some(Migration {
+            version,
+            kind: MigrationKind::Versioned,
+            name: stem,
+            up,
+            down: None,
+            checksum: sum,
+        })
+    };
+    match migration {
+        Some(m) if problems.is_empty() => Ok(m),
+        _ => Err(problems),
+    }
+}

@@ -88,7 +88,7 @@ struct Part {
     blocks: Vec<Range<usize>>,
 }
 
-fn parse_file(
+pub(super) fn parse_file(
     path: &Path,
     text: &str,
     version: Version,

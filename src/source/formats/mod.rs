@@ -214,3 +214,22 @@ pub(crate) fn reject_goose(path: &Path, text: &str, problems: &mut Vec<SourcePro
         );
     }
 }
+
+/// Parses one goose file (for linting a single file).
+pub(crate) fn goose_file(
+    path: &Path,
+    text: &str,
+    version: super::Version,
+    name: &str,
+    problems: &mut Vec<SourceProblem>,
+) -> Option<Migration> {
+    if !goose::has_annotation(text) {
+        return None;
+    }
+    goose::parse_file(path, text, version, name, problems)
+}
+
+/// True when the text has goose annotations.
+pub(crate) fn has_goose_annotation(text: &str) -> bool {
+    goose::has_annotation(text)
+}
