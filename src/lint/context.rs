@@ -137,13 +137,12 @@ pub fn table_lock(node: &NodeEnum) -> Option<(Lock, String)> {
             let lock = cmds
                 .iter()
                 .map(|cmd| {
-                    if ast::is(cmd, AlterTableType::AtValidateConstraint)
+                    let detach_concurrently = ast::is(cmd, AlterTableType::AtDetachPartition)
+                        && matches!(cmd.def.as_deref().and_then(|d| d.node.as_ref()), Some(NodeEnum::PartitionCmd(p)) if p.concurrent);
+                    if detach_concurrently
+                        || ast::is(cmd, AlterTableType::AtValidateConstraint)
                         || ast::is(cmd, AlterTableType::AtSetStatistics)
                         || ast::is(cmd, AlterTableType::AtAttachPartition)
-                    {
-                        Lock::ShareUpdateExclusive
-                    } else if ast::is(cmd, AlterTableType::AtDetachPartition)
-                        && matches!(cmd.def.as_deref().and_then(|d| d.node.as_ref()), Some(NodeEnum::PartitionCmd(p)) if p.concurrent)
                     {
                         Lock::ShareUpdateExclusive
                     } else if ast::is(cmd, AlterTableType::AtAddConstraint)

@@ -104,6 +104,9 @@ pub(crate) fn behavior(node: &protobuf::Node) -> TransactionBehavior {
         NodeEnum::DropTableSpaceStmt(_) => Never("DROP TABLESPACE"),
         NodeEnum::CreateSubscriptionStmt(_) => Never("CREATE SUBSCRIPTION"),
         NodeEnum::DropSubscriptionStmt(_) => Never("DROP SUBSCRIPTION"),
+        NodeEnum::DoStmt(d) if do_body_controls_transactions(d) => {
+            Never("DO block with COMMIT or ROLLBACK")
+        }
         NodeEnum::AlterTableStmt(a) => {
             let detach = a.cmds.iter().any(|cmd| match &cmd.node {
                 Some(NodeEnum::AlterTableCmd(c)) if c.subtype == AlterTableType::AtDetachPartition as i32 => {
@@ -119,4 +122,26 @@ pub(crate) fn behavior(node: &protobuf::Node) -> TransactionBehavior {
         }
         _ => Any,
     }
+}
+
+/// A DO block whose PL/pgSQL body commits or rolls back (batched backfills
+/// do this) fails with "invalid transaction termination" inside a
+/// transaction block, so it must run outside one.
+fn do_body_controls_transactions(d: &protobuf::DoStmt) -> bool {
+    let body = d.args.iter().find_map(|a| match &a.node {
+        Some(NodeEnum::DefElem(e)) if e.defname == "as" => {
+            match e.arg.as_deref().and_then(|n| n.node.as_ref()) {
+                Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    });
+    let Some(body) = body else { return false };
+    let Ok(scan) = pg_query::scan(&body) else {
+        return false;
+    };
+    scan.tokens.iter().any(|t| {
+        t.token == protobuf::Token::Commit as i32 || t.token == protobuf::Token::Rollback as i32
+    })
 }

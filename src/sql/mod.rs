@@ -384,6 +384,18 @@ mod tests {
                 "any",
             ]
         );
+        let stmts = split(
+            "DO $$ BEGIN LOOP EXIT; COMMIT; END LOOP; END $$; DO $$ BEGIN PERFORM 1; END $$;",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            stmts
+                .iter()
+                .map(|s| s.transaction.to_string())
+                .collect::<Vec<_>>(),
+            ["never: DO block with COMMIT or ROLLBACK", "any"]
+        );
     }
 
     #[test]

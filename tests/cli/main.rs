@@ -13,6 +13,7 @@ mod example;
 mod formats;
 mod goto_redo;
 mod init_new;
+mod lint;
 mod local;
 mod nontransactional;
 mod repair;

@@ -101,3 +101,23 @@ async fn resume_refuses_when_the_statements_already_run_changed() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_batched_do_block_with_commit_runs_outside_a_transaction() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_src.up.sql", "CREATE TABLE src (id bigint PRIMARY KEY);\nINSERT INTO src SELECT generate_series(1, 2500);\n");
+    project.write(
+        "2_copy.up.sql",
+        "CREATE TABLE dst (id bigint PRIMARY KEY);\n\
+         DO $$\nDECLARE last_id bigint := 0;\nBEGIN\n  LOOP\n    INSERT INTO dst SELECT id FROM src WHERE id > last_id ORDER BY id LIMIT 1000;\n    EXIT WHEN NOT FOUND;\n    SELECT max(id) INTO last_id FROM dst;\n    COMMIT;\n  END LOOP;\nEND\n$$;\n",
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(
+        out.contains(
+            "DO block with COMMIT or ROLLBACK at line 2 cannot run inside a transaction block"
+        ),
+        "{out}"
+    );
+    assert_eq!(db.column("SELECT count(*)::text FROM dst").await, ["2500"]);
+}

@@ -22,13 +22,11 @@ impl Rule for BanCharType {
 
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         for c in ast::column_types(ctx.node) {
-            let (name, mods) = ast::type_of(c.type_name);
-            let _ = &mods;
-            if !(name == "bpchar") {
+            let (name, _) = ast::type_of(c.type_name);
+            if name != "bpchar" {
                 continue;
             }
             let shown = ast::type_display(c.type_name);
-            let _ = &shown;
             out.push(
                 Finding::new(&META, format!("{}.{} is {shown}, which pads values with spaces", c.table, c.column))
                     .table(c.table.clone())

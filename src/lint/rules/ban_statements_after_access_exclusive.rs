@@ -11,7 +11,7 @@ pub static META: RuleMeta = RuleMeta {
     scans: false,
     summary: "statements after an ACCESS EXCLUSIVE lock keep the table blocked until the transaction ends",
     doc: "## What it does
-Flags a statement that runs, in the same transaction, after a statement that took an ACCESS EXCLUSIVE lock on an existing table.
+Flags a statement that runs, in the same transaction, after a statement that took an ACCESS EXCLUSIVE lock on an existing table, when it is slow (DML, DO blocks, index builds, maintenance, ALTERs that scan or rewrite) or locks another existing table (it then waits in that table's lock queue while the first table stays blocked). Quick follow-ups on the same table are not flagged.
 
 ## Why is this bad?
 Locks are held until the transaction ends. Whatever runs after the ALTER (an index build, a backfill, another table's change) extends the time during which nobody can read or write the locked table.
@@ -41,7 +41,12 @@ impl Rule for BanStatementsAfterAccessExclusive {
             return;
         }
         let Some((locked, line)) = &ctx.tx.access_exclusive else { return };
-        if matches!(ctx.node, NodeEnum::TransactionStmt(_) | NodeEnum::VariableSetStmt(_)) {
+        let key = crate::lint::schema::key(locked);
+        // What extends the outage: slow work, or waiting for another table's
+        // lock (in that table's queue) while holding this one.
+        let other_table = crate::lint::context::table_lock(ctx.node)
+            .is_some_and(|(_, t)| crate::lint::schema::key(&t) != key && ctx.is_existing(&t));
+        if !(is_slow(ctx) || other_table) {
             return;
         }
         out.push(
@@ -52,6 +57,29 @@ impl Rule for BanStatementsAfterAccessExclusive {
     }
 }
 
+/// Statements whose duration grows with data: DML, DO blocks, index builds,
+/// maintenance, and ALTERs that scan or rewrite.
+fn is_slow(ctx: &StmtCtx<'_>) -> bool {
+    match ctx.node {
+        NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) | NodeEnum::InsertStmt(_) | NodeEnum::DoStmt(_) => true,
+        NodeEnum::IndexStmt(_) | NodeEnum::VacuumStmt(_) | NodeEnum::ClusterStmt(_) | NodeEnum::ReindexStmt(_) => true,
+        NodeEnum::RefreshMatViewStmt(_) | NodeEnum::CreateTableAsStmt(_) => true,
+        NodeEnum::AlterTableStmt(_) => {
+            let Some((_, cmds)) = ast::alter_table(ctx.node) else { return false };
+            cmds.iter().any(|cmd| {
+                ast::is(cmd, AlterTableType::AtAlterColumnType)
+                    || ast::is(cmd, AlterTableType::AtSetNotNull)
+                    || ast::is(cmd, AlterTableType::AtValidateConstraint)
+                    || ast::constraint(cmd).is_some_and(|c| !c.skip_validation && !ast::constr_is(c, ConstrType::ConstrNotnull))
+                    || ast::column_def(cmd).is_some_and(|col| {
+                        ast::column_constraints(col).any(|c| ast::constr_is(c, ConstrType::ConstrGenerated) || ast::constr_is(c, ConstrType::ConstrIdentity))
+                    })
+            })
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
@@ -59,6 +87,8 @@ mod tests {
     #[test]
     fn fires_after_an_access_exclusive_lock() {
         check_fires("ban-statements-after-access-exclusive", "ALTER TABLE users ADD COLUMN plan text;\nUPDATE accounts SET active = true WHERE id = 1;");
+        // Waiting for another table's lock while holding this one.
+        check_fires("ban-statements-after-access-exclusive", "ALTER TABLE users ADD COLUMN plan text;\nALTER TABLE orders ADD COLUMN note text;");
     }
 
     #[test]
@@ -66,5 +96,7 @@ mod tests {
         check_ok("ban-statements-after-access-exclusive", "UPDATE accounts SET active = true WHERE id = 1;\nALTER TABLE users ADD COLUMN plan text;");
         check_ok("ban-statements-after-access-exclusive", "CREATE TABLE t (a int);\nALTER TABLE t ADD COLUMN b int;\nCREATE INDEX ON t (b);");
         check_ok("ban-statements-after-access-exclusive", "-- strata:no-transaction\nALTER TABLE users ADD COLUMN plan text;\nUPDATE accounts SET active = true WHERE id = 1;");
+        // Fast follow-ups on the same table hold the lock for microseconds.
+        check_ok("ban-statements-after-access-exclusive", "ALTER TABLE users ADD COLUMN a text;\nALTER TABLE users ADD COLUMN b text;\nCOMMENT ON COLUMN users.a IS 'x';");
     }
 }

@@ -22,13 +22,11 @@ impl Rule for PreferBigint {
 
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         for c in ast::column_types(ctx.node) {
-            let (name, mods) = ast::type_of(c.type_name);
-            let _ = &mods;
+            let (name, _) = ast::type_of(c.type_name);
             if !(matches!(name.as_str(), "int4" | "int2" | "serial" | "serial4" | "smallserial" | "serial2") && (c.key || c.column == "id" || c.column.ends_with("_id"))) {
                 continue;
             }
             let shown = ast::type_display(c.type_name);
-            let _ = &shown;
             out.push(
                 Finding::new(&META, format!("key column {}.{} is {shown}, which runs out at 2,147,483,647", c.table, c.column))
                     .table(c.table.clone())

@@ -22,13 +22,11 @@ impl Rule for PreferIdentity {
 
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         for c in ast::column_types(ctx.node) {
-            let (name, mods) = ast::type_of(c.type_name);
-            let _ = &mods;
+            let (name, _) = ast::type_of(c.type_name);
             if !(matches!(name.as_str(), "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2")) {
                 continue;
             }
             let shown = ast::type_display(c.type_name);
-            let _ = &shown;
             out.push(
                 Finding::new(&META, format!("{}.{} is {shown}; identity columns do the same without serial's quirks", c.table, c.column))
                     .table(c.table.clone())

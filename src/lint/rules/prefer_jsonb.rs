@@ -22,13 +22,10 @@ impl Rule for PreferJsonb {
 
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         for c in ast::column_types(ctx.node) {
-            let (name, mods) = ast::type_of(c.type_name);
-            let _ = &mods;
-            if !(name == "json") {
+            let (name, _) = ast::type_of(c.type_name);
+            if name != "json" {
                 continue;
             }
-            let shown = ast::type_display(c.type_name);
-            let _ = &shown;
             out.push(
                 Finding::new(&META, format!("{}.{} is json: no indexing, no equality, reparsed on every access", c.table, c.column))
                     .table(c.table.clone())

@@ -23,12 +23,10 @@ impl Rule for PreferText {
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         for c in ast::column_types(ctx.node) {
             let (name, mods) = ast::type_of(c.type_name);
-            let _ = &mods;
-            if !(name == "varchar" && !mods.is_empty()) {
+            if name != "varchar" || mods.is_empty() {
                 continue;
             }
             let shown = ast::type_display(c.type_name);
-            let _ = &shown;
             out.push(
                 Finding::new(&META, format!("{}.{} is {shown}; the length limit is part of the type and costly to change later", c.table, c.column))
                     .table(c.table.clone())

@@ -22,13 +22,10 @@ impl Rule for PreferTimestamptz {
 
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         for c in ast::column_types(ctx.node) {
-            let (name, mods) = ast::type_of(c.type_name);
-            let _ = &mods;
-            if !(name == "timestamp") {
+            let (name, _) = ast::type_of(c.type_name);
+            if name != "timestamp" {
                 continue;
             }
-            let shown = ast::type_display(c.type_name);
-            let _ = &shown;
             out.push(
                 Finding::new(&META, format!("{}.{} is timestamp without time zone; the same value means different instants in different zones", c.table, c.column))
                     .table(c.table.clone())

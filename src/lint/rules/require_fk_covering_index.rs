@@ -41,10 +41,8 @@ impl Rule for RequireFkCoveringIndex {
                 let table = ast::relation(rv);
                 for elt in &c.table_elts {
                     match &elt.node {
-                        Some(NodeEnum::ColumnDef(col)) => {
-                            if ast::column_constraints(col).any(|k| ast::constr_is(k, ConstrType::ConstrForeign)) {
-                                fks.push((table.clone(), vec![col.colname.clone()]));
-                            }
+                        Some(NodeEnum::ColumnDef(col)) if ast::column_constraints(col).any(|k| ast::constr_is(k, ConstrType::ConstrForeign)) => {
+                            fks.push((table.clone(), vec![col.colname.clone()]));
                         }
                         Some(NodeEnum::Constraint(k)) if ast::constr_is(k, ConstrType::ConstrForeign) => {
                             fks.push((table.clone(), ast::strings(&k.fk_attrs)));
