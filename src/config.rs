@@ -61,6 +61,12 @@ pub struct FileConfig {
     pub history_table: Option<String>,
     /// How long to wait for another runner's lock (default `60s`).
     pub lock_wait: Option<String>,
+    /// `lock_timeout` for each statement that takes a lock (default `50ms`).
+    pub lock_timeout: Option<String>,
+    /// Total time to keep retrying after lock timeouts (default `10m`).
+    pub lock_retry_budget: Option<String>,
+    /// `statement_timeout` for DDL; CONCURRENTLY statements are exempt (default: none).
+    pub statement_timeout: Option<String>,
     /// Allow pending versions older than the newest applied one.
     pub allow_out_of_order: Option<bool>,
     /// Ignore applied migrations whose files are gone.
@@ -147,6 +153,12 @@ pub struct Config {
     pub history_table: String,
     /// Bounded wait for the advisory lock.
     pub lock_wait: Duration,
+    /// `lock_timeout` for statements that take locks.
+    pub lock_timeout: Duration,
+    /// Total retry time after lock timeouts.
+    pub lock_retry_budget: Duration,
+    /// `statement_timeout` for DDL, if any.
+    pub statement_timeout: Option<Duration>,
     /// See [`FileConfig::allow_out_of_order`].
     pub allow_out_of_order: bool,
     /// See [`FileConfig::ignore_missing`].
@@ -224,6 +236,36 @@ impl Config {
             Some(text) => parse_duration(text).map_err(|m| invalid(format!("lock_wait: {m}")))?,
             None => Duration::from_secs(60),
         };
+        let duration = |key: &str,
+                        value: &Option<String>,
+                        default: Option<Duration>|
+         -> Result<Option<Duration>, ConfigError> {
+            match value {
+                Some(text) => parse_duration(text)
+                    .map(Some)
+                    .map_err(|m| invalid(format!("{key}: {m}"))),
+                None => Ok(default),
+            }
+        };
+        let lock_timeout = duration(
+            "lock_timeout",
+            &file.lock_timeout,
+            Some(Duration::from_millis(50)),
+        )?
+        .unwrap_or_default();
+        if lock_timeout.is_zero() {
+            return Err(invalid(
+                "lock_timeout: must be above 0 (0 would wait in the lock queue forever)".into(),
+            ));
+        }
+        let lock_retry_budget = duration(
+            "lock_retry_budget",
+            &file.lock_retry_budget,
+            Some(Duration::from_secs(600)),
+        )?
+        .unwrap_or_default();
+        let statement_timeout =
+            duration("statement_timeout", &file.statement_timeout, None)?.filter(|d| !d.is_zero());
         let history_schema = file
             .history_schema
             .clone()
@@ -251,6 +293,9 @@ impl Config {
             history_schema,
             history_table,
             lock_wait,
+            lock_timeout,
+            lock_retry_budget,
+            statement_timeout,
             allow_out_of_order: flags.allow_out_of_order
                 || file.allow_out_of_order.unwrap_or(false),
             ignore_missing: flags.ignore_missing || file.ignore_missing.unwrap_or(false),
@@ -377,6 +422,16 @@ history_table = "strata_migrations"
 
 # How long to wait for another strata run holding the migration lock.
 lock_wait = "60s"
+
+# Every statement that takes a lock runs under this lock_timeout, so Strata
+# never waits in a table's lock queue in front of application queries for
+# longer than this. On a lock timeout the statement's transaction is retried
+# with exponential backoff and jitter, for at most lock_retry_budget.
+lock_timeout = "50ms"
+lock_retry_budget = "10m"
+
+# statement_timeout for DDL (CONCURRENTLY statements are exempt). Off by default.
+# statement_timeout = "15m"
 
 # Allow applying a pending migration older than the newest applied one.
 allow_out_of_order = false

@@ -57,9 +57,166 @@ pub struct Runner<'a> {
     pub(super) record: Prepared,
     pub(super) progress: Prepared,
     pub(super) wait: Duration,
+    pub(super) timeouts: Timeouts,
+}
+
+/// Lock and statement timeouts, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// `lock_timeout` for statements that take locks.
+    pub lock: Duration,
+    /// Total retry time after lock timeouts.
+    pub budget: Duration,
+    /// `statement_timeout` for DDL.
+    pub statement: Option<Duration>,
+}
+
+impl Timeouts {
+    /// `SET LOCAL` statements for a transaction: the short lock_timeout, and
+    /// the DDL statement_timeout when configured.
+    pub fn local_settings(&self) -> String {
+        let mut sql = format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            self.lock.as_millis().max(1)
+        );
+        if let Some(st) = self.statement {
+            sql.push_str(&format!(
+                "; SET LOCAL statement_timeout = '{}ms'",
+                st.as_millis().max(1)
+            ));
+        }
+        sql
+    }
+
+    /// Session settings for a statement that runs outside a transaction.
+    /// CONCURRENTLY statements wait for old snapshots, which blocks nobody,
+    /// so they get the whole retry budget as lock_timeout and no
+    /// statement_timeout.
+    pub fn session_settings(&self, stmt: &Statement) -> String {
+        if matches!(stmt.transaction, TransactionBehavior::Never(why) if why.contains("CONCURRENTLY"))
+        {
+            return format!(
+                "SET lock_timeout = '{}ms'; SET statement_timeout = 0",
+                self.budget.as_millis().max(1)
+            );
+        }
+        let statement = self.statement.map(|d| d.as_millis().max(1)).unwrap_or(0);
+        format!(
+            "SET lock_timeout = '{}ms'; SET statement_timeout = '{statement}ms'",
+            self.lock.as_millis().max(1)
+        )
+    }
+}
+
+/// Exponential backoff with jitter: 100 ms doubling to at most 5 s, each
+/// pause scaled by a random factor in [0.5, 1.5) so that several runners do
+/// not retry in lockstep.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 100u64
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(5_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = 0.5 + f64::from(nanos % 1_000) / 1_000.0;
+    Duration::from_millis((base as f64 * jitter) as u64)
 }
 
 impl Runner<'_> {
+    /// `SET LOCAL` statements for a transaction: the short lock_timeout, and
+    /// the DDL statement_timeout when configured.
+    fn local_settings(&self) -> String {
+        self.timeouts.local_settings()
+    }
+
+    /// Session settings for a statement that runs on its own (outside a
+    /// transaction). CONCURRENTLY statements wait for old snapshots, which
+    /// blocks nobody, so they get the whole retry budget as lock_timeout and
+    /// no statement_timeout.
+    fn session_settings(&self, stmt: &Statement) -> String {
+        self.timeouts.session_settings(stmt)
+    }
+
+    /// After a lock timeout: whether to retry, and after telling the user
+    /// who held the lock, how long to wait first.
+    async fn retry_after_lock_timeout(
+        &self,
+        m: &Migration,
+        stmt: &Statement,
+        index: usize,
+        error: &DbError,
+        started: Instant,
+        attempt: &mut u32,
+        observer: &mut dyn FnMut(Progress),
+    ) -> bool {
+        if error.code() != Some("55P03") || started.elapsed() >= self.timeouts.budget {
+            return false;
+        }
+        *attempt += 1;
+        let pause = backoff(*attempt).min(self.timeouts.budget.saturating_sub(started.elapsed()));
+        let holders = self.lock_holders(stmt).await;
+        observer(Progress::Notice(format!(
+            "{}: statement {} could not get its lock within lock_timeout ({} ms); {holders}; retry {} in {} ms",
+            m.label(),
+            index + 1,
+            self.timeouts.lock.as_millis(),
+            *attempt,
+            pause.as_millis()
+        )));
+        tokio::time::sleep(pause).await;
+        true
+    }
+
+    /// Who holds locks on the tables a statement needs.
+    async fn lock_holders(&self, stmt: &Statement) -> String {
+        let tables: Vec<String> = stmt
+            .nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref())
+            .filter_map(crate::lint::context::table_lock)
+            .map(|(_, t)| t.rsplit('.').next().unwrap_or(&t).to_owned())
+            .collect();
+        let rows = self
+            .conn
+            .query(
+                "SELECT l.pid, coalesce(a.application_name, ''), l.mode, coalesce(c.relname::text, ''),
+                        coalesce(left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100), ''),
+                        coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0)
+                 FROM pg_locks l
+                 JOIN pg_stat_activity a ON a.pid = l.pid
+                 LEFT JOIN pg_class c ON c.oid = l.relation
+                 WHERE l.granted AND l.pid <> pg_backend_pid() AND l.locktype = 'relation'
+                   AND (c.relname = ANY($1) OR cardinality($1) = 0)
+                   AND a.datname = current_database()
+                 ORDER BY a.xact_start NULLS LAST
+                 LIMIT 3",
+                &[&tables],
+            )
+            .await;
+        match rows {
+            Ok(rows) if !rows.is_empty() => rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} held by pid {} ({}, in transaction for {} s): {}",
+                        r.get::<_, String>(3),
+                        r.get::<_, i32>(0),
+                        if r.get::<_, String>(1).is_empty() {
+                            "no application_name".to_owned()
+                        } else {
+                            r.get::<_, String>(1)
+                        },
+                        r.get::<_, i64>(5),
+                        r.get::<_, String>(4)
+                    ) + &format!(" [{}]", r.get::<_, String>(2))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => "the holder has already released it".to_owned(),
+        }
+    }
+
     /// Applies `m` from statement `resume` on. Returns the duration in ms.
     pub async fn up(
         &self,
@@ -94,13 +251,29 @@ impl Runner<'_> {
         });
         let started = Instant::now();
         let action = if resume > 0 { "resume" } else { "up" };
-        let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume });
-        match mode {
-            Mode::Transaction => {
-                self.conn.batch("BEGIN").await?;
+        let mut attempt = 0;
+        if mode == Mode::Transaction {
+            'attempt: loop {
+                self.conn
+                    .batch(&format!("BEGIN; {}", self.local_settings()))
+                    .await?;
                 for (i, stmt) in statements.iter().enumerate().skip(resume) {
                     if let Err(error) = self.conn.batch(&stmt.sql).await {
                         let _ = self.conn.batch("ROLLBACK").await;
+                        if self
+                            .retry_after_lock_timeout(
+                                m,
+                                stmt,
+                                i,
+                                &error,
+                                started,
+                                &mut attempt,
+                                observer,
+                            )
+                            .await
+                        {
+                            continue 'attempt;
+                        }
                         let note = if resume > 0 {
                             format!("; statements {resume} and before stay applied, the rest was rolled back")
                         } else {
@@ -112,6 +285,7 @@ impl Runner<'_> {
                     }
                 }
                 let ms = started.elapsed().as_millis() as i64;
+                let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": attempt });
                 self.history
                     .record(
                         self.conn,
@@ -125,134 +299,167 @@ impl Runner<'_> {
                     )
                     .await?;
                 self.conn.batch("COMMIT").await?;
-                Ok(ms)
-            }
-            Mode::NoTransaction(_) | Mode::AsWritten => {
-                let as_written = mode == Mode::AsWritten;
-                self.wait_for_previous_runner(m, resumed_pid).await?;
-                let total = statements.len() as i32;
-                let pid = Some(self.conn.pid());
-                self.history
-                    .set_progress(
-                        self.conn,
-                        m,
-                        "running",
-                        resume as i32,
-                        total,
-                        &done_checksum(statements, resume),
-                        self.actor,
-                        None,
-                        pid,
-                    )
-                    .await?;
-                let kind = m.kind.as_str();
-                let version = m.version.canonical();
-                let mut in_user_tx = false;
-                let mut last_safe = resume;
-                for (i, stmt) in statements.iter().enumerate().skip(resume) {
-                    if i == resume && resume > 0 && self.index_already_built(stmt, observer).await?
-                    {
-                        let sum = done_checksum(statements, i + 1);
-                        self.conn
-                            .execute_prepared(
-                                &self.progress,
-                                &[&((i + 1) as i32), &sum, &kind, &version],
-                            )
-                            .await?;
-                        last_safe = i + 1;
-                        continue;
-                    }
-                    let wrap = !as_written && stmt.transaction == TransactionBehavior::Any;
-                    let result = async {
-                        if wrap {
-                            self.conn.batch("BEGIN").await?;
-                        }
-                        self.conn.batch(&stmt.sql).await?;
-                        match stmt.transaction {
-                            TransactionBehavior::Begin => in_user_tx = true,
-                            TransactionBehavior::Commit | TransactionBehavior::Rollback => {
-                                in_user_tx = false
-                            }
-                            _ => {}
-                        }
-                        if !in_user_tx {
-                            let sum = done_checksum(statements, i + 1);
-                            self.conn
-                                .execute_prepared(
-                                    &self.progress,
-                                    &[&((i + 1) as i32), &sum, &kind, &version],
-                                )
-                                .await?;
-                        }
-                        if wrap {
-                            self.conn.batch("COMMIT").await?;
-                        }
-                        Ok::<(), DbError>(())
-                    }
-                    .await;
-                    match result {
-                        Ok(()) if !in_user_tx => last_safe = i + 1,
-                        Ok(()) => {}
-                        Err(error) => {
-                            if wrap || in_user_tx {
-                                let _ = self.conn.batch("ROLLBACK").await;
-                            }
-                            let note = format!(
-                                "; statements 1 to {last_safe} are applied and recorded; fix the cause and run `strata up` to resume at statement {}",
-                                last_safe + 1
-                            );
-                            let message = error.to_string();
-                            let _ = self
-                                .history
-                                .set_progress(
-                                    self.conn,
-                                    m,
-                                    "failed",
-                                    last_safe as i32,
-                                    total,
-                                    &done_checksum(statements, last_safe),
-                                    self.actor,
-                                    Some(&message),
-                                    None,
-                                )
-                                .await;
-                            return Err(self
-                                .failed(m, &m.up, statements, i, error, note, "up")
-                                .await);
-                        }
-                    }
-                }
-                if in_user_tx {
-                    let _ = self.conn.batch("ROLLBACK").await;
-                    return Err(EngineError::Sql {
-                        path: m.up.path.clone(),
-                        line: m.up.first_line,
-                        column: 1,
-                        error: sql::SqlError::Syntax {
-                            message: "BEGIN without a matching COMMIT".into(),
-                            line: 1,
-                            column: 1,
-                        },
-                    });
-                }
-                let ms = started.elapsed().as_millis() as i64;
-                self.conn.batch("BEGIN").await?;
-                self.history
-                    .record(
-                        self.conn,
-                        &self.record,
-                        m,
-                        total,
-                        self.actor,
-                        ms,
-                        action,
-                        &details,
-                    )
-                    .await?;
-                self.conn.batch("COMMIT").await?;
-                Ok(ms)
+                return Ok(ms);
             }
         }
+        let as_written = mode == Mode::AsWritten;
+        self.wait_for_previous_runner(m, resumed_pid).await?;
+        let total = statements.len() as i32;
+        let pid = Some(self.conn.pid());
+        self.history
+            .set_progress(
+                self.conn,
+                m,
+                "running",
+                resume as i32,
+                total,
+                &done_checksum(statements, resume),
+                self.actor,
+                None,
+                pid,
+            )
+            .await?;
+        let kind = m.kind.as_str();
+        let version = m.version.canonical();
+        let mut in_user_tx = false;
+        // The statement after the last committed one: where a retry restarts.
+        let mut last_safe = resume;
+        let mut i = resume;
+        let mut checked_index = resume > 0;
+        while i < statements.len() {
+            let stmt = &statements[i];
+            if checked_index && self.index_already_built(stmt, observer).await? {
+                let sum = done_checksum(statements, i + 1);
+                self.conn
+                    .execute_prepared(&self.progress, &[&((i + 1) as i32), &sum, &kind, &version])
+                    .await?;
+                last_safe = i + 1;
+                i += 1;
+                checked_index = false;
+                continue;
+            }
+            checked_index = false;
+            let wrap = !as_written && stmt.transaction == TransactionBehavior::Any;
+            let result = async {
+                if wrap {
+                    self.conn
+                        .batch(&format!("BEGIN; {}", self.local_settings()))
+                        .await?;
+                } else if !in_user_tx {
+                    self.conn.batch(&self.session_settings(stmt)).await?;
+                }
+                self.conn.batch(&stmt.sql).await?;
+                match stmt.transaction {
+                    TransactionBehavior::Begin => {
+                        in_user_tx = true;
+                        self.conn.batch(&self.local_settings()).await?;
+                    }
+                    TransactionBehavior::Commit | TransactionBehavior::Rollback => {
+                        in_user_tx = false
+                    }
+                    _ => {}
+                }
+                if !in_user_tx {
+                    let sum = done_checksum(statements, i + 1);
+                    self.conn
+                        .execute_prepared(
+                            &self.progress,
+                            &[&((i + 1) as i32), &sum, &kind, &version],
+                        )
+                        .await?;
+                }
+                if wrap {
+                    self.conn.batch("COMMIT").await?;
+                }
+                Ok::<(), DbError>(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    if !in_user_tx {
+                        last_safe = i + 1;
+                    }
+                    i += 1;
+                }
+                Err(error) => {
+                    if wrap || in_user_tx {
+                        let _ = self.conn.batch("ROLLBACK").await;
+                        in_user_tx = false;
+                    }
+                    if self
+                        .retry_after_lock_timeout(
+                            m,
+                            stmt,
+                            i,
+                            &error,
+                            started,
+                            &mut attempt,
+                            observer,
+                        )
+                        .await
+                    {
+                        // Restart at the first statement that did not commit; a
+                        // cancelled CREATE INDEX CONCURRENTLY may have left an
+                        // invalid index to clean up first.
+                        i = last_safe;
+                        checked_index = true;
+                        continue;
+                    }
+                    let note = format!(
+                        "; statements 1 to {last_safe} are applied and recorded; fix the cause and run `strata up` to resume at statement {}",
+                        last_safe + 1
+                    );
+                    let message = error.to_string();
+                    let _ = self
+                        .history
+                        .set_progress(
+                            self.conn,
+                            m,
+                            "failed",
+                            last_safe as i32,
+                            total,
+                            &done_checksum(statements, last_safe),
+                            self.actor,
+                            Some(&message),
+                            None,
+                        )
+                        .await;
+                    return Err(self
+                        .failed(m, &m.up, statements, i, error, note, "up")
+                        .await);
+                }
+            }
+        }
+        if in_user_tx {
+            let _ = self.conn.batch("ROLLBACK").await;
+            return Err(EngineError::Sql {
+                path: m.up.path.clone(),
+                line: m.up.first_line,
+                column: 1,
+                error: sql::SqlError::Syntax {
+                    message: "BEGIN without a matching COMMIT".into(),
+                    line: 1,
+                    column: 1,
+                },
+            });
+        }
+        let ms = started.elapsed().as_millis() as i64;
+        let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": attempt });
+        self.conn.batch("BEGIN").await?;
+        self.history
+            .record(
+                self.conn,
+                &self.record,
+                m,
+                total,
+                self.actor,
+                ms,
+                action,
+                &details,
+            )
+            .await?;
+        self.conn.batch("COMMIT").await?;
+        Ok(ms)
     }
 
     /// Reverts `m`. Returns the duration in ms.
@@ -274,21 +481,45 @@ impl Runner<'_> {
         });
         let started = Instant::now();
         let transactional = mode == Mode::Transaction;
-        if transactional {
-            self.conn.batch("BEGIN").await?;
-        }
-        for (i, stmt) in statements.iter().enumerate() {
-            if let Err(error) = self.conn.batch(&stmt.sql).await {
-                let _ = self.conn.batch("ROLLBACK").await;
-                let note = if transactional {
-                    "; the transaction was rolled back, the migration stays applied".to_owned()
-                } else {
-                    format!("; statements 1 to {i} of the down script ran outside a transaction, and the migration is still recorded as applied")
-                };
-                return Err(self
-                    .failed(m, script, statements, i, error, note, "down")
-                    .await);
+        let mut attempt = 0;
+        'attempt: loop {
+            if transactional {
+                self.conn
+                    .batch(&format!("BEGIN; {}", self.local_settings()))
+                    .await?;
             }
+            for (i, stmt) in statements.iter().enumerate() {
+                if !transactional {
+                    self.conn.batch(&self.session_settings(stmt)).await?;
+                }
+                if let Err(error) = self.conn.batch(&stmt.sql).await {
+                    let _ = self.conn.batch("ROLLBACK").await;
+                    if transactional
+                        && self
+                            .retry_after_lock_timeout(
+                                m,
+                                stmt,
+                                i,
+                                &error,
+                                started,
+                                &mut attempt,
+                                observer,
+                            )
+                            .await
+                    {
+                        continue 'attempt;
+                    }
+                    let note = if transactional {
+                        "; the transaction was rolled back, the migration stays applied".to_owned()
+                    } else {
+                        format!("; statements 1 to {i} of the down script ran outside a transaction, and the migration is still recorded as applied")
+                    };
+                    return Err(self
+                        .failed(m, script, statements, i, error, note, "down")
+                        .await);
+                }
+            }
+            break;
         }
         let ms = started.elapsed().as_millis() as i64;
         if !transactional {
@@ -306,7 +537,7 @@ impl Runner<'_> {
                     migration: Some(m),
                     success: true,
                     duration_ms: Some(ms),
-                    details: serde_json::json!({ "mode": mode.describe() }),
+                    details: serde_json::json!({ "mode": mode.describe(), "lock_retries": attempt }),
                 },
             )
             .await?;

@@ -375,7 +375,7 @@ pub async fn up(
     }
     if options.dry_run {
         return Ok(RunReport {
-            dry_run_sql: Some(dry_run_up(&history, &steps)),
+            dry_run_sql: Some(dry_run_up(&history, &timeouts(project), &steps)),
             blocked: blocking > 0,
             ..RunReport::default()
         });
@@ -417,7 +417,16 @@ async fn runner<'a>(
         record: history.prepare_record(conn).await?,
         progress: conn.prepare(&history.progress_sql()).await?,
         wait: project.config.lock_wait,
+        timeouts: timeouts(project),
     })
+}
+
+fn timeouts(project: &Project) -> apply::Timeouts {
+    apply::Timeouts {
+        lock: project.config.lock_timeout,
+        budget: project.config.lock_retry_budget,
+        statement: project.config.statement_timeout,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -462,7 +471,7 @@ async fn run_steps(
     Ok(report)
 }
 
-fn dry_run_up(history: &History, steps: &[Step<'_>]) -> String {
+fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>]) -> String {
     let actor = os_actor();
     let mut out = String::new();
     if steps.is_empty() {
@@ -485,12 +494,16 @@ fn dry_run_up(history: &History, steps: &[Step<'_>]) -> String {
         let body: Vec<&Statement> = step.statements.iter().skip(step.resume).collect();
         match mode {
             Mode::Transaction => {
-                out.push_str("BEGIN;\n");
+                out.push_str(&format!(
+                    "BEGIN;\n{};\n",
+                    timeouts.local_settings().replace("; ", ";\n")
+                ));
                 for s in body {
                     out.push_str(&format!("{};\n", s.sql));
                 }
                 out.push_str(&history.record_display(m, step.statements.len(), &actor));
                 out.push_str("\nCOMMIT;\n");
+                out.push_str("-- on a lock timeout (55P03) the transaction is rolled back and retried with backoff\n");
             }
             _ => {
                 out.push_str(&format!(
@@ -498,7 +511,19 @@ fn dry_run_up(history: &History, steps: &[Step<'_>]) -> String {
                     history.table()
                 ));
                 for s in body {
-                    out.push_str(&format!("{};\n", s.sql));
+                    let settings = if s.transaction == crate::sql::TransactionBehavior::Any
+                        && mode != Mode::AsWritten
+                    {
+                        format!("BEGIN; {}", timeouts.local_settings())
+                    } else {
+                        timeouts.session_settings(s)
+                    };
+                    out.push_str(&format!("{};\n{};\n", settings.replace("; ", ";\n"), s.sql));
+                    if s.transaction == crate::sql::TransactionBehavior::Any
+                        && mode != Mode::AsWritten
+                    {
+                        out.push_str("COMMIT;\n");
+                    }
                 }
                 out.push_str(&format!(
                     "BEGIN;\n{}\nCOMMIT;\n",
@@ -510,7 +535,7 @@ fn dry_run_up(history: &History, steps: &[Step<'_>]) -> String {
     out
 }
 
-fn dry_run_down(history: &History, steps: &[Step<'_>]) -> String {
+fn dry_run_down(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>]) -> String {
     let mut out = String::new();
     if steps.is_empty() {
         out.push_str("-- nothing to revert\n");
@@ -528,7 +553,10 @@ fn dry_run_down(history: &History, steps: &[Step<'_>]) -> String {
             script.path.display(),
             mode.describe()
         ));
-        out.push_str("BEGIN;\n");
+        out.push_str(&format!(
+            "BEGIN;\n{};\n",
+            timeouts.local_settings().replace("; ", ";\n")
+        ));
         for s in &step.statements {
             out.push_str(&format!("{};\n", s.sql));
         }
@@ -556,7 +584,7 @@ pub async fn down(
     let steps = parse_down_steps(project, &plan)?;
     if options.dry_run {
         return Ok(RunReport {
-            dry_run_sql: Some(dry_run_down(&history, &steps)),
+            dry_run_sql: Some(dry_run_down(&history, &timeouts(project), &steps)),
             ..RunReport::default()
         });
     }
@@ -647,7 +675,10 @@ pub async fn redo(
     if dry_run {
         let sql = report.dry_run_sql.take().unwrap_or_default();
         let steps = parse_up_steps(project, &[], &[last])?;
-        report.dry_run_sql = Some(format!("{sql}{}", dry_run_up(&history, &steps)));
+        report.dry_run_sql = Some(format!(
+            "{sql}{}",
+            dry_run_up(&history, &timeouts(project), &steps)
+        ));
         return Ok(report);
     }
     let up_report = up(

@@ -15,6 +15,7 @@ mod goto_redo;
 mod init_new;
 mod lint;
 mod local;
+mod lock_timeout;
 mod nontransactional;
 mod repair;
 mod status;

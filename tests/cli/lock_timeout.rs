@@ -1,0 +1,95 @@
+//! Lock-safe execution: every lock-taking statement runs under a short
+//! lock_timeout and is retried with backoff, so Strata never sits in a lock
+//! queue in front of application queries.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{expect_code, text, Project, TestDb};
+
+#[tokio::test]
+async fn retries_on_lock_timeout_until_the_blocker_commits() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_t.up.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\n");
+    expect_code(&project.run(&db, &["up"]), 0);
+    project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
+
+    // An application transaction that holds a lock on t.
+    let blocker = db.connect().await;
+    blocker
+        .batch("SET application_name = 'app-blocker'; BEGIN; SELECT * FROM t;")
+        .await
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(project.path())
+        .args(["--database-url", &db.url, "up"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While strata retries, application queries are never queued behind it
+    // for longer than lock_timeout: a fresh query on t answers quickly.
+    let app = db.connect().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = Instant::now();
+    app.batch("SET lock_timeout = '2s'; SELECT count(*) FROM t;")
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "app query waited {:?}",
+        started.elapsed()
+    );
+    blocker.batch("COMMIT").await.unwrap();
+    let out = child.wait_with_output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("could not get its lock within lock_timeout (50 ms)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("held by pid")
+            && all.contains("app-blocker")
+            && all.contains("SELECT * FROM t"),
+        "{all}"
+    );
+    assert!(all.contains("retry 1 in"), "{all}");
+    let retries = db
+        .column("SELECT details->>'lock_retries' FROM strata_events WHERE version = '2'")
+        .await;
+    assert!(retries[0].parse::<u32>().unwrap() >= 1, "{retries:?}");
+}
+
+#[tokio::test]
+async fn gives_up_after_the_retry_budget_and_changes_nothing() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_t.up.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\n");
+    expect_code(&project.run(&db, &["up"]), 0);
+    project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
+    std::fs::write(
+        project.path().join("strata.toml"),
+        "lock_timeout = \"20ms\"\nlock_retry_budget = \"600ms\"\n",
+    )
+    .unwrap();
+    let blocker = db.connect().await;
+    blocker
+        .batch("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE;")
+        .await
+        .unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 1);
+    assert!(
+        out.contains("canceling statement due to lock timeout")
+            && out.contains("rolled back, nothing was applied"),
+        "{out}"
+    );
+    blocker.batch("COMMIT").await.unwrap();
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM information_schema.columns WHERE table_name = 't'")
+            .await,
+        ["1"]
+    );
+    assert_eq!(db.history().await.len(), 1);
+}
