@@ -60,6 +60,13 @@ pub struct Runner<'a> {
     pub(super) timeouts: Timeouts,
 }
 
+/// Retry state of one migration: when it started and how many lock
+/// timeouts it has retried.
+struct Retries {
+    started: Instant,
+    attempt: u32,
+}
+
 /// Lock and statement timeouts, from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -146,22 +153,26 @@ impl Runner<'_> {
         stmt: &Statement,
         index: usize,
         error: &DbError,
-        started: Instant,
-        attempt: &mut u32,
+        retries: &mut Retries,
         observer: &mut dyn FnMut(Progress),
     ) -> bool {
-        if error.code() != Some("55P03") || started.elapsed() >= self.timeouts.budget {
+        if error.code() != Some("55P03") || retries.started.elapsed() >= self.timeouts.budget {
             return false;
         }
-        *attempt += 1;
-        let pause = backoff(*attempt).min(self.timeouts.budget.saturating_sub(started.elapsed()));
+        retries.attempt += 1;
+        let attempt = retries.attempt;
+        let pause = backoff(attempt).min(
+            self.timeouts
+                .budget
+                .saturating_sub(retries.started.elapsed()),
+        );
         let holders = self.lock_holders(stmt).await;
         observer(Progress::Notice(format!(
             "{}: statement {} could not get its lock within lock_timeout ({} ms); {holders}; retry {} in {} ms",
             m.label(),
             index + 1,
             self.timeouts.lock.as_millis(),
-            *attempt,
+            attempt,
             pause.as_millis()
         )));
         tokio::time::sleep(pause).await;
@@ -251,7 +262,10 @@ impl Runner<'_> {
         });
         let started = Instant::now();
         let action = if resume > 0 { "resume" } else { "up" };
-        let mut attempt = 0;
+        let mut retries = Retries {
+            started,
+            attempt: 0,
+        };
         if mode == Mode::Transaction {
             'attempt: loop {
                 self.conn
@@ -285,7 +299,7 @@ impl Runner<'_> {
                     }
                 }
                 let ms = started.elapsed().as_millis() as i64;
-                let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": attempt });
+                let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt });
                 self.history
                     .record(
                         self.conn,
@@ -444,7 +458,7 @@ impl Runner<'_> {
             });
         }
         let ms = started.elapsed().as_millis() as i64;
-        let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": attempt });
+        let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt });
         self.conn.batch("BEGIN").await?;
         self.history
             .record(
@@ -481,7 +495,10 @@ impl Runner<'_> {
         });
         let started = Instant::now();
         let transactional = mode == Mode::Transaction;
-        let mut attempt = 0;
+        let mut retries = Retries {
+            started,
+            attempt: 0,
+        };
         'attempt: loop {
             if transactional {
                 self.conn
@@ -537,7 +554,7 @@ impl Runner<'_> {
                     migration: Some(m),
                     success: true,
                     duration_ms: Some(ms),
-                    details: serde_json::json!({ "mode": mode.describe(), "lock_retries": attempt }),
+                    details: serde_json::json!({ "mode": mode.describe(), "lock_retries": retries.attempt }),
                 },
             )
             .await?;
