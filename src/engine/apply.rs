@@ -275,15 +275,7 @@ impl Runner<'_> {
                     if let Err(error) = self.conn.batch(&stmt.sql).await {
                         let _ = self.conn.batch("ROLLBACK").await;
                         if self
-                            .retry_after_lock_timeout(
-                                m,
-                                stmt,
-                                i,
-                                &error,
-                                started,
-                                &mut attempt,
-                                observer,
-                            )
+                            .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
                             .await
                         {
                             continue 'attempt;
@@ -401,15 +393,7 @@ impl Runner<'_> {
                         in_user_tx = false;
                     }
                     if self
-                        .retry_after_lock_timeout(
-                            m,
-                            stmt,
-                            i,
-                            &error,
-                            started,
-                            &mut attempt,
-                            observer,
-                        )
+                        .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
                         .await
                     {
                         // Restart at the first statement that did not commit; a
@@ -513,15 +497,7 @@ impl Runner<'_> {
                     let _ = self.conn.batch("ROLLBACK").await;
                     if transactional
                         && self
-                            .retry_after_lock_timeout(
-                                m,
-                                stmt,
-                                i,
-                                &error,
-                                started,
-                                &mut attempt,
-                                observer,
-                            )
+                            .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
                             .await
                     {
                         continue 'attempt;
