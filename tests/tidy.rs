@@ -98,3 +98,15 @@ fn every_module_says_what_it_owns() {
         }
     }
 }
+
+#[test]
+fn lint_never_touches_the_database_or_files() {
+    for pattern in ["crate::db", "std::fs::", "Connection"] {
+        let offenders: Vec<String> = sources()
+            .into_iter()
+            .filter(|(file, code)| file.starts_with("lint/") && code.contains(pattern))
+            .map(|(file, _)| file)
+            .collect();
+        assert_eq!(offenders, Vec::<String>::new(), "{pattern}");
+    }
+}
