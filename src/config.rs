@@ -67,6 +67,9 @@ pub struct FileConfig {
     pub lock_retry_budget: Option<String>,
     /// `statement_timeout` for DDL; CONCURRENTLY statements are exempt (default: none).
     pub statement_timeout: Option<String>,
+    /// How long application queries may queue behind a waiting statement
+    /// before the watchdog cancels it (default `80ms`; `off` disables it).
+    pub watchdog: Option<String>,
     /// Allow pending versions older than the newest applied one.
     pub allow_out_of_order: Option<bool>,
     /// Ignore applied migrations whose files are gone.
@@ -159,6 +162,8 @@ pub struct Config {
     pub lock_retry_budget: Duration,
     /// `statement_timeout` for DDL, if any.
     pub statement_timeout: Option<Duration>,
+    /// The watchdog budget; `None` is off.
+    pub watchdog: Option<Duration>,
     /// See [`FileConfig::allow_out_of_order`].
     pub allow_out_of_order: bool,
     /// See [`FileConfig::ignore_missing`].
@@ -266,6 +271,14 @@ impl Config {
         .unwrap_or_default();
         let statement_timeout =
             duration("statement_timeout", &file.statement_timeout, None)?.filter(|d| !d.is_zero());
+        let watchdog = match file.watchdog.as_deref() {
+            Some("off") => None,
+            other => duration(
+                "watchdog",
+                &other.map(str::to_owned),
+                Some(Duration::from_millis(80)),
+            )?,
+        };
         let history_schema = file
             .history_schema
             .clone()
@@ -296,6 +309,7 @@ impl Config {
             lock_timeout,
             lock_retry_budget,
             statement_timeout,
+            watchdog,
             allow_out_of_order: flags.allow_out_of_order
                 || file.allow_out_of_order.unwrap_or(false),
             ignore_missing: flags.ignore_missing || file.ignore_missing.unwrap_or(false),
@@ -432,6 +446,11 @@ lock_retry_budget = "10m"
 
 # statement_timeout for DDL (CONCURRENTLY statements are exempt). Off by default.
 # statement_timeout = "15m"
+
+# The lock-queue watchdog: if a statement waits for a lock while application
+# queries queue behind it for longer than this, Strata cancels and retries it.
+# "off" disables it.
+watchdog = "80ms"
 
 # Allow applying a pending migration older than the newest applied one.
 allow_out_of_order = false

@@ -58,6 +58,7 @@ pub struct Runner<'a> {
     pub(super) progress: Prepared,
     pub(super) wait: Duration,
     pub(super) timeouts: Timeouts,
+    pub(super) watchdog: Option<super::watchdog::Watchdog>,
 }
 
 /// Retry state of one migration: when it started and how many lock
@@ -76,6 +77,9 @@ pub struct Timeouts {
     pub budget: Duration,
     /// `statement_timeout` for DDL.
     pub statement: Option<Duration>,
+    /// How long other sessions may queue behind a waiting statement before
+    /// the watchdog cancels it; `None` turns the watchdog off.
+    pub watchdog: Option<Duration>,
 }
 
 impl Timeouts {
@@ -157,6 +161,7 @@ impl Runner<'_> {
         observer: &mut dyn FnMut(Progress),
     ) -> bool {
         if error.code() != Some("55P03") || retries.started.elapsed() >= self.timeouts.budget {
+            // Not ours to retry.
             return false;
         }
         retries.attempt += 1;
@@ -168,15 +173,49 @@ impl Runner<'_> {
         );
         let holders = self.lock_holders(stmt).await;
         observer(Progress::Notice(format!(
-            "{}: statement {} could not get its lock within lock_timeout ({} ms); {holders}; retry {} in {} ms",
+            "{}: statement {} {}; {holders}; retry {} in {} ms",
             m.label(),
             index + 1,
-            self.timeouts.lock.as_millis(),
+            match error {
+                DbError::Server { message, .. }
+                    if message.starts_with("cancelled by the lock-queue watchdog") =>
+                    message.clone(),
+                _ => format!(
+                    "could not get its lock within lock_timeout ({} ms)",
+                    self.timeouts.lock.as_millis()
+                ),
+            },
             attempt,
             pause.as_millis()
         )));
         tokio::time::sleep(pause).await;
         true
+    }
+
+    /// Runs one statement of a migration under the watchdog. A watchdog
+    /// cancellation comes back as lock_not_available (55P03), so the caller
+    /// retries it exactly like a lock timeout.
+    async fn execute_statement(&self, sql: &str) -> Result<(), DbError> {
+        let Some(watchdog) = &self.watchdog else {
+            return self.conn.batch(sql).await;
+        };
+        watchdog.arm();
+        let result = self.conn.batch(sql).await;
+        let fired = watchdog.disarm();
+        match (result, fired) {
+            (Err(e), Some(blocked)) if e.code() == Some("57014") => Err(DbError::Server {
+                severity: "ERROR".into(),
+                code: "55P03".into(),
+                message: format!(
+                    "cancelled by the lock-queue watchdog: {blocked} session(s) were queued behind this statement for longer than {} ms",
+                    self.timeouts.watchdog.map(|d| d.as_millis()).unwrap_or(0)
+                ),
+                detail: None,
+                hint: None,
+                position: None,
+            }),
+            (result, _) => result,
+        }
     }
 
     /// Who holds locks on the tables a statement needs.
@@ -272,7 +311,7 @@ impl Runner<'_> {
                     .batch(&format!("BEGIN; {}", self.local_settings()))
                     .await?;
                 for (i, stmt) in statements.iter().enumerate().skip(resume) {
-                    if let Err(error) = self.conn.batch(&stmt.sql).await {
+                    if let Err(error) = self.execute_statement(&stmt.sql).await {
                         let _ = self.conn.batch("ROLLBACK").await;
                         if self
                             .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
@@ -354,7 +393,7 @@ impl Runner<'_> {
                 } else if !in_user_tx {
                     self.conn.batch(&self.session_settings(stmt)).await?;
                 }
-                self.conn.batch(&stmt.sql).await?;
+                self.execute_statement(&stmt.sql).await?;
                 match stmt.transaction {
                     TransactionBehavior::Begin => {
                         in_user_tx = true;
@@ -493,7 +532,7 @@ impl Runner<'_> {
                 if !transactional {
                     self.conn.batch(&self.session_settings(stmt)).await?;
                 }
-                if let Err(error) = self.conn.batch(&stmt.sql).await {
+                if let Err(error) = self.execute_statement(&stmt.sql).await {
                     let _ = self.conn.batch("ROLLBACK").await;
                     if transactional
                         && self

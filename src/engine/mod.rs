@@ -17,6 +17,7 @@ mod error;
 mod history;
 mod lock;
 mod plan;
+mod watchdog;
 
 use std::time::Duration;
 
@@ -399,18 +400,33 @@ pub async fn up(
     );
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
     let steps = parse_up_steps(project, &statuses, &plan)?;
-    let report = run_steps(project, &conn, &history, &steps, Direction::Up, observer).await;
+    let report = run_steps(
+        project,
+        target,
+        &conn,
+        &history,
+        &steps,
+        Direction::Up,
+        observer,
+    )
+    .await;
     lock.release().await?;
     report
 }
 
 async fn runner<'a>(
     project: &Project,
+    target: &Target,
     conn: &'a Connection,
     history: &'a History,
     actor: &'a str,
 ) -> Result<Runner<'a>, EngineError> {
+    let watchdog = match project.config.watchdog {
+        Some(budget) => Some(watchdog::Watchdog::start(target, conn.pid(), budget).await?),
+        None => None,
+    };
     Ok(Runner {
+        watchdog,
         conn,
         history,
         actor,
@@ -426,6 +442,7 @@ fn timeouts(project: &Project) -> apply::Timeouts {
         lock: project.config.lock_timeout,
         budget: project.config.lock_retry_budget,
         statement: project.config.statement_timeout,
+        watchdog: project.config.watchdog,
     }
 }
 
@@ -438,6 +455,7 @@ enum Direction {
 /// Runs planned steps in one direction on one connection, reporting each.
 async fn run_steps(
     project: &Project,
+    target: &Target,
     conn: &Connection,
     history: &History,
     steps: &[Step<'_>],
@@ -445,7 +463,7 @@ async fn run_steps(
     observer: &mut dyn FnMut(Progress),
 ) -> Result<RunReport, EngineError> {
     let actor = os_actor();
-    let runner = runner(project, conn, history, &actor).await?;
+    let runner = runner(project, target, conn, history, &actor).await?;
     let mut report = RunReport::default();
     for step in steps {
         let m = step.migration;
@@ -599,7 +617,16 @@ pub async fn down(
     );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let steps = parse_down_steps(project, &plan)?;
-    let report = run_steps(project, &conn, &history, &steps, Direction::Down, observer).await;
+    let report = run_steps(
+        project,
+        target,
+        &conn,
+        &history,
+        &steps,
+        Direction::Down,
+        observer,
+    )
+    .await;
     lock.release().await?;
     report
 }

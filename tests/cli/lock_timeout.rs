@@ -93,3 +93,56 @@ async fn gives_up_after_the_retry_budget_and_changes_nothing() {
     );
     assert_eq!(db.history().await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_watchdog_cancels_a_waiting_statement_that_application_queries_queue_behind() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_t.up.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\n");
+    expect_code(&project.run(&db, &["up"]), 0);
+    project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
+    // lock_timeout effectively off: only the watchdog can help.
+    std::fs::write(
+        project.path().join("strata.toml"),
+        "lock_timeout = \"10m\"\nwatchdog = \"100ms\"\n",
+    )
+    .unwrap();
+    let blocker = db.connect().await;
+    blocker.batch("BEGIN; SELECT * FROM t;").await.unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(project.path())
+        .args(["--database-url", &db.url, "up"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let strata's ALTER reach the lock queue, then send application reads
+    // that would queue behind it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let app = db.connect().await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        app.batch("SELECT count(*) FROM t").await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_millis(1500),
+            "an application read waited {waited:?} behind the migration"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    blocker.batch("COMMIT").await.unwrap();
+    let out = child.wait_with_output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains(
+            "cancelled by the lock-queue watchdog: 1 session(s) were queued behind this statement"
+        ),
+        "{all}"
+    );
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM information_schema.columns WHERE table_name = 't'")
+            .await,
+        ["2"]
+    );
+}
