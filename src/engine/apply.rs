@@ -442,6 +442,8 @@ impl Runner<'_> {
                         checked_index = true;
                         continue;
                     }
+                    // Never leave an INVALID index behind: it slows every write.
+                    self.drop_invalid_index(stmt, observer).await;
                     let note = format!(
                         "; statements 1 to {last_safe} are applied and recorded; fix the cause and run `strata up` to resume at statement {}",
                         last_safe + 1
@@ -664,6 +666,30 @@ impl Runner<'_> {
         }
     }
 
+    /// After a failed `CREATE INDEX CONCURRENTLY`, drops the INVALID index
+    /// it left behind (concurrently) and says so.
+    async fn drop_invalid_index(&self, stmt: &Statement, observer: &mut dyn FnMut(Progress)) {
+        let Some(name) = concurrent_index_name(stmt) else {
+            return;
+        };
+        let invalid = self
+            .conn
+            .query_opt(
+                "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
+                &[&name],
+            )
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.get::<_, bool>(0));
+        if invalid {
+            match self.conn.batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")).await {
+                Ok(()) => observer(Progress::Notice(format!("dropped the invalid index {name} left by the failed build"))),
+                Err(e) => observer(Progress::Notice(format!("could not drop the invalid index {name}: {e}; the next `strata up` drops it before rebuilding"))),
+            }
+        }
+    }
+
     /// On resume, a `CREATE INDEX CONCURRENTLY` that was interrupted either
     /// finished (the index is valid: skip it) or left an invalid index
     /// behind (drop it so the statement can run again).
@@ -672,22 +698,8 @@ impl Runner<'_> {
         stmt: &Statement,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<bool, EngineError> {
-        let Some(NodeEnum::IndexStmt(index)) = stmt.nodes.first().and_then(|n| n.node.as_ref())
-        else {
+        let Some(qualified) = concurrent_index_name(stmt) else {
             return Ok(false);
-        };
-        if !index.concurrent || index.idxname.is_empty() {
-            return Ok(false);
-        }
-        let schema = index
-            .relation
-            .as_ref()
-            .map(|r| r.schemaname.clone())
-            .unwrap_or_default();
-        let qualified = if schema.is_empty() {
-            quote_ident(&index.idxname)
-        } else {
-            format!("{}.{}", quote_ident(&schema), quote_ident(&index.idxname))
         };
         let valid: Option<bool> = self
             .conn
@@ -716,4 +728,25 @@ impl Runner<'_> {
             None => Ok(false),
         }
     }
+}
+
+/// The quoted, schema-qualified name of the index a `CREATE INDEX
+/// CONCURRENTLY` statement builds, when it names one.
+fn concurrent_index_name(stmt: &Statement) -> Option<String> {
+    let Some(NodeEnum::IndexStmt(index)) = stmt.nodes.first().and_then(|n| n.node.as_ref()) else {
+        return None;
+    };
+    if !index.concurrent || index.idxname.is_empty() {
+        return None;
+    }
+    let schema = index
+        .relation
+        .as_ref()
+        .map(|r| r.schemaname.clone())
+        .unwrap_or_default();
+    Some(if schema.is_empty() {
+        quote_ident(&index.idxname)
+    } else {
+        format!("{}.{}", quote_ident(&schema), quote_ident(&index.idxname))
+    })
 }

@@ -44,6 +44,16 @@ async fn failure_at_statement_two_then_resume_at_statement_two() {
     let out = expect_code(&project.run(&db, &["up"]), 1);
     assert!(out.contains("2_fill.up.sql:3 (statement 2 of 3)"), "{out}");
     assert!(out.contains("statements 1 to 1 are applied"), "{out}");
+    // The failed build's INVALID index is not left behind.
+    assert!(
+        out.contains("dropped the invalid index \"t_a\" left by the failed build"),
+        "{out}"
+    );
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM pg_class WHERE relname = 't_a'")
+            .await,
+        ["0"]
+    );
     let status = expect_code(&project.run(&db, &["status", "--exit-code"]), 3);
     assert!(
         status.contains("failed") && status.contains("stopped at statement 2 of 3"),
@@ -52,6 +62,19 @@ async fn failure_at_statement_two_then_resume_at_statement_two() {
     // Another up without fixing the cause fails the same way and runs
     // statement 1 only once.
     expect_code(&project.run(&db, &["up"]), 1);
+    // A crash mid-build (rather than a clean failure) leaves an INVALID index
+    // behind; simulate one with a failing build of our own.
+    let left = db
+        .connect()
+        .await
+        .batch("CREATE UNIQUE INDEX CONCURRENTLY t_a ON t (a)")
+        .await;
+    assert!(left.is_err());
+    assert_eq!(
+        db.column("SELECT indisvalid::text FROM pg_index WHERE indexrelid = 't_a'::regclass")
+            .await,
+        ["false"]
+    );
     // Fix the data, then resume: statement 1 is not run again (it would fail:
     // the table exists), the invalid index left by the failed build is dropped
     // and built again.
