@@ -76,6 +76,8 @@ pub struct FileConfig {
     pub ignore_missing: Option<bool>,
     /// PostgreSQL major version to assume when not connected (default: newest).
     pub pg_version: Option<u32>,
+    /// Run the safe form of statements that have one (default false).
+    pub safe_rewrites: Option<bool>,
     /// Which unacknowledged findings block `strata up`: high (default), medium, never.
     pub block_on: Option<String>,
     /// Lint settings.
@@ -170,6 +172,8 @@ pub struct Config {
     pub ignore_missing: bool,
     /// Risk analysis settings.
     pub lint: LintSettings,
+    /// Run the safe form of statements that have one (see `engine::rewrite`).
+    pub safe_rewrites: bool,
 }
 
 impl Config {
@@ -297,6 +301,7 @@ impl Config {
         }
         let lint = lint_settings(&file).map_err(invalid)?;
         Ok(Config {
+            safe_rewrites: file.safe_rewrites.unwrap_or(false),
             lint,
             project_dir,
             config_file,
@@ -457,6 +462,13 @@ allow_out_of_order = false
 
 # Ignore applied migrations whose files were deleted.
 ignore_missing = false
+
+# Safe rewrites: run CREATE INDEX as CREATE INDEX CONCURRENTLY, ADD FOREIGN KEY
+# and ADD CHECK as NOT VALID + VALIDATE, SET NOT NULL via a validated CHECK,
+# ADD UNIQUE / PRIMARY KEY via a concurrently built index, DROP INDEX as
+# DROP INDEX CONCURRENTLY. Same end state, no blocking. A migration with a
+# rewrite runs outside a transaction, statement by statement (resumable).
+safe_rewrites = true
 
 # Risk analysis runs before `strata up` and `strata status`. Unacknowledged
 # findings at or above this level block `up`: "high", "medium" or "never".

@@ -152,9 +152,22 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::CheckFailed) => ExitCode::from(3),
         Err(error) => {
-            strata::report::err(&strata::report::error(&format!("{error:#}"), &ctx.style));
+            strata::report::err(&strata::report::error(&top_message(&error), &ctx.style));
             ExitCode::from(exit_code(&error))
         }
+    }
+}
+
+/// The message of the outermost error. Strata's errors already carry their
+/// cause in their own text, so the source chain is shown only for foreign
+/// errors that have no such text.
+fn top_message(error: &anyhow::Error) -> String {
+    if error.downcast_ref::<EngineError>().is_some()
+        || error.downcast_ref::<strata::ConfigError>().is_some()
+    {
+        error.to_string()
+    } else {
+        format!("{error:#}")
     }
 }
 

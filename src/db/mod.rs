@@ -48,6 +48,9 @@ impl Target {
             target: display.clone(),
             message,
         };
+        if conninfo.trim().is_empty() {
+            return Err(bad("the URL is empty".into()));
+        }
         let (rest, tls) = conninfo::split_tls(conninfo).map_err(bad)?;
         let mut config: tokio_postgres::Config = rest
             .parse()

@@ -274,9 +274,16 @@ impl Runner<'_> {
         statements: &[Statement],
         resume: usize,
         resumed_pid: Option<i32>,
+        rewrites: &[String],
         observer: &mut dyn FnMut(Progress),
     ) -> Result<i64, EngineError> {
         let mode = mode(&m.up, statements);
+        for note in rewrites {
+            observer(Progress::Notice(format!(
+                "{}: safe rewrite, {note}",
+                m.label()
+            )));
+        }
         if let Mode::NoTransaction(why) = &mode {
             if m.up.no_transaction.is_none() {
                 observer(Progress::Notice(format!(
@@ -330,7 +337,7 @@ impl Runner<'_> {
                     }
                 }
                 let ms = started.elapsed().as_millis() as i64;
-                let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt });
+                let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt, "rewrites": rewrites });
                 self.history
                     .record(
                         self.conn,
@@ -483,7 +490,7 @@ impl Runner<'_> {
             });
         }
         let ms = started.elapsed().as_millis() as i64;
-        let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt });
+        let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt, "rewrites": rewrites });
         self.conn.batch("BEGIN").await?;
         self.history
             .record(

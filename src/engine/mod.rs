@@ -17,6 +17,7 @@ mod error;
 mod history;
 mod lock;
 mod plan;
+mod rewrite;
 mod watchdog;
 
 use std::time::Duration;
@@ -266,10 +267,14 @@ pub struct RunReport {
 
 /// A planned step with its parsed statements.
 struct Step<'a> {
-    migration: &'a Migration,
+    /// The migration; a modified copy when safe rewrites force it outside a
+    /// transaction.
+    migration: std::borrow::Cow<'a, Migration>,
     statements: Vec<Statement>,
     resume: usize,
     resumed_pid: Option<i32>,
+    /// Safe rewrites applied, one description each.
+    rewrites: Vec<String>,
 }
 
 fn parse_up_steps<'a>(
@@ -280,7 +285,7 @@ fn parse_up_steps<'a>(
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
-            let statements = apply::parse(&m.up)?;
+            let (statements, migration, rewrites) = with_rewrites(project, m, apply::parse(&m.up)?);
             let row = statuses
                 .iter()
                 .find(|s| s.index == Some(i))
@@ -303,13 +308,45 @@ fn parse_up_steps<'a>(
                 None => (0, None),
             };
             Ok(Step {
-                migration: m,
+                migration,
                 statements,
                 resume,
                 resumed_pid,
+                rewrites,
             })
         })
         .collect()
+}
+
+/// Applies safe rewrites when they are switched on. A rewritten migration
+/// runs outside a transaction, statement by statement.
+fn with_rewrites<'a>(
+    project: &Project,
+    m: &'a Migration,
+    statements: Vec<Statement>,
+) -> (Vec<Statement>, std::borrow::Cow<'a, Migration>, Vec<String>) {
+    if !project.config.safe_rewrites {
+        return (statements, std::borrow::Cow::Borrowed(m), Vec::new());
+    }
+    let pg_version = project
+        .config
+        .lint
+        .pg_version
+        .unwrap_or(crate::lint::context::NEWEST_PG);
+    let result = rewrite::rewrite(&statements, m.up.first_line, pg_version);
+    if result.notes.is_empty() {
+        return (statements, std::borrow::Cow::Borrowed(m), Vec::new());
+    }
+    let mut owned = m.clone();
+    owned.up.no_transaction = Some(source::NoTransaction {
+        line: None,
+        source: "safe rewrites need separate transactions".into(),
+    });
+    (
+        result.statements,
+        std::borrow::Cow::Owned(owned),
+        result.notes,
+    )
 }
 
 fn parse_down_steps<'a>(
@@ -324,7 +361,8 @@ fn parse_down_steps<'a>(
                 .as_ref()
                 .expect("invariant: plan_down checked the down script");
             Ok(Step {
-                migration: m,
+                migration: std::borrow::Cow::Borrowed(m),
+                rewrites: Vec::new(),
                 statements: apply::parse(script)?,
                 resume: 0,
                 resumed_pid: None,
@@ -466,11 +504,18 @@ async fn run_steps(
     let runner = runner(project, target, conn, history, &actor).await?;
     let mut report = RunReport::default();
     for step in steps {
-        let m = step.migration;
+        let m: &Migration = &step.migration;
         let ms = match direction {
             Direction::Up => {
                 runner
-                    .up(m, &step.statements, step.resume, step.resumed_pid, observer)
+                    .up(
+                        m,
+                        &step.statements,
+                        step.resume,
+                        step.resumed_pid,
+                        &step.rewrites,
+                        observer,
+                    )
                     .await?
             }
             Direction::Down => runner.down(m, &step.statements, observer).await?,
@@ -501,7 +546,7 @@ fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>])
         history.create_sql()
     ));
     for step in steps {
-        let m = step.migration;
+        let m: &Migration = &step.migration;
         let mode = apply::mode(&m.up, &step.statements);
         out.push_str(&format!(
             "\n-- {} ({}): {}\n",
@@ -509,6 +554,9 @@ fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>])
             m.up.path.display(),
             mode.describe()
         ));
+        for note in &step.rewrites {
+            out.push_str(&format!("-- safe rewrite, {note}\n"));
+        }
         let body: Vec<&Statement> = step.statements.iter().skip(step.resume).collect();
         match mode {
             Mode::Transaction => {
@@ -559,7 +607,7 @@ fn dry_run_down(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>
         out.push_str("-- nothing to revert\n");
     }
     for step in steps {
-        let m = step.migration;
+        let m: &Migration = &step.migration;
         let script = m
             .down
             .as_ref()

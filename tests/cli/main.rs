@@ -18,6 +18,7 @@ mod local;
 mod lock_timeout;
 mod nontransactional;
 mod repair;
+mod safe_rewrites;
 mod status;
 mod up;
 mod validate;

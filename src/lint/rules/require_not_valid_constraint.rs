@@ -72,7 +72,7 @@ impl Rule for RequireNotValidConstraint {
 }
 
 /// PostgreSQL's default constraint name: `table_col_fkey` / `table_check`.
-pub(crate) fn default_name(table: &str, c: &pg_query::protobuf::Constraint) -> String {
+pub fn default_name(table: &str, c: &pg_query::protobuf::Constraint) -> String {
     let base = table.rsplit('.').next().unwrap_or(table);
     if ast::constr_is(c, ConstrType::ConstrForeign) {
         format!("{base}_{}_fkey", ast::strings(&c.fk_attrs).join("_"))
@@ -82,7 +82,7 @@ pub(crate) fn default_name(table: &str, c: &pg_query::protobuf::Constraint) -> S
 }
 
 /// `ALTER TABLE <table> ADD <constraint>` deparsed.
-pub(crate) fn alter_with(original: &NodeEnum, _table: &str, constraint: NodeEnum) -> String {
+pub fn alter_with(original: &NodeEnum, _table: &str, constraint: NodeEnum) -> String {
     let NodeEnum::AlterTableStmt(stmt) = original else { return String::new() };
     let cmd = pg_query::protobuf::AlterTableCmd {
         subtype: AlterTableType::AtAddConstraint as i32,

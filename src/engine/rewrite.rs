@@ -1,0 +1,307 @@
+//! Safe rewrites: where a form with the same end result exists that does
+//! not block the application, run it instead of the naive statement.
+//!
+//! | naive | runs as |
+//! |---|---|
+//! | `CREATE [UNIQUE] INDEX` | `... CONCURRENTLY`, outside a transaction |
+//! | `DROP INDEX` | `DROP INDEX CONCURRENTLY` (one per index) |
+//! | `ADD FOREIGN KEY` / `ADD CHECK` | `... NOT VALID`, commit, `VALIDATE CONSTRAINT` |
+//! | `SET NOT NULL` | `CHECK (c IS NOT NULL) NOT VALID`, `VALIDATE`, `SET NOT NULL`, drop the check |
+//! | `ADD UNIQUE` / `PRIMARY KEY` | `CREATE UNIQUE INDEX CONCURRENTLY`, then `ADD CONSTRAINT ... USING INDEX` |
+//!
+//! Only statements on tables that existed before the migration are
+//! rewritten, and only single-action statements whose end state is known to
+//! be identical (the same constraint and index names PostgreSQL would have
+//! chosen). A migration with a rewrite runs outside a transaction, one
+//! statement at a time, with progress recorded after each, so an
+//! interrupted run resumes where it stopped.
+//!
+//! This module is pure: statements in, statements out.
+
+use std::collections::HashSet;
+
+use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
+use pg_query::NodeEnum;
+
+use crate::lint::{ast, schema};
+use crate::sql::{self, Statement};
+
+/// The statements to run and a description of each rewrite made.
+pub struct Rewritten {
+    /// The statements, rewritten where possible.
+    pub statements: Vec<Statement>,
+    /// "line 3: CREATE INDEX → CREATE INDEX CONCURRENTLY", one per rewrite.
+    pub notes: Vec<String>,
+}
+
+/// Rewrites a migration's statements. `pg_version` gates the forms that
+/// need PostgreSQL 12 (scan-free SET NOT NULL).
+pub fn rewrite(statements: &[Statement], first_line: usize, pg_version: u32) -> Rewritten {
+    let mut created: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for stmt in statements {
+        let node = stmt.nodes.first().and_then(|n| n.node.as_ref());
+        let replacement = match node {
+            Some(n) if stmt.nodes.len() == 1 && !stmt.transaction.is_control() => {
+                safe_form(n, &created, pg_version)
+            }
+            _ => None,
+        };
+        if let Some(NodeEnum::CreateStmt(c)) = node {
+            if let Some(rv) = &c.relation {
+                created.insert(schema::key(&ast::relation(rv)));
+            }
+        }
+        match replacement.and_then(|(what, sqls)| parse_all(&sqls, stmt).map(|s| (what, s))) {
+            Some((what, new)) => {
+                notes.push(format!("line {}: {what}", first_line + stmt.line - 1));
+                out.extend(new);
+            }
+            None => out.push(stmt.clone()),
+        }
+    }
+    Rewritten {
+        statements: out,
+        notes,
+    }
+}
+
+/// Parses generated SQL, keeping the original statement's position for
+/// error messages.
+fn parse_all(sqls: &[String], original: &Statement) -> Option<Vec<Statement>> {
+    let mut out = Vec::new();
+    for text in sqls {
+        let mut parsed = sql::split(text, &[]).ok()?;
+        for s in &mut parsed {
+            s.line = original.line;
+            s.column = original.column;
+            s.offset = original.offset;
+        }
+        out.extend(parsed);
+    }
+    Some(out)
+}
+
+fn existing(created: &HashSet<String>, table: &str) -> bool {
+    !created.contains(&schema::key(table))
+}
+
+/// The safe form of one statement: (description, SQL statements).
+fn safe_form(
+    node: &NodeEnum,
+    created: &HashSet<String>,
+    pg_version: u32,
+) -> Option<(String, Vec<String>)> {
+    match node {
+        NodeEnum::IndexStmt(index) if !index.concurrent => {
+            let table = ast::relation(index.relation.as_ref()?);
+            if !existing(created, &table) {
+                return None;
+            }
+            let mut safe = index.clone();
+            safe.concurrent = true;
+            Some((
+                "CREATE INDEX → CREATE INDEX CONCURRENTLY".into(),
+                vec![ast::deparse(&NodeEnum::IndexStmt(safe))],
+            ))
+        }
+        NodeEnum::DropStmt(drop)
+            if drop.remove_type == ObjectType::ObjectIndex as i32 && !drop.concurrent =>
+        {
+            // CONCURRENTLY drops one index per statement, and cannot CASCADE.
+            if drop.behavior == pg_query::protobuf::DropBehavior::DropCascade as i32 {
+                return None;
+            }
+            let sqls = drop
+                .objects
+                .iter()
+                .map(|o| {
+                    let mut one = drop.clone();
+                    one.objects = vec![o.clone()];
+                    one.concurrent = true;
+                    ast::deparse(&NodeEnum::DropStmt(one))
+                })
+                .collect();
+            Some(("DROP INDEX → DROP INDEX CONCURRENTLY".into(), sqls))
+        }
+        NodeEnum::AlterTableStmt(_) => {
+            let (table, cmds) = ast::alter_table(node)?;
+            if cmds.len() != 1 || !existing(created, &table) {
+                return None;
+            }
+            let cmd = cmds[0];
+            let t = ast::qualified(&table);
+            let base = table.rsplit('.').next().unwrap_or(&table).to_owned();
+            if ast::is(cmd, AlterTableType::AtSetNotNull) && pg_version >= 12 {
+                let col = ast::ident(&cmd.name);
+                let check = fit_name(&format!(
+                    "strata_nn_{}",
+                    &crate::source::checksum(&format!("{table}.{}", cmd.name))[..12]
+                ))?;
+                return Some((
+                    "SET NOT NULL → CHECK NOT VALID, VALIDATE, SET NOT NULL, drop the check".into(),
+                    vec![
+                        format!("ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID"),
+                        format!("ALTER TABLE {t} VALIDATE CONSTRAINT {check}"),
+                        format!("ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL"),
+                        format!("ALTER TABLE {t} DROP CONSTRAINT {check}"),
+                    ],
+                ));
+            }
+            if !ast::is(cmd, AlterTableType::AtAddConstraint) {
+                return None;
+            }
+            let c = ast::constraint(cmd)?;
+            let foreign = ast::constr_is(c, ConstrType::ConstrForeign);
+            let check = ast::constr_is(c, ConstrType::ConstrCheck);
+            if (foreign || check) && !c.skip_validation {
+                // The name PostgreSQL would choose, so the end state matches.
+                let name = if !c.conname.is_empty() {
+                    c.conname.clone()
+                } else if foreign {
+                    fit_name(&format!(
+                        "{base}_{}_fkey",
+                        ast::strings(&c.fk_attrs).join("_")
+                    ))?
+                } else {
+                    return None; // PostgreSQL's CHECK naming depends on the expression
+                };
+                let mut safe = c.clone();
+                safe.conname = name.clone();
+                safe.skip_validation = true;
+                safe.initially_valid = false;
+                let add = crate::lint::rules::require_not_valid_constraint::alter_with(
+                    node,
+                    &table,
+                    NodeEnum::Constraint(Box::new(safe)),
+                );
+                let kind = if foreign { "FOREIGN KEY" } else { "CHECK" };
+                return Some((
+                    format!(
+                        "ADD {kind} → ADD {kind} NOT VALID, then VALIDATE in its own transaction"
+                    ),
+                    vec![
+                        add,
+                        format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", ast::ident(&name)),
+                    ],
+                ));
+            }
+            let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
+            let unique = ast::constr_is(c, ConstrType::ConstrUnique);
+            let plain = c.indexname.is_empty()
+                && !c.deferrable
+                && c.including.is_empty()
+                && c.options.is_empty()
+                && c.where_clause.is_none()
+                && !c.nulls_not_distinct
+                && c.indexspace.is_empty();
+            if !(primary || unique) || !plain {
+                return None;
+            }
+            let cols = ast::strings(&c.keys);
+            let name = if !c.conname.is_empty() {
+                c.conname.clone()
+            } else if primary {
+                fit_name(&format!("{base}_pkey"))?
+            } else {
+                fit_name(&format!("{base}_{}_key", cols.join("_")))?
+            };
+            let n = ast::ident(&name);
+            let list = cols
+                .iter()
+                .map(|c| ast::ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut sqls = Vec::new();
+            if primary {
+                // ADD PRIMARY KEY USING INDEX would set NOT NULL with a scan
+                // under ACCESS EXCLUSIVE; prove it with validated checks first.
+                for col in &cols {
+                    let check = fit_name(&format!(
+                        "strata_nn_{}",
+                        &crate::source::checksum(&format!("{table}.{col}"))[..12]
+                    ))?;
+                    let col = ast::ident(col);
+                    sqls.push(format!("ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID"));
+                    sqls.push(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {check}"));
+                    sqls.push(format!("ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL"));
+                    sqls.push(format!("ALTER TABLE {t} DROP CONSTRAINT {check}"));
+                }
+            }
+            let kind = if primary { "PRIMARY KEY" } else { "UNIQUE" };
+            sqls.push(format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} ({list})"
+            ));
+            sqls.push(format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {n} {kind} USING INDEX {n}"
+            ));
+            Some((format!("ADD {kind} → unique index built concurrently, then ADD CONSTRAINT ... USING INDEX"), sqls))
+        }
+        _ => None,
+    }
+}
+
+/// PostgreSQL truncates names over 63 bytes in its own way; rather than
+/// guess, long names are not rewritten.
+fn fit_name(name: &str) -> Option<String> {
+    (name.len() <= 63).then(|| ast::ident(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> Vec<String> {
+        let stmts = sql::split(sql, &[]).unwrap();
+        rewrite(&stmts, 1, 15)
+            .statements
+            .into_iter()
+            .map(|s| s.sql)
+            .collect()
+    }
+
+    #[test]
+    fn rewrites_each_naive_form() {
+        assert_eq!(
+            rewritten("CREATE INDEX i ON t (a)"),
+            ["CREATE INDEX CONCURRENTLY i ON t USING btree (a)"]
+        );
+        assert_eq!(
+            rewritten("DROP INDEX i, j"),
+            ["DROP INDEX CONCURRENTLY i", "DROP INDEX CONCURRENTLY j"]
+        );
+        assert_eq!(
+            rewritten("ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id)"),
+            [
+                "ALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID",
+                "ALTER TABLE orders VALIDATE CONSTRAINT orders_user_id_fkey"
+            ]
+        );
+        let nn = rewritten("ALTER TABLE users ALTER COLUMN email SET NOT NULL");
+        assert_eq!(nn.len(), 4);
+        assert!(
+            nn[0].contains("CHECK (email IS NOT NULL) NOT VALID")
+                && nn[2].ends_with("SET NOT NULL")
+        );
+        assert_eq!(
+            rewritten("ALTER TABLE users ADD UNIQUE (email)"),
+            [
+                "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email)",
+                "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key"
+            ]
+        );
+    }
+
+    #[test]
+    fn leaves_new_tables_multi_action_and_unnamed_checks_alone() {
+        let same = |sql: &str| {
+            let stmts = sql::split(sql, &[]).unwrap();
+            assert!(rewrite(&stmts, 1, 15).notes.is_empty(), "{sql}");
+        };
+        same("CREATE TABLE t (a int); CREATE INDEX i ON t (a)");
+        same("ALTER TABLE t ADD COLUMN b int, ADD CONSTRAINT c CHECK (b > 0)");
+        same("ALTER TABLE t ADD CHECK (a > 0)");
+        same("CREATE INDEX CONCURRENTLY i ON t (a)");
+    }
+}
