@@ -8,9 +8,11 @@ set -euo pipefail
 
 need=()
 have_libclang() {
-    ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' ||
-        compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null ||
-        compgen -G '/usr/lib/x86_64-linux-gnu/libclang*.so*' >/dev/null
+    # bindgen loads libclang.so / libclang-<N>.so; libclang-cpp.so (a different
+    # library that other packages pull in) does not do.
+    ldconfig -p 2>/dev/null | grep -Eq '(^|/)libclang(-[0-9.]+)?\.so' ||
+        compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null ||
+        compgen -G '/usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*' >/dev/null
 }
 have_postgres() {
     command -v initdb >/dev/null 2>&1 && return 0
