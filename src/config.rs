@@ -80,8 +80,38 @@ pub struct FileConfig {
     pub safe_rewrites: Option<bool>,
     /// Which unacknowledged findings block `strata up`: high (default), medium, never.
     pub block_on: Option<String>,
+    /// Backups before risky migrations: `auto` (default: before migrations
+    /// that lose data), `always`, `never`.
+    pub backup: Option<String>,
+    /// Where backups go, relative to the config file (default `.strata/backups`).
+    pub backup_dir: Option<PathBuf>,
+    /// Directory of `pg_dump` and `pg_restore` (default: the newest
+    /// PostgreSQL installation found, then `PATH`).
+    pub pg_bindir: Option<PathBuf>,
+    /// How long pre-flight waits for transactions that hold locks on the
+    /// migration's tables before it warns and goes on (default `10s`).
+    pub preflight_wait: Option<String>,
+    /// Cancel and retry the running statement when more application queries
+    /// than this are blocked behind Strata (default: off).
+    pub max_blocked_queries: Option<u32>,
+    /// Pause between statements while a replica lags more than this
+    /// (default: off), e.g. `30s`.
+    pub max_replication_lag: Option<String>,
     /// Lint settings.
     pub lint: Option<LintFileConfig>,
+}
+
+/// When Strata backs up tables before a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackupPolicy {
+    /// Before a migration that loses data (DROP TABLE/COLUMN/SCHEMA,
+    /// TRUNCATE, UPDATE or DELETE without WHERE, a rewriting type change).
+    #[default]
+    Auto,
+    /// Before every migration.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// The `[lint]` table of `strata.toml`.
@@ -174,6 +204,18 @@ pub struct Config {
     pub lint: LintSettings,
     /// Run the safe form of statements that have one (see `engine::rewrite`).
     pub safe_rewrites: bool,
+    /// See [`BackupPolicy`].
+    pub backup: BackupPolicy,
+    /// Where backups are written.
+    pub backup_dir: PathBuf,
+    /// Where to find `pg_dump`/`pg_restore`, when configured.
+    pub pg_bindir: Option<PathBuf>,
+    /// Bounded wait of the pre-flight check.
+    pub preflight_wait: Duration,
+    /// See [`FileConfig::max_blocked_queries`].
+    pub max_blocked_queries: Option<u32>,
+    /// See [`FileConfig::max_replication_lag`].
+    pub max_replication_lag: Option<Duration>,
 }
 
 impl Config {
@@ -300,7 +342,35 @@ impl Config {
             }
         }
         let lint = lint_settings(&file).map_err(invalid)?;
+        let backup = match file.backup.as_deref() {
+            None | Some("auto") => BackupPolicy::Auto,
+            Some("always") => BackupPolicy::Always,
+            Some("never") => BackupPolicy::Never,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "backup: unknown value `{other}` (use auto, always or never)"
+                )))
+            }
+        };
+        let backup_dir = project_dir.join(
+            file.backup_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".strata/backups")),
+        );
+        let preflight_wait = duration(
+            "preflight_wait",
+            &file.preflight_wait,
+            Some(Duration::from_secs(10)),
+        )?
+        .unwrap_or_default();
+        let max_replication_lag = duration("max_replication_lag", &file.max_replication_lag, None)?;
         Ok(Config {
+            backup,
+            backup_dir,
+            pg_bindir: file.pg_bindir.as_ref().map(|d| project_dir.join(d)),
+            preflight_wait,
+            max_blocked_queries: file.max_blocked_queries.filter(|n| *n > 0),
+            max_replication_lag,
             safe_rewrites: file.safe_rewrites.unwrap_or(false),
             lint,
             project_dir,
@@ -477,6 +547,27 @@ block_on = "high"
 
 # PostgreSQL major version to assume when not connected (default: the newest).
 # pg_version = 15
+
+# Backups with pg_dump -Fc before a migration runs: "auto" (before migrations
+# that lose data: DROP TABLE/COLUMN/SCHEMA, TRUNCATE, UPDATE/DELETE without
+# WHERE, a rewriting type change), "always" or "never". Files are mode 0600.
+# A failed backup stops the migration before it runs.
+backup = "auto"
+backup_dir = ".strata/backups"
+# Where pg_dump/pg_restore live (default: the newest PostgreSQL found, then PATH).
+# Use a pg_dump at least as new as the server.
+# pg_bindir = "/usr/lib/postgresql/16/bin"
+
+# Pre-flight: before each migration, wait at most this long for transactions
+# that hold locks on its tables, then warn and go on (lock_timeout keeps
+# Strata from queueing behind them).
+preflight_wait = "10s"
+
+# Live limits while a migration runs (off by default): cancel the running
+# statement and retry it later when more application queries than this are
+# blocked behind Strata, and pause between statements while a replica lags.
+# max_blocked_queries = 20
+# max_replication_lag = "30s"
 
 [lint]
 # Rules to switch off (`strata rules` lists them).

@@ -6,6 +6,8 @@
 //! `strata::report`.
 
 mod args;
+mod backup;
+mod backups;
 mod baseline;
 mod down;
 mod explain;
@@ -16,6 +18,7 @@ mod local;
 mod new;
 mod redo;
 mod repair;
+mod restore;
 mod rules;
 mod status;
 mod up;
@@ -54,6 +57,9 @@ enum Command {
     Lint(lint::Args),
     Rules(rules::Args),
     Explain(explain::Args),
+    Backup(backup::Args),
+    Backups(backups::Args),
+    Restore(restore::Args),
 }
 
 /// The outcome of a command that did not fail outright.
@@ -77,7 +83,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | EngineError::OutOfOrder { .. }
             | EngineError::Irreversible { .. }
             | EngineError::UnknownVersion(_)
-            | EngineError::ResumeChanged { .. } => 2,
+            | EngineError::ResumeChanged { .. }
+            | EngineError::BadBackup { .. } => 2,
             EngineError::Blocked { .. } => 3,
             EngineError::Db(strata::db::DbError::BadTarget { .. }) => 2,
             _ => 1,
@@ -85,6 +92,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     if error.downcast_ref::<strata::ConfigError>().is_some()
         || error.downcast_ref::<explain::UnknownRule>().is_some()
+        || error.downcast_ref::<restore::NeedsConfirmation>().is_some()
         || error
             .downcast_ref::<strata::source::create::CreateError>()
             .is_some()
@@ -146,6 +154,9 @@ pub fn main() -> ExitCode {
             Command::Lint(args) => lint::exec(args, &ctx).await,
             Command::Rules(args) => rules::exec(args, &ctx),
             Command::Explain(args) => explain::exec(args, &ctx),
+            Command::Backup(args) => backup::exec(args, &ctx).await,
+            Command::Backups(args) => backups::exec(args, &ctx),
+            Command::Restore(args) => restore::exec(args, &ctx).await,
         }
     });
     match result {

@@ -86,3 +86,23 @@ pub async fn measure_rewrite_rate(conn: &Connection) -> Result<f64, DbError> {
     conn.batch("DROP TABLE pg_temp.strata_calibration").await?;
     Ok(bytes as f64 / seconds)
 }
+
+/// (schema, table) of each of `names` (as written in SQL, resolved with the
+/// connection's search_path) that exists; missing ones are left out.
+pub async fn qualified_tables(
+    conn: &Connection,
+    names: &[String],
+) -> Result<Vec<(String, String)>, DbError> {
+    let rows = conn
+        .query(
+            "SELECT DISTINCT n.nspname::text, c.relname::text
+             FROM unnest($1::text[]) AS name
+             JOIN pg_class c ON c.oid = to_regclass(name)
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'm')
+             ORDER BY 1, 2",
+            &[&names],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

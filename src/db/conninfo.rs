@@ -36,6 +36,17 @@ impl SslMode {
         })
     }
 
+    /// The name libpq uses (`allow` is read as `prefer`).
+    pub fn libpq_name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     /// The nearest mode tokio-postgres understands.
     fn for_tokio(self) -> &'static str {
         match self {

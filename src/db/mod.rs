@@ -102,6 +102,58 @@ impl Target {
         t
     }
 
+    /// The target as libpq environment variables (`PGHOST`, `PGPORT`,
+    /// `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE`, ...), for client
+    /// tools such as `pg_dump`. Handing them over in the environment keeps
+    /// the password out of the process list, where an argument would show.
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        use tokio_postgres::config::Host;
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let ports: Vec<String> = self
+            .config
+            .get_ports()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let mut env = vec![("PGHOST", hosts.join(","))];
+        if !ports.is_empty() {
+            env.push(("PGPORT", ports.join(",")));
+        }
+        if let Some(user) = self.config.get_user() {
+            env.push(("PGUSER", user.to_owned()));
+        }
+        if let Some(db) = self.config.get_dbname() {
+            env.push(("PGDATABASE", db.to_owned()));
+        }
+        if let Some(password) = self.config.get_password() {
+            env.push(("PGPASSWORD", String::from_utf8_lossy(password).into_owned()));
+        }
+        env.push(("PGAPPNAME", "strata".to_owned()));
+        env.push(("PGSSLMODE", self.tls.mode.libpq_name().to_owned()));
+        let paths = [
+            ("PGSSLROOTCERT", &self.tls.root_cert),
+            ("PGSSLCERT", &self.tls.client_cert),
+            ("PGSSLKEY", &self.tls.client_key),
+        ];
+        for (name, path) in paths {
+            if let Some(p) = path {
+                env.push((name, p.display().to_string()));
+            }
+        }
+        if let Some(timeout) = self.config.get_connect_timeout() {
+            env.push(("PGCONNECT_TIMEOUT", timeout.as_secs().max(1).to_string()));
+        }
+        env
+    }
+
     /// Opens a connection. Notices from the server are dropped; errors are
     /// classified so the user learns whether the server is unreachable, the
     /// password is wrong, or the database does not exist.

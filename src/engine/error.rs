@@ -129,6 +129,26 @@ pub enum EngineError {
         /// The threshold.
         threshold: crate::lint::Risk,
     },
+    /// A backup could not be taken, so the migration did not run.
+    #[error("{}could not back up {what}: {message}\n  help: {help}", .migration.as_ref().map(|m| format!("migration {m} did not run: ")).unwrap_or_default())]
+    Backup {
+        /// The migration that was about to run, if any.
+        migration: Option<String>,
+        /// What was to be backed up.
+        what: String,
+        /// What went wrong.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+    /// A backup file to restore does not exist or is not a dump.
+    #[error("cannot restore {}: {message}\n  help: `strata backups` lists the backups", .path.display())]
+    BadBackup {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {

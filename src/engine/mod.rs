@@ -13,6 +13,7 @@
 
 mod analyze;
 mod apply;
+pub mod backup;
 mod error;
 mod history;
 mod lock;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 pub use analyze::{analyze, lint_paths};
 pub use apply::Mode;
+pub use backup::Backup;
 pub use error::{ChangedFile, EngineError};
 pub use history::{AppliedRow, History};
 pub use plan::{DownTarget, MigrationState, MigrationStatus};
@@ -275,6 +277,8 @@ struct Step<'a> {
     resumed_pid: Option<i32>,
     /// Safe rewrites applied, one description each.
     rewrites: Vec<String>,
+    /// What to back up before the step runs.
+    backup: Option<backup::Need>,
 }
 
 fn parse_up_steps<'a>(
@@ -282,6 +286,7 @@ fn parse_up_steps<'a>(
     statuses: &[MigrationStatus],
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
+    let mut backups = backup::needs(project, plan, false);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
@@ -313,6 +318,7 @@ fn parse_up_steps<'a>(
                 resume,
                 resumed_pid,
                 rewrites,
+                backup: backups.remove(&i),
             })
         })
         .collect()
@@ -353,6 +359,7 @@ fn parse_down_steps<'a>(
     project: &'a Project,
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
+    let mut backups = backup::needs(project, plan, true);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
@@ -366,6 +373,7 @@ fn parse_down_steps<'a>(
                 statements: apply::parse(script)?,
                 resume: 0,
                 resumed_pid: None,
+                backup: backups.remove(&i),
             })
         })
         .collect()
@@ -505,6 +513,31 @@ async fn run_steps(
     let mut report = RunReport::default();
     for step in steps {
         let m: &Migration = &step.migration;
+        if let Some(need) = &step.backup {
+            if let Some(b) = backup::take(
+                &project.config,
+                target,
+                conn,
+                Some((history, &actor)),
+                need,
+                Some(m),
+            )
+            .await?
+            {
+                observer(Progress::Notice(format!(
+                    "{}: backed up {} to {} ({} bytes; {})",
+                    m.label(),
+                    if b.whole_database {
+                        "the whole database".to_owned()
+                    } else {
+                        b.tables.join(", ")
+                    },
+                    b.file.display(),
+                    b.bytes,
+                    b.reason
+                )));
+            }
+        }
         let ms = match direction {
             Direction::Up => {
                 runner
@@ -557,6 +590,7 @@ fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>])
         for note in &step.rewrites {
             out.push_str(&format!("-- safe rewrite, {note}\n"));
         }
+        out.push_str(&dry_run_backup(step));
         let body: Vec<&Statement> = step.statements.iter().skip(step.resume).collect();
         match mode {
             Mode::Transaction => {
@@ -601,6 +635,24 @@ fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>])
     out
 }
 
+fn dry_run_backup(step: &Step<'_>) -> String {
+    match &step.backup {
+        None => String::new(),
+        Some(need) if need.whole_database => format!(
+            "-- backup first ({}): pg_dump --format=custom of the whole database\n",
+            need.reason
+        ),
+        Some(need) => format!(
+            "-- backup first ({}): pg_dump --format=custom{} (tables that exist at run time)\n",
+            need.reason,
+            need.tables
+                .iter()
+                .map(|t| format!(" --table {t}"))
+                .collect::<String>()
+        ),
+    }
+}
+
 fn dry_run_down(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>]) -> String {
     let mut out = String::new();
     if steps.is_empty() {
@@ -619,6 +671,7 @@ fn dry_run_down(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>
             script.path.display(),
             mode.describe()
         ));
+        out.push_str(&dry_run_backup(step));
         out.push_str(&format!(
             "BEGIN;\n{};\n",
             timeouts.local_settings().replace("; ", ";\n")
@@ -883,6 +936,63 @@ pub async fn repair(project: &Project, target: &Target) -> Result<Vec<String>, E
     conn.batch("COMMIT").await?;
     lock.release().await?;
     Ok(actions)
+}
+
+/// `strata backup`: dumps `tables` (every table when empty) now, into the
+/// configured backup directory, and records it in the event log.
+pub async fn backup_now(
+    config: &Config,
+    target: &Target,
+    tables: &[String],
+) -> Result<Option<Backup>, EngineError> {
+    let conn = target.connect().await?;
+    let need = backup::Need {
+        tables: tables.iter().cloned().collect(),
+        whole_database: tables.is_empty(),
+        reason: "manual backup".into(),
+    };
+    if !tables.is_empty() {
+        let found = crate::db::catalog::qualified_tables(
+            &conn,
+            &need.tables.iter().cloned().collect::<Vec<_>>(),
+        )
+        .await?;
+        if found.len() < tables.len() {
+            let missing: Vec<&String> = tables
+                .iter()
+                .filter(|t| {
+                    let bare = t.rsplit('.').next().unwrap_or(t);
+                    !found.iter().any(|(_, f)| f == bare)
+                })
+                .collect();
+            return Err(EngineError::Backup {
+                migration: None,
+                what: tables.join(", "),
+                message: format!("no such table: {}", missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")),
+                help: "check the names (schema.table); `strata backup` with no --table dumps the whole database".into(),
+            });
+        }
+    }
+    let actor = os_actor();
+    let history = History::new(&config.history_schema, &config.history_table);
+    backup::take(config, target, &conn, Some((&history, &actor)), &need, None).await
+}
+
+/// `strata backups`: the backups in the configured directory, oldest first.
+pub fn backups(config: &Config) -> Vec<Backup> {
+    backup::list(config)
+}
+
+/// `strata restore`: restores a backup (only `tables`, when given) in one
+/// transaction.
+pub async fn restore(
+    config: &Config,
+    target: &Target,
+    file: &std::path::Path,
+    tables: &[String],
+) -> Result<(), EngineError> {
+    let history = History::new(&config.history_schema, &config.history_table);
+    backup::restore(config, target, &history, file, tables).await
 }
 
 /// How long `lock_wait` is, for messages.

@@ -83,3 +83,11 @@ fn major_version(postgres: &Path) -> Result<u32, LocalPgError> {
             output: text.into_owned(),
         })
 }
+
+/// The first `name` on `PATH`.
+pub(super) fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

@@ -13,10 +13,12 @@
 mod binaries;
 mod cluster;
 mod throwaway;
+mod tools;
 
 pub use binaries::Binaries;
 pub use cluster::{Cluster, ClusterState};
 pub use throwaway::Throwaway;
+pub use tools::{ClientTools, DumpScope};
 
 /// A local-cluster failure.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,14 @@ pub enum LocalPgError {
         dir: std::path::PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// `pg_dump` or `pg_restore` is not where Strata looked.
+    #[error("`{tool}` not found (looked in {looked})\n  help: install the PostgreSQL client tools (`sudo apt-get install postgresql-client`), or set pg_bindir in strata.toml")]
+    NoClientTool {
+        /// The tool.
+        tool: String,
+        /// Where Strata looked.
+        looked: String,
     },
     /// The cluster has not been created yet.
     #[error("the local cluster at {0} does not exist\n  help: `strata local start` creates it")]

@@ -211,3 +211,73 @@ pub fn error(message: &str, style: &Style) -> String {
         crate::db::redact(message)
     )
 }
+
+/// The backups table (`strata backups`, and what `strata backup` wrote).
+///
+/// `--json` prints the same records as an array of objects with `file`,
+/// `created_at`, `migration`, `tables`, `whole_database`, `bytes`,
+/// `database` and `reason`.
+pub fn backups(backups: &[crate::engine::Backup], style: &Style) -> String {
+    if backups.is_empty() {
+        return "no backups".to_owned();
+    }
+    let mut out = String::new();
+    for b in backups {
+        let what = if b.whole_database {
+            "whole database".to_owned()
+        } else if b.tables.is_empty() {
+            "?".to_owned()
+        } else {
+            b.tables.join(", ")
+        };
+        out.push_str(&format!(
+            "{}\n  {}  {}  {}  {}{}\n",
+            style.paint("1", &b.file.display().to_string()),
+            if b.created_at.is_empty() {
+                "?"
+            } else {
+                &b.created_at
+            },
+            human_bytes(b.bytes),
+            what,
+            b.migration
+                .as_ref()
+                .map(|m| format!("before {m}, "))
+                .unwrap_or_default(),
+            b.reason
+        ));
+    }
+    out.trim_end().to_owned()
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Asks a yes/no question on the terminal. `None` when standard input is
+/// not a terminal, so nobody can answer.
+pub fn confirm(question: &str) -> Option<bool> {
+    use std::io::Write;
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).ok()?;
+    Some(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod backup;
 mod bad_input;
 mod baseline;
 mod concurrency;

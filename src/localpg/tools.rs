@@ -1,0 +1,216 @@
+//! The client tools `pg_dump` and `pg_restore`, for backups.
+//!
+//! Connection settings reach the tools as libpq environment variables (see
+//! `db::Target::libpq_env`), never as arguments, so a password never shows
+//! in the process list or in an error message.
+
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{Binaries, LocalPgError};
+
+/// `pg_dump` and `pg_restore` from one directory (or from `PATH`).
+#[derive(Debug, Clone)]
+pub struct ClientTools {
+    pg_dump: PathBuf,
+    pg_restore: PathBuf,
+}
+
+/// What to dump.
+#[derive(Debug, Clone, Default)]
+pub struct DumpScope {
+    /// Schema-qualified tables (`--table`); with no tables and no schemas,
+    /// the whole database.
+    pub tables: Vec<String>,
+    /// Whole schemas (`--schema`).
+    pub schemas: Vec<String>,
+}
+
+impl ClientTools {
+    /// Finds the tools: in `bindir` when configured, else next to the
+    /// newest PostgreSQL server binaries, else on `PATH`.
+    pub fn find(bindir: Option<&Path>) -> Result<ClientTools, LocalPgError> {
+        let dir = match bindir {
+            Some(dir) => Some(dir.to_path_buf()),
+            None => Binaries::find()
+                .ok()
+                .map(|b| b.bindir)
+                .filter(|d| d.join("pg_dump").is_file()),
+        };
+        let tool = |name: &str| -> Result<PathBuf, LocalPgError> {
+            match &dir {
+                Some(dir) => {
+                    let path = dir.join(name);
+                    if path.is_file() {
+                        Ok(path)
+                    } else {
+                        Err(LocalPgError::NoClientTool {
+                            tool: name.to_owned(),
+                            looked: dir.display().to_string(),
+                        })
+                    }
+                }
+                None => super::binaries::which(name).ok_or_else(|| LocalPgError::NoClientTool {
+                    tool: name.to_owned(),
+                    looked: "PATH and /usr/lib/postgresql/*/bin".to_owned(),
+                }),
+            }
+        };
+        Ok(ClientTools {
+            pg_dump: tool("pg_dump")?,
+            pg_restore: tool("pg_restore")?,
+        })
+    }
+
+    /// The major version of `pg_dump`, so that the caller can refuse a
+    /// pg_dump older than the server before it starts.
+    pub fn pg_dump_major(&self) -> Result<u32, LocalPgError> {
+        tool_major(&self.pg_dump)
+    }
+
+    /// Dumps `scope` in the custom format (`-Fc`) to `out`, created with
+    /// mode 0600 because a dump holds the data itself. The dump is written
+    /// to `<out>.partial` and renamed when pg_dump succeeds, so a failed
+    /// dump never looks like a backup. Returns the size in bytes.
+    pub fn dump(
+        &self,
+        env: &[(&'static str, String)],
+        scope: &DumpScope,
+        out: &Path,
+    ) -> Result<u64, LocalPgError> {
+        let partial = out.with_extension("dump.partial");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|e| LocalPgError::io(format!("cannot create {}", partial.display()), e))?;
+        let mut cmd = Command::new(&self.pg_dump);
+        cmd.arg("--format=custom").arg("--no-password");
+        for t in &scope.tables {
+            cmd.arg("--table").arg(t);
+        }
+        for s in &scope.schemas {
+            cmd.arg("--schema").arg(s);
+        }
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file));
+        let result = run(cmd, "pg_dump");
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        std::fs::rename(&partial, out)
+            .map_err(|e| LocalPgError::io(format!("cannot rename {}", partial.display()), e))?;
+        Ok(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// Restores `file` in one transaction (`--single-transaction
+    /// --exit-on-error`: all or nothing), replacing the objects it holds
+    /// (`--clean --if-exists`). With `tables`, only those tables.
+    pub fn restore(
+        &self,
+        env: &[(&'static str, String)],
+        file: &Path,
+        tables: &[String],
+    ) -> Result<(), LocalPgError> {
+        let dbname = env
+            .iter()
+            .find(|(k, _)| *k == "PGDATABASE")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let mut cmd = Command::new(&self.pg_restore);
+        cmd.args([
+            "--single-transaction",
+            "--exit-on-error",
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-password",
+        ]);
+        cmd.arg("--dbname").arg(dbname);
+        for t in tables {
+            cmd.arg("--table").arg(t);
+        }
+        cmd.arg(file)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        run(cmd, "pg_restore")
+    }
+
+    /// The table of contents of a dump (`pg_restore --list`): the tables it
+    /// holds data for.
+    pub fn tables_in(&self, file: &Path) -> Result<Vec<String>, LocalPgError> {
+        let out = Command::new(&self.pg_restore)
+            .arg("--list")
+            .arg(file)
+            .output()
+            .map_err(|e| LocalPgError::io("cannot run pg_restore --list", e))?;
+        if !out.status.success() {
+            return Err(LocalPgError::Failed {
+                step: format!("pg_restore --list {}", file.display()),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        // "215; 1259 16390 TABLE public users postgres"
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with(';'))
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let at = words.iter().position(|w| *w == "TABLE")?;
+                let (schema, name) = (words.get(at + 1)?, words.get(at + 2)?);
+                (*schema != "DATA").then(|| format!("{schema}.{name}"))
+            })
+            .collect())
+    }
+}
+
+fn run(mut cmd: Command, step: &str) -> Result<(), LocalPgError> {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| LocalPgError::io(format!("cannot run {step}"), e))?;
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| LocalPgError::io(format!("{step} did not finish"), e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(LocalPgError::Failed {
+            step: step.to_owned(),
+            output: crate::db::redact(stderr.trim()),
+        })
+    }
+}
+
+fn tool_major(path: &Path) -> Result<u32, LocalPgError> {
+    let out = Command::new(path)
+        .arg("--version")
+        .output()
+        .map_err(|e| LocalPgError::io(format!("cannot run {}", path.display()), e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| LocalPgError::Failed {
+            step: format!("{} --version", path.display()),
+            output: text.trim().to_owned(),
+        })
+}
