@@ -106,3 +106,86 @@ pub async fn qualified_tables(
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// Another session that holds a lock on one of the tables a migration
+/// needs, inside a transaction that has been open for a while or sits idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// Backend pid.
+    pub pid: i32,
+    /// `application_name`, or empty.
+    pub application: String,
+    /// `state` from pg_stat_activity (`active`, `idle in transaction`, ...).
+    pub state: String,
+    /// Seconds since its transaction began.
+    pub xact_secs: i64,
+    /// The tables it holds locks on, of those asked about.
+    pub tables: Vec<String>,
+    /// Its current or last query, shortened.
+    pub query: String,
+}
+
+/// Sessions holding locks on any of `tables` (bare or schema-qualified
+/// names) whose transaction is idle or older than `min_age_ms`.
+pub async fn lock_holders(
+    conn: &Connection,
+    tables: &[String],
+    min_age_ms: i64,
+) -> Result<Vec<LockHolder>, DbError> {
+    let rows = conn
+        .query(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
+                    coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
+                    array_agg(DISTINCT c.relname::text ORDER BY c.relname::text),
+                    coalesce(left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100), '')
+             FROM pg_locks l
+             JOIN pg_stat_activity a ON a.pid = l.pid
+             JOIN pg_class c ON c.oid = l.relation
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE l.granted AND l.locktype = 'relation' AND a.pid <> pg_backend_pid()
+               AND a.datname = current_database() AND a.xact_start IS NOT NULL
+               AND (c.relname = ANY($1) OR n.nspname || '.' || c.relname = ANY($1))
+               AND (a.state LIKE 'idle in transaction%'
+                    OR a.xact_start < now() - make_interval(secs => $2::bigint / 1000.0))
+             GROUP BY a.pid, a.application_name, a.state, a.xact_start, a.query
+             ORDER BY a.xact_start",
+            &[&tables, &min_age_ms],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| LockHolder {
+            pid: r.get(0),
+            application: r.get(1),
+            state: r.get(2),
+            xact_secs: r.get(3),
+            tables: r.get(4),
+            query: r.get(5),
+        })
+        .collect())
+}
+
+/// Transactions in this database open for longer than `min_secs` (they
+/// hold back old snapshots, which CONCURRENTLY builds wait for): (pid,
+/// application_name, state, seconds).
+pub async fn long_transactions(
+    conn: &Connection,
+    min_secs: i64,
+) -> Result<Vec<(i32, String, String, i64)>, DbError> {
+    let rows = conn
+        .query(
+            "SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
+                    extract(epoch FROM now() - xact_start)::bigint
+             FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND xact_start < now() - make_interval(secs => $1::bigint)
+               AND backend_type = 'client backend'
+             ORDER BY xact_start",
+            &[&min_secs],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect())
+}

@@ -18,6 +18,7 @@ mod error;
 mod history;
 mod lock;
 mod plan;
+mod preflight;
 mod rewrite;
 mod watchdog;
 
@@ -513,6 +514,11 @@ async fn run_steps(
     let mut report = RunReport::default();
     for step in steps {
         let m: &Migration = &step.migration;
+        let pending = &step.statements[step.resume.min(step.statements.len())..];
+        let checked = preflight::check(conn, pending, project.config.preflight_wait).await?;
+        if let Some(line) = preflight::describe(&checked) {
+            observer(Progress::Notice(format!("{}: {line}", m.label())));
+        }
         if let Some(need) = &step.backup {
             if let Some(b) = backup::take(
                 &project.config,

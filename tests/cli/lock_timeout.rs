@@ -14,6 +14,12 @@ async fn retries_on_lock_timeout_until_the_blocker_commits() {
     project.write("1_t.up.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\n");
     expect_code(&project.run(&db, &["up"]), 0);
     project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
+    // Pre-flight would wait for the blocker; this test is about the retries.
+    std::fs::write(
+        project.path().join("strata.toml"),
+        "preflight_wait = \"0s\"\n",
+    )
+    .unwrap();
 
     // An application transaction that holds a lock on t.
     let blocker = db.connect().await;
@@ -71,7 +77,7 @@ async fn gives_up_after_the_retry_budget_and_changes_nothing() {
     project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
     std::fs::write(
         project.path().join("strata.toml"),
-        "lock_timeout = \"20ms\"\nlock_retry_budget = \"600ms\"\n",
+        "lock_timeout = \"20ms\"\nlock_retry_budget = \"600ms\"\npreflight_wait = \"0s\"\n",
     )
     .unwrap();
     let blocker = db.connect().await;
@@ -104,7 +110,7 @@ async fn the_watchdog_cancels_a_waiting_statement_that_application_queries_queue
     // lock_timeout effectively off: only the watchdog can help.
     std::fs::write(
         project.path().join("strata.toml"),
-        "lock_timeout = \"10m\"\nwatchdog = \"100ms\"\n",
+        "lock_timeout = \"10m\"\nwatchdog = \"100ms\"\npreflight_wait = \"0s\"\n",
     )
     .unwrap();
     let blocker = db.connect().await;

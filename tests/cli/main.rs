@@ -18,6 +18,7 @@ mod lint;
 mod local;
 mod lock_timeout;
 mod nontransactional;
+mod preflight;
 mod repair;
 mod safe_rewrites;
 mod status;
