@@ -15,6 +15,7 @@ mod goto;
 mod init;
 mod lint;
 mod local;
+mod monitor;
 mod new;
 mod redo;
 mod repair;
@@ -60,6 +61,7 @@ enum Command {
     Backup(backup::Args),
     Backups(backups::Args),
     Restore(restore::Args),
+    Monitor(monitor::Args),
 }
 
 /// The outcome of a command that did not fail outright.
@@ -157,6 +159,7 @@ pub fn main() -> ExitCode {
             Command::Backup(args) => backup::exec(args, &ctx).await,
             Command::Backups(args) => backups::exec(args, &ctx),
             Command::Restore(args) => restore::exec(args, &ctx).await,
+            Command::Monitor(args) => monitor::exec(args, &ctx).await,
         }
     });
     match result {

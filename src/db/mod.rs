@@ -8,6 +8,7 @@
 //! **Architecture Invariant:** a connection string is never shown unredacted;
 //! every message that mentions one goes through [`redact`].
 
+pub mod activity;
 pub mod catalog;
 mod conninfo;
 mod tls;
@@ -102,6 +103,28 @@ impl Target {
         t
     }
 
+    /// Which server this is, whatever the database and user: hosts and
+    /// ports. Keys caches of per-server measurements.
+    pub fn server_key(&self) -> String {
+        use tokio_postgres::config::Host;
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let ports: Vec<String> = self
+            .config
+            .get_ports()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        format!("{}:{}", hosts.join(","), ports.join(","))
+    }
+
     /// The target as libpq environment variables (`PGHOST`, `PGPORT`,
     /// `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE`, ...), for client
     /// tools such as `pg_dump`. Handing them over in the environment keeps
@@ -183,6 +206,7 @@ impl Target {
             client,
             pid,
             target: self.display.clone(),
+            server: self.server_key(),
         })
     }
 
@@ -210,6 +234,7 @@ pub struct Connection {
     client: tokio_postgres::Client,
     pid: i32,
     target: String,
+    server: String,
 }
 
 /// A statement prepared once and executed many times.
@@ -224,6 +249,11 @@ impl Connection {
     /// The redacted target, for messages.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// See [`Target::server_key`].
+    pub fn server_key(&self) -> &str {
+        &self.server
     }
 
     /// Runs SQL with the simple query protocol: no parameters, several

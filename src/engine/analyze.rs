@@ -4,8 +4,8 @@
 //!
 //! The rewrite rate behind duration estimates is measured once per server
 //! (see `db::catalog::measure_rewrite_rate`) and cached in
-//! `<project>/.strata/rates.json`, keyed by the redacted connection target
-//! and `server_version_num`.
+//! `<project>/.strata/rates.json`, keyed by the server's hosts and ports
+//! and `server_version_num` (not the database: the rate is the server's).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -130,7 +130,7 @@ fn called_functions(migrations: &[Migration]) -> Vec<String> {
 /// it cannot be measured (read-only replica, no TEMP privilege).
 async fn rewrite_rate(project_dir: &Path, conn: &Connection, version: i32) -> Option<f64> {
     let file = project_dir.join(".strata").join("rates.json");
-    let key = format!("{} v{version}", conn.target());
+    let key = format!("{} v{version}", conn.server_key());
     let mut cache: BTreeMap<String, f64> = std::fs::read_to_string(&file)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())

@@ -17,6 +17,7 @@ pub mod backup;
 mod error;
 mod history;
 mod lock;
+pub mod monitor;
 mod plan;
 mod preflight;
 mod rewrite;
@@ -512,10 +513,11 @@ async fn run_steps(
     let actor = os_actor();
     let runner = runner(project, target, conn, history, &actor).await?;
     let mut report = RunReport::default();
-    for step in steps {
+    for (n, step) in steps.iter().enumerate() {
         let m: &Migration = &step.migration;
         let pending = &step.statements[step.resume.min(step.statements.len())..];
-        let checked = preflight::check(conn, pending, project.config.preflight_wait).await?;
+        let checked =
+            preflight::check(conn, pending, project.config.preflight_wait, n == 0).await?;
         if let Some(line) = preflight::describe(&checked) {
             observer(Progress::Notice(format!("{}: {line}", m.label())));
         }

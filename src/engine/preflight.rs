@@ -43,9 +43,11 @@ const HOLDER_MIN_AGE_MS: i64 = 1_000;
 const LONG_TRANSACTION_SECS: i64 = 60;
 
 /// The tables `statements` take locks on, the referenced tables of foreign
-/// keys included.
+/// keys included, less the tables the statements create themselves (nobody
+/// else can hold a lock on those yet).
 pub fn tables(statements: &[Statement]) -> Vec<String> {
     let mut out = BTreeSet::new();
+    let mut created = BTreeSet::new();
     for node in statements
         .iter()
         .flat_map(|s| s.nodes.iter())
@@ -62,6 +64,9 @@ pub fn tables(statements: &[Statement]) -> Vec<String> {
             }
         }
         if let NodeEnum::CreateStmt(c) = node {
+            if let Some(rv) = &c.relation {
+                created.insert(ast::relation(rv));
+            }
             let constraints = c.table_elts.iter().flat_map(|elt| match &elt.node {
                 Some(NodeEnum::Constraint(_)) => std::slice::from_ref(elt),
                 Some(NodeEnum::ColumnDef(col)) => col.constraints.as_slice(),
@@ -76,21 +81,38 @@ pub fn tables(statements: &[Statement]) -> Vec<String> {
             }
         }
     }
-    out.into_iter().collect()
+    out.into_iter().filter(|t| !created.contains(t)).collect()
+}
+
+/// True when a statement waits for old snapshots to go away (CONCURRENTLY
+/// builds, VALIDATE CONSTRAINT), so long transactions anywhere matter.
+pub fn waits_for_snapshots(statements: &[Statement]) -> bool {
+    statements.iter().any(|s| {
+        matches!(s.transaction, crate::sql::TransactionBehavior::Never(why) if why.contains("CONCURRENTLY"))
+            || s.nodes.iter().filter_map(|n| n.node.as_ref()).any(|n| {
+                ast::alter_table(n).is_some_and(|(_, cmds)| {
+                    cmds.iter().any(|c| ast::is(c, pg_query::protobuf::AlterTableType::AtValidateConstraint))
+                })
+            })
+    })
 }
 
 /// Waits up to `wait` for sessions holding locks on the statements' tables
-/// to finish, and reports what it saw.
+/// to finish, and reports what it saw. Long transactions elsewhere are
+/// looked for when `long_transactions` is set (the first migration of a
+/// run, and any that waits for old snapshots), so that a run of many small
+/// migrations does not pay for the query each time.
 pub async fn check(
     conn: &Connection,
     statements: &[Statement],
     wait: Duration,
+    long_transactions: bool,
 ) -> Result<Preflight, DbError> {
     let tables = tables(statements);
-    let mut report = Preflight {
-        long_transactions: catalog::long_transactions(conn, LONG_TRANSACTION_SECS).await?,
-        ..Preflight::default()
-    };
+    let mut report = Preflight::default();
+    if long_transactions || waits_for_snapshots(statements) {
+        report.long_transactions = catalog::long_transactions(conn, LONG_TRANSACTION_SECS).await?;
+    }
     if !tables.is_empty() {
         let started = Instant::now();
         report.initial = catalog::lock_holders(conn, &tables, HOLDER_MIN_AGE_MS).await?;
@@ -180,6 +202,19 @@ mod tests {
             tables_of("CREATE TABLE t (id int, u int REFERENCES users);"),
             ["users"]
         );
+        assert!(
+            tables_of("CREATE TABLE t (id int);\nCREATE INDEX ON t (id);").is_empty(),
+            "nobody else holds locks on a table created in the same migration"
+        );
+        assert!(waits_for_snapshots(
+            &crate::sql::split("CREATE INDEX CONCURRENTLY i ON t (a);", &[]).unwrap()
+        ));
+        assert!(waits_for_snapshots(
+            &crate::sql::split("ALTER TABLE t VALIDATE CONSTRAINT c;", &[]).unwrap()
+        ));
+        assert!(!waits_for_snapshots(
+            &crate::sql::split("ALTER TABLE t ADD COLUMN c int;", &[]).unwrap()
+        ));
         assert!(tables_of("SELECT 1;").is_empty());
     }
 

@@ -20,6 +20,7 @@
 //! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
 
 pub mod lint;
+pub mod monitor;
 
 use std::io::IsTerminal;
 
@@ -280,4 +281,20 @@ pub fn confirm(question: &str) -> Option<bool> {
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
+}
+
+/// True when stdout is a terminal (live screens redraw in place there).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// Shows a full screen on stdout: redrawn in place on a terminal, one
+/// after the other (separated by a blank line) otherwise.
+pub fn screen(text: &str, redraw: bool) {
+    if redraw {
+        print!("\x1b[H\x1b[2J{text}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    } else {
+        println!("{text}");
+    }
 }

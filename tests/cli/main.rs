@@ -17,6 +17,7 @@ mod init_new;
 mod lint;
 mod local;
 mod lock_timeout;
+mod monitor;
 mod nontransactional;
 mod preflight;
 mod repair;
