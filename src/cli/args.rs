@@ -57,12 +57,10 @@ impl Ctx {
         })
     }
 
-    /// Prints engine progress to stderr.
+    /// Prints engine progress to stderr, with a live status line on a
+    /// terminal.
     pub fn observer(&self) -> impl FnMut(strata::engine::Progress) + '_ {
-        move |p| {
-            if let Some(line) = strata::report::progress(&p, &self.style) {
-                strata::report::err(&line);
-            }
-        }
+        let mut live = strata::report::Live::new(&self.style);
+        move |p| live.handle(&p)
     }
 }

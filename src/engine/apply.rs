@@ -77,9 +77,6 @@ pub struct Timeouts {
     pub budget: Duration,
     /// `statement_timeout` for DDL.
     pub statement: Option<Duration>,
-    /// How long other sessions may queue behind a waiting statement before
-    /// the watchdog cancels it; `None` turns the watchdog off.
-    pub watchdog: Option<Duration>,
 }
 
 impl Timeouts {
@@ -172,44 +169,84 @@ impl Runner<'_> {
                 .saturating_sub(retries.started.elapsed()),
         );
         let holders = self.lock_holders(stmt).await;
-        observer(Progress::Notice(format!(
-            "{}: statement {} {}; {holders}; retry {} in {} ms",
-            m.label(),
-            index + 1,
-            match error {
-                DbError::Server { message, .. }
-                    if message.starts_with("cancelled by the lock-queue watchdog") =>
-                    message.clone(),
-                _ => format!(
-                    "could not get its lock within lock_timeout ({} ms)",
-                    self.timeouts.lock.as_millis()
-                ),
-            },
+        observer(Progress::Retry {
             attempt,
-            pause.as_millis()
-        )));
+            message: format!(
+                "{}: statement {} {}; {holders}; retry {} in {} ms",
+                m.label(),
+                index + 1,
+                match error {
+                    DbError::Server { message, .. }
+                        if message.starts_with("cancelled by the watchdog") =>
+                        message.clone(),
+                    _ => format!(
+                        "could not get its lock within lock_timeout ({} ms)",
+                        self.timeouts.lock.as_millis()
+                    ),
+                },
+                attempt,
+                pause.as_millis()
+            ),
+        });
         tokio::time::sleep(pause).await;
         true
     }
 
-    /// Runs one statement of a migration under the watchdog. A watchdog
-    /// cancellation comes back as lock_not_available (55P03), so the caller
-    /// retries it exactly like a lock timeout.
-    async fn execute_statement(&self, sql: &str) -> Result<(), DbError> {
+    /// Runs one statement of a migration under the watchdog, reporting
+    /// which statement runs and, for index builds, how far it got. A
+    /// watchdog cancellation comes back as lock_not_available (55P03), so
+    /// the caller retries it exactly like a lock timeout.
+    async fn execute_statement(
+        &self,
+        m: &Migration,
+        index: usize,
+        total: usize,
+        stmt: &Statement,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), DbError> {
+        observer(Progress::Statement {
+            label: m.label(),
+            index: index + 1,
+            total,
+            summary: stmt
+                .sql
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with("--"))
+                .unwrap_or("")
+                .chars()
+                .take(100)
+                .collect(),
+        });
         let Some(watchdog) = &self.watchdog else {
-            return self.conn.batch(sql).await;
+            return self.conn.batch(&stmt.sql).await;
         };
-        watchdog.arm();
-        let result = self.conn.batch(sql).await;
-        let fired = watchdog.disarm();
-        match (result, fired) {
-            (Err(e), Some(blocked)) if e.code() == Some("57014") => Err(DbError::Server {
+        let index_build = stmt
+            .nodes
+            .first()
+            .and_then(|n| n.node.as_ref())
+            .is_some_and(|n| matches!(n, NodeEnum::IndexStmt(_) | NodeEnum::ReindexStmt(_)));
+        watchdog.arm(index_build);
+        let run = self.conn.batch(&stmt.sql);
+        tokio::pin!(run);
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last: Option<crate::db::activity::IndexBuild> = None;
+        let result = loop {
+            tokio::select! {
+                result = &mut run => break result,
+                _ = tick.tick(), if index_build => {
+                    if let Some(sample) = watchdog.progress().filter(|s| last.as_ref() != Some(s)) {
+                        last = Some(sample.clone());
+                        observer(Progress::IndexBuild(sample));
+                    }
+                }
+            }
+        };
+        match (result, watchdog.disarm()) {
+            (Err(e), Some(reason)) if e.code() == Some("57014") => Err(DbError::Server {
                 severity: "ERROR".into(),
                 code: "55P03".into(),
-                message: format!(
-                    "cancelled by the lock-queue watchdog: {blocked} session(s) were queued behind this statement for longer than {} ms",
-                    self.timeouts.watchdog.map(|d| d.as_millis()).unwrap_or(0)
-                ),
+                message: format!("cancelled by the watchdog: {reason}"),
                 detail: None,
                 hint: None,
                 position: None,
@@ -318,7 +355,10 @@ impl Runner<'_> {
                     .batch(&format!("BEGIN; {}", self.local_settings()))
                     .await?;
                 for (i, stmt) in statements.iter().enumerate().skip(resume) {
-                    if let Err(error) = self.execute_statement(&stmt.sql).await {
+                    if let Err(error) = self
+                        .execute_statement(m, i, statements.len(), stmt, observer)
+                        .await
+                    {
                         let _ = self.conn.batch("ROLLBACK").await;
                         if self
                             .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
@@ -400,7 +440,8 @@ impl Runner<'_> {
                 } else if !in_user_tx {
                     self.conn.batch(&self.session_settings(stmt)).await?;
                 }
-                self.execute_statement(&stmt.sql).await?;
+                self.execute_statement(m, i, statements.len(), stmt, observer)
+                    .await?;
                 match stmt.transaction {
                     TransactionBehavior::Begin => {
                         in_user_tx = true;
@@ -541,7 +582,10 @@ impl Runner<'_> {
                 if !transactional {
                     self.conn.batch(&self.session_settings(stmt)).await?;
                 }
-                if let Err(error) = self.execute_statement(&stmt.sql).await {
+                if let Err(error) = self
+                    .execute_statement(m, i, statements.len(), stmt, observer)
+                    .await
+                {
                     let _ = self.conn.batch("ROLLBACK").await;
                     if transactional
                         && self

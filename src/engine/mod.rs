@@ -58,6 +58,27 @@ pub enum Progress {
     },
     /// Risk analysis of the migrations about to run.
     Findings(crate::lint::LintReport),
+    /// A statement's lock wait was cut short (lock_timeout or the
+    /// watchdog); it is retried after a pause.
+    Retry {
+        /// Retries of this migration so far.
+        attempt: u32,
+        /// What happened, who held the lock, and when the retry comes.
+        message: String,
+    },
+    /// A statement of a migration starts.
+    Statement {
+        /// `version_name`.
+        label: String,
+        /// 1-based statement number.
+        index: usize,
+        /// Statements in the migration.
+        total: usize,
+        /// The statement's first line.
+        summary: String,
+    },
+    /// A sample of the running index build's progress.
+    IndexBuild(crate::db::activity::IndexBuild),
     /// A migration finished.
     Finished {
         /// `version_name`.
@@ -469,10 +490,14 @@ async fn runner<'a>(
     history: &'a History,
     actor: &'a str,
 ) -> Result<Runner<'a>, EngineError> {
-    let watchdog = match project.config.watchdog {
-        Some(budget) => Some(watchdog::Watchdog::start(target, conn.pid(), budget).await?),
-        None => None,
+    // The watchdog also samples index-build progress, so it runs even when
+    // all its limits are off.
+    let limits = watchdog::Limits {
+        lock_queue: project.config.watchdog,
+        max_blocked: project.config.max_blocked_queries,
+        max_replication_lag: project.config.max_replication_lag,
     };
+    let watchdog = Some(watchdog::Watchdog::start(target, conn.pid(), limits).await?);
     Ok(Runner {
         watchdog,
         conn,
@@ -490,7 +515,6 @@ fn timeouts(project: &Project) -> apply::Timeouts {
         lock: project.config.lock_timeout,
         budget: project.config.lock_retry_budget,
         statement: project.config.statement_timeout,
-        watchdog: project.config.watchdog,
     }
 }
 

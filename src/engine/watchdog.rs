@@ -1,19 +1,39 @@
-//! The lock-queue watchdog.
+//! The watchdog: a second connection that watches our backend while a
+//! statement runs.
 //!
 //! `lock_timeout` bounds how long *our* statement waits for a lock, but the
-//! damage is done to the queries that queue *behind* it. A second
-//! connection watches our backend while a statement runs: when our backend
-//! waits for a lock and other sessions are blocked by it
-//! (`pg_blocking_pids`) for longer than the budget, it cancels our statement
-//! with `pg_cancel_backend`. The runner sees the cancellation (SQLSTATE
-//! 57014), knows the watchdog caused it, and retries like after a lock
-//! timeout.
+//! damage is done to the queries that queue *behind* it. The watchdog
+//! cancels our statement (`pg_cancel_backend`) when:
+//! - our backend waits for a lock and other sessions are blocked by it
+//!   (`pg_blocking_pids`) for longer than the budget (the lock-queue rule);
+//! - more application queries than `max_blocked_queries` are blocked behind
+//!   our backend, waiting or not (a long rewrite holding its lock);
+//! - a replica lags more than `max_replication_lag`.
+//!
+//! The runner sees the cancellation (SQLSTATE 57014), asks the watchdog
+//! why, and retries like after a lock timeout, within the retry budget.
+//!
+//! While armed for an index build, it also samples
+//! `pg_stat_progress_create_index` for our backend, which the runner turns
+//! into progress for the user.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::db::activity::{self, IndexBuild};
 use crate::db::{Connection, Target};
+
+/// What the watchdog enforces.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// How long other sessions may queue behind our *waiting* statement.
+    pub lock_queue: Option<Duration>,
+    /// How many sessions may be blocked behind our backend at once.
+    pub max_blocked: Option<u32>,
+    /// How far replicas may lag, in seconds.
+    pub max_replication_lag: Option<Duration>,
+}
 
 /// A running watchdog. Dropping it stops the task.
 pub struct Watchdog {
@@ -21,49 +41,61 @@ pub struct Watchdog {
     task: tokio::task::JoinHandle<()>,
 }
 
+#[derive(Default)]
 struct Shared {
     armed: AtomicBool,
-    fired: AtomicBool,
-    blocked: AtomicU32,
+    sample_progress: AtomicBool,
+    fired: Mutex<Option<String>>,
+    progress: Mutex<Option<IndexBuild>>,
 }
 
+/// How often the watchdog looks.
+const TICK: Duration = Duration::from_millis(20);
+/// How often it samples index-build progress and replication lag.
+const SLOW_TICK: Duration = Duration::from_millis(500);
+
 impl Watchdog {
-    /// Starts watching `pid` on its own connection. `budget` is how long
-    /// other sessions may queue behind our waiting statement.
+    /// Starts watching `pid` on its own connection.
     pub async fn start(
         target: &Target,
         pid: i32,
-        budget: Duration,
+        limits: Limits,
     ) -> Result<Watchdog, crate::db::DbError> {
         let conn = target
             .with_application_name("strata-watchdog")
             .connect()
             .await?;
-        let shared = Arc::new(Shared {
-            armed: AtomicBool::new(false),
-            fired: AtomicBool::new(false),
-            blocked: AtomicU32::new(0),
-        });
-        let task = tokio::spawn(watch(conn, pid, budget, shared.clone()));
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(watch(conn, pid, limits, shared.clone()));
         Ok(Watchdog { shared, task })
     }
 
-    /// Watch the statement that is about to run.
-    pub fn arm(&self) {
-        self.shared.fired.store(false, Ordering::SeqCst);
+    /// Watch the statement that is about to run; `index_build` turns on
+    /// progress sampling.
+    pub fn arm(&self, index_build: bool) {
+        *lock(&self.shared.fired) = None;
+        *lock(&self.shared.progress) = None;
+        self.shared
+            .sample_progress
+            .store(index_build, Ordering::SeqCst);
         self.shared.armed.store(true, Ordering::SeqCst);
     }
 
-    /// Stop watching; returns whether the watchdog cancelled the statement,
-    /// and how many sessions were queued behind it then.
-    pub fn disarm(&self) -> Option<u32> {
+    /// Stop watching; returns why the watchdog cancelled the statement, if
+    /// it did.
+    pub fn disarm(&self) -> Option<String> {
         self.shared.armed.store(false, Ordering::SeqCst);
-        if self.shared.fired.swap(false, Ordering::SeqCst) {
-            Some(self.shared.blocked.load(Ordering::SeqCst))
-        } else {
-            None
-        }
+        lock(&self.shared.fired).take()
     }
+
+    /// The latest progress sample of the running index build.
+    pub fn progress(&self) -> Option<IndexBuild> {
+        lock(&self.shared.progress).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for Watchdog {
@@ -72,43 +104,77 @@ impl Drop for Watchdog {
     }
 }
 
-async fn watch(conn: Connection, pid: i32, budget: Duration, shared: Arc<Shared>) {
+async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) {
     let mut blocking_since: Option<Instant> = None;
+    let mut last_slow = Instant::now();
     loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(TICK).await;
         if !shared.armed.load(Ordering::SeqCst) {
             blocking_since = None;
             continue;
         }
-        // Our backend waits for a lock, and this many sessions wait for us.
-        let row = conn
-            .query(
-                "SELECT coalesce((SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1), false),
-                        (SELECT count(*)::int FROM pg_stat_activity a
-                          WHERE a.pid <> $1 AND $1 = ANY(pg_blocking_pids(a.pid)))",
-                &[&pid],
-            )
-            .await;
-        let Ok(rows) = row else {
-            if conn.is_closed() {
-                return;
-            }
-            continue;
-        };
-        let (waiting, blocked): (bool, i32) = rows
-            .first()
-            .map(|r| (r.get(0), r.get(1)))
-            .unwrap_or((false, 0));
-        if !(waiting && blocked > 0) {
-            blocking_since = None;
-            continue;
+        if conn.is_closed() {
+            return;
         }
-        let since = *blocking_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= budget && shared.armed.load(Ordering::SeqCst) {
-            shared.blocked.store(blocked as u32, Ordering::SeqCst);
-            shared.fired.store(true, Ordering::SeqCst);
-            let _ = conn.query("SELECT pg_cancel_backend($1)", &[&pid]).await;
-            blocking_since = None;
+        let mut reason = None;
+        if limits.lock_queue.is_some() || limits.max_blocked.is_some() {
+            // Our backend waits for a lock, and this many sessions wait for us.
+            let row = conn
+                .query(
+                    "SELECT coalesce((SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1), false),
+                            (SELECT count(*)::int FROM pg_stat_activity a
+                              WHERE a.pid <> $1 AND $1 = ANY(pg_blocking_pids(a.pid)))",
+                    &[&pid],
+                )
+                .await;
+            let (waiting, blocked): (bool, i32) = match row.ok().as_ref().and_then(|r| r.first()) {
+                Some(r) => (r.get(0), r.get(1)),
+                None => continue,
+            };
+            if let Some(max) = limits.max_blocked {
+                if blocked > max as i32 {
+                    reason = Some(format!(
+                        "{blocked} application queries were blocked behind this statement (max_blocked_queries = {max})"
+                    ));
+                }
+            }
+            match limits.lock_queue {
+                Some(budget) if waiting && blocked > 0 => {
+                    let since = *blocking_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= budget && reason.is_none() {
+                        reason = Some(format!(
+                            "{blocked} session(s) were queued behind this statement for longer than {} ms",
+                            budget.as_millis()
+                        ));
+                    }
+                }
+                _ => blocking_since = None,
+            }
+        }
+        if last_slow.elapsed() >= SLOW_TICK {
+            last_slow = Instant::now();
+            if shared.sample_progress.load(Ordering::SeqCst) {
+                if let Ok(builds) = activity::index_builds(&conn, Some(pid)).await {
+                    *lock(&shared.progress) = builds.into_iter().next();
+                }
+            }
+            if let (Some(max), None) = (limits.max_replication_lag, &reason) {
+                if let Ok(Some(lag)) = activity::max_replication_lag(&conn).await {
+                    if lag > max.as_secs_f64() {
+                        reason = Some(format!(
+                            "a replica lags {lag:.1} s behind (max_replication_lag = {} s)",
+                            max.as_secs_f64()
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(reason) = reason {
+            if shared.armed.load(Ordering::SeqCst) {
+                *lock(&shared.fired) = Some(reason);
+                let _ = conn.query("SELECT pg_cancel_backend($1)", &[&pid]).await;
+                blocking_since = None;
+            }
         }
     }
 }

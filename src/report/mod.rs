@@ -20,7 +20,10 @@
 //! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
 
 pub mod lint;
+mod live;
 pub mod monitor;
+
+pub use live::Live;
 
 use std::io::IsTerminal;
 
@@ -150,6 +153,14 @@ pub fn progress(p: &Progress, style: &Style) -> Option<String> {
             text
         }
         Progress::Notice(text) => format!("{} {text}", style.paint("36", "note:")),
+        Progress::Retry { message, .. } => format!("{} {message}", style.paint("33", "retry:")),
+        // Shown by the status line on a terminal (see `Live`).
+        Progress::Statement { .. } => return None,
+        Progress::IndexBuild(b) => format!(
+            "{} {}",
+            style.paint("36", "progress:"),
+            monitor::index_build(b)
+        ),
         Progress::Started {
             label,
             direction,

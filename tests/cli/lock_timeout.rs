@@ -141,9 +141,7 @@ async fn the_watchdog_cancels_a_waiting_statement_that_application_queries_queue
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(
-        all.contains(
-            "cancelled by the lock-queue watchdog: 1 session(s) were queued behind this statement"
-        ),
+        all.contains("cancelled by the watchdog: 1 session(s) were queued behind this statement"),
         "{all}"
     );
     assert_eq!(

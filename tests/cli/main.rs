@@ -24,4 +24,5 @@ mod repair;
 mod safe_rewrites;
 mod status;
 mod up;
+mod up_monitoring;
 mod validate;
