@@ -97,6 +97,10 @@ pub struct FileConfig {
     /// Pause between statements while a replica lags more than this
     /// (default: off), e.g. `30s`.
     pub max_replication_lag: Option<String>,
+    /// How many times a CREATE INDEX CONCURRENTLY that failed transiently
+    /// (deadlock, serialization failure) is rebuilt within one run, after
+    /// its invalid index is dropped (default 2).
+    pub index_build_retries: Option<u32>,
     /// Lint settings.
     pub lint: Option<LintFileConfig>,
 }
@@ -216,6 +220,8 @@ pub struct Config {
     pub max_blocked_queries: Option<u32>,
     /// See [`FileConfig::max_replication_lag`].
     pub max_replication_lag: Option<Duration>,
+    /// See [`FileConfig::index_build_retries`].
+    pub index_build_retries: u32,
 }
 
 impl Config {
@@ -371,6 +377,7 @@ impl Config {
             preflight_wait,
             max_blocked_queries: file.max_blocked_queries.filter(|n| *n > 0),
             max_replication_lag,
+            index_build_retries: file.index_build_retries.unwrap_or(2),
             safe_rewrites: file.safe_rewrites.unwrap_or(false),
             lint,
             project_dir,
@@ -562,6 +569,12 @@ backup_dir = ".strata/backups"
 # that hold locks on its tables, then warn and go on (lock_timeout keeps
 # Strata from queueing behind them).
 preflight_wait = "10s"
+
+# A CREATE INDEX CONCURRENTLY that fails leaves an INVALID index: Strata drops
+# it (concurrently) and, after a deadlock or serialization failure, builds it
+# again up to this many times within the run. Reruns always drop a leftover
+# invalid index before building.
+index_build_retries = 2
 
 # Live limits while a migration runs (off by default): cancel the running
 # statement and retry it later when more application queries than this are

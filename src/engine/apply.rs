@@ -59,6 +59,21 @@ pub struct Runner<'a> {
     pub(super) wait: Duration,
     pub(super) timeouts: Timeouts,
     pub(super) watchdog: Option<super::watchdog::Watchdog>,
+    /// Extra attempts for a CONCURRENTLY build that failed transiently.
+    pub(super) index_build_attempts: u32,
+}
+
+/// Where a migration starts: statement `at` (0-based), after an earlier
+/// attempt whose backend was `pid`; `interrupted` when an earlier attempt
+/// of this migration failed or was killed (its row is not `applied`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resume {
+    /// The first statement to run.
+    pub at: usize,
+    /// The backend of the interrupted attempt, to wait for.
+    pub pid: Option<i32>,
+    /// An earlier attempt did not finish.
+    pub interrupted: bool,
 }
 
 /// Retry state of one migration: when it started and how many lock
@@ -304,16 +319,16 @@ impl Runner<'_> {
         }
     }
 
-    /// Applies `m` from statement `resume` on. Returns the duration in ms.
+    /// Applies `m` from statement `from.at` on. Returns the duration in ms.
     pub async fn up(
         &self,
         m: &Migration,
         statements: &[Statement],
-        resume: usize,
-        resumed_pid: Option<i32>,
+        from: Resume,
         rewrites: &[String],
         observer: &mut dyn FnMut(Progress),
     ) -> Result<i64, EngineError> {
+        let (resume, resumed_pid) = (from.at, from.pid);
         let mode = mode(&m.up, statements);
         for note in rewrites {
             observer(Progress::Notice(format!(
@@ -417,20 +432,24 @@ impl Runner<'_> {
         // The statement after the last committed one: where a retry restarts.
         let mut last_safe = resume;
         let mut i = resume;
-        let mut checked_index = resume > 0;
+        // Before each CONCURRENTLY build, an INVALID index of the same name
+        // (left by a failed, cancelled or killed build) is dropped; a VALID
+        // one is skipped only where an interrupted attempt may have built it.
+        let mut may_skip_built = from.interrupted;
+        // Extra attempts used on CONCURRENTLY builds that failed transiently.
+        let mut builds = 0u32;
         while i < statements.len() {
             let stmt = &statements[i];
-            if checked_index && self.index_already_built(stmt, observer).await? {
+            let may_skip = std::mem::replace(&mut may_skip_built, false);
+            if self.index_already_built(stmt, may_skip, observer).await? {
                 let sum = done_checksum(statements, i + 1);
                 self.conn
                     .execute_prepared(&self.progress, &[&((i + 1) as i32), &sum, &kind, &version])
                     .await?;
                 last_safe = i + 1;
                 i += 1;
-                checked_index = false;
                 continue;
             }
-            checked_index = false;
             let wrap = !as_written && stmt.transaction == TransactionBehavior::Any;
             let result = async {
                 if wrap {
@@ -487,11 +506,26 @@ impl Runner<'_> {
                         // cancelled CREATE INDEX CONCURRENTLY may have left an
                         // invalid index to clean up first.
                         i = last_safe;
-                        checked_index = true;
+                        may_skip_built = true;
                         continue;
                     }
                     // Never leave an INVALID index behind: it slows every write.
                     self.drop_invalid_index(stmt, observer).await;
+                    if concurrent_index_name(stmt).is_some()
+                        && is_transient(&error)
+                        && builds < self.index_build_attempts
+                        && i == last_safe
+                    {
+                        builds += 1;
+                        observer(Progress::Notice(format!(
+                            "{}: statement {} failed ({error}); building the index again (attempt {} of {})",
+                            m.label(),
+                            i + 1,
+                            builds + 1,
+                            self.index_build_attempts + 1
+                        )));
+                        continue;
+                    }
                     let note = format!(
                         "; statements 1 to {last_safe} are applied and recorded; fix the cause and run `strata up` to resume at statement {}",
                         last_safe + 1
@@ -747,6 +781,7 @@ impl Runner<'_> {
     async fn index_already_built(
         &self,
         stmt: &Statement,
+        may_skip: bool,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<bool, EngineError> {
         let Some(qualified) = concurrent_index_name(stmt) else {
@@ -761,6 +796,7 @@ impl Runner<'_> {
             .await?
             .map(|r| r.get(0));
         match valid {
+            Some(true) if !may_skip => Ok(false),
             Some(true) => {
                 observer(Progress::Notice(format!(
                     "index {qualified} was already built by the interrupted run; skipping"
@@ -779,6 +815,14 @@ impl Runner<'_> {
             None => Ok(false),
         }
     }
+}
+
+/// Errors after which the same statement may well succeed: deadlocks and
+/// serialization failures (a CONCURRENTLY build can deadlock with another
+/// session's lock upgrade). A unique violation or a cancellation by a
+/// person is not one of them.
+fn is_transient(error: &DbError) -> bool {
+    matches!(error.code(), Some("40P01" | "40001"))
 }
 
 /// The quoted, schema-qualified name of the index a `CREATE INDEX
@@ -800,4 +844,48 @@ fn concurrent_index_name(stmt: &Statement) -> Option<String> {
     } else {
         format!("{}.{}", quote_ident(&schema), quote_ident(&index.idxname))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: &str) -> DbError {
+        DbError::Server {
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: String::new(),
+            detail: None,
+            hint: None,
+            position: None,
+        }
+    }
+
+    #[test]
+    fn only_deadlocks_and_serialization_failures_rebuild_an_index() {
+        assert!(is_transient(&server_error("40P01")));
+        assert!(is_transient(&server_error("40001")));
+        assert!(
+            !is_transient(&server_error("23505")),
+            "duplicates need fixing first"
+        );
+        assert!(
+            !is_transient(&server_error("57014")),
+            "a person cancelled it"
+        );
+    }
+
+    #[test]
+    fn names_the_index_a_concurrent_build_creates() {
+        let stmts = sql::split(
+            "CREATE INDEX CONCURRENTLY i ON app.t (a);\nCREATE INDEX j ON t (a);\nCREATE INDEX CONCURRENTLY \"Odd\" ON t (a);",
+            &[],
+        )
+        .unwrap();
+        let names: Vec<Option<String>> = stmts.iter().map(concurrent_index_name).collect();
+        assert_eq!(
+            names,
+            [Some("\"app\".\"i\"".into()), None, Some("\"Odd\"".into())]
+        );
+    }
 }

@@ -296,8 +296,7 @@ struct Step<'a> {
     /// transaction.
     migration: std::borrow::Cow<'a, Migration>,
     statements: Vec<Statement>,
-    resume: usize,
-    resumed_pid: Option<i32>,
+    resume: apply::Resume,
     /// Safe rewrites applied, one description each.
     rewrites: Vec<String>,
     /// What to back up before the step runs.
@@ -318,7 +317,7 @@ fn parse_up_steps<'a>(
                 .iter()
                 .find(|s| s.index == Some(i))
                 .and_then(|s| s.row.as_ref());
-            let (resume, resumed_pid) = match row.filter(|r| r.state != "applied") {
+            let resume = match row.filter(|r| r.state != "applied") {
                 Some(r) => {
                     let done = r.statements_done.max(0) as usize;
                     if done > statements.len()
@@ -331,15 +330,18 @@ fn parse_up_steps<'a>(
                             total: statements.len(),
                         });
                     }
-                    (done, r.backend_pid)
+                    apply::Resume {
+                        at: done,
+                        pid: r.backend_pid,
+                        interrupted: true,
+                    }
                 }
-                None => (0, None),
+                None => apply::Resume::default(),
             };
             Ok(Step {
                 migration,
                 statements,
                 resume,
-                resumed_pid,
                 rewrites,
                 backup: backups.remove(&i),
             })
@@ -394,8 +396,7 @@ fn parse_down_steps<'a>(
                 migration: std::borrow::Cow::Borrowed(m),
                 rewrites: Vec::new(),
                 statements: apply::parse(script)?,
-                resume: 0,
-                resumed_pid: None,
+                resume: apply::Resume::default(),
                 backup: backups.remove(&i),
             })
         })
@@ -507,6 +508,7 @@ async fn runner<'a>(
         progress: conn.prepare(&history.progress_sql()).await?,
         wait: project.config.lock_wait,
         timeouts: timeouts(project),
+        index_build_attempts: project.config.index_build_retries,
     })
 }
 
@@ -539,7 +541,7 @@ async fn run_steps(
     let mut report = RunReport::default();
     for (n, step) in steps.iter().enumerate() {
         let m: &Migration = &step.migration;
-        let pending = &step.statements[step.resume.min(step.statements.len())..];
+        let pending = &step.statements[step.resume.at.min(step.statements.len())..];
         let checked =
             preflight::check(conn, pending, project.config.preflight_wait, n == 0).await?;
         if let Some(line) = preflight::describe(&checked) {
@@ -573,14 +575,7 @@ async fn run_steps(
         let ms = match direction {
             Direction::Up => {
                 runner
-                    .up(
-                        m,
-                        &step.statements,
-                        step.resume,
-                        step.resumed_pid,
-                        &step.rewrites,
-                        observer,
-                    )
+                    .up(m, &step.statements, step.resume, &step.rewrites, observer)
                     .await?
             }
             Direction::Down => runner.down(m, &step.statements, observer).await?,
@@ -623,7 +618,7 @@ fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>])
             out.push_str(&format!("-- safe rewrite, {note}\n"));
         }
         out.push_str(&dry_run_backup(step));
-        let body: Vec<&Statement> = step.statements.iter().skip(step.resume).collect();
+        let body: Vec<&Statement> = step.statements.iter().skip(step.resume.at).collect();
         match mode {
             Mode::Transaction => {
                 out.push_str(&format!(

@@ -64,3 +64,146 @@ async fn killed_run_resumes_at_the_interrupted_statement() {
     assert!(db.has_table("first").await && db.has_table("third").await);
     assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
 }
+
+/// Waits until `sql` (run on `db`) returns `want`, for at most 30 s.
+async fn wait_for(db: &TestDb, sql: &str, want: &str) {
+    let started = Instant::now();
+    loop {
+        if db.column(sql).await.first().map(String::as_str) == Some(want) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {sql} = {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn killed_during_lock_retries_leaves_nothing_half_done() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_t.up.sql", "CREATE TABLE t (id int);\n");
+    expect_code(&project.run(&db, &["up"]), 0);
+    // Statement 1 commits on its own; statement 2 keeps retrying its lock.
+    project.write(
+        "2_two.up.sql",
+        "-- strata:no-transaction\nCREATE TABLE audit (id int);\nALTER TABLE t ADD COLUMN note text;\n",
+    );
+    std::fs::write(
+        project.path().join("strata.toml"),
+        "preflight_wait = \"0s\"\n",
+    )
+    .unwrap();
+    let blocker = db.connect().await;
+    blocker.batch("BEGIN; SELECT * FROM t;").await.unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(project.path())
+        .args(["--database-url", &db.url, "up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed while it retries statement 2.
+    wait_for(
+        &db,
+        "SELECT count(*)::text FROM strata_events WHERE action = 'up' AND NOT success",
+        "0",
+    )
+    .await;
+    wait_for(
+        &db,
+        "SELECT coalesce(max(statements_done), 0)::text FROM strata_migrations WHERE version = '2'",
+        "1",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM information_schema.columns WHERE table_name = 't' AND column_name = 'note'").await,
+        ["0"],
+        "the statement that was retrying never ran"
+    );
+    blocker.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(out.contains("resuming at statement 2 of 2"), "{out}");
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM information_schema.columns WHERE table_name = 't' AND column_name = 'note'").await,
+        ["1"]
+    );
+    assert_eq!(
+        db.history().await,
+        [
+            ("1".to_owned(), "applied".to_owned()),
+            ("2".to_owned(), "applied".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn killed_during_a_concurrent_index_build_leaves_no_invalid_index_after_the_rerun() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write(
+        "1_t.up.sql",
+        "CREATE TABLE big (id bigint, payload text);\n",
+    );
+    expect_code(&project.run(&db, &["up"]), 0);
+    db.connect()
+        .await
+        .batch("INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 1500000) g")
+        .await
+        .unwrap();
+    project.write(
+        "2_idx.up.sql",
+        "CREATE INDEX CONCURRENTLY big_payload_idx ON big (payload);\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(project.path())
+        .args(["--database-url", &db.url, "up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed in the middle of the build.
+    wait_for(
+        &db,
+        "SELECT (count(*) > 0)::text FROM pg_stat_progress_create_index WHERE phase LIKE 'building index%'",
+        "true",
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The server aborts the orphaned build (client_connection_check_interval)
+    // and leaves the index INVALID.
+    wait_for(
+        &db,
+        "SELECT count(*)::text FROM pg_stat_progress_create_index",
+        "0",
+    )
+    .await;
+    let invalid = db
+        .column("SELECT count(*)::text FROM pg_index WHERE NOT indisvalid AND indexrelid = to_regclass('big_payload_idx')")
+        .await;
+    assert_eq!(
+        invalid,
+        ["1"],
+        "a killed CONCURRENTLY build leaves an invalid index"
+    );
+
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(out.contains("dropping invalid index"), "{out}");
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM pg_index WHERE NOT indisvalid")
+            .await,
+        ["0"],
+        "no invalid index is left"
+    );
+    assert_eq!(
+        db.column("SELECT indisvalid::text FROM pg_index WHERE indexrelid = to_regclass('big_payload_idx')").await,
+        ["true"]
+    );
+    assert_eq!(db.history().await.last().unwrap().1, "applied");
+}
