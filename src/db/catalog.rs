@@ -109,7 +109,7 @@ pub async fn qualified_tables(
 
 /// Another session that holds a lock on one of the tables a migration
 /// needs, inside a transaction that has been open for a while or sits idle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LockHolder {
     /// Backend pid.
     pub pid: i32,
@@ -119,6 +119,9 @@ pub struct LockHolder {
     pub state: String,
     /// Seconds since its transaction began.
     pub xact_secs: i64,
+    /// When its transaction began (epoch seconds): with `pid`, identifies
+    /// the transaction.
+    pub xact_start: f64,
     /// The tables it holds locks on, of those asked about.
     pub tables: Vec<String>,
     /// Its current or last query, shortened.
@@ -137,7 +140,8 @@ pub async fn lock_holders(
             "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
                     coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
                     array_agg(DISTINCT c.relname::text ORDER BY c.relname::text),
-                    coalesce(left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100), '')
+                    coalesce(left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100), ''),
+                    extract(epoch FROM a.xact_start)::float8
              FROM pg_locks l
              JOIN pg_stat_activity a ON a.pid = l.pid
              JOIN pg_class c ON c.oid = l.relation
@@ -161,6 +165,7 @@ pub async fn lock_holders(
             xact_secs: r.get(3),
             tables: r.get(4),
             query: r.get(5),
+            xact_start: r.get(6),
         })
         .collect())
 }

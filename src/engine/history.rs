@@ -55,7 +55,7 @@ pub struct AppliedRow {
 
 /// What an event records.
 pub struct Event<'a> {
-    /// up, down, baseline, repair, resume.
+    /// up, down, baseline, repair, resume, backup, restore.
     pub action: &'a str,
     /// The migration, if the event is about one.
     pub migration: Option<&'a Migration>,

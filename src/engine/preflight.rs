@@ -38,7 +38,7 @@ pub struct Preflight {
 
 /// How old a lock holder's transaction must be to count: younger ones are
 /// ordinary application traffic that finishes in milliseconds.
-const HOLDER_MIN_AGE_MS: i64 = 1_000;
+const HOLDER_MIN_AGE_MS: i64 = 200;
 /// Transactions older than this are reported wherever they are.
 const LONG_TRANSACTION_SECS: i64 = 60;
 
@@ -117,9 +117,13 @@ pub async fn check(
         let started = Instant::now();
         report.initial = catalog::lock_holders(conn, &tables, HOLDER_MIN_AGE_MS).await?;
         report.remaining = report.initial.clone();
+        // Wait for the transactions seen now, not for whichever come later:
+        // a stream of new ones must not keep pre-flight waiting.
+        let same = |a: &LockHolder, b: &LockHolder| a.pid == b.pid && a.xact_start == b.xact_start;
         while !report.remaining.is_empty() && started.elapsed() < wait {
-            tokio::time::sleep(Duration::from_millis(200).min(wait)).await;
-            report.remaining = catalog::lock_holders(conn, &tables, HOLDER_MIN_AGE_MS).await?;
+            tokio::time::sleep(Duration::from_millis(100).min(wait)).await;
+            let now = catalog::lock_holders(conn, &tables, 0).await?;
+            report.remaining.retain(|h| now.iter().any(|n| same(h, n)));
         }
         if !report.initial.is_empty() {
             report.waited = started.elapsed();
@@ -225,6 +229,7 @@ mod tests {
             application: "app".into(),
             state: "idle in transaction".into(),
             xact_secs: 30,
+            xact_start: 0.0,
             tables: vec!["users".into()],
             query: "SELECT 1".into(),
         };
