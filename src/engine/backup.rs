@@ -69,12 +69,30 @@ pub struct Backup {
 /// What each migration at `indexes` needs backed up under the configured
 /// policy, going up or (with `down`) reverting it. One analysis pass covers
 /// all of them, so planning stays linear in the size of the directory.
-pub fn needs(project: &Project, indexes: &[usize], down: bool) -> HashMap<usize, Need> {
+/// `analysed` is the risk analysis of the same migrations going up, when
+/// the caller has it: with no rules disabled or overridden it holds every
+/// data-loss finding, and the pass is saved.
+pub fn needs(
+    project: &Project,
+    indexes: &[usize],
+    down: bool,
+    analysed: Option<&crate::lint::LintReport>,
+) -> HashMap<usize, Need> {
     let policy = project.config.backup;
     if policy == BackupPolicy::Never || indexes.is_empty() {
         return HashMap::new();
     }
-    let mut found = data_loss(&project.config, &project.migrations, indexes, down);
+    let lint = &project.config.lint;
+    let reusable =
+        analysed.filter(|_| !down && lint.disabled.is_empty() && lint.risk_overrides.is_empty());
+    let mut found = match reusable {
+        Some(report) => collect(by_migration(
+            &project.migrations,
+            indexes,
+            report.findings.iter().cloned(),
+        )),
+        None => data_loss(&project.config, &project.migrations, indexes, down),
+    };
     if policy == BackupPolicy::Always {
         for &i in indexes {
             found.entry(i).or_insert_with(|| Need {
@@ -116,17 +134,28 @@ fn data_loss(
     } else {
         let which: HashSet<usize> = indexes.iter().copied().collect();
         let report = crate::lint::lint_migrations(migrations, &which, &opts);
-        let by_path: HashMap<&Path, usize> = indexes
-            .iter()
-            .map(|&i| (migrations[i].up.path.as_path(), i))
-            .collect();
-        findings.extend(
-            report
-                .findings
-                .into_iter()
-                .filter_map(|f| Some((*by_path.get(f.file.as_path())?, f))),
-        );
+        findings = by_migration(migrations, indexes, report.findings.into_iter());
     }
+    collect(findings)
+}
+
+/// Findings paired with the index of the migration whose up script they are in.
+fn by_migration(
+    migrations: &[Migration],
+    indexes: &[usize],
+    findings: impl Iterator<Item = crate::lint::Finding>,
+) -> Vec<(usize, crate::lint::Finding)> {
+    let by_path: HashMap<&Path, usize> = indexes
+        .iter()
+        .map(|&i| (migrations[i].up.path.as_path(), i))
+        .collect();
+    findings
+        .filter_map(|f| Some((*by_path.get(f.file.as_path())?, f)))
+        .collect()
+}
+
+/// Groups data-loss findings into one [`Need`] per migration.
+fn collect(findings: Vec<(usize, crate::lint::Finding)>) -> HashMap<usize, Need> {
     let mut out: HashMap<usize, (Need, BTreeSet<&'static str>)> = HashMap::new();
     for (i, f) in findings
         .into_iter()
@@ -427,7 +456,7 @@ mod tests {
     }
 
     fn need(p: &Project, i: usize, down: bool) -> Option<Need> {
-        needs(p, &[i], down).remove(&i)
+        needs(p, &[i], down, None).remove(&i)
     }
 
     const FILES: &[(&str, &str)] = &[
@@ -492,6 +521,17 @@ mod tests {
     fn unnamed_objects_widen_to_the_whole_database() {
         let (_d, p) = project(FILES, "auto");
         assert!(need(&p, 4, false).unwrap().whole_database);
+    }
+
+    #[test]
+    fn reuses_the_risk_analysis_when_nothing_is_disabled() {
+        let (_d, p) = project(FILES, "auto");
+        let opts = crate::engine::analyze::options(&p.config);
+        let report = crate::lint::lint_migrations(&p.migrations, &HashSet::from([2, 4]), &opts);
+        assert_eq!(
+            needs(&p, &[2, 4], false, Some(&report)),
+            needs(&p, &[2, 4], false, None)
+        );
     }
 
     #[test]

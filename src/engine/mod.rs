@@ -307,8 +307,9 @@ fn parse_up_steps<'a>(
     project: &'a Project,
     statuses: &[MigrationStatus],
     plan: &[usize],
+    analysed: Option<&crate::lint::LintReport>,
 ) -> Result<Vec<Step<'a>>, EngineError> {
-    let mut backups = backup::needs(project, plan, false);
+    let mut backups = backup::needs(project, plan, false, analysed);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
@@ -384,7 +385,7 @@ fn parse_down_steps<'a>(
     project: &'a Project,
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
-    let mut backups = backup::needs(project, plan, true);
+    let mut backups = backup::needs(project, plan, true, None);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
@@ -432,10 +433,10 @@ pub async fn up(
         &history.read(&conn).await?,
     );
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
+    let findings = analyze(project, Some(&conn), &plan).await?;
     // Parse everything before taking the lock: bad SQL must fail before
     // anything runs.
-    let steps = parse_up_steps(project, &statuses, &plan)?;
-    let findings = analyze(project, Some(&conn), &plan).await?;
+    let steps = parse_up_steps(project, &statuses, &plan, Some(&findings))?;
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
         Some(t) => findings.active().filter(|f| f.risk >= t).count(),
@@ -463,13 +464,19 @@ pub async fn up(
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
     // Check again under the lock: another runner may have done the work.
-    let statuses = plan::statuses(
+    let statuses_now = plan::statuses(
         project.format,
         &project.migrations,
         &history.read(&conn).await?,
     );
-    let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
-    let steps = parse_up_steps(project, &statuses, &plan)?;
+    let plan_now = plan::plan_up(&project.migrations, &statuses_now, &rules)?;
+    // Usually nothing changed while we waited for the lock; then the steps
+    // parsed above stand.
+    let steps = if plan_now == plan && same_rows(&statuses, &statuses_now, &plan) {
+        steps
+    } else {
+        parse_up_steps(project, &statuses_now, &plan_now, None)?
+    };
     let report = run_steps(
         project,
         target,
@@ -482,6 +489,26 @@ pub async fn up(
     .await;
     lock.release().await?;
     report
+}
+
+/// True when the planned migrations have the same history rows in both
+/// readings (nobody applied or resumed them in between).
+fn same_rows(before: &[MigrationStatus], after: &[MigrationStatus], plan: &[usize]) -> bool {
+    let key = |statuses: &[MigrationStatus], i: usize| {
+        statuses
+            .iter()
+            .find(|s| s.index == Some(i))
+            .and_then(|s| s.row.as_ref())
+            .map(|r| {
+                (
+                    r.state.clone(),
+                    r.statements_done,
+                    r.done_checksum.clone(),
+                    r.backend_pid,
+                )
+            })
+    };
+    plan.iter().all(|&i| key(before, i) == key(after, i))
 }
 
 async fn runner<'a>(
@@ -829,7 +856,7 @@ pub async fn redo(
     .await?;
     if dry_run {
         let sql = report.dry_run_sql.take().unwrap_or_default();
-        let steps = parse_up_steps(project, &[], &[last])?;
+        let steps = parse_up_steps(project, &[], &[last], None)?;
         report.dry_run_sql = Some(format!(
             "{sql}{}",
             dry_run_up(&history, &timeouts(project), &steps)
