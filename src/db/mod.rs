@@ -106,8 +106,14 @@ impl Target {
     /// Which server this is, whatever the database and user: hosts and
     /// ports. Keys caches of per-server measurements.
     pub fn server_key(&self) -> String {
+        let (hosts, ports) = self.hosts_and_ports();
+        format!("{}:{}", hosts.join(","), ports.join(","))
+    }
+
+    /// The hosts (names or socket directories) and ports, as libpq writes them.
+    fn hosts_and_ports(&self) -> (Vec<String>, Vec<String>) {
         use tokio_postgres::config::Host;
-        let hosts: Vec<String> = self
+        let hosts = self
             .config
             .get_hosts()
             .iter()
@@ -116,13 +122,13 @@ impl Target {
                 Host::Unix(path) => path.display().to_string(),
             })
             .collect();
-        let ports: Vec<String> = self
+        let ports = self
             .config
             .get_ports()
             .iter()
             .map(|p| p.to_string())
             .collect();
-        format!("{}:{}", hosts.join(","), ports.join(","))
+        (hosts, ports)
     }
 
     /// The target as libpq environment variables (`PGHOST`, `PGPORT`,
@@ -130,22 +136,7 @@ impl Target {
     /// tools such as `pg_dump`. Handing them over in the environment keeps
     /// the password out of the process list, where an argument would show.
     pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
-        use tokio_postgres::config::Host;
-        let hosts: Vec<String> = self
-            .config
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                Host::Tcp(name) => name.clone(),
-                Host::Unix(path) => path.display().to_string(),
-            })
-            .collect();
-        let ports: Vec<String> = self
-            .config
-            .get_ports()
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let (hosts, ports) = self.hosts_and_ports();
         let mut env = vec![("PGHOST", hosts.join(","))];
         if !ports.is_empty() {
             env.push(("PGPORT", ports.join(",")));

@@ -67,19 +67,20 @@ impl Binaries {
     }
 }
 
-fn major_version(postgres: &Path) -> Result<u32, LocalPgError> {
-    let out = Command::new(postgres)
+/// The major version a PostgreSQL program prints with `--version`.
+pub(super) fn major_version(program: &Path) -> Result<u32, LocalPgError> {
+    let out = Command::new(program)
         .arg("--version")
         .output()
-        .map_err(|e| LocalPgError::io(format!("cannot run {}", postgres.display()), e))?;
+        .map_err(|e| LocalPgError::io(format!("cannot run {}", program.display()), e))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", "pg_dump (PostgreSQL) 15.18 ..."
     text.split_whitespace()
         .nth(2)
         .and_then(|v| v.split('.').next())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| LocalPgError::Failed {
-            step: format!("{} --version", postgres.display()),
+            step: format!("{} --version", program.display()),
             output: text.into_owned(),
         })
 }

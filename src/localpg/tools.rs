@@ -68,7 +68,7 @@ impl ClientTools {
     /// The major version of `pg_dump`, so that the caller can refuse a
     /// pg_dump older than the server before it starts.
     pub fn pg_dump_major(&self) -> Result<u32, LocalPgError> {
-        tool_major(&self.pg_dump)
+        super::binaries::major_version(&self.pg_dump)
     }
 
     /// Dumps `scope` in the custom format (`-Fc`) to `out`, created with
@@ -196,21 +196,4 @@ fn run(mut cmd: Command, step: &str) -> Result<(), LocalPgError> {
             output: crate::db::redact(stderr.trim()),
         })
     }
-}
-
-fn tool_major(path: &Path) -> Result<u32, LocalPgError> {
-    let out = Command::new(path)
-        .arg("--version")
-        .output()
-        .map_err(|e| LocalPgError::io(format!("cannot run {}", path.display()), e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-    text.split_whitespace()
-        .nth(2)
-        .and_then(|v| v.split('.').next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| LocalPgError::Failed {
-            step: format!("{} --version", path.display()),
-            output: text.trim().to_owned(),
-        })
 }

@@ -1,7 +1,6 @@
 //! `kill -9` of `strata up` in the middle of a long non-transactional
 //! migration; the next `up` completes it correctly.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{expect_code, Project, TestDb};
@@ -19,13 +18,7 @@ async fn killed_run_resumes_at_the_interrupted_statement() {
         "1_long.up.sql",
         "-- strata:no-transaction\nCREATE TABLE first (id int);\nSELECT pg_sleep((SELECT seconds FROM sleep_for));\nCREATE TABLE third (id int);\n",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(project.path())
-        .args(["--database-url", &db.url, "up"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = project.spawn(&db, &["up"]);
     // Wait until statement 1 is recorded and statement 2 is running.
     let started = Instant::now();
     loop {
@@ -98,13 +91,7 @@ async fn killed_during_lock_retries_leaves_nothing_half_done() {
     .unwrap();
     let blocker = db.connect().await;
     blocker.batch("BEGIN; SELECT * FROM t;").await.unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(project.path())
-        .args(["--database-url", &db.url, "up"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = project.spawn(&db, &["up"]);
     // Killed while it retries statement 2.
     wait_for(
         &db,
@@ -151,22 +138,12 @@ async fn killed_during_a_concurrent_index_build_leaves_no_invalid_index_after_th
         "CREATE TABLE big (id bigint, payload text);\n",
     );
     expect_code(&project.run(&db, &["up"]), 0);
-    db.connect()
-        .await
-        .batch("INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 1500000) g")
-        .await
-        .unwrap();
+    db.fill_big_table(1_500_000).await;
     project.write(
         "2_idx.up.sql",
         "CREATE INDEX CONCURRENTLY big_payload_idx ON big (payload);\n",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(project.path())
-        .args(["--database-url", &db.url, "up"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = project.spawn(&db, &["up"]);
     // Killed in the middle of the build.
     wait_for(
         &db,

@@ -2,7 +2,6 @@
 //! lock_timeout and is retried with backoff, so Strata never sits in a lock
 //! queue in front of application queries.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{expect_code, text, Project, TestDb};
@@ -27,13 +26,7 @@ async fn retries_on_lock_timeout_until_the_blocker_commits() {
         .batch("SET application_name = 'app-blocker'; BEGIN; SELECT * FROM t;")
         .await
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(project.path())
-        .args(["--database-url", &db.url, "up"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = project.spawn(&db, &["up"]);
     // While strata retries, application queries are never queued behind it
     // for longer than lock_timeout: a fresh query on t answers quickly.
     let app = db.connect().await;
@@ -115,13 +108,7 @@ async fn the_watchdog_cancels_a_waiting_statement_that_application_queries_queue
     .unwrap();
     let blocker = db.connect().await;
     blocker.batch("BEGIN; SELECT * FROM t;").await.unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(project.path())
-        .args(["--database-url", &db.url, "up"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = project.spawn(&db, &["up"]);
     // Let strata's ALTER reach the lock queue, then send application reads
     // that would queue behind it.
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -30,12 +30,7 @@ async fn waits_for_an_idle_transaction_to_finish_then_runs_without_retries() {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         holder.batch("COMMIT").await.unwrap();
     });
-    let dir = project.path().to_path_buf();
-    let url = db.url.clone();
-    let out =
-        tokio::task::spawn_blocking(move || crate::support::strata(&dir, Some(&url), &["up"]))
-            .await
-            .unwrap();
+    let out = project.run_async(&db, &["up"]).await;
     release.await.unwrap();
     let text = expect_code(&out, 0);
     assert!(text.contains("2_nick: pre-flight: waited"), "{text}");
@@ -66,12 +61,7 @@ async fn names_a_holder_that_stays_and_leaves_the_database_unchanged() {
         .batch("SET application_name = 'billing-worker'; BEGIN; SELECT count(*) FROM users;")
         .await
         .unwrap();
-    let dir = project.path().to_path_buf();
-    let url = db.url.clone();
-    let out =
-        tokio::task::spawn_blocking(move || crate::support::strata(&dir, Some(&url), &["up"]))
-            .await
-            .unwrap();
+    let out = project.run_async(&db, &["up"]).await;
     let text = expect_code(&out, 1);
     assert!(
         text.contains(&format!(

@@ -2,7 +2,7 @@
 //! fresh database per test, and a runner for the `strata` binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -91,6 +91,19 @@ impl TestDb {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+    }
+
+    /// Fills `big (id bigint, payload text)` (created by the caller's
+    /// migrations) with `rows` rows of 64-character text: enough for an
+    /// index build that lasts a second or two.
+    pub async fn fill_big_table(&self, rows: i64) {
+        self.connect()
+            .await
+            .batch(&format!(
+                "INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, {rows}) g"
+            ))
+            .await
+            .unwrap();
     }
 
     /// A fingerprint of the user schema, to check that nothing changed.
@@ -196,6 +209,33 @@ impl Project {
 
     pub fn run(&self, db: &TestDb, args: &[&str]) -> Output {
         strata(self.path(), Some(&db.url), args)
+    }
+
+    /// Like [`Project::run`], without blocking the test's runtime, so the
+    /// test can act on the database while strata runs.
+    pub async fn run_async(&self, db: &TestDb, args: &[&str]) -> Output {
+        let (dir, url) = (self.path().to_path_buf(), db.url.clone());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            strata(&dir, Some(&url), &args)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Starts `strata ARGS` against `db` in the background, output captured.
+    pub fn spawn(&self, db: &TestDb, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(self.path())
+            .arg("--database-url")
+            .arg(&db.url)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start strata")
     }
 }
 

@@ -2,7 +2,6 @@
 //! application queries cancel the running statement and retry it later,
 //! and index builds report their progress.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{expect_code, text, Project, TestDb};
@@ -23,13 +22,7 @@ async fn too_many_blocked_app_queries_cancel_the_statement_and_it_is_retried() {
         "max_blocked_queries = 2\nlock_retry_budget = \"20s\"\n",
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(project.path())
-        .args(["--database-url", &db.url, "up"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = project.spawn(&db, &["up"]);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let mut apps = Vec::new();
     for _ in 0..3 {
@@ -69,11 +62,7 @@ async fn index_builds_report_progress() {
         "CREATE TABLE big (id bigint, payload text);\n",
     );
     expect_code(&project.run(&db, &["up"]), 0);
-    db.connect()
-        .await
-        .batch("INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 1500000) g")
-        .await
-        .unwrap();
+    db.fill_big_table(1_500_000).await;
     project.write(
         "2_idx.up.sql",
         "CREATE INDEX CONCURRENTLY big_payload_idx ON big (payload);\n",
