@@ -183,22 +183,32 @@ impl Runner<'_> {
                 .budget
                 .saturating_sub(retries.started.elapsed()),
         );
-        let holders = self.lock_holders(stmt).await;
+        let watchdog_reason = match error {
+            DbError::Server { message, .. } if message.starts_with("cancelled by the watchdog") => {
+                Some(message.clone())
+            }
+            _ => None,
+        };
+        // Who holds the lock matters when the statement waited for one; a
+        // lagging replica or our own blocking of the app has no holder.
+        let waited_for_lock = watchdog_reason
+            .as_deref()
+            .is_none_or(|r| r.contains("queued behind this statement"));
+        let holders = if waited_for_lock {
+            format!("; {}", self.lock_holders(stmt).await)
+        } else {
+            String::new()
+        };
         observer(Progress::Retry {
             attempt,
             message: format!(
-                "{}: statement {} {}; {holders}; retry {} in {} ms",
+                "{}: statement {} {}{holders}; retry {} in {} ms",
                 m.label(),
                 index + 1,
-                match error {
-                    DbError::Server { message, .. }
-                        if message.starts_with("cancelled by the watchdog") =>
-                        message.clone(),
-                    _ => format!(
-                        "could not get its lock within lock_timeout ({} ms)",
-                        self.timeouts.lock.as_millis()
-                    ),
-                },
+                watchdog_reason.unwrap_or_else(|| format!(
+                    "could not get its lock within lock_timeout ({} ms)",
+                    self.timeouts.lock.as_millis()
+                )),
                 attempt,
                 pause.as_millis()
             ),

@@ -202,6 +202,20 @@ impl Cluster {
             .map_err(|e| LocalPgError::io("cannot write cluster.json", e))
     }
 
+    /// The binaries, socket directory and port of a created cluster.
+    pub(super) fn endpoint(&self) -> Option<(Binaries, PathBuf, u16)> {
+        self.read_state().map(|s| {
+            (
+                Binaries {
+                    bindir: s.bindir,
+                    major: s.major,
+                },
+                s.socket_dir,
+                s.port,
+            )
+        })
+    }
+
     /// Starts a created cluster.
     pub fn start(&self) -> Result<(), LocalPgError> {
         let _lock = FileLock::acquire(&self.root.with_extension("lock"))?;

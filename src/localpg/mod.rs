@@ -17,7 +17,7 @@ mod tools;
 
 pub use binaries::Binaries;
 pub use cluster::{Cluster, ClusterState};
-pub use throwaway::Throwaway;
+pub use throwaway::{Standby, Throwaway};
 pub use tools::{ClientTools, DumpScope};
 
 /// A local-cluster failure.

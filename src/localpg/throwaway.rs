@@ -11,8 +11,19 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use super::cluster::{chown, server_owner};
-use super::{Cluster, LocalPgError};
+use super::cluster::{chown, free_port, prepare_socket_dir, run, server_owner, tool, SUPERUSER};
+use super::{Binaries, Cluster, LocalPgError};
+
+/// Server settings of throwaway clusters: durability off. A replica gets
+/// the same (a hot standby refuses to start with fewer connections than
+/// its primary).
+const SETTINGS: [(&str, &str); 5] = [
+    ("fsync", "off"),
+    ("synchronous_commit", "off"),
+    ("full_page_writes", "off"),
+    ("max_connections", "300"),
+    ("shared_buffers", "64MB"),
+];
 
 /// A running throwaway cluster.
 pub struct Throwaway {
@@ -37,16 +48,9 @@ impl Throwaway {
             .keep();
         chown(&dir, server_owner()?)?;
         let reaper = spawn_reaper(&dir)?;
-        let settings = [
-            ("fsync", "off"),
-            ("synchronous_commit", "off"),
-            ("full_page_writes", "off"),
-            ("max_connections", "300"),
-            ("shared_buffers", "64MB"),
-        ];
         let cluster = Cluster::with_settings(
             dir.join("pg"),
-            settings
+            SETTINGS
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
@@ -81,6 +85,106 @@ impl Throwaway {
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
     }
+
+    /// Starts a streaming replica of this cluster (`pg_basebackup -R`), for
+    /// tests of what Strata does while a replica lags. It is stopped when
+    /// dropped, and removed with the cluster's directory.
+    pub fn start_standby(&self) -> Result<Standby, LocalPgError> {
+        let (bin, socket, port) = self
+            .cluster
+            .endpoint()
+            .ok_or_else(|| LocalPgError::Missing(self.dir.clone()))?;
+        let owner = server_owner()?;
+        let root = self.dir.join("standby");
+        std::fs::create_dir_all(&root)
+            .map_err(|e| LocalPgError::io(format!("cannot create {}", root.display()), e))?;
+        chown(&root, owner)?;
+        let data = root.join("data");
+        let mut backup = tool(&bin, "pg_basebackup", owner);
+        backup
+            .arg("-h")
+            .arg(&socket)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-R",
+                "-X",
+                "stream",
+                "-D",
+            ])
+            .arg(&data);
+        run(backup, "pg_basebackup")?;
+        let standby_socket = PathBuf::from(format!("{}-standby", socket.display()));
+        prepare_socket_dir(&standby_socket, owner)?;
+        let standby_port = free_port()?;
+        let mut start = tool(&bin, "pg_ctl", owner);
+        start
+            .arg("start")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(root.join("log"))
+            .args(["-w", "-t", "60", "-s", "-o"])
+            .arg(format!(
+                "-p {standby_port} -k {} -c listen_addresses='' -c hot_standby_feedback=on{}",
+                standby_socket.display(),
+                SETTINGS
+                    .iter()
+                    .map(|(k, v)| format!(" -c {k}={v}"))
+                    .collect::<String>()
+            ));
+        run(start, "pg_ctl start (standby)").map_err(|e| {
+            let log = std::fs::read_to_string(root.join("log")).unwrap_or_default();
+            LocalPgError::Failed {
+                step: "pg_ctl start (standby)".into(),
+                output: format!(
+                    "{e}\n{}",
+                    log.lines().rev().take(10).collect::<Vec<_>>().join("\n")
+                ),
+            }
+        })?;
+        Ok(Standby {
+            bin,
+            data,
+            socket: standby_socket,
+            port: standby_port,
+        })
+    }
+}
+
+/// A running streaming replica of a [`Throwaway`] cluster.
+pub struct Standby {
+    bin: Binaries,
+    data: PathBuf,
+    socket: PathBuf,
+    port: u16,
+}
+
+impl Standby {
+    /// A conninfo for `dbname` on the replica.
+    pub fn conninfo(&self, dbname: &str) -> String {
+        format!(
+            "host={} port={} user={SUPERUSER} dbname={dbname}",
+            self.socket.display(),
+            self.port
+        )
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        if let Ok(owner) = server_owner() {
+            let mut stop = tool(&self.bin, "pg_ctl", owner);
+            stop.arg("stop")
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", "immediate", "-s"]);
+            let _ = run(stop, "pg_ctl stop (standby)");
+        }
+        let _ = std::fs::remove_dir_all(&self.socket);
+    }
 }
 
 impl Drop for Throwaway {
@@ -94,14 +198,15 @@ fn spawn_reaper(dir: &Path) -> Result<(Child, ChildStdin), LocalPgError> {
     let script = r#"
         read _ignored
         sock=$(sed -n 's/.*"socket_dir": *"\(.*\)".*/\1/p' "$1/pg/cluster.json" 2>/dev/null)
-        pidfile="$1/pg/data/postmaster.pid"
-        if [ -f "$pidfile" ]; then
-            kill -QUIT "$(head -n 1 "$pidfile")" 2>/dev/null
-            i=0
-            while [ -f "$pidfile" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-        fi
+        for pidfile in "$1/standby/data/postmaster.pid" "$1/pg/data/postmaster.pid"; do
+            if [ -f "$pidfile" ]; then
+                kill -QUIT "$(head -n 1 "$pidfile")" 2>/dev/null
+                i=0
+                while [ -f "$pidfile" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+            fi
+        done
         rm -rf "$1"
-        [ -n "$sock" ] && rm -rf "$sock"
+        [ -n "$sock" ] && rm -rf "$sock" "$sock-standby"
     "#;
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", script, "strata-reaper"])

@@ -21,6 +21,7 @@ mod monitor;
 mod nontransactional;
 mod preflight;
 mod repair;
+mod replication;
 mod safe_rewrites;
 mod status;
 mod up;
