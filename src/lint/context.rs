@@ -264,7 +264,17 @@ fn lint_script(
     let mut tx = TxState::default();
     let mut depth = 0usize;
     let mut findings: Vec<(usize, Finding)> = Vec::new();
-    for (index, stmt) in statements.iter().enumerate() {
+    // The statements a DO block runs are checked like the file's own, right
+    // after the DO; they keep its index, so an allow above the DO covers them.
+    let expanded = statements.iter().enumerate().flat_map(|(index, stmt)| {
+        std::iter::once((index, std::borrow::Cow::Borrowed(stmt))).chain(
+            crate::sql::do_block_statements(stmt)
+                .into_iter()
+                .map(move |inner| (index, std::borrow::Cow::Owned(inner))),
+        )
+    });
+    for (index, stmt) in expanded {
+        let stmt: &Statement = &stmt;
         let mut explicit = depth > 0;
         match stmt.transaction {
             TransactionBehavior::Begin => {
@@ -485,5 +495,50 @@ fn size_adjust(f: &mut Finding, facts: &ServerFacts) {
         .is_some_and(|r| r.meta().scans);
     if let (true, Some(rate)) = (scans, facts.rewrite_bytes_per_sec) {
         f.estimate_ms = Some(((stats.bytes as f64 / rate) * 1000.0).ceil() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::test_utils::lint;
+    use crate::lint::Risk;
+
+    #[test]
+    fn statements_inside_do_blocks_are_checked_at_their_own_line() {
+        let found = lint(
+            "DO $$\nBEGIN\n  IF EXISTS (SELECT 1 FROM information_schema.columns WHERE column_name = 'themeprops') THEN\n    ALTER TABLE users DROP COLUMN themeprops;\n  END IF;\nEND $$;\n",
+        );
+        let drop = found
+            .iter()
+            .find(|f| f.rule == "ban-drop-column")
+            .unwrap_or_else(|| panic!("{found:#?}"));
+        assert_eq!(drop.line, 4);
+        assert_eq!(drop.risk, Risk::High);
+    }
+
+    #[test]
+    fn a_batched_do_block_is_fine() {
+        let found = lint(
+            "-- strata:no-transaction\nDO $$\nDECLARE n int;\nBEGIN\n  LOOP\n    UPDATE users SET plan = 'free' WHERE id IN (SELECT id FROM users WHERE plan IS NULL LIMIT 5000);\n    GET DIAGNOSTICS n = ROW_COUNT;\n    COMMIT;\n    EXIT WHEN n = 0;\n  END LOOP;\nEND $$;\n",
+        );
+        assert!(found.iter().all(|f| f.risk == Risk::Low), "{found:#?}");
+    }
+
+    #[test]
+    fn an_allow_above_the_do_covers_what_it_runs() {
+        let found = lint(
+            "-- strata:allow ban-drop-column reason: the column was never read\nDO $$ BEGIN ALTER TABLE users DROP COLUMN legacy; END $$;\n",
+        );
+        assert!(
+            found
+                .iter()
+                .filter(|f| f.rule == "ban-drop-column")
+                .all(|f| f.allowed),
+            "{found:#?}"
+        );
+        assert!(
+            !found.iter().any(|f| f.rule == "unused-allow"),
+            "{found:#?}"
+        );
     }
 }

@@ -198,6 +198,101 @@ pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlE
     Ok(statements)
 }
 
+/// The SQL statements a `DO` block runs (its PL/pgSQL body parsed by
+/// PostgreSQL's own PL/pgSQL parser), as statements of the script: `line` is
+/// where each stands in the script, `offset` and `column` those of the `DO`.
+/// Transaction control inside the block (`COMMIT`, `ROLLBACK`) comes out as
+/// such statements. Dynamic SQL (`EXECUTE '...'`) cannot be known before it
+/// runs and is left out, as is a body that does not parse (the server
+/// reports that when it runs). Empty for anything but a PL/pgSQL `DO`.
+pub fn do_block_statements(stmt: &Statement) -> Vec<Statement> {
+    let is_plpgsql_do = stmt.nodes.iter().any(|n| {
+        matches!(&n.node, Some(pg_query::NodeEnum::DoStmt(d)) if d.args.iter().all(|a| {
+            !matches!(&a.node, Some(pg_query::NodeEnum::DefElem(e)) if e.defname == "language"
+                && !matches!(&e.arg.as_deref().and_then(|v| v.node.as_ref()), Some(pg_query::NodeEnum::String(s)) if s.sval.eq_ignore_ascii_case("plpgsql")))
+        }))
+    });
+    if !is_plpgsql_do {
+        return Vec::new();
+    }
+    let Ok(tree) = pg_query::parse_plpgsql(&stmt.sql) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    collect_plpgsql(&tree, &mut found);
+    // JSON objects come back with their keys sorted (`else_body` before
+    // `then_body`): put the statements back in source order.
+    found.sort_by_key(|(lineno, _)| *lineno);
+    found
+        .into_iter()
+        .filter_map(|(lineno, inner)| {
+            let (sql, transaction, nodes) = match inner {
+                Inner::Sql(sql) => {
+                    let parsed = pg_query::parse(&sql, 0).ok()?;
+                    let nodes: Vec<_> = parsed
+                        .protobuf
+                        .stmts
+                        .into_iter()
+                        .filter_map(|r| r.stmt.map(|b| *b))
+                        .collect();
+                    let transaction = nodes
+                        .iter()
+                        .map(classify::behavior)
+                        .fold(TransactionBehavior::Any, TransactionBehavior::combine);
+                    (sql, transaction, nodes)
+                }
+                Inner::Commit => ("COMMIT".to_owned(), TransactionBehavior::Commit, Vec::new()),
+                Inner::Rollback => (
+                    "ROLLBACK".to_owned(),
+                    TransactionBehavior::Rollback,
+                    Vec::new(),
+                ),
+            };
+            Some(Statement {
+                sql,
+                offset: stmt.offset,
+                line: stmt.line + lineno.max(1) - 1,
+                column: stmt.column,
+                transaction,
+                nodes,
+            })
+        })
+        .collect()
+}
+
+enum Inner {
+    Sql(String),
+    Commit,
+    Rollback,
+}
+
+/// Walks the JSON of `pg_query::parse_plpgsql`, collecting embedded SQL
+/// (`PLpgSQL_stmt_execsql`) and transaction control, in source order.
+fn collect_plpgsql(value: &serde_json::Value, out: &mut Vec<(usize, Inner)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                let lineno = v.get("lineno").and_then(|l| l.as_u64()).unwrap_or(0) as usize;
+                match key.as_str() {
+                    "PLpgSQL_stmt_execsql" => {
+                        if let Some(q) = v
+                            .pointer("/sqlstmt/PLpgSQL_expr/query")
+                            .and_then(|q| q.as_str())
+                        {
+                            out.push((lineno, Inner::Sql(q.to_owned())));
+                        }
+                    }
+                    "PLpgSQL_stmt_commit" => out.push((lineno, Inner::Commit)),
+                    "PLpgSQL_stmt_rollback" => out.push((lineno, Inner::Rollback)),
+                    _ => collect_plpgsql(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_plpgsql(v, out)),
+        _ => {}
+    }
+}
+
 /// Turns a whole-script parse error into one with a position. The parser's
 /// message carries no position, so the statements are re-parsed one by one
 /// (split by the scanner) to find the first one that fails.
@@ -280,6 +375,27 @@ fn skip_statement_separators(text: &str, mut from: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn do_blocks_yield_the_statements_they_run() {
+        let text = "SELECT 1;\nDO $$\nBEGIN\n  ALTER TABLE a ADD COLUMN b int;\n  COMMIT;\n  EXECUTE 'DROP TABLE z';\n  IF false THEN\n    DELETE FROM a;\n  ELSE\n    TRUNCATE a;\n  END IF;\nEND $$;\n";
+        let stmts = split(text, &[]).unwrap();
+        let inner = do_block_statements(&stmts[1]);
+        let shown: Vec<(usize, &str)> = inner.iter().map(|s| (s.line, s.sql.as_str())).collect();
+        assert_eq!(
+            shown,
+            [
+                (4, "ALTER TABLE a ADD COLUMN b int"),
+                (5, "COMMIT"),
+                (8, "DELETE FROM a"),
+                (10, "TRUNCATE a")
+            ]
+        );
+        assert_eq!(inner[1].transaction, TransactionBehavior::Commit);
+        assert!(do_block_statements(&stmts[0]).is_empty());
+        let other = split("DO LANGUAGE plperl $$ 1; $$;", &[]).unwrap();
+        assert!(do_block_statements(&other[0]).is_empty());
+    }
+
     use super::*;
 
     fn split_sql(text: &str) -> Vec<String> {
