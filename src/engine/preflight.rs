@@ -48,8 +48,13 @@ const LONG_TRANSACTION_SECS: i64 = 60;
 pub fn tables(statements: &[Statement]) -> Vec<String> {
     let mut out = BTreeSet::new();
     let mut created = BTreeSet::new();
+    let inner: Vec<Statement> = statements
+        .iter()
+        .flat_map(crate::sql::do_block_statements)
+        .collect();
     for node in statements
         .iter()
+        .chain(&inner)
         .flat_map(|s| s.nodes.iter())
         .filter_map(|n| n.node.as_ref())
     {
@@ -220,6 +225,11 @@ mod tests {
             &crate::sql::split("ALTER TABLE t ADD COLUMN c int;", &[]).unwrap()
         ));
         assert!(tables_of("SELECT 1;").is_empty());
+        assert_eq!(
+            tables_of("DO $$ BEGIN ALTER TABLE users DROP COLUMN x; END $$;"),
+            ["users"],
+            "what a DO block runs counts"
+        );
     }
 
     #[test]
