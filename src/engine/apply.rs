@@ -191,9 +191,10 @@ impl Runner<'_> {
         };
         // Who holds the lock matters when the statement waited for one; a
         // lagging replica or our own blocking of the app has no holder.
-        let waited_for_lock = watchdog_reason
-            .as_deref()
-            .is_none_or(|r| r.contains("queued behind this statement"));
+        let waited_for_lock = match watchdog_reason.as_deref() {
+            None => true,
+            Some(reason) => reason.contains("queued behind this statement"),
+        };
         let holders = if waited_for_lock {
             format!("; {}", self.lock_holders(stmt).await)
         } else {
