@@ -117,39 +117,54 @@ async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) 
             return;
         }
         let mut reason = None;
-        if limits.lock_queue.is_some() || limits.max_blocked.is_some() {
-            // Our backend waits for a lock, and this many sessions wait for us.
-            let row = conn
-                .query(
-                    "SELECT coalesce((SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1), false),
-                            (SELECT count(*)::int FROM pg_stat_activity a
-                              WHERE a.pid <> $1 AND $1 = ANY(pg_blocking_pids(a.pid)))",
-                    &[&pid],
-                )
-                .await;
-            let (waiting, blocked): (bool, i32) = match row.ok().as_ref().and_then(|r| r.first()) {
-                Some(r) => (r.get(0), r.get(1)),
+        let enforcing = limits.lock_queue.is_some()
+            || limits.max_blocked.is_some()
+            || limits.max_replication_lag.is_some();
+        if !enforcing {
+            if last_slow.elapsed() >= SLOW_TICK && shared.sample_progress.load(Ordering::SeqCst) {
+                last_slow = Instant::now();
+                if let Ok(builds) = activity::index_builds(&conn, Some(pid)).await {
+                    *lock(&shared.progress) = builds.into_iter().next();
+                }
+            }
+            continue;
+        }
+        // Our backend: does it wait for a lock, how many sessions wait for
+        // it, and which statement it runs (its start identifies it, so a
+        // cancel can never hit the statement after the one judged).
+        let row = conn
+            .query(
+                "SELECT coalesce(a.wait_event_type = 'Lock', false),
+                        (SELECT count(*)::int FROM pg_stat_activity b
+                          WHERE b.pid <> $1 AND $1 = ANY(pg_blocking_pids(b.pid))),
+                        a.query_start::text
+                 FROM pg_stat_activity a WHERE a.pid = $1",
+                &[&pid],
+            )
+            .await;
+        let (waiting, blocked, statement): (bool, i32, Option<String>) =
+            match row.ok().as_ref().and_then(|r| r.first()) {
+                Some(r) => (r.get(0), r.get(1), r.get(2)),
                 None => continue,
             };
-            if let Some(max) = limits.max_blocked {
-                if blocked > max as i32 {
+        if let Some(max) = limits.max_blocked {
+            if blocked > max as i32 {
+                reason = Some(format!(
+                    "{blocked} application queries were blocked behind this statement (max_blocked_queries = {max})"
+                ));
+            }
+        }
+        match limits.lock_queue {
+            Some(budget) if waiting && blocked > 0 => {
+                let since = *blocking_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= budget && reason.is_none() {
                     reason = Some(format!(
-                        "{blocked} application queries were blocked behind this statement (max_blocked_queries = {max})"
+                        "{blocked} session(s) were queued behind this statement for longer than {} ms",
+                        budget.as_millis()
                     ));
                 }
             }
-            match limits.lock_queue {
-                Some(budget) if waiting && blocked > 0 => {
-                    let since = *blocking_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= budget && reason.is_none() {
-                        reason = Some(format!(
-                            "{blocked} session(s) were queued behind this statement for longer than {} ms",
-                            budget.as_millis()
-                        ));
-                    }
-                }
-                _ => blocking_since = None,
-            }
+            _ => blocking_since = None,
         }
         if last_slow.elapsed() >= SLOW_TICK {
             last_slow = Instant::now();
@@ -171,8 +186,23 @@ async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) 
         }
         if let Some(reason) = reason {
             if shared.armed.load(Ordering::SeqCst) {
+                // Set before the cancel: the runner may see the cancelled
+                // statement fail before this task runs again.
                 *lock(&shared.fired) = Some(reason);
-                let _ = conn.query("SELECT pg_cancel_backend($1)", &[&pid]).await;
+                let cancelled = conn
+                    .query(
+                        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+                         WHERE pid = $1 AND query_start::text = $2",
+                        &[&pid, &statement],
+                    )
+                    .await
+                    .ok()
+                    .and_then(|rows| rows.first().map(|r| r.get::<_, bool>(0)))
+                    .unwrap_or(false);
+                if !cancelled {
+                    // The statement judged has finished; leave the next alone.
+                    *lock(&shared.fired) = None;
+                }
                 blocking_since = None;
             }
         }
