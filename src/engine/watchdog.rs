@@ -121,11 +121,9 @@ async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) 
             || limits.max_blocked.is_some()
             || limits.max_replication_lag.is_some();
         if !enforcing {
-            if last_slow.elapsed() >= SLOW_TICK && shared.sample_progress.load(Ordering::SeqCst) {
+            if last_slow.elapsed() >= SLOW_TICK {
                 last_slow = Instant::now();
-                if let Ok(builds) = activity::index_builds(&conn, Some(pid)).await {
-                    *lock(&shared.progress) = builds.into_iter().next();
-                }
+                sample_progress(&conn, pid, &shared).await;
             }
             continue;
         }
@@ -168,11 +166,7 @@ async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) 
         }
         if last_slow.elapsed() >= SLOW_TICK {
             last_slow = Instant::now();
-            if shared.sample_progress.load(Ordering::SeqCst) {
-                if let Ok(builds) = activity::index_builds(&conn, Some(pid)).await {
-                    *lock(&shared.progress) = builds.into_iter().next();
-                }
-            }
+            sample_progress(&conn, pid, &shared).await;
             if let (Some(max), None) = (limits.max_replication_lag, &reason) {
                 if let Ok(Some(lag)) = activity::max_replication_lag(&conn).await {
                     if lag > max.as_secs_f64() {
@@ -205,6 +199,15 @@ async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) 
                 }
                 blocking_since = None;
             }
+        }
+    }
+}
+
+/// Samples the index build of `pid`, when the armed statement is one.
+async fn sample_progress(conn: &Connection, pid: i32, shared: &Shared) {
+    if shared.sample_progress.load(Ordering::SeqCst) {
+        if let Ok(builds) = activity::index_builds(conn, Some(pid)).await {
+            *lock(&shared.progress) = builds.into_iter().next();
         }
     }
 }
