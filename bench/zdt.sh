@@ -10,18 +10,21 @@
 #
 # Scenarios (each on a fresh copy of the seeded database):
 #   lockq    ALTER TABLE users ADD COLUMN, queued behind a 10 s transaction
+#   lockq-retry  the same with pre-flight off (preflight_wait = "0s"): only
+#            lock_timeout, retries and the watchdog protect the app
 #   index    CREATE INDEX on users (created_at)
 #   fk       ADD FOREIGN KEY orders (user_id) -> users (id)
 #   notnull  SET NOT NULL on users.email
 # Reported for the window that overlaps the migration: app p99 and max
 # latency, failed app requests, and the migration's wall time.
 #
-# Usage: bench/zdt.sh [ROWS] [SCENARIO...]    (default 2000000, all four)
-# Env: RATE (2000), CLIENTS (8), PRE (3 s of load before), POST (2 s after).
+# Usage: bench/zdt.sh [ROWS] [SCENARIO...]    (default 2000000, all five)
+# Env: RATE (2000), CLIENTS (8), PRE (3 s of load before), POST (2 s after),
+#      LOCK_TIMEOUT (lockq-retry only; default: the shipped 30ms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-2000000}; shift || true
-SCENARIOS=("$@"); [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(lockq index fk notnull)
+SCENARIOS=("$@"); [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(lockq lockq-retry index fk notnull)
 RATE=${RATE:-2000}; CLIENTS=${CLIENTS:-8}; PRE=${PRE:-3}; POST=${POST:-2}
 cargo build --release --quiet
 STRATA=$PWD/target/release/strata
@@ -65,7 +68,7 @@ SQL
 
 scenario_sql() {
     case $1 in
-        lockq) echo "ALTER TABLE users ADD COLUMN nickname text;" ;;
+        lockq|lockq-retry) echo "ALTER TABLE users ADD COLUMN nickname text;" ;;
         index) echo "CREATE INDEX users_created_at_idx ON users (created_at);" ;;
         fk) echo "ALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id);" ;;
         notnull) echo "ALTER TABLE users ALTER COLUMN email SET NOT NULL;" ;;
@@ -83,7 +86,12 @@ run() { # SCENARIO TOOL -> one result line
         -f "$work/read.sql@70" -f "$work/update.sql@20" -f "$work/insert.sql@10" > "$dir/pgbench.out" 2>&1) &
     local bench=$!
     sleep "$PRE"
-    if [ "$scenario" = lockq ]; then
+    local config="$work/strata.toml"
+    if [ "$scenario" = lockq-retry ]; then
+        config="$work/retry.toml"
+        sed -e 's/^preflight_wait = .*/preflight_wait = "0s"/' -e "s/^lock_timeout = .*/lock_timeout = \"${LOCK_TIMEOUT:-30ms}\"/" "$work/strata.toml" > "$config"
+    fi
+    if [ "$scenario" = lockq ] || [ "$scenario" = lockq-retry ]; then
         psql_ -d zdt -c "BEGIN; SELECT count(*) FROM users WHERE id = 1; SELECT pg_sleep(10); COMMIT;" >/dev/null &
         sleep 0.5
     fi
@@ -91,7 +99,7 @@ run() { # SCENARIO TOOL -> one result line
     start=$(date +%s.%N)
     case $tool in
         psql) psql_ -d zdt -f "$dir/migrations/1_change.up.sql" > "$dir/migration.out" 2>&1 ;;
-        strata) "$STRATA" --config "$work/strata.toml" --database-url "host=$PGHOST port=$PGPORT user=postgres dbname=zdt" \
+        strata) "$STRATA" --config "$config" --database-url "host=$PGHOST port=$PGPORT user=postgres dbname=zdt" \
                     --dir "$dir/migrations" up > "$dir/migration.out" 2>&1 ;;
     esac
     end=$(date +%s.%N)
@@ -127,7 +135,11 @@ for line in out.splitlines():
         failed = max(failed, int(line.split(":")[1].split()[0]))
 print(f"{scenario:<8} {tool:<7} requests={len(lat):<6} p99={p99:8.1f} ms  max={mx:8.1f} ms  failed={failed:<3} migration={(end-start)*1000:8.0f} ms")
 PY
-    if [ "$tool" = strata ]; then grep -E "note:|ok applied|error" "$dir/migration.out" | sed 's/^/    /' | head -4; fi
+    if [ "$tool" = strata ]; then
+        grep -E "note:|ok applied|error" "$dir/migration.out" | sed 's/^/    /' | head -4
+        retries=$(grep -c "^retry:" "$dir/migration.out" || true)
+        [ "$retries" -gt 0 ] && echo "    $retries lock retries"
+    fi
 }
 
 echo "scenario tool    app latency during the migration (from scheduled start)"

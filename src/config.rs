@@ -61,7 +61,7 @@ pub struct FileConfig {
     pub history_table: Option<String>,
     /// How long to wait for another runner's lock (default `60s`).
     pub lock_wait: Option<String>,
-    /// `lock_timeout` for each statement that takes a lock (default `50ms`).
+    /// `lock_timeout` for each statement that takes a lock (default `30ms`).
     pub lock_timeout: Option<String>,
     /// Total time to keep retrying after lock timeouts (default `10m`).
     pub lock_retry_budget: Option<String>,
@@ -307,7 +307,7 @@ impl Config {
         let lock_timeout = duration(
             "lock_timeout",
             &file.lock_timeout,
-            Some(Duration::from_millis(50)),
+            Some(Duration::from_millis(30)),
         )?
         .unwrap_or_default();
         if lock_timeout.is_zero() {
@@ -523,7 +523,7 @@ lock_wait = "60s"
 # never waits in a table's lock queue in front of application queries for
 # longer than this. On a lock timeout the statement's transaction is retried
 # with exponential backoff and jitter, for at most lock_retry_budget.
-lock_timeout = "50ms"
+lock_timeout = "30ms"
 lock_retry_budget = "10m"
 
 # statement_timeout for DDL (CONCURRENTLY statements are exempt). Off by default.

@@ -54,7 +54,7 @@ async fn dry_run_and_irreversible() {
     let before = db.schema_fingerprint().await;
     let out = expect_code(&project.run(&db, &["down", "--dry-run"]), 0);
     assert!(
-        out.contains("BEGIN;\nSET LOCAL lock_timeout = '50ms';\nDROP TABLE e;\nDELETE FROM \"public\".\"strata_migrations\""),
+        out.contains("BEGIN;\nSET LOCAL lock_timeout = '30ms';\nDROP TABLE e;\nDELETE FROM \"public\".\"strata_migrations\""),
         "{out}"
     );
     assert_eq!(db.schema_fingerprint().await, before);

@@ -45,7 +45,7 @@ async fn retries_on_lock_timeout_until_the_blocker_commits() {
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(
-        all.contains("could not get its lock within lock_timeout (50 ms)"),
+        all.contains("could not get its lock within lock_timeout (30 ms)"),
         "{all}"
     );
     assert!(

@@ -61,7 +61,7 @@ async fn dry_run_prints_the_exact_sql_and_changes_nothing() {
     for needle in [
         "SET client_connection_check_interval",
         "CREATE TABLE IF NOT EXISTS \"public\".\"strata_migrations\"",
-        "BEGIN;\nSET LOCAL lock_timeout = '50ms';\nCREATE TABLE a (id int);\nINSERT INTO \"public\".\"strata_migrations\"",
+        "BEGIN;\nSET LOCAL lock_timeout = '30ms';\nCREATE TABLE a (id int);\nINSERT INTO \"public\".\"strata_migrations\"",
         "SET lock_timeout = '600000ms';\nSET statement_timeout = 0;\nCREATE INDEX CONCURRENTLY c_id ON c (id);",
         "COMMIT;",
         "outside a transaction (CREATE INDEX CONCURRENTLY at line 1",
