@@ -138,7 +138,7 @@ PY
     if [ "$tool" = strata ]; then
         grep -E "note:|ok applied|error" "$dir/migration.out" | sed 's/^/    /' | head -4
         retries=$(grep -c "^retry:" "$dir/migration.out" || true)
-        [ "$retries" -gt 0 ] && echo "    $retries lock retries"
+        if [ "$retries" -gt 0 ]; then echo "    $retries lock retries"; fi
     fi
 }
 
