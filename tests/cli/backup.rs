@@ -101,11 +101,7 @@ fn fake_pg_dump(project: &Project, version: &str, failure: &str) {
         .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "pg_bindir = \"fakebin\"\n",
-    )
-    .unwrap();
+    project.config("pg_bindir = \"fakebin\"\n");
 }
 
 #[tokio::test]

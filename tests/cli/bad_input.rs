@@ -232,11 +232,7 @@ async fn unreachable_server() {
 #[tokio::test]
 async fn bad_config_file_says_where() {
     let project = Project::new();
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "dir = \"migrations\"\nlock_wiat = \"1s\"\n",
-    )
-    .unwrap();
+    project.config("dir = \"migrations\"\nlock_wiat = \"1s\"\n");
     let out = expect_code(&strata(project.path(), None, &["status"]), 2);
     assert!(
         out.contains("strata.toml:2") && out.contains("lock_wiat"),

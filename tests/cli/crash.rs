@@ -84,11 +84,7 @@ async fn killed_during_lock_retries_leaves_nothing_half_done() {
         "2_two.up.sql",
         "-- strata:no-transaction\nCREATE TABLE audit (id int);\nALTER TABLE t ADD COLUMN note text;\n",
     );
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "preflight_wait = \"0s\"\n",
-    )
-    .unwrap();
+    project.config("preflight_wait = \"0s\"\n");
     let blocker = db.connect().await;
     blocker.batch("BEGIN; SELECT * FROM t;").await.unwrap();
     let mut child = project.spawn(&db, &["up"]);

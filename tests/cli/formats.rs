@@ -143,7 +143,7 @@ async fn format_override_in_config_wins_over_detection() {
         "001_a.sql",
         "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n",
     );
-    std::fs::write(project.path().join("strata.toml"), "format = \"goose\"\n").unwrap();
+    project.config("format = \"goose\"\n");
     expect_code(&project.run(&db, &["up"]), 0);
     expect_code(&project.run(&db, &["down"]), 0);
     assert!(!db.has_table("a").await);

@@ -297,27 +297,15 @@ async fn block_on_and_disabled_rules_come_from_the_config() {
         "CREATE TABLE users (id bigint PRIMARY KEY, legacy text);\n",
     );
     project.write("2_drop.up.sql", "ALTER TABLE users DROP COLUMN legacy;\n");
-    std::fs::write(project.path().join("strata.toml"), "block_on = \"never\"\n").unwrap();
+    project.config("block_on = \"never\"\n");
     expect_code(&project.run(&db, &["up"]), 0);
     let db = TestDb::new().await;
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "[lint]\ndisable = [\"ban-drop-column\"]\n",
-    )
-    .unwrap();
+    project.config("[lint]\ndisable = [\"ban-drop-column\"]\n");
     expect_code(&project.run(&db, &["up"]), 0);
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "[lint]\ndisable = [\"ban-drop-colum\"]\n",
-    )
-    .unwrap();
+    project.config("[lint]\ndisable = [\"ban-drop-colum\"]\n");
     let out = expect_code(&project.run(&db, &["status"]), 2);
     assert!(out.contains("unknown rule `ban-drop-colum`"), "{out}");
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "block_on = \"medium\"\n[lint.risk]\nprefer-text = \"medium\"\n",
-    )
-    .unwrap();
+    project.config("block_on = \"medium\"\n[lint.risk]\nprefer-text = \"medium\"\n");
     project.write("3_t.up.sql", "CREATE TABLE t (name varchar(10));\n");
     let out = expect_code(&project.run(&db, &["up"]), 3);
     assert!(out.contains("MEDIUM prefer-text"), "{out}");

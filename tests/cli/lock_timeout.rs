@@ -14,11 +14,7 @@ async fn retries_on_lock_timeout_until_the_blocker_commits() {
     expect_code(&project.run(&db, &["up"]), 0);
     project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
     // Pre-flight would wait for the blocker; this test is about the retries.
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "preflight_wait = \"0s\"\n",
-    )
-    .unwrap();
+    project.config("preflight_wait = \"0s\"\n");
 
     // An application transaction that holds a lock on t.
     let blocker = db.connect().await;
@@ -68,11 +64,9 @@ async fn gives_up_after_the_retry_budget_and_changes_nothing() {
     project.write("1_t.up.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\n");
     expect_code(&project.run(&db, &["up"]), 0);
     project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
-    std::fs::write(
-        project.path().join("strata.toml"),
+    project.config(
         "lock_timeout = \"20ms\"\nlock_retry_budget = \"600ms\"\npreflight_wait = \"0s\"\n",
-    )
-    .unwrap();
+    );
     let blocker = db.connect().await;
     blocker
         .batch("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE;")
@@ -101,11 +95,7 @@ async fn the_watchdog_cancels_a_waiting_statement_that_application_queries_queue
     expect_code(&project.run(&db, &["up"]), 0);
     project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
     // lock_timeout effectively off: only the watchdog can help.
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "lock_timeout = \"10m\"\nwatchdog = \"100ms\"\npreflight_wait = \"0s\"\n",
-    )
-    .unwrap();
+    project.config("lock_timeout = \"10m\"\nwatchdog = \"100ms\"\npreflight_wait = \"0s\"\n");
     let blocker = db.connect().await;
     blocker.batch("BEGIN; SELECT * FROM t;").await.unwrap();
     let child = project.spawn(&db, &["up"]);

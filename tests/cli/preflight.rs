@@ -7,7 +7,7 @@ use crate::support::{expect_code, Project, TestDb};
 
 async fn project_with_users(db: &TestDb, config: &str) -> Project {
     let project = Project::new();
-    std::fs::write(project.path().join("strata.toml"), config).unwrap();
+    project.config(config);
     project.write(
         "1_users.up.sql",
         "CREATE TABLE users (id int PRIMARY KEY);\n",

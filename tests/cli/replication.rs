@@ -55,11 +55,9 @@ async fn a_lagging_replica_stops_the_run_until_it_catches_up() {
     }
 
     let project = Project::new();
-    std::fs::write(
-        project.path().join("strata.toml"),
+    project.config(
         "max_replication_lag = \"1s\"\nlock_retry_budget = \"4s\"\npreflight_wait = \"0s\"\n",
-    )
-    .unwrap();
+    );
     project.write("1_t.up.sql", "CREATE TABLE ticks (at timestamptz);\n");
     expect_code(&strata(project.path(), Some(&url), &["up"]), 0);
     project.write(

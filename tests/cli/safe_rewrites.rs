@@ -47,11 +47,7 @@ async fn apply(sql: &str, safe: bool) -> (TestDb, String) {
     let project = Project::new();
     project.write("1_base.up.sql", BASE);
     project.write("2_change.up.sql", sql);
-    std::fs::write(
-        project.path().join("strata.toml"),
-        format!("safe_rewrites = {safe}\n"),
-    )
-    .unwrap();
+    project.config(&format!("safe_rewrites = {safe}\n"));
     let out = expect_code(&project.run(&db, &["up"]), 0);
     (db, out)
 }
@@ -125,7 +121,7 @@ async fn dry_run_shows_the_rewritten_sql() {
         "2_fk.up.sql",
         "ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);\n",
     );
-    std::fs::write(project.path().join("strata.toml"), "safe_rewrites = true\n").unwrap();
+    project.config("safe_rewrites = true\n");
     let out = expect_code(&project.run(&db, &["up", "--dry-run"]), 0);
     assert!(
         out.contains("-- safe rewrite, line 1: ADD FOREIGN KEY"),

@@ -197,6 +197,11 @@ impl Project {
         self.dir.path().join("migrations")
     }
 
+    /// Writes `strata.toml` in the project directory.
+    pub fn config(&self, text: &str) {
+        std::fs::write(self.path().join("strata.toml"), text).unwrap();
+    }
+
     /// Writes a file below `migrations/`.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.migrations().join(name);

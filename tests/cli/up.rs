@@ -136,11 +136,7 @@ async fn custom_history_table_and_schema() {
     let db = TestDb::new().await;
     let project = Project::new();
     three(&project);
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "history_schema = \"ops\"\nhistory_table = \"schema_history\"\n",
-    )
-    .unwrap();
+    project.config("history_schema = \"ops\"\nhistory_table = \"schema_history\"\n");
     expect_code(&project.run(&db, &["up"]), 0);
     assert_eq!(
         db.column("SELECT count(*)::text FROM ops.schema_history")

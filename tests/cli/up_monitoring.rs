@@ -17,11 +17,7 @@ async fn too_many_blocked_app_queries_cancel_the_statement_and_it_is_retried() {
         "2_slow.up.sql",
         "LOCK TABLE t IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(1.5);\n",
     );
-    std::fs::write(
-        project.path().join("strata.toml"),
-        "max_blocked_queries = 2\nlock_retry_budget = \"20s\"\n",
-    )
-    .unwrap();
+    project.config("max_blocked_queries = 2\nlock_retry_budget = \"20s\"\n");
     let child = project.spawn(&db, &["up"]);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let mut apps = Vec::new();
