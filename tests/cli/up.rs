@@ -150,3 +150,28 @@ async fn custom_history_table_and_schema() {
     );
     assert!(!db.has_table("public.strata_migrations").await);
 }
+
+#[tokio::test]
+async fn a_failed_history_write_rolls_back_the_migration() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_a.up.sql", "CREATE TABLE a (id int);\n");
+    expect_code(&project.run(&db, &["up"]), 0);
+    // From now on the history table refuses new rows.
+    db.connect()
+        .await
+        .batch(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'history is read-only'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON strata_migrations FOR EACH ROW EXECUTE FUNCTION refuse();",
+        )
+        .await
+        .unwrap();
+    project.write("2_b.up.sql", "CREATE TABLE b (id int);\n");
+    let out = expect_code(&project.run(&db, &["up"]), 1);
+    assert!(out.contains("history is read-only"), "{out}");
+    assert!(
+        !db.has_table("b").await,
+        "the statements went back with the history row"
+    );
+    assert_eq!(db.history().await.len(), 1);
+}
