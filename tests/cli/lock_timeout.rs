@@ -9,9 +9,7 @@ use crate::support::{expect_code, text, Project, TestDb};
 #[tokio::test]
 async fn retries_on_lock_timeout_until_the_blocker_commits() {
     let db = TestDb::new().await;
-    let project = Project::new();
-    project.write("1_t.up.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\n");
-    expect_code(&project.run(&db, &["up"]), 0);
+    let project = Project::applied(&db, "CREATE TABLE t (id bigint PRIMARY KEY);\n");
     project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
     // Pre-flight would wait for the blocker; this test is about the retries.
     project.config("preflight_wait = \"0s\"\n");
@@ -60,9 +58,7 @@ async fn retries_on_lock_timeout_until_the_blocker_commits() {
 #[tokio::test]
 async fn gives_up_after_the_retry_budget_and_changes_nothing() {
     let db = TestDb::new().await;
-    let project = Project::new();
-    project.write("1_t.up.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\n");
-    expect_code(&project.run(&db, &["up"]), 0);
+    let project = Project::applied(&db, "CREATE TABLE t (id bigint PRIMARY KEY);\n");
     project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
     project.config(
         "lock_timeout = \"20ms\"\nlock_retry_budget = \"600ms\"\npreflight_wait = \"0s\"\n",
@@ -90,9 +86,7 @@ async fn gives_up_after_the_retry_budget_and_changes_nothing() {
 #[tokio::test]
 async fn the_watchdog_cancels_a_waiting_statement_that_application_queries_queue_behind() {
     let db = TestDb::new().await;
-    let project = Project::new();
-    project.write("1_t.up.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\n");
-    expect_code(&project.run(&db, &["up"]), 0);
+    let project = Project::applied(&db, "CREATE TABLE t (id bigint PRIMARY KEY);\n");
     project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
     // lock_timeout effectively off: only the watchdog can help.
     project.config("lock_timeout = \"10m\"\nwatchdog = \"100ms\"\npreflight_wait = \"0s\"\n");

@@ -197,6 +197,15 @@ impl Project {
         self.dir.path().join("migrations")
     }
 
+    /// A first migration `1_t` with `sql`, applied: the usual starting point
+    /// of a test about what a later migration does.
+    pub fn applied(db: &TestDb, sql: &str) -> Project {
+        let project = Project::new();
+        project.write("1_t.up.sql", sql);
+        expect_code(&project.run(db, &["up"]), 0);
+        project
+    }
+
     /// Writes `strata.toml` in the project directory.
     pub fn config(&self, text: &str) {
         std::fs::write(self.path().join("strata.toml"), text).unwrap();

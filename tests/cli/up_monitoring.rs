@@ -9,9 +9,7 @@ use crate::support::{expect_code, text, Project, TestDb};
 #[tokio::test]
 async fn too_many_blocked_app_queries_cancel_the_statement_and_it_is_retried() {
     let db = TestDb::new().await;
-    let project = Project::new();
-    project.write("1_t.up.sql", "CREATE TABLE t (id int);\n");
-    expect_code(&project.run(&db, &["up"]), 0);
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
     // A migration that holds its lock for a while: the app piles up behind it.
     project.write(
         "2_slow.up.sql",
