@@ -335,6 +335,17 @@ fn lint_script(
             }
             schema.apply(node);
         }
+        if let Some(why) = &stmt.unparsed {
+            let mut f = Finding::new(
+                &rules::unanalysed_statement::META,
+                format!("statement not analysed: {why}; it runs as written"),
+            );
+            f.file = script.path.clone();
+            f.line = script.first_line + stmt.line - 1;
+            f.column = stmt.column;
+            f.source_line = stmt.sql.lines().next().unwrap_or("").to_owned();
+            findings.push((index, f));
+        }
         if matches!(
             stmt.transaction,
             TransactionBehavior::Commit | TransactionBehavior::Rollback

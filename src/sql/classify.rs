@@ -124,6 +124,29 @@ pub(crate) fn behavior(node: &protobuf::Node) -> TransactionBehavior {
     }
 }
 
+/// Classifies a statement that has no parse tree (too deeply nested) from
+/// its tokens: such a statement is never transaction control, but it may
+/// be a CONCURRENTLY build or a VACUUM, which must run outside a
+/// transaction block.
+pub(crate) fn behavior_of_tokens(sql: &str) -> TransactionBehavior {
+    let Ok(tokens) = pg_query::scan_tokens(sql) else {
+        return TransactionBehavior::Any;
+    };
+    if tokens
+        .first()
+        .is_some_and(|t| t.token == protobuf::Token::Vacuum as i32)
+    {
+        TransactionBehavior::Never("VACUUM")
+    } else if tokens
+        .iter()
+        .any(|t| t.token == protobuf::Token::Concurrently as i32)
+    {
+        TransactionBehavior::Never("CONCURRENTLY")
+    } else {
+        TransactionBehavior::Any
+    }
+}
+
 /// A DO block whose PL/pgSQL body commits or rolls back (batched backfills
 /// do this) fails with "invalid transaction termination" inside a
 /// transaction block, so it must run outside one.

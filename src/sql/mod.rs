@@ -35,6 +35,10 @@ pub struct Statement {
     /// The parse trees of the statement. Usually one; a goose
     /// `StatementBegin` block may hold several.
     pub nodes: Vec<pg_query::protobuf::Node>,
+    /// Why the statement has no parse tree although it is valid SQL (it is
+    /// nested too deeply for the tree to be handed over): it runs as
+    /// written, but the analysis cannot look inside it.
+    pub unparsed: Option<String>,
 }
 
 impl Statement {
@@ -155,21 +159,34 @@ pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlE
             line: line_col(text, pos).0,
         });
     }
-    let parsed = match pg_query::parse(text, 0) {
-        Ok(parsed) => parsed,
-        Err(err) => return Err(locate_error(text, err)),
+    let raws = match pg_query::parse(text, 0) {
+        Ok(parsed) => parsed
+            .protobuf
+            .stmts
+            .into_iter()
+            .map(|raw| {
+                let start = usize::try_from(raw.stmt_location)
+                    .unwrap_or(0)
+                    .min(text.len());
+                let end = match usize::try_from(raw.stmt_len) {
+                    Ok(0) | Err(_) => text.len(),
+                    Ok(len) => (start + len).min(text.len()),
+                };
+                (start, end, Ok(raw.stmt.map(|b| *b)))
+            })
+            .collect(),
+        Err(err) => match split_deep(text) {
+            Some(raws) => raws,
+            None => return Err(locate_error(text, err)),
+        },
     };
     let mut statements: Vec<Statement> = Vec::new();
-    for raw in parsed.protobuf.stmts {
-        let start = usize::try_from(raw.stmt_location)
-            .unwrap_or(0)
-            .min(text.len());
-        let end = match usize::try_from(raw.stmt_len) {
-            Ok(0) | Err(_) => text.len(),
-            Ok(len) => (start + len).min(text.len()),
-        };
+    for (start, end, node) in raws {
         let first = skip_trivia(text, start).min(end);
-        let node = raw.stmt.map(|b| *b);
+        let (node, unparsed) = match node {
+            Ok(node) => (node, None),
+            Err(why) => (None, Some(why)),
+        };
         if let Some(block) = blocks.iter().find(|b| b.contains(&first)) {
             if let Some(last) = statements.last_mut().filter(|s| block.contains(&s.offset)) {
                 // Another statement of the same block: extend the unit.
@@ -182,10 +199,11 @@ pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlE
             }
         }
         let (line, column) = line_col(text, first);
-        let transaction = node
-            .as_ref()
-            .map(classify::behavior)
-            .unwrap_or(TransactionBehavior::Any);
+        let transaction = match &node {
+            Some(node) => classify::behavior(node),
+            None if unparsed.is_some() => classify::behavior_of_tokens(&text[first..end]),
+            None => TransactionBehavior::Any,
+        };
         statements.push(Statement {
             sql: text[first..end].to_owned(),
             offset: first,
@@ -193,9 +211,54 @@ pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlE
             column,
             transaction,
             nodes: node.into_iter().collect(),
+            unparsed,
         });
     }
     Ok(statements)
+}
+
+/// A parsed statement: (start, end, its tree or why there is none).
+type Raw = (
+    usize,
+    usize,
+    Result<Option<pg_query::protobuf::Node>, String>,
+);
+
+/// The split of a valid script whose parse tree cannot be handed over whole:
+/// pg_query passes trees as protobuf, and both the C encoder (PostgreSQL's
+/// stack depth check) and the Rust decoder (prost's recursion limit of 100)
+/// refuse deep trees, so 48 chained `||` are enough to fail. The server's
+/// own grammar still splits the script (`split_with_parser` runs the
+/// parser without building the protobuf, in linear time); each statement is
+/// then parsed alone, so only the deep ones lose their tree. `None` when
+/// the text really is invalid, which the caller reports as a syntax error.
+fn split_deep(text: &str) -> Option<Vec<Raw>> {
+    let pieces = pg_query::split_with_parser(text).ok()?;
+    let base = text.as_ptr() as usize;
+    Some(
+        pieces
+            .into_iter()
+            .map(|piece| {
+                let start = (piece.as_ptr() as usize - base).min(text.len());
+                let end = (start + piece.len()).min(text.len());
+                let tree = pg_query::parse(piece, 0)
+                    .map(|parsed| {
+                        parsed
+                            .protobuf
+                            .stmts
+                            .into_iter()
+                            .next()
+                            .and_then(|raw| raw.stmt.map(|b| *b))
+                    })
+                    .map_err(|_| {
+                        "its parse tree is nested too deeply for the analysis (more than \
+                         about 45 levels, e.g. a long chain of || or AND)"
+                            .to_owned()
+                    });
+                (start, end, tree)
+            })
+            .collect(),
+    )
 }
 
 /// The SQL statements a `DO` block runs (its PL/pgSQL body parsed by
@@ -255,6 +318,7 @@ pub fn do_block_statements(stmt: &Statement) -> Vec<Statement> {
                 column: stmt.column,
                 transaction,
                 nodes,
+                unparsed: None,
             })
         })
         .collect()
@@ -343,7 +407,12 @@ fn locate_error(text: &str, err: pg_query::Error) -> SqlError {
                 column,
             };
         }
-        if start < end && pg_query::parse(&text[start..end], 0).is_err() {
+        // A piece the parser accepts but whose tree is too deep to hand
+        // over (see `split_deep`) is not the error.
+        if start < end
+            && pg_query::parse(&text[start..end], 0).is_err()
+            && pg_query::split_with_parser(&text[start..end]).is_err()
+        {
             let (line, column) = line_col(text, locate(start, end));
             return SqlError::Syntax {
                 message,
@@ -512,6 +581,37 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["never: DO block with COMMIT or ROLLBACK", "any"]
         );
+    }
+
+    #[test]
+    fn deep_statements_are_split_and_kept_without_a_tree() {
+        for n in [48, 300, 10_000] {
+            let chain = vec!["'x'"; n].join(" || ");
+            let text = format!("SELECT 1;\nSELECT {chain};\nCREATE INDEX CONCURRENTLY i ON t (a) WHERE b = {chain};\nSELECT 2");
+            let started = std::time::Instant::now();
+            let stmts = split(&text, &[]).unwrap_or_else(|e| panic!("{n}: {e}"));
+            // Linear: 10,000 operators take milliseconds, not seconds.
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{n}: {:?}",
+                started.elapsed()
+            );
+            assert_eq!(stmts.len(), 4, "{n}");
+            assert_eq!(stmts[1].sql, format!("SELECT {chain}"));
+            assert_eq!((stmts[1].line, stmts[3].line), (2, 4));
+            assert!(stmts[1].nodes.is_empty() && stmts[1].unparsed.is_some());
+            assert_eq!(stmts[1].transaction, TransactionBehavior::Any);
+            assert_eq!(
+                stmts[2].transaction,
+                TransactionBehavior::Never("CONCURRENTLY")
+            );
+            assert!(stmts[0].unparsed.is_none() && stmts[0].nodes.len() == 1);
+            assert!(stmts[3].unparsed.is_none() && stmts[3].nodes.len() == 1);
+        }
+        // A real syntax error next to a deep statement is still one.
+        let chain = vec!["'x'"; 300].join(" || ");
+        let err = split(&format!("SELECT {chain};\nSELEC 2;"), &[]).unwrap_err();
+        assert!(matches!(err, SqlError::Syntax { line: 2, .. }), "{err:?}");
     }
 
     #[test]

@@ -239,3 +239,29 @@ async fn bad_config_file_says_where() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn long_operator_chains_run_and_lint_with_a_note() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    let chain = vec!["'x'"; 300].join(" || ");
+    project.write(
+        "1_deep.up.sql",
+        &format!("CREATE TABLE t (v text);\nINSERT INTO t VALUES ({chain});\nINSERT INTO t VALUES ('end');\n"),
+    );
+    let out = expect_code(&project.run(&db, &["lint"]), 0);
+    assert!(
+        out.contains("unanalysed-statement") && out.contains("1_deep.up.sql:2"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("syntax") && !out.contains("recursion limit"),
+        "{out}"
+    );
+    expect_code(&project.run(&db, &["up"]), 0);
+    assert_eq!(
+        db.column("SELECT length(v)::text FROM t ORDER BY length(v) DESC")
+            .await,
+        ["300", "3"]
+    );
+}

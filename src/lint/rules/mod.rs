@@ -59,6 +59,7 @@ rules! {
     require_timeouts::RequireTimeouts,
     require_unique_index_for_constraint::RequireUniqueIndexForConstraint,
     syntax_error::SyntaxError,
+    unanalysed_statement::UnanalysedStatement,
     unused_allow::UnusedAllow,
 }
 
