@@ -24,7 +24,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
 use crate::lint::{ast, schema};
-use crate::sql::{self, Statement};
+use crate::sql::{self, names, Statement};
 
 /// The statements to run and a description of each rewrite made.
 pub struct Rewritten {
@@ -131,14 +131,14 @@ fn safe_form(
                 return None;
             }
             let cmd = cmds[0];
-            let t = ast::qualified(&table);
-            let base = table.rsplit('.').next().unwrap_or(&table).to_owned();
+            // `table` is the name as SQL (`"Sch".t`); `base` is the
+            // relation's own name, unquoted, which PostgreSQL builds
+            // default names from.
+            let t = table.clone();
+            let base = ast::base_name(&table);
             if ast::is(cmd, AlterTableType::AtSetNotNull) && pg_version >= 12 {
                 let col = ast::ident(&cmd.name);
-                let check = fit_name(&format!(
-                    "strata_nn_{}",
-                    &crate::source::checksum(&format!("{table}.{}", cmd.name))[..12]
-                ))?;
+                let check = not_null_check(&table, &cmd.name);
                 return Some((
                     "SET NOT NULL → CHECK NOT VALID, VALIDATE, SET NOT NULL, drop the check".into(),
                     vec![
@@ -160,10 +160,11 @@ fn safe_form(
                 let name = if !c.conname.is_empty() {
                     c.conname.clone()
                 } else if foreign {
-                    fit_name(&format!(
-                        "{base}_{}_fkey",
-                        ast::strings(&c.fk_attrs).join("_")
-                    ))?
+                    names::object_name(
+                        &base,
+                        Some(&names::name_addition(&ast::strings(&c.fk_attrs))),
+                        "fkey",
+                    )
                 } else {
                     return None; // PostgreSQL's CHECK naming depends on the expression
                 };
@@ -203,9 +204,9 @@ fn safe_form(
             let name = if !c.conname.is_empty() {
                 c.conname.clone()
             } else if primary {
-                fit_name(&format!("{base}_pkey"))?
+                names::object_name(&base, None, "pkey")
             } else {
-                fit_name(&format!("{base}_{}_key", cols.join("_")))?
+                names::object_name(&base, Some(&names::name_addition(&cols)), "key")
             };
             let n = ast::ident(&name);
             let list = cols
@@ -218,10 +219,7 @@ fn safe_form(
                 // ADD PRIMARY KEY USING INDEX would set NOT NULL with a scan
                 // under ACCESS EXCLUSIVE; prove it with validated checks first.
                 for col in &cols {
-                    let check = fit_name(&format!(
-                        "strata_nn_{}",
-                        &crate::source::checksum(&format!("{table}.{col}"))[..12]
-                    ))?;
+                    let check = not_null_check(&table, col);
                     let col = ast::ident(col);
                     sqls.push(format!("ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID"));
                     sqls.push(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {check}"));
@@ -242,10 +240,14 @@ fn safe_form(
     }
 }
 
-/// PostgreSQL truncates names over 63 bytes in its own way; rather than
-/// guess, long names are not rewritten.
-fn fit_name(name: &str) -> Option<String> {
-    (name.len() <= 63).then(|| ast::ident(name))
+/// The temporary CHECK that proves a column NOT NULL before SET NOT NULL:
+/// a fixed, short name derived from the table and column, so a resumed
+/// run drops the same one, quoted for SQL.
+fn not_null_check(table: &str, column: &str) -> String {
+    ast::ident(&format!(
+        "strata_nn_{}",
+        &crate::source::checksum(&format!("{table}.{column}"))[..12]
+    ))
 }
 
 #[cfg(test)]
@@ -290,6 +292,46 @@ mod tests {
                 "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email)",
                 "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key"
             ]
+        );
+    }
+
+    #[test]
+    fn quotes_names_as_postgres_sees_them() {
+        assert_eq!(
+            rewritten(r#"ALTER TABLE "Orders" ADD PRIMARY KEY ("OrderId")"#)
+                .last()
+                .unwrap(),
+            r#"ALTER TABLE "Orders" ADD CONSTRAINT "Orders_pkey" PRIMARY KEY USING INDEX "Orders_pkey""#
+        );
+        assert_eq!(
+            rewritten(r#"ALTER TABLE "my.table" ADD UNIQUE ("E-mail")"#),
+            [
+                r#"CREATE UNIQUE INDEX CONCURRENTLY "my.table_E-mail_key" ON "my.table" ("E-mail")"#,
+                r#"ALTER TABLE "my.table" ADD CONSTRAINT "my.table_E-mail_key" UNIQUE USING INDEX "my.table_E-mail_key""#
+            ]
+        );
+        assert_eq!(
+            rewritten(
+                r#"ALTER TABLE "Sch".t ADD FOREIGN KEY ("UserId") REFERENCES "Sch"."Users" (id)"#
+            ),
+            [
+                r#"ALTER TABLE "Sch".t ADD CONSTRAINT "t_UserId_fkey" FOREIGN KEY ("UserId") REFERENCES "Sch"."Users" (id) NOT VALID"#,
+                r#"ALTER TABLE "Sch".t VALIDATE CONSTRAINT "t_UserId_fkey""#
+            ]
+        );
+        // Over 63 bytes, names are truncated as PostgreSQL truncates them
+        // (the parser cuts the table name to 63 bytes first).
+        let out = rewritten(&format!(
+            "ALTER TABLE {} ADD UNIQUE (email)",
+            "t".repeat(70)
+        ));
+        assert_eq!(
+            out[0],
+            format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY {}_email_key ON {} (email)",
+                "t".repeat(53),
+                "t".repeat(63)
+            )
         );
     }
 

@@ -6,98 +6,35 @@ use pg_query::protobuf::{
 };
 use pg_query::NodeEnum;
 
-/// `schema.table` or `table`, as written.
+/// `schema.table` or `table` as SQL, each part quoted where needed
+/// (`"Sch".t`, `"my.table"`, `public."Orders"`): names are carried in this
+/// form everywhere (schema replay, findings, pre-flight, backups), so that
+/// they stay unambiguous and resolve in the catalog as PostgreSQL resolves
+/// them (`to_regclass`).
 pub fn relation(rv: &RangeVar) -> String {
     if rv.schemaname.is_empty() {
-        rv.relname.clone()
+        ident(&rv.relname)
     } else {
-        format!("{}.{}", rv.schemaname, rv.relname)
+        format!("{}.{}", ident(&rv.schemaname), ident(&rv.relname))
     }
 }
 
-/// Quotes an identifier only where SQL needs it, for readable fixes.
+/// Quotes an identifier only where SQL needs it, as the server's
+/// `quote_ident()` does.
 pub fn ident(name: &str) -> String {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !is_reserved(name);
-    if plain {
-        name.to_owned()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
+    crate::sql::names::quote_ident(name)
 }
 
-/// A possibly schema-qualified name for fixes.
-pub fn qualified(name: &str) -> String {
-    name.split('.').map(ident).collect::<Vec<_>>().join(".")
+/// A qualified name from a list of `String` nodes (`DROP TABLE s.t`,
+/// type names), as SQL.
+pub fn name(nodes: &[Node]) -> String {
+    crate::sql::names::qualified(&strings(nodes))
 }
 
-fn is_reserved(name: &str) -> bool {
-    matches!(
-        name,
-        "all"
-            | "analyse"
-            | "analyze"
-            | "and"
-            | "any"
-            | "array"
-            | "as"
-            | "asc"
-            | "both"
-            | "case"
-            | "cast"
-            | "check"
-            | "collate"
-            | "column"
-            | "constraint"
-            | "create"
-            | "default"
-            | "desc"
-            | "distinct"
-            | "do"
-            | "else"
-            | "end"
-            | "except"
-            | "false"
-            | "for"
-            | "foreign"
-            | "from"
-            | "grant"
-            | "group"
-            | "having"
-            | "in"
-            | "into"
-            | "leading"
-            | "limit"
-            | "not"
-            | "null"
-            | "offset"
-            | "on"
-            | "only"
-            | "or"
-            | "order"
-            | "primary"
-            | "references"
-            | "select"
-            | "table"
-            | "then"
-            | "to"
-            | "true"
-            | "union"
-            | "unique"
-            | "user"
-            | "using"
-            | "when"
-            | "where"
-            | "with"
-            | "order_by"
-    )
+/// The relation's own name, unquoted, from a name in SQL form: the table
+/// name PostgreSQL builds default constraint and index names from.
+pub fn base_name(sql_name: &str) -> String {
+    crate::sql::names::base_name(sql_name)
 }
 
 /// The string values of a list of `String` nodes (`names`, `keys`, ...).

@@ -179,7 +179,7 @@ pub fn table_lock(node: &NodeEnum) -> Option<(Lock, String)> {
         }
         NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectTable as i32 => {
             let name = d.objects.first().and_then(|o| match &o.node {
-                Some(NodeEnum::List(l)) => Some(ast::strings(&l.items).join(".")),
+                Some(NodeEnum::List(l)) => Some(ast::name(&l.items)),
                 _ => None,
             })?;
             Some((Lock::AccessExclusive, name))

@@ -117,7 +117,7 @@ impl Schema {
             NodeEnum::DropStmt(drop) if drop.remove_type == ObjectType::ObjectTable as i32 => {
                 for obj in &drop.objects {
                     if let Some(NodeEnum::List(list)) = &obj.node {
-                        let name = ast::strings(&list.items).join(".");
+                        let name = ast::name(&list.items);
                         self.tables.remove(&key(&name));
                     }
                 }
@@ -127,7 +127,7 @@ impl Schema {
             {
                 if let Some(rv) = &rename.relation {
                     if let Some(t) = self.tables.remove(&key(&ast::relation(rv))) {
-                        self.tables.insert(key(&rename.newname), t);
+                        self.tables.insert(key(&ast::ident(&rename.newname)), t);
                     }
                 }
             }

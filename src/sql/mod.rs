@@ -13,6 +13,7 @@
 
 mod classify;
 mod lexical;
+pub mod names;
 
 use std::ops::Range;
 

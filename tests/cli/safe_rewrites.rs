@@ -3,14 +3,23 @@
 
 use crate::support::{expect_code, Project, TestDb};
 
-const BASE: &str = "CREATE TABLE users (id bigint PRIMARY KEY, email text, name text);
+const BASE: &str = r#"CREATE TABLE users (id bigint PRIMARY KEY, email text, name text);
 INSERT INTO users SELECT g, 'u' || g || '@example.com', 'name ' || g FROM generate_series(1, 2000) g;
 CREATE INDEX users_name_idx ON users (name);
 CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, total integer);
 INSERT INTO orders SELECT g, 1 + g % 2000, g % 100 FROM generate_series(1, 4000) g;
 CREATE TABLE items (id bigint, label text);
 INSERT INTO items SELECT g, 'x' FROM generate_series(1, 100) g;
-";
+CREATE TABLE "Orders" ("OrderId" bigint, "UserId" bigint, note text);
+INSERT INTO "Orders" SELECT g, 1 + g % 2000, 'n' FROM generate_series(1, 100) g;
+CREATE TABLE "my.table" (id bigint, "E-mail" text);
+INSERT INTO "my.table" SELECT g, 'e' || g FROM generate_series(1, 100) g;
+CREATE SCHEMA "Sch";
+CREATE TABLE "Sch".t (id bigint, "UserId" bigint, v text);
+INSERT INTO "Sch".t SELECT g, 1 + g % 2000, 'v' FROM generate_series(1, 100) g;
+CREATE INDEX "T_idx" ON "Sch".t (v);
+CREATE TABLE "ÄVeryLongTableNameThatGoesOnAndOnAndOnForSixtyBytes_x" ("ÄnotherQuiteLongColumnName_y" bigint);
+"#;
 
 fn schema_dump(db: &TestDb) -> String {
     let pg_dump = strata::localpg::Binaries::find().unwrap().tool("pg_dump");
@@ -107,6 +116,63 @@ async fn every_rewrite_ends_in_the_naive_catalog_state() {
         assert!(
             recorded[0].contains(note.split(" → ").next().unwrap()),
             "{recorded:?}"
+        );
+    }
+}
+
+/// Mixed case, dots, quotes, schemas and names over 63 bytes: the rewrite
+/// must name everything exactly as PostgreSQL names it for the naive form.
+#[tokio::test]
+async fn rewrites_keep_names_as_postgres_sees_them() {
+    let cases = [
+        (
+            r#"ALTER TABLE "Orders" ADD PRIMARY KEY ("OrderId");"#,
+            "ADD PRIMARY KEY → unique index built concurrently",
+        ),
+        (
+            r#"ALTER TABLE "Orders" ADD FOREIGN KEY ("UserId") REFERENCES users (id);"#,
+            "ADD FOREIGN KEY → ADD FOREIGN KEY NOT VALID",
+        ),
+        (
+            r#"ALTER TABLE "Orders" ALTER COLUMN note SET NOT NULL;"#,
+            "SET NOT NULL → CHECK NOT VALID, VALIDATE, SET NOT NULL",
+        ),
+        (
+            r#"CREATE INDEX ON "my.table" ("E-mail");"#,
+            "CREATE INDEX → CREATE INDEX CONCURRENTLY",
+        ),
+        (
+            r#"ALTER TABLE "my.table" ADD UNIQUE ("E-mail");"#,
+            "ADD UNIQUE → unique index built concurrently",
+        ),
+        (
+            r#"ALTER TABLE "Sch".t ADD PRIMARY KEY (id);"#,
+            "ADD PRIMARY KEY → unique index built concurrently",
+        ),
+        (
+            r#"ALTER TABLE "Sch".t ADD FOREIGN KEY ("UserId") REFERENCES users (id);"#,
+            "ADD FOREIGN KEY → ADD FOREIGN KEY NOT VALID",
+        ),
+        (
+            r#"DROP INDEX "Sch"."T_idx";"#,
+            "DROP INDEX → DROP INDEX CONCURRENTLY",
+        ),
+        (
+            r#"ALTER TABLE "ÄVeryLongTableNameThatGoesOnAndOnAndOnForSixtyBytes_x" ADD UNIQUE ("ÄnotherQuiteLongColumnName_y");"#,
+            "ADD UNIQUE → unique index built concurrently",
+        ),
+    ];
+    for (sql, note) in cases {
+        let (naive_db, _) = apply(sql, false).await;
+        let (safe_db, safe_out) = apply(sql, true).await;
+        assert!(
+            safe_out.contains(&format!("safe rewrite, line 1: {note}")),
+            "{sql}\n{safe_out}"
+        );
+        assert_eq!(
+            schema_dump(&naive_db),
+            schema_dump(&safe_db),
+            "end states differ for: {sql}"
         );
     }
 }

@@ -50,10 +50,9 @@ impl Rule for BanAddSerialOrIdentityColumn {
             if !serial && !identity {
                 continue;
             }
-            let t = ast::qualified(&table);
+            let t = table.clone();
             let c = ast::ident(&col.colname);
-            let base = table.rsplit('.').next().unwrap_or(&table);
-            let seq = ast::ident(&format!("{base}_{}_seq", col.colname));
+            let seq = ast::ident(&names::object_name(&ast::base_name(&table), Some(&col.colname), "seq"));
             out.push(
                 Finding::new(&META, format!("{} column {} needs a value for every existing row of {table}: a full rewrite blocking reads and writes", if serial { "serial" } else { "identity" }, col.colname))
                     .table(table.clone())

@@ -30,7 +30,7 @@ impl Rule for BanCharType {
             out.push(
                 Finding::new(&META, format!("{}.{} is {shown}, which pads values with spaces", c.table, c.column))
                     .table(c.table.clone())
-                    .fix(format!("-- column {col} of {t}:\n{col} text  -- instead of char(n); add CHECK (char_length({col}) = n) if the length matters", t = ast::qualified(&c.table), col = ast::ident(&c.column))),
+                    .fix(format!("-- column {col} of {t}:\n{col} text  -- instead of char(n); add CHECK (char_length({col}) = n) if the length matters", t = c.table.clone(), col = ast::ident(&c.column))),
             );
         }
     }

@@ -61,7 +61,7 @@ impl Rule for BanColumnTypeChange {
             if !has_using && coercible(old.map(|c| (c.type_name.as_str(), c.type_mods.as_slice())), (&new, &new_mods)) {
                 continue;
             }
-            let t = ast::qualified(&table);
+            let t = table.clone();
             let c = ast::ident(&cmd.name);
             let tmp = ast::ident(&format!("{}_new", cmd.name));
             let shown = ast::type_display(tn);

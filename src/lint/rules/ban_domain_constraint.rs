@@ -43,16 +43,16 @@ impl Rule for BanDomainConstraint {
         if c.skip_validation {
             return;
         }
-        let domain = ast::strings(&d.type_name).join(".");
+        let domain = ast::name(&d.type_name);
         let name = if c.conname.is_empty() { format!("{domain}_check") } else { c.conname.clone() };
         let check = c.raw_expr.as_deref().map(ast::deparse_expr).unwrap_or_else(|| "...".into());
         out.push(
             Finding::new(&META, format!("ALTER DOMAIN {domain} ADD CONSTRAINT checks every column of every table using the domain, while blocking their writes"))
                 .fix(format!(
                     "ALTER DOMAIN {} ADD CONSTRAINT {} CHECK ({check}) NOT VALID;\n-- separate transaction:\nALTER DOMAIN {} VALIDATE CONSTRAINT {};",
-                    ast::qualified(&domain),
+                    domain.clone(),
                     ast::ident(&name),
-                    ast::qualified(&domain),
+                    domain.clone(),
                     ast::ident(&name)
                 )),
         );

@@ -39,7 +39,7 @@ impl Rule for BanDropColumn {
             return;
         }
         for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtDropColumn)) {
-            let t = ast::qualified(&table);
+            let t = table.clone();
             out.push(
                 Finding::new(&META, format!("dropping {table}.{} destroys its data and breaks code that still uses it", cmd.name))
                     .table(table.clone())

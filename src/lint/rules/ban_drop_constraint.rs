@@ -42,7 +42,7 @@ impl Rule for BanDropConstraint {
             out.push(
                 Finding::new(&META, format!("dropping constraint {} on {table} removes a guarantee that running code may rely on", cmd.name))
                     .table(table.clone())
-                    .fix(format!("-- deploy code that no longer relies on it first, then:\nALTER TABLE {} DROP CONSTRAINT {};", ast::qualified(&table), ast::ident(&cmd.name))),
+                    .fix(format!("-- deploy code that no longer relies on it first, then:\nALTER TABLE {} DROP CONSTRAINT {};", table.clone(), ast::ident(&cmd.name))),
             );
         }
     }

@@ -42,7 +42,7 @@ impl Rule for BanDropNotNull {
             out.push(
                 Finding::new(&META, format!("{table}.{} will accept NULLs; readers of the column may not expect them", cmd.name))
                     .table(table.clone())
-                    .fix(format!("-- once every reader handles NULL:\nALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;", ast::qualified(&table), ast::ident(&cmd.name))),
+                    .fix(format!("-- once every reader handles NULL:\nALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;", table.clone(), ast::ident(&cmd.name))),
             );
         }
     }

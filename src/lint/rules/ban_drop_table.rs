@@ -40,15 +40,15 @@ impl Rule for BanDropTable {
         }
         for obj in &d.objects {
             let Some(NodeEnum::List(l)) = &obj.node else { continue };
-            let table = ast::strings(&l.items).join(".");
+            let table = ast::name(&l.items);
             if !ctx.is_existing(&table) {
                 continue;
             }
-            let t = ast::qualified(&table);
+            let t = table.clone();
             out.push(
                 Finding::new(&META, format!("dropping {table} destroys its data and breaks code that still uses it"))
                     .table(table.clone())
-                    .fix(format!("-- 1. deploy code that no longer uses {t}; 2. back it up (pg_dump -Fc -t {t});\n-- 3. optionally rename first so a forgotten reader fails loudly but reversibly:\nALTER TABLE {t} RENAME TO {}_deprecated;\n-- 4. drop it in a later migration", table.rsplit('.').next().unwrap_or(&table))),
+                    .fix(format!("-- 1. deploy code that no longer uses {t}; 2. back it up (pg_dump -Fc -t {t});\n-- 3. optionally rename first so a forgotten reader fails loudly but reversibly:\nALTER TABLE {t} RENAME TO {};\n-- 4. drop it in a later migration", ast::ident(&format!("{}_deprecated", ast::base_name(&table))))),
             );
         }
     }

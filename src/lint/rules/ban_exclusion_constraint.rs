@@ -41,7 +41,7 @@ impl Rule for BanExclusionConstraint {
         }
         for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtAddConstraint)) {
             if ast::constraint(cmd).is_some_and(|c| ast::constr_is(c, ConstrType::ConstrExclusion)) {
-                let t = ast::qualified(&table);
+                let t = table.clone();
                 out.push(
                     Finding::new(&META, format!("ADD EXCLUDE on existing table {table} builds its index while blocking reads and writes, and has no concurrent form"))
                         .table(table.clone())

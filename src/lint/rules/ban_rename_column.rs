@@ -44,7 +44,7 @@ impl Rule for BanRenameColumn {
         if !ctx.is_existing(&table) {
             return;
         }
-        let t = ast::qualified(&table);
+        let t = table.clone();
         out.push(
             Finding::new(&META, format!("renaming {table}.{} to {} breaks every running query that uses the old name", r.subname, r.newname))
                 .table(table.clone())

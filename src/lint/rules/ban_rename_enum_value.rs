@@ -39,12 +39,12 @@ impl Rule for BanRenameEnumValue {
         if e.old_val.is_empty() {
             return;
         }
-        let ty = ast::strings(&e.type_name).join(".");
+        let ty = ast::name(&e.type_name);
         out.push(
             Finding::new(&META, format!("renaming {ty} value '{}' to '{}' breaks running code that writes or compares the old value", e.old_val, e.new_val))
                 .fix(format!(
                     "ALTER TYPE {} ADD VALUE IF NOT EXISTS '{}' AFTER '{}';\n-- deploy code that writes '{}', then update rows in batches from '{}'",
-                    ast::qualified(&ty),
+                    ty.clone(),
                     e.new_val.replace('\'', "''"),
                     e.old_val.replace('\'', "''"),
                     e.new_val,

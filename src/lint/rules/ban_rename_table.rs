@@ -45,7 +45,7 @@ impl Rule for BanRenameTable {
         if !ctx.is_existing(&table) {
             return;
         }
-        let old = ast::qualified(&table);
+        let old = table.clone();
         let schema = if rv.schemaname.is_empty() { String::new() } else { format!("{}.", ast::ident(&rv.schemaname)) };
         let new = format!("{schema}{}", ast::ident(&r.newname));
         out.push(

@@ -46,7 +46,7 @@ impl Rule for BanSetLoggedUnlogged {
             } else {
                 continue;
             };
-            let q = ast::qualified(&table);
+            let q = table.clone();
             let unlogged = if which == "UNLOGGED" { "UNLOGGED " } else { "" };
             out.push(
                 Finding::new(&META, format!("SET {which} rewrites all of {table} while blocking reads and writes"))

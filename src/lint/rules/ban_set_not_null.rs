@@ -48,9 +48,9 @@ impl Rule for BanSetNotNull {
             if proven && ctx.pg_version() >= 12 {
                 continue;
             }
-            let t = ast::qualified(&table);
+            let t = table.clone();
             let col = ast::ident(&cmd.name);
-            let check = ast::ident(&format!("{}_{}_not_null", table.rsplit('.').next().unwrap_or(&table), cmd.name));
+            let check = ast::ident(&names::object_name(&ast::base_name(&table), Some(&cmd.name), "not_null"));
             let fix = if ctx.pg_version() >= 12 {
                 format!(
                     "ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\n-- separate transaction:\nALTER TABLE {t} VALIDATE CONSTRAINT {check};\n-- separate transaction:\nALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {check};"

@@ -48,7 +48,7 @@ impl Rule for BanStoredGeneratedColumn {
             if generated.generated_kind == "v" {
                 continue;
             }
-            let t = ast::qualified(&table);
+            let t = table.clone();
             let c = ast::ident(&col.colname);
             let ty = col.type_name.as_ref().map(ast::type_display).unwrap_or_default();
             let expr = generated.raw_expr.as_deref().map(ast::deparse_expr).unwrap_or_default();

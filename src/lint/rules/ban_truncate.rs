@@ -43,7 +43,7 @@ impl Rule for BanTruncate {
             if !ctx.is_existing(&table) {
                 continue;
             }
-            let q = ast::qualified(&table);
+            let q = table.clone();
             out.push(
                 Finding::new(&META, format!("TRUNCATE deletes every row of {table}, irreversibly"))
                     .table(table.clone())

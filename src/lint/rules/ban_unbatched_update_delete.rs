@@ -45,7 +45,7 @@ impl Rule for BanUnbatchedUpdateDelete {
         if !ctx.is_existing(&table) {
             return;
         }
-        let t = ast::qualified(&table);
+        let t = table.clone();
         let finding = if delete {
             Finding::new(&META, format!("DELETE without WHERE removes every row of {table} in one transaction"))
                 .risk(Risk::High)

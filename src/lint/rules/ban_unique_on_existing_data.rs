@@ -60,7 +60,7 @@ impl Rule for BanUniqueOnExistingData {
         out.push(
             Finding::new(&META, format!("unique index on existing rows of {table}: it fails if ({list}) already has duplicates"))
                 .table(table.clone())
-                .fix(format!("SELECT {list}, count(*) FROM {} GROUP BY {list} HAVING count(*) > 1 LIMIT 20;", ast::qualified(&table))),
+                .fix(format!("SELECT {list}, count(*) FROM {} GROUP BY {list} HAVING count(*) > 1 LIMIT 20;", table.clone())),
         );
     }
 }

@@ -41,7 +41,7 @@ impl Rule for BanVacuumFull {
             return;
         }
         let table = crate::lint::context::table_lock(ctx.node).map(|(_, t)| t);
-        let target = table.clone().map(|t| format!(" {}", ast::qualified(&t))).unwrap_or_default();
+        let target = table.clone().map(|t| format!(" {}", t.clone())).unwrap_or_default();
         let mut f = Finding::new(&META, "VACUUM FULL rewrites the table and blocks every read and write until it is done")
             .fix(format!("VACUUM (ANALYZE){target};  -- or rebuild online with pg_repack"));
         if let Some(t) = table {

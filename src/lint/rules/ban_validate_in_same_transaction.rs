@@ -47,7 +47,7 @@ impl Rule for BanValidateInSameTransaction {
                 out.push(
                     Finding::new(&META, format!("constraint {} was added NOT VALID in this same transaction, so validation runs under the ADD's blocking lock", cmd.name))
                         .table(table.clone())
-                        .fix(format!("-- move to a later migration (or add -- strata:no-transaction to this file):\nALTER TABLE {} VALIDATE CONSTRAINT {};", ast::qualified(&table), ast::ident(&cmd.name))),
+                        .fix(format!("-- move to a later migration (or add -- strata:no-transaction to this file):\nALTER TABLE {} VALIDATE CONSTRAINT {};", table.clone(), ast::ident(&cmd.name))),
                 );
             }
         }

@@ -57,7 +57,7 @@ impl Rule for BanVolatileDefault {
             } else {
                 format!("the default calls volatile {}(), so every row gets its own value", volatile[0])
             };
-            let t = ast::qualified(&table);
+            let t = table.clone();
             let c = ast::ident(&col.colname);
             let ty = col.type_name.as_ref().map(ast::type_display).unwrap_or_default();
             let expr = ast::deparse_expr(default);

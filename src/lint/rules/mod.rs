@@ -72,6 +72,7 @@ pub fn find(id: &str) -> Option<&'static dyn super::Rule> {
 pub(crate) mod prelude {
     pub use crate::lint::context::StmtCtx;
     pub use crate::lint::{ast, Finding, Lock, Risk, Rule, RuleMeta};
+    pub use crate::sql::names;
     pub use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
     pub use pg_query::NodeEnum;
 }

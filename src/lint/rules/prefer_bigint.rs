@@ -30,7 +30,7 @@ impl Rule for PreferBigint {
             out.push(
                 Finding::new(&META, format!("key column {}.{} is {shown}, which runs out at 2,147,483,647", c.table, c.column))
                     .table(c.table.clone())
-                    .fix(format!("-- column {col} of {t}:\n{col} bigint", t = ast::qualified(&c.table), col = ast::ident(&c.column))),
+                    .fix(format!("-- column {col} of {t}:\n{col} bigint", t = c.table.clone(), col = ast::ident(&c.column))),
             );
         }
     }

@@ -30,7 +30,7 @@ impl Rule for PreferIdentity {
             out.push(
                 Finding::new(&META, format!("{}.{} is {shown}; identity columns do the same without serial's quirks", c.table, c.column))
                     .table(c.table.clone())
-                    .fix(format!("-- column {col} of {t}:\n{col} bigint GENERATED ALWAYS AS IDENTITY  -- instead of serial", t = ast::qualified(&c.table), col = ast::ident(&c.column))),
+                    .fix(format!("-- column {col} of {t}:\n{col} bigint GENERATED ALWAYS AS IDENTITY  -- instead of serial", t = c.table.clone(), col = ast::ident(&c.column))),
             );
         }
     }

@@ -29,7 +29,7 @@ impl Rule for PreferJsonb {
             out.push(
                 Finding::new(&META, format!("{}.{} is json: no indexing, no equality, reparsed on every access", c.table, c.column))
                     .table(c.table.clone())
-                    .fix(format!("-- column {col} of {t}:\n{col} jsonb  -- instead of json", t = ast::qualified(&c.table), col = ast::ident(&c.column))),
+                    .fix(format!("-- column {col} of {t}:\n{col} jsonb  -- instead of json", t = c.table.clone(), col = ast::ident(&c.column))),
             );
         }
     }

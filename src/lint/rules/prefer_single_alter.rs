@@ -45,7 +45,7 @@ impl Rule for PreferSingleAlter {
             out.push(
                 Finding::new(&META, format!("{table} was already altered at line {line} in this transaction; one ALTER TABLE with both actions locks it once"))
                     .table(table.clone())
-                    .fix(format!("ALTER TABLE {} <action from line {line}>, <this action>;", ast::qualified(&table))),
+                    .fix(format!("ALTER TABLE {} <action from line {line}>, <this action>;", table.clone())),
             );
         }
     }

@@ -30,7 +30,7 @@ impl Rule for PreferText {
             out.push(
                 Finding::new(&META, format!("{}.{} is {shown}; the length limit is part of the type and costly to change later", c.table, c.column))
                     .table(c.table.clone())
-                    .fix(format!("-- column {col} of {t}:\n{col} text CHECK (char_length({col}) <= {n})  -- instead of varchar({n})", n = mods.first().copied().unwrap_or(0), t = ast::qualified(&c.table), col = ast::ident(&c.column))),
+                    .fix(format!("-- column {col} of {t}:\n{col} text CHECK (char_length({col}) <= {n})  -- instead of varchar({n})", n = mods.first().copied().unwrap_or(0), t = c.table.clone(), col = ast::ident(&c.column))),
             );
         }
     }

@@ -29,7 +29,7 @@ impl Rule for PreferTimestamptz {
             out.push(
                 Finding::new(&META, format!("{}.{} is timestamp without time zone; the same value means different instants in different zones", c.table, c.column))
                     .table(c.table.clone())
-                    .fix(format!("-- column {col} of {t}:\n{col} timestamptz  -- instead of timestamp", t = ast::qualified(&c.table), col = ast::ident(&c.column))),
+                    .fix(format!("-- column {col} of {t}:\n{col} timestamptz  -- instead of timestamp", t = c.table.clone(), col = ast::ident(&c.column))),
             );
         }
     }

@@ -51,7 +51,7 @@ impl Rule for RequireDefaultForNotNullColumn {
             if !not_null || has_value || serial {
                 continue;
             }
-            let t = ast::qualified(&table);
+            let t = table.clone();
             let c = ast::ident(&col.colname);
             let shown = col.type_name.as_ref().map(ast::type_display).unwrap_or_default();
             out.push(

@@ -38,10 +38,10 @@ impl Rule for RequireEnumValuePosition {
         if !e.old_val.is_empty() || !e.new_val_neighbor.is_empty() {
             return;
         }
-        let ty = ast::strings(&e.type_name).join(".");
+        let ty = ast::name(&e.type_name);
         out.push(
             Finding::new(&META, format!("'{}' is added at the end of {ty}, so it sorts after every other value", e.new_val))
-                .fix(format!("ALTER TYPE {} ADD VALUE IF NOT EXISTS '{}' AFTER '<existing value>';", ast::qualified(&ty), e.new_val.replace('\'', "''"))),
+                .fix(format!("ALTER TYPE {} ADD VALUE IF NOT EXISTS '{}' AFTER '<existing value>';", ty.clone(), e.new_val.replace('\'', "''"))),
         );
     }
 }

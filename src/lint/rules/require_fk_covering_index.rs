@@ -66,14 +66,13 @@ impl Rule for RequireFkCoveringIndex {
             }
         }
         for (table, cols) in fks.into_iter().filter(|(_, c)| !c.is_empty()) {
-            let base = table.rsplit('.').next().unwrap_or(&table);
-            let name = ast::ident(&format!("{base}_{}_idx", cols.join("_")));
+            let name = ast::ident(&names::object_name(&ast::base_name(&table), Some(&names::name_addition(&cols)), "idx"));
             let new_table = matches!(ctx.node, NodeEnum::CreateStmt(_)) || !ctx.is_existing(&table);
             let concurrently = if new_table { "" } else { "CONCURRENTLY " };
             let list = cols.iter().map(|c| ast::ident(c)).collect::<Vec<_>>().join(", ");
             let mut f = Finding::new(&META, format!("no index on {table} ({list}): deletes and key updates on the referenced table scan {table}"))
                 .table(table.clone())
-                .fix(format!("CREATE INDEX {concurrently}{name} ON {} ({list});", ast::qualified(&table)));
+                .fix(format!("CREATE INDEX {concurrently}{name} ON {} ({list});", table.clone()));
             f.columns = cols;
             out.push(f);
         }

@@ -63,7 +63,7 @@ impl Rule for RequireNotValidConstraint {
                     .table(table.clone())
                     .fix(format!(
                         "{add};\n-- then, in a separate transaction (a later migration):\nALTER TABLE {} VALIDATE CONSTRAINT {};",
-                        ast::qualified(&table),
+                        table.clone(),
                         ast::ident(&name)
                     )),
             );
@@ -73,11 +73,11 @@ impl Rule for RequireNotValidConstraint {
 
 /// PostgreSQL's default constraint name: `table_col_fkey` / `table_check`.
 pub fn default_name(table: &str, c: &pg_query::protobuf::Constraint) -> String {
-    let base = table.rsplit('.').next().unwrap_or(table);
+    let base = ast::base_name(table);
     if ast::constr_is(c, ConstrType::ConstrForeign) {
-        format!("{base}_{}_fkey", ast::strings(&c.fk_attrs).join("_"))
+        names::object_name(&base, Some(&names::name_addition(&ast::strings(&c.fk_attrs))), "fkey")
     } else {
-        format!("{base}_check")
+        names::object_name(&base, None, "check")
     }
 }
 

@@ -46,15 +46,15 @@ impl Rule for RequireUniqueIndexForConstraint {
                 continue;
             }
             let cols = ast::strings(&c.keys);
-            let base = table.rsplit('.').next().unwrap_or(&table);
+            let base = ast::base_name(&table);
             let name = if !c.conname.is_empty() {
                 c.conname.clone()
             } else if primary {
-                format!("{base}_pkey")
+                names::object_name(&base, None, "pkey")
             } else {
-                format!("{base}_{}_key", cols.join("_"))
+                names::object_name(&base, Some(&names::name_addition(&cols)), "key")
             };
-            let t = ast::qualified(&table);
+            let t = table.clone();
             let n = ast::ident(&name);
             let col_list = cols.iter().map(|c| ast::ident(c)).collect::<Vec<_>>().join(", ");
             let kind = if primary { "PRIMARY KEY" } else { "UNIQUE" };
