@@ -128,8 +128,11 @@ pub struct LockHolder {
     pub query: String,
 }
 
-/// Sessions holding locks on any of `tables` (bare or schema-qualified
-/// names) whose transaction is idle or older than `min_age_ms`.
+/// Sessions holding locks on any of `tables` whose transaction is idle or
+/// older than `min_age_ms`. The names are SQL (`"Sch".t`, `"Users"`) and
+/// resolve as the migration's statements resolve them (`to_regclass`, with
+/// the session's search_path), so `users` never matches `archive.users`
+/// or `"Users"`. The tables come back as the server prints them.
 pub async fn lock_holders(
     conn: &Connection,
     tables: &[String],
@@ -139,16 +142,15 @@ pub async fn lock_holders(
         .query(
             "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
                     coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
-                    array_agg(DISTINCT c.relname::text ORDER BY c.relname::text),
+                    array_agg(DISTINCT c.oid::regclass::text ORDER BY c.oid::regclass::text),
                     coalesce(left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100), ''),
                     extract(epoch FROM a.xact_start)::float8
              FROM pg_locks l
              JOIN pg_stat_activity a ON a.pid = l.pid
              JOIN pg_class c ON c.oid = l.relation
-             JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE l.granted AND l.locktype = 'relation' AND a.pid <> pg_backend_pid()
                AND a.datname = current_database() AND a.xact_start IS NOT NULL
-               AND (c.relname = ANY($1) OR n.nspname || '.' || c.relname = ANY($1))
+               AND c.oid IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)
                AND (a.state LIKE 'idle in transaction%'
                     OR a.xact_start < now() - make_interval(secs => $2::bigint / 1000.0))
              GROUP BY a.pid, a.application_name, a.state, a.xact_start, a.query

@@ -196,6 +196,16 @@ mod tests {
     }
 
     #[test]
+    fn tables_are_sql_names() {
+        assert_eq!(
+            tables_of(
+                r#"ALTER TABLE "Sch".t ADD FOREIGN KEY (a) REFERENCES "my.table" (id); CREATE INDEX ON "Orders" ("OrderId"); ALTER TABLE Public.Users ADD COLUMN b int;"#
+            ),
+            [r#""Orders""#, r#""Sch".t"#, r#""my.table""#, "public.users"]
+        );
+    }
+
+    #[test]
     fn tables_include_foreign_key_targets() {
         assert_eq!(
             tables_of(

@@ -304,3 +304,56 @@ pub fn column_types(node: &NodeEnum) -> Vec<ColumnType<'_>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::test_utils::lint;
+
+    /// Every fix that names a table or column with mixed case, a dot, a
+    /// quote or a schema writes it as PostgreSQL reads it, and parses.
+    #[test]
+    fn fixes_quote_names_as_postgres_reads_them() {
+        let sql = r#"ALTER TABLE "Sch"."My.Table" DROP COLUMN "Col";
+ALTER TABLE "Sch"."My.Table" ALTER COLUMN "Col" TYPE bigint;
+ALTER TABLE "Sch"."My.Table" ADD CONSTRAINT "Fk" FOREIGN KEY ("UserId") REFERENCES "Users" (id);
+ALTER TABLE "Sch"."My.Table" ADD UNIQUE ("E""mail");
+ALTER TABLE "Sch"."My.Table" ALTER COLUMN "Col" SET NOT NULL;
+CREATE INDEX "Idx" ON "Sch"."My.Table" ("Col");
+TRUNCATE "Sch"."My.Table";
+DROP TABLE "Sch"."My.Table";
+ALTER TABLE "Sch"."My.Table" RENAME TO "New";
+"#;
+        let findings = lint(sql);
+        let fixes: Vec<&str> = findings.iter().filter_map(|f| f.fix.as_deref()).collect();
+        assert!(fixes.len() >= 8, "{findings:#?}");
+        for f in &findings {
+            if let Some(table) = &f.table {
+                assert!(
+                    table == r#""Sch"."My.Table""# || table == r#""Users""#,
+                    "{table}"
+                );
+            }
+        }
+        for fix in fixes {
+            // Neither unquoted nor quoted twice.
+            assert!(
+                !fix.contains("Sch.My.Table") && !fix.contains(r#"""""#),
+                "{fix}"
+            );
+            let sql: String = fix
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--") && !l.contains('<'))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(pg_query::parse(&sql, 0).is_ok(), "does not parse: {sql}");
+        }
+        let unique = findings
+            .iter()
+            .find(|f| f.rule == "require-unique-index-for-constraint")
+            .unwrap();
+        assert!(
+            unique.fix.as_deref().unwrap().starts_with(r#"CREATE UNIQUE INDEX CONCURRENTLY "My.Table_E""mail_key" ON "Sch"."My.Table" ("E""mail")"#),
+            "{unique:?}"
+        );
+    }
+}

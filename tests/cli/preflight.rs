@@ -77,3 +77,45 @@ async fn names_a_holder_that_stays_and_leaves_the_database_unchanged() {
     assert!(columns.is_empty(), "{columns:?}");
     assert_eq!(db.history().await.len(), 1);
 }
+
+/// Names resolve as PostgreSQL resolves them: a lock on `archive.users`
+/// is not one on `users`, and a mixed-case table is named as `"Users"`.
+#[tokio::test]
+async fn holders_are_matched_by_the_table_postgres_resolves() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.config("preflight_wait = \"500ms\"\nlock_retry_budget = \"1s\"\n");
+    project.write(
+        "1_t.up.sql",
+        "CREATE TABLE users (id int);\nCREATE SCHEMA archive;\nCREATE TABLE archive.users (id int);\nCREATE TABLE \"Users\" (id int);\n",
+    );
+    expect_code(&project.run(&db, &["up"]), 0);
+    let other = db.connect().await;
+    other
+        .batch("SET application_name = 'archiver'; BEGIN; SELECT count(*) FROM archive.users;")
+        .await
+        .unwrap();
+    project.write("2_n.up.sql", "ALTER TABLE users ADD COLUMN n text;\n");
+    let text = expect_code(&project.run_async(&db, &["up"]).await, 0);
+    assert!(
+        !text.contains("pre-flight") && !text.contains("archiver"),
+        "{text}"
+    );
+    other.batch("COMMIT").await.unwrap();
+
+    let holder = db.connect().await;
+    holder
+        .batch("SET application_name = 'mixed-case'; BEGIN; SELECT count(*) FROM \"Users\";")
+        .await
+        .unwrap();
+    project.write("3_n.up.sql", "ALTER TABLE \"Users\" ADD COLUMN n text;\n");
+    let text = expect_code(&project.run_async(&db, &["up"]).await, 1);
+    assert!(
+        text.contains(&format!(
+            "still held: pid {} (mixed-case, idle in transaction",
+            holder.pid()
+        )) && text.contains("locks \"Users\")"),
+        "{text}"
+    );
+    holder.batch("COMMIT").await.unwrap();
+}
