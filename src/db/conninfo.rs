@@ -217,30 +217,79 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Replaces every password in a connection string (URL user-info, a
-/// `password=` key or query parameter) with `***`. Safe on any text: the
-/// rest is returned unchanged.
+/// Replaces every password in a connection string with `***`, in every
+/// form libpq accepts and the malformed ones people write: URL user-info
+/// (`postgres://` or `postgresql://`, several hosts, a password with an
+/// unencoded `@`, `/`, `?` or space), user-info without a scheme
+/// (`user:pw@host/db`), `password` keys in any case with or without spaces
+/// around `=` and quoted values with escaped quotes, `password` query
+/// parameters (percent-encoded keys too), `PGPASSWORD=`, and any password
+/// Strata has seen in a parsed target. Safe on any text: the rest is
+/// returned unchanged. Over-redacting is preferred to a leak.
 pub fn redact(text: &str) -> String {
-    let mut out = redact_userinfo(text);
-    for key in ["password=", "PGPASSWORD="] {
-        out = redact_key(&out, key);
+    let out = redact_url_userinfo(text);
+    let out = redact_bare_userinfo(&out);
+    let out = redact_query_params(&out);
+    let out = redact_keys(&out);
+    redact_known(&out)
+}
+
+/// Passwords of targets parsed in this process: whatever text an error
+/// echoes, they are never shown. Only passwords of 4 or more characters,
+/// so that redaction does not garble every message.
+static KNOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers a password so that [`redact`] removes it wherever it appears.
+pub fn remember_secret(secret: &str) {
+    if secret.chars().count() < 4 || secret == "***" {
+        return;
+    }
+    if let Ok(mut known) = KNOWN.lock() {
+        if !known.iter().any(|k| k == secret) {
+            known.push(secret.to_owned());
+        }
+    }
+}
+
+fn redact_known(text: &str) -> String {
+    let Ok(known) = KNOWN.lock() else {
+        return text.to_owned();
+    };
+    let mut out = text.to_owned();
+    for secret in known.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
     }
     out
 }
 
-fn redact_userinfo(text: &str) -> String {
+/// `scheme://user:password@host`: the user-info ends at the last `@` of
+/// the URL. A password may hold `/`, `?`, `@` and even spaces (libpq
+/// rejects those, and then prints the string), so the URL is taken to run
+/// to the end of the line, but no further than the first whitespace after
+/// an `@`, or the next `://`.
+fn redact_url_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let authority_end = tail
-            .find(['/', '?', ' ', '\n', '"', '\''])
-            .unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match authority.rfind('@') {
+        let limit = tail
+            .find(['\n', '\r'])
+            .unwrap_or(tail.len())
+            .min(tail.find("://").unwrap_or(tail.len()));
+        let mut last_at = None;
+        for (j, c) in tail[..limit].char_indices() {
+            if c == '@' {
+                last_at = Some(j);
+            } else if (c.is_whitespace() || c == '"' || c == '\'') && last_at.is_some() {
+                break;
+            }
+        }
+        match last_at {
             Some(at) => {
-                let userinfo = &authority[..at];
+                let userinfo = &tail[..at];
                 match userinfo.find(':') {
                     Some(colon) => {
                         out.push_str(&userinfo[..colon]);
@@ -248,41 +297,124 @@ fn redact_userinfo(text: &str) -> String {
                     }
                     None => out.push_str(userinfo),
                 }
-                out.push_str(&authority[at..]);
+                rest = &tail[at..];
             }
-            None => out.push_str(authority),
+            None => rest = tail,
         }
-        rest = &tail[authority_end..];
     }
     out.push_str(rest);
     out
 }
 
-fn redact_key(text: &str, key: &str) -> String {
+/// `user:password@host/db` without a scheme (libpq reads it as a broken
+/// `key=value` string and prints it back): in a word holding `:` and `@`,
+/// everything between the first `:` and the last `@` goes.
+fn redact_bare_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_inclusive(|c: char| c.is_whitespace()) {
+        let w = word.trim_start_matches(['"', '\'', '`', '(', '<', '[']);
+        let lead = &word[..word.len() - w.len()];
+        match (w.find(':'), w.rfind('@')) {
+            (Some(colon), Some(at))
+                if colon < at
+                    && !w.contains("://")
+                    && !w[..colon].is_empty()
+                    && !w[..colon].contains(['=', '/'])
+                    && &w[colon + 1..at] != "***" =>
+            {
+                out.push_str(lead);
+                out.push_str(&w[..colon]);
+                out.push_str(":***");
+                out.push_str(&w[at..]);
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
+/// `?password=...` and `&password=...`, with the key compared after
+/// percent-decoding and in any case, as libpq decodes URL parameters.
+fn redact_query_params(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(i) = rest.find(key) {
-        let boundary = i == 0 || !rest[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-        out.push_str(&rest[..i + key.len()]);
-        rest = &rest[i + key.len()..];
-        if !boundary {
-            continue;
+    while let Some(i) = rest.find(['?', '&']) {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let key_end = rest
+            .find(|c: char| c == '=' || c == '&' || c == '?' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if rest[key_end..].starts_with('=') && is_password_key(&percent_decode(&rest[..key_end])) {
+            out.push_str(&rest[..=key_end]);
+            rest = &rest[key_end + 1..];
+            let end = rest
+                .find(|c: char| c == '&' || c == '#' || c.is_whitespace())
+                .unwrap_or(rest.len());
+            out.push_str("***");
+            rest = &rest[end..];
         }
-        let end = if rest.starts_with('\'') {
-            let mut j = 1;
-            let bytes = rest.as_bytes();
-            while j < bytes.len() && bytes[j] != b'\'' {
-                j += if bytes[j] == b'\\' { 2 } else { 1 };
-            }
-            (j + 1).min(rest.len())
-        } else {
-            rest.find(|c: char| c.is_whitespace() || c == '&' || c == '"')
-                .unwrap_or(rest.len())
-        };
-        out.push_str("***");
-        rest = &rest[end..];
     }
     out.push_str(rest);
+    out
+}
+
+fn is_password_key(key: &str) -> bool {
+    key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pgpassword")
+}
+
+/// `password=value`, `PASSWORD = 'it''s \' quoted'`, `PGPASSWORD=...`:
+/// libpq's `key=value` syntax (spaces around `=`, single-quoted values with
+/// backslash escapes), keys in any case.
+fn redact_keys(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("password") {
+        let start = from + found;
+        let after_key = start + "password".len();
+        from = after_key;
+        let before = &text[..start];
+        let before = before
+            .strip_suffix("pg")
+            .or_else(|| before.strip_suffix("PG"))
+            .unwrap_or(before);
+        // Query parameters (`?password=`, `&password=`) are done already.
+        if before.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '?' || c == '&') {
+            continue;
+        }
+        let bytes = text.as_bytes();
+        let mut j = after_key;
+        while j < bytes.len() && (bytes[j] == b' ' || bytes[j] == b'\t') {
+            j += 1;
+        }
+        if j >= bytes.len() || bytes[j] != b'=' {
+            continue;
+        }
+        j += 1;
+        while j < bytes.len() && (bytes[j] == b' ' || bytes[j] == b'\t') {
+            j += 1;
+        }
+        let value_end = if bytes.get(j) == Some(&b'\'') {
+            let mut k = j + 1;
+            while k < bytes.len() && bytes[k] != b'\'' {
+                k += if bytes[k] == b'\\' { 2 } else { 1 };
+            }
+            (k + 1).min(bytes.len())
+        } else {
+            text[j..]
+                .find(|c: char| c.is_whitespace())
+                .map_or(text.len(), |e| j + e)
+        };
+        if value_end == j || &text[j..value_end] == "***" {
+            continue;
+        }
+        out.push_str(&text[copied..j]);
+        out.push_str("***");
+        copied = value_end;
+        from = value_end;
+    }
+    out.push_str(&text[copied..]);
     out
 }
 
@@ -290,26 +422,97 @@ fn redact_key(text: &str, key: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Every form libpq accepts, and the malformed ones people write:
+    /// the password never survives, and the rest stays readable.
     #[test]
     fn redacts_passwords_in_all_forms() {
+        let cases = [
+            (
+                "postgres://bob:s3cret@db:5432/app",
+                "postgres://bob:***@db:5432/app",
+            ),
+            (
+                "postgresql://bob:s3cret@db/app",
+                "postgresql://bob:***@db/app",
+            ),
+            (
+                "postgres://bob@db/app?password=s3cret&x=1",
+                "postgres://bob@db/app?password=***&x=1",
+            ),
+            (
+                "postgres://bob@db/app?x=1&PASSWORD=s3cret",
+                "postgres://bob@db/app?x=1&PASSWORD=***",
+            ),
+            (
+                "postgres://bob@db/app?pass%77ord=s3cret",
+                "postgres://bob@db/app?pass%77ord=***",
+            ),
+            ("postgres://bob:pa ss@db/app", "postgres://bob:***@db/app"),
+            ("postgres://bob:p@ss@db/app", "postgres://bob:***@db/app"),
+            ("postgres://bob:pa/ss@db/app", "postgres://bob:***@db/app"),
+            ("postgres://bob:pa?ss@db/app", "postgres://bob:***@db/app"),
+            (
+                "postgres://bob:s3cret@h1:5432,h2:5433/app",
+                "postgres://bob:***@h1:5432,h2:5433/app",
+            ),
+            (
+                "postgres://bob:s3cret@[::1]:5432/app",
+                "postgres://bob:***@[::1]:5432/app",
+            ),
+            ("postgres://bob@db/app", "postgres://bob@db/app"),
+            ("bob:s3cret@db/app", "bob:***@db/app"),
+            ("bob:s3cret@db:5432", "bob:***@db:5432"),
+            ("host=db password=s3cret", "host=db password=***"),
+            (
+                "host=db PASSWORD=s3cret user=bob",
+                "host=db PASSWORD=*** user=bob",
+            ),
+            ("host=db Password = s3cret", "host=db Password = ***"),
+            (
+                "host=db password='a b\\'c' user=bob",
+                "host=db password=*** user=bob",
+            ),
+            (
+                "host=db password = 'x y' user=bob",
+                "host=db password = *** user=bob",
+            ),
+            ("PGPASSWORD=s3cret psql", "PGPASSWORD=*** psql"),
+            ("host=db password=a&b", "host=db password=***"),
+            (
+                "error connecting to postgresql://u:p4ss@h/d: refused",
+                "error connecting to postgresql://u:***@h/d: refused",
+            ),
+            (
+                "invalid connection string: missing \"=\" after \"bob:s3cret@db/app\"",
+                "invalid connection string: missing \"=\" after \"bob:***@db/app\"",
+            ),
+            ("no secrets here", "no secrets here"),
+            (
+                "at 10:30 mail admin@example.com",
+                "at 10:30 mail admin@example.com",
+            ),
+            ("the password is checked", "the password is checked"),
+            ("passwords=1 mypassword=x", "passwords=1 mypassword=x"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact(input), expected, "{input}");
+            assert!(!redact(input).contains("s3cret"), "{input}");
+        }
+        // Idempotent: redacting twice changes nothing more.
+        for (input, expected) in cases {
+            assert_eq!(redact(expected), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn remembered_secrets_are_removed_anywhere() {
+        remember_secret("Tr0ub4dor");
         assert_eq!(
-            redact("postgres://bob:s3cret@db:5432/app"),
-            "postgres://bob:***@db:5432/app"
+            redact("server said: Tr0ub4dor is wrong"),
+            "server said: *** is wrong"
         );
-        assert_eq!(
-            redact("postgres://bob@db/app?password=s3cret&x=1"),
-            "postgres://bob@db/app?password=***&x=1"
-        );
-        assert_eq!(
-            redact("host=db password='a b\\'c' user=bob"),
-            "host=db password=*** user=bob"
-        );
-        assert_eq!(redact("host=db password=s3cret"), "host=db password=***");
-        assert_eq!(redact("no secrets here"), "no secrets here");
-        assert_eq!(
-            redact("error connecting to postgresql://u:p@h/d: refused"),
-            "error connecting to postgresql://u:***@h/d: refused"
-        );
+        remember_secret("ab");
+        assert_eq!(redact("ab"), "ab");
     }
 
     #[test]

@@ -56,6 +56,9 @@ impl Target {
         let mut config: tokio_postgres::Config = rest
             .parse()
             .map_err(|e: tokio_postgres::Error| bad(redact(&e.to_string())))?;
+        if let Some(password) = config.get_password() {
+            conninfo::remember_secret(&String::from_utf8_lossy(password));
+        }
         if config.get_application_name().is_none() {
             config.application_name("strata");
         }

@@ -265,3 +265,44 @@ async fn long_operator_chains_run_and_lint_with_a_note() {
         ["300", "3"]
     );
 }
+
+/// No form of connection string, however malformed, gets its password
+/// printed: every command's connection error is redacted.
+#[tokio::test]
+async fn connection_errors_never_print_the_password() {
+    let project = Project::new();
+    let cases: [(&str, &[&str]); 10] = [
+        ("postgres://bob:Xq7 Zr9@127.0.0.1:1/db", &["Xq7", "Zr9"]),
+        ("postgres://bob:Xq7@Zr9@127.0.0.1:1/db", &["Xq7", "Zr9"]),
+        ("postgres://bob:Xq7/Zr9@127.0.0.1:1/db", &["Xq7", "Zr9"]),
+        (
+            "postgresql://bob:Xq7Zr9@127.0.0.1:1,127.0.0.1:2/db",
+            &["Xq7"],
+        ),
+        ("postgres://bob@127.0.0.1:1/db?PASSWORD=Xq7Zr9", &["Xq7"]),
+        (
+            "postgres://bob@127.0.0.1:1/db?password=Xq7Zr9&connect_timeout=2",
+            &["Xq7"],
+        ),
+        ("bob:Xq7Zr9@127.0.0.1/db", &["Xq7"]),
+        ("host=127.0.0.1 port=1 PASSWORD=Xq7Zr9", &["Xq7"]),
+        (
+            "host=127.0.0.1 port=1 password = 'Xq7 \\' Zr9'",
+            &["Xq7", "Zr9"],
+        ),
+        ("host=127.0.0.1 port=1 user=bob password=Xq7Zr9", &["Xq7"]),
+    ];
+    for (url, secrets) in cases {
+        for command in [&["status"][..], &["up"], &["lint"], &["backup"]] {
+            let out = strata(project.path(), Some(url), command);
+            let all = crate::support::text(&out);
+            assert_ne!(out.status.code(), Some(0), "{url} {command:?}: {all}");
+            for secret in secrets {
+                assert!(
+                    !all.contains(secret),
+                    "{url} {command:?} printed the password:\n{all}"
+                );
+            }
+        }
+    }
+}
