@@ -253,6 +253,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
             Err(problem) => (Format::Native, vec![problem]),
         },
     };
+    problems.extend(listing.problems.iter().cloned());
     let (mut migrations, more) = formats::load(format, &listing);
     problems.extend(more);
     migrations.sort_by(|a, b| {
@@ -289,6 +290,18 @@ fn duplicate_versions(migrations: &[Migration]) -> Vec<SourceProblem> {
 /// Reads a file as UTF-8 text with the BOM removed and line endings
 /// normalised, or says precisely why it cannot.
 pub(crate) fn read_text(path: &Path) -> Result<String, SourceProblem> {
+    // Never open a FIFO or device: reading one can block forever.
+    match formats::kind_of(path)? {
+        formats::EntryKind::File => {}
+        formats::EntryKind::Dir => {
+            return Err(SourceProblem::new(
+                path,
+                None,
+                "is a directory, not a migration file",
+            ))
+        }
+        formats::EntryKind::Missing => return Err(SourceProblem::new(path, None, "no such file")),
+    }
     let bytes = std::fs::read(path)
         .map_err(|e| SourceProblem::new(path, None, format!("cannot read file: {e}")))?;
     match String::from_utf8(bytes) {

@@ -306,3 +306,110 @@ async fn connection_errors_never_print_the_password() {
         }
     }
 }
+
+/// Runs strata, failing the test instead of hanging if it does not finish
+/// in 30 s (reading a FIFO blocks forever).
+fn strata_bounded(project: &Project, url: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.current_dir(project.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(url) = url {
+        cmd.arg("--database-url").arg(url);
+    }
+    let mut child = cmd.args(args).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("strata {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Entries that cannot be migrations are errors naming the path, for
+/// every command that reads the directory, and are never opened.
+#[tokio::test]
+async fn special_entries_in_the_migration_directory_are_errors() {
+    type Setup = fn(&std::path::Path);
+    let cases: [(&str, Setup, &str); 5] = [
+        (
+            "3_loop.up.sql",
+            |p| std::os::unix::fs::symlink(p, p).unwrap(),
+            "symlink loop",
+        ),
+        (
+            "3_gone.up.sql",
+            |p| std::os::unix::fs::symlink(p.with_file_name("nowhere.sql"), p).unwrap(),
+            "broken symlink",
+        ),
+        (
+            "3_pipe.up.sql",
+            |p| nix::unistd::mkfifo(p, nix::sys::stat::Mode::S_IRWXU).unwrap(),
+            "is a FIFO",
+        ),
+        (
+            "3_dev.up.sql",
+            |p| std::os::unix::fs::symlink("/dev/null", p).unwrap(),
+            "is a device",
+        ),
+        (
+            "3_x.up.sql",
+            |p| std::fs::create_dir(p).unwrap(),
+            "is a directory",
+        ),
+    ];
+    for (name, make, what) in cases {
+        let db = TestDb::new().await;
+        let project = Project::new();
+        project.write("2_a.up.sql", "CREATE TABLE a (id int);\n");
+        expect_code(&project.run(&db, &["up"]), 0);
+        let before = db.schema_fingerprint().await;
+        let path = project.migrations().join(name);
+        make(&path);
+        for args in [&["up"][..], &["status"], &["validate"], &["lint"]] {
+            let out = strata_bounded(&project, Some(&db.url), args);
+            let all = expect_code(&out, 2);
+            assert!(
+                all.contains(name) && all.contains(what),
+                "{name} {args:?}:\n{all}"
+            );
+        }
+        let lint_file = format!("migrations/{name}");
+        if name != "3_x.up.sql" {
+            let all = expect_code(&strata_bounded(&project, None, &["lint", &lint_file]), 2);
+            assert!(
+                all.contains(name) && all.contains(what),
+                "lint {name}:\n{all}"
+            );
+        }
+        assert_eq!(db.schema_fingerprint().await, before, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_diesel_folder_without_up_sql_is_an_error() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("2024-01-01-000000_a/up.sql", "CREATE TABLE a (id int);\n");
+    project.write("2024-01-01-000000_a/down.sql", "DROP TABLE a;\n");
+    expect_code(&project.run(&db, &["up"]), 0);
+    project.write("2024-01-02-000000_b/down.sql", "DROP TABLE b;\n");
+    let all = expect_code(&project.run(&db, &["status"]), 2);
+    assert!(
+        all.contains("2024-01-02-000000_b") && all.contains("no up.sql"),
+        "{all}"
+    );
+    // Alone in its directory, too.
+    let lone = Project::new();
+    lone.write("2024-01-02-000000_b/down.sql", "DROP TABLE b;\n");
+    let all = expect_code(&lone.run(&db, &["validate"]), 2);
+    assert!(
+        all.contains("2024-01-02-000000_b") && all.contains("no up.sql"),
+        "{all}"
+    );
+}

@@ -26,7 +26,9 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
     }
     for (dir_name, dir) in &listing.dirs {
         let up_path = dir.join("up.sql");
-        if !up_path.is_file() {
+        // A present but unreadable up.sql (a FIFO, a broken link) is
+        // reported precisely by read_text below.
+        if std::fs::symlink_metadata(&up_path).is_err() {
             problems.push(
                 SourceProblem::new(dir, None, "diesel migration directory has no up.sql")
                     .help("add up.sql (and down.sql), or remove the directory"),
@@ -60,7 +62,7 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
         );
         check_not_blank(&up, &mut problems);
         let down_path = dir.join("down.sql");
-        let down = if down_path.is_file() {
+        let down = if std::fs::symlink_metadata(&down_path).is_ok() {
             match read_text(&down_path) {
                 Ok(text) => Some(script(
                     &down_path,
@@ -97,6 +99,19 @@ fn read_metadata(
     #[derive(serde::Deserialize)]
     struct Metadata {
         run_in_transaction: Option<bool>,
+    }
+    // Never open a FIFO or device (it would block): only a regular file.
+    match super::kind_of(path) {
+        Ok(super::EntryKind::File) => {}
+        Ok(super::EntryKind::Missing) => return None,
+        Ok(super::EntryKind::Dir) => {
+            problems.push(SourceProblem::new(path, None, "is a directory, not a file"));
+            return None;
+        }
+        Err(problem) => {
+            problems.push(problem);
+            return None;
+        }
     }
     let text = std::fs::read_to_string(path).ok()?;
     match toml::from_str::<Metadata>(&text) {

@@ -22,6 +22,11 @@ pub struct Listing {
     pub files: Vec<(String, PathBuf)>,
     /// Sub-directories, hidden ones excluded: (name, path).
     pub dirs: Vec<(String, PathBuf)>,
+    /// Entries that cannot be migrations but look like they should be:
+    /// broken or looping symlinks, FIFOs, sockets, devices, directories
+    /// named like SQL files. Silently skipping them would run less than
+    /// the user wrote.
+    pub problems: Vec<SourceProblem>,
 }
 
 impl Listing {
@@ -40,18 +45,35 @@ impl Listing {
             dir: dir.to_path_buf(),
             files: Vec::new(),
             dirs: Vec::new(),
+            problems: Vec::new(),
         };
-        for entry in entries.flatten() {
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    listing.problems.push(SourceProblem::new(
+                        dir,
+                        None,
+                        format!("cannot list the migration directory: {e}"),
+                    ));
+                    continue;
+                }
+            };
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
                 continue;
             }
             let path = entry.path();
             // Follow symlinks: a linked migration file is still a migration.
-            if path.is_dir() {
-                listing.dirs.push((name, path));
-            } else if path.is_file() {
-                listing.files.push((name, path));
+            match kind_of(&path) {
+                Ok(EntryKind::Dir) if name.ends_with(".sql") => listing.problems.push(
+                    SourceProblem::new(&path, None, "is a directory, but named like a migration file")
+                        .help("migration files must be regular files; move its contents out and remove the directory"),
+                ),
+                Ok(EntryKind::Dir) => listing.dirs.push((name, path)),
+                Ok(EntryKind::File) => listing.files.push((name, path)),
+                Ok(EntryKind::Missing) => {}
+                Err(problem) => listing.problems.push(problem),
             }
         }
         listing.files.sort();
@@ -65,6 +87,67 @@ impl Listing {
     }
 }
 
+/// What a directory entry is, symlinks followed.
+pub(crate) enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// Nothing at all by that name.
+    Missing,
+}
+
+/// What `path` is, following symlinks. Anything but a regular file or a
+/// directory (a dangling or looping symlink, a FIFO, a socket, a device) is
+/// a problem naming the path: such an entry is never opened (reading a
+/// FIFO would hang) and never silently skipped.
+pub(crate) fn kind_of(path: &Path) -> Result<EntryKind, SourceProblem> {
+    use std::os::unix::fs::FileTypeExt;
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(EntryKind::Missing),
+        Err(e) => return Err(SourceProblem::new(path, None, format!("cannot read: {e}"))),
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            let what = if link.file_type().is_symlink() {
+                match std::fs::read_link(path) {
+                    Ok(to) if e.raw_os_error() == Some(40) => {
+                        format!("symlink loop (points to {})", to.display())
+                    }
+                    Ok(to) => format!("broken symlink: {} ({e})", to.display()),
+                    Err(_) => format!("broken symlink ({e})"),
+                }
+            } else {
+                format!("cannot read: {e}")
+            };
+            return Err(SourceProblem::new(path, None, what)
+                .help("point the symlink at an existing migration file, or remove it"));
+        }
+    };
+    let t = meta.file_type();
+    if t.is_file() {
+        Ok(EntryKind::File)
+    } else if t.is_dir() {
+        Ok(EntryKind::Dir)
+    } else {
+        let what = if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        Err(
+            SourceProblem::new(path, None, format!("is {what}, not a regular file"))
+                .help("migrations must be regular files; remove it from the migration directory"),
+        )
+    }
+}
+
 /// Detects the layout of a directory from its file names (and, to tell goose
 /// from sqlx, the content of one file). An empty directory is `native`.
 pub fn detect(listing: &Listing) -> Result<Format, SourceProblem> {
@@ -75,7 +158,12 @@ pub fn detect(listing: &Listing) -> Result<Format, SourceProblem> {
         }
     };
     for (name, path) in &listing.dirs {
-        if path.join("up.sql").is_file() {
+        // A folder with only down.sql or metadata.toml is a diesel
+        // migration that lost its up.sql: loading it as diesel reports it.
+        if ["up.sql", "down.sql", "metadata.toml"]
+            .iter()
+            .any(|f| std::fs::symlink_metadata(path.join(f)).is_ok())
+        {
             note(Format::Diesel, name);
         }
     }

@@ -16,6 +16,7 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
             .cloned()
             .collect(),
         dirs: Vec::new(),
+        problems: Vec::new(),
     };
     let (mut migrations, mut problems) = native::load(&reversible);
     for (file, path) in listing.sql_files() {
