@@ -290,7 +290,9 @@ impl Config {
             })?),
         };
         let lock_wait = match &file.lock_wait {
-            Some(text) => parse_duration(text).map_err(|m| invalid(format!("lock_wait: {m}")))?,
+            Some(text) => {
+                parse_duration_in_range(text).map_err(|m| invalid(format!("lock_wait: {m}")))?
+            }
             None => Duration::from_secs(60),
         };
         let duration = |key: &str,
@@ -298,7 +300,7 @@ impl Config {
                         default: Option<Duration>|
          -> Result<Option<Duration>, ConfigError> {
             match value {
-                Some(text) => parse_duration(text)
+                Some(text) => parse_duration_in_range(text)
                     .map(Some)
                     .map_err(|m| invalid(format!("{key}: {m}"))),
                 None => Ok(default),
@@ -472,7 +474,27 @@ fn libpq_conninfo(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     Some(parts.join(" "))
 }
 
-/// Parses `250ms`, `60s`, `5m`, `1h` or a plain number of seconds.
+/// The longest duration a setting may have: PostgreSQL's limit for
+/// `lock_timeout`, `statement_timeout` and the like (2147483647 ms, about
+/// 24.8 days). Timeouts go to the server, which would reject more when the
+/// migration is already running; the others share the limit, which keeps
+/// every deadline computed from them far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_millis(2_147_483_647);
+
+/// [`parse_duration`], refusing values above [`MAX_DURATION`].
+fn parse_duration_in_range(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{}` is above PostgreSQL's limit for timeouts, 2147483647ms (about 24.8 days)",
+            text.trim()
+        ));
+    }
+    Ok(d)
+}
+
+/// Parses `250ms`, `60s`, `5m`, `1h` or a plain number of seconds. Values
+/// too large for a `Duration` are an error, never a panic.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -493,7 +515,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
 }
 
 /// The commented `strata.toml` that `strata init` writes.
@@ -704,5 +726,16 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
         assert!(parse_duration("soon").is_err());
+        // Too large for a Duration: an error, not a panic.
+        assert!(parse_duration("99999999999999999999999999h").is_err());
+        assert!(parse_duration(&"9".repeat(400)).is_err());
+        assert_eq!(
+            parse_duration_in_range("2147483647ms").unwrap(),
+            MAX_DURATION
+        );
+        assert!(parse_duration_in_range("600h")
+            .unwrap_err()
+            .contains("2147483647ms"));
+        assert!(parse_duration_in_range("24d").is_err());
     }
 }

@@ -413,3 +413,31 @@ async fn a_diesel_folder_without_up_sql_is_an_error() {
         "{all}"
     );
 }
+
+/// Durations beyond what PostgreSQL accepts are config errors naming the
+/// key when the config is read: nothing is created, nothing panics.
+#[tokio::test]
+async fn out_of_range_durations_are_config_errors() {
+    for (key, value) in [
+        ("lock_timeout", "600h"),
+        ("statement_timeout", "25d"),
+        ("statement_timeout", "2147483648ms"),
+        ("lock_retry_budget", "99999999999999999999999h"),
+        ("watchdog", "1e400s"),
+        ("preflight_wait", "184467440737095516160s"),
+        ("lock_wait", "1000h"),
+    ] {
+        let db = TestDb::new().await;
+        let project = Project::new();
+        project.write("1_a.up.sql", "CREATE TABLE a (id int);\n");
+        project.config(&format!("{key} = \"{value}\"\n"));
+        let before = db.schema_fingerprint().await;
+        let out = expect_code(&project.run(&db, &["up"]), 2);
+        assert!(
+            out.contains(key) && !out.contains("panicked"),
+            "{key} = {value}:\n{out}"
+        );
+        assert_eq!(db.schema_fingerprint().await, before, "{key} = {value}");
+        assert!(!db.has_table("strata_migrations").await);
+    }
+}
