@@ -37,6 +37,15 @@ pub struct Rewritten {
 /// Rewrites a migration's statements. `pg_version` gates the forms that
 /// need PostgreSQL 12 (scan-free SET NOT NULL).
 pub fn rewrite(statements: &[Statement], first_line: usize, pg_version: u32) -> Rewritten {
+    // A file with its own BEGIN/COMMIT chose its transactions: it runs as
+    // written (a CONCURRENTLY form would fail inside its BEGIN, and moving
+    // statements out of its transaction would break what it asked for).
+    if statements.iter().any(|s| s.transaction.is_control()) {
+        return Rewritten {
+            statements: statements.to_vec(),
+            notes: Vec::new(),
+        };
+    }
     let mut created: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     let mut notes = Vec::new();
@@ -345,5 +354,6 @@ mod tests {
         same("ALTER TABLE t ADD COLUMN b int, ADD CONSTRAINT c CHECK (b > 0)");
         same("ALTER TABLE t ADD CHECK (a > 0)");
         same("CREATE INDEX CONCURRENTLY i ON t (a)");
+        same("BEGIN; CREATE INDEX i ON t (a); COMMIT;");
     }
 }

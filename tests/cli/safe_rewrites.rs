@@ -203,3 +203,49 @@ async fn dry_run_shows_the_rewritten_sql() {
         "{out}"
     );
 }
+
+/// Without a config file, statements run exactly as written: rewrites are
+/// an explicit choice (README, "Safe rewrites").
+#[tokio::test]
+async fn without_a_config_statements_run_as_written() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_base.up.sql", BASE);
+    project.write(
+        "2_idx.up.sql",
+        "CREATE INDEX users_email_idx ON users (email);\n",
+    );
+    let out = expect_code(&project.run(&db, &["up", "--dry-run"]), 0);
+    assert!(
+        !out.contains("safe rewrite, line")
+            && out.contains("\nCREATE INDEX users_email_idx ON users (email);"),
+        "{out}"
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(!out.contains("safe rewrite, line"), "{out}");
+    let mode = db
+        .column("SELECT details->>'mode' FROM strata_events WHERE version = '2' AND action = 'up'")
+        .await;
+    assert_eq!(mode, ["in a transaction"]);
+}
+
+/// A file with its own BEGIN/COMMIT asked for exactly those transactions:
+/// it runs as written, even with safe rewrites on (a CONCURRENTLY form
+/// would fail inside its BEGIN).
+#[tokio::test]
+async fn files_with_their_own_transactions_are_not_rewritten() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_base.up.sql", BASE);
+    project.write(
+        "2_tx.up.sql",
+        "BEGIN;\nCREATE INDEX users_email_idx ON users (email);\nALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);\nCOMMIT;\n",
+    );
+    project.config("safe_rewrites = true\n");
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(!out.contains("safe rewrite, line"), "{out}");
+    assert_eq!(
+        db.column("SELECT indexrelid::regclass::text FROM pg_index WHERE indexrelid::regclass::text = 'users_email_idx'").await,
+        ["users_email_idx"]
+    );
+}
