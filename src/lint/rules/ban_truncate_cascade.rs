@@ -46,7 +46,7 @@ impl Rule for BanTruncateCascade {
             })
             .collect();
         let mut f = Finding::new(&META, format!("TRUNCATE {} CASCADE also empties every table that references it, irreversibly", tables.join(", ")))
-            .fix(format!("-- list every table to empty explicitly, without CASCADE, after a backup:\nTRUNCATE {};", tables.iter().map(|t| t.clone()).collect::<Vec<_>>().join(", ")));
+            .fix(format!("-- list every table to empty explicitly, without CASCADE, after a backup:\nTRUNCATE {};", tables.join(", ")));
         if let Some(first) = tables.first() {
             f = f.table(first.clone());
         }
