@@ -340,6 +340,23 @@ fn lint_script(
                 &rules::unanalysed_statement::META,
                 format!("statement not analysed: {why}; it runs as written"),
             );
+            // A statement that may lock or lose data goes unchecked (and
+            // unseen by the backup decision): worth more than a note.
+            let verb = stmt
+                .sql
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .find(|w| !w.is_empty())
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            if matches!(
+                verb.as_str(),
+                "ALTER" | "DROP" | "DELETE" | "UPDATE" | "TRUNCATE" | "CREATE" | "MERGE"
+            ) {
+                f.risk = Risk::Medium;
+                f.message.push_str(
+                    " (it may take locks or lose data that no rule and no automatic backup looked at)",
+                );
+            }
             f.file = script.path.clone();
             f.line = script.first_line + stmt.line - 1;
             f.column = stmt.column;

@@ -13,7 +13,7 @@ pub static META: RuleMeta = RuleMeta {
 Reports a statement that PostgreSQL's grammar accepts but whose parse tree is too deep to hand over to the analysis (pg_query passes trees as protobuf, which stops at about 45 levels: a chain of 48 `||` or `AND` is enough). The statement is split and run exactly as written; only the rules cannot look inside it.
 
 ## Why is this bad?
-The statement is not checked: a lock or rewrite it causes is not reported.
+The statement is not checked: a lock or rewrite it causes is not reported, and the automatic backup cannot see what it deletes. LOW for queries and inserts, MEDIUM for statements that may lock or lose data (`ALTER`, `DROP`, `DELETE`, `UPDATE`, `TRUNCATE`, `CREATE`, `MERGE`).
 
 ## Safe rewrite
 Nothing is required. To have it checked, build long expressions another way, for example `concat_ws('', a, b, c, ...)` or `col = ANY (ARRAY[...])` instead of a long chain of operators.
@@ -56,6 +56,12 @@ mod tests {
         assert!(found.iter().all(|f| f.rule != "syntax-error"), "{found:?}");
         // The statements around it are still analysed.
         assert!(found.iter().any(|f| f.rule == "ban-drop-column" && f.line == 3), "{found:?}");
+    }
+
+    #[test]
+    fn is_medium_for_statements_that_may_lock_or_lose_data() {
+        let f = check_fires("unanalysed-statement", &format!("DELETE FROM t WHERE v = {};", chain(300)));
+        assert_eq!(f.risk, Risk::Medium, "{f:?}");
     }
 
     #[test]
