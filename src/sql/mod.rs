@@ -195,6 +195,11 @@ pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlE
                 if let Some(node) = node {
                     last.transaction = last.transaction.combine(classify::behavior(&node));
                     last.nodes.push(node);
+                } else if unparsed.is_some() {
+                    last.transaction = last
+                        .transaction
+                        .combine(classify::behavior_of_tokens(&text[first..end]));
+                    last.unparsed = last.unparsed.take().or(unparsed);
                 }
                 continue;
             }
@@ -609,6 +614,14 @@ mod tests {
             assert!(stmts[0].unparsed.is_none() && stmts[0].nodes.len() == 1);
             assert!(stmts[3].unparsed.is_none() && stmts[3].nodes.len() == 1);
         }
+        // Inside a goose block, the block keeps the note.
+        let chain = vec!["'x'"; 300].join(" || ");
+        let text = format!("SELECT 1;\nSELECT {chain};\nSELECT 3;");
+        let block = text.find("SELECT 1").unwrap()..text.len();
+        let stmts = split(&text, std::slice::from_ref(&block)).unwrap();
+        assert_eq!(stmts.len(), 1);
+        assert_eq!(stmts[0].nodes.len(), 2);
+        assert!(stmts[0].unparsed.is_some());
         // A real syntax error next to a deep statement is still one.
         let chain = vec!["'x'"; 300].join(" || ");
         let err = split(&format!("SELECT {chain};\nSELEC 2;"), &[]).unwrap_err();
