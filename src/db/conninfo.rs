@@ -155,8 +155,11 @@ fn kv_pairs(s: &str) -> Result<Vec<(String, String, String)>, String> {
             chars.next();
         }
         if chars.next().map(|(_, c)| c) != Some('=') {
+            // The word may be part of a password with an unquoted space:
+            // say where it is, never what it is.
             return Err(format!(
-                "missing `=` after `{key}` in the connection string"
+                "missing `=` after word {} of the connection string (quote values with spaces: password='a b')",
+                out.len() + 1
             ));
         }
         while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
@@ -232,6 +235,68 @@ pub fn redact(text: &str) -> String {
     let out = redact_query_params(&out);
     let out = redact_keys(&out);
     redact_known(&out)
+}
+
+/// Redacts a whole connection string (the text is nothing but the
+/// string, so malformed parts are known to belong to it): on top of
+/// [`redact`], an unquoted `password` value runs up to the next `key=`
+/// word, because libpq would have rejected the string at a space inside
+/// it, and a scheme-less `user:pw with spaces@host` loses everything
+/// between the first `:` and the last `@`.
+pub fn redact_conninfo(conninfo: &str) -> String {
+    let text = conninfo.trim();
+    if !text.contains("://") && !text.contains('=') {
+        if let (Some(colon), Some(at)) = (text.find(':'), text.rfind('@')) {
+            if colon < at {
+                return redact(&format!("{}:***{}", &text[..colon], &text[at..]));
+            }
+        }
+    }
+    if text.contains("://") {
+        return redact(text);
+    }
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("password") {
+        let start = from + found;
+        from = start + "password".len();
+        if text[..start].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = text[from..].trim_start();
+        let Some(value) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let value_start = text.len() - value.trim_start().len();
+        let value_end = if text[value_start..].starts_with('\'') {
+            let bytes = text.as_bytes();
+            let mut k = value_start + 1;
+            while k < bytes.len() && bytes[k] != b'\'' {
+                k += if bytes[k] == b'\\' { 2 } else { 1 };
+            }
+            (k + 1).min(text.len())
+        } else {
+            // Up to the next word that holds a `=`.
+            let mut end = text.len();
+            let mut pos = value_start;
+            for word in text[value_start..].split_inclusive(char::is_whitespace) {
+                if pos > value_start && word.contains('=') {
+                    end = pos;
+                    break;
+                }
+                pos += word.len();
+            }
+            value_start + text[value_start..end].trim_end().len()
+        };
+        out.push_str(&text[copied..value_start]);
+        out.push_str("***");
+        copied = value_end;
+        from = value_end.max(from);
+    }
+    out.push_str(&text[copied..]);
+    redact(&out)
 }
 
 /// Passwords of targets parsed in this process: whatever text an error
@@ -501,6 +566,23 @@ mod tests {
         // Idempotent: redacting twice changes nothing more.
         for (input, expected) in cases {
             assert_eq!(redact(expected), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn whole_connection_strings_lose_malformed_passwords_too() {
+        for (input, expected) in [
+            ("host=db password=Xq7 Zr9", "host=db password=***"),
+            (
+                "host=db password=Xq7 Zr9 user=bob",
+                "host=db password=*** user=bob",
+            ),
+            ("host=db PASSWORD = 'Xq7 Zr9", "host=db PASSWORD = ***"),
+            ("bob:Xq7 Zr9@db/app", "bob:***@db/app"),
+            ("postgres://bob:Xq7 Zr9@db/app", "postgres://bob:***@db/app"),
+            ("host=db user=bob", "host=db user=bob"),
+        ] {
+            assert_eq!(redact_conninfo(input), expected, "{input}");
         }
     }
 

@@ -44,7 +44,7 @@ impl Target {
     /// Parses a libpq URL or `key=value` string (TLS modes up to
     /// `verify-full`). The error never contains the password.
     pub fn parse(conninfo: &str) -> Result<Target, DbError> {
-        let display = redact(conninfo.trim());
+        let display = conninfo::redact_conninfo(conninfo);
         let bad = |message: String| DbError::BadTarget {
             target: display.clone(),
             message,

@@ -271,7 +271,10 @@ async fn long_operator_chains_run_and_lint_with_a_note() {
 #[tokio::test]
 async fn connection_errors_never_print_the_password() {
     let project = Project::new();
-    let cases: [(&str, &[&str]); 10] = [
+    let cases: [(&str, &[&str]); 13] = [
+        ("bob:Xq7 Zr9@127.0.0.1/db", &["Xq7", "Zr9"]),
+        ("host=127.0.0.1 port=1 password=Xq7 Zr9", &["Xq7", "Zr9"]),
+        ("host=127.0.0.1 port=1 password='Xq7 Zr9", &["Xq7", "Zr9"]),
         ("postgres://bob:Xq7 Zr9@127.0.0.1:1/db", &["Xq7", "Zr9"]),
         ("postgres://bob:Xq7@Zr9@127.0.0.1:1/db", &["Xq7", "Zr9"]),
         ("postgres://bob:Xq7/Zr9@127.0.0.1:1/db", &["Xq7", "Zr9"]),
