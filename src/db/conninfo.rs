@@ -158,7 +158,7 @@ fn kv_pairs(s: &str) -> Result<Vec<(String, String, String)>, String> {
             // The word may be part of a password with an unquoted space:
             // say where it is, never what it is.
             return Err(format!(
-                "missing `=` after word {} of the connection string (quote values with spaces: password='a b')",
+                "missing `=` after word {} of the connection string (a value that contains spaces needs single quotes)",
                 out.len() + 1
             ));
         }
@@ -471,7 +471,7 @@ fn redact_keys(text: &str) -> String {
                 .find(|c: char| c.is_whitespace())
                 .map_or(text.len(), |e| j + e)
         };
-        if value_end == j || &text[j..value_end] == "***" {
+        if value_end == j || text[j..value_end].starts_with("***") {
             continue;
         }
         out.push_str(&text[copied..j]);
