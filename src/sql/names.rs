@@ -188,9 +188,9 @@ mod tests {
             "orders_user_id_fkey"
         );
         assert_eq!(object_name("Orders", None, "pkey"), "Orders_pkey");
-        // Values checked against PostgreSQL 16/18:
-        // CREATE TABLE <60 x a> (<60 x b> int UNIQUE) gives the constraint
-        // aaaaaaaaaaaaaaaaaaaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbb_key.
+        // The longer name loses bytes first, until both fit (the CLI test
+        // safe_rewrites::rewrites_keep_names_as_postgres_sees_them checks a
+        // truncated multi-byte name against a real server).
         let a = "a".repeat(60);
         let b = "b".repeat(60);
         let name = object_name(&a, Some(&b), "key");
