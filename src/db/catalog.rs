@@ -6,25 +6,214 @@ use std::time::Instant;
 
 use super::{Connection, DbError};
 
-/// (schema.table, estimated rows, total bytes) for every user table.
-pub async fn table_sizes(conn: &Connection) -> Result<Vec<(String, String, i64, i64)>, DbError> {
+/// A table as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// `pg_class.oid`: identifies the table whatever it is called later.
+    pub oid: u32,
+    /// Schema, exactly as stored (no quoting, case preserved).
+    pub schema: String,
+    /// Name, exactly as stored.
+    pub name: String,
+    /// `relkind`: `r` (table), `p` (partitioned table) or `m` (materialized view).
+    pub kind: char,
+    /// `relpersistence`: `p` permanent, `u` unlogged, `t` temporary.
+    pub persistence: char,
+    /// Estimated rows of this relation alone (0 for a partitioned parent,
+    /// which stores nothing itself).
+    pub rows: i64,
+    /// Bytes of this relation alone, indexes and TOAST included. 0 when
+    /// the table was dropped while the catalog was read.
+    pub bytes: i64,
+    /// Part of an extension: pg_dump dumps its definition with the
+    /// extension and its data only if the extension registered it.
+    pub extension_member: bool,
+}
+
+/// The user tables of the database with how they relate: the facts behind
+/// sizes (a parent's size is the sum of its partitions or children) and
+/// backups (which tables a statement really touches).
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// Every user table, partitioned parents and materialized views included.
+    pub tables: Vec<Relation>,
+    /// `pg_inherits` between tables: (child oid, parent oid), for
+    /// partitions and for inheritance children alike.
+    pub inherits: Vec<(u32, u32)>,
+    /// Foreign keys between tables: (referencing oid, referenced oid).
+    pub references: Vec<(u32, u32)>,
+    /// `current_schemas(false)`: where unqualified names are looked up,
+    /// in order; the first one is where unqualified CREATEs go.
+    pub search_path: Vec<String>,
+}
+
+impl Tables {
+    /// The table with this oid.
+    pub fn get(&self, oid: u32) -> Option<&Relation> {
+        self.tables.iter().find(|t| t.oid == oid)
+    }
+
+    /// `oid` and every partition or inheritance child below it,
+    /// recursively, each once, `oid` first.
+    pub fn with_descendants(&self, oid: u32) -> Vec<u32> {
+        let mut out = vec![oid];
+        let mut i = 0;
+        while i < out.len() {
+            let parent = out[i];
+            for &(child, p) in &self.inherits {
+                if p == parent && !out.contains(&child) {
+                    out.push(child);
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// (rows, bytes) of a table with all its partitions or children: what
+    /// a statement on the parent reads, rewrites or destroys.
+    pub fn total(&self, oid: u32) -> (i64, i64) {
+        self.with_descendants(oid)
+            .into_iter()
+            .filter_map(|o| self.get(o))
+            .fold((0, 0), |(r, b), t| {
+                (r.saturating_add(t.rows), b.saturating_add(t.bytes))
+            })
+    }
+}
+
+/// Reads [`Tables`]. Every value that can be NULL is read as an Option:
+/// a table dropped by another session while this runs has a `pg_class`
+/// row in our snapshot but no size any more (`pg_total_relation_size`
+/// returns NULL), and that must not stop anything.
+pub async fn tables(conn: &Connection) -> Result<Tables, DbError> {
     let rows = conn
         .query(
-            "SELECT n.nspname::text, c.relname::text,
-                    greatest(coalesce(s.n_live_tup, 0), c.reltuples::bigint, 0)::bigint,
-                    pg_total_relation_size(c.oid)::bigint
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text,
+                    CASE WHEN c.relkind = 'p' THEN 0
+                         ELSE greatest(coalesce(s.n_live_tup, 0), c.reltuples::bigint, 0) END::bigint,
+                    pg_total_relation_size(c.oid)::bigint,
+                    EXISTS (SELECT 1 FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
              FROM pg_class c
              JOIN pg_namespace n ON n.oid = c.relnamespace
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
              WHERE c.relkind IN ('r', 'p', 'm')
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'",
             &[],
         )
         .await?;
-    Ok(rows
+    let text = |r: &tokio_postgres::Row, i: usize| -> String {
+        r.try_get::<_, Option<String>>(i)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    let int = |r: &tokio_postgres::Row, i: usize| -> i64 {
+        r.try_get::<_, Option<i64>>(i).ok().flatten().unwrap_or(0)
+    };
+    let first = |s: String, default: char| s.chars().next().unwrap_or(default);
+    let tables = rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .filter_map(|r| {
+            Some(Relation {
+                oid: r.try_get::<_, Option<u32>>(0).ok().flatten()?,
+                schema: text(r, 1),
+                name: text(r, 2),
+                kind: first(text(r, 3), 'r'),
+                persistence: first(text(r, 4), 'p'),
+                rows: int(r, 5),
+                bytes: int(r, 6),
+                extension_member: r.try_get::<_, Option<bool>>(7).ok().flatten().unwrap_or(false),
+            })
+        })
+        .collect();
+    let pairs = |rows: Vec<tokio_postgres::Row>| -> Vec<(u32, u32)> {
+        rows.iter()
+            .filter_map(|r| {
+                Some((
+                    r.try_get::<_, Option<u32>>(0).ok().flatten()?,
+                    r.try_get::<_, Option<u32>>(1).ok().flatten()?,
+                ))
+            })
+            .collect()
+    };
+    let inherits = pairs(
+        conn.query(
+            "SELECT i.inhrelid, i.inhparent FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relkind IN ('r', 'p', 'f')",
+            &[],
+        )
+        .await?,
+    );
+    let references = pairs(
+        conn.query(
+            "SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f'",
+            &[],
+        )
+        .await?,
+    );
+    let search_path = conn
+        .query("SELECT current_schemas(false)::text[]", &[])
+        .await?
+        .first()
+        .and_then(|r| r.try_get::<_, Option<Vec<String>>>(0).ok().flatten())
+        .unwrap_or_default();
+    Ok(Tables {
+        tables,
+        inherits,
+        references,
+        search_path,
+    })
+}
+
+/// (schema, table, estimated rows, total bytes) for every user table. A
+/// partitioned or inheritance parent counts all its partitions or
+/// children, recursively: a statement on the parent touches them all.
+pub async fn table_sizes(conn: &Connection) -> Result<Vec<(String, String, i64, i64)>, DbError> {
+    let all = tables(conn).await?;
+    Ok(all
+        .tables
+        .iter()
+        .map(|t| {
+            let (rows, bytes) = all.total(t.oid);
+            (t.schema.clone(), t.name.clone(), rows, bytes)
+        })
         .collect())
+}
+
+/// The planner's estimate of the rows a DELETE or UPDATE touches
+/// (`EXPLAIN (FORMAT JSON)`; nothing is executed). Runs in its own
+/// transaction, rolled back, under a short lock_timeout so that planning
+/// (which takes the statement's table locks) never queues behind a
+/// long-held lock. `None` when the statement cannot be planned now (its
+/// table or columns do not exist yet, a lock was not granted, ...).
+pub async fn estimated_rows(conn: &Connection, sql: &str) -> Option<f64> {
+    conn.batch("BEGIN; SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '10s'")
+        .await
+        .ok()?;
+    let plan = conn
+        .query(&format!("EXPLAIN (FORMAT JSON) {sql}"), &[])
+        .await;
+    let _ = conn.batch("ROLLBACK").await;
+    let rows = plan.ok()?;
+    let json: serde_json::Value = rows.first()?.try_get(0).ok()?;
+    let top = json.get(0)?.get("Plan")?;
+    // A DELETE or UPDATE plans as ModifyTable (rows 0) over the scan that
+    // finds the rows to change.
+    let node = if top.get("Node Type").and_then(|v| v.as_str()) == Some("ModifyTable") {
+        top.get("Plans")?
+            .as_array()?
+            .iter()
+            .find(|p| {
+                p.get("Parent Relationship").and_then(|v| v.as_str()) != Some("InitPlan")
+                    && p.get("Parent Relationship").and_then(|v| v.as_str()) != Some("SubPlan")
+            })?
+    } else {
+        top
+    };
+    node.get("Plan Rows")?.as_f64()
 }
 
 /// Volatility ('i', 's', 'v') of the named functions; for overloaded
@@ -85,26 +274,6 @@ pub async fn measure_rewrite_rate(conn: &Connection) -> Result<f64, DbError> {
         .unwrap_or(0);
     conn.batch("DROP TABLE pg_temp.strata_calibration").await?;
     Ok(bytes as f64 / seconds)
-}
-
-/// (schema, table) of each of `names` (as written in SQL, resolved with the
-/// connection's search_path) that exists; missing ones are left out.
-pub async fn qualified_tables(
-    conn: &Connection,
-    names: &[String],
-) -> Result<Vec<(String, String)>, DbError> {
-    let rows = conn
-        .query(
-            "SELECT DISTINCT n.nspname::text, c.relname::text
-             FROM unnest($1::text[]) AS name
-             JOIN pg_class c ON c.oid = to_regclass(name)
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind IN ('r', 'p', 'm')
-             ORDER BY 1, 2",
-            &[&names],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Another session that holds a lock on one of the tables a migration
