@@ -86,13 +86,23 @@ impl Tables {
 /// a table dropped by another session while this runs has a `pg_class`
 /// row in our snapshot but no size any more (`pg_total_relation_size`
 /// returns NULL), and that must not stop anything.
-pub async fn tables(conn: &Connection) -> Result<Tables, DbError> {
+///
+/// Without `sizes`, bytes are 0 and nothing is locked: the size functions
+/// open each table (ACCESS SHARE), which waits behind a session holding an
+/// ACCESS EXCLUSIVE lock, and a backup must not wait for that before its
+/// pg_dump even starts.
+pub async fn tables(conn: &Connection, sizes: bool) -> Result<Tables, DbError> {
+    let size = if sizes {
+        "pg_total_relation_size(c.oid)::bigint"
+    } else {
+        "NULL::bigint"
+    };
     let rows = conn
         .query(
-            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text,
+            &format!("SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text,
                     CASE WHEN c.relkind = 'p' THEN 0
                          ELSE greatest(coalesce(s.n_live_tup, 0), c.reltuples::bigint, 0) END::bigint,
-                    pg_total_relation_size(c.oid)::bigint,
+                    {size},
                     EXISTS (SELECT 1 FROM pg_depend d
                             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
              FROM pg_class c
@@ -100,7 +110,7 @@ pub async fn tables(conn: &Connection) -> Result<Tables, DbError> {
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
              WHERE c.relkind IN ('r', 'p', 'm')
                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'",
+               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"),
             &[],
         )
         .await?;
@@ -172,7 +182,7 @@ pub async fn tables(conn: &Connection) -> Result<Tables, DbError> {
 /// partitioned or inheritance parent counts all its partitions or
 /// children, recursively: a statement on the parent touches them all.
 pub async fn table_sizes(conn: &Connection) -> Result<Vec<(String, String, i64, i64)>, DbError> {
-    let all = tables(conn).await?;
+    let all = tables(conn, true).await?;
     Ok(all
         .tables
         .iter()
@@ -362,4 +372,46 @@ pub async fn long_transactions(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(oid: u32, kind: char, rows: i64, bytes: i64) -> Relation {
+        Relation {
+            oid,
+            schema: "public".into(),
+            name: format!("t{oid}"),
+            kind,
+            persistence: 'p',
+            rows,
+            bytes,
+            extension_member: false,
+        }
+    }
+
+    #[test]
+    fn a_parent_counts_its_partitions_and_children_recursively_once() {
+        // 1 partitioned: 2 (leaf), 3 (partitioned: 4 leaf); 5 an
+        // inheritance parent with rows of its own and child 6; 4 also
+        // inherits from 5 (a diamond must not count twice).
+        let t = Tables {
+            tables: vec![
+                rel(1, 'p', 0, 0),
+                rel(2, 'r', 100, 1000),
+                rel(3, 'p', 0, 0),
+                rel(4, 'r', 10, 100),
+                rel(5, 'r', 1, 10),
+                rel(6, 'r', 2, 20),
+            ],
+            inherits: vec![(2, 1), (3, 1), (4, 3), (6, 5), (4, 5), (4, 1)],
+            ..Tables::default()
+        };
+        assert_eq!(t.total(1), (110, 1100));
+        assert_eq!(t.total(3), (10, 100));
+        assert_eq!(t.total(5), (13, 130));
+        assert_eq!(t.total(2), (100, 1000));
+        assert_eq!(t.total(99), (0, 0), "a table that vanished has no size");
+    }
 }

@@ -642,7 +642,7 @@ pub(super) async fn before_migration(
         BackupPolicy::Never => Ok(None),
         BackupPolicy::Always => Ok(Some(always())),
         BackupPolicy::Auto => {
-            let tables = catalog::tables(conn).await?;
+            let tables = catalog::tables(conn, false).await?;
             let mut sim = Sim::from_catalog(&tables);
             let losses = sim.replay(statements, script.first_line);
             let need = decide(config, conn, &sim, losses, false).await;
@@ -671,7 +671,7 @@ pub(super) async fn describe(
     if config.backup == BackupPolicy::Never || steps.is_empty() {
         return Ok(());
     }
-    let tables = catalog::tables(conn).await?;
+    let tables = catalog::tables(conn, false).await?;
     let mut sim = Sim::from_catalog(&tables);
     for step in steps.iter_mut() {
         sim.next_migration();
@@ -738,7 +738,7 @@ pub(super) async fn manual(
         ..Need::default()
     };
     if !names.is_empty() {
-        let sim = Sim::from_catalog(&catalog::tables(&conn).await?);
+        let sim = Sim::from_catalog(&catalog::tables(&conn, false).await?);
         let mut missing = Vec::new();
         for n in names {
             match parse_name(n).and_then(|(s, t)| sim.lookup(&s, &t)) {
@@ -798,7 +798,7 @@ pub async fn take(
         message,
         help: help.to_owned(),
     };
-    let catalog_now = catalog::tables(conn).await?;
+    let catalog_now = catalog::tables(conn, false).await?;
     // The tables whose rows must be in the dump, by oid.
     let (names, expected): (Vec<TableName>, Vec<(u32, TableName)>) = {
         let chosen: Vec<&catalog::Relation> = if need.whole_database {
@@ -826,6 +826,8 @@ pub async fn take(
                 .collect(),
         )
     };
+    let mut names = names;
+    names.sort();
     if !need.whole_database && names.is_empty() {
         return Ok(None);
     }
@@ -1077,3 +1079,206 @@ pub async fn restore(
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::catalog::{Relation, Tables};
+
+    fn table(oid: u32, schema: &str, name: &str, kind: char) -> Relation {
+        Relation {
+            oid,
+            schema: schema.into(),
+            name: name.into(),
+            kind,
+            persistence: 'p',
+            rows: if kind == 'p' { 0 } else { 1000 },
+            bytes: 8192,
+            extension_member: false,
+        }
+    }
+
+    /// users, "Users" (mixed case), "my.table", "Sch".t, app.t, a table
+    /// partitioned in two, and orders referenced by items.
+    fn catalog() -> Tables {
+        Tables {
+            tables: vec![
+                table(1, "public", "users", 'r'),
+                table(2, "public", "Users", 'r'),
+                table(3, "public", "my.table", 'r'),
+                table(4, "Sch", "t", 'r'),
+                table(5, "app", "t", 'r'),
+                table(10, "public", "events", 'p'),
+                table(11, "public", "events_1", 'r'),
+                table(12, "public", "events_2", 'p'),
+                table(13, "public", "events_2a", 'r'),
+                table(20, "public", "orders", 'r'),
+                table(21, "public", "items", 'r'),
+                table(30, "public", "v", 'm'),
+            ],
+            inherits: vec![(11, 10), (12, 10), (13, 12)],
+            references: vec![(21, 20)],
+            search_path: vec!["public".into()],
+        }
+    }
+
+    /// The tables each data-losing statement of `sql` hits (by name at the
+    /// start of the migration), whole-database markers as "*", and
+    /// estimate candidates as "~name".
+    fn hits(sql: &str) -> Vec<String> {
+        let tables = catalog();
+        let mut sim = Sim::from_catalog(&tables);
+        let statements = crate::sql::split(sql, &[]).unwrap();
+        let losses = sim.replay(&statements, 1);
+        let mut out = Vec::new();
+        for l in losses {
+            match l {
+                Loss::Tables { entries, .. } => {
+                    out.extend(entries.iter().map(|&e| sim.entries[e].start.display()))
+                }
+                Loss::Whole(_) => out.push("*".into()),
+                Loss::Estimate { entry, .. } => {
+                    out.push(format!("~{}", sim.entries[entry].start.display()))
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn names_are_matched_as_postgresql_sees_them() {
+        assert_eq!(hits("DROP TABLE \"Users\";"), ["public.\"Users\""]);
+        assert_eq!(hits("DROP TABLE Users;"), ["public.users"]);
+        assert_eq!(hits("DROP TABLE \"my.table\";"), ["public.\"my.table\""]);
+        assert_eq!(hits("DROP TABLE \"Sch\".t;"), ["\"Sch\".t"]);
+        assert_eq!(hits("DROP TABLE app.t;"), ["app.t"]);
+        assert!(hits("DROP TABLE IF EXISTS nope; DROP TABLE sch.t;").is_empty());
+        assert!(
+            hits("DROP MATERIALIZED VIEW v;").is_empty(),
+            "a materialized view can be refreshed"
+        );
+    }
+
+    #[test]
+    fn renames_earlier_in_the_migration_are_followed() {
+        assert_eq!(
+            hits("ALTER TABLE users RENAME TO users_old;\nDROP TABLE users_old;"),
+            ["public.users"]
+        );
+        // A swap: the new table takes the old name, the old one is dropped.
+        assert_eq!(
+            hits("CREATE TABLE users_new (id int);\nALTER TABLE users RENAME TO users_old;\nALTER TABLE users_new RENAME TO users;\nDROP TABLE users_old;\nTRUNCATE users;"),
+            ["public.users"],
+            "the new table holds nothing from before the migration"
+        );
+        assert_eq!(
+            hits("ALTER TABLE \"Users\" SET SCHEMA app;\nALTER TABLE app.\"Users\" DROP COLUMN email;"),
+            ["public.\"Users\""]
+        );
+        assert!(hits("CREATE TABLE x (a int);\nALTER TABLE x RENAME TO y;\nDROP TABLE y;").is_empty());
+    }
+
+    #[test]
+    fn partitions_and_children_come_with_their_parent() {
+        assert_eq!(
+            hits("ALTER TABLE events DROP COLUMN payload;"),
+            [
+                "public.events",
+                "public.events_1",
+                "public.events_2",
+                "public.events_2a"
+            ]
+        );
+        // Detached first: dropping the parent no longer loses events_1.
+        assert_eq!(
+            hits("ALTER TABLE events DETACH PARTITION events_1;\nDROP TABLE events;"),
+            ["public.events", "public.events_2", "public.events_2a"]
+        );
+        // A partition swap's rollback: detach, rename, drop.
+        assert_eq!(
+            hits("ALTER TABLE events DETACH PARTITION events_1;\nALTER TABLE events_1 RENAME TO events_1_old;\nDROP TABLE events_1_old;"),
+            ["public.events_1"]
+        );
+        // Attached in the migration: lost with the parent.
+        assert_eq!(
+            hits("ALTER TABLE events ATTACH PARTITION users FOR VALUES IN (3);\nDROP TABLE events;").len(),
+            5
+        );
+    }
+
+    #[test]
+    fn truncate_cascade_follows_foreign_keys() {
+        assert_eq!(hits("TRUNCATE orders;"), ["public.orders"]);
+        assert_eq!(
+            hits("TRUNCATE orders CASCADE;"),
+            ["public.orders", "public.items"]
+        );
+    }
+
+    #[test]
+    fn which_statements_lose_data() {
+        assert_eq!(hits("DELETE FROM users;"), ["public.users"]);
+        assert_eq!(hits("UPDATE users SET a = 1;"), ["public.users"]);
+        assert_eq!(hits("DELETE FROM users WHERE id > 5;"), ["~public.users"]);
+        assert_eq!(
+            hits("UPDATE users SET email = NULL WHERE id > 5;"),
+            ["~public.users"]
+        );
+        assert_eq!(
+            hits("UPDATE users SET plan = 'free'::text WHERE id > 5;"),
+            ["~public.users"]
+        );
+        assert!(hits("UPDATE users SET n = n + 1 WHERE id > 5;").is_empty());
+        assert_eq!(
+            hits("ALTER TABLE users ALTER COLUMN a TYPE numeric(10,2);"),
+            ["public.users"]
+        );
+        assert!(hits("ALTER TABLE users ALTER COLUMN a TYPE text;").is_empty());
+        assert!(hits("ALTER TABLE users ADD COLUMN a int;").is_empty());
+        assert_eq!(hits("DROP SCHEMA app CASCADE;"), ["app.t"]);
+        assert_eq!(hits("DROP OWNED BY someone;"), ["*"]);
+        assert_eq!(hits("DROP TYPE mood CASCADE;"), ["*"]);
+        assert_eq!(
+            hits("DO $$ BEGIN ALTER TABLE users DROP COLUMN legacy; END $$;"),
+            ["public.users"]
+        );
+    }
+
+    #[test]
+    fn a_dry_run_carries_the_replay_from_one_migration_to_the_next() {
+        let mut sim = Sim::from_catalog(&catalog());
+        let first = crate::sql::split("CREATE TABLE archive (a int);", &[]).unwrap();
+        assert!(sim.replay(&first, 1).is_empty());
+        sim.next_migration();
+        let second = crate::sql::split("DROP TABLE archive;", &[]).unwrap();
+        let losses = sim.replay(&second, 1);
+        let Loss::Tables { entries, .. } = &losses[0] else {
+            panic!("{losses:?}")
+        };
+        assert_eq!(sim.entries[entries[0]].start.display(), "public.archive");
+    }
+
+    #[test]
+    fn dump_patterns_quote_everything() {
+        assert_eq!(
+            TableName::new("Sch", "my.table*").dump_pattern(),
+            "\"Sch\".\"my.table*\""
+        );
+        assert_eq!(
+            TableName::new("public", "a\"b").dump_pattern(),
+            "\"public\".\"a\"\"b\""
+        );
+        assert_eq!(TableName::new("public", "Users").display(), "public.\"Users\"");
+    }
+
+    #[test]
+    fn manual_names_parse_as_sql() {
+        assert_eq!(parse_name("Users"), Some(("".into(), "users".into())));
+        assert_eq!(parse_name("\"Users\""), Some(("".into(), "Users".into())));
+        assert_eq!(
+            parse_name("\"Sch\".\"my.table\""),
+            Some(("Sch".into(), "my.table".into()))
+        );
+        assert_eq!(parse_name("a; DROP TABLE b"), None);
+        assert_eq!(parse_name("a, b"), None);
+    }
+}
