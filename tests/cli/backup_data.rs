@@ -420,21 +420,27 @@ async fn status_beside_a_create_drop_loop_never_panics() {
     let project = Project::new();
     project.write("1_t.up.sql", "ALTER TABLE IF EXISTS churn DROP COLUMN id;\n");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let conn = db.connect().await;
-    let flag = stop.clone();
-    let churn = tokio::spawn(async move {
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            let _ = conn
-                .batch("CREATE TABLE churn (id int); DROP TABLE churn")
-                .await;
-        }
-    });
-    for _ in 0..8 {
+    // Each statement commits on its own, so that other sessions see the
+    // tables come and go; several sessions widen the window.
+    let mut churns = Vec::new();
+    for n in 0..3 {
+        let conn = db.connect().await;
+        let flag = stop.clone();
+        churns.push(tokio::spawn(async move {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = conn.batch(&format!("CREATE TABLE churn{n} (id int)")).await;
+                let _ = conn.batch(&format!("DROP TABLE churn{n}")).await;
+            }
+        }));
+    }
+    for _ in 0..10 {
         let out = project.run_async(&db, &["status"]).await;
         let text = crate::support::text(&out);
         assert!(!text.contains("panicked"), "{text}");
         assert_eq!(out.status.code(), Some(0), "{text}");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    churn.await.unwrap();
+    for churn in churns {
+        churn.await.unwrap();
+    }
 }
