@@ -135,7 +135,11 @@ pub async fn tables(conn: &Connection, sizes: bool) -> Result<Tables, DbError> {
                 persistence: first(text(r, 4), 'p'),
                 rows: int(r, 5),
                 bytes: int(r, 6),
-                extension_member: r.try_get::<_, Option<bool>>(7).ok().flatten().unwrap_or(false),
+                extension_member: r
+                    .try_get::<_, Option<bool>>(7)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(false),
             })
         })
         .collect();
@@ -213,13 +217,10 @@ pub async fn estimated_rows(conn: &Connection, sql: &str) -> Option<f64> {
     // A DELETE or UPDATE plans as ModifyTable (rows 0) over the scan that
     // finds the rows to change.
     let node = if top.get("Node Type").and_then(|v| v.as_str()) == Some("ModifyTable") {
-        top.get("Plans")?
-            .as_array()?
-            .iter()
-            .find(|p| {
-                p.get("Parent Relationship").and_then(|v| v.as_str()) != Some("InitPlan")
-                    && p.get("Parent Relationship").and_then(|v| v.as_str()) != Some("SubPlan")
-            })?
+        top.get("Plans")?.as_array()?.iter().find(|p| {
+            p.get("Parent Relationship").and_then(|v| v.as_str()) != Some("InitPlan")
+                && p.get("Parent Relationship").and_then(|v| v.as_str()) != Some("SubPlan")
+        })?
     } else {
         top
     };
@@ -244,8 +245,8 @@ pub async fn volatility(
     Ok(rows
         .iter()
         .filter_map(|r| {
-            let v: String = r.get(1);
-            Some((r.get::<_, String>(0), v.chars().next()?))
+            let v: String = r.try_get::<_, Option<String>>(1).ok().flatten()?;
+            Some((r.try_get::<_, String>(0).ok()?, v.chars().next()?))
         })
         .collect())
 }
@@ -255,7 +256,10 @@ pub async fn server_version_num(conn: &Connection) -> Result<i32, DbError> {
     let rows = conn
         .query("SELECT current_setting('server_version_num')::int", &[])
         .await?;
-    Ok(rows.first().map(|r| r.get(0)).unwrap_or(0))
+    Ok(rows
+        .first()
+        .and_then(|r| r.try_get::<_, Option<i32>>(0).ok().flatten())
+        .unwrap_or(0))
 }
 
 /// Measures how fast this server rewrites a table, in bytes per second:
@@ -280,7 +284,7 @@ pub async fn measure_rewrite_rate(conn: &Connection) -> Result<f64, DbError> {
         )
         .await?
         .first()
-        .map(|r| r.get(0))
+        .and_then(|r| r.try_get::<_, Option<i64>>(0).ok().flatten())
         .unwrap_or(0);
     conn.batch("DROP TABLE pg_temp.strata_calibration").await?;
     Ok(bytes as f64 / seconds)
@@ -335,16 +339,36 @@ pub async fn lock_holders(
             &[&tables, &min_age_ms],
         )
         .await?;
+    // Read NULL-tolerant: the backend or the table may be gone by the
+    // time the row is built.
     Ok(rows
         .iter()
-        .map(|r| LockHolder {
-            pid: r.get(0),
-            application: r.get(1),
-            state: r.get(2),
-            xact_secs: r.get(3),
-            tables: r.get(4),
-            query: r.get(5),
-            xact_start: r.get(6),
+        .filter_map(|r| {
+            Some(LockHolder {
+                pid: r.try_get::<_, Option<i32>>(0).ok().flatten()?,
+                application: r
+                    .try_get::<_, Option<String>>(1)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                state: r
+                    .try_get::<_, Option<String>>(2)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                xact_secs: r.try_get::<_, Option<i64>>(3).ok().flatten().unwrap_or(0),
+                tables: r
+                    .try_get::<_, Option<Vec<String>>>(4)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                query: r
+                    .try_get::<_, Option<String>>(5)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                xact_start: r.try_get::<_, Option<f64>>(6).ok().flatten().unwrap_or(0.0),
+            })
         })
         .collect())
 }
@@ -370,7 +394,20 @@ pub async fn long_transactions(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .filter_map(|r| {
+            Some((
+                r.try_get::<_, Option<i32>>(0).ok().flatten()?,
+                r.try_get::<_, Option<String>>(1)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                r.try_get::<_, Option<String>>(2)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                r.try_get::<_, Option<i64>>(3).ok().flatten().unwrap_or(0),
+            ))
+        })
         .collect())
 }
 

@@ -50,7 +50,7 @@
 //! `--dry-run` runs the same replay ([`describe`]) over the whole run, so it
 //! names the tables the real run will dump.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -359,11 +359,9 @@ impl Sim {
                     .collect();
                 self.create(rv, parents);
             }
-            NodeEnum::CreateTableAsStmt(c) => {
-                if c.objtype == ObjectType::ObjectTable as i32 {
-                    if let Some(rv) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
-                        self.create(rv, Vec::new());
-                    }
+            NodeEnum::CreateTableAsStmt(c) if c.objtype == ObjectType::ObjectTable as i32 => {
+                if let Some(rv) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
+                    self.create(rv, Vec::new());
                 }
             }
             NodeEnum::SelectStmt(s) => {
@@ -376,21 +374,27 @@ impl Sim {
                     self.entries[i].name.name = r.newname.clone();
                 }
             }
-            NodeEnum::AlterObjectSchemaStmt(a) if a.object_type == ObjectType::ObjectTable as i32 => {
+            NodeEnum::AlterObjectSchemaStmt(a)
+                if a.object_type == ObjectType::ObjectTable as i32 =>
+            {
                 if let Some(i) = a.relation.as_ref().and_then(|rv| self.lookup_rv(rv)) {
                     self.entries[i].name.schema = a.newschema.clone();
                 }
             }
             NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectTable as i32 => {
                 for obj in &d.objects {
-                    let Some(NodeEnum::List(l)) = &obj.node else { continue };
+                    let Some(NodeEnum::List(l)) = &obj.node else {
+                        continue;
+                    };
                     let parts = strings(&l.items);
                     let (schema, name) = match parts.as_slice() {
                         [name] => ("", name.as_str()),
                         [.., schema, name] => (schema.as_str(), name.as_str()),
                         [] => continue,
                     };
-                    let Some(i) = self.lookup(schema, name) else { continue };
+                    let Some(i) = self.lookup(schema, name) else {
+                        continue;
+                    };
                     let shown = self.entries[i].name.display();
                     self.lose(i, at(format!("DROP TABLE {shown}")), out);
                     let gone = self.below(i);
@@ -399,29 +403,44 @@ impl Sim {
             }
             NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectSchema as i32 => {
                 for obj in &d.objects {
-                    let Some(NodeEnum::String(s)) = &obj.node else { continue };
+                    let Some(NodeEnum::String(s)) = &obj.node else {
+                        continue;
+                    };
                     let inside: Vec<usize> = (0..self.entries.len())
                         .filter(|&e| self.entries[e].live && self.entries[e].name.schema == s.sval)
                         .collect();
                     for &e in &inside {
                         let shown = self.entries[e].name.display();
-                        self.lose(e, at(format!("DROP SCHEMA {} drops {shown}", crate::lint::ast::ident(&s.sval))), out);
+                        self.lose(
+                            e,
+                            at(format!(
+                                "DROP SCHEMA {} drops {shown}",
+                                crate::lint::ast::ident(&s.sval)
+                            )),
+                            out,
+                        );
                     }
                     self.kill(&inside);
                 }
             }
             NodeEnum::DropStmt(d)
                 if d.behavior == DropBehavior::DropCascade as i32
-                    && [ObjectType::ObjectType, ObjectType::ObjectDomain, ObjectType::ObjectExtension]
-                        .iter()
-                        .any(|t| d.remove_type == *t as i32) =>
+                    && [
+                        ObjectType::ObjectType,
+                        ObjectType::ObjectDomain,
+                        ObjectType::ObjectExtension,
+                    ]
+                    .iter()
+                    .any(|t| d.remove_type == *t as i32) =>
             {
                 out.push(Loss::Whole(at(
                     "DROP ... CASCADE of a type, domain or extension drops the columns and tables that use it".into(),
                 )));
             }
             NodeEnum::DropOwnedStmt(_) => {
-                out.push(Loss::Whole(at("DROP OWNED drops every table the role owns".into())));
+                out.push(Loss::Whole(at(
+                    "DROP OWNED drops every table the role owns".into(),
+                )));
             }
             NodeEnum::TruncateStmt(t) => {
                 let cascade = t.behavior == DropBehavior::DropCascade as i32;
@@ -456,21 +475,31 @@ impl Sim {
                     return;
                 };
                 for cmd in &a.cmds {
-                    let Some(NodeEnum::AlterTableCmd(c)) = &cmd.node else { continue };
+                    let Some(NodeEnum::AlterTableCmd(c)) = &cmd.node else {
+                        continue;
+                    };
                     let shown = self.entries[i].name.display();
                     let col = crate::lint::ast::ident(&c.name);
                     if c.subtype == AlterTableType::AtDropColumn as i32 {
                         self.lose(i, at(format!("ALTER TABLE {shown} DROP COLUMN {col}")), out);
                     } else if c.subtype == AlterTableType::AtAlterColumnType as i32 {
                         if !lossless_type_change(c.def.as_deref()) {
-                            self.lose(i, at(format!("ALTER TABLE {shown} ALTER COLUMN {col} TYPE")), out);
+                            self.lose(
+                                i,
+                                at(format!("ALTER TABLE {shown} ALTER COLUMN {col} TYPE")),
+                                out,
+                            );
                         }
                     } else if c.subtype == AlterTableType::AtAttachPartition as i32 {
-                        if let Some(child) = partition_cmd(c.def.as_deref()).and_then(|rv| self.lookup_rv(rv)) {
+                        if let Some(child) =
+                            partition_cmd(c.def.as_deref()).and_then(|rv| self.lookup_rv(rv))
+                        {
                             self.entries[child].parents.push(i);
                         }
                     } else if c.subtype == AlterTableType::AtDetachPartition as i32 {
-                        if let Some(child) = partition_cmd(c.def.as_deref()).and_then(|rv| self.lookup_rv(rv)) {
+                        if let Some(child) =
+                            partition_cmd(c.def.as_deref()).and_then(|rv| self.lookup_rv(rv))
+                        {
                             self.entries[child].parents.retain(|&p| p != i);
                         }
                     }
@@ -621,7 +650,8 @@ async fn decide(
                     }
                     None => {
                         add(&mut need, &sim.below(entry));
-                        need.reasons.push(format!("{why} (no planner estimate before it runs)"));
+                        need.reasons
+                            .push(format!("{why} (no planner estimate before it runs)"));
                     }
                 }
             }
@@ -709,7 +739,9 @@ pub(super) async fn describe(
 fn parse_name(text: &str) -> Option<(String, String)> {
     let tree = pg_query::parse(&format!("TABLE {text}"), 0).ok()?;
     let stmt = tree.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
-    let NodeEnum::SelectStmt(s) = stmt else { return None };
+    let NodeEnum::SelectStmt(s) = stmt else {
+        return None;
+    };
     if tree.protobuf.stmts.len() != 1 || s.from_clause.len() != 1 {
         return None;
     }
@@ -900,10 +932,17 @@ pub async fn take(
     let listed = tokio::task::spawn_blocking(move || check_tools.data_oids(&path))
         .await
         .map_err(|e| fail(e.to_string(), "run it again"));
+    // A table another session dropped meanwhile is not missing from the dump.
+    let still: HashSet<u32> = catalog::tables(conn, false)
+        .await?
+        .tables
+        .iter()
+        .map(|t| t.oid)
+        .collect();
     let missing: Vec<String> = match &listed {
         Ok(Ok(oids)) => expected
             .iter()
-            .filter(|(oid, _)| !oids.contains(oid))
+            .filter(|(oid, _)| !oids.contains(oid) && still.contains(oid))
             .map(|(_, n)| n.display())
             .collect(),
         _ => Vec::new(),
@@ -1174,7 +1213,9 @@ mod tests {
             hits("ALTER TABLE \"Users\" SET SCHEMA app;\nALTER TABLE app.\"Users\" DROP COLUMN email;"),
             ["public.\"Users\""]
         );
-        assert!(hits("CREATE TABLE x (a int);\nALTER TABLE x RENAME TO y;\nDROP TABLE y;").is_empty());
+        assert!(
+            hits("CREATE TABLE x (a int);\nALTER TABLE x RENAME TO y;\nDROP TABLE y;").is_empty()
+        );
     }
 
     #[test]
@@ -1200,7 +1241,10 @@ mod tests {
         );
         // Attached in the migration: lost with the parent.
         assert_eq!(
-            hits("ALTER TABLE events ATTACH PARTITION users FOR VALUES IN (3);\nDROP TABLE events;").len(),
+            hits(
+                "ALTER TABLE events ATTACH PARTITION users FOR VALUES IN (3);\nDROP TABLE events;"
+            )
+            .len(),
             5
         );
     }
@@ -1267,7 +1311,10 @@ mod tests {
             TableName::new("public", "a\"b").dump_pattern(),
             "\"public\".\"a\"\"b\""
         );
-        assert_eq!(TableName::new("public", "Users").display(), "public.\"Users\"");
+        assert_eq!(
+            TableName::new("public", "Users").display(),
+            "public.\"Users\""
+        );
     }
 
     #[test]

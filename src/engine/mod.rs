@@ -581,8 +581,7 @@ async fn run_steps(
             Direction::Up => &m.up,
             Direction::Down => m.down.as_ref().unwrap_or(&m.up),
         };
-        if let Some(need) =
-            backup::before_migration(&project.config, conn, script, pending).await?
+        if let Some(need) = backup::before_migration(&project.config, conn, script, pending).await?
         {
             if let Some(b) = backup::take(
                 &project.config,

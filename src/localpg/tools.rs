@@ -108,7 +108,9 @@ impl ClientTools {
             .map_err(|e| LocalPgError::io(format!("cannot open {}", partial.display()), e))
             .and_then(|f| {
                 nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
-                    |(_, e)| LocalPgError::io(format!("cannot lock {}", partial.display()), e.into()),
+                    |(_, e)| {
+                        LocalPgError::io(format!("cannot lock {}", partial.display()), e.into())
+                    },
                 )
             })?;
         let mut cmd = command(&self.pg_dump);

@@ -109,9 +109,16 @@ async fn a_partitioned_table_of_1m_rows_is_sized_and_backed_up_with_every_partit
     let started = Instant::now();
     restore(&project, &db, &files[0]);
     let restored = started.elapsed();
-    assert_eq!(count(&db, "SELECT count(note) FROM orders").await, 1_000_000);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'orders'::regclass").await,
+        count(&db, "SELECT count(note) FROM orders").await,
+        1_000_000
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'orders'::regclass"
+        )
+        .await,
         4
     );
     eprintln!("1M rows: fill {filled:?}, up with backup {up:?}, restore {restored:?}");
@@ -146,14 +153,20 @@ async fn rename_then_drop_in_an_up_script_is_backed_up_as_the_dry_run_said() {
     let promised = dry_run_tables(&dry);
     assert_eq!(
         promised,
-        [vec!["public.archive".to_owned()], vec!["public.t".to_owned()]],
+        [
+            vec!["public.archive".to_owned()],
+            vec!["public.t".to_owned()]
+        ],
         "{dry}"
     );
 
     let out = expect_code(&project.run(&db, &["up"]), 0);
     let files = dumps(&project);
     let taken: Vec<Vec<String>> = files.iter().map(|f| sidecar_tables(f)).collect();
-    assert_eq!(taken, promised, "the real run did what the dry run said\n{out}");
+    assert_eq!(
+        taken, promised,
+        "the real run did what the dry run said\n{out}"
+    );
     assert!(files[0].to_string_lossy().ends_with("_3.dump"), "{files:?}");
     assert!(files[1].to_string_lossy().ends_with("_4.dump"), "{files:?}");
 
@@ -192,10 +205,15 @@ async fn rename_then_drop_in_a_down_script_is_backed_up() {
 #[tokio::test]
 async fn a_large_delete_with_a_where_is_backed_up_and_a_small_one_is_not() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE events (id int PRIMARY KEY, kind text);\n");
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE events (id int PRIMARY KEY, kind text);\n",
+    );
     db.connect()
         .await
-        .batch("INSERT INTO events SELECT g, 'k' FROM generate_series(1, 200000) g; ANALYZE events;")
+        .batch(
+            "INSERT INTO events SELECT g, 'k' FROM generate_series(1, 200000) g; ANALYZE events;",
+        )
         .await
         .unwrap();
     project.write("2_one.up.sql", "DELETE FROM events WHERE id = 7;\n");
@@ -204,7 +222,11 @@ async fn a_large_delete_with_a_where_is_backed_up_and_a_small_one_is_not() {
 
     project.write("3_most.up.sql", "DELETE FROM events WHERE id > 10;\n");
     let dry = expect_code(&project.run(&db, &["up", "--dry-run"]), 0);
-    assert_eq!(dry_run_tables(&dry), [vec!["public.events".to_owned()]], "{dry}");
+    assert_eq!(
+        dry_run_tables(&dry),
+        [vec!["public.events".to_owned()]],
+        "{dry}"
+    );
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(out.contains("planner: ~"), "{out}");
     let files = dumps(&project);
@@ -216,16 +238,25 @@ async fn a_large_delete_with_a_where_is_backed_up_and_a_small_one_is_not() {
     // An UPDATE overwriting a column with NULL counts too; the threshold is
     // configurable.
     project.config("backup_min_rows = 1000000\n");
-    project.write("4_null.up.sql", "UPDATE events SET kind = NULL WHERE id > 5;\n");
+    project.write(
+        "4_null.up.sql",
+        "UPDATE events SET kind = NULL WHERE id > 5;\n",
+    );
     let out = expect_code(&project.run(&db, &["up"]), 0);
-    assert!(out.contains("UPDATE public.events SET ... = constant"), "over 10 % of the table: {out}");
+    assert!(
+        out.contains("UPDATE public.events SET ... = constant"),
+        "over 10 % of the table: {out}"
+    );
     assert_eq!(dumps(&project).len(), 2);
 }
 
 #[tokio::test]
 async fn a_backup_without_a_tables_data_stops_the_migration() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE users (id int, email text);\nCREATE TABLE other (id int);\n");
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE users (id int, email text);\nCREATE TABLE other (id int);\n",
+    );
     db.connect()
         .await
         .batch("INSERT INTO users SELECT g, 'e' FROM generate_series(1, 1000) g")
@@ -263,7 +294,10 @@ async fn a_backup_without_a_tables_data_stops_the_migration() {
     assert!(out.contains("TABLE DATA"), "{out}");
     assert_eq!(db.schema_fingerprint().await, before, "database untouched");
     assert_eq!(count(&db, "SELECT count(*) FROM users").await, 1000);
-    assert!(dumps(&project).is_empty(), "an incomplete dump is not a backup");
+    assert!(
+        dumps(&project).is_empty(),
+        "an incomplete dump is not a backup"
+    );
 }
 
 #[tokio::test]
@@ -333,7 +367,9 @@ fn children(parent: u32, name: &str) -> Vec<u32> {
                 return false;
             };
             // "pid (comm) state ppid ..."
-            let Some(close) = stat.rfind(')') else { return false };
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
             let comm = &stat[stat.find('(').unwrap_or(0) + 1..close];
             let ppid = stat[close + 1..].split_whitespace().nth(1);
             comm == name && ppid == Some(&parent.to_string())
@@ -399,9 +435,11 @@ async fn a_killed_backup_leaves_no_pg_dump_and_its_partial_file_is_removed() {
 async fn sizes_survive_a_table_dropped_while_they_are_read() {
     let db = TestDb::new().await;
     let conn = db.connect().await;
-    conn.batch("CREATE TABLE gone (id int); CREATE TABLE stays (id int); INSERT INTO stays VALUES (1)")
-        .await
-        .unwrap();
+    conn.batch(
+        "CREATE TABLE gone (id int); CREATE TABLE stays (id int); INSERT INTO stays VALUES (1)",
+    )
+    .await
+    .unwrap();
     // Our snapshot still shows `gone` in pg_class; its size is NULL by then.
     conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class")
         .await
@@ -418,7 +456,10 @@ async fn sizes_survive_a_table_dropped_while_they_are_read() {
 async fn status_beside_a_create_drop_loop_never_panics() {
     let db = TestDb::new().await;
     let project = Project::new();
-    project.write("1_t.up.sql", "ALTER TABLE IF EXISTS churn DROP COLUMN id;\n");
+    project.write(
+        "1_t.up.sql",
+        "ALTER TABLE IF EXISTS churn DROP COLUMN id;\n",
+    );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Each statement commits on its own, so that other sessions see the
     // tables come and go; several sessions widen the window.
