@@ -485,3 +485,26 @@ async fn status_beside_a_create_drop_loop_never_panics() {
         churn.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn whole_database_backups_are_checked_too() {
+    let db = TestDb::new().await;
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE a (id int);\nCREATE TABLE p (id int) PARTITION BY RANGE (id);\n\
+         CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);\nCREATE UNLOGGED TABLE u (id int);\n",
+    );
+    project.config("backup = \"always\"\n");
+    project.write("2_add.up.sql", "ALTER TABLE a ADD COLUMN b int;\n");
+    let dry = expect_code(&project.run(&db, &["up", "--dry-run"]), 0);
+    assert_eq!(
+        dry_run_tables(&dry),
+        [vec!["the whole database".to_owned()]],
+        "{dry}"
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(out.contains("backed up the whole database"), "{out}");
+    let out = expect_code(&project.run(&db, &["backup"]), 0);
+    assert!(out.contains("_manual.dump"), "{out}");
+    assert_eq!(dumps(&project).len(), 2);
+}
