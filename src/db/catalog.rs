@@ -204,12 +204,17 @@ pub async fn table_sizes(conn: &Connection) -> Result<Vec<(String, String, i64, 
 /// long-held lock. `None` when the statement cannot be planned now (its
 /// table or columns do not exist yet, a lock was not granted, ...).
 pub async fn estimated_rows(conn: &Connection, sql: &str) -> Option<f64> {
-    conn.batch("BEGIN; SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '10s'")
-        .await
-        .ok()?;
-    let plan = conn
-        .query(&format!("EXPLAIN (FORMAT JSON) {sql}"), &[])
+    let begun = conn
+        .batch("BEGIN; SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '10s'")
         .await;
+    let plan = match begun {
+        Ok(()) => {
+            conn.query(&format!("EXPLAIN (FORMAT JSON) {sql}"), &[])
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    // Always: a failed BEGIN batch may still have opened the transaction.
     let _ = conn.batch("ROLLBACK").await;
     let rows = plan.ok()?;
     let json: serde_json::Value = rows.first()?.try_get(0).ok()?;

@@ -901,7 +901,7 @@ pub async fn take(
     );
     let mut file = dir.join(format!("{stem}.dump"));
     let mut n = 2;
-    while file.exists() {
+    while file.exists() || file.with_extension("dump.partial").exists() {
         file = dir.join(format!("{stem}_{n}.dump"));
         n += 1;
     }

@@ -94,10 +94,10 @@ impl ClientTools {
         out: &Path,
     ) -> Result<u64, LocalPgError> {
         let partial = out.with_extension("dump.partial");
+        // create_new: never truncate a partial file another backup writes.
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&partial)
             .map_err(|e| LocalPgError::io(format!("cannot create {}", partial.display()), e))?;
