@@ -400,19 +400,28 @@ async fn a_killed_backup_leaves_no_pg_dump_and_its_partial_file_is_removed() {
         .unwrap();
     let mut child = project.spawn(&db, &["backup", "--table", "users"]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    let dump = loop {
-        if let Some(&pid) = children(child.id(), "pg_dump").first() {
-            break pid;
+    // The partial file exists before the dump's pg_dump starts (an earlier
+    // `pg_dump --version` is a child too, briefly).
+    let partials = || -> Vec<PathBuf> {
+        std::fs::read_dir(project.path().join(".strata/backups"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.to_string_lossy().ends_with(".partial"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (dump, partial) = loop {
+        let partial = partials();
+        if !partial.is_empty() {
+            if let Some(&pid) = children(child.id(), "pg_dump").iter().find(|&&p| alive(p)) {
+                break (pid, partial);
+            }
         }
         assert!(Instant::now() < deadline, "pg_dump never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let partial: Vec<PathBuf> = std::fs::read_dir(project.path().join(".strata/backups"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".partial"))
-        .collect();
     assert_eq!(partial.len(), 1, "the dump is in progress");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
