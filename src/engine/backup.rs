@@ -30,8 +30,8 @@
 //! either problem, and one backup per migration that is checked (below)
 //! before anything runs. Files run outside a transaction are resolved the
 //! same way (from the statement a resume starts at), which also keeps one
-//! rule for every mode. What replay cannot see: dynamic SQL (`EXECUTE`),
-//! function bodies, and `SET search_path` inside the migration.
+//! rule for every mode. `SET search_path` in the migration is followed.
+//! What replay cannot see: dynamic SQL (`EXECUTE`) and function bodies.
 //!
 //! Names are the parsed identifiers (schema and name from the parse tree,
 //! case and dots kept), matched exactly against the catalog, and handed to
@@ -54,7 +54,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use pg_query::protobuf::{AlterTableType, DropBehavior, Node, ObjectType, RangeVar};
+use pg_query::protobuf::{
+    a_const, AlterTableType, DropBehavior, Node, ObjectType, RangeVar, VariableSetKind,
+};
 use pg_query::NodeEnum;
 
 use super::history::{Event, History};
@@ -200,6 +202,8 @@ enum Loss {
 struct Sim {
     entries: Vec<Entry>,
     search_path: Vec<String>,
+    /// The session's search path, for `SET search_path TO DEFAULT`.
+    initial_search_path: Vec<String>,
     /// Foreign keys: (referencing, referenced) entry indexes.
     references: Vec<(usize, usize)>,
     /// Rows of each catalog table with what lies below it.
@@ -211,6 +215,7 @@ impl Sim {
     fn from_catalog(tables: &catalog::Tables) -> Sim {
         let mut sim = Sim {
             search_path: tables.search_path.clone(),
+            initial_search_path: tables.search_path.clone(),
             ..Sim::default()
         };
         let mut by_oid = HashMap::new();
@@ -243,6 +248,7 @@ impl Sim {
     /// Starts the next migration of a replayed run: what earlier ones
     /// created now exists, under the names they left.
     fn next_migration(&mut self) {
+        self.search_path = self.initial_search_path.clone();
         for e in &mut self.entries {
             e.new = false;
             e.start = e.name.clone();
@@ -503,6 +509,27 @@ impl Sim {
                             self.entries[child].parents.retain(|&p| p != i);
                         }
                     }
+                }
+            }
+            NodeEnum::VariableSetStmt(v) if v.name == "search_path" => {
+                if v.kind == VariableSetKind::VarSetValue as i32 {
+                    // "$user" is left out: which role runs is not known here.
+                    self.search_path = v
+                        .args
+                        .iter()
+                        .filter_map(|a| match &a.node {
+                            Some(NodeEnum::AConst(c)) => match &c.val {
+                                Some(a_const::Val::Sval(s)) => Some(s.sval.clone()),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                        .filter(|s| s != "$user")
+                        .collect();
+                } else if v.kind == VariableSetKind::VarSetDefault as i32
+                    || v.kind == VariableSetKind::VarReset as i32
+                {
+                    self.search_path = self.initial_search_path.clone();
                 }
             }
             NodeEnum::DeleteStmt(d) => {
@@ -1199,6 +1226,10 @@ mod tests {
 
     #[test]
     fn renames_earlier_in_the_migration_are_followed() {
+        assert_eq!(
+            hits("SET search_path = app, public;\nDROP TABLE t;\nSET search_path TO DEFAULT;\nDROP TABLE users;"),
+            ["app.t", "public.users"]
+        );
         assert_eq!(
             hits("ALTER TABLE users RENAME TO users_old;\nDROP TABLE users_old;"),
             ["public.users"]
