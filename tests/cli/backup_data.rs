@@ -517,3 +517,51 @@ async fn whole_database_backups_are_checked_too() {
     assert!(out.contains("_manual.dump"), "{out}");
     assert_eq!(dumps(&project).len(), 2);
 }
+
+#[tokio::test]
+async fn a_partition_swap_rollback_backs_up_the_partitioned_table_it_drops() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE orders (id bigint NOT NULL, v text);\n");
+    db.connect()
+        .await
+        .batch("INSERT INTO orders SELECT g, 'old' FROM generate_series(1, 1000) g")
+        .await
+        .unwrap();
+    // Up swaps in a partitioned copy and fills it; down swaps back and
+    // drops the partitioned one, whose rows live in its partitions.
+    project.write(
+        "2_swap.up.sql",
+        "CREATE TABLE orders_p (id bigint NOT NULL, v text) PARTITION BY RANGE (id);\n\
+         CREATE TABLE orders_p1 PARTITION OF orders_p FOR VALUES FROM (0) TO (50000);\n\
+         CREATE TABLE orders_p2 PARTITION OF orders_p FOR VALUES FROM (50000) TO (100000);\n\
+         INSERT INTO orders_p SELECT g, 'new' FROM generate_series(1, 99999) g;\n\
+         ALTER TABLE orders RENAME TO orders_old;\nALTER TABLE orders_p RENAME TO orders;\n",
+    );
+    project.write(
+        "2_swap.down.sql",
+        "ALTER TABLE orders RENAME TO orders_p;\nALTER TABLE orders_old RENAME TO orders;\nDROP TABLE orders_p;\n",
+    );
+    expect_code(&project.run(&db, &["up"]), 0);
+    let dry = expect_code(&project.run(&db, &["down", "--dry-run"]), 0);
+    let expected = vec![
+        "public.orders".to_owned(),
+        "public.orders_p1".to_owned(),
+        "public.orders_p2".to_owned(),
+    ];
+    assert_eq!(dry_run_tables(&dry), [expected.clone()], "{dry}");
+    expect_code(&project.run(&db, &["down"]), 0);
+    let files = dumps(&project);
+    assert_eq!(sidecar_tables(&files[0]), expected);
+    // Restore the dump elsewhere in the same database: into a clean schema
+    // state, the partitioned table and its 99,999 rows come back.
+    db.connect()
+        .await
+        .batch("ALTER TABLE orders RENAME TO orders_restored_aside")
+        .await
+        .unwrap();
+    restore(&project, &db, &files[0]);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM orders WHERE v = 'new'").await,
+        99_999
+    );
+}
