@@ -548,7 +548,11 @@ async fn a_partition_swap_rollback_backs_up_the_partitioned_table_it_drops() {
         "public.orders_p1".to_owned(),
         "public.orders_p2".to_owned(),
     ];
-    assert_eq!(dry_run_tables(&dry), [expected.clone()], "{dry}");
+    assert_eq!(
+        dry_run_tables(&dry),
+        std::slice::from_ref(&expected),
+        "{dry}"
+    );
     expect_code(&project.run(&db, &["down"]), 0);
     let files = dumps(&project);
     assert_eq!(sidecar_tables(&files[0]), expected);
