@@ -1122,8 +1122,23 @@ pub async fn restore(
             )));
         }
     }
+    // pg_restore --table of a partitioned or inheritance parent restores
+    // the parent alone, and --clean first drops it with every partition in
+    // the database: name its partitions and children too.
+    let names = if tables.is_empty() {
+        Vec::new()
+    } else {
+        let script = {
+            let (tools, file) = (tools.clone(), file.to_path_buf());
+            tokio::task::spawn_blocking(move || tools.schema_script(&file))
+                .await
+                .map_err(|e| bad(e.to_string()))?
+                .map_err(|e| bad(e.to_string()))?
+        };
+        with_children(tables, &script)
+    };
     let env = target.libpq_env();
-    let (path, names) = (file.to_path_buf(), tables.to_vec());
+    let path = file.to_path_buf();
     tokio::task::spawn_blocking(move || tools.restore(&env, &path, &names))
         .await
         .map_err(|e| bad(e.to_string()))??;
@@ -1143,6 +1158,62 @@ pub async fn restore(
         )
         .await?;
     Ok(())
+}
+
+/// `tables` (as given to `restore --table`: `name` or `schema.name`) as
+/// bare names for pg_restore, with every partition and inheritance child
+/// the dump's DDL (`script`) attaches below them, recursively.
+fn with_children(tables: &[String], script: &str) -> Vec<String> {
+    // psql meta-commands (`\restrict` in recent pg_restore output) are not SQL.
+    let sql: String = script
+        .lines()
+        .filter(|l| !l.starts_with('\\'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut edges: Vec<(String, String)> = Vec::new();
+    if let Ok(tree) = pg_query::parse(&sql, 0) {
+        for raw in &tree.protobuf.stmts {
+            match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+                Some(NodeEnum::AlterTableStmt(a)) => {
+                    let Some(parent) = &a.relation else { continue };
+                    for cmd in &a.cmds {
+                        let Some(NodeEnum::AlterTableCmd(c)) = &cmd.node else {
+                            continue;
+                        };
+                        if c.subtype == AlterTableType::AtAttachPartition as i32 {
+                            if let Some(child) = partition_cmd(c.def.as_deref()) {
+                                edges.push((parent.relname.clone(), child.relname.clone()));
+                            }
+                        }
+                    }
+                }
+                Some(NodeEnum::CreateStmt(c)) => {
+                    let Some(child) = &c.relation else { continue };
+                    for p in &c.inh_relations {
+                        if let Some(NodeEnum::RangeVar(parent)) = &p.node {
+                            edges.push((parent.relname.clone(), child.relname.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out: Vec<String> = tables
+        .iter()
+        .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned())
+        .collect();
+    let mut at = 0;
+    while at < out.len() {
+        let parent = out[at].clone();
+        for (p, c) in &edges {
+            if *p == parent && !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        at += 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1346,6 +1417,22 @@ mod tests {
             TableName::new("public", "Users").display(),
             "public.\"Users\""
         );
+    }
+
+    #[test]
+    fn a_restored_parent_brings_its_partitions() {
+        let script = "\\restrict abc\nCREATE TABLE public.orders (id bigint) PARTITION BY HASH (id);\n\
+            CREATE TABLE public.orders_0 (id bigint);\nCREATE TABLE public.orders_1 (id bigint) PARTITION BY RANGE (id);\n\
+            CREATE TABLE public.orders_1a (id bigint);\nCREATE TABLE public.kid () INHERITS (public.orders_0);\n\
+            ALTER TABLE ONLY public.orders ATTACH PARTITION public.orders_0 FOR VALUES WITH (modulus 2, remainder 0);\n\
+            ALTER TABLE ONLY public.orders ATTACH PARTITION public.orders_1 FOR VALUES WITH (modulus 2, remainder 1);\n\
+            ALTER TABLE ONLY public.orders_1 ATTACH PARTITION public.orders_1a FOR VALUES FROM (0) TO (10);\n\
+            \\unrestrict abc\n";
+        assert_eq!(
+            with_children(&["public.orders".into()], script),
+            ["orders", "orders_0", "orders_1", "kid", "orders_1a"]
+        );
+        assert_eq!(with_children(&["users".into()], script), ["users"]);
     }
 
     #[test]

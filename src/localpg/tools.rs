@@ -161,9 +161,25 @@ impl ClientTools {
             "--no-password",
         ]);
         cmd.arg("--dbname").arg(dbname);
-        for t in tables {
-            cmd.arg("--table").arg(t);
-        }
+        // Tables are chosen with a use-list rather than --table, which
+        // leaves out the ATTACH PARTITION entries: restored that way,
+        // partitions come back as unattached tables.
+        let _list = if tables.is_empty() {
+            None
+        } else {
+            let listing = self.list(file)?;
+            let chosen: String = listing
+                .lines()
+                .filter(|l| selected(l, tables))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let mut list = tempfile::NamedTempFile::new()
+                .map_err(|e| LocalPgError::io("cannot create a restore list", e))?;
+            std::io::Write::write_all(&mut list, chosen.as_bytes())
+                .map_err(|e| LocalPgError::io("cannot write a restore list", e))?;
+            cmd.arg("--use-list").arg(list.path());
+            Some(list)
+        };
         cmd.arg(file)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -208,6 +224,25 @@ impl ClientTools {
             .collect())
     }
 
+    /// The DDL a dump would run (`pg_restore --schema-only --file=-`),
+    /// for reading which tables are partitions or children of which.
+    pub fn schema_script(&self, file: &Path) -> Result<String, LocalPgError> {
+        let out = command(&self.pg_restore)
+            .arg("--schema-only")
+            .arg("--file=-")
+            .arg(file)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| LocalPgError::io("cannot run pg_restore --schema-only", e))?;
+        if !out.status.success() {
+            return Err(LocalPgError::Failed {
+                step: format!("pg_restore --schema-only {}", file.display()),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     fn list(&self, file: &Path) -> Result<String, LocalPgError> {
         let out = command(&self.pg_restore)
             .arg("--list")
@@ -223,6 +258,26 @@ impl ClientTools {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// True when a `pg_restore --list` line ("215; 1259 16390 TABLE public
+/// users postgres") is the definition, the rows or the partition attachment
+/// of one of `tables` (bare names).
+fn selected(line: &str, tables: &[String]) -> bool {
+    if line.starts_with(';') {
+        return false;
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.get(3) != Some(&"TABLE") || words.len() < 7 {
+        return false;
+    }
+    let from = match words[4] {
+        "DATA" | "ATTACH" => 6,
+        _ => 5,
+    };
+    // The owner is the last word; a name may hold spaces.
+    let name = words[from..words.len() - 1].join(" ");
+    tables.contains(&name)
 }
 
 /// Removes the `*.partial` files in `dir` that no live pg_dump writes: the
@@ -293,5 +348,40 @@ fn run(mut cmd: Command, step: &str) -> Result<(), LocalPgError> {
             step: step.to_owned(),
             output: crate::db::redact(stderr.trim()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selected;
+
+    #[test]
+    fn restore_lists_pick_tables_rows_and_attachments() {
+        let t = vec!["orders".to_owned(), "my table".to_owned()];
+        assert!(selected("215; 1259 16390 TABLE public orders postgres", &t));
+        assert!(selected(
+            "3401; 0 16390 TABLE DATA public orders postgres",
+            &t
+        ));
+        assert!(selected(
+            "3402; 0 0 TABLE ATTACH public orders postgres",
+            &t
+        ));
+        assert!(selected(
+            "216; 1259 16391 TABLE public my table postgres",
+            &t
+        ));
+        assert!(!selected(
+            "217; 1259 16392 INDEX public orders_pkey postgres",
+            &t
+        ));
+        assert!(!selected(
+            "218; 1259 16393 TABLE public orders_2 postgres",
+            &t
+        ));
+        assert!(!selected(
+            ";  215; 1259 16390 TABLE public orders postgres",
+            &t
+        ));
     }
 }

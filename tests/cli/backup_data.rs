@@ -121,6 +121,30 @@ async fn a_partitioned_table_of_1m_rows_is_sized_and_backed_up_with_every_partit
         .await,
         4
     );
+    // Restoring only the parent by name brings its partitions too (a bare
+    // pg_restore --table would drop them and restore an empty parent).
+    db.connect()
+        .await
+        .batch("DELETE FROM orders WHERE id % 3 = 0")
+        .await
+        .unwrap();
+    expect_code(
+        &project.run(
+            &db,
+            &[
+                "restore",
+                files[0].to_str().unwrap(),
+                "--table",
+                "orders",
+                "--yes",
+            ],
+        ),
+        0,
+    );
+    assert_eq!(
+        count(&db, "SELECT count(note) FROM orders").await,
+        1_000_000
+    );
     eprintln!("1M rows: fill {filled:?}, up with backup {up:?}, restore {restored:?}");
 }
 
