@@ -95,8 +95,9 @@ async fn server_facts(
     let all = catalog::tables(conn, true).await?;
     let mut path = all.search_path.clone();
     path.push("public".to_owned());
+    let totals = all.totals();
     for t in &all.tables {
-        let (rows, bytes) = all.total(t.oid);
+        let (rows, bytes) = totals.get(&t.oid).copied().unwrap_or((0, 0));
         facts.tables.insert(
             format!("{}.{}", t.schema, t.name),
             TableStats { rows, bytes },

@@ -218,6 +218,7 @@ impl Sim {
             initial_search_path: tables.search_path.clone(),
             ..Sim::default()
         };
+        let totals = tables.totals();
         let mut by_oid = HashMap::new();
         for t in tables.tables.iter().filter(|t| matches!(t.kind, 'r' | 'p')) {
             by_oid.insert(t.oid, sim.entries.len());
@@ -230,7 +231,8 @@ impl Sim {
                 live: true,
                 parents: Vec::new(),
             });
-            sim.rows.insert(t.oid, tables.total(t.oid).0);
+            sim.rows
+                .insert(t.oid, totals.get(&t.oid).map_or(0, |t| t.0));
         }
         for (child, parent) in &tables.inherits {
             if let (Some(&c), Some(&p)) = (by_oid.get(child), by_oid.get(parent)) {
