@@ -701,6 +701,10 @@ pub(super) async fn before_migration(
         BackupPolicy::Never => Ok(None),
         BackupPolicy::Always => Ok(Some(always())),
         BackupPolicy::Auto => {
+            // Most migrations lose nothing: spare them the catalog read.
+            if !statements.iter().any(might_lose) {
+                return Ok(None);
+            }
             let tables = catalog::tables(conn, false).await?;
             let mut sim = Sim::from_catalog(&tables);
             let losses = sim.replay(statements, script.first_line);
@@ -708,6 +712,31 @@ pub(super) async fn before_migration(
             Ok((!need.is_empty()).then_some(need))
         }
     }
+}
+
+/// Cheap pre-check: could this statement (or a statement of its DO block)
+/// lose data at all, whatever the catalog says?
+fn might_lose(stmt: &Statement) -> bool {
+    let lossy = |node: &NodeEnum| match node {
+        NodeEnum::DropStmt(_)
+        | NodeEnum::DropOwnedStmt(_)
+        | NodeEnum::TruncateStmt(_)
+        | NodeEnum::DeleteStmt(_)
+        | NodeEnum::UpdateStmt(_) => true,
+        NodeEnum::AlterTableStmt(a) => a.cmds.iter().any(|c| {
+            matches!(&c.node, Some(NodeEnum::AlterTableCmd(c))
+                if c.subtype == AlterTableType::AtDropColumn as i32
+                    || c.subtype == AlterTableType::AtAlterColumnType as i32)
+        }),
+        _ => false,
+    };
+    let any = |s: &Statement| s.nodes.iter().filter_map(|n| n.node.as_ref()).any(lossy);
+    any(stmt)
+        || (stmt
+            .nodes
+            .iter()
+            .any(|n| matches!(n.node, Some(NodeEnum::DoStmt(_))))
+            && crate::sql::do_block_statements(stmt).iter().any(any))
 }
 
 fn always() -> Need {
@@ -1403,6 +1432,32 @@ mod tests {
             panic!("{losses:?}")
         };
         assert_eq!(sim.entries[entries[0]].start.display(), "public.archive");
+    }
+
+    #[test]
+    fn only_statements_that_may_lose_data_read_the_catalog() {
+        let may = |sql: &str| crate::sql::split(sql, &[]).unwrap().iter().any(might_lose);
+        for sql in [
+            "DROP TABLE t;",
+            "TRUNCATE t;",
+            "DELETE FROM t WHERE a = 1;",
+            "UPDATE t SET a = 1 WHERE b;",
+            "ALTER TABLE t DROP COLUMN a;",
+            "ALTER TABLE t ALTER COLUMN a TYPE int;",
+            "DROP OWNED BY r;",
+            "DO $$ BEGIN DROP TABLE t; END $$;",
+        ] {
+            assert!(may(sql), "{sql}");
+        }
+        for sql in [
+            "CREATE TABLE t (a int);",
+            "ALTER TABLE t ADD COLUMN b int;",
+            "CREATE INDEX ON t (a);",
+            "INSERT INTO t VALUES (1);",
+            "DO $$ BEGIN INSERT INTO t VALUES (1); END $$;",
+        ] {
+            assert!(!may(sql), "{sql}");
+        }
     }
 
     #[test]
