@@ -190,7 +190,13 @@ enum Loss {
     /// A DELETE/UPDATE with WHERE: backed up when the planner expects it
     /// to hit many rows.
     Estimate {
+        /// The statement's table.
         entry: usize,
+        /// It with what lies below it, at the statement.
+        entries: Vec<usize>,
+        /// The table has the name it had when the migration started, so the
+        /// statement's text can be planned before the migration runs.
+        plannable: bool,
         sql: String,
         why: String,
     },
@@ -346,6 +352,21 @@ impl Sim {
             .collect();
         if !entries.is_empty() {
             out.push(Loss::Tables { entries, why });
+        }
+    }
+
+    fn estimate(&self, i: usize, sql: &str, why: String) -> Loss {
+        let e = &self.entries[i];
+        Loss::Estimate {
+            entry: i,
+            entries: self
+                .below(i)
+                .into_iter()
+                .filter(|&e| !self.entries[e].new)
+                .collect(),
+            plannable: e.oid.is_some() && e.name == e.start,
+            sql: sql.to_owned(),
+            why,
         }
     }
 
@@ -542,11 +563,7 @@ impl Sim {
                 if d.where_clause.is_none() {
                     self.lose(i, at(format!("DELETE FROM {shown} without WHERE")), out);
                 } else if !self.entries[i].new {
-                    out.push(Loss::Estimate {
-                        entry: i,
-                        sql: sql.to_owned(),
-                        why: at(format!("DELETE FROM {shown} WHERE ...")),
-                    });
+                    out.push(self.estimate(i, sql, at(format!("DELETE FROM {shown} WHERE ..."))));
                 }
             }
             NodeEnum::UpdateStmt(u) => {
@@ -557,11 +574,11 @@ impl Sim {
                 if u.where_clause.is_none() {
                     self.lose(i, at(format!("UPDATE {shown} without WHERE")), out);
                 } else if !self.entries[i].new && overwrites_with_constant(&u.target_list) {
-                    out.push(Loss::Estimate {
-                        entry: i,
-                        sql: sql.to_owned(),
-                        why: at(format!("UPDATE {shown} SET ... = constant WHERE ...")),
-                    });
+                    out.push(self.estimate(
+                        i,
+                        sql,
+                        at(format!("UPDATE {shown} SET ... = constant WHERE ...")),
+                    ));
                 }
             }
             _ => {}
@@ -646,7 +663,13 @@ async fn decide(
                 add(&mut need, &entries);
                 need.reasons.push(why);
             }
-            Loss::Estimate { entry, sql, why } => {
+            Loss::Estimate {
+                entry,
+                entries,
+                plannable,
+                sql,
+                why,
+            } => {
                 let e = &sim.entries[entry];
                 let Some(oid) = e.oid else {
                     if dry_run {
@@ -658,10 +681,10 @@ async fn decide(
                     }
                     continue;
                 };
-                // The text names the table as it is now only if no earlier
-                // statement renamed it; otherwise planning it now would
-                // plan another table (or none), so it is backed up.
-                let estimate = if e.name == e.start {
+                // Planning the text now would plan another table (or none)
+                // if an earlier statement renamed this one: then it is
+                // backed up without an estimate.
+                let estimate = if plannable {
                     catalog::estimated_rows(conn, &sql).await
                 } else {
                     None
@@ -670,7 +693,7 @@ async fn decide(
                 match estimate {
                     Some(est) => {
                         if est > config.backup_min_rows as f64 || est * 10.0 > rows as f64 {
-                            add(&mut need, &sim.below(entry));
+                            add(&mut need, &entries);
                             need.reasons.push(format!(
                                 "{why} (planner: ~{est:.0} of ~{rows} rows; backup_min_rows = {})",
                                 config.backup_min_rows
@@ -678,7 +701,7 @@ async fn decide(
                         }
                     }
                     None => {
-                        add(&mut need, &sim.below(entry));
+                        add(&mut need, &entries);
                         need.reasons
                             .push(format!("{why} (no planner estimate before it runs)"));
                     }
@@ -1432,6 +1455,23 @@ mod tests {
             panic!("{losses:?}")
         };
         assert_eq!(sim.entries[entries[0]].start.display(), "public.archive");
+    }
+
+    #[test]
+    fn a_delete_after_a_rename_is_not_planned_under_the_new_name() {
+        let mut sim = Sim::from_catalog(&catalog());
+        let sql = "DELETE FROM events WHERE id > 1;\nALTER TABLE users RENAME TO u2;\nDELETE FROM u2 WHERE id > 1;";
+        let losses = sim.replay(&crate::sql::split(sql, &[]).unwrap(), 1);
+        let plans: Vec<(bool, usize)> = losses
+            .iter()
+            .map(|l| match l {
+                Loss::Estimate {
+                    plannable, entries, ..
+                } => (*plannable, entries.len()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(plans, [(true, 4), (false, 1)]);
     }
 
     #[test]
