@@ -85,6 +85,10 @@ pub struct FileConfig {
     pub backup: Option<String>,
     /// Where backups go, relative to the config file (default `.strata/backups`).
     pub backup_dir: Option<PathBuf>,
+    /// A `DELETE ... WHERE` (or an `UPDATE` that overwrites a column with a
+    /// constant) whose planner estimate exceeds this many rows, or 10 % of
+    /// the table, backs the table up first (default 10,000).
+    pub backup_min_rows: Option<i64>,
     /// Directory of `pg_dump` and `pg_restore` (default: the newest
     /// PostgreSQL installation found, then `PATH`).
     pub pg_bindir: Option<PathBuf>,
@@ -212,6 +216,8 @@ pub struct Config {
     pub backup: BackupPolicy,
     /// Where backups are written.
     pub backup_dir: PathBuf,
+    /// See [`FileConfig::backup_min_rows`].
+    pub backup_min_rows: i64,
     /// Where to find `pg_dump`/`pg_restore`, when configured.
     pub pg_bindir: Option<PathBuf>,
     /// Bounded wait of the pre-flight check.
@@ -365,6 +371,15 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(".strata/backups")),
         );
+        let backup_min_rows = match file.backup_min_rows {
+            None => 10_000,
+            Some(n) if n >= 0 => n,
+            Some(n) => {
+                return Err(invalid(format!(
+                    "backup_min_rows: {n} is negative (use a row count, 0 or more)"
+                )))
+            }
+        };
         let preflight_wait = duration(
             "preflight_wait",
             &file.preflight_wait,
@@ -375,6 +390,7 @@ impl Config {
         Ok(Config {
             backup,
             backup_dir,
+            backup_min_rows,
             pg_bindir: file.pg_bindir.as_ref().map(|d| project_dir.join(d)),
             preflight_wait,
             max_blocked_queries: file.max_blocked_queries.filter(|n| *n > 0),
@@ -579,10 +595,15 @@ block_on = "high"
 
 # Backups with pg_dump -Fc before a migration runs: "auto" (before migrations
 # that lose data: DROP TABLE/COLUMN/SCHEMA, TRUNCATE, UPDATE/DELETE without
-# WHERE, a rewriting type change), "always" or "never". Files are mode 0600.
-# A failed backup stops the migration before it runs.
+# WHERE, a type change), "always" or "never". Files are mode 0600. Every
+# backup is checked with pg_restore --list; a failed or incomplete backup
+# stops the migration before it runs.
 backup = "auto"
 backup_dir = ".strata/backups"
+# A DELETE ... WHERE (or an UPDATE setting a column to a constant) that the
+# planner expects to touch more rows than this, or 10 % of the table, is
+# backed up too.
+backup_min_rows = 10000
 # Where pg_dump/pg_restore live (default: the newest PostgreSQL found, then PATH).
 # Use a pg_dump at least as new as the server.
 # pg_bindir = "/usr/lib/postgresql/16/bin"

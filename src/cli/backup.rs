@@ -4,13 +4,16 @@ use crate::cli::{args::Ctx, Outcome};
 ///
 /// The dump goes to the backup directory (`backup_dir`, default
 /// `.strata/backups`) with file mode 0600, beside a `.json` description,
-/// and is recorded in the strata_events log. `strata up` takes the same
-/// kind of backup by itself before migrations that lose data (see `backup`
-/// in strata.toml).
+/// and is recorded in the strata_events log. A partitioned table or an
+/// inheritance parent is dumped with all its partitions and children, and
+/// the dump is checked with `pg_restore --list` (every table's data must
+/// be in it). `strata up` takes the same kind of backup by itself before
+/// migrations that lose data (see `backup` in strata.toml).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A table to dump (repeatable; `schema.table` or `table`). Without
-    /// any, the whole database.
+    /// A table to dump (repeatable), written as in SQL: `users`,
+    /// `app.orders`, `'"Users"'` for a mixed-case name. Without any, the
+    /// whole database.
     #[arg(long = "table", short = 't', value_name = "TABLE")]
     tables: Vec<String>,
 }

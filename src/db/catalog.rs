@@ -6,25 +6,267 @@ use std::time::Instant;
 
 use super::{Connection, DbError};
 
-/// (schema.table, estimated rows, total bytes) for every user table.
-pub async fn table_sizes(conn: &Connection) -> Result<Vec<(String, String, i64, i64)>, DbError> {
+/// A table as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// `pg_class.oid`: identifies the table whatever it is called later.
+    pub oid: u32,
+    /// Schema, exactly as stored (no quoting, case preserved).
+    pub schema: String,
+    /// Name, exactly as stored.
+    pub name: String,
+    /// `relkind`: `r` (table), `p` (partitioned table) or `m` (materialized view).
+    pub kind: char,
+    /// `relpersistence`: `p` permanent, `u` unlogged, `t` temporary.
+    pub persistence: char,
+    /// Estimated rows of this relation alone (0 for a partitioned parent,
+    /// which stores nothing itself).
+    pub rows: i64,
+    /// Bytes of this relation alone, indexes and TOAST included. 0 when
+    /// the table was dropped while the catalog was read.
+    pub bytes: i64,
+    /// Part of an extension: pg_dump dumps its definition with the
+    /// extension and its data only if the extension registered it.
+    pub extension_member: bool,
+}
+
+/// The user tables of the database with how they relate: the facts behind
+/// sizes (a parent's size is the sum of its partitions or children) and
+/// backups (which tables a statement really touches).
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// Every user table, partitioned parents and materialized views included.
+    pub tables: Vec<Relation>,
+    /// `pg_inherits` between tables: (child oid, parent oid), for
+    /// partitions and for inheritance children alike.
+    pub inherits: Vec<(u32, u32)>,
+    /// Foreign keys between tables: (referencing oid, referenced oid).
+    pub references: Vec<(u32, u32)>,
+    /// `current_schemas(false)`: where unqualified names are looked up,
+    /// in order; the first one is where unqualified CREATEs go.
+    pub search_path: Vec<String>,
+}
+
+impl Tables {
+    /// The table with this oid.
+    pub fn get(&self, oid: u32) -> Option<&Relation> {
+        self.tables.iter().find(|t| t.oid == oid)
+    }
+
+    /// `oid` and every partition or inheritance child below it,
+    /// recursively, each once, `oid` first.
+    pub fn with_descendants(&self, oid: u32) -> Vec<u32> {
+        let mut out = vec![oid];
+        let mut i = 0;
+        while i < out.len() {
+            let parent = out[i];
+            for &(child, p) in &self.inherits {
+                if p == parent && !out.contains(&child) {
+                    out.push(child);
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// (rows, bytes) of a table with all its partitions or children: what
+    /// a statement on the parent reads, rewrites or destroys.
+    pub fn total(&self, oid: u32) -> (i64, i64) {
+        self.with_descendants(oid)
+            .into_iter()
+            .filter_map(|o| self.get(o))
+            .fold((0, 0), |(r, b), t| {
+                (r.saturating_add(t.rows), b.saturating_add(t.bytes))
+            })
+    }
+
+    /// [`Tables::total`] of every table at once, in time linear in the
+    /// size of each partition tree rather than in the whole catalog.
+    pub fn totals(&self) -> HashMap<u32, (i64, i64)> {
+        let own: HashMap<u32, (i64, i64)> = self
+            .tables
+            .iter()
+            .map(|t| (t.oid, (t.rows, t.bytes)))
+            .collect();
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for &(child, parent) in &self.inherits {
+            children.entry(parent).or_default().push(child);
+        }
+        self.tables
+            .iter()
+            .map(|t| {
+                let mut seen = vec![t.oid];
+                let mut at = 0;
+                while at < seen.len() {
+                    for &c in children.get(&seen[at]).map(Vec::as_slice).unwrap_or(&[]) {
+                        if !seen.contains(&c) {
+                            seen.push(c);
+                        }
+                    }
+                    at += 1;
+                }
+                let sum = seen
+                    .iter()
+                    .filter_map(|o| own.get(o))
+                    .fold((0i64, 0i64), |(r, b), (tr, tb)| {
+                        (r.saturating_add(*tr), b.saturating_add(*tb))
+                    });
+                (t.oid, sum)
+            })
+            .collect()
+    }
+}
+
+/// Reads [`Tables`]. Every value that can be NULL is read as an Option:
+/// a table dropped by another session while this runs has a `pg_class`
+/// row in our snapshot but no size any more (`pg_total_relation_size`
+/// returns NULL), and that must not stop anything.
+///
+/// Without `sizes`, bytes are 0 and nothing is locked: the size functions
+/// open each table (ACCESS SHARE), which waits behind a session holding an
+/// ACCESS EXCLUSIVE lock, and a backup must not wait for that before its
+/// pg_dump even starts.
+pub async fn tables(conn: &Connection, sizes: bool) -> Result<Tables, DbError> {
+    let size = if sizes {
+        "pg_total_relation_size(c.oid)::bigint"
+    } else {
+        "NULL::bigint"
+    };
     let rows = conn
         .query(
-            "SELECT n.nspname::text, c.relname::text,
-                    greatest(coalesce(s.n_live_tup, 0), c.reltuples::bigint, 0)::bigint,
-                    pg_total_relation_size(c.oid)::bigint
+            &format!("SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text,
+                    CASE WHEN c.relkind = 'p' THEN 0
+                         ELSE greatest(coalesce(s.n_live_tup, 0), c.reltuples::bigint, 0) END::bigint,
+                    {size},
+                    EXISTS (SELECT 1 FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
              FROM pg_class c
              JOIN pg_namespace n ON n.oid = c.relnamespace
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
              WHERE c.relkind IN ('r', 'p', 'm')
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"),
             &[],
         )
         .await?;
-    Ok(rows
+    let text = |r: &tokio_postgres::Row, i: usize| -> String {
+        r.try_get::<_, Option<String>>(i)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    let int = |r: &tokio_postgres::Row, i: usize| -> i64 {
+        r.try_get::<_, Option<i64>>(i).ok().flatten().unwrap_or(0)
+    };
+    let first = |s: String, default: char| s.chars().next().unwrap_or(default);
+    let tables = rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .filter_map(|r| {
+            Some(Relation {
+                oid: r.try_get::<_, Option<u32>>(0).ok().flatten()?,
+                schema: text(r, 1),
+                name: text(r, 2),
+                kind: first(text(r, 3), 'r'),
+                persistence: first(text(r, 4), 'p'),
+                rows: int(r, 5),
+                bytes: int(r, 6),
+                extension_member: r
+                    .try_get::<_, Option<bool>>(7)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(false),
+            })
+        })
+        .collect();
+    let pairs = |rows: Vec<tokio_postgres::Row>| -> Vec<(u32, u32)> {
+        rows.iter()
+            .filter_map(|r| {
+                Some((
+                    r.try_get::<_, Option<u32>>(0).ok().flatten()?,
+                    r.try_get::<_, Option<u32>>(1).ok().flatten()?,
+                ))
+            })
+            .collect()
+    };
+    let inherits = pairs(
+        conn.query(
+            "SELECT i.inhrelid, i.inhparent FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relkind IN ('r', 'p', 'f')",
+            &[],
+        )
+        .await?,
+    );
+    let references = pairs(
+        conn.query(
+            "SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f'",
+            &[],
+        )
+        .await?,
+    );
+    let search_path = conn
+        .query("SELECT current_schemas(false)::text[]", &[])
+        .await?
+        .first()
+        .and_then(|r| r.try_get::<_, Option<Vec<String>>>(0).ok().flatten())
+        .unwrap_or_default();
+    Ok(Tables {
+        tables,
+        inherits,
+        references,
+        search_path,
+    })
+}
+
+/// (schema, table, estimated rows, total bytes) for every user table. A
+/// partitioned or inheritance parent counts all its partitions or
+/// children, recursively: a statement on the parent touches them all.
+pub async fn table_sizes(conn: &Connection) -> Result<Vec<(String, String, i64, i64)>, DbError> {
+    let all = tables(conn, true).await?;
+    let totals = all.totals();
+    Ok(all
+        .tables
+        .iter()
+        .map(|t| {
+            let (rows, bytes) = totals.get(&t.oid).copied().unwrap_or((0, 0));
+            (t.schema.clone(), t.name.clone(), rows, bytes)
+        })
         .collect())
+}
+
+/// The planner's estimate of the rows a DELETE or UPDATE touches
+/// (`EXPLAIN (FORMAT JSON)`; nothing is executed). Runs in its own
+/// transaction, rolled back, under a short lock_timeout so that planning
+/// (which takes the statement's table locks) never queues behind a
+/// long-held lock. `None` when the statement cannot be planned now (its
+/// table or columns do not exist yet, a lock was not granted, ...).
+pub async fn estimated_rows(conn: &Connection, sql: &str) -> Option<f64> {
+    let begun = conn
+        .batch("BEGIN; SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '10s'")
+        .await;
+    let plan = match begun {
+        Ok(()) => {
+            conn.query(&format!("EXPLAIN (FORMAT JSON) {sql}"), &[])
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    // Always: a failed BEGIN batch may still have opened the transaction.
+    let _ = conn.batch("ROLLBACK").await;
+    let rows = plan.ok()?;
+    let json: serde_json::Value = rows.first()?.try_get(0).ok()?;
+    let top = json.get(0)?.get("Plan")?;
+    // A DELETE or UPDATE plans as ModifyTable (rows 0) over the scan that
+    // finds the rows to change.
+    let node = if top.get("Node Type").and_then(|v| v.as_str()) == Some("ModifyTable") {
+        top.get("Plans")?.as_array()?.iter().find(|p| {
+            p.get("Parent Relationship").and_then(|v| v.as_str()) != Some("InitPlan")
+                && p.get("Parent Relationship").and_then(|v| v.as_str()) != Some("SubPlan")
+        })?
+    } else {
+        top
+    };
+    node.get("Plan Rows")?.as_f64()
 }
 
 /// Volatility ('i', 's', 'v') of the named functions; for overloaded
@@ -45,8 +287,8 @@ pub async fn volatility(
     Ok(rows
         .iter()
         .filter_map(|r| {
-            let v: String = r.get(1);
-            Some((r.get::<_, String>(0), v.chars().next()?))
+            let v: String = r.try_get::<_, Option<String>>(1).ok().flatten()?;
+            Some((r.try_get::<_, String>(0).ok()?, v.chars().next()?))
         })
         .collect())
 }
@@ -56,7 +298,10 @@ pub async fn server_version_num(conn: &Connection) -> Result<i32, DbError> {
     let rows = conn
         .query("SELECT current_setting('server_version_num')::int", &[])
         .await?;
-    Ok(rows.first().map(|r| r.get(0)).unwrap_or(0))
+    Ok(rows
+        .first()
+        .and_then(|r| r.try_get::<_, Option<i32>>(0).ok().flatten())
+        .unwrap_or(0))
 }
 
 /// Measures how fast this server rewrites a table, in bytes per second:
@@ -81,30 +326,10 @@ pub async fn measure_rewrite_rate(conn: &Connection) -> Result<f64, DbError> {
         )
         .await?
         .first()
-        .map(|r| r.get(0))
+        .and_then(|r| r.try_get::<_, Option<i64>>(0).ok().flatten())
         .unwrap_or(0);
     conn.batch("DROP TABLE pg_temp.strata_calibration").await?;
     Ok(bytes as f64 / seconds)
-}
-
-/// (schema, table) of each of `names` (as written in SQL, resolved with the
-/// connection's search_path) that exists; missing ones are left out.
-pub async fn qualified_tables(
-    conn: &Connection,
-    names: &[String],
-) -> Result<Vec<(String, String)>, DbError> {
-    let rows = conn
-        .query(
-            "SELECT DISTINCT n.nspname::text, c.relname::text
-             FROM unnest($1::text[]) AS name
-             JOIN pg_class c ON c.oid = to_regclass(name)
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind IN ('r', 'p', 'm')
-             ORDER BY 1, 2",
-            &[&names],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Another session that holds a lock on one of the tables a migration
@@ -158,16 +383,36 @@ pub async fn lock_holders(
             &[&tables, &min_age_ms],
         )
         .await?;
+    // Read NULL-tolerant: the backend or the table may be gone by the
+    // time the row is built.
     Ok(rows
         .iter()
-        .map(|r| LockHolder {
-            pid: r.get(0),
-            application: r.get(1),
-            state: r.get(2),
-            xact_secs: r.get(3),
-            tables: r.get(4),
-            query: r.get(5),
-            xact_start: r.get(6),
+        .filter_map(|r| {
+            Some(LockHolder {
+                pid: r.try_get::<_, Option<i32>>(0).ok().flatten()?,
+                application: r
+                    .try_get::<_, Option<String>>(1)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                state: r
+                    .try_get::<_, Option<String>>(2)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                xact_secs: r.try_get::<_, Option<i64>>(3).ok().flatten().unwrap_or(0),
+                tables: r
+                    .try_get::<_, Option<Vec<String>>>(4)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                query: r
+                    .try_get::<_, Option<String>>(5)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                xact_start: r.try_get::<_, Option<f64>>(6).ok().flatten().unwrap_or(0.0),
+            })
         })
         .collect())
 }
@@ -193,6 +438,65 @@ pub async fn long_transactions(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .filter_map(|r| {
+            Some((
+                r.try_get::<_, Option<i32>>(0).ok().flatten()?,
+                r.try_get::<_, Option<String>>(1)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                r.try_get::<_, Option<String>>(2)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                r.try_get::<_, Option<i64>>(3).ok().flatten().unwrap_or(0),
+            ))
+        })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(oid: u32, kind: char, rows: i64, bytes: i64) -> Relation {
+        Relation {
+            oid,
+            schema: "public".into(),
+            name: format!("t{oid}"),
+            kind,
+            persistence: 'p',
+            rows,
+            bytes,
+            extension_member: false,
+        }
+    }
+
+    #[test]
+    fn a_parent_counts_its_partitions_and_children_recursively_once() {
+        // 1 partitioned: 2 (leaf), 3 (partitioned: 4 leaf); 5 an
+        // inheritance parent with rows of its own and child 6; 4 also
+        // inherits from 5 (a diamond must not count twice).
+        let t = Tables {
+            tables: vec![
+                rel(1, 'p', 0, 0),
+                rel(2, 'r', 100, 1000),
+                rel(3, 'p', 0, 0),
+                rel(4, 'r', 10, 100),
+                rel(5, 'r', 1, 10),
+                rel(6, 'r', 2, 20),
+            ],
+            inherits: vec![(2, 1), (3, 1), (4, 3), (6, 5), (4, 5), (4, 1)],
+            ..Tables::default()
+        };
+        assert_eq!(t.total(1), (110, 1100));
+        assert_eq!(t.total(3), (10, 100));
+        assert_eq!(t.total(5), (13, 130));
+        assert_eq!(t.total(2), (100, 1000));
+        assert_eq!(t.total(99), (0, 0), "a table that vanished has no size");
+        let all = t.totals();
+        for r in &t.tables {
+            assert_eq!(all[&r.oid], t.total(r.oid), "{}", r.oid);
+        }
+    }
 }

@@ -88,12 +88,31 @@ async fn server_facts(
     migrations: &[Migration],
 ) -> Result<ServerFacts, EngineError> {
     let mut facts = ServerFacts::default();
-    for (schema, table, rows, bytes) in catalog::table_sizes(conn).await? {
-        let stats = TableStats { rows, bytes };
-        if schema == "public" {
-            facts.tables.insert(table.clone(), stats);
+    // A parent's size is its own plus every partition's and child's
+    // (`Tables::total`). Bare names resolve through the search path, first
+    // schema first, as PostgreSQL resolves them; `public` last for
+    // sessions whose path lacks it.
+    let all = catalog::tables(conn, true).await?;
+    let mut path = all.search_path.clone();
+    path.push("public".to_owned());
+    let totals = all.totals();
+    for t in &all.tables {
+        let (rows, bytes) = totals.get(&t.oid).copied().unwrap_or((0, 0));
+        facts.tables.insert(
+            format!("{}.{}", t.schema, t.name),
+            TableStats { rows, bytes },
+        );
+    }
+    for schema in &path {
+        for t in all.tables.iter().filter(|t| &t.schema == schema) {
+            if let Some(stats) = facts
+                .tables
+                .get(&format!("{}.{}", t.schema, t.name))
+                .copied()
+            {
+                facts.tables.entry(t.name.clone()).or_insert(stats);
+            }
         }
-        facts.tables.insert(format!("{schema}.{table}"), stats);
     }
     let version = catalog::server_version_num(conn).await?;
     facts.major_version = Some((version / 10_000) as u32);

@@ -299,17 +299,16 @@ struct Step<'a> {
     resume: apply::Resume,
     /// Safe rewrites applied, one description each.
     rewrites: Vec<String>,
-    /// What to back up before the step runs.
-    backup: Option<backup::Need>,
+    /// Dry runs: what will be backed up before the step runs (the real
+    /// run decides right before each step, see `backup`).
+    backup: Option<String>,
 }
 
 fn parse_up_steps<'a>(
     project: &'a Project,
     statuses: &[MigrationStatus],
     plan: &[usize],
-    analysed: Option<&crate::lint::LintReport>,
 ) -> Result<Vec<Step<'a>>, EngineError> {
-    let mut backups = backup::needs(project, plan, false, analysed);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
@@ -344,7 +343,7 @@ fn parse_up_steps<'a>(
                 statements,
                 resume,
                 rewrites,
-                backup: backups.remove(&i),
+                backup: None,
             })
         })
         .collect()
@@ -385,7 +384,6 @@ fn parse_down_steps<'a>(
     project: &'a Project,
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
-    let mut backups = backup::needs(project, plan, true, None);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
@@ -398,7 +396,7 @@ fn parse_down_steps<'a>(
                 rewrites: Vec::new(),
                 statements: apply::parse(script)?,
                 resume: apply::Resume::default(),
-                backup: backups.remove(&i),
+                backup: None,
             })
         })
         .collect()
@@ -436,7 +434,7 @@ pub async fn up(
     let findings = analyze(project, Some(&conn), &plan).await?;
     // Parse everything before taking the lock: bad SQL must fail before
     // anything runs.
-    let steps = parse_up_steps(project, &statuses, &plan, Some(&findings))?;
+    let mut steps = parse_up_steps(project, &statuses, &plan)?;
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
         Some(t) => findings.active().filter(|f| f.risk >= t).count(),
@@ -446,6 +444,7 @@ pub async fn up(
         observer(Progress::Findings(findings));
     }
     if options.dry_run {
+        backup::describe(&project.config, &conn, &mut steps, false).await?;
         return Ok(RunReport {
             dry_run_sql: Some(dry_run_up(&history, &timeouts(project), &steps)),
             blocked: blocking > 0,
@@ -475,7 +474,7 @@ pub async fn up(
     let steps = if plan_now == plan && same_rows(&statuses, &statuses_now, &plan) {
         steps
     } else {
-        parse_up_steps(project, &statuses_now, &plan_now, None)?
+        parse_up_steps(project, &statuses_now, &plan_now)?
     };
     let report = run_steps(
         project,
@@ -565,6 +564,9 @@ async fn run_steps(
 ) -> Result<RunReport, EngineError> {
     let actor = os_actor();
     let runner = runner(project, target, conn, history, &actor).await?;
+    if let Some(notice) = backup::sweep(&project.config) {
+        observer(Progress::Notice(notice));
+    }
     let mut report = RunReport::default();
     for (n, step) in steps.iter().enumerate() {
         let m: &Migration = &step.migration;
@@ -574,13 +576,19 @@ async fn run_steps(
         if let Some(line) = preflight::describe(&checked) {
             observer(Progress::Notice(format!("{}: {line}", m.label())));
         }
-        if let Some(need) = &step.backup {
+        // Decided now, from the catalog as the earlier steps left it.
+        let script = match direction {
+            Direction::Up => &m.up,
+            Direction::Down => m.down.as_ref().unwrap_or(&m.up),
+        };
+        if let Some(need) = backup::before_migration(&project.config, conn, script, pending).await?
+        {
             if let Some(b) = backup::take(
                 &project.config,
                 target,
                 conn,
                 Some((history, &actor)),
-                need,
+                &need,
                 Some(m),
             )
             .await?
@@ -690,21 +698,7 @@ fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>])
 }
 
 fn dry_run_backup(step: &Step<'_>) -> String {
-    match &step.backup {
-        None => String::new(),
-        Some(need) if need.whole_database => format!(
-            "-- backup first ({}): pg_dump --format=custom of the whole database\n",
-            need.reason
-        ),
-        Some(need) => format!(
-            "-- backup first ({}): pg_dump --format=custom{} (tables that exist at run time)\n",
-            need.reason,
-            need.tables
-                .iter()
-                .map(|t| format!(" --table {t}"))
-                .collect::<String>()
-        ),
-    }
+    step.backup.clone().unwrap_or_default()
 }
 
 fn dry_run_down(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>]) -> String {
@@ -754,8 +748,9 @@ pub async fn down(
         &history.read(&conn).await?,
     );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
-    let steps = parse_down_steps(project, &plan)?;
+    let mut steps = parse_down_steps(project, &plan)?;
     if options.dry_run {
+        backup::describe(&project.config, &conn, &mut steps, true).await?;
         return Ok(RunReport {
             dry_run_sql: Some(dry_run_down(&history, &timeouts(project), &steps)),
             ..RunReport::default()
@@ -856,7 +851,7 @@ pub async fn redo(
     .await?;
     if dry_run {
         let sql = report.dry_run_sql.take().unwrap_or_default();
-        let steps = parse_up_steps(project, &[], &[last], None)?;
+        let steps = parse_up_steps(project, &[], &[last])?;
         report.dry_run_sql = Some(format!(
             "{sql}{}",
             dry_run_up(&history, &timeouts(project), &steps)
@@ -999,37 +994,9 @@ pub async fn backup_now(
     target: &Target,
     tables: &[String],
 ) -> Result<Option<Backup>, EngineError> {
-    let conn = target.connect().await?;
-    let need = backup::Need {
-        tables: tables.iter().cloned().collect(),
-        whole_database: tables.is_empty(),
-        reason: "manual backup".into(),
-    };
-    if !tables.is_empty() {
-        let found = crate::db::catalog::qualified_tables(
-            &conn,
-            &need.tables.iter().cloned().collect::<Vec<_>>(),
-        )
-        .await?;
-        if found.len() < tables.len() {
-            let missing: Vec<&String> = tables
-                .iter()
-                .filter(|t| {
-                    let bare = t.rsplit('.').next().unwrap_or(t);
-                    !found.iter().any(|(_, f)| f == bare)
-                })
-                .collect();
-            return Err(EngineError::Backup {
-                migration: None,
-                what: tables.join(", "),
-                message: format!("no such table: {}", missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")),
-                help: "check the names (schema.table); `strata backup` with no --table dumps the whole database".into(),
-            });
-        }
-    }
     let actor = os_actor();
     let history = History::new(&config.history_schema, &config.history_table);
-    backup::take(config, target, &conn, Some((&history, &actor)), &need, None).await
+    backup::manual(config, target, tables, &history, &actor).await
 }
 
 /// `strata backups`: the backups in the configured directory, oldest first.

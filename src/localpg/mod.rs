@@ -18,7 +18,7 @@ mod tools;
 pub use binaries::Binaries;
 pub use cluster::{Cluster, ClusterState};
 pub use throwaway::{Standby, Throwaway};
-pub use tools::{ClientTools, DumpScope};
+pub use tools::{remove_stale_partials, ClientTools, DumpScope};
 
 /// A local-cluster failure.
 #[derive(Debug, thiserror::Error)]

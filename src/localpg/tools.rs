@@ -3,10 +3,22 @@
 //! Connection settings reach the tools as libpq environment variables (see
 //! `db::Target::libpq_env`), never as arguments, so a password never shows
 //! in the process list or in an error message.
+//!
+//! An interrupted backup leaves nothing running and nothing that looks like
+//! a backup: every tool is started with `PR_SET_PDEATHSIG` = SIGKILL, so
+//! it dies with Strata even when Strata is killed with SIGKILL (a child
+//! does not die with its parent by itself, and a signal to our process
+//! group would not reach it if it had its own); the dump is written to
+//! `<file>.partial` under an exclusive `flock` that pg_dump's own file
+//! descriptor keeps held for as long as pg_dump lives, and
+//! [`remove_stale_partials`] removes the partial files whose lock is free
+//! (their writer is gone) at the next backup.
 
+use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -82,14 +94,26 @@ impl ClientTools {
         out: &Path,
     ) -> Result<u64, LocalPgError> {
         let partial = out.with_extension("dump.partial");
+        // create_new: never truncate a partial file another backup writes.
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&partial)
             .map_err(|e| LocalPgError::io(format!("cannot create {}", partial.display()), e))?;
-        let mut cmd = Command::new(&self.pg_dump);
+        // The lock belongs to the open file, which pg_dump's stdout shares:
+        // it stays held while pg_dump runs, even if we are killed.
+        let lock = file
+            .try_clone()
+            .map_err(|e| LocalPgError::io(format!("cannot open {}", partial.display()), e))
+            .and_then(|f| {
+                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+                    |(_, e)| {
+                        LocalPgError::io(format!("cannot lock {}", partial.display()), e.into())
+                    },
+                )
+            })?;
+        let mut cmd = command(&self.pg_dump);
         cmd.arg("--format=custom").arg("--no-password");
         for t in &scope.tables {
             cmd.arg("--table").arg(t);
@@ -109,6 +133,7 @@ impl ClientTools {
         }
         std::fs::rename(&partial, out)
             .map_err(|e| LocalPgError::io(format!("cannot rename {}", partial.display()), e))?;
+        drop(lock);
         Ok(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
     }
 
@@ -126,7 +151,7 @@ impl ClientTools {
             .find(|(k, _)| *k == "PGDATABASE")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let mut cmd = Command::new(&self.pg_restore);
+        let mut cmd = command(&self.pg_restore);
         cmd.args([
             "--single-transaction",
             "--exit-on-error",
@@ -136,9 +161,25 @@ impl ClientTools {
             "--no-password",
         ]);
         cmd.arg("--dbname").arg(dbname);
-        for t in tables {
-            cmd.arg("--table").arg(t);
-        }
+        // Tables are chosen with a use-list rather than --table, which
+        // leaves out the ATTACH PARTITION entries: restored that way,
+        // partitions come back as unattached tables.
+        let _list = if tables.is_empty() {
+            None
+        } else {
+            let listing = self.list(file)?;
+            let chosen: String = listing
+                .lines()
+                .filter(|l| selected(l, tables))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let mut list = tempfile::NamedTempFile::new()
+                .map_err(|e| LocalPgError::io("cannot create a restore list", e))?;
+            std::io::Write::write_all(&mut list, chosen.as_bytes())
+                .map_err(|e| LocalPgError::io("cannot write a restore list", e))?;
+            cmd.arg("--use-list").arg(list.path());
+            Some(list)
+        };
         cmd.arg(file)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -151,19 +192,9 @@ impl ClientTools {
     /// The table of contents of a dump (`pg_restore --list`): the tables it
     /// holds data for.
     pub fn tables_in(&self, file: &Path) -> Result<Vec<String>, LocalPgError> {
-        let out = Command::new(&self.pg_restore)
-            .arg("--list")
-            .arg(file)
-            .output()
-            .map_err(|e| LocalPgError::io("cannot run pg_restore --list", e))?;
-        if !out.status.success() {
-            return Err(LocalPgError::Failed {
-                step: format!("pg_restore --list {}", file.display()),
-                output: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
+        let listing = self.list(file)?;
         // "215; 1259 16390 TABLE public users postgres"
-        Ok(String::from_utf8_lossy(&out.stdout)
+        Ok(listing
             .lines()
             .filter(|l| !l.starts_with(';'))
             .filter_map(|l| {
@@ -174,6 +205,128 @@ impl ClientTools {
             })
             .collect())
     }
+
+    /// The oids of the tables whose rows a dump holds: its `TABLE DATA`
+    /// entries in `pg_restore --list` ("3401; 0 16390 TABLE DATA public
+    /// users postgres": the third number is the table's oid). Read by oid,
+    /// not by name, because names with spaces make the listing ambiguous.
+    pub fn data_oids(&self, file: &Path) -> Result<HashSet<u32>, LocalPgError> {
+        Ok(self
+            .list(file)?
+            .lines()
+            .filter(|l| !l.starts_with(';'))
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                (words.get(3..5) == Some(&["TABLE", "DATA"][..]))
+                    .then(|| words.get(2)?.parse().ok())
+                    .flatten()
+            })
+            .collect())
+    }
+
+    /// The DDL a dump would run (`pg_restore --schema-only --file=-`),
+    /// for reading which tables are partitions or children of which.
+    pub fn schema_script(&self, file: &Path) -> Result<String, LocalPgError> {
+        let out = command(&self.pg_restore)
+            .arg("--schema-only")
+            .arg("--file=-")
+            .arg(file)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| LocalPgError::io("cannot run pg_restore --schema-only", e))?;
+        if !out.status.success() {
+            return Err(LocalPgError::Failed {
+                step: format!("pg_restore --schema-only {}", file.display()),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn list(&self, file: &Path) -> Result<String, LocalPgError> {
+        let out = command(&self.pg_restore)
+            .arg("--list")
+            .arg(file)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| LocalPgError::io("cannot run pg_restore --list", e))?;
+        if !out.status.success() {
+            return Err(LocalPgError::Failed {
+                step: format!("pg_restore --list {}", file.display()),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// True when a `pg_restore --list` line ("215; 1259 16390 TABLE public
+/// users postgres") is the definition, the rows or the partition attachment
+/// of one of `tables` (bare names).
+fn selected(line: &str, tables: &[String]) -> bool {
+    if line.starts_with(';') {
+        return false;
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.get(3) != Some(&"TABLE") || words.len() < 7 {
+        return false;
+    }
+    let from = match words[4] {
+        "DATA" | "ATTACH" => 6,
+        _ => 5,
+    };
+    // The owner is the last word; a name may hold spaces.
+    let name = words[from..words.len() - 1].join(" ");
+    tables.contains(&name)
+}
+
+/// Removes the `*.partial` files in `dir` that no live pg_dump writes: the
+/// leftovers of a backup whose Strata was killed. A partial file still
+/// locked belongs to a backup in progress and stays. Returns the removed files.
+pub fn remove_stale_partials(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for path in std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "partial"))
+    {
+        let Ok(file) = OpenOptions::new().write(true).open(&path) else {
+            continue;
+        };
+        if let Ok(lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
+            if std::fs::remove_file(&path).is_ok() {
+                removed.push(path);
+            }
+            drop(lock);
+        }
+    }
+    removed
+}
+
+/// A command for a client tool that is killed when Strata dies, however it
+/// dies (`PR_SET_PDEATHSIG`), so that a killed backup leaves no pg_dump
+/// running. The signal follows the thread that spawned the tool; tools run
+/// to completion on the thread that started them, so it cannot fire early.
+fn command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    let parent = nix::unistd::getpid();
+    // SAFETY: prctl and getppid are async-signal-safe system calls, and the
+    // closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)?;
+            // Strata died before prctl took effect: stop here.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("strata exited"));
+            }
+            Ok(())
+        });
+    }
+    cmd
 }
 
 fn run(mut cmd: Command, step: &str) -> Result<(), LocalPgError> {
@@ -195,5 +348,40 @@ fn run(mut cmd: Command, step: &str) -> Result<(), LocalPgError> {
             step: step.to_owned(),
             output: crate::db::redact(stderr.trim()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selected;
+
+    #[test]
+    fn restore_lists_pick_tables_rows_and_attachments() {
+        let t = vec!["orders".to_owned(), "my table".to_owned()];
+        assert!(selected("215; 1259 16390 TABLE public orders postgres", &t));
+        assert!(selected(
+            "3401; 0 16390 TABLE DATA public orders postgres",
+            &t
+        ));
+        assert!(selected(
+            "3402; 0 0 TABLE ATTACH public orders postgres",
+            &t
+        ));
+        assert!(selected(
+            "216; 1259 16391 TABLE public my table postgres",
+            &t
+        ));
+        assert!(!selected(
+            "217; 1259 16392 INDEX public orders_pkey postgres",
+            &t
+        ));
+        assert!(!selected(
+            "218; 1259 16393 TABLE public orders_2 postgres",
+            &t
+        ));
+        assert!(!selected(
+            ";  215; 1259 16390 TABLE public orders postgres",
+            &t
+        ));
     }
 }

@@ -116,7 +116,7 @@ async fn a_failed_backup_stops_the_migration() {
     );
     let out = expect_code(&project.run(&db, &["up"]), 1);
     assert!(
-        out.contains("migration 2_drop did not run: could not back up users"),
+        out.contains("migration 2_drop did not run: could not back up public.users"),
         "{out}"
     );
     assert!(out.contains("connection to server lost"), "{out}");

@@ -5,6 +5,7 @@
 mod support;
 
 mod backup;
+mod backup_data;
 mod bad_input;
 mod baseline;
 mod concurrency;
