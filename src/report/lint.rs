@@ -15,7 +15,9 @@
 //! ```
 //!
 //! `lock`, `fix`, `table`, `table_rows`, `table_bytes` and `estimate_ms`
-//! may be absent or null. Acknowledged findings (`-- strata:allow`) are
+//! may be absent or null. `table` is the table's name as SQL, quoted where
+//! PostgreSQL needs it (`users`, `"Users"`, `"Sch".t`), so it is never
+//! ambiguous. Acknowledged findings (`-- strata:allow`) are
 //! included with `"acknowledged": true`.
 //!
 //! `github` prints workflow commands (`::error`, `::warning`, `::notice`),

@@ -357,9 +357,10 @@ async fn quoted_mixed_case_dotted_and_schema_names_are_backed_up_and_sized() {
             .and_then(|f| f["table_rows"].as_i64())
             .unwrap_or_else(|| panic!("{table}: {v:#}"))
     };
-    assert_eq!(rows("Users"), 3000);
-    assert_eq!(rows("my.table"), 2000);
-    assert_eq!(rows("Sch.t"), 1500);
+    // Findings name tables as SQL, quoted where PostgreSQL needs it.
+    assert_eq!(rows("\"Users\""), 3000);
+    assert_eq!(rows("\"my.table\""), 2000);
+    assert_eq!(rows("\"Sch\".t"), 1500);
 
     let out = expect_code(&project.run(&db, &["up"]), 0);
     let files = dumps(&project);
