@@ -288,19 +288,20 @@ impl Runner<'_> {
             .iter()
             .filter_map(|n| n.node.as_ref())
             .filter_map(crate::lint::context::table_lock)
-            .map(|(_, t)| t.rsplit('.').next().unwrap_or(&t).to_owned())
+            .map(|(_, t)| t)
             .collect();
         let rows = self
             .conn
             .query(
-                "SELECT l.pid, coalesce(a.application_name, ''), l.mode, coalesce(c.relname::text, ''),
+                "SELECT l.pid, coalesce(a.application_name, ''), l.mode, coalesce(c.oid::regclass::text, ''),
                         coalesce(left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100), ''),
                         coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0)
                  FROM pg_locks l
                  JOIN pg_stat_activity a ON a.pid = l.pid
                  LEFT JOIN pg_class c ON c.oid = l.relation
                  WHERE l.granted AND l.pid <> pg_backend_pid() AND l.locktype = 'relation'
-                   AND (c.relname = ANY($1) OR cardinality($1) = 0)
+                   AND (c.oid IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)
+                        OR cardinality($1::text[]) = 0)
                    AND a.datname = current_database()
                  ORDER BY a.xact_start NULLS LAST
                  LIMIT 3",

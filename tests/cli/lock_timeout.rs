@@ -9,15 +9,18 @@ use crate::support::{expect_code, text, Project, TestDb};
 #[tokio::test]
 async fn retries_on_lock_timeout_until_the_blocker_commits() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE t (id bigint PRIMARY KEY);\n");
-    project.write("2_col.up.sql", "ALTER TABLE t ADD COLUMN note text;\n");
+    let project = Project::applied(&db, "CREATE TABLE \"Orders\" (id bigint PRIMARY KEY);\n");
+    project.write(
+        "2_col.up.sql",
+        "ALTER TABLE \"Orders\" ADD COLUMN note text;\n",
+    );
     // Pre-flight would wait for the blocker; this test is about the retries.
     project.config("preflight_wait = \"0s\"\n");
 
     // An application transaction that holds a lock on t.
     let blocker = db.connect().await;
     blocker
-        .batch("SET application_name = 'app-blocker'; BEGIN; SELECT * FROM t;")
+        .batch("SET application_name = 'app-blocker'; BEGIN; SELECT * FROM \"Orders\";")
         .await
         .unwrap();
     let child = project.spawn(&db, &["up"]);
@@ -26,7 +29,7 @@ async fn retries_on_lock_timeout_until_the_blocker_commits() {
     let app = db.connect().await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let started = Instant::now();
-    app.batch("SET lock_timeout = '2s'; SELECT count(*) FROM t;")
+    app.batch("SET lock_timeout = '2s'; SELECT count(*) FROM \"Orders\";")
         .await
         .unwrap();
     assert!(
@@ -43,9 +46,10 @@ async fn retries_on_lock_timeout_until_the_blocker_commits() {
         "{all}"
     );
     assert!(
-        all.contains("held by pid")
+        // The holder is found for a mixed-case name, and named as SQL.
+        all.contains("\"Orders\" held by pid")
             && all.contains("app-blocker")
-            && all.contains("SELECT * FROM t"),
+            && all.contains("SELECT * FROM \"Orders\""),
         "{all}"
     );
     assert!(all.contains("retry 1 in"), "{all}");
