@@ -418,7 +418,6 @@ impl Runner<'_> {
                 return Ok(ms);
             }
         }
-        let as_written = mode == Mode::AsWritten;
         self.wait_for_previous_runner(m, resumed_pid).await?;
         let total = statements.len() as i32;
         let pid = Some(self.conn.pid());
@@ -448,18 +447,36 @@ impl Runner<'_> {
         // Extra attempts used on CONCURRENTLY builds that failed transiently.
         let mut builds = 0u32;
         while i < statements.len() {
-            let stmt = &statements[i];
             let may_skip = std::mem::replace(&mut may_skip_built, false);
-            if self.index_already_built(stmt, may_skip, observer).await? {
-                let sum = done_checksum(statements, i + 1);
-                self.conn
-                    .execute_prepared(&self.progress, &[&((i + 1) as i32), &sum, &kind, &version])
-                    .await?;
-                last_safe = i + 1;
-                i += 1;
-                continue;
-            }
-            let wrap = !as_written && stmt.transaction == TransactionBehavior::Any;
+            // A CONCURRENTLY statement the interrupted run may have done is
+            // checked in the catalog first (see `resume`).
+            let instead;
+            let stmt = match self
+                .on_resume(m, i, &statements[i], may_skip, observer)
+                .await?
+            {
+                super::resume::OnResume::Skip => {
+                    let sum = done_checksum(statements, i + 1);
+                    self.conn
+                        .execute_prepared(
+                            &self.progress,
+                            &[&((i + 1) as i32), &sum, &kind, &version],
+                        )
+                        .await?;
+                    last_safe = i + 1;
+                    i += 1;
+                    continue;
+                }
+                super::resume::OnResume::Run => &statements[i],
+                super::resume::OnResume::Instead(s) => {
+                    instead = s;
+                    &instead
+                }
+            };
+            // Outside the file's own transactions, a statement that may run
+            // in a transaction is wrapped with its progress write, so both
+            // commit together (as-written files too).
+            let wrap = !in_user_tx && stmt.transaction == TransactionBehavior::Any;
             let result = async {
                 if wrap {
                     self.conn
@@ -467,6 +484,18 @@ impl Runner<'_> {
                         .await?;
                 } else if !in_user_tx {
                     self.conn.batch(&self.session_settings(stmt)).await?;
+                }
+                // The file's own COMMIT: the progress of the block goes in
+                // the block's transaction, so a crash cannot separate them.
+                let commits_block = in_user_tx && stmt.transaction == TransactionBehavior::Commit;
+                if commits_block {
+                    let sum = done_checksum(statements, i + 1);
+                    self.conn
+                        .execute_prepared(
+                            &self.progress,
+                            &[&((i + 1) as i32), &sum, &kind, &version],
+                        )
+                        .await?;
                 }
                 self.execute_statement(m, i, statements.len(), stmt, observer)
                     .await?;
@@ -480,7 +509,7 @@ impl Runner<'_> {
                     }
                     _ => {}
                 }
-                if !in_user_tx {
+                if !in_user_tx && !commits_block {
                     let sum = done_checksum(statements, i + 1);
                     self.conn
                         .execute_prepared(
@@ -535,10 +564,15 @@ impl Runner<'_> {
                         )));
                         continue;
                     }
-                    let note = format!(
+                    let mut note = format!(
                         "; statements 1 to {last_safe} are applied and recorded; fix the cause and run `strata up` to resume at statement {}",
                         last_safe + 1
                     );
+                    if let (true, TransactionBehavior::Never(what)) =
+                        (from.interrupted && i == from.at, stmt.transaction)
+                    {
+                        note.push_str(&super::resume::undecided_hint(m, i, what));
+                    }
                     let message = error.to_string();
                     let _ = self
                         .history
@@ -779,47 +813,6 @@ impl Runner<'_> {
                 Ok(()) => observer(Progress::Notice(format!("dropped the invalid index {name} left by the failed build"))),
                 Err(e) => observer(Progress::Notice(format!("could not drop the invalid index {name}: {e}; the next `strata up` drops it before rebuilding"))),
             }
-        }
-    }
-
-    /// On resume, a `CREATE INDEX CONCURRENTLY` that was interrupted either
-    /// finished (the index is valid: skip it) or left an invalid index
-    /// behind (drop it so the statement can run again).
-    async fn index_already_built(
-        &self,
-        stmt: &Statement,
-        may_skip: bool,
-        observer: &mut dyn FnMut(Progress),
-    ) -> Result<bool, EngineError> {
-        let Some(qualified) = concurrent_index_name(stmt) else {
-            return Ok(false);
-        };
-        let valid: Option<bool> = self
-            .conn
-            .query_opt(
-                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
-                &[&qualified],
-            )
-            .await?
-            .map(|r| r.get(0));
-        match valid {
-            Some(true) if !may_skip => Ok(false),
-            Some(true) => {
-                observer(Progress::Notice(format!(
-                    "index {qualified} was already built by the interrupted run; skipping"
-                )));
-                Ok(true)
-            }
-            Some(false) => {
-                observer(Progress::Notice(format!(
-                    "dropping invalid index {qualified} left by the interrupted run"
-                )));
-                self.conn
-                    .batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
-                    .await?;
-                Ok(false)
-            }
-            None => Ok(false),
         }
     }
 }

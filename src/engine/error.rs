@@ -104,7 +104,7 @@ pub enum EngineError {
     #[error("no migration has version {0}\n  help: `strata status` lists the versions")]
     UnknownVersion(String),
     /// The statements that already ran of a failed migration have changed.
-    #[error("migration {label} ran {done} of its {total} statements before it stopped, and those statements changed since\n  help: restore statements 1 to {done} as they were, or run `strata repair` to clear the failed state (statements 1 to {done} stay applied)")]
+    #[error("statements 1 to {done} of {label} ran before it stopped, and they changed since (the file has {total} statements now)\n  help: restore statements 1 to {done} as they were: they ran and stay applied, and `strata up` resumes at statement {}; put changes to what they did in a new migration", .done + 1)]
     ResumeChanged {
         /// `version_name`.
         label: String,
@@ -114,12 +114,21 @@ pub enum EngineError {
         total: usize,
     },
     /// A failed (partially applied) migration blocks the operation.
-    #[error("migration {label} is partially applied ({detail})\n  help: fix the cause and run `strata up` to resume it, or `strata repair` to clear the failed state")]
+    #[error("migration {label} is partially applied ({detail})\n  help: fix the cause and run `strata up` to resume it at the statement it stopped at (the statements that ran do not run again)")]
     Failed {
         /// `version_name`.
         label: String,
         /// Where it stopped.
         detail: String,
+    },
+    /// `repair --skip-statement` named a migration that did not stop part
+    /// way.
+    #[error("migration {label} is {state}, not stopped part way: there is no statement to skip\n  help: `strata status` shows which migration stopped and where; --skip-statement only records the statement a failed or interrupted migration stopped at")]
+    NothingToSkip {
+        /// `version_name`.
+        label: String,
+        /// Its state.
+        state: &'static str,
     },
     /// Risk analysis found unacknowledged findings at or above `block_on`.
     #[error("{count} finding(s) at or above {threshold} block `strata up` (listed above)\n  help: use the safe rewrite, or acknowledge a finding with `-- strata:allow RULE reason: why it is safe` on the line above the statement, or change block_on in strata.toml")]

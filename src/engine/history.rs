@@ -414,6 +414,31 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         .map(|_| ())
     }
 
+    /// The details of the newest `statement` event of `m`'s statement
+    /// `statement` (1-based): what the runner recorded just before running
+    /// it, for a resume to compare with the catalog.
+    pub async fn statement_event(
+        &self,
+        conn: &Connection,
+        m: &Migration,
+        statement: usize,
+    ) -> Result<Option<serde_json::Value>, DbError> {
+        let version = m.version.canonical();
+        let statement = statement as i64;
+        let row = conn
+            .query_opt(
+                &format!(
+                    "SELECT details::text FROM {} WHERE action = 'statement' AND kind = $1 AND version = $2
+                       AND details->>'statement' = $3::bigint::text
+                     ORDER BY id DESC LIMIT 1",
+                    self.events
+                ),
+                &[&m.kind.as_str(), &version, &statement],
+            )
+            .await?;
+        Ok(row.and_then(|r| serde_json::from_str(&r.get::<_, String>(0)).ok()))
+    }
+
     /// A stable 64-bit advisory lock key for this history table.
     pub fn lock_key(&self) -> i64 {
         let sum = crate::source::checksum(&format!("strata:{}", self.table));

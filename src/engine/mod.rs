@@ -20,6 +20,8 @@ mod lock;
 pub mod monitor;
 mod plan;
 mod preflight;
+mod repair;
+mod resume;
 mod rewrite;
 mod watchdog;
 
@@ -31,6 +33,7 @@ pub use backup::Backup;
 pub use error::{ChangedFile, EngineError};
 pub use history::{AppliedRow, History};
 pub use plan::{DownTarget, MigrationState, MigrationStatus};
+pub use repair::{repair, RepairOptions};
 
 use crate::config::Config;
 use crate::db::{Connection, Target};
@@ -927,69 +930,6 @@ pub async fn baseline(
     conn.batch("COMMIT").await?;
     lock.release().await?;
     Ok(marked)
-}
-
-/// Accepts changed checksums and clears failed state; every action is
-/// recorded in the event log. Returns a description of each action.
-pub async fn repair(project: &Project, target: &Target) -> Result<Vec<String>, EngineError> {
-    let history = project.history();
-    let conn = open(target).await?;
-    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
-    history.ensure(&conn).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
-    let actor = os_actor();
-    let mut actions = Vec::new();
-    conn.batch("BEGIN").await?;
-    for s in &statuses {
-        let (Some(i), Some(row)) = (s.index, s.row.as_ref()) else {
-            continue;
-        };
-        let m = &project.migrations[i];
-        let (action, details) = match s.state {
-            MigrationState::Modified => {
-                history
-                    .set_checksum(&conn, &row.kind, &row.version, &m.checksum)
-                    .await?;
-                (
-                    format!("accepted the changed checksum of {}", m.label()),
-                    serde_json::json!({ "repair": "checksum", "old": row.checksum, "new": m.checksum }),
-                )
-            }
-            MigrationState::Failed => {
-                history.delete(&conn, &row.kind, &row.version).await?;
-                (
-                    format!(
-                        "cleared the failed state of {} (statements 1 to {} had run and stay applied; the migration is pending again)",
-                        m.label(),
-                        row.statements_done
-                    ),
-                    serde_json::json!({ "repair": "failed", "statements_done": row.statements_done, "error": row.error }),
-                )
-            }
-            _ => continue,
-        };
-        history
-            .event(
-                &conn,
-                &actor,
-                &Event {
-                    action: "repair",
-                    migration: Some(m),
-                    success: true,
-                    duration_ms: None,
-                    details,
-                },
-            )
-            .await?;
-        actions.push(action);
-    }
-    conn.batch("COMMIT").await?;
-    lock.release().await?;
-    Ok(actions)
 }
 
 /// `strata backup`: dumps `tables` (every table when empty) now, into the

@@ -178,3 +178,364 @@ async fn killed_during_a_concurrent_index_build_leaves_no_invalid_index_after_th
     );
     assert_eq!(db.history().await.last().unwrap().1, "applied");
 }
+
+// Deliberate kills in the window between a statement and its progress
+// write: a second session holds the row lock of the migration's history row
+// (SELECT … FOR UPDATE), so the runner finishes the statement and then waits
+// to record it; it is killed exactly there. A "gate" session holds a lock the
+// statement needs, so that the history row can be locked before the
+// statement finishes, whatever the timing.
+
+/// Config for the window tests: a lock_timeout long enough that the runner
+/// waits for the gate and the history row instead of retrying, and no
+/// pre-flight wait for the gate session.
+const WINDOW_CONFIG: &str = "lock_timeout = \"60s\"\npreflight_wait = \"0s\"\n";
+
+/// Waits until a backend waits for a lock while running a query that
+/// matches `like`.
+async fn wait_for_lock_wait(db: &TestDb, like: &str) {
+    wait_for(
+        db,
+        &format!(
+            "SELECT (count(*) > 0)::text FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '{like}' AND pid <> pg_backend_pid() AND datname = current_database()"
+        ),
+        "true",
+    )
+    .await;
+}
+
+/// Runs `strata up` until it waits for the `gate` session in a statement
+/// matching `like`, locks migration `version`'s history row, opens the
+/// gate, waits until the runner waits to record the statement's progress,
+/// and kills it (SIGKILL). Returns the session holding the row lock; the
+/// caller commits it to let the killed backend go.
+async fn kill_between_statement_and_progress(
+    db: &TestDb,
+    project: &Project,
+    version: &str,
+    gate: &strata::db::Connection,
+    like: &str,
+) -> strata::db::Connection {
+    let mut child = project.spawn(db, &["up"]);
+    wait_for_lock_wait(db, like).await;
+    let row = db.connect().await;
+    row.batch(&format!(
+        "BEGIN; SELECT 1 FROM strata_migrations WHERE version = '{version}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    gate.batch("COMMIT").await.unwrap();
+    wait_for_lock_wait(db, "UPDATE %strata_migrations%").await;
+    child.kill().unwrap(); // SIGKILL
+    let killed = child.wait_with_output().unwrap();
+    eprintln!("the killed run said:\n{}", crate::support::text(&killed));
+    // The server ends the dead client's backend while it waits
+    // (client_connection_check_interval), before the write can happen.
+    wait_until_gone(db, "UPDATE %strata_migrations%").await;
+    row
+}
+
+/// Waits until no backend but ours runs a statement matching `like` (the
+/// killed runner's backend has gone).
+async fn wait_until_gone(db: &TestDb, like: &str) {
+    wait_for(
+        db,
+        &format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE '{like}' AND pid <> pg_backend_pid() AND datname = current_database() AND state <> 'idle'"
+        ),
+        "0",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn as_written_block_killed_before_its_progress_is_recorded_runs_once() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
+    project.config(WINDOW_CONFIG);
+    project.write(
+        "2_block.up.sql",
+        "BEGIN;\nINSERT INTO t SELECT generate_series(1, 100);\nCOMMIT;\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .await
+        .unwrap();
+    let row =
+        kill_between_statement_and_progress(&db, &project, "2", &gate, "INSERT INTO t%").await;
+    row.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM t").await,
+        ["100"],
+        "the committed block ran again: {out}"
+    );
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn as_written_statement_outside_the_block_killed_before_its_progress_runs_once() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
+    project.config(WINDOW_CONFIG);
+    project.write(
+        "2_block.up.sql",
+        "INSERT INTO t SELECT generate_series(1, 10);\nBEGIN;\nINSERT INTO t SELECT generate_series(11, 20);\nCOMMIT;\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .await
+        .unwrap();
+    let row = kill_between_statement_and_progress(
+        &db,
+        &project,
+        "2",
+        &gate,
+        "INSERT INTO t SELECT generate_series(1, 10)%",
+    )
+    .await;
+    row.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM t").await,
+        ["20"],
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn no_transaction_statement_killed_before_its_progress_runs_once() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
+    project.config(WINDOW_CONFIG);
+    project.write(
+        "2_fill.up.sql",
+        "-- strata:no-transaction\nINSERT INTO t SELECT generate_series(1, 100);\nCREATE TABLE after (id int);\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .await
+        .unwrap();
+    let row =
+        kill_between_statement_and_progress(&db, &project, "2", &gate, "INSERT INTO t%").await;
+    row.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM t").await,
+        ["100"],
+        "{out}"
+    );
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn create_index_concurrently_killed_before_its_progress_is_skipped_on_resume() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
+    project.config(WINDOW_CONFIG);
+    project.write(
+        "2_idx.up.sql",
+        "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let row = kill_between_statement_and_progress(&db, &project, "2", &gate, "CREATE INDEX%").await;
+    row.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(
+        out.contains("already built by the interrupted run"),
+        "{out}"
+    );
+    assert_eq!(
+        db.column("SELECT indisvalid::text FROM pg_index WHERE indexrelid = to_regclass('t_id')")
+            .await,
+        ["true"]
+    );
+}
+
+#[tokio::test]
+async fn drop_index_concurrently_killed_before_its_progress_resumes() {
+    let db = TestDb::new().await;
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n",
+    );
+    project.config(WINDOW_CONFIG);
+    project.write("2_drop.up.sql", "DROP INDEX CONCURRENTLY t_id;\n");
+    let gate = db.connect().await;
+    gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
+    let row = kill_between_statement_and_progress(&db, &project, "2", &gate, "DROP INDEX%").await;
+    assert!(!db.has_table("t_id").await, "the drop finished");
+    row.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(
+        out.contains("already dropped by the interrupted run"),
+        "{out}"
+    );
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn drop_index_concurrently_killed_while_it_waits_resumes() {
+    let db = TestDb::new().await;
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n",
+    );
+    project.config(WINDOW_CONFIG);
+    project.write("2_drop.up.sql", "DROP INDEX CONCURRENTLY t_id;\n");
+    let gate = db.connect().await;
+    gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
+    let mut child = project.spawn(&db, &["up"]);
+    wait_for_lock_wait(&db, "DROP INDEX%").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(&db, "DROP INDEX%").await;
+    gate.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(!db.has_table("t_id").await, "{out}");
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn reindex_concurrently_killed_while_it_waits_leaves_no_invalid_index() {
+    let db = TestDb::new().await;
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n",
+    );
+    project.config(WINDOW_CONFIG);
+    project.write("2_reindex.up.sql", "REINDEX INDEX CONCURRENTLY t_id;\n");
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut child = project.spawn(&db, &["up"]);
+    wait_for_lock_wait(&db, "REINDEX%").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(&db, "REINDEX%").await;
+    gate.batch("COMMIT").await.unwrap();
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM pg_index WHERE NOT indisvalid")
+            .await,
+        ["1"],
+        "a killed REINDEX CONCURRENTLY leaves an invalid _ccnew index"
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(out.contains("t_id_ccnew"), "{out}");
+    assert_eq!(
+        db.column("SELECT string_agg(indexrelid::regclass::text || ':' || indisvalid, ',') FROM pg_index WHERE indrelid = 't'::regclass")
+            .await,
+        ["t_id:true"],
+        "{out}"
+    );
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn reindex_concurrently_killed_before_its_progress_is_skipped_on_resume() {
+    let db = TestDb::new().await;
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n",
+    );
+    project.config(WINDOW_CONFIG);
+    project.write("2_reindex.up.sql", "REINDEX INDEX CONCURRENTLY t_id;\n");
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let row = kill_between_statement_and_progress(&db, &project, "2", &gate, "REINDEX%").await;
+    row.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(
+        out.contains("already rebuilt by the interrupted run"),
+        "{out}"
+    );
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
+
+const PARTITIONS: &str = "CREATE TABLE p (id int) PARTITION BY RANGE (id);\nCREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);\nCREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200);\n";
+
+#[tokio::test]
+async fn detach_concurrently_killed_while_pending_is_finalized_on_resume() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, PARTITIONS);
+    project.config(WINDOW_CONFIG);
+    project.write(
+        "2_detach.up.sql",
+        "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; SELECT count(*) FROM p").await.unwrap();
+    let mut child = project.spawn(&db, &["up"]);
+    wait_for_lock_wait(&db, "ALTER TABLE p DETACH%").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(&db, "ALTER TABLE p DETACH%").await;
+    gate.batch("COMMIT").await.unwrap();
+    assert_eq!(
+        db.column("SELECT inhdetachpending::text FROM pg_inherits WHERE inhrelid = 'p1'::regclass")
+            .await,
+        ["true"],
+        "a killed DETACH CONCURRENTLY leaves the partition pending detach"
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(out.contains("FINALIZE"), "{out}");
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM pg_inherits WHERE inhrelid = 'p1'::regclass")
+            .await,
+        ["0"]
+    );
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn detach_concurrently_killed_before_its_progress_is_skipped_on_resume() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, PARTITIONS);
+    project.config(WINDOW_CONFIG);
+    project.write(
+        "2_detach.up.sql",
+        "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; SELECT count(*) FROM p").await.unwrap();
+    let row =
+        kill_between_statement_and_progress(&db, &project, "2", &gate, "ALTER TABLE p DETACH%")
+            .await;
+    row.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(
+        out.contains("already detached by the interrupted run"),
+        "{out}"
+    );
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
