@@ -10,12 +10,18 @@ pub struct Args {
     /// interruption could record it (the error of `strata up` says when).
     #[arg(long, value_name = "VERSION")]
     pub skip_statement: Option<String>,
+    /// Let the next `strata up` run again the statement at which migration
+    /// VERSION was interrupted, after you checked that it did not take
+    /// effect.
+    #[arg(long, value_name = "VERSION", conflicts_with = "skip_statement")]
+    pub rerun_statement: Option<String>,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let (project, target) = project_and_target(ctx, false, true).await?;
     let options = strata::engine::RepairOptions {
         skip_statement: args.skip_statement,
+        rerun_statement: args.rerun_statement,
     };
     let actions = strata::engine::repair(&project, &target, &options).await?;
     if ctx.global.json {

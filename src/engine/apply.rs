@@ -74,6 +74,9 @@ pub struct Resume {
     pub pid: Option<i32>,
     /// An earlier attempt did not finish.
     pub interrupted: bool,
+    /// The earlier attempt was killed (its row still says `running`), so
+    /// the statement at `at` may have run without being recorded.
+    pub killed: bool,
 }
 
 /// Retry state of one migration: when it started and how many lock
@@ -419,6 +422,7 @@ impl Runner<'_> {
             }
         }
         self.wait_for_previous_runner(m, resumed_pid).await?;
+        super::resume::refuse_undecided(m, statements, from)?;
         let total = statements.len() as i32;
         let pid = Some(self.conn.pid());
         self.history
@@ -564,15 +568,10 @@ impl Runner<'_> {
                         )));
                         continue;
                     }
-                    let mut note = format!(
+                    let note = format!(
                         "; statements 1 to {last_safe} are applied and recorded; fix the cause and run `strata up` to resume at statement {}",
                         last_safe + 1
                     );
-                    if let (true, TransactionBehavior::Never(what)) =
-                        (from.interrupted && i == from.at, stmt.transaction)
-                    {
-                        note.push_str(&super::resume::undecided_hint(m, i, what));
-                    }
                     let message = error.to_string();
                     let _ = self
                         .history

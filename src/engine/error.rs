@@ -123,7 +123,7 @@ pub enum EngineError {
     },
     /// `repair --skip-statement` named a migration that did not stop part
     /// way.
-    #[error("migration {label} is {state}, not stopped part way: there is no statement to skip\n  help: `strata status` shows which migration stopped and where; --skip-statement only records the statement a failed or interrupted migration stopped at")]
+    #[error("migration {label} is {state}, not stopped part way: there is no statement to skip or run again\n  help: `strata status` shows which migration stopped and where; --skip-statement and --rerun-statement act on the statement a failed or interrupted migration stopped at")]
     NothingToSkip {
         /// `version_name`.
         label: String,
@@ -157,6 +157,21 @@ pub enum EngineError {
         path: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// A killed run may have left a statement done but unrecorded, and
+    /// nothing in the database tells; running it again could apply it twice.
+    #[error("migration {label} was interrupted at statement {statement} ({what}), which commits on its own before its progress is recorded; nothing in the database tells whether it finished, so it is not run again on a guess\n  help: check whether statement {statement} ({summary}) took effect; if it did, run `strata repair --skip-statement {version}` (records it as done); if it did not, run `strata repair --rerun-statement {version}` (runs it again); then `strata up`")]
+    Undecided {
+        /// `version_name`.
+        label: String,
+        /// The version, as written in the file name.
+        version: String,
+        /// 1-based statement number.
+        statement: usize,
+        /// What kind of statement.
+        what: &'static str,
+        /// Its first line.
+        summary: String,
     },
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]

@@ -338,6 +338,7 @@ fn parse_up_steps<'a>(
                         at: done,
                         pid: r.backend_pid,
                         interrupted: true,
+                        killed: r.state == "running",
                     }
                 }
                 None => apply::Resume::default(),
@@ -667,18 +668,41 @@ fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>])
                     "-- progress is recorded in {} after each statement\n",
                     history.table()
                 ));
+                // Statements outside the file's own BEGIN/COMMIT blocks that
+                // may run in a transaction are wrapped with their progress
+                // write; a block's progress is written before its COMMIT.
+                let mut in_block = false;
                 for s in body {
-                    let settings = if s.transaction == crate::sql::TransactionBehavior::Any
-                        && mode != Mode::AsWritten
-                    {
+                    use crate::sql::TransactionBehavior as T;
+                    let wrap = s.transaction == T::Any && !in_block;
+                    let settings = if wrap {
                         format!("BEGIN; {}", timeouts.local_settings())
+                    } else if in_block {
+                        String::new()
                     } else {
                         timeouts.session_settings(s)
                     };
-                    out.push_str(&format!("{};\n{};\n", settings.replace("; ", ";\n"), s.sql));
-                    if s.transaction == crate::sql::TransactionBehavior::Any
-                        && mode != Mode::AsWritten
-                    {
+                    if !settings.is_empty() {
+                        out.push_str(&format!("{};\n", settings.replace("; ", ";\n")));
+                    }
+                    if in_block && s.transaction == T::Commit {
+                        out.push_str(
+                            "-- progress is recorded here, inside the block's transaction\n",
+                        );
+                    }
+                    out.push_str(&format!("{};\n", s.sql));
+                    match s.transaction {
+                        T::Begin => {
+                            in_block = true;
+                            out.push_str(&format!(
+                                "{};\n",
+                                timeouts.local_settings().replace("; ", ";\n")
+                            ));
+                        }
+                        T::Commit | T::Rollback => in_block = false,
+                        _ => {}
+                    }
+                    if wrap {
                         out.push_str("COMMIT;\n");
                     }
                 }

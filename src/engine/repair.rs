@@ -10,11 +10,12 @@
 //! - When the statements that ran have changed in the file, repair refuses
 //!   (as `up` does) and says to restore them: they ran, and a resume must
 //!   not guess what the new text means.
-//! - `--skip-statement VERSION` is the one forcing action, the counterpart
-//!   of `force`: it records the statement a migration stopped at as done
-//!   without running it, for a statement that took effect but could not be
-//!   recorded (a crash between a non-transactional statement and its
-//!   progress write that the catalog cannot settle).
+//! - A killed run can leave a statement that commits on its own (a DO block
+//!   with COMMIT, CREATE DATABASE, ...) finished but unrecorded, and the
+//!   catalog cannot tell. `up` then refuses to guess, and the user says
+//!   which it was: `--skip-statement VERSION` records that statement as done
+//!   without running it (the counterpart of `force`), `--rerun-statement
+//!   VERSION` lets the next `up` run it again.
 
 use super::history::Event;
 use super::lock::MigrationLock;
@@ -28,6 +29,10 @@ pub struct RepairOptions {
     /// A migration that stopped part way whose next statement is to be
     /// recorded as done without running it.
     pub skip_statement: Option<String>,
+    /// A migration interrupted at a statement that may or may not have
+    /// taken effect, which the user has checked did not: the next `up` runs
+    /// it again.
+    pub rerun_statement: Option<String>,
 }
 
 /// Accepts changed checksums of applied migrations, and reports what the
@@ -39,16 +44,18 @@ pub async fn repair(
     target: &Target,
     options: &RepairOptions,
 ) -> Result<Vec<String>, EngineError> {
-    let skip = options
-        .skip_statement
-        .as_deref()
-        .map(|v| project.parse_version(v))
-        .transpose()?;
-    if let Some(v) = &skip {
-        if !project.migrations.iter().any(|m| &m.version == v) {
+    let named = |v: &Option<String>| -> Result<Option<crate::source::Version>, EngineError> {
+        let Some(v) = v.as_deref() else {
+            return Ok(None);
+        };
+        let v = project.parse_version(v)?;
+        if !project.migrations.iter().any(|m| m.version == v) {
             return Err(EngineError::UnknownVersion(v.to_string()));
         }
-    }
+        Ok(Some(v))
+    };
+    let skip = named(&options.skip_statement)?;
+    let rerun = named(&options.rerun_statement)?;
     let history = project.history();
     let conn = open(target).await?;
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
@@ -93,7 +100,7 @@ pub async fn repair(
         }
         stopped.push((i, row, statements, done));
     }
-    if let Some(v) = &skip {
+    for v in skip.iter().chain(rerun.iter()) {
         if !stopped
             .iter()
             .any(|(i, ..)| &project.migrations[*i].version == v)
@@ -181,6 +188,46 @@ pub async fn repair(
                 m.label(),
                 skipped.summary(),
                 next_up(&statements, now)
+            ));
+            continue;
+        }
+        if rerun.as_ref() == Some(&m.version) && done < total {
+            let again = done + 1;
+            if row.state == "running" {
+                let note = format!(
+                    "statement {again} did not take effect (strata repair --rerun-statement)"
+                );
+                history
+                    .set_progress(
+                        &conn,
+                        m,
+                        "failed",
+                        done as i32,
+                        total as i32,
+                        &apply::done_checksum(&statements, done),
+                        &actor,
+                        Some(&note),
+                        None,
+                    )
+                    .await?;
+                history
+                    .event(
+                        &conn,
+                        &actor,
+                        &Event {
+                            action: "repair",
+                            migration: Some(m),
+                            success: true,
+                            duration_ms: None,
+                            details: serde_json::json!({ "repair": "rerun-statement", "statement": again }),
+                        },
+                    )
+                    .await?;
+            }
+            actions.push(format!(
+                "{}: statement {again} ({}) runs again at the next `strata up`; statements 1 to {done} stay recorded as applied",
+                m.label(),
+                statements[done].summary()
             ));
             continue;
         }

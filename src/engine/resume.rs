@@ -132,17 +132,42 @@ fn concurrent(stmt: &Statement) -> Option<Concurrent> {
     }
 }
 
-/// What to do when statement `index` (which cannot run in a transaction
-/// block, so its progress is written after it) fails right where an
-/// interrupted run stopped: it may have taken effect without being
-/// recorded, and only the user can tell.
-pub(super) fn undecided_hint(m: &Migration, index: usize, what: &str) -> String {
-    format!(
-        "\n  note: statement {n} ({what}) was running when an earlier run of {label} was interrupted, and its progress is written after it commits, so it may already have taken effect; if it did, run `strata repair --skip-statement {version}` to record statement {n} as done without running it, then `strata up`",
-        n = index + 1,
-        label = m.label(),
-        version = m.version,
+/// Statements that run outside a transaction block, have no catalog check,
+/// and give the same result when run twice: an interrupted one simply runs
+/// again.
+fn idempotent(what: &str) -> bool {
+    matches!(
+        what,
+        "VACUUM" | "CLUSTER without a table" | "REINDEX SCHEMA/DATABASE/SYSTEM" | "ALTER SYSTEM"
     )
+}
+
+/// Refuses to resume a killed run at a statement that commits on its own,
+/// has no catalog check and is not idempotent (a DO block with COMMIT,
+/// CREATE DATABASE, ...): it may have finished without being recorded, and
+/// only the user can tell. The error names both ways on.
+pub(super) fn refuse_undecided(
+    m: &Migration,
+    statements: &[Statement],
+    from: super::apply::Resume,
+) -> Result<(), EngineError> {
+    let Some(stmt) = statements.get(from.at).filter(|_| from.killed) else {
+        return Ok(());
+    };
+    match stmt.transaction {
+        sql::TransactionBehavior::Never(what)
+            if concurrent(stmt).is_none() && !idempotent(what) =>
+        {
+            Err(EngineError::Undecided {
+                label: m.label(),
+                version: m.version.to_string(),
+                statement: from.at + 1,
+                what,
+                summary: stmt.summary(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Invalid indexes left by an interrupted `REINDEX … CONCURRENTLY`: named

@@ -539,3 +539,83 @@ async fn detach_concurrently_killed_before_its_progress_is_skipped_on_resume() {
         ("2".to_owned(), "applied".to_owned())
     );
 }
+
+#[tokio::test]
+async fn a_statement_that_cannot_be_checked_is_not_rerun_and_repair_skips_it() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
+    project.config(WINDOW_CONFIG);
+    // A DO block that commits runs outside a transaction, and nothing in the
+    // catalog says whether it ran.
+    project.write(
+        "2_do.up.sql",
+        "DO $$ BEGIN INSERT INTO t VALUES (1); COMMIT; CREATE TABLE made (id int); END $$;\nCREATE TABLE after (id int);\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .await
+        .unwrap();
+    let row = kill_between_statement_and_progress(&db, &project, "2", &gate, "DO %").await;
+    row.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 1);
+    assert!(
+        out.contains(
+            "migration 2_do was interrupted at statement 1 (DO block with COMMIT or ROLLBACK)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("if it did, run `strata repair --skip-statement 2`"),
+        "{out}"
+    );
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM t").await,
+        ["1"],
+        "not run again on a guess"
+    );
+    let out = expect_code(&project.run(&db, &["repair", "--skip-statement", "1"]), 2);
+    assert!(out.contains("no statement to skip"), "{out}");
+    let out = expect_code(&project.run(&db, &["repair", "--skip-statement", "2"]), 0);
+    assert!(
+        out.contains("as done without running it; the next `strata up` resumes at statement 2 (CREATE TABLE after (id int))"),
+        "{out}"
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(out.contains("resuming at statement 2 of 2"), "{out}");
+    assert_eq!(db.column("SELECT count(*)::text FROM t").await, ["1"]);
+    assert!(db.has_table("after").await);
+    assert_eq!(
+        db.column("SELECT details->>'repair' FROM strata_events WHERE action = 'repair'")
+            .await,
+        ["skip-statement"]
+    );
+}
+
+#[tokio::test]
+async fn a_statement_that_cannot_be_checked_runs_again_when_repair_says_so() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
+    project.config(WINDOW_CONFIG);
+    project.write(
+        "2_do.up.sql",
+        "DO $$ BEGIN INSERT INTO t VALUES (1); COMMIT; CREATE TABLE made (id int); END $$;\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .await
+        .unwrap();
+    // Killed while the block waits: it did not take effect.
+    let mut child = project.spawn(&db, &["up"]);
+    wait_for_lock_wait(&db, "DO %").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(&db, "DO %").await;
+    gate.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["up"]), 1);
+    assert!(out.contains("strata repair --rerun-statement 2"), "{out}");
+    let out = expect_code(&project.run(&db, &["repair", "--rerun-statement", "2"]), 0);
+    assert!(out.contains("2_do: statement 1 (DO $$"), "{out}");
+    expect_code(&project.run(&db, &["up"]), 0);
+    assert_eq!(db.column("SELECT count(*)::text FROM t").await, ["1"]);
+    assert!(db.has_table("made").await);
+}
