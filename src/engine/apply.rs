@@ -481,6 +481,9 @@ impl Runner<'_> {
             // in a transaction is wrapped with its progress write, so both
             // commit together (as-written files too).
             let wrap = !in_user_tx && stmt.transaction == TransactionBehavior::Any;
+            // Set once a statement that commits on its own has run: if its
+            // progress write then fails, the statement still counts as done.
+            let mut committed_alone = false;
             let result = async {
                 if wrap {
                     self.conn
@@ -513,6 +516,7 @@ impl Runner<'_> {
                     }
                     _ => {}
                 }
+                committed_alone = !wrap && !in_user_tx;
                 if !in_user_tx && !commits_block {
                     let sum = done_checksum(statements, i + 1);
                     self.conn
@@ -536,6 +540,11 @@ impl Runner<'_> {
                     i += 1;
                 }
                 Err(error) => {
+                    if committed_alone {
+                        // It ran and committed; only its progress write
+                        // failed. Never run it again.
+                        last_safe = i + 1;
+                    }
                     if wrap || in_user_tx {
                         let _ = self.conn.batch("ROLLBACK").await;
                         in_user_tx = false;

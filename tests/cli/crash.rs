@@ -619,3 +619,37 @@ async fn a_statement_that_cannot_be_checked_runs_again_when_repair_says_so() {
     assert_eq!(db.column("SELECT count(*)::text FROM t").await, ["1"]);
     assert!(db.has_table("made").await);
 }
+
+#[tokio::test]
+async fn a_statement_whose_progress_write_fails_is_not_run_again() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
+    project.config("lock_timeout = \"60s\"\npreflight_wait = \"0s\"\nstatement_timeout = \"1s\"\n");
+    project.write(
+        "2_do.up.sql",
+        "DO $$ BEGIN INSERT INTO t VALUES (1); COMMIT; END $$;\nCREATE TABLE after (id int);\n",
+    );
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .await
+        .unwrap();
+    let mut child = project.spawn(&db, &["up"]);
+    wait_for_lock_wait(&db, "DO %").await;
+    let row = db.connect().await;
+    row.batch("BEGIN; SELECT 1 FROM strata_migrations WHERE version = '2' FOR UPDATE")
+        .await
+        .unwrap();
+    gate.batch("COMMIT").await.unwrap();
+    // The progress write times out (statement_timeout); the runner then
+    // records the failure, and waits for the row again.
+    wait_for_lock_wait(&db, "INSERT %strata_migrations%").await;
+    row.batch("COMMIT").await.unwrap();
+    let out = crate::support::text(&child.wait_with_output().unwrap());
+    assert!(
+        out.contains("statements 1 to 1 are applied and recorded"),
+        "{out}"
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(out.contains("resuming at statement 2 of 2"), "{out}");
+    assert_eq!(db.column("SELECT count(*)::text FROM t").await, ["1"]);
+}
