@@ -3,7 +3,8 @@
 //!
 //! The history table holds the *current* state: `up` inserts a row, `down`
 //! deletes it, a non-transactional migration updates its progress row after
-//! each statement, and `repair` rewrites checksums or clears failed rows.
+//! each statement, and `repair` rewrites checksums or advances a stopped
+//! migration by one statement (it never deletes progress).
 //! The event log `strata_events` is never updated or deleted from: it is the
 //! audit trail of every up, down, baseline, repair and failed attempt.
 
@@ -55,7 +56,8 @@ pub struct AppliedRow {
 
 /// What an event records.
 pub struct Event<'a> {
-    /// up, down, baseline, repair, resume, backup, restore.
+    /// up, down, baseline, repair, resume, backup, restore, and `statement`
+    /// (what a statement is about to change, for a resume to compare).
     pub action: &'a str,
     /// The migration, if the event is about one.
     pub migration: Option<&'a Migration>,
@@ -307,7 +309,7 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         )
     }
 
-    /// Deletes a migration's row (after a revert, or by `repair`).
+    /// Deletes a migration's row (after a revert).
     pub async fn delete(
         &self,
         conn: &Connection,
