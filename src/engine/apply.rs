@@ -361,7 +361,12 @@ impl Runner<'_> {
         observer(Progress::Started {
             label: m.label(),
             direction: "up",
-            detail: if resume > 0 {
+            detail: if resume > 0 && resume >= statements.len() {
+                format!(
+                    "all {} statements ran before the interruption; recording it as applied",
+                    statements.len()
+                )
+            } else if resume > 0 {
                 format!(
                     "resuming at statement {} of {}, {}",
                     resume + 1,

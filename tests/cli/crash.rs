@@ -653,3 +653,49 @@ async fn a_statement_whose_progress_write_fails_is_not_run_again() {
     assert!(out.contains("resuming at statement 2 of 2"), "{out}");
     assert_eq!(db.column("SELECT count(*)::text FROM t").await, ["1"]);
 }
+
+#[tokio::test]
+async fn killed_before_the_applied_record_only_records_it() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
+    project.config(WINDOW_CONFIG);
+    project.write(
+        "2_fill.up.sql",
+        "-- strata:no-transaction\nINSERT INTO t SELECT generate_series(1, 100);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    );
+    // The record of a finished migration also writes its event: holding the
+    // event log (after the runner has prepared its statements, while it
+    // waits for the gate) keeps it between its last progress write and the
+    // record.
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .await
+        .unwrap();
+    let mut child = project.spawn(&db, &["up"]);
+    wait_for_lock_wait(&db, "INSERT INTO t%").await;
+    let events = db.connect().await;
+    events
+        .batch("BEGIN; LOCK TABLE strata_events IN SHARE MODE")
+        .await
+        .unwrap();
+    gate.batch("COMMIT").await.unwrap();
+    wait_for_lock_wait(&db, "WITH h AS%").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(&db, "WITH h AS%").await;
+    events.batch("COMMIT").await.unwrap();
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "running".to_owned())
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(
+        out.contains("all 2 statements ran before the interruption; recording it as applied"),
+        "{out}"
+    );
+    assert_eq!(db.column("SELECT count(*)::text FROM t").await, ["100"]);
+    assert_eq!(
+        db.history().await[1],
+        ("2".to_owned(), "applied".to_owned())
+    );
+}
