@@ -633,7 +633,7 @@ async fn a_statement_whose_progress_write_fails_is_not_run_again() {
     gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
         .await
         .unwrap();
-    let mut child = project.spawn(&db, &["up"]);
+    let child = project.spawn(&db, &["up"]);
     wait_for_lock_wait(&db, "DO %").await;
     let row = db.connect().await;
     row.batch("BEGIN; SELECT 1 FROM strata_migrations WHERE version = '2' FOR UPDATE")
