@@ -88,14 +88,23 @@ pub fn statuses(
             Some(r) if r.state != "applied" => (
                 MigrationState::Failed,
                 Some(format!(
-                    "{} at statement {} of {}{}",
-                    if r.state == "running" {
-                        "interrupted"
+                    "{}{}",
+                    if r.statements_done >= r.statements_total && r.statements_total > 0 {
+                        // Killed between its last statement and its record.
+                        "interrupted after its last statement, before it was recorded as applied"
+                            .to_owned()
                     } else {
-                        "stopped"
+                        format!(
+                            "{} at statement {} of {}",
+                            if r.state == "running" {
+                                "interrupted"
+                            } else {
+                                "stopped"
+                            },
+                            r.statements_done + 1,
+                            r.statements_total
+                        )
                     },
-                    r.statements_done + 1,
-                    r.statements_total,
                     r.error
                         .as_ref()
                         .map(|e| format!(": {e}"))

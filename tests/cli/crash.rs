@@ -688,6 +688,11 @@ async fn killed_before_the_applied_record_only_records_it() {
         db.history().await[1],
         ("2".to_owned(), "running".to_owned())
     );
+    let status = expect_code(&project.run(&db, &["status"]), 0);
+    assert!(
+        status.contains("interrupted after its last statement, before it was recorded as applied"),
+        "{status}"
+    );
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(
         out.contains("all 2 statements ran before the interruption; recording it as applied"),
