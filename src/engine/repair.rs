@@ -231,10 +231,14 @@ pub async fn repair(
             ));
             continue;
         }
+        let at = if done >= total {
+            "after its last statement".to_owned()
+        } else {
+            format!("at statement {} of {total}", done + 1)
+        };
         actions.push(format!(
-            "{} {how} at statement {} of {total}: {}; {}",
+            "{} {how} {at}: {}; {}",
             m.label(),
-            done + 1,
             if done == 0 {
                 "no statement had run".to_owned()
             } else {
