@@ -172,7 +172,8 @@ pub(super) fn refuse_undecided(
 
 /// Invalid indexes left by an interrupted `REINDEX … CONCURRENTLY`: named
 /// `<index>_ccnew[N]` (the new copy) or `<index>_ccold[N]` (the old one,
-/// after the swap), restricted to what the statement covers.
+/// after the swap), restricted to what the statement covers (a partitioned
+/// table's partitions included).
 const REINDEX_LEFTOVERS: &str = "
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 FROM pg_index i
@@ -186,6 +187,7 @@ WHERE NOT i.indisvalid
                       AND position(regexp_replace(c.relname, '_cc(new|old)[0-9]*$', '')
                                    IN (SELECT relname FROM pg_class WHERE oid = to_regclass($2))) = 1
         WHEN 'table' THEN i.indrelid = to_regclass($2)
+                       OR i.indrelid IN (SELECT relid FROM pg_partition_tree(to_regclass($2)))
         WHEN 'schema' THEN n.nspname = $3
         ELSE true
       END

@@ -704,3 +704,39 @@ async fn killed_before_the_applied_record_only_records_it() {
         ("2".to_owned(), "applied".to_owned())
     );
 }
+
+#[tokio::test]
+async fn reindex_table_concurrently_killed_while_it_waits_leaves_no_invalid_index() {
+    let db = TestDb::new().await;
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE t (id int, v int);\nCREATE INDEX t_id ON t (id);\nCREATE INDEX t_v ON t (v);\n",
+    );
+    project.config(WINDOW_CONFIG);
+    project.write("2_reindex.up.sql", "REINDEX TABLE CONCURRENTLY t;\n");
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut child = project.spawn(&db, &["up"]);
+    wait_for_lock_wait(&db, "REINDEX%").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(&db, "REINDEX%").await;
+    gate.batch("COMMIT").await.unwrap();
+    assert_eq!(
+        db.column(
+            "SELECT count(*)::text FROM pg_index WHERE NOT indisvalid AND indrelid = 't'::regclass"
+        )
+        .await,
+        ["2"],
+        "a killed REINDEX TABLE CONCURRENTLY leaves invalid _ccnew indexes"
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert_eq!(
+        db.column("SELECT string_agg(indexrelid::regclass::text || ':' || indisvalid, ',' ORDER BY 1) FROM pg_index WHERE indrelid = 't'::regclass")
+            .await,
+        ["t_id:true,t_v:true"],
+        "{out}"
+    );
+}
