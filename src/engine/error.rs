@@ -104,10 +104,12 @@ pub enum EngineError {
     #[error("no migration has version {0}\n  help: `strata status` lists the versions")]
     UnknownVersion(String),
     /// The statements that already ran of a failed migration have changed.
-    #[error("statements 1 to {done} of {label} ran before it stopped, and they changed since (the file has {total} statements now)\n  help: restore statements 1 to {done} as they were: they ran and stay applied, and `strata up` resumes at statement {}; put changes to what they did in a new migration", .done + 1)]
+    #[error("statements 1 to {done} of {label} ran before it stopped, and they changed since (the file has {total} statements now)\n  help: restore statements 1 to {done} as they were: they ran and stay {}, and `strata {command}` resumes at statement {}; put changes to what they did in a new migration", stays(.command), .done + 1)]
     ResumeChanged {
         /// `version_name`.
         label: String,
+        /// The command that resumes it: `up`, or `down` for a down script.
+        command: &'static str,
         /// Statements that had run.
         done: usize,
         /// Statements in the file now.
@@ -119,6 +121,14 @@ pub enum EngineError {
         /// `version_name`.
         label: String,
         /// Where it stopped.
+        detail: String,
+    },
+    /// A migration whose `down` stopped part way blocks the operation.
+    #[error("migration {label} is partly reverted ({detail})\n  help: fix the cause and run `strata down` to finish reverting it: it resumes at the statement it stopped at (the statements of the down script that ran do not run again); `strata repair` says what the next `down` does")]
+    PartlyReverted {
+        /// `version_name`.
+        label: String,
+        /// Where its down stopped.
         detail: String,
     },
     /// `repair --skip-statement` named a migration that did not stop part
@@ -160,10 +170,12 @@ pub enum EngineError {
     },
     /// A killed run may have left a statement done but unrecorded, and
     /// nothing in the database tells; running it again could apply it twice.
-    #[error("migration {label} was interrupted at statement {statement} ({what}), which commits on its own before its progress is recorded; nothing in the database tells whether it finished, so it is not run again on a guess\n  help: check whether statement {statement} ({summary}) took effect; if it did, run `strata repair --skip-statement {version}` (records it as done); if it did not, run `strata repair --rerun-statement {version}` (runs it again); then `strata up`")]
+    #[error("migration {label} was interrupted at statement {statement} ({what}), which commits on its own before its progress is recorded; nothing in the database tells whether it finished, so it is not run again on a guess\n  help: check whether statement {statement} ({summary}) took effect; if it did, run `strata repair --skip-statement {version}` (records it as done); if it did not, run `strata repair --rerun-statement {version}` (runs it again); then `strata {command}`")]
     Undecided {
         /// `version_name`.
         label: String,
+        /// The command that resumes it: `up`, or `down` for a down script.
+        command: &'static str,
         /// The version, as written in the file name.
         version: String,
         /// 1-based statement number.
@@ -181,6 +193,16 @@ pub enum EngineError {
         /// The backend pid.
         pid: i32,
     },
+}
+
+/// What the statements that ran of a script did: applied an up script,
+/// reverted with a down script.
+fn stays(command: &str) -> &'static str {
+    if command == "down" {
+        "reverted"
+    } else {
+        "applied"
+    }
 }
 
 fn with_help(e: &DbError) -> String {

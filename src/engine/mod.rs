@@ -330,6 +330,7 @@ fn parse_up_steps<'a>(
                     {
                         return Err(EngineError::ResumeChanged {
                             label: m.label(),
+                            command: "up",
                             done,
                             total: statements.len(),
                         });
@@ -385,8 +386,12 @@ fn with_rewrites<'a>(
     )
 }
 
+/// The down steps of `plan`. A migration whose `down` stopped part way
+/// resumes at the statement it stopped at, after the same check as an `up`
+/// resume: the down statements that ran are unchanged.
 fn parse_down_steps<'a>(
     project: &'a Project,
+    statuses: &[MigrationStatus],
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
     let mut backups = backup::needs(project, plan, true, None);
@@ -397,11 +402,39 @@ fn parse_down_steps<'a>(
                 .down
                 .as_ref()
                 .expect("invariant: plan_down checked the down script");
+            let statements = apply::parse(script)?;
+            let progress = statuses
+                .iter()
+                .find(|s| s.index == Some(i))
+                .and_then(|s| s.row.as_ref())
+                .and_then(|r| r.down.as_ref());
+            let resume = match progress {
+                Some(d) => {
+                    let done = d.done.max(0) as usize;
+                    if done > statements.len()
+                        || d.done_checksum != apply::done_checksum(&statements, done)
+                    {
+                        return Err(EngineError::ResumeChanged {
+                            label: m.label(),
+                            command: "down",
+                            done,
+                            total: statements.len(),
+                        });
+                    }
+                    apply::Resume {
+                        at: done,
+                        pid: d.backend_pid,
+                        interrupted: true,
+                        killed: d.state == "running",
+                    }
+                }
+                None => apply::Resume::default(),
+            };
             Ok(Step {
                 migration: std::borrow::Cow::Borrowed(m),
                 rewrites: Vec::new(),
-                statements: apply::parse(script)?,
-                resume: apply::Resume::default(),
+                statements,
+                resume,
                 backup: backups.remove(&i),
             })
         })
@@ -609,7 +642,11 @@ async fn run_steps(
                     .up(m, &step.statements, step.resume, &step.rewrites, observer)
                     .await?
             }
-            Direction::Down => runner.down(m, &step.statements, observer).await?,
+            Direction::Down => {
+                runner
+                    .down(m, &step.statements, step.resume, observer)
+                    .await?
+            }
         };
         let (name, done) = match direction {
             Direction::Up => ("up", &mut report.applied),
@@ -757,7 +794,14 @@ fn dry_run_down(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>
             "BEGIN;\n{};\n",
             timeouts.local_settings().replace("; ", ";\n")
         ));
-        for s in &step.statements {
+        if step.resume.at > 0 {
+            out.push_str(&format!(
+                "-- resumes at statement {}: statements 1 to {} ran before and are recorded\n",
+                step.resume.at + 1,
+                step.resume.at
+            ));
+        }
+        for s in step.statements.iter().skip(step.resume.at) {
             out.push_str(&format!("{};\n", s.sql));
         }
         out.push_str(&history.delete_display(m.kind.as_str(), &m.version.canonical()));
@@ -781,7 +825,7 @@ pub async fn down(
         &history.read(&conn).await?,
     );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
-    let steps = parse_down_steps(project, &plan)?;
+    let steps = parse_down_steps(project, &statuses, &plan)?;
     if options.dry_run {
         return Ok(RunReport {
             dry_run_sql: Some(dry_run_down(&history, &timeouts(project), &steps)),
@@ -798,7 +842,7 @@ pub async fn down(
         &history.read(&conn).await?,
     );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
-    let steps = parse_down_steps(project, &plan)?;
+    let steps = parse_down_steps(project, &statuses, &plan)?;
     let report = run_steps(
         project,
         target,

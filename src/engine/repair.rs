@@ -16,6 +16,11 @@
 //!   which it was: `--skip-statement VERSION` records that statement as done
 //!   without running it (the counterpart of `force`), `--rerun-statement
 //!   VERSION` lets the next `up` run it again.
+//! - A `down` outside a transaction that stopped part way (state
+//!   `reverting`) is handled the same way, with `down` in place of `up`:
+//!   its progress (the `down-progress` events) is kept, the same checks
+//!   apply, and `--skip-statement`/`--rerun-statement` act on the statement
+//!   of the down script it stopped at.
 
 use super::history::Event;
 use super::lock::MigrationLock;
@@ -71,22 +76,54 @@ pub async fn repair(
         let (Some(i), Some(row)) = (s.index, s.row.as_ref()) else {
             continue;
         };
-        if s.state != MigrationState::Failed {
-            continue;
-        }
         let m = &project.migrations[i];
-        let (statements, _, _) = with_rewrites(project, m, apply::parse(&m.up)?);
-        let done = row.statements_done.max(0) as usize;
+        let (command, statements, state, done, checksum, pid, error) = match (s.state, &row.down) {
+            (MigrationState::Failed, _) => {
+                let (statements, _, _) = with_rewrites(project, m, apply::parse(&m.up)?);
+                (
+                    "up",
+                    statements,
+                    row.state.clone(),
+                    row.statements_done,
+                    row.done_checksum.clone(),
+                    row.backend_pid,
+                    row.error.clone(),
+                )
+            }
+            (MigrationState::Reverting, Some(d)) => {
+                let Some(script) = m.down.as_ref() else {
+                    return Err(EngineError::Irreversible {
+                        label: m.label(),
+                        reason:
+                            "its down script stopped part way, and the file has no down script now"
+                                .into(),
+                        help: "restore the down script: the next `strata down` resumes it".into(),
+                    });
+                };
+                (
+                    "down",
+                    apply::parse(script)?,
+                    d.state.clone(),
+                    d.done,
+                    Some(d.done_checksum.clone()),
+                    d.backend_pid,
+                    d.error.clone(),
+                )
+            }
+            _ => continue,
+        };
+        let done = done.max(0) as usize;
         if done > statements.len()
-            || row.done_checksum.as_deref() != Some(&apply::done_checksum(&statements, done))
+            || checksum.as_deref() != Some(&apply::done_checksum(&statements, done))
         {
             return Err(EngineError::ResumeChanged {
                 label: m.label(),
+                command,
                 done,
                 total: statements.len(),
             });
         }
-        if let Some(pid) = row.backend_pid.filter(|_| row.state == "running") {
+        if let Some(pid) = pid.filter(|_| state == "running") {
             let alive = !conn
                 .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
                 .await?
@@ -98,12 +135,19 @@ pub async fn repair(
                 });
             }
         }
-        stopped.push((i, row, statements, done));
+        stopped.push(Stopped {
+            index: i,
+            command,
+            state,
+            error,
+            statements,
+            done,
+        });
     }
     for v in skip.iter().chain(rerun.iter()) {
         if !stopped
             .iter()
-            .any(|(i, ..)| &project.migrations[*i].version == v)
+            .any(|st| &project.migrations[st.index].version == v)
         {
             let s = statuses
                 .iter()
@@ -146,30 +190,74 @@ pub async fn repair(
             .await?;
         actions.push(format!("accepted the changed checksum of {}", m.label()));
     }
-    for (i, row, statements, done) in stopped {
-        let m = &project.migrations[i];
-        let how = if row.state == "running" {
+    for st in stopped {
+        let m = &project.migrations[st.index];
+        let Stopped {
+            command,
+            state,
+            error,
+            statements,
+            done,
+            ..
+        } = &st;
+        let (command, done) = (*command, *done);
+        let how = if state == "running" {
             "was interrupted"
         } else {
             "stopped"
         };
         let total = statements.len();
+        // Records `done` statements as done (and the state), in the up
+        // progress row or, for a down script, as a `down-progress` event.
+        let record = |state: &'static str, now: usize, error: Option<String>| {
+            let (conn, history, actor, sum) = (
+                &conn,
+                &history,
+                &actor,
+                apply::done_checksum(statements, now),
+            );
+            async move {
+                if command == "down" {
+                    let progress = super::history::DownProgress {
+                        state: state.to_owned(),
+                        done: now as i32,
+                        total: total as i32,
+                        done_checksum: sum,
+                        backend_pid: None,
+                        error,
+                    };
+                    history.down_progress(conn, actor, m, &progress).await
+                } else {
+                    history
+                        .set_progress(
+                            conn,
+                            m,
+                            state,
+                            now as i32,
+                            total as i32,
+                            &sum,
+                            actor,
+                            error.as_deref(),
+                            None,
+                        )
+                        .await
+                }
+            }
+        };
+        let script = if command == "down" {
+            " of the down script"
+        } else {
+            ""
+        };
         if skip.as_ref() == Some(&m.version) && done < total {
             let skipped = &statements[done];
             let now = done + 1;
-            history
-                .set_progress(
-                    &conn,
-                    m,
-                    &row.state,
-                    now as i32,
-                    total as i32,
-                    &apply::done_checksum(&statements, now),
-                    &actor,
-                    row.error.as_deref(),
-                    None,
-                )
-                .await?;
+            let kept = if state == "running" {
+                "running"
+            } else {
+                "failed"
+            };
+            record(kept, now, error.clone()).await?;
             history
                 .event(
                     &conn,
@@ -179,37 +267,25 @@ pub async fn repair(
                         migration: Some(m),
                         success: true,
                         duration_ms: None,
-                        details: serde_json::json!({ "repair": "skip-statement", "statement": now, "sql": skipped.sql }),
+                        details: serde_json::json!({ "repair": "skip-statement", "direction": command, "statement": now, "sql": skipped.sql }),
                     },
                 )
                 .await?;
             actions.push(format!(
-                "recorded statement {now} of {} ({}) as done without running it; {}",
+                "recorded statement {now}{script} of {} ({}) as done without running it; {}",
                 m.label(),
                 skipped.summary(),
-                next_up(&statements, now)
+                next_run(command, statements, now)
             ));
             continue;
         }
         if rerun.as_ref() == Some(&m.version) && done < total {
             let again = done + 1;
-            if row.state == "running" {
+            if state == "running" {
                 let note = format!(
                     "statement {again} did not take effect (strata repair --rerun-statement)"
                 );
-                history
-                    .set_progress(
-                        &conn,
-                        m,
-                        "failed",
-                        done as i32,
-                        total as i32,
-                        &apply::done_checksum(&statements, done),
-                        &actor,
-                        Some(&note),
-                        None,
-                    )
-                    .await?;
+                record("failed", done, Some(note)).await?;
                 history
                     .event(
                         &conn,
@@ -219,15 +295,16 @@ pub async fn repair(
                             migration: Some(m),
                             success: true,
                             duration_ms: None,
-                            details: serde_json::json!({ "repair": "rerun-statement", "statement": again }),
+                            details: serde_json::json!({ "repair": "rerun-statement", "direction": command, "statement": again }),
                         },
                     )
                     .await?;
             }
             actions.push(format!(
-                "{}: statement {again} ({}) runs again at the next `strata up`; statements 1 to {done} stay recorded as applied",
+                "{}: statement {again}{script} ({}) runs again at the next `strata {command}`; statements 1 to {done} stay recorded as {}",
                 m.label(),
-                statements[done].summary()
+                statements[done].summary(),
+                if command == "down" { "reverted" } else { "applied" }
             ));
             continue;
         }
@@ -237,14 +314,26 @@ pub async fn repair(
             format!("at statement {} of {total}", done + 1)
         };
         actions.push(format!(
-            "{} {how} {at}: {}; {}",
+            "{}{} {how} {at}{script}: {}; {}",
             m.label(),
+            if command == "down" {
+                ": its `strata down`"
+            } else {
+                ""
+            },
             if done == 0 {
                 "no statement had run".to_owned()
             } else {
-                format!("statements 1 to {done} ran and stay recorded as applied")
+                format!(
+                    "statements 1 to {done} ran and stay recorded as {}",
+                    if command == "down" {
+                        "reverted"
+                    } else {
+                        "applied"
+                    }
+                )
             },
-            next_up(&statements, done)
+            next_run(command, statements, done)
         ));
     }
     conn.batch("COMMIT").await?;
@@ -252,15 +341,30 @@ pub async fn repair(
     Ok(actions)
 }
 
-/// What the next `up` does with a migration whose first `done` statements
-/// are recorded.
-fn next_up(statements: &[crate::sql::Statement], done: usize) -> String {
+/// A migration that stopped part way: `command` (`up`, or `down` for a
+/// down script) resumes it after `done` of `statements`.
+struct Stopped {
+    index: usize,
+    command: &'static str,
+    /// `running` (killed) or `failed`.
+    state: String,
+    error: Option<String>,
+    statements: Vec<crate::sql::Statement>,
+    done: usize,
+}
+
+/// What the next `command` (`up` or `down`) does with a migration whose
+/// first `done` statements are recorded.
+fn next_run(command: &str, statements: &[crate::sql::Statement], done: usize) -> String {
     match statements.get(done) {
         Some(next) => format!(
-            "the next `strata up` resumes at statement {} ({})",
+            "the next `strata {command}` resumes at statement {} ({})",
             done + 1,
             next.summary()
         ),
+        None if command == "down" => {
+            "the next `strata down` records it as reverted without running anything".to_owned()
+        }
         None => "the next `strata up` records it as applied without running anything".to_owned(),
     }
 }

@@ -150,6 +150,7 @@ pub(super) fn refuse_undecided(
     m: &Migration,
     statements: &[Statement],
     from: super::apply::Resume,
+    command: &'static str,
 ) -> Result<(), EngineError> {
     let Some(stmt) = statements.get(from.at).filter(|_| from.killed) else {
         return Ok(());
@@ -160,6 +161,7 @@ pub(super) fn refuse_undecided(
         {
             Err(EngineError::Undecided {
                 label: m.label(),
+                command,
                 version: m.version.to_string(),
                 statement: from.at + 1,
                 what,

@@ -59,7 +59,7 @@ async fn killed_run_resumes_at_the_interrupted_statement() {
 }
 
 /// Waits until `sql` (run on `db`) returns `want`, for at most 30 s.
-async fn wait_for(db: &TestDb, sql: &str, want: &str) {
+pub(crate) async fn wait_for(db: &TestDb, sql: &str, want: &str) {
     let started = Instant::now();
     loop {
         if db.column(sql).await.first().map(String::as_str) == Some(want) {
@@ -189,11 +189,11 @@ async fn killed_during_a_concurrent_index_build_leaves_no_invalid_index_after_th
 /// Config for the window tests: a lock_timeout long enough that the runner
 /// waits for the gate and the history row instead of retrying, and no
 /// pre-flight wait for the gate session.
-const WINDOW_CONFIG: &str = "lock_timeout = \"60s\"\npreflight_wait = \"0s\"\n";
+pub(crate) const WINDOW_CONFIG: &str = "lock_timeout = \"60s\"\npreflight_wait = \"0s\"\n";
 
 /// Waits until a backend waits for a lock while running a query that
 /// matches `like`.
-async fn wait_for_lock_wait(db: &TestDb, like: &str) {
+pub(crate) async fn wait_for_lock_wait(db: &TestDb, like: &str) {
     wait_for(
         db,
         &format!(
@@ -237,7 +237,7 @@ async fn kill_between_statement_and_progress(
 
 /// Waits until no backend but ours runs a statement matching `like` (the
 /// killed runner's backend has gone).
-async fn wait_until_gone(db: &TestDb, like: &str) {
+pub(crate) async fn wait_until_gone(db: &TestDb, like: &str) {
     wait_for(
         db,
         &format!(

@@ -1,0 +1,154 @@
+//! A `down` script that runs outside a transaction is exactly-once and
+//! resumable like an `up`: a failed or killed `strata down` leaves the
+//! migration partly reverted with its progress recorded, `status` says so,
+//! `up` refuses to build on it, and the next `down` resumes at the statement
+//! it stopped at without running the earlier ones again.
+
+use crate::crash::{wait_for, wait_for_lock_wait, wait_until_gone, WINDOW_CONFIG};
+use crate::support::{expect_code, Project, TestDb};
+
+/// Table `t` with ids 1 to 10, table `log`, and migration 2 with an index
+/// and the down script `down`.
+fn project_with_down(db: &TestDb, down: &str) -> Project {
+    let project = Project::applied(
+        db,
+        "CREATE TABLE t (id int);\nINSERT INTO t SELECT generate_series(1, 10);\nCREATE TABLE log (x text);\n",
+    );
+    project.write("2_index.up.sql", "CREATE INDEX t_id ON t (id);\n");
+    project.write("2_index.down.sql", down);
+    expect_code(&project.run(db, &["up"]), 0);
+    project
+}
+
+async fn log(db: &TestDb) -> Vec<String> {
+    db.column("SELECT x FROM log ORDER BY x").await
+}
+
+async fn rows(db: &TestDb) -> Vec<String> {
+    db.column("SELECT count(*)::text FROM t").await
+}
+
+#[tokio::test]
+async fn failed_down_resumes_at_the_failing_statement_without_rerunning_the_others() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "-- strata:no-transaction\nINSERT INTO log VALUES ('d1');\nDELETE FROM t WHERE id = (SELECT min(id) FROM t);\nINSERT INTO nothere VALUES (1);\nDROP INDEX t_id;\n",
+    );
+    let failed = expect_code(&project.run(&db, &["down"]), 1);
+    assert!(
+        failed.contains("strata down") && failed.contains("resume at statement 3"),
+        "{failed}"
+    );
+    assert_eq!(log(&db).await, ["d1"]);
+    assert_eq!(rows(&db).await, ["9"]);
+
+    // Status shows the migration as partly reverted, in the table and JSON.
+    let status = crate::support::text(&project.run(&db, &["status"]));
+    assert!(status.contains("reverting"), "{status}");
+    assert!(
+        status.contains("down stopped at statement 3 of 4"),
+        "{status}"
+    );
+    let json = crate::support::text(&project.run(&db, &["status", "--json"]));
+    assert!(json.contains("\"state\": \"reverting\""), "{json}");
+
+    // `up` does not take it as applied, and says what to do.
+    let up = expect_code(&project.run(&db, &["up"]), 1);
+    assert!(
+        up.contains("partly reverted") && up.contains("strata down"),
+        "{up}"
+    );
+    // `repair` keeps the progress and says what the next `down` does.
+    let repair = expect_code(&project.run(&db, &["repair"]), 0);
+    assert!(
+        repair.contains("the next `strata down` resumes at statement 3"),
+        "{repair}"
+    );
+
+    // The fix: statement 3 changes; statements 1 and 2 must not run again.
+    project.write(
+        "2_index.down.sql",
+        "-- strata:no-transaction\nINSERT INTO log VALUES ('d1');\nDELETE FROM t WHERE id = (SELECT min(id) FROM t);\nINSERT INTO log VALUES ('d3');\nDROP INDEX t_id;\n",
+    );
+    let out = expect_code(&project.run(&db, &["down"]), 0);
+    assert!(out.contains("resuming at statement 3 of 4"), "{out}");
+    assert_eq!(log(&db).await, ["d1", "d3"], "no statement ran twice");
+    assert_eq!(rows(&db).await, ["9"], "the DELETE ran once");
+    assert!(!db.has_table("t_id").await);
+    assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
+
+    // Applied again and reverted again: the old progress does not count.
+    expect_code(&project.run(&db, &["up"]), 0);
+    let status = crate::support::text(&project.run(&db, &["status"]));
+    assert!(!status.contains("reverting"), "{status}");
+    expect_code(&project.run(&db, &["down"]), 0);
+    assert_eq!(log(&db).await, ["d1", "d1", "d3", "d3"]);
+    assert_eq!(rows(&db).await, ["8"]);
+}
+
+#[tokio::test]
+async fn changed_statements_that_already_ran_are_refused() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "-- strata:no-transaction\nINSERT INTO log VALUES ('d1');\nINSERT INTO nothere VALUES (1);\nDROP INDEX t_id;\n",
+    );
+    expect_code(&project.run(&db, &["down"]), 1);
+    project.write(
+        "2_index.down.sql",
+        "-- strata:no-transaction\nINSERT INTO log VALUES ('changed');\nSELECT 1;\nDROP INDEX t_id;\n",
+    );
+    let out = expect_code(&project.run(&db, &["down"]), 2);
+    assert!(out.contains("statements 1 to 1"), "{out}");
+    assert_eq!(log(&db).await, ["d1"]);
+}
+
+#[tokio::test]
+async fn drop_index_concurrently_killed_before_its_down_progress_resumes() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "INSERT INTO log VALUES ('d1');\nDROP INDEX CONCURRENTLY t_id;\nDELETE FROM t WHERE id = 1;\n",
+    );
+    project.config(WINDOW_CONFIG);
+    // The gate holds a lock DROP INDEX CONCURRENTLY waits for; the second
+    // session then blocks the progress write (an insert into the event
+    // log), so the runner is killed after the drop, before its record.
+    let gate = db.connect().await;
+    gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
+    let mut child = project.spawn(&db, &["down"]);
+    wait_for_lock_wait(&db, "DROP INDEX%").await;
+    let events = db.connect().await;
+    events
+        .batch("BEGIN; LOCK TABLE strata_events IN SHARE MODE")
+        .await
+        .unwrap();
+    gate.batch("COMMIT").await.unwrap();
+    wait_for_lock_wait(&db, "INSERT INTO %strata_events%").await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    wait_until_gone(&db, "INSERT INTO %strata_events%").await;
+    events.batch("COMMIT").await.unwrap();
+    assert!(!db.has_table("t_id").await, "the drop finished");
+    wait_for(
+        &db,
+        "SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE 'DROP INDEX%' AND pid <> pg_backend_pid()",
+        "0",
+    )
+    .await;
+
+    let status = crate::support::text(&project.run(&db, &["status"]));
+    assert!(
+        status.contains("reverting") && status.contains("down interrupted at statement 2 of 3"),
+        "{status}"
+    );
+    let out = expect_code(&project.run(&db, &["down"]), 0);
+    assert!(
+        out.contains("already dropped by the interrupted run"),
+        "{out}"
+    );
+    assert_eq!(log(&db).await, ["d1"], "statement 1 ran once");
+    assert_eq!(rows(&db).await, ["9"]);
+    assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
+}
