@@ -7,12 +7,13 @@ use crate::cli::{args::Ctx, project_and_target, Outcome};
 pub struct Args {
     /// Record the statement at which migration VERSION stopped as done,
     /// without running it: for a statement that took effect before an
-    /// interruption could record it (the error of `strata up` says when).
+    /// interruption could record it (the error of `strata up` or, for a
+    /// down script, `strata down` says when).
     #[arg(long, value_name = "VERSION")]
     pub skip_statement: Option<String>,
-    /// Let the next `strata up` run again the statement at which migration
-    /// VERSION was interrupted, after you checked that it did not take
-    /// effect.
+    /// Let the next `strata up` (or `strata down`, for a down script) run
+    /// again the statement at which migration VERSION was interrupted,
+    /// after you checked that it did not take effect.
     #[arg(long, value_name = "VERSION", conflicts_with = "skip_statement")]
     pub rerun_statement: Option<String>,
 }

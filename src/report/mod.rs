@@ -16,7 +16,9 @@
 //!   "file": "migrations/20240101120000_add_users.up.sql", "detail": null}]
 //! ```
 //!
-//! `state` is one of `applied`, `pending`, `modified`, `missing`, `failed`.
+//! `state` is one of `applied`, `pending`, `modified`, `missing`, `failed`,
+//! `reverting` (applied, and a `down` outside a transaction stopped part
+//! way; `detail` says where, and `strata down` resumes it).
 //! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
 
 pub mod lint;

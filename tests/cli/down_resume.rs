@@ -4,7 +4,7 @@
 //! `up` refuses to build on it, and the next `down` resumes at the statement
 //! it stopped at without running the earlier ones again.
 
-use crate::crash::{wait_for, wait_for_lock_wait, wait_until_gone, WINDOW_CONFIG};
+use crate::crash::{wait_for_lock_wait, wait_until_gone, WINDOW_CONFIG};
 use crate::support::{expect_code, Project, TestDb};
 
 /// Table `t` with ids 1 to 10, table `log`, and migration 2 with an index
@@ -104,6 +104,31 @@ async fn changed_statements_that_already_ran_are_refused() {
     assert_eq!(log(&db).await, ["d1"]);
 }
 
+/// Runs `strata down` until it waits for the `gate` session in a statement
+/// matching `like`, blocks the event log (where down progress goes: an
+/// insert waits for SHARE), opens the gate, waits until the runner waits to
+/// record the statement's progress, and kills it (SIGKILL) exactly there.
+async fn kill_between_down_statement_and_progress(
+    db: &TestDb,
+    project: &Project,
+    gate: &strata::db::Connection,
+    like: &str,
+) {
+    let mut child = project.spawn(db, &["down"]);
+    wait_for_lock_wait(db, like).await;
+    let events = db.connect().await;
+    events
+        .batch("BEGIN; LOCK TABLE strata_events IN SHARE MODE")
+        .await
+        .unwrap();
+    gate.batch("COMMIT").await.unwrap();
+    wait_for_lock_wait(db, "INSERT INTO %strata_events%").await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    wait_until_gone(db, "INSERT INTO %strata_events%").await;
+    events.batch("COMMIT").await.unwrap();
+}
+
 #[tokio::test]
 async fn drop_index_concurrently_killed_before_its_down_progress_resumes() {
     let db = TestDb::new().await;
@@ -112,31 +137,11 @@ async fn drop_index_concurrently_killed_before_its_down_progress_resumes() {
         "INSERT INTO log VALUES ('d1');\nDROP INDEX CONCURRENTLY t_id;\nDELETE FROM t WHERE id = 1;\n",
     );
     project.config(WINDOW_CONFIG);
-    // The gate holds a lock DROP INDEX CONCURRENTLY waits for; the second
-    // session then blocks the progress write (an insert into the event
-    // log), so the runner is killed after the drop, before its record.
+    // The gate holds a lock DROP INDEX CONCURRENTLY waits for.
     let gate = db.connect().await;
     gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
-    let mut child = project.spawn(&db, &["down"]);
-    wait_for_lock_wait(&db, "DROP INDEX%").await;
-    let events = db.connect().await;
-    events
-        .batch("BEGIN; LOCK TABLE strata_events IN SHARE MODE")
-        .await
-        .unwrap();
-    gate.batch("COMMIT").await.unwrap();
-    wait_for_lock_wait(&db, "INSERT INTO %strata_events%").await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    wait_until_gone(&db, "INSERT INTO %strata_events%").await;
-    events.batch("COMMIT").await.unwrap();
+    kill_between_down_statement_and_progress(&db, &project, &gate, "DROP INDEX%").await;
     assert!(!db.has_table("t_id").await, "the drop finished");
-    wait_for(
-        &db,
-        "SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE 'DROP INDEX%' AND pid <> pg_backend_pid()",
-        "0",
-    )
-    .await;
 
     let status = crate::support::text(&project.run(&db, &["status"]));
     assert!(
@@ -151,4 +156,59 @@ async fn drop_index_concurrently_killed_before_its_down_progress_resumes() {
     assert_eq!(log(&db).await, ["d1"], "statement 1 ran once");
     assert_eq!(rows(&db).await, ["9"]);
     assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
+}
+
+#[tokio::test]
+async fn drop_index_concurrently_killed_while_it_waits_runs_again_on_resume() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "INSERT INTO log VALUES ('d1');\nDROP INDEX CONCURRENTLY t_id;\n",
+    );
+    project.config(WINDOW_CONFIG);
+    let gate = db.connect().await;
+    gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
+    let mut child = project.spawn(&db, &["down"]);
+    wait_for_lock_wait(&db, "DROP INDEX%").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(&db, "DROP INDEX%").await;
+    gate.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["down"]), 0);
+    assert!(out.contains("resuming at statement 2 of 2"), "{out}");
+    assert!(!db.has_table("t_id").await, "{out}");
+    assert_eq!(log(&db).await, ["d1"], "statement 1 ran once");
+    assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_down_statement_that_cannot_be_checked_is_not_rerun_and_repair_skips_it() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "DO $$ BEGIN INSERT INTO log VALUES ('do'); COMMIT; END $$;\nDROP INDEX t_id;\n",
+    );
+    project.config(WINDOW_CONFIG);
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE log IN SHARE MODE")
+        .await
+        .unwrap();
+    kill_between_down_statement_and_progress(&db, &project, &gate, "DO %").await;
+    let out = expect_code(&project.run(&db, &["down"]), 1);
+    assert!(
+        out.contains("migration 2_index was interrupted at statement 1")
+            && out.contains("strata repair --skip-statement 2")
+            && out.contains("then `strata down`"),
+        "{out}"
+    );
+    assert_eq!(log(&db).await, ["do"], "not run again on a guess");
+    let out = expect_code(&project.run(&db, &["repair", "--skip-statement", "2"]), 0);
+    assert!(
+        out.contains("as done without running it; the next `strata down` resumes at statement 2 (DROP INDEX t_id)"),
+        "{out}"
+    );
+    let out = expect_code(&project.run(&db, &["down"]), 0);
+    assert!(out.contains("resuming at statement 2 of 2"), "{out}");
+    assert_eq!(log(&db).await, ["do"]);
+    assert!(!db.has_table("t_id").await);
 }
