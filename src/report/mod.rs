@@ -130,6 +130,10 @@ pub fn status_table(statuses: &[MigrationStatus], style: &Style) -> String {
         count(MigrationState::Missing),
         count(MigrationState::Failed)
     ));
+    let reverting = count(MigrationState::Reverting);
+    if reverting > 0 {
+        out.push_str(&format!(", {reverting} reverting"));
+    }
     out
 }
 

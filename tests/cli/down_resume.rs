@@ -47,7 +47,8 @@ async fn failed_down_resumes_at_the_failing_statement_without_rerunning_the_othe
     let status = crate::support::text(&project.run(&db, &["status"]));
     assert!(status.contains("reverting"), "{status}");
     assert!(
-        status.contains("down stopped at statement 3 of 4"),
+        status.contains("down stopped at statement 3 of 4")
+            && status.contains("0 failed, 1 reverting"),
         "{status}"
     );
     let json = crate::support::text(&project.run(&db, &["status", "--json"]));
@@ -210,5 +211,59 @@ async fn a_down_statement_that_cannot_be_checked_is_not_rerun_and_repair_skips_i
     let out = expect_code(&project.run(&db, &["down"]), 0);
     assert!(out.contains("resuming at statement 2 of 2"), "{out}");
     assert_eq!(log(&db).await, ["do"]);
+    assert!(!db.has_table("t_id").await);
+}
+
+#[tokio::test]
+async fn down_killed_after_its_last_statement_is_only_recorded_on_resume() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "INSERT INTO log VALUES ('d1');\nDROP INDEX CONCURRENTLY t_id;\n",
+    );
+    project.config(WINDOW_CONFIG);
+    // Holding the history row's lock keeps the final delete (with the
+    // `down` event, in one transaction) waiting; the kill falls there.
+    let row = db.connect().await;
+    row.batch("BEGIN; SELECT 1 FROM strata_migrations WHERE version = '2' FOR UPDATE")
+        .await
+        .unwrap();
+    let mut child = project.spawn(&db, &["down"]);
+    wait_for_lock_wait(&db, "DELETE FROM %strata_migrations%").await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    wait_until_gone(&db, "DELETE FROM %strata_migrations%").await;
+    row.batch("COMMIT").await.unwrap();
+    let status = crate::support::text(&project.run(&db, &["status"]));
+    assert!(
+        status.contains("down interrupted after its last statement"),
+        "{status}"
+    );
+    let out = expect_code(&project.run(&db, &["down"]), 0);
+    assert!(
+        out.contains("all 2 statements of the down script ran before the interruption; recording it as reverted"),
+        "{out}"
+    );
+    assert_eq!(log(&db).await, ["d1"]);
+    assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_down_script_with_its_own_transaction_resumes_after_its_committed_block() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "BEGIN;\nINSERT INTO log VALUES ('b1');\nDELETE FROM t WHERE id = 1;\nCOMMIT;\nINSERT INTO nothere VALUES (1);\nDROP INDEX t_id;\n",
+    );
+    let failed = expect_code(&project.run(&db, &["down"]), 1);
+    assert!(failed.contains("resume at statement 5"), "{failed}");
+    project.write(
+        "2_index.down.sql",
+        "BEGIN;\nINSERT INTO log VALUES ('b1');\nDELETE FROM t WHERE id = 1;\nCOMMIT;\nINSERT INTO log VALUES ('after');\nDROP INDEX t_id;\n",
+    );
+    let out = expect_code(&project.run(&db, &["down"]), 0);
+    assert!(out.contains("resuming at statement 5 of 6"), "{out}");
+    assert_eq!(log(&db).await, ["after", "b1"]);
+    assert_eq!(rows(&db).await, ["9"]);
     assert!(!db.has_table("t_id").await);
 }
