@@ -301,10 +301,21 @@ pub async fn repair(
                     .await?;
             }
             actions.push(format!(
-                "{}: statement {again}{script} ({}) runs again at the next `strata {command}`; statements 1 to {done} stay recorded as {}",
+                "{}: statement {again}{script} ({}) runs again at the next `strata {command}`; {}",
                 m.label(),
                 statements[done].summary(),
-                if command == "down" { "reverted" } else { "applied" }
+                if done == 0 {
+                    "no statement before it had run".to_owned()
+                } else {
+                    format!(
+                        "statements 1 to {done} stay recorded as {}",
+                        if command == "down" {
+                            "reverted"
+                        } else {
+                            "applied"
+                        }
+                    )
+                }
             ));
             continue;
         }

@@ -267,3 +267,37 @@ async fn a_down_script_with_its_own_transaction_resumes_after_its_committed_bloc
     assert_eq!(rows(&db).await, ["9"]);
     assert!(!db.has_table("t_id").await);
 }
+
+#[tokio::test]
+async fn a_down_statement_that_cannot_be_checked_runs_again_when_repair_says_so() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "DO $$ BEGIN INSERT INTO log VALUES ('do'); COMMIT; END $$;\nDROP INDEX t_id;\n",
+    );
+    project.config(WINDOW_CONFIG);
+    let gate = db.connect().await;
+    gate.batch("BEGIN; LOCK TABLE log IN SHARE MODE")
+        .await
+        .unwrap();
+    // Killed while the block waits: it did not take effect.
+    let mut child = project.spawn(&db, &["down"]);
+    wait_for_lock_wait(&db, "DO %").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(&db, "DO %").await;
+    gate.batch("COMMIT").await.unwrap();
+    let out = expect_code(&project.run(&db, &["down"]), 1);
+    assert!(out.contains("strata repair --rerun-statement 2"), "{out}");
+    let up = expect_code(&project.run(&db, &["up"]), 1);
+    assert!(up.contains("partly reverted"), "{up}");
+    let out = expect_code(&project.run(&db, &["repair", "--rerun-statement", "2"]), 0);
+    assert!(
+        out.contains("statement 1 of the down script (DO $$")
+            && out.contains("runs again at the next `strata down`"),
+        "{out}"
+    );
+    expect_code(&project.run(&db, &["down"]), 0);
+    assert_eq!(log(&db).await, ["do"]);
+    assert!(!db.has_table("t_id").await);
+}
