@@ -678,6 +678,8 @@ impl Runner<'_> {
             started,
             attempt: 0,
         };
+        // A killed run's last statement may still run on the server.
+        self.wait_for_previous_runner(m, from.pid).await?;
         if transactional {
             'attempt: loop {
                 self.conn
@@ -739,9 +741,9 @@ impl Runner<'_> {
     /// in a transaction commits together with its `down-progress` event, a
     /// file's own block records its progress just before its `COMMIT`, and
     /// a statement that commits on its own records it right after. A resume
-    /// waits for the interrupted run's backend, refuses to guess at an
-    /// unverifiable statement, and checks CONCURRENTLY statements in the
-    /// catalog (see `resume`). The history row stays `applied` until the
+    /// (after the caller waited for the interrupted run's backend) refuses
+    /// to guess at an unverifiable statement, and checks CONCURRENTLY
+    /// statements in the catalog (see `resume`). The history row stays `applied` until the
     /// caller deletes it (see `history` for why progress lives in events).
     async fn down_outside_transaction(
         &self,
@@ -752,7 +754,6 @@ impl Runner<'_> {
         retries: &mut Retries,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), EngineError> {
-        self.wait_for_previous_runner(m, from.pid).await?;
         super::resume::refuse_undecided(m, statements, from, "down")?;
         let total = statements.len();
         let progress =

@@ -59,7 +59,7 @@ async fn killed_run_resumes_at_the_interrupted_statement() {
 }
 
 /// Waits until `sql` (run on `db`) returns `want`, for at most 30 s.
-async fn wait_for(db: &TestDb, sql: &str, want: &str) {
+pub(crate) async fn wait_for(db: &TestDb, sql: &str, want: &str) {
     let started = Instant::now();
     loop {
         if db.column(sql).await.first().map(String::as_str) == Some(want) {

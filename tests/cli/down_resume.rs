@@ -301,3 +301,49 @@ async fn a_down_statement_that_cannot_be_checked_runs_again_when_repair_says_so(
     assert_eq!(log(&db).await, ["do"]);
     assert!(!db.has_table("t_id").await);
 }
+
+#[tokio::test]
+async fn a_resumed_down_waits_for_the_interrupted_runs_backend() {
+    let db = TestDb::new().await;
+    let project = project_with_down(
+        &db,
+        "-- strata:no-transaction\nINSERT INTO log VALUES ('d1');\nDROP INDEX t_id;\n",
+    );
+    project.config("lock_wait = \"1s\"\n");
+    // What a killed run leaves while its backend still runs: a running
+    // down-progress event naming that backend (here a live session).
+    let backend = db.connect().await;
+    let pid = backend.pid();
+    let details = serde_json::json!({
+        "state": "running", "done": 0, "total": 2,
+        "done_checksum": strata::source::checksum(""), "backend_pid": pid,
+    });
+    db.connect()
+        .await
+        .batch(&format!(
+            "INSERT INTO strata_events (action, kind, version, name, checksum, success, actor, tool_version, details) VALUES ('down-progress', 'versioned', '2', 'index', 'x', true, 'test', 'test', '{details}')"
+        ))
+        .await
+        .unwrap();
+    let status = crate::support::text(&project.run(&db, &["status"]));
+    assert!(
+        status.contains("down interrupted at statement 1 of 2"),
+        "{status}"
+    );
+    let out = expect_code(&project.run(&db, &["down"]), 1);
+    assert!(
+        out.contains(&format!("still running on the server in backend {pid}")),
+        "{out}"
+    );
+    assert!(log(&db).await.is_empty(), "nothing ran");
+    drop(backend);
+    crate::crash::wait_for(
+        &db,
+        &format!("SELECT count(*)::text FROM pg_stat_activity WHERE pid = {pid}"),
+        "0",
+    )
+    .await;
+    let out = expect_code(&project.run(&db, &["down"]), 0);
+    assert!(out.contains("ok reverted 2_index"), "{out}");
+    assert_eq!(log(&db).await, ["d1"]);
+}
