@@ -236,6 +236,15 @@ CREATE TABLE IF NOT EXISTS {events} (
         &self,
         conn: &Connection,
     ) -> Result<std::collections::HashMap<(String, String), DownProgress>, DbError> {
+        // Both tables are created together; a history table made by hand
+        // without the event log simply has no down progress.
+        let events = conn
+            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&self.events])
+            .await?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        if !events {
+            return Ok(Default::default());
+        }
         let rows = conn
             .query(
                 &format!(

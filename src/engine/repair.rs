@@ -190,17 +190,16 @@ pub async fn repair(
             .await?;
         actions.push(format!("accepted the changed checksum of {}", m.label()));
     }
-    for st in stopped {
-        let m = &project.migrations[st.index];
-        let Stopped {
-            command,
-            state,
-            error,
-            statements,
-            done,
-            ..
-        } = &st;
-        let (command, done) = (*command, *done);
+    for Stopped {
+        index,
+        command,
+        state,
+        error,
+        statements,
+        done,
+    } in stopped
+    {
+        let m = &project.migrations[index];
         let how = if state == "running" {
             "was interrupted"
         } else {
@@ -214,7 +213,7 @@ pub async fn repair(
                 &conn,
                 &history,
                 &actor,
-                apply::done_checksum(statements, now),
+                apply::done_checksum(&statements, now),
             );
             async move {
                 if command == "down" {
@@ -275,7 +274,7 @@ pub async fn repair(
                 "recorded statement {now}{script} of {} ({}) as done without running it; {}",
                 m.label(),
                 skipped.summary(),
-                next_run(command, statements, now)
+                next_run(command, &statements, now)
             ));
             continue;
         }
@@ -344,7 +343,7 @@ pub async fn repair(
                     }
                 )
             },
-            next_run(command, statements, done)
+            next_run(command, &statements, done)
         ));
     }
     conn.batch("COMMIT").await?;
