@@ -86,6 +86,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | EngineError::Irreversible { .. }
             | EngineError::UnknownVersion(_)
             | EngineError::ResumeChanged { .. }
+            | EngineError::NothingToSkip { .. }
             | EngineError::BadBackup { .. } => 2,
             EngineError::Blocked { .. } => 3,
             EngineError::Db(strata::db::DbError::BadTarget { .. }) => 2,

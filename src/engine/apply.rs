@@ -74,6 +74,9 @@ pub struct Resume {
     pub pid: Option<i32>,
     /// An earlier attempt did not finish.
     pub interrupted: bool,
+    /// The earlier attempt was killed (its row still says `running`), so
+    /// the statement at `at` may have run without being recorded.
+    pub killed: bool,
 }
 
 /// Retry state of one migration: when it started and how many lock
@@ -359,7 +362,12 @@ impl Runner<'_> {
         observer(Progress::Started {
             label: m.label(),
             direction: "up",
-            detail: if resume > 0 {
+            detail: if resume > 0 && resume >= statements.len() {
+                format!(
+                    "all {} statements ran before the interruption; recording it as applied",
+                    statements.len()
+                )
+            } else if resume > 0 {
                 format!(
                     "resuming at statement {} of {}, {}",
                     resume + 1,
@@ -419,8 +427,8 @@ impl Runner<'_> {
                 return Ok(ms);
             }
         }
-        let as_written = mode == Mode::AsWritten;
         self.wait_for_previous_runner(m, resumed_pid).await?;
+        super::resume::refuse_undecided(m, statements, from, "up")?;
         let total = statements.len() as i32;
         let pid = Some(self.conn.pid());
         self.history
@@ -449,18 +457,39 @@ impl Runner<'_> {
         // Extra attempts used on CONCURRENTLY builds that failed transiently.
         let mut builds = 0u32;
         while i < statements.len() {
-            let stmt = &statements[i];
             let may_skip = std::mem::replace(&mut may_skip_built, false);
-            if self.index_already_built(stmt, may_skip, observer).await? {
-                let sum = done_checksum(statements, i + 1);
-                self.conn
-                    .execute_prepared(&self.progress, &[&((i + 1) as i32), &sum, &kind, &version])
-                    .await?;
-                last_safe = i + 1;
-                i += 1;
-                continue;
-            }
-            let wrap = !as_written && stmt.transaction == TransactionBehavior::Any;
+            // A CONCURRENTLY statement the interrupted run may have done is
+            // checked in the catalog first (see `resume`).
+            let instead;
+            let stmt = match self
+                .on_resume(m, i, &statements[i], may_skip, observer)
+                .await?
+            {
+                super::resume::OnResume::Skip => {
+                    let sum = done_checksum(statements, i + 1);
+                    self.conn
+                        .execute_prepared(
+                            &self.progress,
+                            &[&((i + 1) as i32), &sum, &kind, &version],
+                        )
+                        .await?;
+                    last_safe = i + 1;
+                    i += 1;
+                    continue;
+                }
+                super::resume::OnResume::Run => &statements[i],
+                super::resume::OnResume::Instead(s) => {
+                    instead = s;
+                    &instead
+                }
+            };
+            // Outside the file's own transactions, a statement that may run
+            // in a transaction is wrapped with its progress write, so both
+            // commit together (as-written files too).
+            let wrap = !in_user_tx && stmt.transaction == TransactionBehavior::Any;
+            // Set once a statement that commits on its own has run: if its
+            // progress write then fails, the statement still counts as done.
+            let mut committed_alone = false;
             let result = async {
                 if wrap {
                     self.conn
@@ -468,6 +497,18 @@ impl Runner<'_> {
                         .await?;
                 } else if !in_user_tx {
                     self.conn.batch(&self.session_settings(stmt)).await?;
+                }
+                // The file's own COMMIT: the progress of the block goes in
+                // the block's transaction, so a crash cannot separate them.
+                let commits_block = in_user_tx && stmt.transaction == TransactionBehavior::Commit;
+                if commits_block {
+                    let sum = done_checksum(statements, i + 1);
+                    self.conn
+                        .execute_prepared(
+                            &self.progress,
+                            &[&((i + 1) as i32), &sum, &kind, &version],
+                        )
+                        .await?;
                 }
                 self.execute_statement(m, i, statements.len(), stmt, observer)
                     .await?;
@@ -481,7 +522,8 @@ impl Runner<'_> {
                     }
                     _ => {}
                 }
-                if !in_user_tx {
+                committed_alone = !wrap && !in_user_tx;
+                if !in_user_tx && !commits_block {
                     let sum = done_checksum(statements, i + 1);
                     self.conn
                         .execute_prepared(
@@ -504,6 +546,11 @@ impl Runner<'_> {
                     i += 1;
                 }
                 Err(error) => {
+                    if committed_alone {
+                        // It ran and committed; only its progress write
+                        // failed. Never run it again.
+                        last_safe = i + 1;
+                    }
                     if wrap || in_user_tx {
                         let _ = self.conn.batch("ROLLBACK").await;
                         in_user_tx = false;
@@ -591,11 +638,14 @@ impl Runner<'_> {
         Ok(ms)
     }
 
-    /// Reverts `m`. Returns the duration in ms.
+    /// Reverts `m`, from statement `from.at` of its down script on (a
+    /// `down` outside a transaction that stopped part way resumes there).
+    /// Returns the duration in ms.
     pub async fn down(
         &self,
         m: &Migration,
         statements: &[Statement],
+        from: Resume,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<i64, EngineError> {
         let script = m
@@ -603,10 +653,25 @@ impl Runner<'_> {
             .as_ref()
             .expect("invariant: plan_down checked the down script");
         let mode = mode(script, statements);
+        let resume = from.at.min(statements.len());
         observer(Progress::Started {
             label: m.label(),
             direction: "down",
-            detail: mode.describe(),
+            detail: if resume > 0 && resume >= statements.len() {
+                format!(
+                    "all {} statements of the down script ran before the interruption; recording it as reverted",
+                    statements.len()
+                )
+            } else if resume > 0 {
+                format!(
+                    "resuming at statement {} of {}, {}",
+                    resume + 1,
+                    statements.len(),
+                    mode.describe()
+                )
+            } else {
+                mode.describe()
+            },
         });
         let started = Instant::now();
         let transactional = mode == Mode::Transaction;
@@ -614,44 +679,44 @@ impl Runner<'_> {
             started,
             attempt: 0,
         };
-        'attempt: loop {
-            if transactional {
+        // A killed run's last statement may still run on the server.
+        self.wait_for_previous_runner(m, from.pid).await?;
+        if transactional {
+            'attempt: loop {
                 self.conn
                     .batch(&format!("BEGIN; {}", self.local_settings()))
                     .await?;
-            }
-            for (i, stmt) in statements.iter().enumerate() {
-                if !transactional {
-                    self.conn.batch(&self.session_settings(stmt)).await?;
-                }
-                if let Err(error) = self
-                    .execute_statement(m, i, statements.len(), stmt, observer)
-                    .await
-                {
-                    let _ = self.conn.batch("ROLLBACK").await;
-                    if transactional
-                        && self
+                for (i, stmt) in statements.iter().enumerate().skip(resume) {
+                    if let Err(error) = self
+                        .execute_statement(m, i, statements.len(), stmt, observer)
+                        .await
+                    {
+                        let _ = self.conn.batch("ROLLBACK").await;
+                        if self
                             .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
                             .await
-                    {
-                        continue 'attempt;
+                        {
+                            continue 'attempt;
+                        }
+                        let note = if resume > 0 {
+                            format!("; the transaction was rolled back; statements 1 to {resume} of the down script ran before and stay recorded, and `strata down` resumes at statement {}", resume + 1)
+                        } else {
+                            "; the transaction was rolled back, the migration stays applied"
+                                .to_owned()
+                        };
+                        return Err(self
+                            .failed(m, script, statements, i, error, note, "down")
+                            .await);
                     }
-                    let note = if transactional {
-                        "; the transaction was rolled back, the migration stays applied".to_owned()
-                    } else {
-                        format!("; statements 1 to {i} of the down script ran outside a transaction, and the migration is still recorded as applied")
-                    };
-                    return Err(self
-                        .failed(m, script, statements, i, error, note, "down")
-                        .await);
                 }
+                break;
             }
-            break;
-        }
-        let ms = started.elapsed().as_millis() as i64;
-        if !transactional {
+        } else {
+            self.down_outside_transaction(m, script, statements, from, &mut retries, observer)
+                .await?;
             self.conn.batch("BEGIN").await?;
         }
+        let ms = started.elapsed().as_millis() as i64;
         self.history
             .delete(self.conn, m.kind.as_str(), &m.version.canonical())
             .await?;
@@ -664,12 +729,201 @@ impl Runner<'_> {
                     migration: Some(m),
                     success: true,
                     duration_ms: Some(ms),
-                    details: serde_json::json!({ "mode": mode.describe(), "lock_retries": retries.attempt }),
+                    details: serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt }),
                 },
             )
             .await?;
         self.conn.batch("COMMIT").await?;
         Ok(ms)
+    }
+
+    /// Runs a down script outside a transaction, statement by statement,
+    /// with the same exactly-once rules as `up`: each statement that may run
+    /// in a transaction commits together with its `down-progress` event, a
+    /// file's own block records its progress just before its `COMMIT`, and
+    /// a statement that commits on its own records it right after. A resume
+    /// (after the caller waited for the interrupted run's backend) refuses
+    /// to guess at an unverifiable statement, and checks CONCURRENTLY
+    /// statements in the catalog (see `resume`). The history row stays `applied` until the
+    /// caller deletes it (see `history` for why progress lives in events).
+    async fn down_outside_transaction(
+        &self,
+        m: &Migration,
+        script: &Script,
+        statements: &[Statement],
+        from: Resume,
+        retries: &mut Retries,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), EngineError> {
+        super::resume::refuse_undecided(m, statements, from, "down")?;
+        let total = statements.len();
+        let progress =
+            |state: &str, done: usize, backend_pid: Option<i32>, error: Option<String>| {
+                super::history::DownProgress {
+                    state: state.to_owned(),
+                    done: done as i32,
+                    total: total as i32,
+                    done_checksum: done_checksum(statements, done),
+                    backend_pid,
+                    error,
+                }
+            };
+        let pid = Some(self.conn.pid());
+        let resume = from.at.min(total);
+        self.history
+            .down_progress(
+                self.conn,
+                self.actor,
+                m,
+                &progress("running", resume, pid, None),
+            )
+            .await?;
+        let mut in_user_tx = false;
+        // The statement after the last committed one: where a retry restarts.
+        let mut last_safe = resume;
+        let mut i = resume;
+        // Only the statement an interrupted attempt stopped at may be
+        // skipped as already done.
+        let mut may_skip_done = from.interrupted;
+        while i < total {
+            let may_skip = std::mem::replace(&mut may_skip_done, false);
+            let instead;
+            let stmt = match self
+                .on_resume(m, i, &statements[i], may_skip, observer)
+                .await?
+            {
+                super::resume::OnResume::Skip => {
+                    self.history
+                        .down_progress(
+                            self.conn,
+                            self.actor,
+                            m,
+                            &progress("running", i + 1, pid, None),
+                        )
+                        .await?;
+                    last_safe = i + 1;
+                    i += 1;
+                    continue;
+                }
+                super::resume::OnResume::Run => &statements[i],
+                super::resume::OnResume::Instead(s) => {
+                    instead = s;
+                    &instead
+                }
+            };
+            let wrap = !in_user_tx && stmt.transaction == TransactionBehavior::Any;
+            let mut committed_alone = false;
+            let result = async {
+                if wrap {
+                    self.conn
+                        .batch(&format!("BEGIN; {}", self.local_settings()))
+                        .await?;
+                } else if !in_user_tx {
+                    self.conn.batch(&self.session_settings(stmt)).await?;
+                }
+                let commits_block = in_user_tx && stmt.transaction == TransactionBehavior::Commit;
+                if commits_block {
+                    self.history
+                        .down_progress(
+                            self.conn,
+                            self.actor,
+                            m,
+                            &progress("running", i + 1, pid, None),
+                        )
+                        .await?;
+                }
+                self.execute_statement(m, i, total, stmt, observer).await?;
+                match stmt.transaction {
+                    TransactionBehavior::Begin => {
+                        in_user_tx = true;
+                        self.conn.batch(&self.local_settings()).await?;
+                    }
+                    TransactionBehavior::Commit | TransactionBehavior::Rollback => {
+                        in_user_tx = false
+                    }
+                    _ => {}
+                }
+                committed_alone = !wrap && !in_user_tx;
+                if !in_user_tx && !commits_block {
+                    self.history
+                        .down_progress(
+                            self.conn,
+                            self.actor,
+                            m,
+                            &progress("running", i + 1, pid, None),
+                        )
+                        .await?;
+                }
+                if wrap {
+                    self.conn.batch("COMMIT").await?;
+                }
+                Ok::<(), DbError>(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    if !in_user_tx {
+                        last_safe = i + 1;
+                    }
+                    i += 1;
+                }
+                Err(error) => {
+                    if committed_alone {
+                        // It ran and committed; only its progress write
+                        // failed. Never run it again.
+                        last_safe = i + 1;
+                    }
+                    if wrap || in_user_tx {
+                        let _ = self.conn.batch("ROLLBACK").await;
+                        in_user_tx = false;
+                    }
+                    if self
+                        .retry_after_lock_timeout(m, stmt, i, &error, retries, observer)
+                        .await
+                    {
+                        i = last_safe;
+                        may_skip_done = true;
+                        continue;
+                    }
+                    self.drop_invalid_index(stmt, observer).await;
+                    let note = if last_safe == 0 {
+                        "; no statement of the down script had run, the migration stays applied"
+                            .to_owned()
+                    } else {
+                        format!(
+                            "; statements 1 to {last_safe} of the down script ran outside a transaction and are recorded, the migration is partly reverted; fix the cause and run `strata down` to resume at statement {}",
+                            last_safe + 1
+                        )
+                    };
+                    let _ = self
+                        .history
+                        .down_progress(
+                            self.conn,
+                            self.actor,
+                            m,
+                            &progress("failed", last_safe, None, Some(error.to_string())),
+                        )
+                        .await;
+                    return Err(self
+                        .failed(m, script, statements, i, error, note, "down")
+                        .await);
+                }
+            }
+        }
+        if in_user_tx {
+            let _ = self.conn.batch("ROLLBACK").await;
+            return Err(EngineError::Sql {
+                path: script.path.clone(),
+                line: script.first_line,
+                column: 1,
+                error: sql::SqlError::Syntax {
+                    message: "BEGIN without a matching COMMIT".into(),
+                    line: 1,
+                    column: 1,
+                },
+            });
+        }
+        Ok(())
     }
 
     /// Records a failed attempt in the event log and builds the error.
@@ -780,47 +1034,6 @@ impl Runner<'_> {
                 Ok(()) => observer(Progress::Notice(format!("dropped the invalid index {name} left by the failed build"))),
                 Err(e) => observer(Progress::Notice(format!("could not drop the invalid index {name}: {e}; the next `strata up` drops it before rebuilding"))),
             }
-        }
-    }
-
-    /// On resume, a `CREATE INDEX CONCURRENTLY` that was interrupted either
-    /// finished (the index is valid: skip it) or left an invalid index
-    /// behind (drop it so the statement can run again).
-    async fn index_already_built(
-        &self,
-        stmt: &Statement,
-        may_skip: bool,
-        observer: &mut dyn FnMut(Progress),
-    ) -> Result<bool, EngineError> {
-        let Some(qualified) = concurrent_index_name(stmt) else {
-            return Ok(false);
-        };
-        let valid: Option<bool> = self
-            .conn
-            .query_opt(
-                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
-                &[&qualified],
-            )
-            .await?
-            .map(|r| r.get(0));
-        match valid {
-            Some(true) if !may_skip => Ok(false),
-            Some(true) => {
-                observer(Progress::Notice(format!(
-                    "index {qualified} was already built by the interrupted run; skipping"
-                )));
-                Ok(true)
-            }
-            Some(false) => {
-                observer(Progress::Notice(format!(
-                    "dropping invalid index {qualified} left by the interrupted run"
-                )));
-                self.conn
-                    .batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
-                    .await?;
-                Ok(false)
-            }
-            None => Ok(false),
         }
     }
 }

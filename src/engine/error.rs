@@ -104,22 +104,41 @@ pub enum EngineError {
     #[error("no migration has version {0}\n  help: `strata status` lists the versions")]
     UnknownVersion(String),
     /// The statements that already ran of a failed migration have changed.
-    #[error("migration {label} ran {done} of its {total} statements before it stopped, and those statements changed since\n  help: restore statements 1 to {done} as they were, or run `strata repair` to clear the failed state (statements 1 to {done} stay applied)")]
+    #[error("statements 1 to {done} of {label} ran before it stopped, and they changed since (the file has {total} statements now)\n  help: restore statements 1 to {done} as they were: they ran and stay {}, and `strata {command}` resumes at statement {}; put changes to what they did in a new migration", stays(.command), .done + 1)]
     ResumeChanged {
         /// `version_name`.
         label: String,
+        /// The command that resumes it: `up`, or `down` for a down script.
+        command: &'static str,
         /// Statements that had run.
         done: usize,
         /// Statements in the file now.
         total: usize,
     },
     /// A failed (partially applied) migration blocks the operation.
-    #[error("migration {label} is partially applied ({detail})\n  help: fix the cause and run `strata up` to resume it, or `strata repair` to clear the failed state")]
+    #[error("migration {label} is partially applied ({detail})\n  help: fix the cause and run `strata up` to resume it at the statement it stopped at (the statements that ran do not run again)")]
     Failed {
         /// `version_name`.
         label: String,
         /// Where it stopped.
         detail: String,
+    },
+    /// A migration whose `down` stopped part way blocks the operation.
+    #[error("migration {label} is partly reverted ({detail})\n  help: fix the cause and run `strata down` to finish reverting it: it resumes at the statement it stopped at (the statements of the down script that ran do not run again); `strata repair` says what the next `down` does")]
+    PartlyReverted {
+        /// `version_name`.
+        label: String,
+        /// Where its down stopped.
+        detail: String,
+    },
+    /// `repair --skip-statement` named a migration that did not stop part
+    /// way.
+    #[error("migration {label} is {state}, not stopped part way: there is no statement to skip or run again\n  help: `strata status` shows which migration stopped and where; --skip-statement and --rerun-statement act on the statement a failed or interrupted migration stopped at")]
+    NothingToSkip {
+        /// `version_name`.
+        label: String,
+        /// Its state.
+        state: &'static str,
     },
     /// Risk analysis found unacknowledged findings at or above `block_on`.
     #[error("{count} finding(s) at or above {threshold} block `strata up` (listed above)\n  help: use the safe rewrite, or acknowledge a finding with `-- strata:allow RULE reason: why it is safe` on the line above the statement, or change block_on in strata.toml")]
@@ -149,6 +168,23 @@ pub enum EngineError {
         /// What is wrong.
         message: String,
     },
+    /// A killed run may have left a statement done but unrecorded, and
+    /// nothing in the database tells; running it again could apply it twice.
+    #[error("migration {label} was interrupted at statement {statement} ({what}), which commits on its own before its progress is recorded; nothing in the database tells whether it finished, so it is not run again on a guess\n  help: check whether statement {statement} ({summary}) took effect; if it did, run `strata repair --skip-statement {version}` (records it as done); if it did not, run `strata repair --rerun-statement {version}` (runs it again); then `strata {command}`")]
+    Undecided {
+        /// `version_name`.
+        label: String,
+        /// The command that resumes it: `up`, or `down` for a down script.
+        command: &'static str,
+        /// The version, as written in the file name.
+        version: String,
+        /// 1-based statement number.
+        statement: usize,
+        /// What kind of statement.
+        what: &'static str,
+        /// Its first line.
+        summary: String,
+    },
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {
@@ -157,6 +193,16 @@ pub enum EngineError {
         /// The backend pid.
         pid: i32,
     },
+}
+
+/// What the statements that ran of a script did: applied an up script,
+/// reverted with a down script.
+fn stays(command: &str) -> &'static str {
+    if command == "down" {
+        "reverted"
+    } else {
+        "applied"
+    }
 }
 
 fn with_help(e: &DbError) -> String {

@@ -3,9 +3,29 @@
 //!
 //! The history table holds the *current* state: `up` inserts a row, `down`
 //! deletes it, a non-transactional migration updates its progress row after
-//! each statement, and `repair` rewrites checksums or clears failed rows.
+//! each statement, and `repair` rewrites checksums or advances a stopped
+//! migration by one statement (it never deletes progress).
 //! The event log `strata_events` is never updated or deleted from: it is the
 //! audit trail of every up, down, baseline, repair and failed attempt.
+//!
+//! Down progress lives in the event log, not in the history row. A `down`
+//! script that runs outside a transaction commits statement by statement,
+//! so a failed or killed `strata down` leaves the migration partly
+//! reverted, and the next `down` must resume where it stopped. The history
+//! row cannot say so without a new state or new columns (its `state` CHECK
+//! allows only applied/failed/running, and `statements_done`/`done_checksum`
+//! describe the *up* script), and changing Strata's own table layout
+//! safely is the job of versioned own tables. So each down statement appends
+//! a `down-progress` event (details: `state` running/failed, `done`,
+//! `total`, `done_checksum` of the down statements done, `backend_pid`,
+//! `error`) in the same transaction as the statement where it can run in
+//! one, right after it otherwise, exactly like the up progress row. The row
+//! stays `applied` until the last statement, then is deleted with the
+//! `down` event in one transaction. A migration's down progress is its
+//! newest `down-progress` event, when no `up`, `resume`, `baseline` or
+//! successful `down` event came after it (those start a new life of the
+//! row). Older Strata versions see such a migration as applied, which is
+//! what its row says.
 
 use chrono::{DateTime, Utc};
 
@@ -51,11 +71,38 @@ pub struct AppliedRow {
     pub error: Option<String>,
     /// The backend that was running it (state `running`).
     pub backend_pid: Option<i32>,
+    /// For an applied migration whose `down` stopped part way: how far it
+    /// got (see the module docs).
+    pub down: Option<DownProgress>,
 }
+
+/// How far a `down` outside a transaction got, from the newest
+/// `down-progress` event of an applied migration.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DownProgress {
+    /// `running` (the run was killed, or still runs) or `failed`.
+    pub state: String,
+    /// Statements of the down script done.
+    pub done: i32,
+    /// Statements in the down script.
+    pub total: i32,
+    /// Checksum of the statements done (see `apply::done_checksum`).
+    pub done_checksum: String,
+    /// The backend of the run (state `running`).
+    #[serde(default)]
+    pub backend_pid: Option<i32>,
+    /// The error of a failed run.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The event action that records down progress.
+pub const DOWN_PROGRESS: &str = "down-progress";
 
 /// What an event records.
 pub struct Event<'a> {
-    /// up, down, baseline, repair, resume, backup, restore.
+    /// up, down, baseline, repair, resume, backup, restore, and `statement`
+    /// (what a statement is about to change, for a resume to compare).
     pub action: &'a str,
     /// The migration, if the event is about one.
     pub migration: Option<&'a Migration>,
@@ -156,6 +203,7 @@ CREATE TABLE IF NOT EXISTS {events} (
                 &[],
             )
             .await?;
+        let mut down = self.read_down_progress(conn).await?;
         Ok(rows
             .iter()
             .map(|r| AppliedRow {
@@ -173,8 +221,75 @@ CREATE TABLE IF NOT EXISTS {events} (
                 duration_ms: r.get(11),
                 error: r.get(12),
                 backend_pid: r.get(13),
+                down: down
+                    .remove(&(r.get::<_, String>(1), r.get::<_, String>(0)))
+                    .filter(|_| r.get::<_, String>(5) == "applied"),
             })
             .collect())
+    }
+
+    /// The down progress of each migration whose newest life-cycle event
+    /// is a `down-progress` event, by (kind, version). A down that failed
+    /// at its first statement with nothing done left the migration simply
+    /// applied, and does not count.
+    async fn read_down_progress(
+        &self,
+        conn: &Connection,
+    ) -> Result<std::collections::HashMap<(String, String), DownProgress>, DbError> {
+        // Both tables are created together; a history table made by hand
+        // without the event log simply has no down progress.
+        let events = conn
+            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&self.events])
+            .await?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        if !events {
+            return Ok(Default::default());
+        }
+        let rows = conn
+            .query(
+                &format!(
+                    "SELECT DISTINCT ON (kind, version) kind, version, action, details::text
+                     FROM {}
+                     WHERE kind IS NOT NULL AND version IS NOT NULL AND success
+                       AND action IN ('{DOWN_PROGRESS}', 'up', 'resume', 'baseline', 'down')
+                     ORDER BY kind, version, id DESC",
+                    self.events
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter(|r| r.get::<_, String>(2) == DOWN_PROGRESS)
+            .filter_map(|r| {
+                let progress: DownProgress = serde_json::from_str(&r.get::<_, String>(3)).ok()?;
+                let nothing_done = progress.state == "failed" && progress.done == 0;
+                (!nothing_done).then(|| ((r.get(0), r.get(1)), progress))
+            })
+            .collect())
+    }
+
+    /// Appends a `down-progress` event: on the caller's connection, so it
+    /// commits with the statement's transaction when there is one.
+    pub async fn down_progress(
+        &self,
+        conn: &Connection,
+        actor: &str,
+        m: &Migration,
+        progress: &DownProgress,
+    ) -> Result<(), DbError> {
+        self.event(
+            conn,
+            actor,
+            &Event {
+                action: DOWN_PROGRESS,
+                migration: Some(m),
+                success: true,
+                duration_ms: None,
+                details: serde_json::to_value(progress).unwrap_or_default(),
+            },
+        )
+        .await
     }
 
     /// The statement that records a finished migration and its event in one
@@ -307,7 +422,7 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         )
     }
 
-    /// Deletes a migration's row (after a revert, or by `repair`).
+    /// Deletes a migration's row (after a revert).
     pub async fn delete(
         &self,
         conn: &Connection,
@@ -412,6 +527,31 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         )
         .await
         .map(|_| ())
+    }
+
+    /// The details of the newest `statement` event of `m`'s statement
+    /// `statement` (1-based): what the runner recorded just before running
+    /// it, for a resume to compare with the catalog.
+    pub async fn statement_event(
+        &self,
+        conn: &Connection,
+        m: &Migration,
+        statement: usize,
+    ) -> Result<Option<serde_json::Value>, DbError> {
+        let version = m.version.canonical();
+        let statement = statement as i64;
+        let row = conn
+            .query_opt(
+                &format!(
+                    "SELECT details::text FROM {} WHERE action = 'statement' AND kind = $1 AND version = $2
+                       AND details->>'statement' = $3::bigint::text
+                     ORDER BY id DESC LIMIT 1",
+                    self.events
+                ),
+                &[&m.kind.as_str(), &version, &statement],
+            )
+            .await?;
+        Ok(row.and_then(|r| serde_json::from_str(&r.get::<_, String>(0)).ok()))
     }
 
     /// A stable 64-bit advisory lock key for this history table.

@@ -20,6 +20,8 @@ mod lock;
 pub mod monitor;
 mod plan;
 mod preflight;
+mod repair;
+mod resume;
 mod rewrite;
 mod watchdog;
 
@@ -31,6 +33,7 @@ pub use backup::Backup;
 pub use error::{ChangedFile, EngineError};
 pub use history::{AppliedRow, History};
 pub use plan::{DownTarget, MigrationState, MigrationStatus};
+pub use repair::{repair, RepairOptions};
 
 use crate::config::Config;
 use crate::db::{Connection, Target};
@@ -326,6 +329,7 @@ fn parse_up_steps<'a>(
                     {
                         return Err(EngineError::ResumeChanged {
                             label: m.label(),
+                            command: "up",
                             done,
                             total: statements.len(),
                         });
@@ -334,6 +338,7 @@ fn parse_up_steps<'a>(
                         at: done,
                         pid: r.backend_pid,
                         interrupted: true,
+                        killed: r.state == "running",
                     }
                 }
                 None => apply::Resume::default(),
@@ -380,8 +385,12 @@ fn with_rewrites<'a>(
     )
 }
 
+/// The down steps of `plan`. A migration whose `down` stopped part way
+/// resumes at the statement it stopped at, after the same check as an `up`
+/// resume: the down statements that ran are unchanged.
 fn parse_down_steps<'a>(
     project: &'a Project,
+    statuses: &[MigrationStatus],
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
     plan.iter()
@@ -391,11 +400,39 @@ fn parse_down_steps<'a>(
                 .down
                 .as_ref()
                 .expect("invariant: plan_down checked the down script");
+            let statements = apply::parse(script)?;
+            let progress = statuses
+                .iter()
+                .find(|s| s.index == Some(i))
+                .and_then(|s| s.row.as_ref())
+                .and_then(|r| r.down.as_ref());
+            let resume = match progress {
+                Some(d) => {
+                    let done = d.done.max(0) as usize;
+                    if done > statements.len()
+                        || d.done_checksum != apply::done_checksum(&statements, done)
+                    {
+                        return Err(EngineError::ResumeChanged {
+                            label: m.label(),
+                            command: "down",
+                            done,
+                            total: statements.len(),
+                        });
+                    }
+                    apply::Resume {
+                        at: done,
+                        pid: d.backend_pid,
+                        interrupted: true,
+                        killed: d.state == "running",
+                    }
+                }
+                None => apply::Resume::default(),
+            };
             Ok(Step {
                 migration: std::borrow::Cow::Borrowed(m),
                 rewrites: Vec::new(),
-                statements: apply::parse(script)?,
-                resume: apply::Resume::default(),
+                statements,
+                resume,
                 backup: None,
             })
         })
@@ -613,7 +650,11 @@ async fn run_steps(
                     .up(m, &step.statements, step.resume, &step.rewrites, observer)
                     .await?
             }
-            Direction::Down => runner.down(m, &step.statements, observer).await?,
+            Direction::Down => {
+                runner
+                    .down(m, &step.statements, step.resume, observer)
+                    .await?
+            }
         };
         let (name, done) = match direction {
             Direction::Up => ("up", &mut report.applied),
@@ -672,18 +713,41 @@ fn dry_run_up(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>])
                     "-- progress is recorded in {} after each statement\n",
                     history.table()
                 ));
+                // Statements outside the file's own BEGIN/COMMIT blocks that
+                // may run in a transaction are wrapped with their progress
+                // write; a block's progress is written before its COMMIT.
+                let mut in_block = false;
                 for s in body {
-                    let settings = if s.transaction == crate::sql::TransactionBehavior::Any
-                        && mode != Mode::AsWritten
-                    {
+                    use crate::sql::TransactionBehavior as T;
+                    let wrap = s.transaction == T::Any && !in_block;
+                    let settings = if wrap {
                         format!("BEGIN; {}", timeouts.local_settings())
+                    } else if in_block {
+                        String::new()
                     } else {
                         timeouts.session_settings(s)
                     };
-                    out.push_str(&format!("{};\n{};\n", settings.replace("; ", ";\n"), s.sql));
-                    if s.transaction == crate::sql::TransactionBehavior::Any
-                        && mode != Mode::AsWritten
-                    {
+                    if !settings.is_empty() {
+                        out.push_str(&format!("{};\n", settings.replace("; ", ";\n")));
+                    }
+                    if in_block && s.transaction == T::Commit {
+                        out.push_str(
+                            "-- progress is recorded here, inside the block's transaction\n",
+                        );
+                    }
+                    out.push_str(&format!("{};\n", s.sql));
+                    match s.transaction {
+                        T::Begin => {
+                            in_block = true;
+                            out.push_str(&format!(
+                                "{};\n",
+                                timeouts.local_settings().replace("; ", ";\n")
+                            ));
+                        }
+                        T::Commit | T::Rollback => in_block = false,
+                        _ => {}
+                    }
+                    if wrap {
                         out.push_str("COMMIT;\n");
                     }
                 }
@@ -724,7 +788,14 @@ fn dry_run_down(history: &History, timeouts: &apply::Timeouts, steps: &[Step<'_>
             "BEGIN;\n{};\n",
             timeouts.local_settings().replace("; ", ";\n")
         ));
-        for s in &step.statements {
+        if step.resume.at > 0 {
+            out.push_str(&format!(
+                "-- resumes at statement {}: statements 1 to {} ran before and are recorded\n",
+                step.resume.at + 1,
+                step.resume.at
+            ));
+        }
+        for s in step.statements.iter().skip(step.resume.at) {
             out.push_str(&format!("{};\n", s.sql));
         }
         out.push_str(&history.delete_display(m.kind.as_str(), &m.version.canonical()));
@@ -748,7 +819,7 @@ pub async fn down(
         &history.read(&conn).await?,
     );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
-    let mut steps = parse_down_steps(project, &plan)?;
+    let mut steps = parse_down_steps(project, &statuses, &plan)?;
     if options.dry_run {
         backup::describe(&project.config, &conn, &mut steps, true).await?;
         return Ok(RunReport {
@@ -766,7 +837,7 @@ pub async fn down(
         &history.read(&conn).await?,
     );
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
-    let steps = parse_down_steps(project, &plan)?;
+    let steps = parse_down_steps(project, &statuses, &plan)?;
     let report = run_steps(
         project,
         target,
@@ -922,69 +993,6 @@ pub async fn baseline(
     conn.batch("COMMIT").await?;
     lock.release().await?;
     Ok(marked)
-}
-
-/// Accepts changed checksums and clears failed state; every action is
-/// recorded in the event log. Returns a description of each action.
-pub async fn repair(project: &Project, target: &Target) -> Result<Vec<String>, EngineError> {
-    let history = project.history();
-    let conn = open(target).await?;
-    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
-    history.ensure(&conn).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
-    let actor = os_actor();
-    let mut actions = Vec::new();
-    conn.batch("BEGIN").await?;
-    for s in &statuses {
-        let (Some(i), Some(row)) = (s.index, s.row.as_ref()) else {
-            continue;
-        };
-        let m = &project.migrations[i];
-        let (action, details) = match s.state {
-            MigrationState::Modified => {
-                history
-                    .set_checksum(&conn, &row.kind, &row.version, &m.checksum)
-                    .await?;
-                (
-                    format!("accepted the changed checksum of {}", m.label()),
-                    serde_json::json!({ "repair": "checksum", "old": row.checksum, "new": m.checksum }),
-                )
-            }
-            MigrationState::Failed => {
-                history.delete(&conn, &row.kind, &row.version).await?;
-                (
-                    format!(
-                        "cleared the failed state of {} (statements 1 to {} had run and stay applied; the migration is pending again)",
-                        m.label(),
-                        row.statements_done
-                    ),
-                    serde_json::json!({ "repair": "failed", "statements_done": row.statements_done, "error": row.error }),
-                )
-            }
-            _ => continue,
-        };
-        history
-            .event(
-                &conn,
-                &actor,
-                &Event {
-                    action: "repair",
-                    migration: Some(m),
-                    success: true,
-                    duration_ms: None,
-                    details,
-                },
-            )
-            .await?;
-        actions.push(action);
-    }
-    conn.batch("COMMIT").await?;
-    lock.release().await?;
-    Ok(actions)
 }
 
 /// `strata backup`: dumps `tables` (every table when empty) now, into the

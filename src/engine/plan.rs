@@ -25,6 +25,9 @@ pub enum MigrationState {
     Missing,
     /// A non-transactional migration that stopped part way.
     Failed,
+    /// Applied, and a `down` outside a transaction stopped part way: the
+    /// next `down` resumes it (see `history::DownProgress`).
+    Reverting,
 }
 
 impl MigrationState {
@@ -36,6 +39,7 @@ impl MigrationState {
             Self::Modified => "modified",
             Self::Missing => "missing",
             Self::Failed => "failed",
+            Self::Reverting => "reverting",
         }
     }
 }
@@ -88,20 +92,32 @@ pub fn statuses(
             Some(r) if r.state != "applied" => (
                 MigrationState::Failed,
                 Some(format!(
-                    "{} at statement {} of {}{}",
-                    if r.state == "running" {
-                        "interrupted"
+                    "{}{}",
+                    if r.statements_done >= r.statements_total && r.statements_total > 0 {
+                        // Killed between its last statement and its record.
+                        "interrupted after its last statement, before it was recorded as applied"
+                            .to_owned()
                     } else {
-                        "stopped"
+                        format!(
+                            "{} at statement {} of {}",
+                            if r.state == "running" {
+                                "interrupted"
+                            } else {
+                                "stopped"
+                            },
+                            r.statements_done + 1,
+                            r.statements_total
+                        )
                     },
-                    r.statements_done + 1,
-                    r.statements_total,
                     r.error
                         .as_ref()
                         .map(|e| format!(": {e}"))
                         .unwrap_or_default()
                 )),
             ),
+            Some(r) if r.down.is_some() => {
+                (MigrationState::Reverting, r.down.as_ref().map(down_detail))
+            }
             Some(r) if r.checksum_algorithm == CHECKSUM_ALGORITHM && r.checksum != m.checksum => {
                 if m.kind == MigrationKind::Repeatable {
                     (
@@ -170,6 +186,46 @@ pub fn statuses(
     out.into_iter().map(|(_, _, s)| s).collect()
 }
 
+/// Where a `down` outside a transaction stopped, for `status` and errors.
+fn down_detail(d: &super::history::DownProgress) -> String {
+    let how = if d.state == "running" {
+        "interrupted"
+    } else {
+        "stopped"
+    };
+    let at = if d.done >= d.total {
+        format!("down {how} after its last statement, before it was recorded as reverted")
+    } else {
+        format!("down {how} at statement {} of {}", d.done + 1, d.total)
+    };
+    format!(
+        "applied; {at}{}; `strata down` resumes it",
+        d.error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Refuses to build on, or skip past, a migration whose `down` stopped
+/// part way: it is neither applied nor pending, and only finishing the
+/// `down` settles it.
+fn refuse_reverting(
+    statuses: &[MigrationStatus],
+    unless: Option<usize>,
+) -> Result<(), EngineError> {
+    match statuses
+        .iter()
+        .find(|s| s.state == MigrationState::Reverting && (unless.is_none() || s.index != unless))
+    {
+        Some(s) => Err(EngineError::PartlyReverted {
+            label: format!("{}_{}", s.version, s.name),
+            detail: s.detail.clone().unwrap_or_default(),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn short(sum: &str) -> &str {
     &sum[..12.min(sum.len())]
 }
@@ -192,6 +248,7 @@ pub fn plan_up(
     statuses: &[MigrationStatus],
     rules: &UpRules,
 ) -> Result<Vec<usize>, EngineError> {
+    refuse_reverting(statuses, None)?;
     let modified: Vec<ChangedFile> = statuses
         .iter()
         .filter(|s| s.state == MigrationState::Modified)
@@ -282,7 +339,10 @@ pub fn plan_down(
         .filter(|s| {
             matches!(
                 s.state,
-                MigrationState::Applied | MigrationState::Modified | MigrationState::Missing
+                MigrationState::Applied
+                    | MigrationState::Modified
+                    | MigrationState::Missing
+                    | MigrationState::Reverting
             )
         })
         .collect();
@@ -297,6 +357,9 @@ pub fn plan_down(
             })
             .collect(),
     };
+    // A partly reverted migration is the newest applied one (down goes
+    // newest first); it must be the first to finish reverting.
+    refuse_reverting(statuses, chosen.first().and_then(|s| s.index))?;
     let mut plan = Vec::new();
     for s in chosen {
         let label = format!("{}_{}", s.version, s.name);
@@ -369,7 +432,43 @@ mod tests {
             duration_ms: 5,
             error: None,
             backend_pid: None,
+            down: None,
         }
+    }
+
+    #[test]
+    fn a_partly_reverted_migration_is_shown_refused_by_up_and_resumed_first_by_down() {
+        let ms = vec![
+            migration("1", "A", true),
+            migration("2", "B", true),
+            migration("3", "C", false),
+        ];
+        let mut reverting = row("2", "B", "applied");
+        reverting.down = Some(crate::engine::history::DownProgress {
+            state: "failed".into(),
+            done: 2,
+            total: 4,
+            done_checksum: "x".into(),
+            backend_pid: None,
+            error: Some("boom".into()),
+        });
+        let rows = vec![row("1", "A", "applied"), reverting];
+        let st = statuses(Format::Native, &ms, &rows);
+        assert_eq!(st[1].state, MigrationState::Reverting);
+        assert_eq!(
+            st[1].detail.as_deref(),
+            Some("applied; down stopped at statement 3 of 4: boom; `strata down` resumes it")
+        );
+        assert!(matches!(
+            plan_up(&ms, &st, &UpRules::default()),
+            Err(EngineError::PartlyReverted { .. })
+        ));
+        assert_eq!(plan_down(&ms, &st, &DownTarget::Steps(1)).unwrap(), [1]);
+        assert_eq!(plan_down(&ms, &st, &DownTarget::All).unwrap(), [1, 0]);
+        assert!(matches!(
+            plan_down(&ms, &st, &DownTarget::To(Version::integer("2").unwrap())),
+            Err(EngineError::PartlyReverted { .. })
+        ));
     }
 
     fn states(ms: &[Migration], rows: &[AppliedRow]) -> Vec<(String, &'static str)> {

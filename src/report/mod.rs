@@ -16,7 +16,9 @@
 //!   "file": "migrations/20240101120000_add_users.up.sql", "detail": null}]
 //! ```
 //!
-//! `state` is one of `applied`, `pending`, `modified`, `missing`, `failed`.
+//! `state` is one of `applied`, `pending`, `modified`, `missing`, `failed`,
+//! `reverting` (applied, and a `down` outside a transaction stopped part
+//! way; `detail` says where, and `strata down` resumes it).
 //! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
 
 pub mod lint;
@@ -128,6 +130,10 @@ pub fn status_table(statuses: &[MigrationStatus], style: &Style) -> String {
         count(MigrationState::Missing),
         count(MigrationState::Failed)
     ));
+    let reverting = count(MigrationState::Reverting);
+    if reverting > 0 {
+        out.push_str(&format!(", {reverting} reverting"));
+    }
     out
 }
 

@@ -11,6 +11,7 @@ mod baseline;
 mod concurrency;
 mod crash;
 mod down;
+mod down_resume;
 mod example;
 mod formats;
 mod goto_redo;

@@ -120,7 +120,7 @@ async fn resume_refuses_when_the_statements_already_run_changed() {
     );
     let out = expect_code(&project.run(&db, &["up"]), 2);
     assert!(
-        out.contains("ran 1 of its 2 statements before it stopped, and those statements changed"),
+        out.contains("statements 1 to 1 of 1_x ran before it stopped, and they changed since"),
         "{out}"
     );
 }
