@@ -269,6 +269,35 @@ pub async fn estimated_rows(conn: &Connection, sql: &str) -> Option<f64> {
     node.get("Plan Rows")?.as_f64()
 }
 
+/// The bytes of the main forks of `oids` together, exact (file sizes, not
+/// statistics, which lag behind fresh inserts). 0 means the tables hold no
+/// row at all: not even an uncommitted or deleted one, which would occupy
+/// a page. `None` when it cannot be told now: `pg_relation_size` takes an
+/// ACCESS SHARE lock, so it runs under a short lock_timeout and never
+/// queues behind a long-held lock.
+pub async fn heap_bytes(conn: &Connection, oids: &[u32]) -> Option<i64> {
+    let begun = conn
+        .batch("BEGIN; SET LOCAL lock_timeout = '1s'; SET LOCAL statement_timeout = '10s'")
+        .await;
+    let size = match begun {
+        Ok(()) => {
+            conn.query(
+                "SELECT coalesce(sum(pg_relation_size(o)), 0)::bigint FROM unnest($1::oid[]) AS o",
+                &[&oids],
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    // Always: a failed BEGIN batch may still have opened the transaction.
+    let _ = conn.batch("ROLLBACK").await;
+    size.ok()?
+        .first()?
+        .try_get::<_, Option<i64>>(0)
+        .ok()
+        .flatten()
+}
+
 /// Volatility ('i', 's', 'v') of the named functions; for overloaded
 /// names, the most volatile overload.
 pub async fn volatility(

@@ -802,7 +802,7 @@ pub(super) async fn describe(
         let mut text = String::new();
         if !need.is_empty() {
             text.push_str(&format!(
-                "-- backup first: {}\n--   pg_dump --format=custom, checked with pg_restore --list; because {}\n",
+                "-- backup first: {}\n--   pg_dump --format=custom unless those tables hold no rows by then, checked with pg_restore --list; because {}\n",
                 need.what(),
                 need.reason()
             ));
@@ -943,6 +943,16 @@ pub async fn take(
     names.sort();
     if !need.whole_database && names.is_empty() {
         return Ok(None);
+    }
+    // Before a migration, tables without a single row (a fresh database
+    // being bootstrapped, a table created moments ago) have nothing to
+    // lose: a dump would hold no data and cost a pg_dump per migration.
+    // File sizes, not statistics, decide; when they cannot be read, dump.
+    if migration.is_some() && !need.whole_database {
+        let oids: Vec<u32> = expected.iter().map(|(oid, _)| *oid).collect();
+        if catalog::heap_bytes(conn, &oids).await == Some(0) {
+            return Ok(None);
+        }
     }
     let tools = ClientTools::find(config.pg_bindir.as_deref()).map_err(|e| {
         fail(

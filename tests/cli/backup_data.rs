@@ -594,3 +594,38 @@ async fn a_partition_swap_rollback_backs_up_the_partitioned_table_it_drops() {
         99_999
     );
 }
+
+#[tokio::test]
+async fn tables_without_rows_are_not_dumped_but_a_filled_one_is() {
+    // Bootstrapping a database from a history that drops what it created
+    // earlier in the same run: the tables hold no rows, so there is nothing
+    // to back up, and no pg_dump runs per migration.
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write(
+        "1_create.up.sql",
+        "CREATE TABLE a (id int, x text);\nCREATE TABLE b (id int, x text);\n",
+    );
+    project.write(
+        "2_drop.up.sql",
+        "-- strata:allow ban-drop-column, ban-drop-table reason: test\n\n\
+         ALTER TABLE a DROP COLUMN x;\nDROP TABLE b;\nDELETE FROM a WHERE id > 0;\n",
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(dumps(&project).is_empty(), "empty tables: {out}");
+
+    // One row is data: the same kind of step is backed up.
+    db.connect()
+        .await
+        .batch("INSERT INTO a VALUES (1)")
+        .await
+        .unwrap();
+    project.write(
+        "3_drop.up.sql",
+        "-- strata:allow ban-drop-table reason: test\n\nDROP TABLE a;\n",
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    let files = dumps(&project);
+    assert_eq!(files.len(), 1, "{out}");
+    assert_eq!(sidecar_tables(&files[0]), ["public.a"], "{out}");
+}
