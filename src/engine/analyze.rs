@@ -6,9 +6,14 @@
 //! (see `db::catalog::measure_rewrite_rate`) and cached in
 //! `<project>/.strata/rates.json`, keyed by the server's hosts and ports
 //! and `server_version_num` (not the database: the rate is the server's).
+//!
+//! The no-stall policy ([`lock_hold_policy`]) runs on the result: a
+//! statement whose estimated lock hold on an existing table exceeds
+//! `max_lock_hold` becomes HIGH, so it blocks `up` before anything runs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{EngineError, Project};
 use crate::config::Config;
@@ -43,7 +48,19 @@ pub async fn analyze(
             Some(server_facts(&project.config.project_dir, conn, &project.migrations).await?);
     }
     let report: HashSet<usize> = indexes.iter().copied().collect();
-    Ok(lint::lint_migrations(&project.migrations, &report, &opts))
+    let mut findings = lint::lint_migrations(&project.migrations, &report, &opts);
+    let rewritten = rewritten_lines(&project.config, &project.migrations, indexes);
+    let planned = match conn {
+        Some(conn) => planner_rows(conn, &findings, project.config.max_lock_hold).await,
+        None => HashMap::new(),
+    };
+    lock_hold_policy(
+        &mut findings,
+        project.config.max_lock_hold,
+        &rewritten,
+        &planned,
+    );
+    Ok(findings)
 }
 
 /// `strata lint PATH...`: directories (any layout) and single files. Each
@@ -74,12 +91,198 @@ pub async fn lint_paths(
             opts.facts = Some(server_facts(&config.project_dir, conn, &migrations).await?);
         }
         let all: HashSet<usize> = (0..migrations.len()).collect();
-        let report = lint::lint_migrations(&migrations, &all, &opts);
+        let mut report = lint::lint_migrations(&migrations, &all, &opts);
+        let every: Vec<usize> = all.into_iter().collect();
+        let rewritten = rewritten_lines(config, &migrations, &every);
+        let planned = match &conn {
+            Some(conn) => planner_rows(conn, &report, config.max_lock_hold).await,
+            None => HashMap::new(),
+        };
+        lock_hold_policy(&mut report, config.max_lock_hold, &rewritten, &planned);
         total.files += report.files;
         total.statements += report.statements;
         total.findings.extend(report.findings);
     }
     Ok(total)
+}
+
+/// Tables with fewer rows than this are exempt from the lock-hold estimate
+/// (their statements take milliseconds; the watchdog still watches them).
+const SMALL_TABLE_ROWS: i64 = 1_000;
+
+/// The no-stall policy, before anything runs: a finding whose estimated
+/// lock hold (table size over the measured rewrite rate, see
+/// `lint::context`) on an existing table of at least 1,000 rows exceeds
+/// `max` is raised to HIGH, so `up` refuses it like any HIGH finding, and
+/// its message says why; its fix is the safe alternative. A statement
+/// that runs after an ACCESS EXCLUSIVE lock in the same transaction extends
+/// that lock by its own duration, so it carries the estimate of the slow
+/// statement on the same line. Statements that safe rewrites replace
+/// (`rewritten`: file and line) are judged by the form that runs, so they
+/// are skipped. Tables created in the same run have no size yet, hence no
+/// estimate: the watchdog is their backstop. `planned` holds the planner's
+/// row count of tables whose statistics say they are small (see
+/// [`planner_rows`]).
+pub fn lock_hold_policy(
+    report: &mut LintReport,
+    max: Option<Duration>,
+    rewritten: &HashSet<(PathBuf, usize)>,
+    planned: &HashMap<String, i64>,
+) {
+    let Some(max) = max else { return };
+    let limit_ms = max.as_millis() as i64;
+    let rows = |f: &lint::Finding| {
+        let planned = f.table.as_ref().and_then(|t| planned.get(t)).copied();
+        f.table_rows.max(planned)
+    };
+    let over = |f: &lint::Finding| {
+        f.estimate_ms.is_some_and(|ms| ms > limit_ms)
+            && rows(f).is_some_and(|rows| rows >= SMALL_TABLE_ROWS)
+            && !rewritten.contains(&(f.file.clone(), f.line))
+    };
+    // The slowest estimate per statement, with the table it is about.
+    let mut slow: HashMap<(PathBuf, usize), (i64, String, i64)> = HashMap::new();
+    for f in report.findings.iter().filter(|f| over(f)) {
+        let entry = (
+            f.estimate_ms.unwrap_or_default(),
+            f.table.clone().unwrap_or_default(),
+            rows(f).unwrap_or_default(),
+        );
+        let key = (f.file.clone(), f.line);
+        if !slow.get(&key).is_some_and(|e| e.0 >= entry.0) {
+            slow.insert(key, entry);
+        }
+    }
+    let extends = lint::rules::ban_statements_after_access_exclusive::META.id;
+    for f in &mut report.findings {
+        let Some((ms, table, rows)) = slow.get(&(f.file.clone(), f.line)) else {
+            continue;
+        };
+        let extended = f.rule == extends && f.estimate_ms.is_none();
+        if !(extended || over(f)) {
+            continue;
+        }
+        f.risk = lint::Risk::High;
+        if extended {
+            f.estimate_ms = Some(*ms);
+        }
+        f.message.push_str(&format!(
+            "; estimated lock hold {:.1} s ({} rows of {table}) exceeds max_lock_hold = {}: application queries would stall behind it. Use the safe alternative below, or raise max_lock_hold in strata.toml",
+            *ms as f64 / 1000.0,
+            rows,
+            human(max)
+        ));
+    }
+}
+
+/// The planner's row count of each table that a finding over the limit is
+/// about, when its statistics say it has fewer than 1,000 rows. A table
+/// filled moments ago and never analysed reads as empty in `pg_class` and
+/// `pg_stat_user_tables`, though its bytes are real; the planner then
+/// estimates rows from its size on disk, as it would for a query, so the
+/// small-table exemption does not let a freshly filled table through.
+async fn planner_rows(
+    conn: &Connection,
+    report: &LintReport,
+    max: Option<Duration>,
+) -> HashMap<String, i64> {
+    let mut rows = HashMap::new();
+    let Some(max) = max else { return rows };
+    let limit_ms = max.as_millis() as i64;
+    let tables: HashSet<&String> = report
+        .findings
+        .iter()
+        .filter(|f| {
+            f.estimate_ms.is_some_and(|ms| ms > limit_ms)
+                && f.table_rows.is_some_and(|r| r < SMALL_TABLE_ROWS)
+        })
+        .filter_map(|f| f.table.as_ref())
+        .collect();
+    if tables.is_empty() {
+        return rows;
+    }
+    // Planning takes ACCESS SHARE locks: never wait long behind a holder.
+    if conn
+        .batch("BEGIN READ ONLY; SET LOCAL lock_timeout = '500ms'")
+        .await
+        .is_err()
+    {
+        return rows;
+    }
+    for table in tables {
+        // The name resolved and quoted by the server, so nothing in it is
+        // ever spliced into SQL as written.
+        let Ok(Some(row)) = conn
+            .query_opt("SELECT to_regclass($1)::text", &[table])
+            .await
+        else {
+            continue;
+        };
+        let Some(name) = row.get::<_, Option<String>>(0) else {
+            continue;
+        };
+        let plan = conn
+            .query(&format!("EXPLAIN (FORMAT JSON) SELECT FROM {name}"), &[])
+            .await;
+        let planned = plan.ok().and_then(|r| {
+            r.first()
+                .and_then(|r| r.try_get::<_, serde_json::Value>(0).ok())
+                .and_then(|v| v.pointer("/0/Plan/Plan Rows").and_then(|n| n.as_f64()))
+        });
+        match planned {
+            Some(n) => {
+                rows.insert(table.clone(), n as i64);
+            }
+            // A failed EXPLAIN aborts the transaction: start a new one.
+            None => {
+                let _ = conn
+                    .batch("ROLLBACK; BEGIN READ ONLY; SET LOCAL lock_timeout = '500ms'")
+                    .await;
+            }
+        }
+    }
+    let _ = conn.batch("ROLLBACK").await;
+    rows
+}
+
+/// `1 s`, `250 ms`.
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// The (file, line) of every statement that safe rewrites replace in the
+/// migrations at `indexes`, when they are on.
+fn rewritten_lines(
+    config: &Config,
+    migrations: &[Migration],
+    indexes: &[usize],
+) -> HashSet<(PathBuf, usize)> {
+    let mut lines = HashSet::new();
+    if !config.safe_rewrites {
+        return lines;
+    }
+    let pg_version = config.lint.pg_version.unwrap_or(lint::context::NEWEST_PG);
+    for m in indexes.iter().filter_map(|&i| migrations.get(i)) {
+        let Ok(statements) = crate::sql::split(&m.up.text, &m.up.blocks) else {
+            continue;
+        };
+        let result = super::rewrite::rewrite(&statements, m.up.first_line, pg_version);
+        for note in &result.notes {
+            // Notes read "line N: what was rewritten".
+            if let Some(line) = note
+                .strip_prefix("line ")
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                lines.insert((m.up.path.clone(), line));
+            }
+        }
+    }
+    lines
 }
 
 async fn server_facts(
