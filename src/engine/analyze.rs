@@ -51,7 +51,19 @@ pub async fn analyze(
     let mut findings = lint::lint_migrations(&project.migrations, &report, &opts);
     let rewritten = rewritten_lines(&project.config, &project.migrations, indexes);
     let planned = match conn {
-        Some(conn) => planner_rows(conn, &findings, project.config.max_lock_hold).await,
+        Some(conn) => {
+            let max = project.config.max_lock_hold;
+            add_dml_estimates(
+                conn,
+                &project.migrations,
+                indexes,
+                &opts,
+                max,
+                &mut findings,
+            )
+            .await;
+            planner_rows(conn, &findings, max).await
+        }
         None => HashMap::new(),
     };
     lock_hold_policy(
@@ -95,7 +107,11 @@ pub async fn lint_paths(
         let every: Vec<usize> = all.into_iter().collect();
         let rewritten = rewritten_lines(config, &migrations, &every);
         let planned = match &conn {
-            Some(conn) => planner_rows(conn, &report, config.max_lock_hold).await,
+            Some(conn) => {
+                let max = config.max_lock_hold;
+                add_dml_estimates(conn, &migrations, &every, &opts, max, &mut report).await;
+                planner_rows(conn, &report, max).await
+            }
             None => HashMap::new(),
         };
         lock_hold_policy(&mut report, config.max_lock_hold, &rewritten, &planned);
@@ -173,6 +189,179 @@ pub fn lock_hold_policy(
             human(max)
         ));
     }
+}
+
+/// UPDATE and DELETE with a WHERE clause lock every row they match until
+/// the transaction commits, and the rules cannot tell from the text how
+/// many that is. For each such statement on an existing table of at least
+/// 1,000 rows, the planner says (`EXPLAIN`, which plans without running
+/// anything, in a read-only transaction); the share of the table's bytes
+/// it matches, over the measured rate, is its estimate. When that exceeds
+/// `max`, a `ban-unbatched-update-delete` finding carries it (so an allow
+/// for that rule acknowledges it). A statement that needs an earlier one
+/// of its migration (a column added just before) cannot be planned yet and
+/// gets no estimate: the watchdog is its backstop.
+async fn add_dml_estimates(
+    conn: &Connection,
+    migrations: &[Migration],
+    indexes: &[usize],
+    opts: &LintOptions,
+    max: Option<Duration>,
+    report: &mut LintReport,
+) {
+    use lint::rules::ban_unbatched_update_delete::META;
+    let (Some(max), Some(facts)) = (max, opts.facts.as_ref()) else {
+        return;
+    };
+    let Some(rate) = facts.rewrite_bytes_per_sec.filter(|r| *r > 0.0) else {
+        return;
+    };
+    if opts.disabled.contains(META.id) {
+        return;
+    }
+    let limit_ms = max.as_millis() as i64;
+    let estimated: HashSet<(PathBuf, usize)> = report
+        .findings
+        .iter()
+        .filter(|f| f.estimate_ms.is_some())
+        .map(|f| (f.file.clone(), f.line))
+        .collect();
+    let mut open = false;
+    let mut added = Vec::new();
+    for m in indexes.iter().filter_map(|&i| migrations.get(i)) {
+        let Ok(statements) = crate::sql::split(&m.up.text, &m.up.blocks) else {
+            continue;
+        };
+        for (index, stmt) in statements.iter().enumerate() {
+            let (rv, verb) = match stmt.nodes.first().and_then(|n| n.node.as_ref()) {
+                Some(pg_query::NodeEnum::UpdateStmt(u)) if u.where_clause.is_some() => {
+                    (u.relation.as_ref(), "UPDATE")
+                }
+                Some(pg_query::NodeEnum::DeleteStmt(d)) if d.where_clause.is_some() => {
+                    (d.relation.as_ref(), "DELETE")
+                }
+                _ => continue,
+            };
+            let Some(rv) = rv else { continue };
+            let table = lint::ast::relation(rv);
+            let line = m.up.first_line + stmt.line - 1;
+            let Some(stats) = facts
+                .tables
+                .get(&table)
+                .or_else(|| facts.tables.get(&lint::schema::key(&table)))
+            else {
+                continue;
+            };
+            if stats.rows < SMALL_TABLE_ROWS
+                || estimated.contains(&(m.up.path.clone(), line))
+                || acknowledged(&m.up, &statements, index, META.id)
+            {
+                continue;
+            }
+            if !open {
+                // Planning takes the statement's locks: never wait long.
+                if conn
+                    .batch("BEGIN READ ONLY; SET LOCAL lock_timeout = '500ms'")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                open = true;
+            }
+            let plan = conn
+                .query(&format!("EXPLAIN (FORMAT JSON) {}", stmt.sql), &[])
+                .await;
+            let matched = plan.ok().and_then(|rows| {
+                let plan = rows.first()?.try_get::<_, serde_json::Value>(0).ok()?;
+                let top = plan.pointer("/0/Plan")?;
+                // ModifyTable's input is the scan that finds the rows.
+                top.pointer("/Plans/0/Plan Rows")
+                    .or_else(|| top.get("Plan Rows"))
+                    .and_then(|n| n.as_f64())
+            });
+            let Some(matched) = matched else {
+                // A failed EXPLAIN aborts the transaction.
+                let _ = conn.batch("ROLLBACK").await;
+                open = false;
+                continue;
+            };
+            let share = (matched / stats.rows.max(1) as f64).min(1.0);
+            let ms = (share * stats.bytes as f64 / rate * 1000.0).ceil() as i64;
+            if ms <= limit_ms {
+                continue;
+            }
+            let t = lint::ast::qualified(&table);
+            let mut f = lint::Finding::new(
+                &META,
+                format!(
+                    "{verb} matches about {} of the {} rows of {table} (planner estimate) and locks each until the transaction commits",
+                    matched as i64, stats.rows
+                ),
+            )
+            .table(table.clone())
+            .fix(format!(
+                "-- batch it in a `-- strata:no-transaction` migration; repeat until it changes 0 rows:
+{verb} ... WHERE id IN (SELECT id FROM {t} WHERE <the same condition> AND <not yet done> LIMIT 5000);"
+            ));
+            f.file = m.up.path.clone();
+            f.line = line;
+            f.column = stmt.column;
+            f.source_line = stmt.sql.lines().next().unwrap_or("").to_owned();
+            f.table_rows = Some(stats.rows);
+            f.table_bytes = Some(stats.bytes);
+            f.estimate_ms = Some(ms);
+            added.push(f);
+        }
+    }
+    if open {
+        let _ = conn.batch("ROLLBACK").await;
+    }
+    if added.is_empty() {
+        return;
+    }
+    report.findings.extend(added);
+    // Back in file order: migrations in run order, then line and column.
+    let order: HashMap<&Path, usize> = migrations
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.up.path.as_path(), i))
+        .collect();
+    report.findings.sort_by_key(|f| {
+        (
+            order.get(f.file.as_path()).copied().unwrap_or(usize::MAX),
+            f.line,
+            f.column,
+        )
+    });
+}
+
+/// True when a `-- strata:allow RULE` covers statement `index`: on the
+/// lines directly above it, or in the file's header (followed by a blank
+/// line), as `lint` reads allows.
+fn acknowledged(
+    script: &source::Script,
+    statements: &[crate::sql::Statement],
+    index: usize,
+    rule: &str,
+) -> bool {
+    let lines: Vec<&str> = script.text.lines().collect();
+    script.directives.iter().any(|(line, directive)| {
+        let source::Directive::Allow { rules, .. } = directive else {
+            return false;
+        };
+        if !rules.iter().any(|r| r == rule) {
+            return false;
+        }
+        let rel = (line + 1).saturating_sub(script.first_line);
+        let next = statements.iter().position(|s| s.line > rel);
+        let blank_between = next.is_some_and(|n| {
+            lines
+                .get(rel..statements[n].line - 1)
+                .is_some_and(|between| between.iter().any(|l| l.trim().is_empty()))
+        });
+        next == Some(index) || (next == Some(0) && blank_between)
+    })
 }
 
 /// The planner's row count of each table that a finding over the limit is
@@ -357,5 +546,111 @@ async fn rewrite_rate(project_dir: &Path, conn: &Connection, version: i32) -> Op
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lint::rules::{ban_statements_after_access_exclusive, ban_unbatched_update_delete};
+    use lint::{Finding, Risk};
+
+    fn finding(meta: &'static lint::RuleMeta, line: usize, rows: i64, ms: Option<i64>) -> Finding {
+        let mut f = Finding::new(meta, "m").table("users");
+        f.file = PathBuf::from("2_x.up.sql");
+        f.line = line;
+        f.table_rows = Some(rows);
+        f.estimate_ms = ms;
+        f
+    }
+
+    fn policy(
+        findings: Vec<Finding>,
+        rewritten: &[usize],
+        planned: &[(&str, i64)],
+    ) -> Vec<Finding> {
+        let mut report = LintReport {
+            findings,
+            ..LintReport::default()
+        };
+        let rewritten = rewritten
+            .iter()
+            .map(|l| (PathBuf::from("2_x.up.sql"), *l))
+            .collect();
+        let planned = planned.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        lock_hold_policy(
+            &mut report,
+            Some(Duration::from_secs(1)),
+            &rewritten,
+            &planned,
+        );
+        report.findings
+    }
+
+    #[test]
+    fn a_long_estimated_hold_on_a_table_of_1000_rows_or_more_is_high() {
+        let update = &ban_unbatched_update_delete::META;
+        let out = policy(
+            vec![
+                finding(update, 1, 1_000, Some(1_001)),
+                finding(update, 2, 999, Some(5_000)),
+                finding(update, 3, 2_000_000, Some(1_000)),
+                finding(update, 4, 2_000_000, None),
+            ],
+            &[],
+            &[],
+        );
+        let risks: Vec<Risk> = out.iter().map(|f| f.risk).collect();
+        assert_eq!(
+            risks,
+            [Risk::High, Risk::Medium, Risk::Medium, Risk::Medium]
+        );
+        assert!(
+            out[0].message.contains(
+                "estimated lock hold 1.0 s (1000 rows of users) exceeds max_lock_hold = 1 s"
+            ),
+            "{}",
+            out[0].message
+        );
+    }
+
+    #[test]
+    fn the_statement_after_an_access_exclusive_lock_carries_its_estimate() {
+        let out = policy(
+            vec![
+                finding(&ban_statements_after_access_exclusive::META, 2, 10, None),
+                finding(
+                    &ban_unbatched_update_delete::META,
+                    2,
+                    2_000_000,
+                    Some(3_000),
+                ),
+            ],
+            &[],
+            &[],
+        );
+        assert!(out.iter().all(|f| f.risk == Risk::High), "{out:#?}");
+        assert_eq!(out[0].estimate_ms, Some(3_000));
+    }
+
+    #[test]
+    fn stale_statistics_rewritten_statements_and_off() {
+        let update = &ban_unbatched_update_delete::META;
+        // Statistics say empty, the planner sees the rows on disk.
+        let out = policy(
+            vec![finding(update, 1, 0, Some(3_000))],
+            &[],
+            &[("users", 1_200_000)],
+        );
+        assert_eq!(out[0].risk, Risk::High);
+        // A statement that safe rewrites replace is judged by what runs.
+        let out = policy(vec![finding(update, 1, 2_000_000, Some(3_000))], &[1], &[]);
+        assert_eq!(out[0].risk, Risk::Medium);
+        let mut report = LintReport {
+            findings: vec![finding(update, 1, 2_000_000, Some(3_000))],
+            ..LintReport::default()
+        };
+        lock_hold_policy(&mut report, None, &HashSet::new(), &HashMap::new());
+        assert_eq!(report.findings[0].risk, Risk::Medium);
     }
 }

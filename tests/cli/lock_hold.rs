@@ -80,8 +80,27 @@ async fn a_long_estimated_lock_hold_is_refused_before_anything_runs() {
         .await
         .is_empty());
 
-    // A foreign key validated on a big, freshly filled table (no ANALYZE).
+    // An unbatched backfill whose WHERE matches every row: the planner says
+    // how many rows it locks.
     std::fs::remove_file(project.migrations().join("2_plan.up.sql")).unwrap();
+    project.write(
+        "2_backfill.up.sql",
+        "UPDATE users SET payload = upper(payload) WHERE id > 0;\n",
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 3);
+    assert!(out.contains("(planner estimate)"), "{out}");
+    assert!(out.contains("estimated lock hold"), "{out}");
+    assert!(out.contains("LIMIT 5000"), "{out}");
+    // Acknowledged, it runs (and a WHERE that matches few rows is fine).
+    project.write(
+        "2_backfill.up.sql",
+        "-- strata:allow ban-unbatched-update-delete reason: tested\nUPDATE users SET payload = upper(payload) WHERE id > 0;\nUPDATE users SET payload = lower(payload) WHERE id < 100;\n",
+    );
+    let out = expect_code(&project.run(&db, &["up", "--dry-run"]), 0);
+    assert!(!out.contains("estimated lock hold"), "{out}");
+    std::fs::remove_file(project.migrations().join("2_backfill.up.sql")).unwrap();
+
+    // A foreign key validated on a big, freshly filled table (no ANALYZE).
     db.connect()
         .await
         .batch(
