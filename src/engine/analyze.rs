@@ -53,7 +53,7 @@ pub async fn analyze(
     let planned = match conn {
         Some(conn) => {
             let max = project.config.max_lock_hold;
-            add_dml_estimates(
+            add_estimates(
                 conn,
                 &project.migrations,
                 indexes,
@@ -109,7 +109,7 @@ pub async fn lint_paths(
         let planned = match &conn {
             Some(conn) => {
                 let max = config.max_lock_hold;
-                add_dml_estimates(conn, &migrations, &every, &opts, max, &mut report).await;
+                add_estimates(conn, &migrations, &every, &opts, max, &mut report).await;
                 planner_rows(conn, &report, max).await
             }
             None => HashMap::new(),
@@ -201,7 +201,11 @@ pub fn lock_hold_policy(
 /// for that rule acknowledges it). A statement that needs an earlier one
 /// of its migration (a column added just before) cannot be planned yet and
 /// gets no estimate: the watchdog is its backstop.
-async fn add_dml_estimates(
+///
+/// Validating a new foreign key joins the table with the one it
+/// references, holding SHARE ROW EXCLUSIVE on both: its estimate counts the
+/// bytes of both tables, not only those of the table altered.
+async fn add_estimates(
     conn: &Connection,
     migrations: &[Migration],
     indexes: &[usize],
@@ -216,10 +220,17 @@ async fn add_dml_estimates(
     let Some(rate) = facts.rewrite_bytes_per_sec.filter(|r| *r > 0.0) else {
         return;
     };
-    if opts.disabled.contains(META.id) {
-        return;
-    }
+    let dml = !opts.disabled.contains(META.id);
     let limit_ms = max.as_millis() as i64;
+    let stats_of = |table: &str| {
+        facts
+            .tables
+            .get(table)
+            .or_else(|| facts.tables.get(&lint::schema::key(table)))
+            .copied()
+    };
+    // (file, line) of ADD FOREIGN KEY statements -> both tables' estimate.
+    let mut foreign_keys: HashMap<(PathBuf, usize), i64> = HashMap::new();
     let estimated: HashSet<(PathBuf, usize)> = report
         .findings
         .iter()
@@ -233,7 +244,33 @@ async fn add_dml_estimates(
             continue;
         };
         for (index, stmt) in statements.iter().enumerate() {
+            let line = m.up.first_line + stmt.line - 1;
             let (rv, verb) = match stmt.nodes.first().and_then(|n| n.node.as_ref()) {
+                Some(node @ pg_query::NodeEnum::AlterTableStmt(_)) => {
+                    let Some((table, cmds)) = lint::ast::alter_table(node) else {
+                        continue;
+                    };
+                    let referenced = cmds
+                        .iter()
+                        .filter_map(|cmd| lint::ast::constraint(cmd))
+                        .filter(|c| {
+                            !c.skip_validation
+                                && lint::ast::constr_is(
+                                    c,
+                                    pg_query::protobuf::ConstrType::ConstrForeign,
+                                )
+                        })
+                        .filter_map(|c| c.pktable.as_ref().map(lint::ast::relation));
+                    let bytes: i64 = referenced
+                        .filter_map(|pk| Some(stats_of(&table)?.bytes + stats_of(&pk)?.bytes))
+                        .sum();
+                    if bytes > 0 {
+                        let ms = (bytes as f64 / rate * 1000.0).ceil() as i64;
+                        foreign_keys.insert((m.up.path.clone(), line), ms);
+                    }
+                    continue;
+                }
+                _ if !dml => continue,
                 Some(pg_query::NodeEnum::UpdateStmt(u)) if u.where_clause.is_some() => {
                     (u.relation.as_ref(), "UPDATE")
                 }
@@ -244,12 +281,7 @@ async fn add_dml_estimates(
             };
             let Some(rv) = rv else { continue };
             let table = lint::ast::relation(rv);
-            let line = m.up.first_line + stmt.line - 1;
-            let Some(stats) = facts
-                .tables
-                .get(&table)
-                .or_else(|| facts.tables.get(&lint::schema::key(&table)))
-            else {
+            let Some(stats) = stats_of(&table) else {
                 continue;
             };
             if stats.rows < SMALL_TABLE_ROWS
@@ -316,6 +348,16 @@ async fn add_dml_estimates(
     }
     if open {
         let _ = conn.batch("ROLLBACK").await;
+    }
+    let validates = lint::rules::require_not_valid_constraint::META.id;
+    for f in &mut report.findings {
+        if let (true, Some(ms), Some(both)) = (
+            f.rule == validates,
+            f.estimate_ms,
+            foreign_keys.get(&(f.file.clone(), f.line)),
+        ) {
+            f.estimate_ms = Some(ms.max(*both));
+        }
     }
     if added.is_empty() {
         return;
