@@ -757,9 +757,15 @@ mod tests {
             hold(Some("max_lock_hold = \"250ms\"\n")).unwrap(),
             Some(Duration::from_millis(250))
         );
-        for bad in ["\"10ms\"", "\"2h\"", "\"0\"", "\"soon\"", "5"] {
+        for (bad, says) in [
+            ("\"10ms\"", "max_lock_hold: `10ms` is out of range"),
+            ("\"2h\"", "max_lock_hold: `2h` is out of range"),
+            ("\"0\"", "max_lock_hold: `0` is out of range"),
+            ("\"soon\"", "max_lock_hold: `soon` is not a duration"),
+            ("5", "strata.toml:1"),
+        ] {
             let err = hold(Some(&format!("max_lock_hold = {bad}\n"))).unwrap_err();
-            assert!(err.to_string().contains("max_lock_hold"), "{bad}: {err}");
+            assert!(err.to_string().contains(says), "{bad}: {err}");
         }
     }
 }
