@@ -186,7 +186,7 @@ pub fn lock_hold_policy(
             "; estimated lock hold {:.1} s ({} rows of {table}) exceeds max_lock_hold = {}: application queries would stall behind it. Use the safe alternative below, or raise max_lock_hold in strata.toml",
             *ms as f64 / 1000.0,
             rows,
-            human(max)
+            super::watchdog::describe(max)
         ));
     }
 }
@@ -474,15 +474,6 @@ async fn planner_rows(
     }
     let _ = conn.batch("ROLLBACK").await;
     rows
-}
-
-/// `1 s`, `250 ms`.
-fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
 }
 
 /// The (file, line) of every statement that safe rewrites replace in the

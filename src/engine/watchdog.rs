@@ -315,7 +315,7 @@ async fn stall(conn: &Connection, pid: i32, seen_since: Instant, max: Duration) 
 }
 
 /// `1 s`, `250 ms`.
-fn describe(d: Duration) -> String {
+pub(super) fn describe(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{} s", d.as_secs())
     } else {
@@ -371,5 +371,40 @@ async fn sample_progress(conn: &Connection, pid: i32, shared: &Shared) {
         if let Ok(builds) = activity::index_builds(conn, Some(pid)).await {
             *lock(&shared.progress) = builds.into_iter().next();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alternative(sql: &str) -> String {
+        let stmts = crate::sql::split(sql, &[]).unwrap();
+        safe_alternative(&stmts[0])
+    }
+
+    #[test]
+    fn the_safe_alternative_fits_the_statement() {
+        assert!(alternative("UPDATE users SET plan = 'free' WHERE id > 0").contains("batches"));
+        assert!(alternative("DELETE FROM events WHERE at < now()").contains("batches"));
+        assert!(
+            alternative("ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id)")
+                .contains("NOT VALID")
+        );
+        assert!(alternative("CREATE INDEX i ON users (email)").contains("CONCURRENTLY"));
+        assert!(
+            alternative("ALTER TABLE users ALTER COLUMN email SET NOT NULL")
+                .contains("CHECK (col IS NOT NULL) NOT VALID")
+        );
+        assert!(alternative("ALTER TABLE users ADD PRIMARY KEY (id)").contains("USING INDEX"));
+        assert!(alternative("ALTER TABLE users ALTER COLUMN id TYPE bigint")
+            .contains("expand/contract"));
+        assert!(alternative("LOCK TABLE users").contains("expand/contract"));
+    }
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(describe(Duration::from_secs(1)), "1 s");
+        assert_eq!(describe(Duration::from_millis(250)), "250 ms");
     }
 }
