@@ -26,6 +26,31 @@ async fn users(db: &TestDb, rows: i64) -> Project {
     project
 }
 
+/// Waits until a session holds ACCESS EXCLUSIVE on `table` (the migration
+/// got its lock), so application queries started next queue behind it.
+async fn wait_for_exclusive_lock(db: &TestDb, table: &str) {
+    let conn = db.connect().await;
+    let started = Instant::now();
+    loop {
+        let rows = conn
+            .query(
+                "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                 WHERE c.relname = $1 AND l.mode = 'AccessExclusiveLock' AND l.granted",
+                &[&table],
+            )
+            .await
+            .unwrap();
+        if !rows.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the migration never locked {table}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Starts `n` application queries against `db` after `delay`; each returns
 /// how long it took.
 fn app_queries(
@@ -142,7 +167,8 @@ async fn the_watchdog_stops_a_statement_that_stalls_the_app_and_does_not_retry_i
     );
     let started = Instant::now();
     let child = project.spawn(&db, &["up"]);
-    let apps = app_queries(&db, 3, Duration::from_millis(700), "SELECT count(*) FROM t");
+    wait_for_exclusive_lock(&db, "t").await;
+    let apps = app_queries(&db, 3, Duration::from_millis(100), "SELECT count(*) FROM t");
     for app in apps {
         let waited = app.await.unwrap();
         assert!(
@@ -208,10 +234,11 @@ async fn max_lock_hold_off_behaves_as_before() {
         "ALTER TABLE users ADD COLUMN x int;\nSELECT pg_sleep(2);\n",
     );
     let child = project.spawn(&db, &["up"]);
+    wait_for_exclusive_lock(&db, "users").await;
     let apps = app_queries(
         &db,
         2,
-        Duration::from_millis(500),
+        Duration::from_millis(100),
         "SELECT count(*) FROM users WHERE id = 1",
     );
     let mut longest = Duration::ZERO;
@@ -223,7 +250,7 @@ async fn max_lock_hold_off_behaves_as_before() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        longest > Duration::from_millis(1200),
+        longest > Duration::from_millis(1100),
         "the application should have waited as before: {longest:?}"
     );
     assert_eq!(db.history().await.len(), 3);
