@@ -5,8 +5,8 @@
 # Load: pgbench, open loop (-R, Poisson arrivals) at RATE requests/s over 8
 # clients: 70 % point selects, 20 % updates, 10 % inserts on a 2M-row users
 # table. Latency counts from each request's *scheduled* start (pgbench's
-# per-transaction time + schedule lag), so a stall also counts every request
-# that queued behind it: no coordinated omission.
+# per-transaction time, which with -R includes the schedule lag), so a stall
+# also counts every request that queued behind it: no coordinated omission.
 #
 # Scenarios (each on a fresh copy of the seeded database):
 #   lockq    ALTER TABLE users ADD COLUMN, queued behind a 10 s transaction
@@ -15,22 +15,35 @@
 #   index    CREATE INDEX on users (created_at)
 #   fk       ADD FOREIGN KEY orders (user_id) -> users (id)
 #   notnull  SET NOT NULL on users.email
+# No stall by default: these run `strata up` with the DEFAULT config (an
+# empty strata.toml: only the database URL is given) and check afterwards
+# that the database is unchanged (strata must refuse or stop them):
+#   addcol-update  ALTER TABLE users ADD COLUMN + UPDATE of every row, in
+#            one transaction (psql runs the file with --single-transaction)
+#   fk-fresh ADD FOREIGN KEY on a freshly filled ROWS-row table (filled right
+#            before the load starts, never analysed) -> users (id)
+#   backfill-where  an unbatched backfill whose WHERE matches every row (the
+#            planner's estimate of the rows it locks applies)
+#   backstop addcol-update with `WHERE id > 0` on the UPDATE: it cannot be
+#            planned before the column exists, so there is no estimate and
+#            only the watchdog (max_lock_hold) protects the app
 # Reported for the window that overlaps the migration: app p99 and max
-# latency, failed app requests, and the migration's wall time.
+# latency, failed app requests, the migration's wall time and the outcome.
 #
-# Usage: bench/zdt.sh [ROWS] [SCENARIO...]    (default 2000000, all five)
+# Usage: bench/zdt.sh [ROWS] [SCENARIO...]    (default 2000000, all nine)
 # Env: RATE (2000), CLIENTS (8), PRE (3 s of load before), POST (2 s after),
 #      LOCK_TIMEOUT (lockq-retry only; default: the shipped 30ms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-2000000}; shift || true
-SCENARIOS=("$@"); [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(lockq lockq-retry index fk notnull)
+SCENARIOS=("$@"); [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(lockq lockq-retry index fk notnull addcol-update fk-fresh backfill-where backstop)
 RATE=${RATE:-2000}; CLIENTS=${CLIENTS:-8}; PRE=${PRE:-3}; POST=${POST:-2}
 cargo build --release --quiet
 STRATA=$PWD/target/release/strata
 work=$(mktemp -d); chmod 755 "$work"
 trap '"$STRATA" --config "$work/strata.toml" local destroy -q >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 (cd "$work" && "$STRATA" init -q)
+mkdir -p "$work/default" && : > "$work/default/strata.toml"   # the default config
 "$STRATA" --config "$work/strata.toml" local start -q
 URL=$("$STRATA" --config "$work/strata.toml" local url)
 export PGHOST=$(echo "$URL" | sed 's#.*host=\([^&]*\).*#\1#') PGPORT=$(echo "$URL" | sed 's#.*port=\([0-9]*\).*#\1#') PGUSER=postgres
@@ -72,7 +85,31 @@ scenario_sql() {
         index) echo "CREATE INDEX users_created_at_idx ON users (created_at);" ;;
         fk) echo "ALTER TABLE orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id);" ;;
         notnull) echo "ALTER TABLE users ALTER COLUMN email SET NOT NULL;" ;;
+        addcol-update) printf '%s\n' "ALTER TABLE users ADD COLUMN plan text;" "UPDATE users SET plan = 'free';" ;;
+        fk-fresh) echo "ALTER TABLE payments ADD CONSTRAINT payments_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id);" ;;
+        backfill-where) echo "UPDATE users SET name = upper(name) WHERE id > 0;" ;;
+        backstop) printf '%s\n' "ALTER TABLE users ADD COLUMN plan text;" "UPDATE users SET plan = 'free' WHERE id > 0;" ;;
     esac
+}
+
+default_config() { case $1 in addcol-update|fk-fresh|backfill-where|backstop) return 0 ;; esac; return 1; }
+
+prepare() { # SCENARIO: untimed setup on the fresh copy, before the load starts
+    case $1 in
+        fk-fresh) psql_ -d zdt -c "CREATE TABLE payments (id bigint PRIMARY KEY, user_id bigint NOT NULL, amount integer NOT NULL)" \
+                        -c "INSERT INTO payments SELECT g, 1 + (g::bigint * 7919) % $ROWS, g % 1000 FROM generate_series(1, $ROWS) g" ;;
+    esac
+}
+
+# What the scenarios of the default config must leave unchanged: the users
+# columns, the constraints, the backfilled names and the history.
+state() {
+    local applied
+    applied=$(psql -X -A -t -d zdt -c "SELECT count(*) FROM strata_migrations WHERE state = 'applied'" 2>/dev/null || echo 0)
+    psql -X -A -t -d zdt -v applied="$applied" -c "SELECT (SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'users')
+        || ' | ' || (SELECT coalesce(string_agg(conname, ',' ORDER BY conname), '') FROM pg_constraint WHERE conrelid IN ('users'::regclass, coalesce(to_regclass('payments'), 'users'::regclass)))
+        || ' | upper names: ' || (SELECT count(*) FROM users WHERE id <= $ROWS AND name = upper(name))
+        || ' | applied: $applied'"
 }
 
 run() { # SCENARIO TOOL -> one result line
@@ -81,12 +118,15 @@ run() { # SCENARIO TOOL -> one result line
     psql_ -d strata -c "DROP DATABASE IF EXISTS zdt" -c "CREATE DATABASE zdt TEMPLATE zdt_seed"
     psql_ -d zdt -c "SELECT count(*) FROM users" -c "SELECT count(*) FROM orders" >/dev/null  # warm the cache
     scenario_sql "$scenario" > "$dir/migrations/1_change.up.sql"
+    prepare "$scenario"
+    local before; before=$(state)
     local duration=$((PRE + 40))
     (cd "$dir" && exec pgbench -n -d zdt -c "$CLIENTS" -j 2 -R "$RATE" -T "$duration" -l --log-prefix="$dir/tx" \
         -f "$work/read.sql@70" -f "$work/update.sql@20" -f "$work/insert.sql@10" > "$dir/pgbench.out" 2>&1) &
     local bench=$!
     sleep "$PRE"
     local config="$work/strata.toml"
+    if default_config "$scenario"; then config="$work/default/strata.toml"; fi
     if [ "$scenario" = lockq-retry ]; then
         config="$work/retry.toml"
         sed -e 's/^preflight_wait = .*/preflight_wait = "0s"/' -e "s/^lock_timeout = .*/lock_timeout = \"${LOCK_TIMEOUT:-30ms}\"/" "$work/strata.toml" > "$config"
@@ -97,20 +137,31 @@ run() { # SCENARIO TOOL -> one result line
     fi
     local start end
     start=$(date +%s.%N)
+    local rc=0
     case $tool in
-        psql) psql_ -d zdt -f "$dir/migrations/1_change.up.sql" > "$dir/migration.out" 2>&1 ;;
+        psql) psql_ -d zdt --single-transaction -f "$dir/migrations/1_change.up.sql" > "$dir/migration.out" 2>&1 || rc=$? ;;
         strata) "$STRATA" --config "$config" --database-url "host=$PGHOST port=$PGPORT user=postgres dbname=zdt" \
-                    --dir "$dir/migrations" up > "$dir/migration.out" 2>&1 ;;
+                    --dir "$dir/migrations" up > "$dir/migration.out" 2>&1 || rc=$? ;;
     esac
     end=$(date +%s.%N)
+    local outcome
+    case $rc in
+        0) outcome=applied ;;
+        3) outcome=refused ;;
+        *) if grep -q "cancelled by the watchdog" "$dir/migration.out"; then outcome=stopped; else outcome="failed($rc)"; fi ;;
+    esac
+    if default_config "$scenario" && [ "$tool" = strata ]; then
+        local after; after=$(state)
+        if [ "$after" = "$before" ]; then outcome="$outcome, db unchanged"; else outcome="$outcome, DB CHANGED: $before -> $after"; fi
+    fi
     wait_ms=$(awk "BEGIN {print ($end - $start) * 1000}")
     sleep "$POST"
     kill -INT $bench 2>/dev/null || true
     wait $bench 2>/dev/null || true
     wait
-    python3 - "$dir" "$start" "$end" "$scenario" "$tool" <<'PY'
+    python3 - "$dir" "$start" "$end" "$scenario" "$tool" "$outcome" <<'PY'
 import glob, sys
-d, start, end, scenario, tool = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+d, start, end, scenario, tool, outcome = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 lat, failed = [], 0
 for f in glob.glob(d + "/tx.*"):
     for line in open(f):
@@ -121,8 +172,10 @@ for f in glob.glob(d + "/tx.*"):
             failed += 1
             continue
         t_us, end_s = int(p[2]), int(p[4]) + int(p[5]) / 1e6
-        lag_us = int(p[6]) if len(p) > 6 else 0
-        total_ms = (t_us + lag_us) / 1000.0
+        # With -R, pgbench logs the time from the *scheduled* start: the
+        # schedule lag (field 7) is already in it; adding it again counted
+        # every stall twice.
+        total_ms = t_us / 1000.0
         sched = end_s - total_ms / 1000.0
         if sched <= end and end_s >= start:
             lat.append(total_ms)
@@ -133,10 +186,10 @@ out = open(d + "/pgbench.out").read()
 for line in out.splitlines():
     if "number of failed transactions" in line:
         failed = max(failed, int(line.split(":")[1].split()[0]))
-print(f"{scenario:<8} {tool:<7} requests={len(lat):<6} p99={p99:8.1f} ms  max={mx:8.1f} ms  failed={failed:<3} migration={(end-start)*1000:8.0f} ms")
+print(f"{scenario:<8} {tool:<7} requests={len(lat):<6} p99={p99:8.1f} ms  max={mx:8.1f} ms  failed={failed:<3} migration={(end-start)*1000:8.0f} ms  {outcome}")
 PY
     if [ "$tool" = strata ]; then
-        grep -E "note:|ok applied|error" "$dir/migration.out" | sed 's/^/    /' | head -4
+        grep -E "note:|ok applied|error|estimated lock hold" "$dir/migration.out" | cut -c1-300 | sed 's/^/    /' | head -4
         retries=$(grep -c "^retry:" "$dir/migration.out" || true)
         if [ "$retries" -gt 0 ]; then echo "    $retries lock retries"; fi
     fi

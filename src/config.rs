@@ -98,6 +98,11 @@ pub struct FileConfig {
     /// Cancel and retry the running statement when more application queries
     /// than this are blocked behind Strata (default: off).
     pub max_blocked_queries: Option<u32>,
+    /// The longest an application query may wait behind a migration
+    /// statement (default `1s`; `off` disables both checks): `up` refuses a
+    /// statement whose estimated lock hold is longer, and the watchdog
+    /// cancels, without retrying, one that blocks the application longer.
+    pub max_lock_hold: Option<String>,
     /// Pause between statements while a replica lags more than this
     /// (default: off), e.g. `30s`.
     pub max_replication_lag: Option<String>,
@@ -224,6 +229,8 @@ pub struct Config {
     pub preflight_wait: Duration,
     /// See [`FileConfig::max_blocked_queries`].
     pub max_blocked_queries: Option<u32>,
+    /// See [`FileConfig::max_lock_hold`]; `None` is off.
+    pub max_lock_hold: Option<Duration>,
     /// See [`FileConfig::max_replication_lag`].
     pub max_replication_lag: Option<Duration>,
     /// See [`FileConfig::index_build_retries`].
@@ -387,6 +394,22 @@ impl Config {
         )?
         .unwrap_or_default();
         let max_replication_lag = duration("max_replication_lag", &file.max_replication_lag, None)?;
+        let max_lock_hold = match file.max_lock_hold.as_deref() {
+            Some("off") => None,
+            other => duration(
+                "max_lock_hold",
+                &other.map(str::to_owned),
+                Some(DEFAULT_MAX_LOCK_HOLD),
+            )?,
+        };
+        if let Some(hold) = max_lock_hold {
+            if !(MIN_LOCK_HOLD..=MAX_LOCK_HOLD).contains(&hold) {
+                return Err(invalid(format!(
+                    "max_lock_hold: `{}` is out of range (use 100ms to 1h, or \"off\" to disable the limit)",
+                    file.max_lock_hold.as_deref().unwrap_or_default()
+                )));
+            }
+        }
         Ok(Config {
             backup,
             backup_dir,
@@ -394,6 +417,7 @@ impl Config {
             pg_bindir: file.pg_bindir.as_ref().map(|d| project_dir.join(d)),
             preflight_wait,
             max_blocked_queries: file.max_blocked_queries.filter(|n| *n > 0),
+            max_lock_hold,
             max_replication_lag,
             index_build_retries: file.index_build_retries.unwrap_or(2),
             safe_rewrites: file.safe_rewrites.unwrap_or(false),
@@ -416,6 +440,15 @@ impl Config {
         })
     }
 }
+
+/// The default `max_lock_hold`: an application request that waits a second
+/// is already an outage for most users.
+pub const DEFAULT_MAX_LOCK_HOLD: Duration = Duration::from_secs(1);
+/// Below this the watchdog (one look every 20 ms, then a cancel) could not
+/// tell a stall from an ordinary lock wait.
+const MIN_LOCK_HOLD: Duration = Duration::from_millis(100);
+/// Above this the limit protects nothing; `off` says so honestly.
+const MAX_LOCK_HOLD: Duration = Duration::from_secs(3600);
 
 fn lint_settings(file: &FileConfig) -> Result<LintSettings, String> {
     use crate::lint::{rules, Risk};
@@ -625,6 +658,14 @@ index_build_retries = 2
 # max_blocked_queries = 20
 # max_replication_lag = "30s"
 
+# No stall: the longest an application query may wait behind a migration
+# statement. `up` refuses a statement whose estimated lock hold on an existing
+# table (its size times the measured rewrite rate) is longer, and the watchdog
+# cancels a running statement that blocks application queries for longer;
+# that statement is not retried (it would stall again), its transaction is
+# rolled back and the message gives the safe alternative. "off" disables both.
+max_lock_hold = "1s"
+
 [lint]
 # Rules to switch off (`strata rules` lists them).
 disable = []
@@ -758,5 +799,27 @@ mod tests {
             .unwrap_err()
             .contains("2147483647ms"));
         assert!(parse_duration_in_range("24d").is_err());
+    }
+
+    #[test]
+    fn max_lock_hold_defaults_to_a_second_and_is_checked_when_read() {
+        let hold =
+            |file: Option<&str>| resolve(Flags::default(), &[], file).map(|c| c.max_lock_hold);
+        assert_eq!(hold(None).unwrap(), Some(Duration::from_secs(1)));
+        assert_eq!(hold(Some("max_lock_hold = \"off\"\n")).unwrap(), None);
+        assert_eq!(
+            hold(Some("max_lock_hold = \"250ms\"\n")).unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        for (bad, says) in [
+            ("\"10ms\"", "max_lock_hold: `10ms` is out of range"),
+            ("\"2h\"", "max_lock_hold: `2h` is out of range"),
+            ("\"0\"", "max_lock_hold: `0` is out of range"),
+            ("\"soon\"", "max_lock_hold: `soon` is not a duration"),
+            ("5", "strata.toml:1"),
+        ] {
+            let err = hold(Some(&format!("max_lock_hold = {bad}\n"))).unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
     }
 }

@@ -6,15 +6,21 @@
 //! (see `db::catalog::measure_rewrite_rate`) and cached in
 //! `<project>/.strata/rates.json`, keyed by the server's hosts and ports
 //! and `server_version_num` (not the database: the rate is the server's).
+//!
+//! The no-stall policy ([`lock_hold_policy`]) runs on the result: a
+//! statement whose estimated lock hold on an existing table exceeds
+//! `max_lock_hold` becomes HIGH, so it blocks `up` before anything runs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{EngineError, Project};
 use crate::config::Config;
 use crate::db::{catalog, Connection, Target};
 use crate::lint::{self, LintOptions, LintReport, ServerFacts, TableStats};
 use crate::source::{self, Migration};
+use crate::sql::names::quote_ident;
 
 /// Lint options from the configuration (not yet connected).
 pub fn options(config: &Config) -> LintOptions {
@@ -43,7 +49,31 @@ pub async fn analyze(
             Some(server_facts(&project.config.project_dir, conn, &project.migrations).await?);
     }
     let report: HashSet<usize> = indexes.iter().copied().collect();
-    Ok(lint::lint_migrations(&project.migrations, &report, &opts))
+    let mut findings = lint::lint_migrations(&project.migrations, &report, &opts);
+    let rewritten = rewritten_lines(&project.config, &project.migrations, indexes);
+    let planned = match conn {
+        Some(conn) => {
+            let max = project.config.max_lock_hold;
+            add_estimates(
+                conn,
+                &project.migrations,
+                indexes,
+                &opts,
+                max,
+                &mut findings,
+            )
+            .await;
+            planner_rows(conn, &findings, max).await
+        }
+        None => HashMap::new(),
+    };
+    lock_hold_policy(
+        &mut findings,
+        project.config.max_lock_hold,
+        &rewritten,
+        &planned,
+    );
+    Ok(findings)
 }
 
 /// `strata lint PATH...`: directories (any layout) and single files. Each
@@ -74,12 +104,402 @@ pub async fn lint_paths(
             opts.facts = Some(server_facts(&config.project_dir, conn, &migrations).await?);
         }
         let all: HashSet<usize> = (0..migrations.len()).collect();
-        let report = lint::lint_migrations(&migrations, &all, &opts);
+        let mut report = lint::lint_migrations(&migrations, &all, &opts);
+        let every: Vec<usize> = all.into_iter().collect();
+        let rewritten = rewritten_lines(config, &migrations, &every);
+        let planned = match &conn {
+            Some(conn) => {
+                let max = config.max_lock_hold;
+                add_estimates(conn, &migrations, &every, &opts, max, &mut report).await;
+                planner_rows(conn, &report, max).await
+            }
+            None => HashMap::new(),
+        };
+        lock_hold_policy(&mut report, config.max_lock_hold, &rewritten, &planned);
         total.files += report.files;
         total.statements += report.statements;
         total.findings.extend(report.findings);
     }
     Ok(total)
+}
+
+/// Tables with fewer rows than this are exempt from the lock-hold estimate
+/// (their statements take milliseconds; the watchdog still watches them).
+const SMALL_TABLE_ROWS: i64 = 1_000;
+
+/// The no-stall policy, before anything runs: a finding whose estimated
+/// lock hold (table size over the measured rewrite rate, see
+/// `lint::context`) on an existing table of at least 1,000 rows exceeds
+/// `max` is raised to HIGH, so `up` refuses it like any HIGH finding, and
+/// its message says why; its fix is the safe alternative. A statement
+/// that runs after an ACCESS EXCLUSIVE lock in the same transaction extends
+/// that lock by its own duration, so it carries the estimate of the slow
+/// statement on the same line. Statements that safe rewrites replace
+/// (`rewritten`: file and line) are judged by the form that runs, so they
+/// are skipped. Tables created in the same run have no size yet, hence no
+/// estimate: the watchdog is their backstop. `planned` holds the planner's
+/// row count of tables whose statistics say they are small (see
+/// [`planner_rows`]).
+pub fn lock_hold_policy(
+    report: &mut LintReport,
+    max: Option<Duration>,
+    rewritten: &HashSet<(PathBuf, usize)>,
+    planned: &HashMap<String, i64>,
+) {
+    let Some(max) = max else { return };
+    let limit_ms = max.as_millis() as i64;
+    let rows = |f: &lint::Finding| {
+        let planned = f.table.as_ref().and_then(|t| planned.get(t)).copied();
+        f.table_rows.max(planned)
+    };
+    let over = |f: &lint::Finding| {
+        f.estimate_ms.is_some_and(|ms| ms > limit_ms)
+            && rows(f).is_some_and(|rows| rows >= SMALL_TABLE_ROWS)
+            && !rewritten.contains(&(f.file.clone(), f.line))
+    };
+    // The slowest estimate per statement, with the table it is about.
+    let mut slow: HashMap<(PathBuf, usize), (i64, String, i64)> = HashMap::new();
+    for f in report.findings.iter().filter(|f| over(f)) {
+        let entry = (
+            f.estimate_ms.unwrap_or_default(),
+            f.table.clone().unwrap_or_default(),
+            rows(f).unwrap_or_default(),
+        );
+        let key = (f.file.clone(), f.line);
+        if !slow.get(&key).is_some_and(|e| e.0 >= entry.0) {
+            slow.insert(key, entry);
+        }
+    }
+    let extends = lint::rules::ban_statements_after_access_exclusive::META.id;
+    for f in &mut report.findings {
+        let Some((ms, table, rows)) = slow.get(&(f.file.clone(), f.line)) else {
+            continue;
+        };
+        let extended = f.rule == extends && f.estimate_ms.is_none();
+        if !(extended || over(f)) {
+            continue;
+        }
+        f.risk = lint::Risk::High;
+        if extended {
+            f.estimate_ms = Some(*ms);
+        }
+        f.message.push_str(&format!(
+            "; estimated lock hold {:.1} s ({} rows of {table}) exceeds max_lock_hold = {}: application queries would stall behind it. Use the safe alternative below, or raise max_lock_hold in strata.toml",
+            *ms as f64 / 1000.0,
+            rows,
+            super::watchdog::describe(max)
+        ));
+    }
+}
+
+/// UPDATE and DELETE with a WHERE clause lock every row they match until
+/// the transaction commits, and the rules cannot tell from the text how
+/// many that is. For each such statement on an existing table of at least
+/// 1,000 rows, the planner says (`EXPLAIN`, which plans without running
+/// anything, in a read-only transaction); the share of the table's bytes
+/// it matches, over the measured rate, is its estimate. When that exceeds
+/// `max`, a `ban-unbatched-update-delete` finding carries it (so an allow
+/// for that rule acknowledges it). A statement that needs an earlier one
+/// of its migration (a column added just before) cannot be planned yet and
+/// gets no estimate: the watchdog is its backstop.
+///
+/// Validating a new foreign key joins the table with the one it
+/// references, holding SHARE ROW EXCLUSIVE on both: its estimate counts the
+/// bytes of both tables, not only those of the table altered.
+async fn add_estimates(
+    conn: &Connection,
+    migrations: &[Migration],
+    indexes: &[usize],
+    opts: &LintOptions,
+    max: Option<Duration>,
+    report: &mut LintReport,
+) {
+    use lint::rules::ban_unbatched_update_delete::META;
+    let (Some(max), Some(facts)) = (max, opts.facts.as_ref()) else {
+        return;
+    };
+    let Some(rate) = facts.rewrite_bytes_per_sec.filter(|r| *r > 0.0) else {
+        return;
+    };
+    let dml = !opts.disabled.contains(META.id);
+    let limit_ms = max.as_millis() as i64;
+    let stats_of = |table: &str| facts.table(table).copied();
+    // (file, line) of ADD FOREIGN KEY statements -> both tables' estimate.
+    let mut foreign_keys: HashMap<(PathBuf, usize), i64> = HashMap::new();
+    let estimated: HashSet<(PathBuf, usize)> = report
+        .findings
+        .iter()
+        .filter(|f| f.estimate_ms.is_some())
+        .map(|f| (f.file.clone(), f.line))
+        .collect();
+    let mut open = false;
+    let mut added = Vec::new();
+    for m in indexes.iter().filter_map(|&i| migrations.get(i)) {
+        let Ok(statements) = crate::sql::split(&m.up.text, &m.up.blocks) else {
+            continue;
+        };
+        for (index, stmt) in statements.iter().enumerate() {
+            let line = m.up.first_line + stmt.line - 1;
+            let (rv, verb) = match stmt.nodes.first().and_then(|n| n.node.as_ref()) {
+                Some(node @ pg_query::NodeEnum::AlterTableStmt(_)) => {
+                    let Some((table, cmds)) = lint::ast::alter_table(node) else {
+                        continue;
+                    };
+                    let referenced = cmds
+                        .iter()
+                        .filter_map(|cmd| lint::ast::constraint(cmd))
+                        .filter(|c| {
+                            !c.skip_validation
+                                && lint::ast::constr_is(
+                                    c,
+                                    pg_query::protobuf::ConstrType::ConstrForeign,
+                                )
+                        })
+                        .filter_map(|c| c.pktable.as_ref().map(lint::ast::relation));
+                    let bytes: i64 = referenced
+                        .filter_map(|pk| Some(stats_of(&table)?.bytes + stats_of(&pk)?.bytes))
+                        .sum();
+                    if bytes > 0 {
+                        let ms = (bytes as f64 / rate * 1000.0).ceil() as i64;
+                        foreign_keys.insert((m.up.path.clone(), line), ms);
+                    }
+                    continue;
+                }
+                _ if !dml => continue,
+                Some(pg_query::NodeEnum::UpdateStmt(u)) if u.where_clause.is_some() => {
+                    (u.relation.as_ref(), "UPDATE")
+                }
+                Some(pg_query::NodeEnum::DeleteStmt(d)) if d.where_clause.is_some() => {
+                    (d.relation.as_ref(), "DELETE")
+                }
+                _ => continue,
+            };
+            let Some(rv) = rv else { continue };
+            let table = lint::ast::relation(rv);
+            let Some(stats) = stats_of(&table) else {
+                continue;
+            };
+            if stats.rows < SMALL_TABLE_ROWS
+                || estimated.contains(&(m.up.path.clone(), line))
+                || acknowledged(&m.up, &statements, index, META.id)
+            {
+                continue;
+            }
+            if !open {
+                // Planning takes the statement's locks: never wait long.
+                if conn
+                    .batch("BEGIN READ ONLY; SET LOCAL lock_timeout = '500ms'")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                open = true;
+            }
+            let plan = conn
+                .query(&format!("EXPLAIN (FORMAT JSON) {}", stmt.sql), &[])
+                .await;
+            let matched = plan.ok().and_then(|rows| {
+                let plan = rows.first()?.try_get::<_, serde_json::Value>(0).ok()?;
+                let top = plan.pointer("/0/Plan")?;
+                // ModifyTable's input is the scan that finds the rows.
+                top.pointer("/Plans/0/Plan Rows")
+                    .or_else(|| top.get("Plan Rows"))
+                    .and_then(|n| n.as_f64())
+            });
+            let Some(matched) = matched else {
+                // A failed EXPLAIN aborts the transaction.
+                let _ = conn.batch("ROLLBACK").await;
+                open = false;
+                continue;
+            };
+            let share = (matched / stats.rows.max(1) as f64).min(1.0);
+            let ms = (share * stats.bytes as f64 / rate * 1000.0).ceil() as i64;
+            if ms <= limit_ms {
+                continue;
+            }
+            let t = table.clone();
+            let mut f = lint::Finding::new(
+                &META,
+                format!(
+                    "{verb} matches about {} of the {} rows of {table} (planner estimate) and locks each until the transaction commits",
+                    matched as i64, stats.rows
+                ),
+            )
+            .table(table.clone())
+            .fix(format!(
+                "-- batch it in a `-- strata:no-transaction` migration; repeat until it changes 0 rows:
+{verb} ... WHERE id IN (SELECT id FROM {t} WHERE <the same condition> AND <not yet done> LIMIT 5000);"
+            ));
+            f.file = m.up.path.clone();
+            f.line = line;
+            f.column = stmt.column;
+            f.source_line = stmt.sql.lines().next().unwrap_or("").to_owned();
+            f.table_rows = Some(stats.rows);
+            f.table_bytes = Some(stats.bytes);
+            f.estimate_ms = Some(ms);
+            added.push(f);
+        }
+    }
+    if open {
+        let _ = conn.batch("ROLLBACK").await;
+    }
+    let validates = lint::rules::require_not_valid_constraint::META.id;
+    for f in &mut report.findings {
+        if let (true, Some(ms), Some(both)) = (
+            f.rule == validates,
+            f.estimate_ms,
+            foreign_keys.get(&(f.file.clone(), f.line)),
+        ) {
+            f.estimate_ms = Some(ms.max(*both));
+        }
+    }
+    if added.is_empty() {
+        return;
+    }
+    report.findings.extend(added);
+    // Back in file order: migrations in run order, then line and column.
+    let order: HashMap<&Path, usize> = migrations
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.up.path.as_path(), i))
+        .collect();
+    report.findings.sort_by_key(|f| {
+        (
+            order.get(f.file.as_path()).copied().unwrap_or(usize::MAX),
+            f.line,
+            f.column,
+        )
+    });
+}
+
+/// True when a `-- strata:allow RULE` covers statement `index`: on the
+/// lines directly above it, or in the file's header (followed by a blank
+/// line), as `lint` reads allows.
+fn acknowledged(
+    script: &source::Script,
+    statements: &[crate::sql::Statement],
+    index: usize,
+    rule: &str,
+) -> bool {
+    let lines: Vec<&str> = script.text.lines().collect();
+    script.directives.iter().any(|(line, directive)| {
+        let source::Directive::Allow { rules, .. } = directive else {
+            return false;
+        };
+        if !rules.iter().any(|r| r == rule) {
+            return false;
+        }
+        let rel = (line + 1).saturating_sub(script.first_line);
+        let next = statements.iter().position(|s| s.line > rel);
+        let blank_between = next.is_some_and(|n| {
+            lines
+                .get(rel..statements[n].line - 1)
+                .is_some_and(|between| between.iter().any(|l| l.trim().is_empty()))
+        });
+        next == Some(index) || (next == Some(0) && blank_between)
+    })
+}
+
+/// The planner's row count of each table that a finding over the limit is
+/// about, when its statistics say it has fewer than 1,000 rows. A table
+/// filled moments ago and never analysed reads as empty in `pg_class` and
+/// `pg_stat_user_tables`, though its bytes are real; the planner then
+/// estimates rows from its size on disk, as it would for a query, so the
+/// small-table exemption does not let a freshly filled table through.
+async fn planner_rows(
+    conn: &Connection,
+    report: &LintReport,
+    max: Option<Duration>,
+) -> HashMap<String, i64> {
+    let mut rows = HashMap::new();
+    let Some(max) = max else { return rows };
+    let limit_ms = max.as_millis() as i64;
+    let tables: HashSet<&String> = report
+        .findings
+        .iter()
+        .filter(|f| {
+            f.estimate_ms.is_some_and(|ms| ms > limit_ms)
+                && f.table_rows.is_some_and(|r| r < SMALL_TABLE_ROWS)
+        })
+        .filter_map(|f| f.table.as_ref())
+        .collect();
+    if tables.is_empty() {
+        return rows;
+    }
+    // Planning takes ACCESS SHARE locks: never wait long behind a holder.
+    if conn
+        .batch("BEGIN READ ONLY; SET LOCAL lock_timeout = '500ms'")
+        .await
+        .is_err()
+    {
+        return rows;
+    }
+    for table in tables {
+        // The name resolved and quoted by the server, so nothing in it is
+        // ever spliced into SQL as written.
+        let Ok(Some(row)) = conn
+            .query_opt("SELECT to_regclass($1)::text", &[table])
+            .await
+        else {
+            continue;
+        };
+        let Some(name) = row.get::<_, Option<String>>(0) else {
+            continue;
+        };
+        let plan = conn
+            .query(&format!("EXPLAIN (FORMAT JSON) SELECT FROM {name}"), &[])
+            .await;
+        let planned = plan.ok().and_then(|r| {
+            r.first()
+                .and_then(|r| r.try_get::<_, serde_json::Value>(0).ok())
+                .and_then(|v| v.pointer("/0/Plan/Plan Rows").and_then(|n| n.as_f64()))
+        });
+        match planned {
+            Some(n) => {
+                rows.insert(table.clone(), n as i64);
+            }
+            // A failed EXPLAIN aborts the transaction: start a new one.
+            None => {
+                let _ = conn
+                    .batch("ROLLBACK; BEGIN READ ONLY; SET LOCAL lock_timeout = '500ms'")
+                    .await;
+            }
+        }
+    }
+    let _ = conn.batch("ROLLBACK").await;
+    rows
+}
+
+/// The (file, line) of every statement that safe rewrites replace in the
+/// migrations at `indexes`, when they are on.
+fn rewritten_lines(
+    config: &Config,
+    migrations: &[Migration],
+    indexes: &[usize],
+) -> HashSet<(PathBuf, usize)> {
+    let mut lines = HashSet::new();
+    if !config.safe_rewrites {
+        return lines;
+    }
+    let pg_version = config.lint.pg_version.unwrap_or(lint::context::NEWEST_PG);
+    for m in indexes.iter().filter_map(|&i| migrations.get(i)) {
+        let Ok(statements) = crate::sql::split(&m.up.text, &m.up.blocks) else {
+            continue;
+        };
+        let result = super::rewrite::rewrite(&statements, m.up.first_line, pg_version);
+        for note in &result.notes {
+            // Notes read "line N: what was rewritten".
+            if let Some(line) = note
+                .strip_prefix("line ")
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                lines.insert((m.up.path.clone(), line));
+            }
+        }
+    }
+    lines
 }
 
 async fn server_facts(
@@ -96,21 +516,20 @@ async fn server_facts(
     let mut path = all.search_path.clone();
     path.push("public".to_owned());
     let totals = all.totals();
+    // Keyed by the names as SQL (`public.users`, `"Sch"."Orders"`), the
+    // form findings carry, so a dot inside a quoted name is never taken
+    // for a schema.
+    let sql = |schema: &str, name: &str| format!("{}.{}", quote_ident(schema), quote_ident(name));
     for t in &all.tables {
         let (rows, bytes) = totals.get(&t.oid).copied().unwrap_or((0, 0));
-        facts.tables.insert(
-            format!("{}.{}", t.schema, t.name),
-            TableStats { rows, bytes },
-        );
+        facts
+            .tables
+            .insert(sql(&t.schema, &t.name), TableStats { rows, bytes });
     }
     for schema in &path {
         for t in all.tables.iter().filter(|t| &t.schema == schema) {
-            if let Some(stats) = facts
-                .tables
-                .get(&format!("{}.{}", t.schema, t.name))
-                .copied()
-            {
-                facts.tables.entry(t.name.clone()).or_insert(stats);
+            if let Some(stats) = facts.tables.get(&sql(&t.schema, &t.name)).copied() {
+                facts.tables.entry(quote_ident(&t.name)).or_insert(stats);
             }
         }
     }
@@ -173,5 +592,111 @@ async fn rewrite_rate(project_dir: &Path, conn: &Connection, version: i32) -> Op
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lint::rules::{ban_statements_after_access_exclusive, ban_unbatched_update_delete};
+    use lint::{Finding, Risk};
+
+    fn finding(meta: &'static lint::RuleMeta, line: usize, rows: i64, ms: Option<i64>) -> Finding {
+        let mut f = Finding::new(meta, "m").table("users");
+        f.file = PathBuf::from("2_x.up.sql");
+        f.line = line;
+        f.table_rows = Some(rows);
+        f.estimate_ms = ms;
+        f
+    }
+
+    fn policy(
+        findings: Vec<Finding>,
+        rewritten: &[usize],
+        planned: &[(&str, i64)],
+    ) -> Vec<Finding> {
+        let mut report = LintReport {
+            findings,
+            ..LintReport::default()
+        };
+        let rewritten = rewritten
+            .iter()
+            .map(|l| (PathBuf::from("2_x.up.sql"), *l))
+            .collect();
+        let planned = planned.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        lock_hold_policy(
+            &mut report,
+            Some(Duration::from_secs(1)),
+            &rewritten,
+            &planned,
+        );
+        report.findings
+    }
+
+    #[test]
+    fn a_long_estimated_hold_on_a_table_of_1000_rows_or_more_is_high() {
+        let update = &ban_unbatched_update_delete::META;
+        let out = policy(
+            vec![
+                finding(update, 1, 1_000, Some(1_001)),
+                finding(update, 2, 999, Some(5_000)),
+                finding(update, 3, 2_000_000, Some(1_000)),
+                finding(update, 4, 2_000_000, None),
+            ],
+            &[],
+            &[],
+        );
+        let risks: Vec<Risk> = out.iter().map(|f| f.risk).collect();
+        assert_eq!(
+            risks,
+            [Risk::High, Risk::Medium, Risk::Medium, Risk::Medium]
+        );
+        assert!(
+            out[0].message.contains(
+                "estimated lock hold 1.0 s (1000 rows of users) exceeds max_lock_hold = 1 s"
+            ),
+            "{}",
+            out[0].message
+        );
+    }
+
+    #[test]
+    fn the_statement_after_an_access_exclusive_lock_carries_its_estimate() {
+        let out = policy(
+            vec![
+                finding(&ban_statements_after_access_exclusive::META, 2, 10, None),
+                finding(
+                    &ban_unbatched_update_delete::META,
+                    2,
+                    2_000_000,
+                    Some(3_000),
+                ),
+            ],
+            &[],
+            &[],
+        );
+        assert!(out.iter().all(|f| f.risk == Risk::High), "{out:#?}");
+        assert_eq!(out[0].estimate_ms, Some(3_000));
+    }
+
+    #[test]
+    fn stale_statistics_rewritten_statements_and_off() {
+        let update = &ban_unbatched_update_delete::META;
+        // Statistics say empty, the planner sees the rows on disk.
+        let out = policy(
+            vec![finding(update, 1, 0, Some(3_000))],
+            &[],
+            &[("users", 1_200_000)],
+        );
+        assert_eq!(out[0].risk, Risk::High);
+        // A statement that safe rewrites replace is judged by what runs.
+        let out = policy(vec![finding(update, 1, 2_000_000, Some(3_000))], &[1], &[]);
+        assert_eq!(out[0].risk, Risk::Medium);
+        let mut report = LintReport {
+            findings: vec![finding(update, 1, 2_000_000, Some(3_000))],
+            ..LintReport::default()
+        };
+        lock_hold_policy(&mut report, None, &HashSet::new(), &HashMap::new());
+        assert_eq!(report.findings[0].risk, Risk::Medium);
     }
 }

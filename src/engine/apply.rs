@@ -272,12 +272,21 @@ impl Runner<'_> {
             }
         };
         match (result, watchdog.disarm()) {
-            (Err(e), Some(reason)) if e.code() == Some("57014") => Err(DbError::Server {
+            (Err(e), Some(cancel)) if e.code() == Some("57014") => Err(DbError::Server {
                 severity: "ERROR".into(),
-                code: "55P03".into(),
-                message: format!("cancelled by the watchdog: {reason}"),
+                // A lock timeout is retried; a long hold would stall again.
+                code: if cancel.retry { "55P03" } else { "57014" }.into(),
+                message: format!(
+                    "cancelled by the watchdog: {}{}",
+                    cancel.reason,
+                    if cancel.retry {
+                        ""
+                    } else {
+                        "; not retried, it would stall the application again"
+                    }
+                ),
                 detail: None,
-                hint: None,
+                hint: (!cancel.retry).then(|| super::watchdog::safe_alternative(stmt)),
                 position: None,
             }),
             (result, _) => result,

@@ -560,6 +560,7 @@ async fn runner<'a>(
         lock_queue: project.config.watchdog,
         max_blocked: project.config.max_blocked_queries,
         max_replication_lag: project.config.max_replication_lag,
+        max_lock_hold: project.config.max_lock_hold,
     };
     let watchdog = Some(watchdog::Watchdog::start(target, conn.pid(), limits).await?);
     Ok(Runner {

@@ -505,17 +505,7 @@ fn apply_allows(
 /// least MEDIUM, and scans and rewrites get a duration estimate.
 fn size_adjust(f: &mut Finding, facts: &ServerFacts) {
     let Some(table) = &f.table else { return };
-    // Findings name tables as SQL (`"Orders"`); the facts may be keyed by
-    // the plain catalog names (`Orders`, `sch.Orders`).
-    let plain = crate::sql::names::parts(table).join(".");
-    let stats = [
-        table.as_str(),
-        &schema::key(table),
-        &plain,
-        &schema::key(&plain),
-    ]
-    .into_iter()
-    .find_map(|k| facts.tables.get(k));
+    let stats = facts.table(table);
     let Some(stats) = stats else { return };
     f.table_rows = Some(stats.rows);
     f.table_bytes = Some(stats.bytes);

@@ -264,7 +264,8 @@ pub struct TableStats {
 /// rate and function volatility.
 #[derive(Debug, Clone, Default)]
 pub struct ServerFacts {
-    /// Table sizes by `schema.table` and by bare table name.
+    /// Table sizes by name as SQL, quoted where needed: `schema.table`,
+    /// and the bare name for tables the search path finds.
     pub tables: HashMap<String, TableStats>,
     /// Measured rewrite/scan throughput in bytes per second.
     pub rewrite_bytes_per_sec: Option<f64>,
@@ -272,6 +273,16 @@ pub struct ServerFacts {
     pub volatility: HashMap<String, char>,
     /// The server's major version.
     pub major_version: Option<u32>,
+}
+
+impl ServerFacts {
+    /// The size of a table named as SQL (`users`, `public.users`,
+    /// `"Sch".t`), as findings and the replayed schema name it.
+    pub fn table(&self, sql_name: &str) -> Option<&TableStats> {
+        self.tables
+            .get(sql_name)
+            .or_else(|| self.tables.get(&schema::key(sql_name)))
+    }
 }
 
 /// The result of linting.

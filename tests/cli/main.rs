@@ -18,6 +18,7 @@ mod goto_redo;
 mod init_new;
 mod lint;
 mod local;
+mod lock_hold;
 mod lock_timeout;
 mod monitor;
 mod nontransactional;
