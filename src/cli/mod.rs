@@ -5,6 +5,7 @@
 //! arguments into options, makes one library call and hands the result to
 //! `strata::report`.
 
+mod adopt;
 mod args;
 mod backup;
 mod backups;
@@ -53,6 +54,7 @@ enum Command {
     Goto(goto::Args),
     Validate(validate::Args),
     Baseline(baseline::Args),
+    Adopt(adopt::Args),
     Repair(repair::Args),
     Local(local::Args),
     Lint(lint::Args),
@@ -87,7 +89,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | EngineError::UnknownVersion(_)
             | EngineError::ResumeChanged { .. }
             | EngineError::NothingToSkip { .. }
-            | EngineError::BadBackup { .. } => 2,
+            | EngineError::BadBackup { .. }
+            | EngineError::Adopt(_) => 2,
             EngineError::Blocked { .. } => 3,
             EngineError::Db(strata::db::DbError::BadTarget { .. }) => 2,
             _ => 1,
@@ -152,6 +155,7 @@ pub fn main() -> ExitCode {
             Command::Goto(args) => goto::exec(args, &ctx).await,
             Command::Validate(args) => validate::exec(args, &ctx),
             Command::Baseline(args) => baseline::exec(args, &ctx).await,
+            Command::Adopt(args) => adopt::exec(args, &ctx).await,
             Command::Repair(args) => repair::exec(args, &ctx).await,
             Command::Local(args) => local::exec(args, &ctx),
             Command::Lint(args) => lint::exec(args, &ctx).await,

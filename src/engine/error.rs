@@ -185,6 +185,10 @@ pub enum EngineError {
         /// Its first line.
         summary: String,
     },
+    /// `adopt` refuses, or `up` points to it, or the history table is not
+    /// Strata's (see `engine::adopt`).
+    #[error(transparent)]
+    Adopt(#[from] super::adopt::AdoptError),
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {

@@ -32,6 +32,8 @@ use chrono::{DateTime, Utc};
 use crate::db::{quote_ident, quote_literal, Connection, DbError, Prepared, ToSql};
 use crate::source::{Migration, MigrationKind, CHECKSUM_ALGORITHM};
 
+use super::EngineError;
+
 /// Where history lives.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -187,11 +189,15 @@ CREATE TABLE IF NOT EXISTS {events} (
         Ok(row.map(|r| r.get::<_, bool>(0)).unwrap_or(false))
     }
 
-    /// Every row, or nothing when the table does not exist yet.
-    pub async fn read(&self, conn: &Connection) -> Result<Vec<AppliedRow>, DbError> {
-        if !self.exists(conn).await? {
+    /// Every row, or nothing when the table does not exist yet. A table of
+    /// that name that is not Strata's (`history_table = "schema_migrations"`
+    /// pointing at golang-migrate's) is an error saying what it looks like,
+    /// rather than the server's "column does not exist".
+    pub async fn read(&self, conn: &Connection) -> Result<Vec<AppliedRow>, EngineError> {
+        let Some(shape) = super::adopt::shapes(conn, &[&self.table]).await?.pop() else {
             return Ok(Vec::new());
-        }
+        };
+        super::adopt::check_ours(&shape)?;
         let rows = conn
             .query(
                 &format!(

@@ -11,6 +11,7 @@
 //! together. A non-transactional one records progress after each statement
 //! and resumes there.
 
+pub mod adopt;
 mod analyze;
 mod apply;
 pub mod backup;
@@ -27,6 +28,7 @@ mod watchdog;
 
 use std::time::Duration;
 
+pub use adopt::{adopt, AdoptOptions, AdoptReport};
 pub use analyze::{analyze, lint_paths};
 pub use apply::Mode;
 pub use backup::Backup;
@@ -462,11 +464,13 @@ pub async fn up(
         }
     }
     let conn = open(target).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let rows = history.read(&conn).await?;
+    if rows.is_empty() {
+        // Another tool migrated this database: running its history again
+        // would fail on "already exists" (or worse, succeed twice).
+        adopt::refuse_if_foreign(project, &conn, &history).await?;
+    }
+    let statuses = plan::statuses(project.format, &project.migrations, &rows);
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
     let findings = analyze(project, Some(&conn), &plan).await?;
     // Parse everything before taking the lock: bad SQL must fail before

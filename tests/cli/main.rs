@@ -4,6 +4,7 @@
 
 mod support;
 
+mod adopt;
 mod backup;
 mod backup_data;
 mod bad_input;
