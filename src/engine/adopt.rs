@@ -280,7 +280,9 @@ fn up_to(m: &Migration, v: i64) -> bool {
 }
 
 /// Reads `shape`'s table as `tool` writes it; refuses dirty or failed
-/// states.
+/// states. Every column is cast and NULL-guarded in SQL: the table was
+/// recognised by its column names only, and a hand-made look-alike must
+/// give a server error, never a panic on a row.
 async fn read_foreign(
     conn: &Connection,
     shape: &TableShape,
@@ -299,7 +301,7 @@ async fn read_foreign(
         Tool::GolangMigrate => {
             let row = conn
                 .query_opt(
-                    &format!("SELECT version::bigint, dirty FROM {table} LIMIT 1"),
+                    &format!("SELECT version::bigint, coalesce(dirty::boolean, true) FROM {table} WHERE version IS NOT NULL LIMIT 1"),
                     &[],
                 )
                 .await?;
@@ -315,7 +317,7 @@ async fn read_foreign(
         Tool::Goose => {
             let rows = conn
                 .query(
-                    &format!("SELECT version_id::bigint, is_applied FROM {table} ORDER BY id DESC"),
+                    &format!("SELECT version_id::bigint, coalesce(is_applied::boolean, false) FROM {table} WHERE version_id IS NOT NULL ORDER BY id DESC"),
                     &[],
                 )
                 .await?;
@@ -329,7 +331,10 @@ async fn read_foreign(
         }
         Tool::Diesel | Tool::Dbmate => {
             let rows = conn
-                .query(&format!("SELECT version::text FROM {table}"), &[])
+                .query(
+                    &format!("SELECT version::text FROM {table} WHERE version IS NOT NULL"),
+                    &[],
+                )
                 .await?;
             for r in &rows {
                 set.insert(r.get::<_, String>(0), None);
@@ -339,7 +344,7 @@ async fn read_foreign(
             let rows = conn
                 .query(
                     &format!(
-                        "SELECT version::bigint, success, checksum FROM {table} ORDER BY version"
+                        "SELECT version::bigint, coalesce(success::boolean, false), coalesce(checksum::bytea, ''::bytea) FROM {table} WHERE version IS NOT NULL ORDER BY version"
                     ),
                     &[],
                 )
@@ -361,7 +366,7 @@ async fn read_foreign(
         Tool::Flyway => {
             let rows = conn
                 .query(
-                    &format!("SELECT version::text, type::text, success, description::text FROM {table} ORDER BY installed_rank"),
+                    &format!("SELECT version::text, coalesce(type::text, ''), coalesce(success::boolean, false), coalesce(description::text, '') FROM {table} ORDER BY installed_rank"),
                     &[],
                 )
                 .await?;

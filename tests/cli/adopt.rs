@@ -465,3 +465,76 @@ async fn dbmate_text_versions_are_told_apart_from_golang_migrate() {
     .await;
     assert!(out.contains("dbmate"), "{out}");
 }
+
+#[tokio::test]
+async fn from_names_a_table_at_another_name_and_bad_tables_are_errors() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch(
+            "CREATE TABLE a (id int); CREATE SCHEMA app;
+             CREATE TABLE app.migrate_history (version bigint not null primary key, dirty boolean not null);
+             INSERT INTO app.migrate_history VALUES (1, false);
+             CREATE TABLE other (a int);
+             CREATE TABLE odd (version text, dirty text);
+             INSERT INTO odd VALUES ('x', 'maybe');",
+        )
+        .await
+        .unwrap();
+    let project = Project::new();
+    three_native(&project);
+    let out = expect_code(&project.run(&db, &["adopt"]), 2);
+    assert!(
+        out.contains("no other tool's history table found") && out.contains("--from"),
+        "{out}"
+    );
+    let out = expect_code(&project.run(&db, &["adopt", "--from", "app.nope"]), 2);
+    assert!(out.contains("table app.nope does not exist"), "{out}");
+    let out = expect_code(&project.run(&db, &["adopt", "--from", "other"]), 2);
+    assert!(
+        out.contains("table other (a integer) is not the history table"),
+        "{out}"
+    );
+    // A look-alike with the right names and wrong types: a server error
+    // naming the problem, never a panic.
+    let out = expect_code(&project.run(&db, &["adopt", "--from", "odd"]), 1);
+    assert!(out.contains("invalid input syntax"), "{out}");
+    assert!(db.history().await.is_empty());
+    let out = expect_code(
+        &project.run(&db, &["adopt", "--from", "app.migrate_history"]),
+        0,
+    );
+    assert!(
+        out.contains(
+            "adopted 1 migration(s) from golang-migrate's history table app.migrate_history"
+        ),
+        "{out}"
+    );
+    let up = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(up.contains("2 migration(s) applied"), "{up}");
+}
+
+#[tokio::test]
+async fn flyway_baseline_row_stands_for_every_version_up_to_it() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch(&format!(
+            "CREATE TABLE a (id int); CREATE TABLE b (id int);
+             {FLYWAY_DDL}
+             INSERT INTO flyway_schema_history VALUES
+               (1, '1.1', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'app', now(), 0, true),
+               (2, '2', 'create c', 'SQL', 'V2__create_c.sql', 1177412372, 'app', now(), 4, true),
+               (3, '2', 'create c', 'UNDO_SQL', 'U2__create_c.sql', 118541224, 'app', now(), 3, true);"
+        ))
+        .await
+        .unwrap();
+    let project = flyway_project();
+    // V2 was applied and undone: `up` applies it (and the repeatable).
+    let out = expect_code(&project.run(&db, &["adopt"]), 0);
+    assert!(out.contains("adopted 2 migration(s)"), "{out}");
+    let status = expect_code(&project.run(&db, &["status"]), 0);
+    assert_eq!(state_of(&status, "1"), "applied", "{status}");
+    assert_eq!(state_of(&status, "1.1"), "applied", "{status}");
+    assert_eq!(state_of(&status, "2"), "pending", "{status}");
+}
