@@ -21,6 +21,7 @@ mod local;
 mod lock_hold;
 mod lock_timeout;
 mod monitor;
+mod new;
 mod nontransactional;
 mod preflight;
 mod repair;
