@@ -14,6 +14,7 @@
 mod analyze;
 mod apply;
 pub mod backup;
+pub mod changelog;
 mod error;
 mod history;
 mod lock;

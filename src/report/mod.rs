@@ -21,6 +21,7 @@
 //! way; `detail` says where, and `strata down` resumes it).
 //! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
 
+pub mod changelog;
 pub mod lint;
 mod live;
 pub mod monitor;
