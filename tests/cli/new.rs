@@ -270,3 +270,20 @@ fn unknown_type_is_a_usage_error() {
     assert!(out.contains("table") && out.contains("trigger"), "{out}");
     assert!(files(&project.migrations()).is_empty());
 }
+
+#[test]
+fn each_template_alone_validates_and_lints_clean_in_every_layout() {
+    for (layout, _) in LAYOUTS {
+        for kind in KINDS {
+            let project = Project::new();
+            project.config(&format!("format = \"{layout}\"\n"));
+            expect_code(
+                &strata(project.path(), None, &["new", "x", "--type", kind]),
+                0,
+            );
+            expect_code(&strata(project.path(), None, &["validate"]), 0);
+            let out = expect_code(&strata(project.path(), None, &["lint"]), 0);
+            assert!(out.contains("0 HIGH, 0 MEDIUM"), "{layout} {kind}:\n{out}");
+        }
+    }
+}
