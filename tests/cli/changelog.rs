@@ -130,6 +130,16 @@ async fn changelog_with_a_database_says_when_and_by_whom() {
         events
     );
 
+    // An applied migration whose file is gone is still listed.
+    std::fs::remove_file(project.migrations().join("2_drop_email.up.sql")).unwrap();
+    expect_code(&project.run(&db, &["changelog"]), 0);
+    let text = read(&project, "CHANGELOG.migrations.md");
+    let missing = &text[text.find("## 2 drop_email").expect(&text)..];
+    assert!(
+        missing.contains("the file is missing") && missing.contains("- Down: unknown"),
+        "{text}"
+    );
+
     // --files-only leaves the database out.
     let out = project.run(&db, &["changelog", "--files-only", "--out", "-"]);
     let files_only = expect_code(&out, 0);
