@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::source::create::Numbering;
 use crate::source::Format;
 
 /// Where the database URL came from; shown by `status` so users know which
@@ -55,6 +56,9 @@ pub struct FileConfig {
     pub dir: Option<PathBuf>,
     /// The layout: `auto` (default), `native`, `goose`, `diesel`, `sqlx`, `flyway`.
     pub format: Option<String>,
+    /// How `strata new` numbers migrations: `auto` (default: continue the
+    /// directory's scheme, timestamps when empty), `timestamp`, `sequential`.
+    pub numbering: Option<String>,
     /// Schema of the history table and event log (default `public`).
     pub history_schema: Option<String>,
     /// Name of the history table (default `strata_migrations`).
@@ -195,6 +199,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// The layout, or `None` to detect it.
     pub format: Option<Format>,
+    /// How `strata new` numbers migrations.
+    pub numbering: Numbering,
     /// Schema of the history table and event log.
     pub history_schema: String,
     /// Name of the history table. The event log is `strata_events`.
@@ -301,6 +307,14 @@ impl Config {
                     "unknown format `{name}` (use auto, native, goose, diesel, sqlx or flyway)"
                 ))
             })?),
+        };
+        let numbering = match file.numbering.as_deref() {
+            None => Numbering::Auto,
+            Some(name) => Numbering::from_name(name).ok_or_else(|| {
+                invalid(format!(
+                    "unknown numbering `{name}` (use auto, timestamp or sequential)"
+                ))
+            })?,
         };
         let lock_wait = match &file.lock_wait {
             Some(text) => {
@@ -427,6 +441,7 @@ impl Config {
             database,
             dir,
             format,
+            numbering,
             history_schema,
             history_table,
             lock_wait,
@@ -582,6 +597,11 @@ dir = "migrations"
 
 # The layout: auto (detect), native (golang-migrate), goose, diesel, sqlx, flyway.
 format = "auto"
+
+# How `strata new` numbers migrations: auto (continue the directory's scheme;
+# timestamps YYYYMMDDHHMMSS in an empty one), timestamp, or sequential
+# (0001, 0002, …).
+# numbering = "auto"
 
 # Where the history table and the strata_events audit log live.
 history_schema = "public"

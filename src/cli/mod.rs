@@ -10,6 +10,7 @@ mod args;
 mod backup;
 mod backups;
 mod baseline;
+mod changelog;
 mod down;
 mod explain;
 mod goto;
@@ -64,6 +65,7 @@ enum Command {
     Backups(backups::Args),
     Restore(restore::Args),
     Monitor(monitor::Args),
+    Changelog(changelog::Args),
 }
 
 /// The outcome of a command that did not fail outright.
@@ -165,6 +167,7 @@ pub fn main() -> ExitCode {
             Command::Backups(args) => backups::exec(args, &ctx),
             Command::Restore(args) => restore::exec(args, &ctx).await,
             Command::Monitor(args) => monitor::exec(args, &ctx).await,
+            Command::Changelog(args) => changelog::exec(args, &ctx).await,
         }
     });
     match result {

@@ -15,6 +15,7 @@ pub mod adopt;
 mod analyze;
 mod apply;
 pub mod backup;
+pub mod changelog;
 mod error;
 mod history;
 mod lock;

@@ -6,6 +6,10 @@ use chrono::{DateTime, Utc};
 
 use super::{Format, Migration};
 
+mod templates;
+
+pub use templates::Kind;
+
 /// Why a migration could not be created.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -18,6 +22,10 @@ pub enum CreateError {
     /// A file would be overwritten.
     #[error("{0} already exists\n  help: pick another name, or wait a second for a new timestamp")]
     Exists(PathBuf),
+    /// `--sequential` (or `numbering = "sequential"`) in a directory whose
+    /// versions are not small numbers.
+    #[error("cannot number the migration sequentially: the directory already uses version `{0}`\n  help: sequential numbers (0001, 0002, …) can start only in an empty directory or continue a sequence; drop --sequential (or `numbering = \"sequential\"` in strata.toml)")]
+    NotSequential(String),
     /// Writing failed.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -42,31 +50,97 @@ pub fn slug(name: &str) -> String {
     out.trim_matches('_').to_owned()
 }
 
+/// How `strata new` numbers a migration (`numbering` in strata.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Numbering {
+    /// Continue what the directory uses; an empty directory gets a timestamp.
+    #[default]
+    Auto,
+    /// Always a UTC timestamp `YYYYMMDDHHMMSS`.
+    Timestamp,
+    /// Zero-padded sequential numbers: an empty directory starts at `0001`.
+    Sequential,
+}
+
+impl Numbering {
+    /// Parses the value of `numbering` in strata.toml.
+    pub fn from_name(name: &str) -> Option<Numbering> {
+        match name {
+            "auto" => Some(Numbering::Auto),
+            "timestamp" => Some(Numbering::Timestamp),
+            "sequential" => Some(Numbering::Sequential),
+            _ => None,
+        }
+    }
+}
+
+/// What to create besides the name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewOptions {
+    /// A typed template (`--type`); `None` writes empty scripts to fill in.
+    pub kind: Option<Kind>,
+    /// How to number the migration.
+    pub numbering: Numbering,
+}
+
+/// Width of the first sequential number in an empty directory (`0001`).
+const SEQUENTIAL_WIDTH: usize = 4;
+
 /// The next version: a UTC timestamp `YYYYMMDDHHMMSS`, or, where the
-/// directory already uses zero-padded sequential numbers, the next number
-/// with the same width.
-pub fn next_version(existing: &[Migration], now: DateTime<Utc>) -> String {
-    let versioned: Vec<&str> = existing
+/// directory already uses zero-padded sequential numbers (or `numbering`
+/// asks for them), the next number with the same width.
+///
+/// `on_disk` are the version prefixes of the directory's entries: a file
+/// that does not load yet (an unfilled goose file from the last `new`)
+/// still holds its number.
+pub fn next_version(
+    existing: &[Migration],
+    on_disk: &[String],
+    now: DateTime<Utc>,
+    numbering: Numbering,
+) -> Result<String, CreateError> {
+    let mut versioned: Vec<&str> = existing
         .iter()
         .filter(|m| m.kind == super::MigrationKind::Versioned)
         .map(|m| m.version.as_str())
+        .chain(on_disk.iter().map(String::as_str))
         .collect();
-    let sequential = !versioned.is_empty()
-        && versioned
-            .iter()
-            .all(|v| v.len() < 14 && v.bytes().all(|b| b.is_ascii_digit()))
-        && versioned.iter().any(|v| v.starts_with('0'));
+    versioned.sort_unstable();
+    versioned.dedup();
+    let small_numbers = versioned
+        .iter()
+        .all(|v| v.len() < 14 && v.bytes().all(|b| b.is_ascii_digit()));
+    let sequential = match numbering {
+        Numbering::Timestamp => false,
+        Numbering::Auto => {
+            !versioned.is_empty() && small_numbers && versioned.iter().any(|v| v.starts_with('0'))
+        }
+        Numbering::Sequential if small_numbers => true,
+        Numbering::Sequential => {
+            let example = versioned
+                .iter()
+                .find(|v| v.len() >= 14 || !v.bytes().all(|b| b.is_ascii_digit()))
+                .copied()
+                .unwrap_or_default();
+            return Err(CreateError::NotSequential(example.to_owned()));
+        }
+    };
     if sequential {
-        let width = versioned.iter().map(|v| v.len()).max().unwrap_or(4);
+        let width = versioned
+            .iter()
+            .map(|v| v.len())
+            .max()
+            .unwrap_or(SEQUENTIAL_WIDTH);
         let next = versioned
             .iter()
             .filter_map(|v| v.parse::<u64>().ok())
             .max()
             .unwrap_or(0)
-            + 1;
-        return format!("{next:0width$}");
+            .checked_add(1)
+            .ok_or_else(|| CreateError::NotSequential(u64::MAX.to_string()))?;
+        return Ok(format!("{next:0width$}"));
     }
-    now.format("%Y%m%d%H%M%S").to_string()
+    Ok(now.format("%Y%m%d%H%M%S").to_string())
 }
 
 /// Creates the files of a new migration and returns their paths.
@@ -76,42 +150,13 @@ pub fn create(
     existing: &[Migration],
     name: &str,
     now: DateTime<Utc>,
+    options: NewOptions,
 ) -> Result<Vec<PathBuf>, CreateError> {
     let slug = slug(name);
     if slug.is_empty() {
         return Err(CreateError::BadName(name.to_owned()));
     }
-    let version = next_version(existing, now);
-    let up_body = format!("-- Migration: {name}\n-- Write the forward change here.\n");
-    let down_body = format!("-- Revert: {name}\n-- Undo the forward change here.\n");
-    let files: Vec<(PathBuf, String)> = match format {
-        Format::Native | Format::Sqlx => vec![
-            (dir.join(format!("{version}_{slug}.up.sql")), up_body),
-            (dir.join(format!("{version}_{slug}.down.sql")), down_body),
-        ],
-        Format::Goose => vec![(
-            dir.join(format!("{version}_{slug}.sql")),
-            format!("-- +goose Up\n{up_body}\n-- +goose Down\n{down_body}"),
-        )],
-        Format::Diesel => {
-            let folder = dir.join(format!("{}_{slug}", now.format("%Y-%m-%d-%H%M%S")));
-            vec![
-                (folder.join("up.sql"), up_body),
-                (folder.join("down.sql"), down_body),
-            ]
-        }
-        Format::Flyway => {
-            let v = if existing.is_empty() {
-                "1".to_owned()
-            } else {
-                flyway_next(existing)
-            };
-            vec![
-                (dir.join(format!("V{v}__{slug}.sql")), up_body),
-                (dir.join(format!("U{v}__{slug}.sql")), down_body),
-            ]
-        }
-    };
+    let files = files(dir, format, existing, name, &slug, now, options)?;
     for (path, _) in &files {
         if path.exists() {
             return Err(CreateError::Exists(path.clone()));
@@ -130,6 +175,149 @@ pub fn create(
         })?;
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// The leading version digits of every entry of `dir` (`0003_x.sql`,
+/// `2024-01-01-120000_x/` without its dashes).
+fn versions_on_disk(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (prefix, _) = name.split_once('_')?;
+            let digits = prefix.replace('-', "");
+            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+        })
+        .collect()
+}
+
+/// The description line that starts every new migration: the name in
+/// words (`add_users_table` → `Add users table`). `strata changelog` shows
+/// the first comment paragraph of the up script as the description.
+fn title(slug: &str) -> String {
+    let words = slug.replace('_', " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => words,
+    }
+}
+
+/// The up and down texts of a migration, without layout directives.
+fn bodies(name: &str, slug: &str, kind: Option<Kind>, goose: bool) -> (String, String) {
+    match kind {
+        None => (
+            format!("-- Migration: {name}\n-- Write the forward change here.\n"),
+            format!("-- Revert: {name}\n-- Undo the forward change here.\n"),
+        ),
+        Some(kind) => {
+            let t = templates::template(kind);
+            let title = title(slug);
+            (
+                format!("-- {title}\n\n{}", templates::render(&t.up, goose)),
+                format!(
+                    "-- Revert: {title}\n\n{}",
+                    templates::render(&t.down, goose)
+                ),
+            )
+        }
+    }
+}
+
+/// Every file to write: (path, content).
+fn files(
+    dir: &Path,
+    format: Format,
+    existing: &[Migration],
+    name: &str,
+    slug: &str,
+    now: DateTime<Utc>,
+    options: NewOptions,
+) -> Result<Vec<(PathBuf, String)>, CreateError> {
+    let on_disk = versions_on_disk(dir);
+    let next = |numbering| next_version(existing, &on_disk, now, numbering);
+    let no_tx = options
+        .kind
+        .is_some_and(|k| templates::template(k).no_transaction);
+    let (up_body, down_body) = bodies(name, slug, options.kind, format == Format::Goose);
+    // Each layout's own way to run a file outside a transaction, so that its
+    // original tool does the same as Strata.
+    let directive = |line: &str, body: String| -> String {
+        if no_tx {
+            format!("{line}\n{body}")
+        } else {
+            body
+        }
+    };
+    Ok(match format {
+        Format::Native | Format::Sqlx => {
+            let version = next(options.numbering)?;
+            let line = if format == Format::Sqlx {
+                "-- no-transaction"
+            } else {
+                "-- strata:no-transaction"
+            };
+            vec![
+                (
+                    dir.join(format!("{version}_{slug}.up.sql")),
+                    directive(line, up_body),
+                ),
+                (
+                    dir.join(format!("{version}_{slug}.down.sql")),
+                    directive(line, down_body),
+                ),
+            ]
+        }
+        Format::Goose => {
+            let version = next(options.numbering)?;
+            let text = format!("-- +goose Up\n{up_body}\n-- +goose Down\n{down_body}");
+            vec![(
+                dir.join(format!("{version}_{slug}.sql")),
+                directive("-- +goose NO TRANSACTION", text),
+            )]
+        }
+        Format::Diesel => {
+            // diesel's own generator writes timestamps with dashes.
+            let mut version = next(options.numbering)?;
+            if version == now.format("%Y%m%d%H%M%S").to_string() {
+                version = now.format("%Y-%m-%d-%H%M%S").to_string();
+            }
+            let folder = dir.join(format!("{version}_{slug}"));
+            let mut files = vec![
+                (folder.join("up.sql"), up_body),
+                (folder.join("down.sql"), down_body),
+            ];
+            if no_tx {
+                files.push((
+                    folder.join("metadata.toml"),
+                    "run_in_transaction = false\n".to_owned(),
+                ));
+            }
+            files
+        }
+        Format::Flyway => {
+            // Flyway numbers are sequential already: V1, V2, …
+            let v = if existing.is_empty() {
+                "1".to_owned()
+            } else {
+                flyway_next(existing)
+            };
+            let line = "-- strata:no-transaction";
+            vec![
+                (
+                    dir.join(format!("V{v}__{slug}.sql")),
+                    directive(line, up_body),
+                ),
+                (
+                    dir.join(format!("U{v}__{slug}.sql")),
+                    directive(line, down_body),
+                ),
+            ]
+        }
+    })
 }
 
 fn flyway_next(existing: &[Migration]) -> String {
@@ -157,7 +345,15 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2024-03-05T06:07:08Z")
             .unwrap()
             .with_timezone(&Utc);
-        let first = create(dir.path(), Format::Native, &[], "init", now).unwrap();
+        let first = create(
+            dir.path(),
+            Format::Native,
+            &[],
+            "init",
+            now,
+            NewOptions::default(),
+        )
+        .unwrap();
         assert!(first[0].ends_with("20240305060708_init.up.sql"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("0007_x.up.sql"), "SELECT 1;").unwrap();
@@ -168,6 +364,7 @@ mod tests {
             &loaded.migrations,
             "next one",
             now,
+            NewOptions::default(),
         )
         .unwrap();
         assert!(files[0].ends_with("0008_next_one.up.sql"), "{files:?}");
