@@ -178,7 +178,7 @@ impl Ledger {
 }
 
 /// The `down-progress` event of a down script run outside a transaction.
-fn down_progress(
+pub(super) fn down_progress(
     statements: &[Statement],
     state: &str,
     done: usize,
