@@ -686,7 +686,7 @@ impl Runner<'_> {
         super::resume::refuse_undecided(m, statements, from, ledger.direction())?;
         let total = statements.len();
         let pid = Some(self.conn.pid());
-        self.progress_started(ledger, m, statements, resume, pid)
+        self.progress_state(ledger, m, statements, "running", resume, pid, None)
             .await?;
         let build_attempts = ledger.index_build_attempts(self.index_build_attempts);
         let mut in_user_tx = false;
@@ -813,7 +813,10 @@ impl Runner<'_> {
                         continue;
                     }
                     let note = ledger.failure_note(last_safe);
-                    self.progress_failed(ledger, m, statements, last_safe, &error)
+                    // Best effort: the statement's own error is the one to report.
+                    let message = Some(error.to_string());
+                    let _ = self
+                        .progress_state(ledger, m, statements, "failed", last_safe, None, message)
                         .await;
                     return Err(self
                         .failed(m, script, statements, i, error, note, ledger.direction())
@@ -837,15 +840,19 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Records, before the first statement, that a run of `m` from
-    /// statement `resume` is under way on backend `pid`.
-    async fn progress_started(
+    /// Records the state of a run of `m`: `running` on backend `pid` before
+    /// its first statement, or `failed` (with `error`), with the first
+    /// `done` statements done.
+    #[allow(clippy::too_many_arguments)]
+    async fn progress_state(
         &self,
         ledger: Ledger,
         m: &Migration,
         statements: &[Statement],
-        resume: usize,
+        state: &str,
+        done: usize,
         pid: Option<i32>,
+        error: Option<String>,
     ) -> Result<(), DbError> {
         match ledger {
             Ledger::Up => {
@@ -853,12 +860,12 @@ impl Runner<'_> {
                     .set_progress(
                         self.conn,
                         m,
-                        "running",
-                        resume as i32,
+                        state,
+                        done as i32,
                         statements.len() as i32,
-                        &done_checksum(statements, resume),
+                        &done_checksum(statements, done),
                         self.actor,
-                        None,
+                        error.as_deref(),
                         pid,
                     )
                     .await
@@ -869,7 +876,7 @@ impl Runner<'_> {
                         self.conn,
                         self.actor,
                         m,
-                        &down_progress(statements, "running", resume, pid, None),
+                        &down_progress(statements, state, done, pid, error),
                     )
                     .await
             }
@@ -907,46 +914,6 @@ impl Runner<'_> {
                     .await
             }
         }
-    }
-
-    /// Records that the run failed with the first `done` statements done.
-    /// Best effort: the statement's own error is the one to report.
-    async fn progress_failed(
-        &self,
-        ledger: Ledger,
-        m: &Migration,
-        statements: &[Statement],
-        done: usize,
-        error: &DbError,
-    ) {
-        let message = error.to_string();
-        let _ = match ledger {
-            Ledger::Up => {
-                self.history
-                    .set_progress(
-                        self.conn,
-                        m,
-                        "failed",
-                        done as i32,
-                        statements.len() as i32,
-                        &done_checksum(statements, done),
-                        self.actor,
-                        Some(&message),
-                        None,
-                    )
-                    .await
-            }
-            Ledger::Down => {
-                self.history
-                    .down_progress(
-                        self.conn,
-                        self.actor,
-                        m,
-                        &down_progress(statements, "failed", done, None, Some(message)),
-                    )
-                    .await
-            }
-        };
     }
 
     /// Records a failed attempt in the event log and builds the error.
