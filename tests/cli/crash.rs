@@ -180,6 +180,11 @@ fn window_project(db: &TestDb, first: &str, name: &str, sql: &str) -> Project {
     project
 }
 
+/// Asserts that migration 2, the second history row, is in `state`.
+async fn assert_migration_2(db: &TestDb, state: &str) {
+    assert_eq!(db.history().await[1], ("2".to_owned(), state.to_owned()));
+}
+
 /// Kills `strata up` in the window between a statement matching `like`
 /// (which waits behind `gate` first) and its progress write, by holding the
 /// history row of migration 2 FOR UPDATE (see `kill_in_window`). Returns the
@@ -220,10 +225,7 @@ async fn as_written_block_killed_before_its_progress_is_recorded_runs_once() {
         ["100"],
         "the committed block ran again: {out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
@@ -270,10 +272,7 @@ async fn no_transaction_statement_killed_before_its_progress_runs_once() {
         ["100"],
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
@@ -318,10 +317,7 @@ async fn drop_index_concurrently_killed_before_its_progress_resumes() {
         out.contains("already dropped by the interrupted run"),
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
@@ -337,10 +333,7 @@ async fn drop_index_concurrently_killed_while_it_waits_resumes() {
     kill_while_it_waits(&db, &project, "up", &gate, "DROP INDEX%").await;
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(!db.has_table("t_id").await, "{out}");
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
@@ -368,10 +361,7 @@ async fn reindex_concurrently_killed_while_it_waits_leaves_no_invalid_index() {
         ["t_id:true"],
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
@@ -391,10 +381,7 @@ async fn reindex_concurrently_killed_before_its_progress_is_skipped_on_resume() 
         out.contains("already rebuilt by the interrupted run"),
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 const PARTITIONS: &str = "CREATE TABLE p (id int) PARTITION BY RANGE (id);\nCREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);\nCREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200);\n";
@@ -423,10 +410,7 @@ async fn detach_concurrently_killed_while_pending_is_finalized_on_resume() {
             .await,
         ["0"]
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
@@ -446,10 +430,7 @@ async fn detach_concurrently_killed_before_its_progress_is_skipped_on_resume() {
         out.contains("already detached by the interrupted run"),
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
@@ -576,10 +557,7 @@ async fn killed_before_the_applied_record_only_records_it() {
     )
     .await;
     events.batch("COMMIT").await.unwrap();
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "running".to_owned())
-    );
+    assert_migration_2(&db, "running").await;
     let status = expect_code(&project.run(&db, &["status"]), 0);
     assert!(
         status.contains("interrupted after its last statement, before it was recorded as applied"),
@@ -591,10 +569,7 @@ async fn killed_before_the_applied_record_only_records_it() {
         "{out}"
     );
     assert_eq!(db.column("SELECT count(*)::text FROM t").await, ["100"]);
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
