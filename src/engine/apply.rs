@@ -86,6 +86,115 @@ struct Retries {
     attempt: u32,
 }
 
+/// Which command a run serves, for what `up` and `down` do differently in
+/// the loops they share: above all where a run outside a transaction keeps
+/// its progress, `Up` in the migration's history row (`running`, `failed`,
+/// statements done), `Down` in `down-progress` events, as the row must stay
+/// `applied` until the down completes (see `history` for why); then what
+/// their messages say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ledger {
+    Up,
+    Down,
+}
+
+impl Ledger {
+    /// The command, for errors and events.
+    fn direction(self) -> &'static str {
+        match self {
+            Ledger::Up => "up",
+            Ledger::Down => "down",
+        }
+    }
+
+    /// Extra attempts for a CONCURRENTLY build that failed transiently:
+    /// the configured ones going up; none going down.
+    fn index_build_attempts(self, configured: u32) -> u32 {
+        match self {
+            Ledger::Up => configured,
+            Ledger::Down => 0,
+        }
+    }
+
+    /// What the progress line of a run from statement `resume` of `total`
+    /// says as it starts.
+    fn started_detail(self, resume: usize, total: usize, mode: &Mode) -> String {
+        if resume > 0 && resume >= total {
+            match self {
+                Ledger::Up => format!(
+                    "all {total} statements ran before the interruption; recording it as applied"
+                ),
+                Ledger::Down => format!(
+                    "all {total} statements of the down script ran before the interruption; recording it as reverted"
+                ),
+            }
+        } else if resume > 0 {
+            format!(
+                "resuming at statement {} of {total}, {}",
+                resume + 1,
+                mode.describe()
+            )
+        } else {
+            mode.describe()
+        }
+    }
+
+    /// What the failure message says is applied after the transaction of a
+    /// run that started at statement `resume` was rolled back.
+    fn rollback_note(self, resume: usize) -> String {
+        match self {
+            Ledger::Up if resume > 0 => {
+                format!("; statements {resume} and before stay applied, the rest was rolled back")
+            }
+            Ledger::Up => "; the transaction was rolled back, nothing was applied".to_owned(),
+            Ledger::Down if resume > 0 => format!(
+                "; the transaction was rolled back; statements 1 to {resume} of the down script ran before and stay recorded, and `strata down` resumes at statement {}",
+                resume + 1
+            ),
+            Ledger::Down => {
+                "; the transaction was rolled back, the migration stays applied".to_owned()
+            }
+        }
+    }
+
+    /// What the failure message says is applied, after `last_safe`
+    /// statements were done and recorded.
+    fn failure_note(self, last_safe: usize) -> String {
+        match self {
+            Ledger::Up => format!(
+                "; statements 1 to {last_safe} are applied and recorded; fix the cause and run `strata up` to resume at statement {}",
+                last_safe + 1
+            ),
+            Ledger::Down if last_safe == 0 => {
+                "; no statement of the down script had run, the migration stays applied"
+                    .to_owned()
+            }
+            Ledger::Down => format!(
+                "; statements 1 to {last_safe} of the down script ran outside a transaction and are recorded, the migration is partly reverted; fix the cause and run `strata down` to resume at statement {}",
+                last_safe + 1
+            ),
+        }
+    }
+}
+
+/// The `down-progress` event of a down script run outside a transaction.
+pub(super) fn down_progress(
+    statements: &[Statement],
+    state: &str,
+    done: usize,
+    backend_pid: Option<i32>,
+    error: Option<String>,
+) -> super::history::DownProgress {
+    super::history::DownProgress {
+        state: state.to_owned(),
+        done: done as i32,
+        total: statements.len() as i32,
+        done_checksum: done_checksum(statements, done),
+        backend_pid,
+        error,
+    }
+}
+
 /// Lock and statement timeouts, from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -371,21 +480,7 @@ impl Runner<'_> {
         observer(Progress::Started {
             label: m.label(),
             direction: "up",
-            detail: if resume > 0 && resume >= statements.len() {
-                format!(
-                    "all {} statements ran before the interruption; recording it as applied",
-                    statements.len()
-                )
-            } else if resume > 0 {
-                format!(
-                    "resuming at statement {} of {}, {}",
-                    resume + 1,
-                    statements.len(),
-                    mode.describe()
-                )
-            } else {
-                mode.describe()
-            },
+            detail: Ledger::Up.started_detail(resume, statements.len(), &mode),
         });
         let started = Instant::now();
         let action = if resume > 0 { "resume" } else { "up" };
@@ -394,242 +489,44 @@ impl Runner<'_> {
             attempt: 0,
         };
         if mode == Mode::Transaction {
-            'attempt: loop {
-                self.conn
-                    .batch(&format!("BEGIN; {}", self.local_settings()))
-                    .await?;
-                for (i, stmt) in statements.iter().enumerate().skip(resume) {
-                    if let Err(error) = self
-                        .execute_statement(m, i, statements.len(), stmt, observer)
-                        .await
-                    {
-                        let _ = self.conn.batch("ROLLBACK").await;
-                        if self
-                            .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
-                            .await
-                        {
-                            continue 'attempt;
-                        }
-                        let note = if resume > 0 {
-                            format!("; statements {resume} and before stay applied, the rest was rolled back")
-                        } else {
-                            "; the transaction was rolled back, nothing was applied".to_owned()
-                        };
-                        return Err(self
-                            .failed(m, &m.up, statements, i, error, note, "up")
-                            .await);
-                    }
-                }
-                let ms = started.elapsed().as_millis() as i64;
-                let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt, "rewrites": rewrites });
-                let record = self.history.record(
-                    self.conn,
-                    &self.record,
-                    m,
-                    statements.len() as i32,
-                    self.actor,
-                    ms,
-                    action,
-                    &details,
-                );
-                commit_with(record, self.conn).await?;
-                return Ok(ms);
-            }
-        }
-        self.wait_for_previous_runner(m, resumed_pid).await?;
-        super::resume::refuse_undecided(m, statements, from, "up")?;
-        let total = statements.len() as i32;
-        let pid = Some(self.conn.pid());
-        self.history
-            .set_progress(
-                self.conn,
+            self.run_in_transaction(
+                Ledger::Up,
                 m,
-                "running",
-                resume as i32,
-                total,
-                &done_checksum(statements, resume),
-                self.actor,
-                None,
-                pid,
+                &m.up,
+                statements,
+                resume,
+                &mut retries,
+                observer,
             )
             .await?;
-        let kind = m.kind.as_str();
-        let version = m.version.canonical();
-        let mut in_user_tx = false;
-        // The statement after the last committed one: where a retry restarts.
-        let mut last_safe = resume;
-        let mut i = resume;
-        // Before each CONCURRENTLY build, an INVALID index of the same name
-        // (left by a failed, cancelled or killed build) is dropped; a VALID
-        // one is skipped only where an interrupted attempt may have built it.
-        let mut may_skip_built = from.interrupted;
-        // Extra attempts used on CONCURRENTLY builds that failed transiently.
-        let mut builds = 0u32;
-        while i < statements.len() {
-            let may_skip = std::mem::replace(&mut may_skip_built, false);
-            // A CONCURRENTLY statement the interrupted run may have done is
-            // checked in the catalog first (see `resume`).
-            let instead;
-            let stmt = match self
-                .on_resume(m, i, &statements[i], may_skip, observer)
-                .await?
-            {
-                super::resume::OnResume::Skip => {
-                    let sum = done_checksum(statements, i + 1);
-                    self.conn
-                        .execute_prepared(
-                            &self.progress,
-                            &[&((i + 1) as i32), &sum, &kind, &version],
-                        )
-                        .await?;
-                    last_safe = i + 1;
-                    i += 1;
-                    continue;
-                }
-                super::resume::OnResume::Run => &statements[i],
-                super::resume::OnResume::Instead(s) => {
-                    instead = s;
-                    &instead
-                }
-            };
-            // Outside the file's own transactions, a statement that may run
-            // in a transaction is wrapped with its progress write, so both
-            // commit together (as-written files too).
-            let wrap = !in_user_tx && stmt.transaction == TransactionBehavior::Any;
-            // Set once a statement that commits on its own has run: if its
-            // progress write then fails, the statement still counts as done.
-            let mut committed_alone = false;
-            let result = async {
-                if wrap {
-                    self.conn
-                        .batch(&format!("BEGIN; {}", self.local_settings()))
-                        .await?;
-                } else if !in_user_tx {
-                    self.conn.batch(&self.session_settings(stmt)).await?;
-                }
-                // The file's own COMMIT: the progress of the block goes in
-                // the block's transaction, so a crash cannot separate them.
-                let commits_block = in_user_tx && stmt.transaction == TransactionBehavior::Commit;
-                if commits_block {
-                    let sum = done_checksum(statements, i + 1);
-                    self.conn
-                        .execute_prepared(
-                            &self.progress,
-                            &[&((i + 1) as i32), &sum, &kind, &version],
-                        )
-                        .await?;
-                }
-                self.execute_statement(m, i, statements.len(), stmt, observer)
-                    .await?;
-                match stmt.transaction {
-                    TransactionBehavior::Begin => {
-                        in_user_tx = true;
-                        self.conn.batch(&self.local_settings()).await?;
-                    }
-                    TransactionBehavior::Commit | TransactionBehavior::Rollback => {
-                        in_user_tx = false
-                    }
-                    _ => {}
-                }
-                committed_alone = !wrap && !in_user_tx;
-                if !in_user_tx && !commits_block {
-                    let sum = done_checksum(statements, i + 1);
-                    self.conn
-                        .execute_prepared(
-                            &self.progress,
-                            &[&((i + 1) as i32), &sum, &kind, &version],
-                        )
-                        .await?;
-                }
-                if wrap {
-                    self.conn.batch("COMMIT").await?;
-                }
-                Ok::<(), DbError>(())
-            }
-            .await;
-            match result {
-                Ok(()) => {
-                    if !in_user_tx {
-                        last_safe = i + 1;
-                    }
-                    i += 1;
-                }
-                Err(error) => {
-                    if committed_alone {
-                        // It ran and committed; only its progress write
-                        // failed. Never run it again.
-                        last_safe = i + 1;
-                    }
-                    if wrap || in_user_tx {
-                        let _ = self.conn.batch("ROLLBACK").await;
-                        in_user_tx = false;
-                    }
-                    if self
-                        .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
-                        .await
-                    {
-                        // Restart at the first statement that did not commit; a
-                        // cancelled CREATE INDEX CONCURRENTLY may have left an
-                        // invalid index to clean up first.
-                        i = last_safe;
-                        may_skip_built = true;
-                        continue;
-                    }
-                    // Never leave an INVALID index behind: it slows every write.
-                    self.drop_invalid_index(stmt, observer).await;
-                    if concurrent_index_name(stmt).is_some()
-                        && is_transient(&error)
-                        && builds < self.index_build_attempts
-                        && i == last_safe
-                    {
-                        builds += 1;
-                        observer(Progress::Notice(format!(
-                            "{}: statement {} failed ({error}); building the index again (attempt {} of {})",
-                            m.label(),
-                            i + 1,
-                            builds + 1,
-                            self.index_build_attempts + 1
-                        )));
-                        continue;
-                    }
-                    let note = format!(
-                        "; statements 1 to {last_safe} are applied and recorded; fix the cause and run `strata up` to resume at statement {}",
-                        last_safe + 1
-                    );
-                    let message = error.to_string();
-                    let _ = self
-                        .history
-                        .set_progress(
-                            self.conn,
-                            m,
-                            "failed",
-                            last_safe as i32,
-                            total,
-                            &done_checksum(statements, last_safe),
-                            self.actor,
-                            Some(&message),
-                            None,
-                        )
-                        .await;
-                    return Err(self
-                        .failed(m, &m.up, statements, i, error, note, "up")
-                        .await);
-                }
-            }
+            let ms = started.elapsed().as_millis() as i64;
+            let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt, "rewrites": rewrites });
+            let record = self.history.record(
+                self.conn,
+                &self.record,
+                m,
+                statements.len() as i32,
+                self.actor,
+                ms,
+                action,
+                &details,
+            );
+            commit_with(record, self.conn).await?;
+            return Ok(ms);
         }
-        if in_user_tx {
-            let _ = self.conn.batch("ROLLBACK").await;
-            return Err(EngineError::Sql {
-                path: m.up.path.clone(),
-                line: m.up.first_line,
-                column: 1,
-                error: sql::SqlError::Syntax {
-                    message: "BEGIN without a matching COMMIT".into(),
-                    line: 1,
-                    column: 1,
-                },
-            });
-        }
+        self.wait_for_previous_runner(m, resumed_pid).await?;
+        self.run_outside_transaction(
+            Ledger::Up,
+            m,
+            &m.up,
+            statements,
+            from,
+            resume,
+            &mut retries,
+            observer,
+        )
+        .await?;
+        let total = statements.len() as i32;
         let ms = started.elapsed().as_millis() as i64;
         let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt, "rewrites": rewrites });
         self.conn.batch("BEGIN").await?;
@@ -666,21 +563,7 @@ impl Runner<'_> {
         observer(Progress::Started {
             label: m.label(),
             direction: "down",
-            detail: if resume > 0 && resume >= statements.len() {
-                format!(
-                    "all {} statements of the down script ran before the interruption; recording it as reverted",
-                    statements.len()
-                )
-            } else if resume > 0 {
-                format!(
-                    "resuming at statement {} of {}, {}",
-                    resume + 1,
-                    statements.len(),
-                    mode.describe()
-                )
-            } else {
-                mode.describe()
-            },
+            detail: Ledger::Down.started_detail(resume, statements.len(), &mode),
         });
         let started = Instant::now();
         let transactional = mode == Mode::Transaction;
@@ -691,38 +574,28 @@ impl Runner<'_> {
         // A killed run's last statement may still run on the server.
         self.wait_for_previous_runner(m, from.pid).await?;
         if transactional {
-            'attempt: loop {
-                self.conn
-                    .batch(&format!("BEGIN; {}", self.local_settings()))
-                    .await?;
-                for (i, stmt) in statements.iter().enumerate().skip(resume) {
-                    if let Err(error) = self
-                        .execute_statement(m, i, statements.len(), stmt, observer)
-                        .await
-                    {
-                        let _ = self.conn.batch("ROLLBACK").await;
-                        if self
-                            .retry_after_lock_timeout(m, stmt, i, &error, &mut retries, observer)
-                            .await
-                        {
-                            continue 'attempt;
-                        }
-                        let note = if resume > 0 {
-                            format!("; the transaction was rolled back; statements 1 to {resume} of the down script ran before and stay recorded, and `strata down` resumes at statement {}", resume + 1)
-                        } else {
-                            "; the transaction was rolled back, the migration stays applied"
-                                .to_owned()
-                        };
-                        return Err(self
-                            .failed(m, script, statements, i, error, note, "down")
-                            .await);
-                    }
-                }
-                break;
-            }
+            self.run_in_transaction(
+                Ledger::Down,
+                m,
+                script,
+                statements,
+                resume,
+                &mut retries,
+                observer,
+            )
+            .await?;
         } else {
-            self.down_outside_transaction(m, script, statements, from, &mut retries, observer)
-                .await?;
+            self.run_outside_transaction(
+                Ledger::Down,
+                m,
+                script,
+                statements,
+                from,
+                resume,
+                &mut retries,
+                observer,
+            )
+            .await?;
             self.conn.batch("BEGIN").await?;
         }
         let ms = started.elapsed().as_millis() as i64;
@@ -746,69 +619,99 @@ impl Runner<'_> {
         Ok(ms)
     }
 
-    /// Runs a down script outside a transaction, statement by statement,
-    /// with the same exactly-once rules as `up`: each statement that may run
-    /// in a transaction commits together with its `down-progress` event, a
-    /// file's own block records its progress just before its `COMMIT`, and
-    /// a statement that commits on its own records it right after. A resume
-    /// (after the caller waited for the interrupted run's backend) refuses
-    /// to guess at an unverifiable statement, and checks CONCURRENTLY
-    /// statements in the catalog (see `resume`). The history row stays `applied` until the
-    /// caller deletes it (see `history` for why progress lives in events).
-    async fn down_outside_transaction(
+    /// Runs `statements` of `script` from `resume` on in one transaction,
+    /// left open on success for the caller to record the outcome in and
+    /// commit. After a lock timeout the whole transaction is rolled back and
+    /// tried again (see `retry_after_lock_timeout`); any other error rolls
+    /// it back and is returned.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_in_transaction(
         &self,
+        ledger: Ledger,
+        m: &Migration,
+        script: &Script,
+        statements: &[Statement],
+        resume: usize,
+        retries: &mut Retries,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), EngineError> {
+        'attempt: loop {
+            self.conn
+                .batch(&format!("BEGIN; {}", self.local_settings()))
+                .await?;
+            for (i, stmt) in statements.iter().enumerate().skip(resume) {
+                if let Err(error) = self
+                    .execute_statement(m, i, statements.len(), stmt, observer)
+                    .await
+                {
+                    let _ = self.conn.batch("ROLLBACK").await;
+                    if self
+                        .retry_after_lock_timeout(m, stmt, i, &error, retries, observer)
+                        .await
+                    {
+                        continue 'attempt;
+                    }
+                    let note = ledger.rollback_note(resume);
+                    return Err(self
+                        .failed(m, script, statements, i, error, note, ledger.direction())
+                        .await);
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    /// Runs `statements` of `script` outside a transaction, statement by
+    /// statement, from `resume` on, with the exactly-once rules `up` and
+    /// `down` share: each statement that may run in a transaction commits
+    /// together with its progress write, a file's own block records its
+    /// progress just before its `COMMIT`, and a statement that commits on
+    /// its own records it right after. A resume (after the caller waited
+    /// for the interrupted run's backend) refuses to guess at an
+    /// unverifiable statement, and checks CONCURRENTLY statements in the
+    /// catalog (see `resume`). Only where progress is kept differs, so it
+    /// is `ledger`'s (see `Ledger`): one loop, so a fix lands in both.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_outside_transaction(
+        &self,
+        ledger: Ledger,
         m: &Migration,
         script: &Script,
         statements: &[Statement],
         from: Resume,
+        resume: usize,
         retries: &mut Retries,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), EngineError> {
-        super::resume::refuse_undecided(m, statements, from, "down")?;
+        super::resume::refuse_undecided(m, statements, from, ledger.direction())?;
         let total = statements.len();
-        let progress =
-            |state: &str, done: usize, backend_pid: Option<i32>, error: Option<String>| {
-                super::history::DownProgress {
-                    state: state.to_owned(),
-                    done: done as i32,
-                    total: total as i32,
-                    done_checksum: done_checksum(statements, done),
-                    backend_pid,
-                    error,
-                }
-            };
         let pid = Some(self.conn.pid());
-        let resume = from.at.min(total);
-        self.history
-            .down_progress(
-                self.conn,
-                self.actor,
-                m,
-                &progress("running", resume, pid, None),
-            )
+        self.progress_state(ledger, m, statements, "running", resume, pid, None)
             .await?;
+        let build_attempts = ledger.index_build_attempts(self.index_build_attempts);
         let mut in_user_tx = false;
         // The statement after the last committed one: where a retry restarts.
         let mut last_safe = resume;
         let mut i = resume;
+        // Before each CONCURRENTLY build, an INVALID index of the same name
+        // (left by a failed, cancelled or killed build) is dropped; a VALID
+        // one is skipped only where an interrupted attempt may have built it.
         // Only the statement an interrupted attempt stopped at may be
         // skipped as already done.
-        let mut may_skip_done = from.interrupted;
+        let mut may_skip_built = from.interrupted;
+        // Extra attempts used on CONCURRENTLY builds that failed transiently.
+        let mut builds = 0u32;
         while i < total {
-            let may_skip = std::mem::replace(&mut may_skip_done, false);
+            let may_skip = std::mem::replace(&mut may_skip_built, false);
+            // A CONCURRENTLY statement the interrupted run may have done is
+            // checked in the catalog first (see `resume`).
             let instead;
             let stmt = match self
                 .on_resume(m, i, &statements[i], may_skip, observer)
                 .await?
             {
                 super::resume::OnResume::Skip => {
-                    self.history
-                        .down_progress(
-                            self.conn,
-                            self.actor,
-                            m,
-                            &progress("running", i + 1, pid, None),
-                        )
+                    self.progress_done(ledger, m, statements, i + 1, pid)
                         .await?;
                     last_safe = i + 1;
                     i += 1;
@@ -820,7 +723,12 @@ impl Runner<'_> {
                     &instead
                 }
             };
+            // Outside the file's own transactions, a statement that may run
+            // in a transaction is wrapped with its progress write, so both
+            // commit together (as-written files too).
             let wrap = !in_user_tx && stmt.transaction == TransactionBehavior::Any;
+            // Set once a statement that commits on its own has run: if its
+            // progress write then fails, the statement still counts as done.
             let mut committed_alone = false;
             let result = async {
                 if wrap {
@@ -830,15 +738,11 @@ impl Runner<'_> {
                 } else if !in_user_tx {
                     self.conn.batch(&self.session_settings(stmt)).await?;
                 }
+                // The file's own COMMIT: the progress of the block goes in
+                // the block's transaction, so a crash cannot separate them.
                 let commits_block = in_user_tx && stmt.transaction == TransactionBehavior::Commit;
                 if commits_block {
-                    self.history
-                        .down_progress(
-                            self.conn,
-                            self.actor,
-                            m,
-                            &progress("running", i + 1, pid, None),
-                        )
+                    self.progress_done(ledger, m, statements, i + 1, pid)
                         .await?;
                 }
                 self.execute_statement(m, i, total, stmt, observer).await?;
@@ -854,13 +758,7 @@ impl Runner<'_> {
                 }
                 committed_alone = !wrap && !in_user_tx;
                 if !in_user_tx && !commits_block {
-                    self.history
-                        .down_progress(
-                            self.conn,
-                            self.actor,
-                            m,
-                            &progress("running", i + 1, pid, None),
-                        )
+                    self.progress_done(ledger, m, statements, i + 1, pid)
                         .await?;
                 }
                 if wrap {
@@ -890,31 +788,38 @@ impl Runner<'_> {
                         .retry_after_lock_timeout(m, stmt, i, &error, retries, observer)
                         .await
                     {
+                        // Restart at the first statement that did not commit; a
+                        // cancelled CREATE INDEX CONCURRENTLY may have left an
+                        // invalid index to clean up first.
                         i = last_safe;
-                        may_skip_done = true;
+                        may_skip_built = true;
                         continue;
                     }
+                    // Never leave an INVALID index behind: it slows every write.
                     self.drop_invalid_index(stmt, observer).await;
-                    let note = if last_safe == 0 {
-                        "; no statement of the down script had run, the migration stays applied"
-                            .to_owned()
-                    } else {
-                        format!(
-                            "; statements 1 to {last_safe} of the down script ran outside a transaction and are recorded, the migration is partly reverted; fix the cause and run `strata down` to resume at statement {}",
-                            last_safe + 1
-                        )
-                    };
+                    if concurrent_index_name(stmt).is_some()
+                        && is_transient(&error)
+                        && builds < build_attempts
+                        && i == last_safe
+                    {
+                        builds += 1;
+                        observer(Progress::Notice(format!(
+                            "{}: statement {} failed ({error}); building the index again (attempt {} of {})",
+                            m.label(),
+                            i + 1,
+                            builds + 1,
+                            build_attempts + 1
+                        )));
+                        continue;
+                    }
+                    let note = ledger.failure_note(last_safe);
+                    // Best effort: the statement's own error is the one to report.
+                    let message = Some(error.to_string());
                     let _ = self
-                        .history
-                        .down_progress(
-                            self.conn,
-                            self.actor,
-                            m,
-                            &progress("failed", last_safe, None, Some(error.to_string())),
-                        )
+                        .progress_state(ledger, m, statements, "failed", last_safe, None, message)
                         .await;
                     return Err(self
-                        .failed(m, script, statements, i, error, note, "down")
+                        .failed(m, script, statements, i, error, note, ledger.direction())
                         .await);
                 }
             }
@@ -933,6 +838,82 @@ impl Runner<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Records the state of a run of `m`: `running` on backend `pid` before
+    /// its first statement, or `failed` (with `error`), with the first
+    /// `done` statements done.
+    #[allow(clippy::too_many_arguments)]
+    async fn progress_state(
+        &self,
+        ledger: Ledger,
+        m: &Migration,
+        statements: &[Statement],
+        state: &str,
+        done: usize,
+        pid: Option<i32>,
+        error: Option<String>,
+    ) -> Result<(), DbError> {
+        match ledger {
+            Ledger::Up => {
+                self.history
+                    .set_progress(
+                        self.conn,
+                        m,
+                        state,
+                        done as i32,
+                        statements.len() as i32,
+                        &done_checksum(statements, done),
+                        self.actor,
+                        error.as_deref(),
+                        pid,
+                    )
+                    .await
+            }
+            Ledger::Down => {
+                self.history
+                    .down_progress(
+                        self.conn,
+                        self.actor,
+                        m,
+                        &down_progress(statements, state, done, pid, error),
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// Records that the first `done` statements of `m` are done; called
+    /// inside the statement's own transaction wherever it has one.
+    async fn progress_done(
+        &self,
+        ledger: Ledger,
+        m: &Migration,
+        statements: &[Statement],
+        done: usize,
+        pid: Option<i32>,
+    ) -> Result<(), DbError> {
+        match ledger {
+            Ledger::Up => {
+                let sum = done_checksum(statements, done);
+                let kind = m.kind.as_str();
+                let version = m.version.canonical();
+                self.conn
+                    .execute_prepared(&self.progress, &[&(done as i32), &sum, &kind, &version])
+                    .await?;
+                Ok(())
+            }
+            Ledger::Down => {
+                self.history
+                    .down_progress(
+                        self.conn,
+                        self.actor,
+                        m,
+                        &down_progress(statements, "running", done, pid, None),
+                    )
+                    .await
+            }
+        }
     }
 
     /// Records a failed attempt in the event log and builds the error.

@@ -949,6 +949,25 @@ pub async fn redo(
     Ok(report)
 }
 
+/// Opens `target` for a command that changes only the history (`baseline`,
+/// `repair`): the history table (created if missing), the migration lock
+/// (the caller releases it), and every migration's status read under it.
+async fn open_locked(
+    project: &Project,
+    target: &Target,
+) -> Result<(History, Connection, MigrationLock, Vec<MigrationStatus>), EngineError> {
+    let history = project.history();
+    let conn = open(target).await?;
+    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
+    history.ensure(&conn).await?;
+    let statuses = plan::statuses(
+        project.format,
+        &project.migrations,
+        &history.read(&conn).await?,
+    );
+    Ok((history, conn, lock, statuses))
+}
+
 /// Marks every migration up to `version` as applied without running it.
 pub async fn baseline(
     project: &Project,
@@ -959,15 +978,7 @@ pub async fn baseline(
     if !project.migrations.iter().any(|m| m.version == v) {
         return Err(EngineError::UnknownVersion(version.to_owned()));
     }
-    let history = project.history();
-    let conn = open(target).await?;
-    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
-    history.ensure(&conn).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let (history, conn, lock, statuses) = open_locked(project, target).await?;
     let actor = os_actor();
     let mut marked = Vec::new();
     conn.batch("BEGIN").await?;

@@ -22,11 +22,11 @@
 //!   apply, and `--skip-statement`/`--rerun-statement` act on the statement
 //!   of the down script it stopped at.
 
-use super::history::Event;
-use super::lock::MigrationLock;
+use super::history::{Event, History};
 use super::plan::MigrationState;
-use super::{apply, open, os_actor, plan, with_rewrites, EngineError, Project};
-use crate::db::Target;
+use super::{apply, open_locked, os_actor, with_rewrites, EngineError, Project};
+use crate::db::{Connection, DbError, Target};
+use crate::source::Migration;
 
 /// Options of `repair`.
 #[derive(Debug, Clone, Default)]
@@ -61,15 +61,7 @@ pub async fn repair(
     };
     let skip = named(&options.skip_statement)?;
     let rerun = named(&options.rerun_statement)?;
-    let history = project.history();
-    let conn = open(target).await?;
-    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
-    history.ensure(&conn).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let (history, conn, lock, statuses) = open_locked(project, target).await?;
     // Check everything before changing anything.
     let mut stopped = Vec::new();
     for s in &statuses {
@@ -175,19 +167,14 @@ pub async fn repair(
         history
             .set_checksum(&conn, &row.kind, &row.version, &m.checksum)
             .await?;
-        history
-            .event(
-                &conn,
-                &actor,
-                &Event {
-                    action: "repair",
-                    migration: Some(m),
-                    success: true,
-                    duration_ms: None,
-                    details: serde_json::json!({ "repair": "checksum", "old": row.checksum, "new": m.checksum }),
-                },
-            )
-            .await?;
+        record_repair(
+            &history,
+            &conn,
+            &actor,
+            m,
+            serde_json::json!({ "repair": "checksum", "old": row.checksum, "new": m.checksum }),
+        )
+        .await?;
         actions.push(format!("accepted the changed checksum of {}", m.label()));
     }
     for Stopped {
@@ -209,22 +196,10 @@ pub async fn repair(
         // Records `done` statements as done (and the state), in the up
         // progress row or, for a down script, as a `down-progress` event.
         let record = |state: &'static str, now: usize, error: Option<String>| {
-            let (conn, history, actor, sum) = (
-                &conn,
-                &history,
-                &actor,
-                apply::done_checksum(&statements, now),
-            );
+            let (conn, history, actor, statements) = (&conn, &history, &actor, &statements);
             async move {
                 if command == "down" {
-                    let progress = super::history::DownProgress {
-                        state: state.to_owned(),
-                        done: now as i32,
-                        total: total as i32,
-                        done_checksum: sum,
-                        backend_pid: None,
-                        error,
-                    };
+                    let progress = apply::down_progress(statements, state, now, None, error);
                     history.down_progress(conn, actor, m, &progress).await
                 } else {
                     history
@@ -234,7 +209,7 @@ pub async fn repair(
                             state,
                             now as i32,
                             total as i32,
-                            &sum,
+                            &apply::done_checksum(statements, now),
                             actor,
                             error.as_deref(),
                             None,
@@ -257,19 +232,8 @@ pub async fn repair(
                 "failed"
             };
             record(kept, now, error.clone()).await?;
-            history
-                .event(
-                    &conn,
-                    &actor,
-                    &Event {
-                        action: "repair",
-                        migration: Some(m),
-                        success: true,
-                        duration_ms: None,
-                        details: serde_json::json!({ "repair": "skip-statement", "direction": command, "statement": now, "sql": skipped.sql }),
-                    },
-                )
-                .await?;
+            let details = serde_json::json!({ "repair": "skip-statement", "direction": command, "statement": now, "sql": skipped.sql });
+            record_repair(&history, &conn, &actor, m, details).await?;
             actions.push(format!(
                 "recorded statement {now}{script} of {} ({}) as done without running it; {}",
                 m.label(),
@@ -285,19 +249,8 @@ pub async fn repair(
                     "statement {again} did not take effect (strata repair --rerun-statement)"
                 );
                 record("failed", done, Some(note)).await?;
-                history
-                    .event(
-                        &conn,
-                        &actor,
-                        &Event {
-                            action: "repair",
-                            migration: Some(m),
-                            success: true,
-                            duration_ms: None,
-                            details: serde_json::json!({ "repair": "rerun-statement", "direction": command, "statement": again }),
-                        },
-                    )
-                    .await?;
+                let details = serde_json::json!({ "repair": "rerun-statement", "direction": command, "statement": again });
+                record_repair(&history, &conn, &actor, m, details).await?;
             }
             actions.push(format!(
                 "{}: statement {again}{script} ({}) runs again at the next `strata {command}`; {}",
@@ -308,11 +261,7 @@ pub async fn repair(
                 } else {
                     format!(
                         "statements 1 to {done} stay recorded as {}",
-                        if command == "down" {
-                            "reverted"
-                        } else {
-                            "applied"
-                        }
+                        done_state(command)
                     )
                 }
             ));
@@ -336,11 +285,7 @@ pub async fn repair(
             } else {
                 format!(
                     "statements 1 to {done} ran and stay recorded as {}",
-                    if command == "down" {
-                        "reverted"
-                    } else {
-                        "applied"
-                    }
+                    done_state(command)
                 )
             },
             next_run(command, &statements, done)
@@ -361,6 +306,38 @@ struct Stopped {
     error: Option<String>,
     statements: Vec<crate::sql::Statement>,
     done: usize,
+}
+
+/// What the statements that ran of a `command` (`up` or `down`) are.
+fn done_state(command: &str) -> &'static str {
+    if command == "down" {
+        "reverted"
+    } else {
+        "applied"
+    }
+}
+
+/// Records one change of `repair` to `m` in the event log.
+async fn record_repair(
+    history: &History,
+    conn: &Connection,
+    actor: &str,
+    m: &Migration,
+    details: serde_json::Value,
+) -> Result<(), DbError> {
+    history
+        .event(
+            conn,
+            actor,
+            &Event {
+                action: "repair",
+                migration: Some(m),
+                success: true,
+                duration_ms: None,
+                details,
+            },
+        )
+        .await
 }
 
 /// What the next `command` (`up` or `down`) does with a migration whose

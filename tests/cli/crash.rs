@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{expect_code, Project, TestDb};
+use crate::support::{
+    expect_code, kill_in_window, kill_while_it_waits, wait_for, wait_for_lock_wait, Project,
+    TestDb, WINDOW_CONFIG,
+};
 
 #[tokio::test]
 async fn killed_run_resumes_at_the_interrupted_statement() {
@@ -58,21 +61,6 @@ async fn killed_run_resumes_at_the_interrupted_statement() {
     assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
 }
 
-/// Waits until `sql` (run on `db`) returns `want`, for at most 30 s.
-pub(crate) async fn wait_for(db: &TestDb, sql: &str, want: &str) {
-    let started = Instant::now();
-    loop {
-        if db.column(sql).await.first().map(String::as_str) == Some(want) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {sql} = {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn killed_during_lock_retries_leaves_nothing_half_done() {
     let db = TestDb::new().await;
@@ -83,8 +71,7 @@ async fn killed_during_lock_retries_leaves_nothing_half_done() {
         "-- strata:no-transaction\nCREATE TABLE audit (id int);\nALTER TABLE t ADD COLUMN note text;\n",
     );
     project.config("preflight_wait = \"0s\"\n");
-    let blocker = db.connect().await;
-    blocker.batch("BEGIN; SELECT * FROM t;").await.unwrap();
+    let blocker = db.hold("SELECT * FROM t;").await;
     let mut child = project.spawn(&db, &["up"]);
     // Killed while it retries statement 2.
     wait_for(
@@ -179,90 +166,58 @@ async fn killed_during_a_concurrent_index_build_leaves_no_invalid_index_after_th
     assert_eq!(db.history().await.last().unwrap().1, "applied");
 }
 
-// Deliberate kills in the window between a statement and its progress
-// write: a second session holds the row lock of the migration's history row
-// (SELECT … FOR UPDATE), so the runner finishes the statement and then waits
-// to record it; it is killed exactly there. A "gate" session holds a lock the
-// statement needs, so that the history row can be locked before the
-// statement finishes, whatever the timing.
+/// Table `t`, the usual first migration of the window tests.
+const T: &str = "CREATE TABLE t (id int);\n";
+/// Table `t` with index `t_id`.
+const T_INDEXED: &str = "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n";
 
-/// Config for the window tests: a lock_timeout long enough that the runner
-/// waits for the gate and the history row instead of retrying, and no
-/// pre-flight wait for the gate session.
-pub(crate) const WINDOW_CONFIG: &str = "lock_timeout = \"60s\"\npreflight_wait = \"0s\"\n";
-
-/// Waits until a backend waits for a lock while running a query that
-/// matches `like`.
-pub(crate) async fn wait_for_lock_wait(db: &TestDb, like: &str) {
-    wait_for(
-        db,
-        &format!(
-            "SELECT (count(*) > 0)::text FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '{like}' AND pid <> pg_backend_pid() AND datname = current_database()"
-        ),
-        "true",
-    )
-    .await;
+/// A project for a window test: migration 1 (`first`) applied, and
+/// `name` with `sql` to run.
+fn window_project(db: &TestDb, first: &str, name: &str, sql: &str) -> Project {
+    let project = Project::applied(db, first);
+    project.config(WINDOW_CONFIG);
+    project.write(name, sql);
+    project
 }
 
-/// Runs `strata up` until it waits for the `gate` session in a statement
-/// matching `like`, locks migration `version`'s history row, opens the
-/// gate, waits until the runner waits to record the statement's progress,
-/// and kills it (SIGKILL). Returns the session holding the row lock; the
-/// caller commits it to let the killed backend go.
-async fn kill_between_statement_and_progress(
+/// Asserts that migration 2, the second history row, is in `state`.
+async fn assert_migration_2(db: &TestDb, state: &str) {
+    assert_eq!(db.history().await[1], ("2".to_owned(), state.to_owned()));
+}
+
+/// Kills `strata up` in the window between a statement matching `like`
+/// (which waits behind `gate` first) and its progress write, by holding the
+/// history row of migration 2 FOR UPDATE (see `kill_in_window`). Returns the
+/// session holding the row; the caller commits it.
+async fn kill_before_up_progress(
     db: &TestDb,
     project: &Project,
-    version: &str,
     gate: &strata::db::Connection,
     like: &str,
 ) -> strata::db::Connection {
-    let mut child = project.spawn(db, &["up"]);
-    wait_for_lock_wait(db, like).await;
-    let row = db.connect().await;
-    row.batch(&format!(
-        "BEGIN; SELECT 1 FROM strata_migrations WHERE version = '{version}' FOR UPDATE"
-    ))
-    .await
-    .unwrap();
-    gate.batch("COMMIT").await.unwrap();
-    wait_for_lock_wait(db, "UPDATE %strata_migrations%").await;
-    child.kill().unwrap(); // SIGKILL
-    let killed = child.wait_with_output().unwrap();
-    eprintln!("the killed run said:\n{}", crate::support::text(&killed));
-    // The server ends the dead client's backend while it waits
-    // (client_connection_check_interval), before the write can happen.
-    wait_until_gone(db, "UPDATE %strata_migrations%").await;
-    row
-}
-
-/// Waits until no backend but ours runs a statement matching `like` (the
-/// killed runner's backend has gone).
-pub(crate) async fn wait_until_gone(db: &TestDb, like: &str) {
-    wait_for(
+    kill_in_window(
         db,
-        &format!(
-            "SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE '{like}' AND pid <> pg_backend_pid() AND datname = current_database() AND state <> 'idle'"
-        ),
-        "0",
+        project,
+        "up",
+        gate,
+        like,
+        "SELECT 1 FROM strata_migrations WHERE version = '2' FOR UPDATE",
+        "UPDATE %strata_migrations%",
     )
-    .await;
+    .await
 }
 
 #[tokio::test]
 async fn as_written_block_killed_before_its_progress_is_recorded_runs_once() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
-    project.config(WINDOW_CONFIG);
-    project.write(
+    let project = window_project(
+        &db,
+        T,
         "2_block.up.sql",
         "BEGIN;\nINSERT INTO t SELECT generate_series(1, 100);\nCOMMIT;\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
-        .await
-        .unwrap();
-    let row =
-        kill_between_statement_and_progress(&db, &project, "2", &gate, "INSERT INTO t%").await;
+    let gate = db.hold("LOCK TABLE t IN SHARE MODE").await;
+    let row = kill_before_up_progress(&db, &project, &gate, "INSERT INTO t%").await;
     row.batch("COMMIT").await.unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert_eq!(
@@ -270,29 +225,22 @@ async fn as_written_block_killed_before_its_progress_is_recorded_runs_once() {
         ["100"],
         "the committed block ran again: {out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
 async fn as_written_statement_outside_the_block_killed_before_its_progress_runs_once() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
-    project.config(WINDOW_CONFIG);
-    project.write(
+    let project = window_project(
+        &db,
+        T,
         "2_block.up.sql",
         "INSERT INTO t SELECT generate_series(1, 10);\nBEGIN;\nINSERT INTO t SELECT generate_series(11, 20);\nCOMMIT;\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
-        .await
-        .unwrap();
-    let row = kill_between_statement_and_progress(
+    let gate = db.hold("LOCK TABLE t IN SHARE MODE").await;
+    let row = kill_before_up_progress(
         &db,
         &project,
-        "2",
         &gate,
         "INSERT INTO t SELECT generate_series(1, 10)%",
     )
@@ -309,18 +257,14 @@ async fn as_written_statement_outside_the_block_killed_before_its_progress_runs_
 #[tokio::test]
 async fn no_transaction_statement_killed_before_its_progress_runs_once() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
-    project.config(WINDOW_CONFIG);
-    project.write(
+    let project = window_project(
+        &db,
+        T,
         "2_fill.up.sql",
         "-- strata:no-transaction\nINSERT INTO t SELECT generate_series(1, 100);\nCREATE TABLE after (id int);\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
-        .await
-        .unwrap();
-    let row =
-        kill_between_statement_and_progress(&db, &project, "2", &gate, "INSERT INTO t%").await;
+    let gate = db.hold("LOCK TABLE t IN SHARE MODE").await;
+    let row = kill_before_up_progress(&db, &project, &gate, "INSERT INTO t%").await;
     row.batch("COMMIT").await.unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert_eq!(
@@ -328,26 +272,20 @@ async fn no_transaction_statement_killed_before_its_progress_runs_once() {
         ["100"],
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
 async fn create_index_concurrently_killed_before_its_progress_is_skipped_on_resume() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
-    project.config(WINDOW_CONFIG);
-    project.write(
+    let project = window_project(
+        &db,
+        T,
         "2_idx.up.sql",
         "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    let row = kill_between_statement_and_progress(&db, &project, "2", &gate, "CREATE INDEX%").await;
+    let gate = db.hold("LOCK TABLE t IN ROW EXCLUSIVE MODE").await;
+    let row = kill_before_up_progress(&db, &project, &gate, "CREATE INDEX%").await;
     row.batch("COMMIT").await.unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(
@@ -364,15 +302,14 @@ async fn create_index_concurrently_killed_before_its_progress_is_skipped_on_resu
 #[tokio::test]
 async fn drop_index_concurrently_killed_before_its_progress_resumes() {
     let db = TestDb::new().await;
-    let project = Project::applied(
+    let project = window_project(
         &db,
-        "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n",
+        T_INDEXED,
+        "2_drop.up.sql",
+        "DROP INDEX CONCURRENTLY t_id;\n",
     );
-    project.config(WINDOW_CONFIG);
-    project.write("2_drop.up.sql", "DROP INDEX CONCURRENTLY t_id;\n");
-    let gate = db.connect().await;
-    gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
-    let row = kill_between_statement_and_progress(&db, &project, "2", &gate, "DROP INDEX%").await;
+    let gate = db.hold("SELECT count(*) FROM t").await;
+    let row = kill_before_up_progress(&db, &project, &gate, "DROP INDEX%").await;
     assert!(!db.has_table("t_id").await, "the drop finished");
     row.batch("COMMIT").await.unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 0);
@@ -380,56 +317,36 @@ async fn drop_index_concurrently_killed_before_its_progress_resumes() {
         out.contains("already dropped by the interrupted run"),
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
 async fn drop_index_concurrently_killed_while_it_waits_resumes() {
     let db = TestDb::new().await;
-    let project = Project::applied(
+    let project = window_project(
         &db,
-        "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n",
+        T_INDEXED,
+        "2_drop.up.sql",
+        "DROP INDEX CONCURRENTLY t_id;\n",
     );
-    project.config(WINDOW_CONFIG);
-    project.write("2_drop.up.sql", "DROP INDEX CONCURRENTLY t_id;\n");
-    let gate = db.connect().await;
-    gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
-    let mut child = project.spawn(&db, &["up"]);
-    wait_for_lock_wait(&db, "DROP INDEX%").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until_gone(&db, "DROP INDEX%").await;
-    gate.batch("COMMIT").await.unwrap();
+    let gate = db.hold("SELECT count(*) FROM t").await;
+    kill_while_it_waits(&db, &project, "up", &gate, "DROP INDEX%").await;
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(!db.has_table("t_id").await, "{out}");
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
 async fn reindex_concurrently_killed_while_it_waits_leaves_no_invalid_index() {
     let db = TestDb::new().await;
-    let project = Project::applied(
+    let project = window_project(
         &db,
-        "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n",
+        T_INDEXED,
+        "2_reindex.up.sql",
+        "REINDEX INDEX CONCURRENTLY t_id;\n",
     );
-    project.config(WINDOW_CONFIG);
-    project.write("2_reindex.up.sql", "REINDEX INDEX CONCURRENTLY t_id;\n");
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    let mut child = project.spawn(&db, &["up"]);
-    wait_for_lock_wait(&db, "REINDEX%").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until_gone(&db, "REINDEX%").await;
-    gate.batch("COMMIT").await.unwrap();
+    let gate = db.hold("LOCK TABLE t IN ROW EXCLUSIVE MODE").await;
+    kill_while_it_waits(&db, &project, "up", &gate, "REINDEX%").await;
     assert_eq!(
         db.column("SELECT count(*)::text FROM pg_index WHERE NOT indisvalid")
             .await,
@@ -444,36 +361,27 @@ async fn reindex_concurrently_killed_while_it_waits_leaves_no_invalid_index() {
         ["t_id:true"],
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
 async fn reindex_concurrently_killed_before_its_progress_is_skipped_on_resume() {
     let db = TestDb::new().await;
-    let project = Project::applied(
+    let project = window_project(
         &db,
-        "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n",
+        T_INDEXED,
+        "2_reindex.up.sql",
+        "REINDEX INDEX CONCURRENTLY t_id;\n",
     );
-    project.config(WINDOW_CONFIG);
-    project.write("2_reindex.up.sql", "REINDEX INDEX CONCURRENTLY t_id;\n");
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    let row = kill_between_statement_and_progress(&db, &project, "2", &gate, "REINDEX%").await;
+    let gate = db.hold("LOCK TABLE t IN ROW EXCLUSIVE MODE").await;
+    let row = kill_before_up_progress(&db, &project, &gate, "REINDEX%").await;
     row.batch("COMMIT").await.unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(
         out.contains("already rebuilt by the interrupted run"),
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 const PARTITIONS: &str = "CREATE TABLE p (id int) PARTITION BY RANGE (id);\nCREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);\nCREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200);\n";
@@ -481,20 +389,14 @@ const PARTITIONS: &str = "CREATE TABLE p (id int) PARTITION BY RANGE (id);\nCREA
 #[tokio::test]
 async fn detach_concurrently_killed_while_pending_is_finalized_on_resume() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, PARTITIONS);
-    project.config(WINDOW_CONFIG);
-    project.write(
+    let project = window_project(
+        &db,
+        PARTITIONS,
         "2_detach.up.sql",
         "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; SELECT count(*) FROM p").await.unwrap();
-    let mut child = project.spawn(&db, &["up"]);
-    wait_for_lock_wait(&db, "ALTER TABLE p DETACH%").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until_gone(&db, "ALTER TABLE p DETACH%").await;
-    gate.batch("COMMIT").await.unwrap();
+    let gate = db.hold("SELECT count(*) FROM p").await;
+    kill_while_it_waits(&db, &project, "up", &gate, "ALTER TABLE p DETACH%").await;
     assert_eq!(
         db.column("SELECT inhdetachpending::text FROM pg_inherits WHERE inhrelid = 'p1'::regclass")
             .await,
@@ -508,54 +410,42 @@ async fn detach_concurrently_killed_while_pending_is_finalized_on_resume() {
             .await,
         ["0"]
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
 async fn detach_concurrently_killed_before_its_progress_is_skipped_on_resume() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, PARTITIONS);
-    project.config(WINDOW_CONFIG);
-    project.write(
+    let project = window_project(
+        &db,
+        PARTITIONS,
         "2_detach.up.sql",
         "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; SELECT count(*) FROM p").await.unwrap();
-    let row =
-        kill_between_statement_and_progress(&db, &project, "2", &gate, "ALTER TABLE p DETACH%")
-            .await;
+    let gate = db.hold("SELECT count(*) FROM p").await;
+    let row = kill_before_up_progress(&db, &project, &gate, "ALTER TABLE p DETACH%").await;
     row.batch("COMMIT").await.unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(
         out.contains("already detached by the interrupted run"),
         "{out}"
     );
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
 async fn a_statement_that_cannot_be_checked_is_not_rerun_and_repair_skips_it() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
-    project.config(WINDOW_CONFIG);
     // A DO block that commits runs outside a transaction, and nothing in the
     // catalog says whether it ran.
-    project.write(
+    let project = window_project(
+        &db,
+        T,
         "2_do.up.sql",
         "DO $$ BEGIN INSERT INTO t VALUES (1); COMMIT; CREATE TABLE made (id int); END $$;\nCREATE TABLE after (id int);\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
-        .await
-        .unwrap();
-    let row = kill_between_statement_and_progress(&db, &project, "2", &gate, "DO %").await;
+    let gate = db.hold("LOCK TABLE t IN SHARE MODE").await;
+    let row = kill_before_up_progress(&db, &project, &gate, "DO %").await;
     row.batch("COMMIT").await.unwrap();
     let out = expect_code(&project.run(&db, &["up"]), 1);
     assert!(
@@ -594,23 +484,15 @@ async fn a_statement_that_cannot_be_checked_is_not_rerun_and_repair_skips_it() {
 #[tokio::test]
 async fn a_statement_that_cannot_be_checked_runs_again_when_repair_says_so() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
-    project.config(WINDOW_CONFIG);
-    project.write(
+    let project = window_project(
+        &db,
+        T,
         "2_do.up.sql",
         "DO $$ BEGIN INSERT INTO t VALUES (1); COMMIT; CREATE TABLE made (id int); END $$;\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
-        .await
-        .unwrap();
+    let gate = db.hold("LOCK TABLE t IN SHARE MODE").await;
     // Killed while the block waits: it did not take effect.
-    let mut child = project.spawn(&db, &["up"]);
-    wait_for_lock_wait(&db, "DO %").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until_gone(&db, "DO %").await;
-    gate.batch("COMMIT").await.unwrap();
+    kill_while_it_waits(&db, &project, "up", &gate, "DO %").await;
     let out = expect_code(&project.run(&db, &["up"]), 1);
     assert!(out.contains("strata repair --rerun-statement 2"), "{out}");
     let out = expect_code(&project.run(&db, &["repair", "--rerun-statement", "2"]), 0);
@@ -629,16 +511,12 @@ async fn a_statement_whose_progress_write_fails_is_not_run_again() {
         "2_do.up.sql",
         "DO $$ BEGIN INSERT INTO t VALUES (1); COMMIT; END $$;\nCREATE TABLE after (id int);\n",
     );
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
-        .await
-        .unwrap();
+    let gate = db.hold("LOCK TABLE t IN SHARE MODE").await;
     let child = project.spawn(&db, &["up"]);
     wait_for_lock_wait(&db, "DO %").await;
-    let row = db.connect().await;
-    row.batch("BEGIN; SELECT 1 FROM strata_migrations WHERE version = '2' FOR UPDATE")
-        .await
-        .unwrap();
+    let row = db
+        .hold("SELECT 1 FROM strata_migrations WHERE version = '2' FOR UPDATE")
+        .await;
     gate.batch("COMMIT").await.unwrap();
     // The progress write times out (statement_timeout); the runner then
     // records the failure, and waits for the row again.
@@ -657,9 +535,9 @@ async fn a_statement_whose_progress_write_fails_is_not_run_again() {
 #[tokio::test]
 async fn killed_before_the_applied_record_only_records_it() {
     let db = TestDb::new().await;
-    let project = Project::applied(&db, "CREATE TABLE t (id int);\n");
-    project.config(WINDOW_CONFIG);
-    project.write(
+    let project = window_project(
+        &db,
+        T,
         "2_fill.up.sql",
         "-- strata:no-transaction\nINSERT INTO t SELECT generate_series(1, 100);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     );
@@ -667,27 +545,19 @@ async fn killed_before_the_applied_record_only_records_it() {
     // event log (after the runner has prepared its statements, while it
     // waits for the gate) keeps it between its last progress write and the
     // record.
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN SHARE MODE")
-        .await
-        .unwrap();
-    let mut child = project.spawn(&db, &["up"]);
-    wait_for_lock_wait(&db, "INSERT INTO t%").await;
-    let events = db.connect().await;
-    events
-        .batch("BEGIN; LOCK TABLE strata_events IN SHARE MODE")
-        .await
-        .unwrap();
-    gate.batch("COMMIT").await.unwrap();
-    wait_for_lock_wait(&db, "WITH h AS%").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until_gone(&db, "WITH h AS%").await;
+    let gate = db.hold("LOCK TABLE t IN SHARE MODE").await;
+    let events = kill_in_window(
+        &db,
+        &project,
+        "up",
+        &gate,
+        "INSERT INTO t%",
+        "LOCK TABLE strata_events IN SHARE MODE",
+        "WITH h AS%",
+    )
+    .await;
     events.batch("COMMIT").await.unwrap();
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "running".to_owned())
-    );
+    assert_migration_2(&db, "running").await;
     let status = expect_code(&project.run(&db, &["status"]), 0);
     assert!(
         status.contains("interrupted after its last statement, before it was recorded as applied"),
@@ -699,31 +569,20 @@ async fn killed_before_the_applied_record_only_records_it() {
         "{out}"
     );
     assert_eq!(db.column("SELECT count(*)::text FROM t").await, ["100"]);
-    assert_eq!(
-        db.history().await[1],
-        ("2".to_owned(), "applied".to_owned())
-    );
+    assert_migration_2(&db, "applied").await;
 }
 
 #[tokio::test]
 async fn reindex_table_concurrently_killed_while_it_waits_leaves_no_invalid_index() {
     let db = TestDb::new().await;
-    let project = Project::applied(
+    let project = window_project(
         &db,
         "CREATE TABLE t (id int, v int);\nCREATE INDEX t_id ON t (id);\nCREATE INDEX t_v ON t (v);\n",
+        "2_reindex.up.sql",
+        "REINDEX TABLE CONCURRENTLY t;\n",
     );
-    project.config(WINDOW_CONFIG);
-    project.write("2_reindex.up.sql", "REINDEX TABLE CONCURRENTLY t;\n");
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    let mut child = project.spawn(&db, &["up"]);
-    wait_for_lock_wait(&db, "REINDEX%").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until_gone(&db, "REINDEX%").await;
-    gate.batch("COMMIT").await.unwrap();
+    let gate = db.hold("LOCK TABLE t IN ROW EXCLUSIVE MODE").await;
+    kill_while_it_waits(&db, &project, "up", &gate, "REINDEX%").await;
     assert_eq!(
         db.column(
             "SELECT count(*)::text FROM pg_index WHERE NOT indisvalid AND indrelid = 't'::regclass"

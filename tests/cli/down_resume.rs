@@ -4,8 +4,9 @@
 //! `up` refuses to build on it, and the next `down` resumes at the statement
 //! it stopped at without running the earlier ones again.
 
-use crate::crash::{wait_for_lock_wait, wait_until_gone, WINDOW_CONFIG};
-use crate::support::{expect_code, Project, TestDb};
+use crate::support::{
+    expect_code, kill_in_window, kill_while_it_waits, wait_for, Project, TestDb, WINDOW_CONFIG,
+};
 
 /// Table `t` with ids 1 to 10, table `log`, and migration 2 with an index
 /// and the down script `down`.
@@ -105,28 +106,26 @@ async fn changed_statements_that_already_ran_are_refused() {
     assert_eq!(log(&db).await, ["d1"]);
 }
 
-/// Runs `strata down` until it waits for the `gate` session in a statement
-/// matching `like`, blocks the event log (where down progress goes: an
-/// insert waits for SHARE), opens the gate, waits until the runner waits to
-/// record the statement's progress, and kills it (SIGKILL) exactly there.
-async fn kill_between_down_statement_and_progress(
+/// Kills `strata down` in the window between a statement matching `like`
+/// (which waits behind `gate` first) and its progress write, by blocking the
+/// event log, where down progress goes: an insert waits for SHARE (see
+/// `kill_in_window`).
+async fn kill_before_down_progress(
     db: &TestDb,
     project: &Project,
     gate: &strata::db::Connection,
     like: &str,
 ) {
-    let mut child = project.spawn(db, &["down"]);
-    wait_for_lock_wait(db, like).await;
-    let events = db.connect().await;
-    events
-        .batch("BEGIN; LOCK TABLE strata_events IN SHARE MODE")
-        .await
-        .unwrap();
-    gate.batch("COMMIT").await.unwrap();
-    wait_for_lock_wait(db, "INSERT INTO %strata_events%").await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    wait_until_gone(db, "INSERT INTO %strata_events%").await;
+    let events = kill_in_window(
+        db,
+        project,
+        "down",
+        gate,
+        like,
+        "LOCK TABLE strata_events IN SHARE MODE",
+        "INSERT INTO %strata_events%",
+    )
+    .await;
     events.batch("COMMIT").await.unwrap();
 }
 
@@ -139,9 +138,8 @@ async fn drop_index_concurrently_killed_before_its_down_progress_resumes() {
     );
     project.config(WINDOW_CONFIG);
     // The gate holds a lock DROP INDEX CONCURRENTLY waits for.
-    let gate = db.connect().await;
-    gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
-    kill_between_down_statement_and_progress(&db, &project, &gate, "DROP INDEX%").await;
+    let gate = db.hold("SELECT count(*) FROM t").await;
+    kill_before_down_progress(&db, &project, &gate, "DROP INDEX%").await;
     assert!(!db.has_table("t_id").await, "the drop finished");
 
     let status = crate::support::text(&project.run(&db, &["status"]));
@@ -167,14 +165,8 @@ async fn drop_index_concurrently_killed_while_it_waits_runs_again_on_resume() {
         "INSERT INTO log VALUES ('d1');\nDROP INDEX CONCURRENTLY t_id;\n",
     );
     project.config(WINDOW_CONFIG);
-    let gate = db.connect().await;
-    gate.batch("BEGIN; SELECT count(*) FROM t").await.unwrap();
-    let mut child = project.spawn(&db, &["down"]);
-    wait_for_lock_wait(&db, "DROP INDEX%").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until_gone(&db, "DROP INDEX%").await;
-    gate.batch("COMMIT").await.unwrap();
+    let gate = db.hold("SELECT count(*) FROM t").await;
+    kill_while_it_waits(&db, &project, "down", &gate, "DROP INDEX%").await;
     let out = expect_code(&project.run(&db, &["down"]), 0);
     assert!(out.contains("resuming at statement 2 of 2"), "{out}");
     assert!(!db.has_table("t_id").await, "{out}");
@@ -190,11 +182,8 @@ async fn a_down_statement_that_cannot_be_checked_is_not_rerun_and_repair_skips_i
         "DO $$ BEGIN INSERT INTO log VALUES ('do'); COMMIT; END $$;\nDROP INDEX t_id;\n",
     );
     project.config(WINDOW_CONFIG);
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE log IN SHARE MODE")
-        .await
-        .unwrap();
-    kill_between_down_statement_and_progress(&db, &project, &gate, "DO %").await;
+    let gate = db.hold("LOCK TABLE log IN SHARE MODE").await;
+    kill_before_down_progress(&db, &project, &gate, "DO %").await;
     let out = expect_code(&project.run(&db, &["down"]), 1);
     assert!(
         out.contains("migration 2_index was interrupted at statement 1")
@@ -224,16 +213,17 @@ async fn down_killed_after_its_last_statement_is_only_recorded_on_resume() {
     project.config(WINDOW_CONFIG);
     // Holding the history row's lock keeps the final delete (with the
     // `down` event, in one transaction) waiting; the kill falls there.
-    let row = db.connect().await;
-    row.batch("BEGIN; SELECT 1 FROM strata_migrations WHERE version = '2' FOR UPDATE")
-        .await
-        .unwrap();
-    let mut child = project.spawn(&db, &["down"]);
-    wait_for_lock_wait(&db, "DELETE FROM %strata_migrations%").await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    wait_until_gone(&db, "DELETE FROM %strata_migrations%").await;
-    row.batch("COMMIT").await.unwrap();
+    let row = db
+        .hold("SELECT 1 FROM strata_migrations WHERE version = '2' FOR UPDATE")
+        .await;
+    kill_while_it_waits(
+        &db,
+        &project,
+        "down",
+        &row,
+        "DELETE FROM %strata_migrations%",
+    )
+    .await;
     let status = crate::support::text(&project.run(&db, &["status"]));
     assert!(
         status.contains("down interrupted after its last statement"),
@@ -276,17 +266,9 @@ async fn a_down_statement_that_cannot_be_checked_runs_again_when_repair_says_so(
         "DO $$ BEGIN INSERT INTO log VALUES ('do'); COMMIT; END $$;\nDROP INDEX t_id;\n",
     );
     project.config(WINDOW_CONFIG);
-    let gate = db.connect().await;
-    gate.batch("BEGIN; LOCK TABLE log IN SHARE MODE")
-        .await
-        .unwrap();
+    let gate = db.hold("LOCK TABLE log IN SHARE MODE").await;
     // Killed while the block waits: it did not take effect.
-    let mut child = project.spawn(&db, &["down"]);
-    wait_for_lock_wait(&db, "DO %").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until_gone(&db, "DO %").await;
-    gate.batch("COMMIT").await.unwrap();
+    kill_while_it_waits(&db, &project, "down", &gate, "DO %").await;
     let out = expect_code(&project.run(&db, &["down"]), 1);
     assert!(out.contains("strata repair --rerun-statement 2"), "{out}");
     let up = expect_code(&project.run(&db, &["up"]), 1);
@@ -337,7 +319,7 @@ async fn a_resumed_down_waits_for_the_interrupted_runs_backend() {
     );
     assert!(log(&db).await.is_empty(), "nothing ran");
     drop(backend);
-    crate::crash::wait_for(
+    wait_for(
         &db,
         &format!("SELECT count(*)::text FROM pg_stat_activity WHERE pid = {pid}"),
         "0",

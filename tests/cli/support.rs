@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use strata::localpg::Throwaway;
 
@@ -104,6 +105,16 @@ impl TestDb {
             ))
             .await
             .unwrap();
+    }
+
+    /// A session of its own that runs `sql` in a transaction it keeps open,
+    /// holding its locks until the caller runs `COMMIT` on it: a gate a
+    /// statement of a run waits behind, or a hold on what its next write
+    /// needs (see [`kill_in_window`]).
+    pub async fn hold(&self, sql: &str) -> strata::db::Connection {
+        let session = self.connect().await;
+        session.batch(&format!("BEGIN; {sql}")).await.unwrap();
+        session
     }
 
     /// A fingerprint of the user schema, to check that nothing changed.
@@ -251,6 +262,106 @@ impl Project {
             .spawn()
             .expect("start strata")
     }
+}
+
+/// Waits until `sql` (run on `db`) returns `want`, for at most 30 s.
+pub async fn wait_for(db: &TestDb, sql: &str, want: &str) {
+    let started = Instant::now();
+    loop {
+        if db.column(sql).await.first().map(String::as_str) == Some(want) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {sql} = {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// Deliberate kills at a chosen point of a run. A "gate" session (see
+// [`TestDb::hold`]) holds a lock a statement of the run needs, so the test
+// knows where the run is whatever the timing. To kill it in the window
+// between a statement and its progress write, a second session holds what
+// that write needs (the history row FOR UPDATE, or the event log) before
+// the gate opens: the runner finishes the statement, waits to record it,
+// and is killed exactly there.
+
+/// Config for the window tests: a lock_timeout long enough that the runner
+/// waits for the gate and the held write instead of retrying, and no
+/// pre-flight wait for the gate session.
+pub const WINDOW_CONFIG: &str = "lock_timeout = \"60s\"\npreflight_wait = \"0s\"\n";
+
+/// Waits until a backend waits for a lock while running a query that
+/// matches `like`.
+pub async fn wait_for_lock_wait(db: &TestDb, like: &str) {
+    wait_for(
+        db,
+        &format!(
+            "SELECT (count(*) > 0)::text FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '{like}' AND pid <> pg_backend_pid() AND datname = current_database()"
+        ),
+        "true",
+    )
+    .await;
+}
+
+/// Waits until no backend but ours runs a statement matching `like` (the
+/// killed runner's backend has gone).
+pub async fn wait_until_gone(db: &TestDb, like: &str) {
+    wait_for(
+        db,
+        &format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE '{like}' AND pid <> pg_backend_pid() AND datname = current_database() AND state <> 'idle'"
+        ),
+        "0",
+    )
+    .await;
+}
+
+/// Runs `strata COMMAND` until it waits behind `gate` in a statement
+/// matching `like`, kills it there (SIGKILL), waits until its backend has
+/// gone, and commits `gate`: the statement never took effect.
+pub async fn kill_while_it_waits(
+    db: &TestDb,
+    project: &Project,
+    command: &str,
+    gate: &strata::db::Connection,
+    like: &str,
+) {
+    let mut child = project.spawn(db, &[command]);
+    wait_for_lock_wait(db, like).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    wait_until_gone(db, like).await;
+    gate.batch("COMMIT").await.unwrap();
+}
+
+/// Runs `strata COMMAND` until it waits behind `gate` in a statement
+/// matching `like`, `hold`s (in a session of its own) what the write after
+/// that statement needs, opens the gate, waits until the runner waits in
+/// the write (matching `write_like`), and kills it there (SIGKILL). Returns
+/// once the server has ended the dead client's backend while it waited
+/// (client_connection_check_interval), before the write could happen; the
+/// caller commits the returned session.
+pub async fn kill_in_window(
+    db: &TestDb,
+    project: &Project,
+    command: &str,
+    gate: &strata::db::Connection,
+    like: &str,
+    hold: &str,
+    write_like: &str,
+) -> strata::db::Connection {
+    let mut child = project.spawn(db, &[command]);
+    wait_for_lock_wait(db, like).await;
+    let held = db.hold(hold).await;
+    gate.batch("COMMIT").await.unwrap();
+    wait_for_lock_wait(db, write_like).await;
+    child.kill().unwrap(); // SIGKILL
+    let killed = child.wait_with_output().unwrap();
+    eprintln!("the killed run said:\n{}", text(&killed));
+    wait_until_gone(db, write_like).await;
+    held
 }
 
 fn copy_dir(src: &Path, dst: &Path) {
