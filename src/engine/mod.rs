@@ -102,6 +102,8 @@ pub struct Project {
     pub format: Format,
     /// The migrations, in run order.
     pub migrations: Vec<Migration>,
+    /// Files the layout ignores and pairing notes (`status -v` shows them).
+    pub warnings: Vec<SourceProblem>,
 }
 
 impl Project {
@@ -114,6 +116,7 @@ impl Project {
         Ok(Project {
             format: loaded.format,
             migrations: loaded.migrations,
+            warnings: loaded.warnings,
             config,
         })
     }
@@ -143,11 +146,17 @@ pub fn resolve_target(config: &Config) -> Result<Target, EngineError> {
 
 /// Checks a migration directory offline: every file loads and parses,
 /// versions are unique, up/down pairs are consistent, directives are known,
-/// and explicit transactions are balanced. Returns every problem found.
+/// and explicit transactions are balanced. Returns every problem found,
+/// and the warnings (ignored files, pairing notes) last.
 pub fn validate(
     dir: &std::path::Path,
     format: Option<Format>,
-) -> (Option<Format>, usize, Vec<SourceProblem>) {
+) -> (
+    Option<Format>,
+    usize,
+    Vec<SourceProblem>,
+    Vec<SourceProblem>,
+) {
     let loaded = source::load(dir, format);
     let mut problems = loaded.problems;
     for m in &loaded.migrations {
@@ -166,7 +175,12 @@ pub fn validate(
             }
         }
     }
-    (Some(loaded.format), loaded.migrations.len(), problems)
+    (
+        Some(loaded.format),
+        loaded.migrations.len(),
+        problems,
+        loaded.warnings,
+    )
 }
 
 fn check_transactions(script: &source::Script, statements: &[Statement]) -> Vec<SourceProblem> {

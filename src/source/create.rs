@@ -93,6 +93,10 @@ pub fn create(
             dir.join(format!("{version}_{slug}.sql")),
             format!("-- +goose Up\n{up_body}\n-- +goose Down\n{down_body}"),
         )],
+        Format::Dbmate => vec![(
+            dir.join(format!("{version}_{slug}.sql")),
+            format!("-- migrate:up\n{up_body}\n-- migrate:down\n{down_body}"),
+        )],
         Format::Diesel => {
             let folder = dir.join(format!("{}_{slug}", now.format("%Y-%m-%d-%H%M%S")));
             vec![
