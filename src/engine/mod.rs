@@ -162,7 +162,10 @@ pub fn validate(
     for m in &loaded.migrations {
         for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
             match apply::parse(script) {
-                Ok(statements) => problems.extend(check_transactions(script, &statements)),
+                Ok(statements) => {
+                    problems.extend(check_transactions(script, &statements));
+                    problems.extend(self_undoing(script, &statements));
+                }
                 Err(EngineError::Sql {
                     path, line, error, ..
                 }) => problems.push(SourceProblem {
@@ -181,6 +184,28 @@ pub fn validate(
         problems,
         loaded.warnings,
     )
+}
+
+/// The HIGH `ban-self-undoing-migration` finding as a validate problem: a
+/// file that drops everything it creates is never what its author meant.
+fn self_undoing(script: &source::Script, statements: &[Statement]) -> Option<SourceProblem> {
+    use crate::lint::rules::ban_self_undoing_migration::{check_script, META};
+    let allowed = script.directives.iter().any(|(_, d)| {
+        matches!(d, source::Directive::Allow { rules, .. } if rules.iter().any(|r| r == META.id))
+    });
+    if allowed {
+        return None;
+    }
+    let (index, finding) = check_script(statements)?;
+    Some(SourceProblem {
+        path: script.path.clone(),
+        line: Some(script.first_line + statements[index].line - 1),
+        message: format!("HIGH {}: {}", META.id, finding.message),
+        help: Some(format!(
+            "mark the two parts so that `up` runs only the first and `down` only the second:\n{}",
+            finding.fix.unwrap_or_default()
+        )),
+    })
 }
 
 fn check_transactions(script: &source::Script, statements: &[Statement]) -> Vec<SourceProblem> {

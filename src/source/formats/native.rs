@@ -77,7 +77,8 @@ fn pair_files(
                     path,
                     None,
                     format!(
-                        "duplicate version {version}: {} has it too",
+                        "duplicate version {}: {} has it too",
+                        version.canonical(),
                         other.display()
                     ),
                 )
@@ -132,7 +133,7 @@ fn finish(
                     &path,
                     None,
                     format!(
-                        "note: paired with {} by version alone (the names differ, as golang-migrate allows)",
+                        "paired with {} by version alone (the names differ, as golang-migrate allows)",
                         up_path.display()
                     ),
                 ));
