@@ -216,6 +216,10 @@ async fn diesel_ignores_files_beside_the_migration_folders() {
     let db = TestDb::new().await;
     let project = Project::from_fixture("formats/diesel_loose_files");
     warns_and_ignores(&project, &db, &["fix_emails.sql", "README.md"]);
+    // Even a loose file named like another layout's migration.
+    project.write("20230601_fix.sql", "SELECT 1;\n");
+    project.write("20230602_fix.up.sql", "SELECT 1;\n");
+    warns_and_ignores(&project, &db, &["20230601_fix.sql", "20230602_fix.up.sql"]);
     round_trip(
         "diesel_loose_files",
         &[

@@ -195,7 +195,10 @@ pub fn check_script(statements: &[Statement]) -> Option<(usize, Finding)> {
             names.join(", ")
         ),
     )
-    .fix("-- strata:up\n-- (the statements that create the objects)\n-- strata:down\n-- (the statements that drop them again, from here on)");
+    .fix(format!(
+        "-- strata:up\n-- (the statements that create the objects)\n-- strata:down\n{};\n-- (and the rest of the file)",
+        statements[at].summary()
+    ));
     Some((at, finding))
 }
 

@@ -187,6 +187,11 @@ pub fn detect(listing: &Listing) -> Result<Format, SourceProblem> {
             note(format, name);
         }
     }
+    // diesel reads only its folders and ignores every file beside them,
+    // even one named like a migration of another layout.
+    if found.iter().any(|(f, _)| *f == Format::Diesel) {
+        found.retain(|(f, _)| *f == Format::Diesel);
+    }
     // sqlx reads both its simple and its reversible (`.up.sql`) files.
     if found.iter().any(|(f, _)| *f == Format::Sqlx) {
         found.retain(|(f, _)| *f != Format::Native);

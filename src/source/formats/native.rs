@@ -117,12 +117,8 @@ fn finish(
         let (Some((name, up_path)), Some(version)) = (pair.up, pair.version) else {
             if let Some((_, down)) = pair.down {
                 problems.push(
-                    SourceProblem::new(
-                        &down,
-                        None,
-                        "down migration has no .up.sql with the same version",
-                    )
-                    .help("add the .up.sql file or delete this one"),
+                    SourceProblem::new(&down, None, "down migration has no matching .up.sql")
+                        .help("add a .up.sql file with the same version, or delete this one"),
                 );
             }
             continue;
