@@ -14,6 +14,9 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let (project, target) = project_and_target(ctx, false, false).await?;
+    if ctx.global.verbose > 0 {
+        strata::report::warnings(&project.warnings);
+    }
     let report = strata::engine::status(&project, &target).await?;
     let statuses = report.migrations;
     if ctx.global.json {

@@ -9,7 +9,10 @@ pub struct Args {}
 
 pub fn exec(_args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx.config(false, false).map_err(EngineError::from)?;
-    let (format, count, problems) = strata::engine::validate(&config.dir, config.format);
+    let (format, count, problems, warnings) = strata::engine::validate(&config.dir, config.format);
+    if !ctx.global.quiet {
+        strata::report::warnings(&warnings);
+    }
     if !problems.is_empty() {
         return Err(EngineError::Source(problems).into());
     }

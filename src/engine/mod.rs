@@ -105,6 +105,8 @@ pub struct Project {
     pub format: Format,
     /// The migrations, in run order.
     pub migrations: Vec<Migration>,
+    /// Files the layout ignores and pairing notes (`status -v` shows them).
+    pub warnings: Vec<SourceProblem>,
 }
 
 impl Project {
@@ -117,6 +119,7 @@ impl Project {
         Ok(Project {
             format: loaded.format,
             migrations: loaded.migrations,
+            warnings: loaded.warnings,
             config,
         })
     }
@@ -146,17 +149,26 @@ pub fn resolve_target(config: &Config) -> Result<Target, EngineError> {
 
 /// Checks a migration directory offline: every file loads and parses,
 /// versions are unique, up/down pairs are consistent, directives are known,
-/// and explicit transactions are balanced. Returns every problem found.
+/// and explicit transactions are balanced. Returns every problem found,
+/// and the warnings (ignored files, pairing notes) last.
 pub fn validate(
     dir: &std::path::Path,
     format: Option<Format>,
-) -> (Option<Format>, usize, Vec<SourceProblem>) {
+) -> (
+    Option<Format>,
+    usize,
+    Vec<SourceProblem>,
+    Vec<SourceProblem>,
+) {
     let loaded = source::load(dir, format);
     let mut problems = loaded.problems;
     for m in &loaded.migrations {
         for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
             match apply::parse(script) {
-                Ok(statements) => problems.extend(check_transactions(script, &statements)),
+                Ok(statements) => {
+                    problems.extend(check_transactions(script, &statements));
+                    problems.extend(self_undoing(script, &statements));
+                }
                 Err(EngineError::Sql {
                     path, line, error, ..
                 }) => problems.push(SourceProblem {
@@ -169,7 +181,34 @@ pub fn validate(
             }
         }
     }
-    (Some(loaded.format), loaded.migrations.len(), problems)
+    (
+        Some(loaded.format),
+        loaded.migrations.len(),
+        problems,
+        loaded.warnings,
+    )
+}
+
+/// The HIGH `ban-self-undoing-migration` finding as a validate problem: a
+/// file that drops everything it creates is never what its author meant.
+fn self_undoing(script: &source::Script, statements: &[Statement]) -> Option<SourceProblem> {
+    use crate::lint::rules::ban_self_undoing_migration::{check_script, META};
+    let allowed = script.directives.iter().any(|(_, d)| {
+        matches!(d, source::Directive::Allow { rules, .. } if rules.iter().any(|r| r == META.id))
+    });
+    if allowed {
+        return None;
+    }
+    let (index, finding) = check_script(statements)?;
+    Some(SourceProblem {
+        path: script.path.clone(),
+        line: Some(script.first_line + statements[index].line - 1),
+        message: format!("HIGH {}: {}", META.id, finding.message),
+        help: Some(format!(
+            "mark the two parts so that `up` runs only the first and `down` only the second:\n{}",
+            finding.fix.unwrap_or_default()
+        )),
+    })
 }
 
 fn check_transactions(script: &source::Script, statements: &[Statement]) -> Vec<SourceProblem> {

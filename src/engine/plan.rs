@@ -149,7 +149,7 @@ pub fn statuses(
                 duration_ms: row.filter(|r| r.state == "applied").map(|r| r.duration_ms),
                 applied_by: row.map(|r| r.applied_by.clone()),
                 file: Some(m.up.path.clone()),
-                detail,
+                detail: detail.or_else(|| crate::source::pairing_note(m)),
                 index: Some(index),
                 row: row.cloned(),
             },

@@ -388,6 +388,19 @@ fn lint_script(
                     })
                 })
     });
+    if !options
+        .disabled
+        .contains(rules::ban_self_undoing_migration::META.id)
+    {
+        if let Some((index, mut f)) = rules::ban_self_undoing_migration::check_script(statements) {
+            let stmt = &statements[index];
+            f.file = script.path.clone();
+            f.line = script.first_line + stmt.line - 1;
+            f.column = stmt.column;
+            f.source_line = stmt.sql.lines().next().unwrap_or("").to_owned();
+            findings.push((index, f));
+        }
+    }
     if depth > 0 {
         if let Some(begin) = statements
             .iter()

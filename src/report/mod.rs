@@ -71,6 +71,14 @@ pub fn err(text: &str) {
     eprintln!("{text}");
 }
 
+/// Prints source warnings (ignored files, pairing notes) to stderr, one
+/// `warning:` line each.
+pub fn warnings(warnings: &[SourceProblem]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 /// The status table.
 pub fn status_table(statuses: &[MigrationStatus], style: &Style) -> String {
     if statuses.is_empty() {

@@ -279,6 +279,14 @@ fn files(
                 directive("-- +goose NO TRANSACTION", text),
             )]
         }
+        Format::Dbmate => {
+            let version = next(options.numbering)?;
+            let option = if no_tx { " transaction:false" } else { "" };
+            vec![(
+                dir.join(format!("{version}_{slug}.sql")),
+                format!("-- migrate:up{option}\n{up_body}\n-- migrate:down{option}\n{down_body}"),
+            )]
+        }
         Format::Diesel => {
             // diesel's own generator writes timestamps with dashes.
             let mut version = next(options.numbering)?;

@@ -34,8 +34,14 @@ pub fn parse_strata_directive(line: &str) -> Option<Result<Directive, String>> {
             "`strata:no-transaction` takes no arguments, found `{args}`"
         )),
         "allow" => parse_allow(args),
+        // The up/down markers are read by the layout loaders, which split
+        // the file there; a marker with words after it is a typo.
+        "up" | "down" if args.is_empty() => return None,
+        "up" | "down" => Err(format!(
+            "`strata:{name}` takes no arguments, found `{args}`"
+        )),
         other => Err(format!(
-            "unknown directive `strata:{other}` (known: strata:no-transaction, strata:allow)"
+            "unknown directive `strata:{other}` (known: strata:no-transaction, strata:allow, strata:up, strata:down)"
         )),
     })
 }

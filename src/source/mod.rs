@@ -40,11 +40,14 @@ pub enum Format {
     Sqlx,
     /// Flyway: `V<ver>__<desc>.sql`, `U<ver>__<desc>.sql`, `R__<desc>.sql`.
     Flyway,
+    /// dbmate: `<version>_<name>.sql` with `-- migrate:up` / `-- migrate:down`.
+    Dbmate,
 }
 
 impl Format {
     /// Every format, in the order detection prefers them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
+        Format::Dbmate,
         Format::Diesel,
         Format::Flyway,
         Format::Goose,
@@ -60,6 +63,7 @@ impl Format {
             Format::Diesel => "diesel",
             Format::Sqlx => "sqlx",
             Format::Flyway => "flyway",
+            Format::Dbmate => "dbmate",
         }
     }
 
@@ -71,6 +75,7 @@ impl Format {
             "diesel" => Some(Format::Diesel),
             "sqlx" => Some(Format::Sqlx),
             "flyway" => Some(Format::Flyway),
+            "dbmate" => Some(Format::Dbmate),
             _ => None,
         }
     }
@@ -79,7 +84,7 @@ impl Format {
     /// with this layout's rules.
     pub fn parse_version(self, text: &str) -> Option<Version> {
         match self {
-            Format::Diesel => Version::diesel(text),
+            Format::Diesel | Format::Dbmate => Version::diesel(text),
             Format::Flyway => Version::dotted(text),
             Format::Native | Format::Goose | Format::Sqlx => Version::integer(text),
         }
@@ -230,6 +235,11 @@ pub struct Loaded {
     pub migrations: Vec<Migration>,
     /// Every problem found. Any problem means nothing may run.
     pub problems: Vec<SourceProblem>,
+    /// Entries the layout's own tool ignores (a README, a loose script
+    /// beside diesel's folders), and notes such as an up and a down file
+    /// paired by version although their names differ. Shown by `validate`
+    /// and `status -v`; they never stop a run.
+    pub warnings: Vec<SourceProblem>,
 }
 
 /// Reads a migration directory. With `format = None` the layout is detected.
@@ -243,6 +253,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
                 format: format.unwrap_or(Format::Native),
                 migrations: Vec::new(),
                 problems: vec![problem],
+                warnings: Vec::new(),
             }
         }
     };
@@ -254,7 +265,8 @@ pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
         },
     };
     problems.extend(listing.problems.iter().cloned());
-    let (mut migrations, more) = formats::load(format, &listing);
+    let mut warnings = Vec::new();
+    let (mut migrations, more) = formats::load(format, &listing, &mut warnings);
     problems.extend(more);
     migrations.sort_by(|a, b| {
         (a.kind == MigrationKind::Repeatable, &a.version)
@@ -265,7 +277,23 @@ pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
         format,
         migrations,
         problems,
+        warnings,
     }
+}
+
+/// A note for `status` when a migration's down file is paired with its up
+/// file by version although the names differ (golang-migrate allows it).
+pub fn pairing_note(m: &Migration) -> Option<String> {
+    let down = m.down.as_ref()?;
+    if down.path == m.up.path {
+        return None;
+    }
+    let file = down.path.file_name()?.to_string_lossy();
+    let stem = file
+        .strip_suffix(".down.sql")
+        .or_else(|| file.strip_suffix("_down.sql"))?;
+    let (_, name) = formats::leading_version(stem)?;
+    (name != m.name).then(|| format!("down script {file} (paired by version; the names differ)"))
 }
 
 fn duplicate_versions(migrations: &[Migration]) -> Vec<SourceProblem> {
@@ -322,8 +350,9 @@ pub(crate) fn read_text(path: &Path) -> Result<String, SourceProblem> {
     }
 }
 
-/// Reads one migration file on its own (for `strata lint FILE`): a goose
-/// file is split at its annotations, anything else is an up script.
+/// Reads one migration file on its own (for `strata lint FILE`): a goose or
+/// dbmate file is split at its markers, as is a file with `-- strata:up` /
+/// `-- strata:down`; anything else is an up script.
 pub fn load_file(path: &Path) -> Result<Migration, Vec<SourceProblem>> {
     let text = read_text(path).map_err(|p| vec![p])?;
     let mut problems = Vec::new();
@@ -334,18 +363,10 @@ pub fn load_file(path: &Path) -> Result<Migration, Vec<SourceProblem>> {
     let version = Version::repeatable(&stem);
     let migration = if formats::has_goose_annotation(&text) {
         formats::goose_file(path, &text, version, &stem, &mut problems)
+    } else if formats::has_dbmate_marker(&text) {
+        formats::dbmate_file(path, &text, version, &stem, &mut problems)
     } else {
-        let no_tx = formats::sqlx_no_transaction(&text);
-        let sum = checksum(&text);
-        let up = formats::script(path, text, 1, Vec::new(), no_tx, &mut problems);
-        Some(Migration {
-            version,
-            kind: MigrationKind::Versioned,
-            name: stem,
-            up,
-            down: None,
-            checksum: sum,
-        })
+        formats::plain_file(path, version, &stem, &mut problems)
     };
     match migration {
         Some(m) if problems.is_empty() => Ok(m),

@@ -30,6 +30,7 @@ rules! {
     ban_rename_enum_value::BanRenameEnumValue,
     ban_rename_schema::BanRenameSchema,
     ban_rename_table::BanRenameTable,
+    ban_self_undoing_migration::BanSelfUndoingMigration,
     ban_set_logged_unlogged::BanSetLoggedUnlogged,
     ban_set_not_null::BanSetNotNull,
     ban_statements_after_access_exclusive::BanStatementsAfterAccessExclusive,

@@ -5,24 +5,27 @@
 //! diesel's version is the directory name up to the first `_` with dashes
 //! removed, compared as a string; see [`Version::diesel`].
 
-use super::{check_not_blank, reject_goose, script, Listing};
+use super::{check_not_blank, ignored, reject_goose, script, split_markers, Listing};
 use crate::source::{
     checksum, read_text, Migration, MigrationKind, NoTransaction, SourceProblem, Version,
 };
 
-/// Loads a diesel-layout directory.
-pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
+/// Loads a diesel-layout directory. diesel reads only the sub-directories:
+/// any file beside them (a loose `.sql` script, a README) is ignored with
+/// a warning, as diesel ignores it.
+pub fn load(
+    listing: &Listing,
+    warnings: &mut Vec<SourceProblem>,
+) -> (Vec<Migration>, Vec<SourceProblem>) {
     let mut problems = Vec::new();
     let mut migrations = Vec::new();
-    for (file, path) in listing.sql_files() {
-        problems.push(
-            SourceProblem::new(
-                path,
-                None,
-                format!("loose file `{file}` in a diesel migration directory"),
-            )
-            .help("diesel migrations live in <version>_<name>/up.sql; move the file into one"),
-        );
+    for (file, path) in &listing.files {
+        let why = if file.ends_with(".sql") {
+            "a file beside the migration folders (diesel runs only <version>_<name>/up.sql; move it into a folder to run it)"
+        } else {
+            "not a migration folder (diesel reads only folders)"
+        };
+        warnings.push(ignored(path, why));
     }
     for (dir_name, dir) in &listing.dirs {
         let up_path = dir.join("up.sql");
@@ -52,17 +55,39 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
         };
         reject_goose(&up_path, &up_text, &mut problems);
         let sum = checksum(&up_text);
+        let marked = split_markers(&up_path, &up_text, &mut problems);
+        let down_path = dir.join("down.sql");
+        let has_down_file = std::fs::symlink_metadata(&down_path).is_ok();
+        if marked.is_some() && has_down_file {
+            problems.push(
+                SourceProblem::new(&up_path, None, "has a `-- strata:down` part and a down.sql")
+                    .help("keep the down script in one place: remove the markers or down.sql"),
+            );
+            continue;
+        }
+        let (up_text, up_line, marked_down) = match marked {
+            Some(parts) => (parts.up.0, parts.up.1, parts.down),
+            None => (up_text, 1, None),
+        };
         let up = script(
             &up_path,
             up_text,
-            1,
+            up_line,
             Vec::new(),
             no_tx.clone(),
             &mut problems,
         );
         check_not_blank(&up, &mut problems);
-        let down_path = dir.join("down.sql");
-        let down = if std::fs::symlink_metadata(&down_path).is_ok() {
+        let down = if let Some((text, line)) = marked_down {
+            Some(script(
+                &up_path,
+                text,
+                line,
+                Vec::new(),
+                no_tx,
+                &mut problems,
+            ))
+        } else if has_down_file {
             match read_text(&down_path) {
                 Ok(text) => Some(script(
                     &down_path,

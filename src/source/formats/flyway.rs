@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{check_not_blank, reject_goose, script, Listing};
+use super::{check_not_blank, ignored, reject_goose, script, split_markers, warn_non_sql, Listing};
 use crate::source::{checksum, read_text, Migration, MigrationKind, SourceProblem, Version};
 
 /// True when a file name looks like a Flyway migration.
@@ -33,18 +33,41 @@ fn parse_name(name: &str) -> Option<(char, &str, &str)> {
     }
 }
 
-/// Loads a Flyway-layout directory.
-pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
+/// Loads a Flyway-layout directory. Flyway skips files whose names are not
+/// migration names (its `validateMigrationNaming` is off by default), so
+/// they are ignored with a warning. Flyway also reads sub-directories,
+/// which Strata does not: a sub-directory holding `.sql` files is an error
+/// rather than migrations silently left out.
+pub fn load(
+    listing: &Listing,
+    warnings: &mut Vec<SourceProblem>,
+) -> (Vec<Migration>, Vec<SourceProblem>) {
     let mut problems = Vec::new();
+    warn_non_sql(listing, warnings);
+    for (_, dir) in &listing.dirs {
+        let has_sql = std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+        });
+        if has_sql {
+            problems.push(
+                SourceProblem::new(dir, None, "sub-directory with .sql files: Flyway would run them, strata reads only the top directory")
+                    .help("move the migrations up into the migration directory"),
+            );
+        } else {
+            warnings.push(ignored(dir, "sub-directory without .sql files"));
+        }
+    }
     let mut versioned: BTreeMap<String, (Version, String, PathBuf)> = BTreeMap::new();
     let mut undo: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut migrations = Vec::new();
     for (file, path) in listing.sql_files() {
         let Some((prefix, version_text, description)) = parse_name(file) else {
-            problems.push(
-                SourceProblem::new(path, None, "file name is not a Flyway migration name")
-                    .help("use V<version>__<description>.sql, U<version>__<description>.sql or R__<description>.sql"),
-            );
+            warnings.push(ignored(
+                path,
+                "not named V<version>__<description>.sql, U… or R__… (Flyway skips such files)",
+            ));
             continue;
         };
         let description = description.replace('_', " ");
@@ -126,14 +149,34 @@ fn build(
     let text = read_text(path).map_err(|p| problems.push(p)).ok()?;
     reject_goose(path, &text, problems);
     let sum = checksum(&text);
-    let up = script(path, text, 1, Vec::new(), None, problems);
+    let marked = split_markers(path, &text, problems);
+    if let (Some(_), Some(u)) = (&marked, undo) {
+        problems.push(
+            SourceProblem::new(
+                path,
+                None,
+                format!(
+                    "has a `-- strata:down` part and an undo file ({})",
+                    u.display()
+                ),
+            )
+            .help("keep the down script in one place: remove the markers or the U file"),
+        );
+        return None;
+    }
+    let (up_text, up_line, marked_down) = match marked {
+        Some(parts) => (parts.up.0, parts.up.1, parts.down),
+        None => (text, 1, None),
+    };
+    let up = script(path, up_text, up_line, Vec::new(), None, problems);
     check_not_blank(&up, problems);
-    let down = match undo {
-        Some(p) => {
+    let down = match (undo, marked_down) {
+        (Some(p), _) => {
             let text = read_text(p).map_err(|e| problems.push(e)).ok()?;
             Some(script(p, text, 1, Vec::new(), None, problems))
         }
-        None => None,
+        (None, Some((text, line))) => Some(script(path, text, line, Vec::new(), None, problems)),
+        (None, None) => None,
     };
     Some(Migration {
         version,

@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use super::{leading_version, script, Listing};
+use super::{leading_version, reject_strata_markers, script, warn_dirs, Listing};
 use crate::source::{
     checksum, read_text, Migration, MigrationKind, NoTransaction, Script, SourceProblem, Version,
 };
@@ -47,10 +47,33 @@ fn annotation(line: &str) -> Option<String> {
     )
 }
 
-/// Loads a goose-layout directory.
-pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
+/// Loads a goose-layout directory. As in goose, only `.sql` and `.go`
+/// files are read; a Go migration cannot run without its Go program, so it
+/// is an error rather than a silently skipped version.
+pub fn load(
+    listing: &Listing,
+    warnings: &mut Vec<SourceProblem>,
+) -> (Vec<Migration>, Vec<SourceProblem>) {
+    warn_dirs(listing, warnings);
     let mut problems = Vec::new();
     let mut migrations = Vec::new();
+    for (file, path) in &listing.files {
+        if file.ends_with(".sql") {
+            continue;
+        }
+        if !file.ends_with(".go") || file.ends_with("_test.go") || leading_version(file).is_none() {
+            warnings.push(super::ignored(path, "not a .sql file"));
+        } else {
+            problems.push(
+                SourceProblem::new(
+                    path,
+                    None,
+                    "goose Go migration: strata runs SQL migrations only",
+                )
+                .help("rewrite it as a .sql migration, or run this directory with goose"),
+            );
+        }
+    }
     for (file, path) in listing.sql_files() {
         let stem = file.trim_end_matches(".sql");
         let Some((version, name)) = leading_version(stem) else {
@@ -67,6 +90,7 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
         let Ok(text) = read_text(path).map_err(|p| problems.push(p)) else {
             continue;
         };
+        reject_strata_markers(path, &text, "-- +goose Up/Down", &mut problems);
         if let Some(m) = parse_file(path, &text, version, name, &mut problems) {
             migrations.push(m);
         }

@@ -1,6 +1,7 @@
 //! One file per migration layout, plus what they share: the directory
 //! listing, layout detection and the construction of [`Script`]s.
 
+mod dbmate;
 mod diesel;
 mod flyway;
 mod goose;
@@ -173,11 +174,23 @@ pub fn detect(listing: &Listing) -> Result<Format, SourceProblem> {
         } else if name.ends_with(".up.sql") || name.ends_with(".down.sql") {
             note(Format::Native, name);
         } else if leading_version(name).is_some() {
-            let goose = std::fs::read_to_string(path)
-                .map(|text| goose::has_annotation(&text))
-                .unwrap_or(false);
-            note(if goose { Format::Goose } else { Format::Sqlx }, name);
+            // goose and dbmate files are named like sqlx's simple files;
+            // only their markers tell them apart.
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let format = if goose::has_annotation(&text) {
+                Format::Goose
+            } else if dbmate::has_marker(&text) {
+                Format::Dbmate
+            } else {
+                Format::Sqlx
+            };
+            note(format, name);
         }
+    }
+    // diesel reads only its folders and ignores every file beside them,
+    // even one named like a migration of another layout.
+    if found.iter().any(|(f, _)| *f == Format::Diesel) {
+        found.retain(|(f, _)| *f == Format::Diesel);
     }
     // sqlx reads both its simple and its reversible (`.up.sql`) files.
     if found.iter().any(|(f, _)| *f == Format::Sqlx) {
@@ -204,14 +217,145 @@ pub fn detect(listing: &Listing) -> Result<Format, SourceProblem> {
     }
 }
 
-/// Loads every migration of `listing` with the given layout.
-pub fn load(format: Format, listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
+/// Loads every migration of `listing` with the given layout. Entries the
+/// layout's own tool ignores go to `warnings`, never to the problems.
+pub fn load(
+    format: Format,
+    listing: &Listing,
+    warnings: &mut Vec<SourceProblem>,
+) -> (Vec<Migration>, Vec<SourceProblem>) {
     match format {
-        Format::Native => native::load(listing),
-        Format::Goose => goose::load(listing),
-        Format::Diesel => diesel::load(listing),
-        Format::Sqlx => sqlx::load(listing),
-        Format::Flyway => flyway::load(listing),
+        Format::Native => native::load(listing, warnings),
+        Format::Goose => goose::load(listing, warnings),
+        Format::Diesel => diesel::load(listing, warnings),
+        Format::Sqlx => sqlx::load(listing, warnings),
+        Format::Flyway => flyway::load(listing, warnings),
+        Format::Dbmate => dbmate::load(listing, warnings),
+    }
+}
+
+/// A warning for an entry that the layout's tool does not read, so Strata
+/// does not either (a README, a seed file, a loose script).
+pub(crate) fn ignored(path: &Path, why: &str) -> SourceProblem {
+    SourceProblem::new(path, None, format!("ignored: {why}"))
+}
+
+/// Warns about every file that is not a `.sql` file (README, CHANGELOG,
+/// notes): no layout's tool reads them (goose's Go files are handled by
+/// the goose layout).
+pub(crate) fn warn_non_sql(listing: &Listing, warnings: &mut Vec<SourceProblem>) {
+    for (name, path) in &listing.files {
+        if !name.ends_with(".sql") {
+            warnings.push(ignored(path, "not a .sql file"));
+        }
+    }
+}
+
+/// Warns about sub-directories in a flat layout: golang-migrate, goose,
+/// sqlx and dbmate read only the files directly in the directory.
+pub(crate) fn warn_dirs(listing: &Listing, warnings: &mut Vec<SourceProblem>) {
+    for (_, path) in &listing.dirs {
+        warnings.push(ignored(
+            path,
+            "sub-directory (this layout reads only the files directly in the migration directory)",
+        ));
+    }
+}
+
+/// A file split at `-- strata:up` / `-- strata:down`: (text, first line)
+/// of each part.
+pub(crate) struct MarkedParts {
+    pub up: (String, usize),
+    pub down: Option<(String, usize)>,
+}
+
+/// True when a line is the marker `-- strata:<word>`.
+fn is_marker(line: &str, word: &str) -> bool {
+    line.trim()
+        .strip_prefix("--")
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix("strata:"))
+        .is_some_and(|rest| rest.trim_end() == word)
+}
+
+/// The 1-based line of the first `-- strata:up` or `-- strata:down` marker.
+pub(crate) fn first_strata_marker(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| is_marker(l, "up") || is_marker(l, "down"))
+        .map(|i| i + 1)
+}
+
+/// Splits a file that holds both directions, marked with `-- strata:up` and
+/// `-- strata:down` lines, in any layout. `None` when the file has no
+/// marker. The markers themselves belong to neither part.
+pub(crate) fn split_markers(
+    path: &Path,
+    text: &str,
+    problems: &mut Vec<SourceProblem>,
+) -> Option<MarkedParts> {
+    first_strata_marker(text)?;
+    let mut up_at: Option<(usize, usize)> = None; // (byte offset after the line, line no)
+    let mut down_at: Option<(usize, usize, usize)> = None; // (line start, after, line no)
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += line.len();
+        let line_no = i + 1;
+        if is_marker(line, "up") {
+            if up_at.is_some() || down_at.is_some() {
+                problems.push(
+                    SourceProblem::new(path, Some(line_no), "unexpected `-- strata:up`")
+                        .help("a file has at most one `-- strata:up`, above its `-- strata:down`"),
+                );
+                return None;
+            }
+            if !crate::sql::is_blank(&text[..start]) {
+                problems.push(
+                    SourceProblem::new(path, Some(line_no), "SQL before `-- strata:up`")
+                        .help("move the statements below `-- strata:up`"),
+                );
+                return None;
+            }
+            up_at = Some((offset, line_no));
+        } else if is_marker(line, "down") {
+            if down_at.is_some() {
+                problems.push(
+                    SourceProblem::new(path, Some(line_no), "a second `-- strata:down`")
+                        .help("a file has one up part and one down part"),
+                );
+                return None;
+            }
+            down_at = Some((start, offset, line_no));
+        }
+    }
+    let (up_start, up_line) = up_at.unwrap_or((0, 1));
+    let up_end = down_at.map_or(text.len(), |(start, _, _)| start);
+    Some(MarkedParts {
+        up: (
+            text[up_start..up_end].to_owned(),
+            up_line + usize::from(up_at.is_some()),
+        ),
+        down: down_at.map(|(_, after, line)| (text[after..].to_owned(), line + 1)),
+    })
+}
+
+/// Rejects `-- strata:up`/`-- strata:down` in a layout that has its own
+/// markers (goose, dbmate): two sets of markers would disagree.
+pub(crate) fn reject_strata_markers(
+    path: &Path,
+    text: &str,
+    own: &str,
+    problems: &mut Vec<SourceProblem>,
+) {
+    if let Some(line) = first_strata_marker(text) {
+        problems.push(
+            SourceProblem::new(
+                path,
+                Some(line),
+                format!("`-- strata:up`/`-- strata:down` in a layout that uses `{own}`"),
+            )
+            .help(format!("use this layout's own markers (`{own}`) only")),
+        );
     }
 }
 
@@ -320,4 +464,31 @@ pub(crate) fn goose_file(
 /// True when the text has goose annotations.
 pub(crate) fn has_goose_annotation(text: &str) -> bool {
     goose::has_annotation(text)
+}
+
+/// Parses one dbmate file (for linting a single file).
+pub(crate) fn dbmate_file(
+    path: &Path,
+    text: &str,
+    version: super::Version,
+    name: &str,
+    problems: &mut Vec<SourceProblem>,
+) -> Option<Migration> {
+    dbmate::parse_file(path, text, version, name, problems)
+}
+
+/// True when the text has dbmate markers.
+pub(crate) fn has_dbmate_marker(text: &str) -> bool {
+    dbmate::has_marker(text)
+}
+
+/// Reads one plain SQL file (for linting a single file), split at
+/// `-- strata:up`/`-- strata:down` when it has them.
+pub(crate) fn plain_file(
+    path: &Path,
+    version: super::Version,
+    name: &str,
+    problems: &mut Vec<SourceProblem>,
+) -> Option<Migration> {
+    native::build(path, None, version, name.to_owned(), problems)
 }

@@ -2,79 +2,141 @@
 //! optional `<version>_<name>.down.sql`. Versions are integers, compared
 //! numerically, as golang-migrate does. sqlx's `-- no-transaction` first line
 //! is honoured too, because sqlx's reversible layout has this same shape.
+//!
+//! As in golang-migrate, the up and down files of a version are paired by
+//! the version alone (`30_add_x.up.sql` with `30_drop_x.down.sql`; the
+//! migration takes the up file's name), and `.sql` files whose names are not
+//! `<version>_<name>.up|down.sql` are not migrations: golang-migrate skips
+//! them, so they are ignored with a warning.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{check_not_blank, leading_version, reject_goose, script, sqlx_no_transaction, Listing};
+use super::{
+    check_not_blank, ignored, leading_version, reject_goose, script, split_markers,
+    sqlx_no_transaction, warn_dirs, warn_non_sql, Listing,
+};
 use crate::source::{checksum, read_text, Migration, MigrationKind, SourceProblem, Version};
 
 #[derive(Default)]
 struct Pair {
-    name: String,
-    version_text: String,
-    up: Option<PathBuf>,
-    down: Option<PathBuf>,
+    version: Option<Version>,
+    up: Option<(String, PathBuf)>,
+    down: Option<(String, PathBuf)>,
 }
 
 /// Loads a native-layout directory.
-pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
+pub fn load(
+    listing: &Listing,
+    warnings: &mut Vec<SourceProblem>,
+) -> (Vec<Migration>, Vec<SourceProblem>) {
+    warn_non_sql(listing, warnings);
+    warn_dirs(listing, warnings);
+    let files: Vec<_> = listing.sql_files().cloned().collect();
+    let (pairs, problems) = pair_files(&files, |path| {
+        warnings.push(ignored(
+            path,
+            "not named <version>_<name>.up.sql or .down.sql (golang-migrate skips such files)",
+        ))
+    });
+    finish(pairs, problems, warnings)
+}
+
+/// Pairs `.up.sql` and `.down.sql` files by version (numerically: `01` and
+/// `1` are the same version). Two up files (or two down files) with one
+/// version are a problem, as in golang-migrate. `skip` is told about
+/// `.sql` files that are not named like either.
+fn pair_files(
+    files: &[(String, PathBuf)],
+    mut skip: impl FnMut(&std::path::Path),
+) -> (Vec<Pair>, Vec<SourceProblem>) {
     let mut problems = Vec::new();
     let mut pairs: BTreeMap<String, Pair> = BTreeMap::new();
-    for (file, path) in listing.sql_files() {
+    for (file, path) in files {
         let (stem, is_up) = if let Some(stem) = file.strip_suffix(".up.sql") {
             (stem, true)
         } else if let Some(stem) = file.strip_suffix(".down.sql") {
             (stem, false)
         } else {
+            skip(path);
+            continue;
+        };
+        let Some((version_text, name)) = leading_version(stem) else {
+            skip(path);
+            continue;
+        };
+        let Some(version) = Version::integer(version_text) else {
+            problems.push(SourceProblem::new(path, None, "version is too large"));
+            continue;
+        };
+        let pair = pairs.entry(version.canonical()).or_default();
+        let slot = if is_up { &mut pair.up } else { &mut pair.down };
+        if let Some((_, other)) = slot {
             problems.push(
                 SourceProblem::new(
                     path,
                     None,
-                    "file name does not follow <version>_<name>.up.sql or .down.sql",
+                    format!(
+                        "duplicate version {}: {} has it too",
+                        version.canonical(),
+                        other.display()
+                    ),
                 )
-                .help("rename the file, e.g. 20240101120000_add_users.up.sql"),
+                .help("give one of the two migrations a new, unused version"),
             );
             continue;
-        };
-        let Some((version, name)) = leading_version(stem) else {
-            problems.push(
-                SourceProblem::new(path, None, "file name does not start with <version>_")
-                    .help("rename the file, e.g. 20240101120000_add_users.up.sql"),
-            );
-            continue;
-        };
-        let pair = pairs.entry(stem.to_owned()).or_default();
-        pair.name = name.to_owned();
-        pair.version_text = version.to_owned();
-        if is_up {
-            pair.up = Some(path.clone());
-        } else {
-            pair.down = Some(path.clone());
+        }
+        *slot = Some((name.to_owned(), path.clone()));
+        if is_up || pair.version.is_none() {
+            pair.version = Some(version);
         }
     }
+    (pairs.into_values().collect(), problems)
+}
+
+/// Loads the `.up.sql`/`.down.sql` files of a sqlx directory: the same
+/// pairing, but sqlx reads every `<version>_<desc>.sql`, so nothing is
+/// skipped here (the caller reads the other files).
+pub(super) fn load_reversible(
+    files: &[(String, PathBuf)],
+    warnings: &mut Vec<SourceProblem>,
+) -> (Vec<Migration>, Vec<SourceProblem>) {
+    let (pairs, problems) = pair_files(files, |_| {});
+    finish(pairs, problems, warnings)
+}
+
+/// Builds the migrations of paired files; a down file without an up file
+/// is a problem.
+fn finish(
+    pairs: Vec<Pair>,
+    mut problems: Vec<SourceProblem>,
+    warnings: &mut Vec<SourceProblem>,
+) -> (Vec<Migration>, Vec<SourceProblem>) {
     let mut migrations = Vec::new();
-    for pair in pairs.into_values() {
-        let Some(up_path) = pair.up else {
-            if let Some(down) = pair.down {
+    for pair in pairs {
+        let (Some((name, up_path)), Some(version)) = (pair.up, pair.version) else {
+            if let Some((_, down)) = pair.down {
                 problems.push(
                     SourceProblem::new(&down, None, "down migration has no matching .up.sql")
-                        .help("add the .up.sql file or delete this one"),
+                        .help("add a .up.sql file with the same version, or delete this one"),
                 );
             }
             continue;
         };
-        let Some(version) = Version::integer(&pair.version_text) else {
-            problems.push(SourceProblem::new(&up_path, None, "version is too large"));
-            continue;
-        };
-        if let Some(m) = build(
-            &up_path,
-            pair.down.as_ref(),
-            version,
-            pair.name,
-            &mut problems,
-        ) {
+        let down = pair.down.map(|(down_name, path)| {
+            if down_name != name {
+                warnings.push(SourceProblem::new(
+                    &path,
+                    None,
+                    format!(
+                        "paired with {} by version alone (the names differ, as golang-migrate allows)",
+                        up_path.display()
+                    ),
+                ));
+            }
+            path
+        });
+        if let Some(m) = build(&up_path, down.as_ref(), version, name, &mut problems) {
             migrations.push(m);
         }
     }
@@ -82,7 +144,8 @@ pub fn load(listing: &Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
 }
 
 /// Builds a migration from an up file and an optional down file. Shared with
-/// the sqlx layout, whose reversible files have the same shape.
+/// the sqlx layout, whose reversible files have the same shape. Without a
+/// down file, `-- strata:up`/`-- strata:down` markers split the up file.
 pub(super) fn build(
     up_path: &std::path::Path,
     down_path: Option<&PathBuf>,
@@ -90,19 +153,46 @@ pub(super) fn build(
     name: String,
     problems: &mut Vec<SourceProblem>,
 ) -> Option<Migration> {
-    let up_text = read_text(up_path).map_err(|p| problems.push(p)).ok()?;
-    reject_goose(up_path, &up_text, problems);
-    let sum = checksum(&up_text);
-    let no_tx = sqlx_no_transaction(&up_text);
-    let up = script(up_path, up_text, 1, Vec::new(), no_tx, problems);
+    let file_text = read_text(up_path).map_err(|p| problems.push(p)).ok()?;
+    reject_goose(up_path, &file_text, problems);
+    let sum = checksum(&file_text);
+    let no_tx = sqlx_no_transaction(&file_text);
+    let marked = split_markers(up_path, &file_text, problems);
+    if let (Some(_), Some(down)) = (&marked, down_path) {
+        problems.push(
+            SourceProblem::new(
+                up_path,
+                None,
+                format!(
+                    "has a `-- strata:down` part and a down file ({})",
+                    down.display()
+                ),
+            )
+            .help("keep the down script in one place: remove the markers or the down file"),
+        );
+        return None;
+    }
+    let (up_text, up_line, marked_down) = match marked {
+        Some(parts) => (parts.up.0, parts.up.1, parts.down),
+        None => (file_text, 1, None),
+    };
+    let up = script(up_path, up_text, up_line, Vec::new(), no_tx, problems);
     check_not_blank(&up, problems);
-    let down = match down_path {
-        Some(path) => {
+    let down = match (down_path, marked_down) {
+        (Some(path), _) => {
             let text = read_text(path).map_err(|p| problems.push(p)).ok()?;
             let no_tx = sqlx_no_transaction(&text).or_else(|| up.no_transaction.clone());
             Some(script(path, text, 1, Vec::new(), no_tx, problems))
         }
-        None => None,
+        (None, Some((text, line))) => Some(script(
+            up_path,
+            text,
+            line,
+            Vec::new(),
+            up.no_transaction.clone(),
+            problems,
+        )),
+        (None, None) => None,
     };
     Some(Migration {
         version,
