@@ -102,20 +102,78 @@ pub struct Project {
     pub format: Format,
     /// The migrations, in run order.
     pub migrations: Vec<Migration>,
+    /// Migrations in the directories of the config's other environments
+    /// (not in this one's): applied rows of theirs are not "missing".
+    pub foreign: Vec<plan::Foreign>,
+}
+
+/// Loads the configured directories of this run as one (see
+/// [`source::load_all`]).
+pub fn load_dirs(config: &Config) -> source::Loaded {
+    let nested: Vec<std::path::PathBuf> = config
+        .environments
+        .iter()
+        .flat_map(|e| e.dirs.iter().cloned())
+        .collect();
+    source::load_all(&config.dirs, config.format, &config.placeholders, &nested)
+}
+
+/// The migrations of directories that other environments of the config
+/// include and this one does not.
+///
+/// Why derived from the config and not stored in the history: the
+/// directory a migration came from is a fact about the project's files,
+/// and `strata_migrations` keeps its layout (changing Strata's own tables
+/// is left to versioned own tables, issue 12). An applied row whose file is
+/// found in another environment's directory is shown as applied from there;
+/// one found in no configured directory stays "missing".
+fn foreign_migrations(config: &Config) -> Vec<plan::Foreign> {
+    let mut seen: Vec<&std::path::Path> = Vec::new();
+    let mut out = Vec::new();
+    for e in config.environments.iter().filter(|e| e.env != config.env) {
+        for dir in &e.dirs {
+            if config.dirs.contains(dir) || seen.contains(&dir.as_path()) {
+                continue;
+            }
+            seen.push(dir);
+            let shown = dir
+                .strip_prefix(&config.project_dir)
+                .unwrap_or(dir)
+                .display()
+                .to_string();
+            for m in source::load(dir, e.format.or(config.format)).migrations {
+                out.push(plan::Foreign {
+                    kind: m.kind,
+                    version: m.version.canonical(),
+                    file: m.up.path,
+                    dir: shown.clone(),
+                    env: e.env.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 impl Project {
-    /// Loads the configured directory; any problem is an error (exit 2).
+    /// Loads the configured directories (merged, placeholders substituted);
+    /// any problem is an error (exit 2).
     pub fn load(config: Config) -> Result<Project, EngineError> {
-        let loaded = source::load(&config.dir, config.format);
+        let loaded = load_dirs(&config);
         if !loaded.problems.is_empty() {
             return Err(EngineError::Source(loaded.problems));
         }
         Ok(Project {
             format: loaded.format,
             migrations: loaded.migrations,
+            foreign: foreign_migrations(&config),
             config,
         })
+    }
+
+    /// Every migration's state (see [`plan::statuses_with`]).
+    fn statuses(&self, rows: &[history::AppliedRow]) -> Vec<plan::MigrationStatus> {
+        plan::statuses_with(self.format, &self.migrations, &self.foreign, rows)
     }
 
     fn history(&self) -> History {
@@ -148,7 +206,16 @@ pub fn validate(
     dir: &std::path::Path,
     format: Option<Format>,
 ) -> (Option<Format>, usize, Vec<SourceProblem>) {
-    let loaded = source::load(dir, format);
+    validate_loaded(source::load(dir, format))
+}
+
+/// [`validate`] for the configured directories of this run, merged, with
+/// placeholders substituted (an undefined one is a problem at its line).
+pub fn validate_config(config: &Config) -> (Option<Format>, usize, Vec<SourceProblem>) {
+    validate_loaded(load_dirs(config))
+}
+
+fn validate_loaded(loaded: source::Loaded) -> (Option<Format>, usize, Vec<SourceProblem>) {
     let mut problems = loaded.problems;
     for m in &loaded.migrations {
         for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
@@ -245,7 +312,7 @@ pub struct StatusReport {
 pub async fn status(project: &Project, target: &Target) -> Result<StatusReport, EngineError> {
     let conn = target.connect().await?;
     let rows = project.history().read(&conn).await?;
-    let migrations = plan::statuses(project.format, &project.migrations, &rows);
+    let migrations = project.statuses(&rows);
     let pending: Vec<usize> = migrations
         .iter()
         .filter(|s| s.state == MigrationState::Pending)
@@ -462,11 +529,7 @@ pub async fn up(
         }
     }
     let conn = open(target).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
     let findings = analyze(project, Some(&conn), &plan).await?;
     // Parse everything before taking the lock: bad SQL must fail before
@@ -500,11 +563,7 @@ pub async fn up(
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
     // Check again under the lock: another runner may have done the work.
-    let statuses_now = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses_now = project.statuses(&history.read(&conn).await?);
     let plan_now = plan::plan_up(&project.migrations, &statuses_now, &rules)?;
     // Usually nothing changed while we waited for the lock; then the steps
     // parsed above stand.
@@ -814,11 +873,7 @@ pub async fn down(
 ) -> Result<RunReport, EngineError> {
     let history = project.history();
     let conn = open(target).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let mut steps = parse_down_steps(project, &statuses, &plan)?;
     if options.dry_run {
@@ -832,11 +887,7 @@ pub async fn down(
         return Ok(RunReport::default());
     }
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let steps = parse_down_steps(project, &statuses, &plan)?;
     let report = run_steps(
@@ -901,11 +952,7 @@ pub async fn redo(
 ) -> Result<RunReport, EngineError> {
     let history = project.history();
     let conn = target.connect().await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_down(&project.migrations, &statuses, &DownTarget::Steps(1))?;
     let Some(&last) = plan.first() else {
         return Ok(RunReport::default());
@@ -958,11 +1005,7 @@ pub async fn baseline(
     let conn = open(target).await?;
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     let actor = os_actor();
     let mut marked = Vec::new();
     conn.batch("BEGIN").await?;

@@ -17,6 +17,10 @@ pub enum Directive {
         /// Why the finding is acceptable here.
         reason: String,
     },
+    /// `-- strata:placeholders`: replace `${name}` in this file with the
+    /// configured values (see [`super::placeholders`]). Opt-in per file, so
+    /// that `${…}` in a file written for another tool never changes meaning.
+    Placeholders,
 }
 
 /// Parses one line. Returns `None` when the line is not a strata directive,
@@ -34,8 +38,12 @@ pub fn parse_strata_directive(line: &str) -> Option<Result<Directive, String>> {
             "`strata:no-transaction` takes no arguments, found `{args}`"
         )),
         "allow" => parse_allow(args),
+        "placeholders" if args.is_empty() => Ok(Directive::Placeholders),
+        "placeholders" => Err(format!(
+            "`strata:placeholders` takes no arguments, found `{args}` (values go in [placeholders] of strata.toml)"
+        )),
         other => Err(format!(
-            "unknown directive `strata:{other}` (known: strata:no-transaction, strata:allow)"
+            "unknown directive `strata:{other}` (known: strata:no-transaction, strata:allow, strata:placeholders)"
         )),
     })
 }
@@ -81,6 +89,10 @@ mod tests {
                 rules: vec!["a-rule".into(), "b-rule".into()],
                 reason: "table is empty".into()
             }))
+        );
+        assert_eq!(
+            parse_strata_directive("-- strata:placeholders"),
+            Some(Ok(Directive::Placeholders))
         );
         assert_eq!(parse_strata_directive("-- just a comment"), None);
         assert_eq!(parse_strata_directive("SELECT 1"), None);

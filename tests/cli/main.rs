@@ -12,6 +12,7 @@ mod concurrency;
 mod crash;
 mod down;
 mod down_resume;
+mod environments;
 mod example;
 mod formats;
 mod goto_redo;
