@@ -593,11 +593,7 @@ fn read_file(
             format!("[env.{name}] cannot hold [env] tables of its own"),
         ));
     }
-    let format_of = |file: &FileConfig| {
-        file.format
-            .as_deref()
-            .and_then(Format::from_name)
-    };
+    let format_of = |file: &FileConfig| file.format.as_deref().and_then(Format::from_name);
     // Directories of each environment, for `status`: relative ones resolve
     // against the project directory (`migrations` when nothing is set).
     let mut environments = vec![EnvDirs {
@@ -605,8 +601,8 @@ fn read_file(
         dirs: file_dirs(&checked, project_dir, project_dir).unwrap_or_default(),
         format: format_of(&checked),
     }];
-    let mut table: toml::Table = toml::from_str(&text)
-        .map_err(|e| invalid(line_of(e.span()), e.message().to_owned()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| invalid(line_of(e.span()), e.message().to_owned()))?;
     let env_tables = match table.remove("env") {
         Some(toml::Value::Table(t)) => t,
         _ => toml::Table::new(),
@@ -838,6 +834,21 @@ external_runner = false
 [lint.risk]
 # Change a rule's risk, e.g.:
 # prefer-text = "medium"
+
+# ${name} placeholders, replaced in files that say `-- strata:placeholders`
+# (not inside $$ bodies or comments; checksums use the file as written).
+# [placeholders]
+# app_role = "app"
+
+# Environments: `--env dev` (or STRATA_ENV=dev) applies [env.dev] over the
+# settings above; any setting can be overridden. Extra directories merge
+# into one version order.
+# [env.dev]
+# database_url = "postgres://app@localhost:5432/app_dev"
+# dirs = ["migrations", "migrations/development"]
+# block_on = "never"
+# [env.dev.placeholders]
+# app_role = "app_dev"
 "#;
 
 /// Writes `strata.toml` and the migrations directory into `dir`. An
@@ -942,6 +953,82 @@ mod tests {
         );
         let err = resolve(Flags::default(), &[], Some("format = \"liquibase\"\n")).unwrap_err();
         assert!(err.to_string().contains("unknown format `liquibase`"));
+    }
+
+    #[test]
+    fn env_tables_override_the_top_level() {
+        let file = Some(
+            "database_url = \"postgres://prod/db\"\nlock_timeout = \"50ms\"\n\n\
+             [placeholders]\nrole = \"app\"\nschema = \"public\"\n\n\
+             [lint]\ndisable = [\"prefer-text\"]\n\n\
+             [env.dev]\ndatabase_url = \"postgres://dev/db\"\nbackup = \"never\"\n\
+             dirs = [\"migrations\", \"migrations/development\"]\n\n\
+             [env.dev.placeholders]\nrole = \"app_dev\"\n\n\
+             [env.ci]\ndir = \"other\"\n",
+        );
+        let dev = Flags {
+            env: Some("dev".into()),
+            ..Flags::default()
+        };
+        let c = resolve(dev.clone(), &[], file).unwrap();
+        assert_eq!(c.database.unwrap().0, "postgres://dev/db");
+        assert_eq!(c.backup, BackupPolicy::Never);
+        // Not overridden: the top level's.
+        assert_eq!(c.lock_timeout, Duration::from_millis(50));
+        assert_eq!(c.lint.disabled, ["prefer-text"]);
+        assert_eq!(c.dirs.len(), 2);
+        assert!(c.dirs[1].ends_with("migrations/development") && c.dir == c.dirs[0]);
+        assert_eq!(c.placeholders["role"], "app_dev");
+        assert_eq!(c.placeholders["schema"], "public");
+        assert_eq!(c.env.as_deref(), Some("dev"));
+        let names: Vec<Option<&str>> = c.environments.iter().map(|e| e.env.as_deref()).collect();
+        assert_eq!(names, [None, Some("ci"), Some("dev")]);
+        assert!(c.environments[1].dirs[0].ends_with("other"));
+        // STRATA_ENV selects too; the flag wins; environment variables
+        // still win over the file's database_url.
+        let c = resolve(Flags::default(), &[("STRATA_ENV", "ci")], file).unwrap();
+        assert!(c.dir.ends_with("other") && c.dirs.len() == 1);
+        let c = resolve(dev.clone(), &[("STRATA_ENV", "ci")], file).unwrap();
+        assert_eq!(c.env.as_deref(), Some("dev"));
+        let c = resolve(dev, &[("DATABASE_URL", "postgres://env/db")], file).unwrap();
+        assert_eq!(c.database.unwrap().0, "postgres://env/db");
+        let c = resolve(Flags::default(), &[], file).unwrap();
+        assert_eq!(c.database.unwrap().0, "postgres://prod/db");
+        assert_eq!(c.placeholders["role"], "app");
+    }
+
+    #[test]
+    fn env_mistakes_are_config_errors() {
+        let err =
+            |flags: Flags, file: &str| resolve(flags, &[], Some(file)).unwrap_err().to_string();
+        let prod = Flags {
+            env: Some("prod".into()),
+            ..Flags::default()
+        };
+        let text = err(prod.clone(), "[env.dev]\n[env.ci]\n");
+        assert!(
+            text.contains("`prod`") && text.contains("defined: ci, dev"),
+            "{text}"
+        );
+        let text = err(prod.clone(), "dir = \"m\"\n");
+        assert!(text.contains("no [env.NAME] tables"), "{text}");
+        let text = resolve(prod, &[], None).unwrap_err().to_string();
+        assert!(text.contains("no config file"), "{text}");
+        // Unknown keys inside an env table name their line, selected or not.
+        let text = err(
+            Flags::default(),
+            "[env.dev]\nbackup = \"never\"\nlok_wait = \"1s\"\n",
+        );
+        assert!(
+            text.contains("strata.toml:3") && text.contains("lok_wait"),
+            "{text}"
+        );
+        let text = err(Flags::default(), "dir = \"a\"\ndirs = [\"b\"]\n");
+        assert!(text.contains("either `dir` or `dirs`"), "{text}");
+        let text = err(Flags::default(), "[placeholders]\nx = \"a\\nb\"\n");
+        assert!(text.contains("placeholder `x`"), "{text}");
+        let text = err(Flags::default(), "[env.a.env.b]\n");
+        assert!(text.contains("cannot hold [env]"), "{text}");
     }
 
     #[test]

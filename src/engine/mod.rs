@@ -177,7 +177,12 @@ impl Project {
     }
 
     fn history(&self) -> History {
+        let dirs = self.config.dirs.iter().map(|d| {
+            let shown = d.strip_prefix(&self.config.project_dir).unwrap_or(d);
+            (d.clone(), shown.display().to_string())
+        });
         History::new(&self.config.history_schema, &self.config.history_table)
+            .with_dirs(dirs.collect())
     }
 
     fn parse_version(&self, text: &str) -> Result<Version, EngineError> {

@@ -332,7 +332,10 @@ pub fn load_all(
     }
     problems.extend(placeholders::apply(&mut migrations, placeholders));
     Loaded {
-        format: layout.map(|(f, _)| f).or(fallback).unwrap_or(Format::Native),
+        format: layout
+            .map(|(f, _)| f)
+            .or(fallback)
+            .unwrap_or(Format::Native),
         migrations,
         problems,
     }

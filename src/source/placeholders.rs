@@ -48,11 +48,18 @@ struct Found {
 
 /// Substitutes placeholders in every script of a file that opted in.
 /// Returns one problem per undefined placeholder (`file:line`).
-pub fn apply(migrations: &mut [Migration], values: &BTreeMap<String, String>) -> Vec<SourceProblem> {
+pub fn apply(
+    migrations: &mut [Migration],
+    values: &BTreeMap<String, String>,
+) -> Vec<SourceProblem> {
     let opted: BTreeSet<PathBuf> = migrations
         .iter()
         .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
-        .filter(|s| s.directives.iter().any(|(_, d)| *d == Directive::Placeholders))
+        .filter(|s| {
+            s.directives
+                .iter()
+                .any(|(_, d)| *d == Directive::Placeholders)
+        })
         .map(|s| s.path.clone())
         .collect();
     let mut problems = Vec::new();
@@ -282,7 +289,7 @@ mod tests {
             path: PathBuf::from("1_x.sql"),
             text: "SELECT '${a}';\nCREATE FUNCTION f() AS $$ ${a} $$;\n".into(),
             first_line: 3,
-            blocks: vec![15..50],
+            blocks: vec![0..15, 15..50],
             no_transaction: None,
             directives: vec![],
         };
@@ -292,7 +299,7 @@ mod tests {
             script.text,
             "SELECT 'long value';\nCREATE FUNCTION f() AS $$ ${a} $$;\n"
         );
-        assert_eq!(script.blocks, [21..56]);
+        assert_eq!(script.blocks, [0..21, 21..56]);
         assert_eq!(&script.text[21..56], "CREATE FUNCTION f() AS $$ ${a} $$;\n");
 
         let mut script = Script {

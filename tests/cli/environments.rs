@@ -135,6 +135,12 @@ async fn switching_environments_never_makes_migrations_missing() {
     );
     project.config("[env.dev]\ndirs = [\"migrations\", \"migrations/development\"]\n");
     expect_code(&project.run(&db, &["--env", "dev", "up"]), 0);
+    // The up event records the directory each migration came from.
+    assert_eq!(
+        db.column("SELECT details->>'dir' FROM strata_events WHERE action = 'up' ORDER BY version")
+            .await,
+        ["migrations", "migrations/development"]
+    );
     project.write("3_more.up.sql", "CREATE TABLE more (id int);\n");
     // Without --env, 2_seed's directory is not included: it is shown as
     // applied from that directory, not missing, and `up` goes on.
