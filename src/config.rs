@@ -552,7 +552,16 @@ fn file_dirs(file: &FileConfig, project_dir: &Path, cwd: &Path) -> Result<Vec<Pa
         (None, Some(dirs)) if dirs.is_empty() => {
             Err("`dirs` is empty: list at least one migration directory".into())
         }
-        (None, Some(dirs)) => Ok(dirs.iter().map(|d| project_dir.join(d)).collect()),
+        (None, Some(dirs)) => {
+            let joined: Vec<PathBuf> = dirs.iter().map(|d| project_dir.join(d)).collect();
+            match joined.iter().enumerate().find(|(i, d)| joined[..*i].contains(d)) {
+                Some((i, _)) => Err(format!(
+                    "`dirs` lists {} twice",
+                    dirs[i].display()
+                )),
+                None => Ok(joined),
+            }
+        }
         (Some(dir), None) => Ok(vec![project_dir.join(dir)]),
         (None, None) => Ok(vec![cwd.join("migrations")]),
     }
@@ -1023,6 +1032,8 @@ mod tests {
             text.contains("strata.toml:3") && text.contains("lok_wait"),
             "{text}"
         );
+        let text = err(Flags::default(), "dirs = [\"b\", \"b\"]\n");
+        assert!(text.contains("lists b twice"), "{text}");
         let text = err(Flags::default(), "dir = \"a\"\ndirs = [\"b\"]\n");
         assert!(text.contains("either `dir` or `dirs`"), "{text}");
         let text = err(Flags::default(), "[placeholders]\nx = \"a\\nb\"\n");
