@@ -141,6 +141,13 @@ async fn switching_environments_never_makes_migrations_missing() {
             .await,
         ["migrations", "migrations/development"]
     );
+    // `down` without --env does not revert dev's migration; it says how.
+    let out = expect_code(&project.run(&db, &["down"]), 2);
+    assert!(
+        out.contains("applied (from migrations/development, env dev)") && out.contains("--env"),
+        "{out}"
+    );
+    assert_eq!(versions(&db).await, ["1", "2"]);
     project.write("3_more.up.sql", "CREATE TABLE more (id int);\n");
     // Without --env, 2_seed's directory is not included: it is shown as
     // applied from that directory, not missing, and `up` goes on.
