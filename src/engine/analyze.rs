@@ -108,7 +108,12 @@ pub async fn lint_paths(
             }
             loaded.migrations
         } else {
-            vec![source::load_file(path).map_err(EngineError::Source)?]
+            let mut one = vec![source::load_file(path).map_err(EngineError::Source)?];
+            let problems = source::placeholders::apply(&mut one, &config.placeholders);
+            if !problems.is_empty() {
+                return Err(EngineError::Source(problems));
+            }
+            one
         };
         let mut opts = options(config);
         if let Some(conn) = &conn {

@@ -121,12 +121,14 @@ pub fn load_dirs(config: &Config) -> source::Loaded {
 /// The migrations of directories that other environments of the config
 /// include and this one does not.
 ///
-/// Why derived from the config and not stored in the history: the
-/// directory a migration came from is a fact about the project's files,
-/// and `strata_migrations` keeps its layout (changing Strata's own tables
-/// is left to versioned own tables, issue 12). An applied row whose file is
-/// found in another environment's directory is shown as applied from there;
-/// one found in no configured directory stays "missing".
+/// The `up` event records the directory a migration came from (see
+/// [`History::with_dirs`]), for the audit trail; `strata_migrations` keeps
+/// its layout (changing Strata's own tables is left to versioned own
+/// tables, issue 12). Whether an applied row is "missing" is decided here,
+/// from the config and the files as they are now: a row whose file is in
+/// another environment's directory is applied from there; one whose file
+/// is in no configured directory (deleted, or its directory dropped from
+/// the config) stays "missing", whatever the event says.
 fn foreign_migrations(config: &Config) -> Vec<plan::Foreign> {
     let mut seen: Vec<&std::path::Path> = Vec::new();
     let mut out = Vec::new();

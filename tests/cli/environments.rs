@@ -205,11 +205,12 @@ async fn an_undefined_placeholder_names_file_and_line() {
         "-- strata:placeholders\nCREATE TABLE t (id int);\nCREATE TABLE ${missing_name} (id int);\n",
     );
     project.config("[placeholders]\nother = \"x\"\n");
-    for cmd in ["validate", "up"] {
-        let out = expect_code(&project.run(&db, &[cmd]), 2);
+    let file = ["lint", "migrations/1_t.up.sql"];
+    for cmd in [&["validate"][..], &["up"], &["lint"], &file] {
+        let out = expect_code(&project.run(&db, cmd), 2);
         assert!(
             out.contains("1_t.up.sql:3") && out.contains("${missing_name}"),
-            "{cmd}: {out}"
+            "{cmd:?}: {out}"
         );
     }
     assert!(versions(&db).await.is_empty());
