@@ -6,8 +6,9 @@
 //! - **Opt-in per file.** `${…}` has meanings of its own in SQL written for
 //!   other tools (goose's ENVSUB, shell templates kept in a table), so only a
 //!   file that says `-- strata:placeholders` is touched. In a goose file the
-//!   directive must sit below `-- +goose Up` (the preamble is not part of
-//!   any script); it then covers the whole file.
+//!   directive may also sit above `-- +goose Up` (the preamble is not part
+//!   of any script, so it is looked for there separately); it covers the
+//!   whole file.
 //! - **Where.** Replaced in SQL code, in quoted identifiers (`"${schema}"`)
 //!   and in ordinary string literals (`'…'`, `E'…'`): role names, schemas and
 //!   seed values are what placeholders are for, and a value inside a
@@ -59,6 +60,7 @@ pub fn apply(
             s.directives
                 .iter()
                 .any(|(_, d)| *d == Directive::Placeholders)
+                || in_preamble(s)
         })
         .map(|s| s.path.clone())
         .collect();
@@ -74,6 +76,20 @@ pub fn apply(
         }
     }
     problems
+}
+
+/// True when the lines of the file above the script (a goose file's
+/// preamble, before `-- +goose Up`) hold `-- strata:placeholders`.
+fn in_preamble(script: &Script) -> bool {
+    if script.first_line <= 1 {
+        return false;
+    }
+    let Ok(text) = super::read_text(&script.path) else {
+        return false;
+    };
+    text.lines()
+        .take(script.first_line - 1)
+        .any(|line| super::parse_strata_directive(line) == Some(Ok(Directive::Placeholders)))
 }
 
 fn substitute_script(script: &mut Script, values: &BTreeMap<String, String>) -> Vec<SourceProblem> {
@@ -281,6 +297,22 @@ mod tests {
         // Identifiers with `$`, parameters and malformed forms are not placeholders.
         assert!(names("SELECT a$b$c, $1, ${1x}, ${ a }, ${").is_empty());
         assert_eq!(names("SELECT x$${y}"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_goose_file_opts_in_above_its_up_annotation() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("00001_x.sql"),
+            "-- strata:placeholders\n-- +goose Up\nCREATE TABLE ${t} (id int);\n-- +goose Down\nDROP TABLE ${t};\n",
+        )
+        .unwrap();
+        let values = BTreeMap::from([("t".to_owned(), "items".to_owned())]);
+        let loaded = super::super::load_all(&[dir.path().to_path_buf()], None, &values, &[]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let m = &loaded.migrations[0];
+        assert!(m.up.text.contains("CREATE TABLE items"), "{}", m.up.text);
+        assert!(m.down.as_ref().unwrap().text.contains("DROP TABLE items"));
     }
 
     #[test]
