@@ -10,6 +10,7 @@
 //! **Architecture Invariant:** this is the only module that reads
 //! environment variables, and it never touches the database.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub struct Flags {
     pub allow_out_of_order: bool,
     /// `--ignore-missing`.
     pub ignore_missing: bool,
+    /// `--env`: the `[env.NAME]` table to apply (else `STRATA_ENV`).
+    pub env: Option<String>,
 }
 
 /// The contents of `strata.toml`. Unknown keys are errors, so a typo never
@@ -54,6 +57,9 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// The migrations directory, relative to the config file.
     pub dir: Option<PathBuf>,
+    /// Several migration directories, merged into one version order
+    /// (`dirs = ["migrations", "migrations/development"]`); instead of `dir`.
+    pub dirs: Option<Vec<PathBuf>>,
     /// The layout: `auto` (default), `native`, `goose`, `diesel`, `sqlx`, `flyway`.
     pub format: Option<String>,
     /// How `strata new` numbers migrations: `auto` (default: continue the
@@ -116,6 +122,11 @@ pub struct FileConfig {
     pub index_build_retries: Option<u32>,
     /// Lint settings.
     pub lint: Option<LintFileConfig>,
+    /// `${name}` values for files that opt in with `-- strata:placeholders`.
+    pub placeholders: Option<BTreeMap<String, String>>,
+    /// `[env.NAME]` tables: any of the settings above, applied over the top
+    /// level when the environment is selected (`--env NAME`, `STRATA_ENV`).
+    pub env: Option<BTreeMap<String, FileConfig>>,
 }
 
 /// When Strata backs up tables before a migration.
@@ -184,6 +195,17 @@ pub enum ConfigError {
     },
 }
 
+/// The migration directories of one environment of the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvDirs {
+    /// The `[env.NAME]` name; `None` for the top level (no `--env`).
+    pub env: Option<String>,
+    /// Its directories, resolved like [`Config::dirs`].
+    pub dirs: Vec<PathBuf>,
+    /// Its layout, or `None` to detect it.
+    pub format: Option<Format>,
+}
+
 /// The resolved configuration of one run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -195,8 +217,20 @@ pub struct Config {
     /// The database URL and where it came from; `None` means the managed
     /// local cluster.
     pub database: Option<(String, DatabaseSource)>,
-    /// The migrations directory.
+    /// The primary migrations directory (the first of `dirs`): where
+    /// `strata new` writes.
     pub dir: PathBuf,
+    /// Every migration directory of this run, merged into one version order.
+    pub dirs: Vec<PathBuf>,
+    /// The selected environment (`--env`, `STRATA_ENV`), if any.
+    pub env: Option<String>,
+    /// Placeholder values: the top level's `[placeholders]` with the
+    /// selected environment's over them.
+    pub placeholders: BTreeMap<String, String>,
+    /// The directories of every environment the config defines (the top
+    /// level included), so that `status` can tell a migration applied from
+    /// another environment's directory from one whose file is gone.
+    pub environments: Vec<EnvDirs>,
     /// The layout, or `None` to detect it.
     pub format: Option<Format>,
     /// How `strata new` numbers migrations.
@@ -264,14 +298,26 @@ impl Config {
             Some(path) => Some(cwd.join(path)),
             None => Some(cwd.join("strata.toml")).filter(|p| p.is_file()),
         };
-        let file = match &config_file {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
         let project_dir = config_file
             .as_ref()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| cwd.to_path_buf());
+        let env_name = flags.env.clone().or_else(|| env("STRATA_ENV"));
+        let (file, environments) = match &config_file {
+            Some(path) => read_file(path, env_name.as_deref(), &project_dir)?,
+            None => match &env_name {
+                Some(name) => {
+                    return Err(ConfigError::Invalid {
+                        path: cwd.join("strata.toml"),
+                        line: None,
+                        message: format!(
+                            "environment `{name}` selected (--env or STRATA_ENV), but there is no config file to define it; add an [env.{name}] table to strata.toml"
+                        ),
+                    })
+                }
+                None => (FileConfig::default(), Vec::new()),
+            },
+        };
         let invalid = |message: String| ConfigError::Invalid {
             path: config_file
                 .clone()
@@ -295,11 +341,17 @@ impl Config {
             libpq_conninfo(env).map(|c| (c, DatabaseSource::Libpq))
         };
 
-        let dir = match (&flags.dir, &file.dir) {
-            (Some(dir), _) => cwd.join(dir),
-            (None, Some(dir)) => project_dir.join(dir),
-            (None, None) => cwd.join("migrations"),
+        let dirs = match &flags.dir {
+            Some(dir) => vec![cwd.join(dir)],
+            None => file_dirs(&file, &project_dir, cwd).map_err(&invalid)?,
         };
+        let dir = dirs[0].clone();
+        let placeholders = file.placeholders.clone().unwrap_or_default();
+        if let Some((name, _)) = placeholders.iter().find(|(_, v)| v.contains('\n')) {
+            return Err(invalid(format!(
+                "placeholder `{name}`: values must be on one line (a line break would shift the line numbers of every message about the file)"
+            )));
+        }
         let format = match file.format.as_deref() {
             None | Some("auto") => None,
             Some(name) => Some(Format::from_name(name).ok_or_else(|| {
@@ -440,6 +492,10 @@ impl Config {
             config_file,
             database,
             dir,
+            dirs,
+            env: env_name,
+            placeholders,
+            environments,
             format,
             numbering,
             history_schema,
@@ -503,18 +559,130 @@ fn lint_settings(file: &FileConfig) -> Result<LintSettings, String> {
     })
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+/// The directories a file config names: `dirs`, or `dir`, or `migrations`
+/// in the working directory (as before `dirs` existed).
+fn file_dirs(file: &FileConfig, project_dir: &Path, cwd: &Path) -> Result<Vec<PathBuf>, String> {
+    match (&file.dir, &file.dirs) {
+        (Some(_), Some(_)) => Err("set either `dir` or `dirs`, not both (`dirs` lists every directory, the first is where `strata new` writes)".into()),
+        (None, Some(dirs)) if dirs.is_empty() => {
+            Err("`dirs` is empty: list at least one migration directory".into())
+        }
+        (None, Some(dirs)) => {
+            let joined: Vec<PathBuf> = dirs.iter().map(|d| project_dir.join(d)).collect();
+            match joined.iter().enumerate().find(|(i, d)| joined[..*i].contains(d)) {
+                Some((i, _)) => Err(format!(
+                    "`dirs` lists {} twice",
+                    dirs[i].display()
+                )),
+                None => Ok(joined),
+            }
+        }
+        (Some(dir), None) => Ok(vec![project_dir.join(dir)]),
+        (None, None) => Ok(vec![cwd.join("migrations")]),
+    }
+}
+
+/// Reads the config file and applies the selected environment's table.
+///
+/// The file is deserialized once as written, so that an unknown key, at
+/// the top level or inside any `[env.NAME]` table (selected or not), is an
+/// error naming its line. The environment is then applied on the TOML
+/// tables themselves, its values over the top level's (sub-tables such as
+/// `[lint]` and `[placeholders]` merged key by key), and the result
+/// deserialized again: every setting, including ones added later, can be
+/// overridden per environment without a hand-kept list of fields.
+fn read_file(
+    path: &Path,
+    env: Option<&str>,
+    project_dir: &Path,
+) -> Result<(FileConfig, Vec<EnvDirs>), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+    };
+    let invalid = |line: Option<usize>, message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
-        line: e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
-        message: e.message().to_owned(),
-    })
+        line,
+        message,
+    };
+    let checked: FileConfig =
+        toml::from_str(&text).map_err(|e| invalid(line_of(e.span()), e.message().to_owned()))?;
+    let envs = checked.env.clone().unwrap_or_default();
+    if let Some((name, _)) = envs.iter().find(|(_, t)| t.env.is_some()) {
+        return Err(invalid(
+            None,
+            format!("[env.{name}] cannot hold [env] tables of its own"),
+        ));
+    }
+    let format_of = |file: &FileConfig| file.format.as_deref().and_then(Format::from_name);
+    // Directories of each environment, for `status`: relative ones resolve
+    // against the project directory (`migrations` when nothing is set).
+    let mut environments = vec![EnvDirs {
+        env: None,
+        dirs: file_dirs(&checked, project_dir, project_dir).unwrap_or_default(),
+        format: format_of(&checked),
+    }];
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| invalid(line_of(e.span()), e.message().to_owned()))?;
+    let env_tables = match table.remove("env") {
+        Some(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    };
+    for (name, overrides) in &env_tables {
+        let mut merged = table.clone();
+        if let toml::Value::Table(o) = overrides {
+            merge(&mut merged, o);
+        }
+        if let Ok(file) = toml::Value::Table(merged).try_into::<FileConfig>() {
+            environments.push(EnvDirs {
+                env: Some(name.clone()),
+                dirs: file_dirs(&file, project_dir, project_dir).unwrap_or_default(),
+                format: format_of(&file),
+            });
+        }
+    }
+    let Some(name) = env else {
+        return Ok((checked, environments));
+    };
+    let Some(toml::Value::Table(overrides)) = env_tables.get(name) else {
+        let defined: Vec<&str> = envs.keys().map(String::as_str).collect();
+        return Err(invalid(
+            None,
+            if defined.is_empty() {
+                format!("environment `{name}` (--env or STRATA_ENV) is not defined: the file has no [env.NAME] tables; add [env.{name}]")
+            } else {
+                format!(
+                    "environment `{name}` (--env or STRATA_ENV) is not defined; defined: {}",
+                    defined.join(", ")
+                )
+            },
+        ));
+    };
+    merge(&mut table, overrides);
+    let file = toml::Value::Table(table)
+        .try_into::<FileConfig>()
+        .map_err(|e| invalid(None, format!("[env.{name}]: {}", e.message())))?;
+    Ok((file, environments))
+}
+
+/// Applies `over` onto `base`: tables merge key by key, anything else is
+/// replaced. `dir` and `dirs` are one setting: either replaces both.
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    if over.contains_key("dir") || over.contains_key("dirs") {
+        base.remove("dir");
+        base.remove("dirs");
+    }
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
 }
 
 /// Builds a libpq `key=value` string from the standard `PG*` variables, when
@@ -695,6 +863,21 @@ external_runner = false
 [lint.risk]
 # Change a rule's risk, e.g.:
 # prefer-text = "medium"
+
+# ${name} placeholders, replaced in files that say `-- strata:placeholders`
+# (not inside $$ bodies or comments; checksums use the file as written).
+# [placeholders]
+# app_role = "app"
+
+# Environments: `--env dev` (or STRATA_ENV=dev) applies [env.dev] over the
+# settings above; any setting can be overridden. Extra directories merge
+# into one version order.
+# [env.dev]
+# database_url = "postgres://app@localhost:5432/app_dev"
+# dirs = ["migrations", "migrations/development"]
+# block_on = "never"
+# [env.dev.placeholders]
+# app_role = "app_dev"
 "#;
 
 /// Writes `strata.toml` and the migrations directory into `dir`. An
@@ -799,6 +982,84 @@ mod tests {
         );
         let err = resolve(Flags::default(), &[], Some("format = \"liquibase\"\n")).unwrap_err();
         assert!(err.to_string().contains("unknown format `liquibase`"));
+    }
+
+    #[test]
+    fn env_tables_override_the_top_level() {
+        let file = Some(
+            "database_url = \"postgres://prod/db\"\nlock_timeout = \"50ms\"\n\n\
+             [placeholders]\nrole = \"app\"\nschema = \"public\"\n\n\
+             [lint]\ndisable = [\"prefer-text\"]\n\n\
+             [env.dev]\ndatabase_url = \"postgres://dev/db\"\nbackup = \"never\"\n\
+             dirs = [\"migrations\", \"migrations/development\"]\n\n\
+             [env.dev.placeholders]\nrole = \"app_dev\"\n\n\
+             [env.ci]\ndir = \"other\"\n",
+        );
+        let dev = Flags {
+            env: Some("dev".into()),
+            ..Flags::default()
+        };
+        let c = resolve(dev.clone(), &[], file).unwrap();
+        assert_eq!(c.database.unwrap().0, "postgres://dev/db");
+        assert_eq!(c.backup, BackupPolicy::Never);
+        // Not overridden: the top level's.
+        assert_eq!(c.lock_timeout, Duration::from_millis(50));
+        assert_eq!(c.lint.disabled, ["prefer-text"]);
+        assert_eq!(c.dirs.len(), 2);
+        assert!(c.dirs[1].ends_with("migrations/development") && c.dir == c.dirs[0]);
+        assert_eq!(c.placeholders["role"], "app_dev");
+        assert_eq!(c.placeholders["schema"], "public");
+        assert_eq!(c.env.as_deref(), Some("dev"));
+        let names: Vec<Option<&str>> = c.environments.iter().map(|e| e.env.as_deref()).collect();
+        assert_eq!(names, [None, Some("ci"), Some("dev")]);
+        assert!(c.environments[1].dirs[0].ends_with("other"));
+        // STRATA_ENV selects too; the flag wins; environment variables
+        // still win over the file's database_url.
+        let c = resolve(Flags::default(), &[("STRATA_ENV", "ci")], file).unwrap();
+        assert!(c.dir.ends_with("other") && c.dirs.len() == 1);
+        let c = resolve(dev.clone(), &[("STRATA_ENV", "ci")], file).unwrap();
+        assert_eq!(c.env.as_deref(), Some("dev"));
+        let c = resolve(dev, &[("DATABASE_URL", "postgres://env/db")], file).unwrap();
+        assert_eq!(c.database.unwrap().0, "postgres://env/db");
+        let c = resolve(Flags::default(), &[], file).unwrap();
+        assert_eq!(c.database.unwrap().0, "postgres://prod/db");
+        assert_eq!(c.placeholders["role"], "app");
+    }
+
+    #[test]
+    fn env_mistakes_are_config_errors() {
+        let err =
+            |flags: Flags, file: &str| resolve(flags, &[], Some(file)).unwrap_err().to_string();
+        let prod = Flags {
+            env: Some("prod".into()),
+            ..Flags::default()
+        };
+        let text = err(prod.clone(), "[env.dev]\n[env.ci]\n");
+        assert!(
+            text.contains("`prod`") && text.contains("defined: ci, dev"),
+            "{text}"
+        );
+        let text = err(prod.clone(), "dir = \"m\"\n");
+        assert!(text.contains("no [env.NAME] tables"), "{text}");
+        let text = resolve(prod, &[], None).unwrap_err().to_string();
+        assert!(text.contains("no config file"), "{text}");
+        // Unknown keys inside an env table name their line, selected or not.
+        let text = err(
+            Flags::default(),
+            "[env.dev]\nbackup = \"never\"\nlok_wait = \"1s\"\n",
+        );
+        assert!(
+            text.contains("strata.toml:3") && text.contains("lok_wait"),
+            "{text}"
+        );
+        let text = err(Flags::default(), "dirs = [\"b\", \"b\"]\n");
+        assert!(text.contains("lists b twice"), "{text}");
+        let text = err(Flags::default(), "dir = \"a\"\ndirs = [\"b\"]\n");
+        assert!(text.contains("either `dir` or `dirs`"), "{text}");
+        let text = err(Flags::default(), "[placeholders]\nx = \"a\\nb\"\n");
+        assert!(text.contains("placeholder `x`"), "{text}");
+        let text = err(Flags::default(), "[env.a.env.b]\n");
+        assert!(text.contains("cannot hold [env]"), "{text}");
     }
 
     #[test]

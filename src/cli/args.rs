@@ -18,6 +18,10 @@ pub struct GlobalArgs {
     /// Config file [default: ./strata.toml if present].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Environment: apply the [env.NAME] table of strata.toml over its top
+    /// level [default: STRATA_ENV].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub env: Option<String>,
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -54,6 +58,7 @@ impl Ctx {
             config: self.global.config.clone(),
             allow_out_of_order,
             ignore_missing,
+            env: self.global.env.clone(),
         })
     }
 

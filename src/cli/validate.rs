@@ -9,7 +9,7 @@ pub struct Args {}
 
 pub fn exec(_args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx.config(false, false).map_err(EngineError::from)?;
-    let (format, count, problems, warnings) = strata::engine::validate(&config.dir, config.format);
+    let (format, count, problems, warnings) = strata::engine::validate_config(&config);
     if !ctx.global.quiet {
         strata::report::warnings(&warnings);
     }
@@ -20,7 +20,12 @@ pub fn exec(_args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let format = format.map(|f| f.to_string()).unwrap_or_default();
         strata::report::err(&format!(
             "{count} migration(s) in {} ({format} layout): no problems",
-            config.dir.display()
+            config
+                .dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     Ok(Outcome::Ok)

@@ -40,7 +40,7 @@ use crate::source::{Migration, MigrationKind};
 
 use super::history::{Event, History};
 use super::lock::MigrationLock;
-use super::plan::{self, MigrationState};
+use super::plan::MigrationState;
 use super::{open, os_actor, EngineError, Project};
 use crate::db::Target;
 
@@ -611,11 +611,7 @@ async fn adopt_locked(
         }
         .into());
     }
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(conn).await?,
-    );
+    let statuses = project.statuses(&history.read(conn).await?);
     let state_of = |i: usize| {
         statuses
             .iter()

@@ -91,13 +91,29 @@ pub async fn lint_paths(
     let mut total = LintReport::default();
     for path in paths {
         let migrations: Vec<Migration> = if path.is_dir() {
-            let loaded = source::load(path, config.format);
+            // The configured directory (`strata lint` without paths) is
+            // linted with the run's other directories, merged, as `up` sees it.
+            let loaded = if config.dirs.first() == Some(path) {
+                super::load_dirs(config)
+            } else {
+                source::load_all(
+                    std::slice::from_ref(path),
+                    config.format,
+                    &config.placeholders,
+                    &[],
+                )
+            };
             if !loaded.problems.is_empty() {
                 return Err(EngineError::Source(loaded.problems));
             }
             loaded.migrations
         } else {
-            vec![source::load_file(path).map_err(EngineError::Source)?]
+            let mut one = vec![source::load_file(path).map_err(EngineError::Source)?];
+            let problems = source::placeholders::apply(&mut one, &config.placeholders);
+            if !problems.is_empty() {
+                return Err(EngineError::Source(problems));
+            }
+            one
         };
         let mut opts = options(config);
         if let Some(conn) = &conn {

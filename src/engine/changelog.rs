@@ -119,11 +119,7 @@ pub async fn changelog(
                 Some(_) => format!("`{dbname}` on `{}`", target.server_key()),
                 None => format!("`{dbname}` of the managed local cluster"),
             };
-            (
-                Some(plan::statuses(project.format, &project.migrations, &rows)),
-                events,
-                Some(database),
-            )
+            (Some(project.statuses(&rows)), events, Some(database))
         }
         None => (None, HashMap::new(), None),
     };

@@ -40,6 +40,10 @@ pub struct History {
     schema: String,
     table: String,
     events: String,
+    /// The run's migration directories (path, as shown), so that the `up`
+    /// event's details say which one a migration came from (`"dir"`); see
+    /// [`History::with_dirs`].
+    dirs: Vec<(std::path::PathBuf, String)>,
 }
 
 /// One row of the history table.
@@ -123,7 +127,17 @@ impl History {
             schema: quote_ident(schema),
             table: format!("{}.{}", quote_ident(schema), quote_ident(table)),
             events: format!("{}.{}", quote_ident(schema), quote_ident("strata_events")),
+            dirs: Vec::new(),
         }
+    }
+
+    /// Records, in each `up` event's details, the directory of `dirs` the
+    /// migration was read from (the innermost one holding its file). Kept
+    /// in the append-only event log rather than a new column: the layout
+    /// of `strata_migrations` changes only with versioned own tables.
+    pub fn with_dirs(mut self, dirs: Vec<(std::path::PathBuf, String)>) -> History {
+        self.dirs = dirs;
+        self
     }
 
     /// The qualified, quoted table name.
@@ -340,6 +354,15 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         details: &serde_json::Value,
     ) -> Result<(), DbError> {
         let version = m.version.canonical();
+        let mut details = details.clone();
+        let dir = self
+            .dirs
+            .iter()
+            .filter(|(d, _)| m.up.path.starts_with(d))
+            .max_by_key(|(d, _)| d.components().count());
+        if let (Some(obj), Some((_, shown))) = (details.as_object_mut(), dir) {
+            obj.insert("dir".into(), shown.clone().into());
+        }
         let details = details.to_string();
         let tool = crate::TOOL_VERSION;
         let params: [&(dyn ToSql + Sync); 11] = [

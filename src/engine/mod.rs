@@ -107,12 +107,66 @@ pub struct Project {
     pub migrations: Vec<Migration>,
     /// Files the layout ignores and pairing notes (`status -v` shows them).
     pub warnings: Vec<SourceProblem>,
+    /// Migrations in the directories of the config's other environments
+    /// (not in this one's): applied rows of theirs are not "missing".
+    pub foreign: Vec<plan::Foreign>,
+}
+
+/// Loads the configured directories of this run as one (see
+/// [`source::load_all`]).
+pub fn load_dirs(config: &Config) -> source::Loaded {
+    let nested: Vec<std::path::PathBuf> = config
+        .environments
+        .iter()
+        .flat_map(|e| e.dirs.iter().cloned())
+        .collect();
+    source::load_all(&config.dirs, config.format, &config.placeholders, &nested)
+}
+
+/// The migrations of directories that other environments of the config
+/// include and this one does not.
+///
+/// The `up` event records the directory a migration came from (see
+/// [`History::with_dirs`]), for the audit trail; `strata_migrations` keeps
+/// its layout (changing Strata's own tables is left to versioned own
+/// tables, issue 12). Whether an applied row is "missing" is decided here,
+/// from the config and the files as they are now: a row whose file is in
+/// another environment's directory is applied from there; one whose file
+/// is in no configured directory (deleted, or its directory dropped from
+/// the config) stays "missing", whatever the event says.
+fn foreign_migrations(config: &Config) -> Vec<plan::Foreign> {
+    let mut seen: Vec<&std::path::Path> = Vec::new();
+    let mut out = Vec::new();
+    for e in config.environments.iter().filter(|e| e.env != config.env) {
+        for dir in &e.dirs {
+            if config.dirs.contains(dir) || seen.contains(&dir.as_path()) {
+                continue;
+            }
+            seen.push(dir);
+            let shown = dir
+                .strip_prefix(&config.project_dir)
+                .unwrap_or(dir)
+                .display()
+                .to_string();
+            for m in source::load(dir, e.format.or(config.format)).migrations {
+                out.push(plan::Foreign {
+                    kind: m.kind,
+                    version: m.version.canonical(),
+                    file: m.up.path,
+                    dir: shown.clone(),
+                    env: e.env.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 impl Project {
-    /// Loads the configured directory; any problem is an error (exit 2).
+    /// Loads the configured directories (merged, placeholders substituted);
+    /// any problem is an error (exit 2).
     pub fn load(config: Config) -> Result<Project, EngineError> {
-        let loaded = source::load(&config.dir, config.format);
+        let loaded = load_dirs(&config);
         if !loaded.problems.is_empty() {
             return Err(EngineError::Source(loaded.problems));
         }
@@ -120,12 +174,23 @@ impl Project {
             format: loaded.format,
             migrations: loaded.migrations,
             warnings: loaded.warnings,
+            foreign: foreign_migrations(&config),
             config,
         })
     }
 
+    /// Every migration's state (see [`plan::statuses_with`]).
+    fn statuses(&self, rows: &[history::AppliedRow]) -> Vec<plan::MigrationStatus> {
+        plan::statuses_with(self.format, &self.migrations, &self.foreign, rows)
+    }
+
     fn history(&self) -> History {
+        let dirs = self.config.dirs.iter().map(|d| {
+            let shown = d.strip_prefix(&self.config.project_dir).unwrap_or(d);
+            (d.clone(), shown.display().to_string())
+        });
         History::new(&self.config.history_schema, &self.config.history_table)
+            .with_dirs(dirs.collect())
     }
 
     fn parse_version(&self, text: &str) -> Result<Version, EngineError> {
@@ -160,7 +225,30 @@ pub fn validate(
     Vec<SourceProblem>,
     Vec<SourceProblem>,
 ) {
-    let loaded = source::load(dir, format);
+    validate_loaded(source::load(dir, format))
+}
+
+/// [`validate`] for the configured directories of this run, merged, with
+/// placeholders substituted (an undefined one is a problem at its line).
+pub fn validate_config(
+    config: &Config,
+) -> (
+    Option<Format>,
+    usize,
+    Vec<SourceProblem>,
+    Vec<SourceProblem>,
+) {
+    validate_loaded(load_dirs(config))
+}
+
+fn validate_loaded(
+    loaded: source::Loaded,
+) -> (
+    Option<Format>,
+    usize,
+    Vec<SourceProblem>,
+    Vec<SourceProblem>,
+) {
     let mut problems = loaded.problems;
     for m in &loaded.migrations {
         for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
@@ -287,7 +375,7 @@ pub struct StatusReport {
 pub async fn status(project: &Project, target: &Target) -> Result<StatusReport, EngineError> {
     let conn = target.connect().await?;
     let rows = project.history().read(&conn).await?;
-    let migrations = plan::statuses(project.format, &project.migrations, &rows);
+    let migrations = project.statuses(&rows);
     let pending: Vec<usize> = migrations
         .iter()
         .filter(|s| s.state == MigrationState::Pending)
@@ -510,7 +598,7 @@ pub async fn up(
         // would fail on "already exists" (or worse, succeed twice).
         adopt::refuse_if_foreign(project, &conn, &history).await?;
     }
-    let statuses = plan::statuses(project.format, &project.migrations, &rows);
+    let statuses = project.statuses(&rows);
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
     let findings = analyze(project, Some(&conn), &plan).await?;
     // Parse everything before taking the lock: bad SQL must fail before
@@ -544,11 +632,7 @@ pub async fn up(
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
     // Check again under the lock: another runner may have done the work.
-    let statuses_now = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses_now = project.statuses(&history.read(&conn).await?);
     let plan_now = plan::plan_up(&project.migrations, &statuses_now, &rules)?;
     // Usually nothing changed while we waited for the lock; then the steps
     // parsed above stand.
@@ -858,11 +942,7 @@ pub async fn down(
 ) -> Result<RunReport, EngineError> {
     let history = project.history();
     let conn = open(target).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let mut steps = parse_down_steps(project, &statuses, &plan)?;
     if options.dry_run {
@@ -876,11 +956,7 @@ pub async fn down(
         return Ok(RunReport::default());
     }
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let steps = parse_down_steps(project, &statuses, &plan)?;
     let report = run_steps(
@@ -945,11 +1021,7 @@ pub async fn redo(
 ) -> Result<RunReport, EngineError> {
     let history = project.history();
     let conn = target.connect().await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_down(&project.migrations, &statuses, &DownTarget::Steps(1))?;
     let Some(&last) = plan.first() else {
         return Ok(RunReport::default());
@@ -999,11 +1071,7 @@ async fn open_locked(
     let conn = open(target).await?;
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
-    let statuses = plan::statuses(
-        project.format,
-        &project.migrations,
-        &history.read(&conn).await?,
-    );
+    let statuses = project.statuses(&history.read(&conn).await?);
     Ok((history, conn, lock, statuses))
 }
 

@@ -73,11 +73,46 @@ pub struct MigrationStatus {
     pub row: Option<AppliedRow>,
 }
 
+/// A migration in a directory that another environment of the config
+/// includes and the current one does not (`migrations/development` when
+/// running without `--env dev`). An applied row of one is "applied (from
+/// <dir>, env <name>)", not "missing": switching environments on one
+/// database must not look like lost files, nor make `up` refuse.
+#[derive(Debug, Clone)]
+pub struct Foreign {
+    /// Versioned or repeatable.
+    pub kind: MigrationKind,
+    /// The version as stored in the history.
+    pub version: String,
+    /// Its up file.
+    pub file: PathBuf,
+    /// Its directory, as shown to the user.
+    pub dir: String,
+    /// The environment that includes the directory; `None` for the top
+    /// level of the config.
+    pub env: Option<String>,
+}
+
 /// Computes the state of every migration, files and history rows merged, in
-/// run order (versioned by version, then repeatables).
+/// run order (versioned by version, then repeatables); tests' shorthand for
+/// [`statuses_with`] without other environments.
+#[cfg(test)]
 pub fn statuses(
     format: Format,
     migrations: &[Migration],
+    rows: &[AppliedRow],
+) -> Vec<MigrationStatus> {
+    statuses_with(format, migrations, &[], rows)
+}
+
+/// Computes the state of every migration, files and history rows merged, in
+/// run order (versioned by version, then repeatables), with the migrations
+/// of other environments' directories: an applied row found among them is
+/// applied from there, not missing.
+pub fn statuses_with(
+    format: Format,
+    migrations: &[Migration],
+    foreign: &[Foreign],
     rows: &[AppliedRow],
 ) -> Vec<MigrationStatus> {
     let mut by_key: HashMap<(&str, String), &AppliedRow> = rows
@@ -164,6 +199,9 @@ pub fn statuses(
                 .parse_version(&version)
                 .unwrap_or_else(|| Version::repeatable(&version))
         };
+        let elsewhere = foreign
+            .iter()
+            .find(|f| f.kind.as_str() == kind && f.version == version && row.state == "applied");
         out.push((
             repeatable,
             parsed,
@@ -171,12 +209,18 @@ pub fn statuses(
                 version: version.clone(),
                 name: row.name.clone(),
                 kind: super::history::kind_of(row),
-                state: MigrationState::Missing,
+                state: match elsewhere {
+                    Some(_) => MigrationState::Applied,
+                    None => MigrationState::Missing,
+                },
                 applied_at: Some(row.applied_at),
                 duration_ms: Some(row.duration_ms),
                 applied_by: Some(row.applied_by.clone()),
-                file: None,
-                detail: None,
+                file: elsewhere.map(|f| f.file.clone()),
+                detail: elsewhere.map(|f| match &f.env {
+                    Some(env) => format!("applied (from {}, env {env})", f.dir),
+                    None => format!("applied (from {}, without --env)", f.dir),
+                }),
                 index: None,
                 row: Some(row.clone()),
             },
@@ -364,6 +408,13 @@ pub fn plan_down(
     for s in chosen {
         let label = format!("{}_{}", s.version, s.name);
         let Some(i) = s.index else {
+            if let (MigrationState::Applied, Some(detail)) = (s.state, &s.detail) {
+                return Err(EngineError::Irreversible {
+                    label,
+                    reason: format!("it was {detail}, a directory this environment does not include"),
+                    help: "revert it with that environment selected (`--env NAME`, or without --env for the top level)".into(),
+                });
+            }
             return Err(EngineError::Irreversible {
                 label,
                 reason: "its file is missing".into(),

@@ -17,6 +17,10 @@ pub enum Directive {
         /// Why the finding is acceptable here.
         reason: String,
     },
+    /// `-- strata:placeholders`: replace `${name}` in this file with the
+    /// configured values (see [`super::placeholders`]). Opt-in per file, so
+    /// that `${…}` in a file written for another tool never changes meaning.
+    Placeholders,
 }
 
 /// Parses one line. Returns `None` when the line is not a strata directive,
@@ -40,8 +44,12 @@ pub fn parse_strata_directive(line: &str) -> Option<Result<Directive, String>> {
         "up" | "down" => Err(format!(
             "`strata:{name}` takes no arguments, found `{args}`"
         )),
+        "placeholders" if args.is_empty() => Ok(Directive::Placeholders),
+        "placeholders" => Err(format!(
+            "`strata:placeholders` takes no arguments, found `{args}` (values go in [placeholders] of strata.toml)"
+        )),
         other => Err(format!(
-            "unknown directive `strata:{other}` (known: strata:no-transaction, strata:allow, strata:up, strata:down)"
+            "unknown directive `strata:{other}` (known: strata:no-transaction, strata:allow, strata:placeholders, strata:up, strata:down)"
         )),
     })
 }
@@ -87,6 +95,10 @@ mod tests {
                 rules: vec!["a-rule".into(), "b-rule".into()],
                 reason: "table is empty".into()
             }))
+        );
+        assert_eq!(
+            parse_strata_directive("-- strata:placeholders"),
+            Some(Ok(Directive::Placeholders))
         );
         assert_eq!(parse_strata_directive("-- just a comment"), None);
         assert_eq!(parse_strata_directive("SELECT 1"), None);

@@ -14,6 +14,7 @@ mod checksum;
 pub mod create;
 mod directives;
 pub mod formats;
+pub mod placeholders;
 mod version;
 
 use std::fmt;
@@ -294,6 +295,81 @@ pub fn pairing_note(m: &Migration) -> Option<String> {
         .or_else(|| file.strip_suffix("_down.sql"))?;
     let (_, name) = formats::leading_version(stem)?;
     (name != m.name).then(|| format!("down script {file} (paired by version; the names differ)"))
+}
+
+/// Reads several migration directories as one (`dirs = ["migrations",
+/// "migrations/development"]`): each directory is loaded on its own with
+/// [`load`], the migrations are merged into one version order, a version
+/// used in two directories is an error naming both files, and placeholders
+/// are substituted (see [`placeholders`]) in the files that opt in.
+///
+/// Every directory must use the same layout (versions of different layouts
+/// do not compare). `nested` are directories of other environments: when
+/// one sits inside a directory loaded here (`migrations/development` in
+/// `migrations`), it is not reported as a stray entry of the outer one.
+pub fn load_all(
+    dirs: &[PathBuf],
+    format: Option<Format>,
+    placeholders: &std::collections::BTreeMap<String, String>,
+    nested: &[PathBuf],
+) -> Loaded {
+    let mut layout: Option<(Format, &Path)> = None;
+    let mut migrations = Vec::new();
+    let mut problems: Vec<SourceProblem> = Vec::new();
+    let mut warnings: Vec<SourceProblem> = Vec::new();
+    let mut fallback = format;
+    for dir in dirs {
+        let mut loaded = load(dir, format);
+        fallback.get_or_insert(loaded.format);
+        loaded.problems.retain(|p| {
+            !dirs
+                .iter()
+                .chain(nested)
+                .any(|inner| inner != dir && inner.starts_with(dir) && p.path.starts_with(inner))
+        });
+        if !loaded.migrations.is_empty() {
+            match layout {
+                None => layout = Some((loaded.format, dir)),
+                Some((first, first_dir)) if first != loaded.format => problems.push(
+                    SourceProblem::new(
+                        dir,
+                        None,
+                        format!(
+                            "uses the {} layout, but {} uses {first}",
+                            loaded.format,
+                            first_dir.display()
+                        ),
+                    )
+                    .help("use one layout in every directory of `dirs`, or set `format` in strata.toml"),
+                ),
+                Some(_) => {}
+            }
+        }
+        problems.extend(loaded.problems);
+        warnings.extend(loaded.warnings);
+        migrations.extend(loaded.migrations);
+    }
+    if dirs.len() > 1 {
+        migrations.sort_by(|a, b| {
+            (a.kind == MigrationKind::Repeatable, &a.version)
+                .cmp(&(b.kind == MigrationKind::Repeatable, &b.version))
+        });
+        for problem in duplicate_versions(&migrations) {
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+    }
+    problems.extend(placeholders::apply(&mut migrations, placeholders));
+    Loaded {
+        format: layout
+            .map(|(f, _)| f)
+            .or(fallback)
+            .unwrap_or(Format::Native),
+        migrations,
+        problems,
+        warnings,
+    }
 }
 
 fn duplicate_versions(migrations: &[Migration]) -> Vec<SourceProblem> {

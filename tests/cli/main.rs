@@ -14,6 +14,7 @@ mod concurrency;
 mod crash;
 mod down;
 mod down_resume;
+mod environments;
 mod example;
 mod formats;
 mod goto_redo;
