@@ -30,6 +30,7 @@ pub fn options(config: &Config) -> LintOptions {
         risk_overrides: config.lint.risk_overrides.iter().cloned().collect(),
         external_runner: config.lint.external_runner,
         facts: None,
+        run_is_pending: false,
     }
 }
 
@@ -41,6 +42,9 @@ pub async fn analyze(
     indexes: &[usize],
 ) -> Result<LintReport, EngineError> {
     let mut opts = options(&project.config);
+    // `indexes` are the pending migrations, which run in this order: what
+    // an earlier one creates is new to the later ones.
+    opts.run_is_pending = true;
     if indexes.is_empty() {
         return Ok(LintReport::default());
     }
