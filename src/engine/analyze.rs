@@ -34,6 +34,17 @@ pub fn options(config: &Config) -> LintOptions {
     }
 }
 
+/// Whether `up` and `status` show a finding in full, rather than in the
+/// one-line-per-rule summary: when it blocks (unacknowledged, at or above
+/// `block_on`), or when it is MEDIUM or above on a table the server has
+/// (its size is known). A bootstrap's hundreds of findings on tables the
+/// run itself creates then fit in a few lines.
+pub fn shown_in_full(f: &lint::Finding, block_on: Option<lint::Risk>) -> bool {
+    !f.allowed
+        && (block_on.is_some_and(|t| f.risk >= t)
+            || (f.risk >= lint::Risk::Medium && f.table_rows.is_some()))
+}
+
 /// Lints the migrations at `indexes` of the project, with server facts
 /// when a connection is given.
 pub async fn analyze(
