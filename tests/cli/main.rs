@@ -8,6 +8,7 @@ mod backup;
 mod backup_data;
 mod bad_input;
 mod baseline;
+mod bootstrap;
 mod concurrency;
 mod crash;
 mod down;
