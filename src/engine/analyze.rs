@@ -649,6 +649,25 @@ mod tests {
     }
 
     #[test]
+    fn in_full_what_blocks_and_what_hits_a_table_that_exists() {
+        let drop = &lint::rules::ban_drop_column::META;
+        let existing = finding(drop, 1, 5_000, None).risk(Risk::Medium);
+        assert!(shown_in_full(&existing, Some(Risk::High)));
+        let mut new = existing.clone();
+        new.table_rows = None;
+        assert!(!shown_in_full(&new, Some(Risk::High)));
+        assert!(shown_in_full(
+            &new.clone().risk(Risk::High),
+            Some(Risk::High)
+        ));
+        assert!(!shown_in_full(&new.clone().risk(Risk::High), None));
+        let mut allowed = existing.clone();
+        allowed.allowed = true;
+        assert!(!shown_in_full(&allowed, Some(Risk::Low)));
+        assert!(!shown_in_full(&existing.risk(Risk::Low), Some(Risk::High)));
+    }
+
+    #[test]
     fn a_long_estimated_hold_on_a_table_of_1000_rows_or_more_is_high() {
         let update = &ban_unbatched_update_delete::META;
         let out = policy(

@@ -807,8 +807,84 @@ fn size_adjust(f: &mut Finding, facts: &ServerFacts) {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::test_utils::lint;
-    use crate::lint::Risk;
+    use super::*;
+    use crate::lint::test_utils::{lint, migration};
+
+    fn run(files: &[&str], pending: bool, facts: Option<ServerFacts>) -> Vec<Finding> {
+        let ms: Vec<_> = files
+            .iter()
+            .enumerate()
+            .map(|(i, t)| migration(&(i + 1).to_string(), t))
+            .collect();
+        let report: HashSet<usize> = (0..ms.len()).collect();
+        let options = LintOptions {
+            run_is_pending: pending,
+            facts,
+            ..LintOptions::default()
+        };
+        lint_migrations(&ms, &report, &options).findings
+    }
+
+    fn risk_of(found: &[Finding], rule: &str) -> Option<Risk> {
+        found
+            .iter()
+            .filter(|f| f.rule == rule)
+            .map(|f| f.risk)
+            .max()
+    }
+
+    #[test]
+    fn what_an_earlier_migration_of_the_run_created_is_new() {
+        let files = [
+            "CREATE TABLE t (id bigint PRIMARY KEY, a text UNIQUE, b int);\nCREATE INDEX t_b ON t (b);\nCREATE TYPE mood AS ENUM ('sad');\nCREATE SCHEMA s;\n",
+            "ALTER TABLE t RENAME TO u;\nALTER INDEX t_a_key RENAME TO u_a_key;\n",
+            "ALTER TABLE u DROP COLUMN b;\nDROP INDEX t_b;\nREINDEX TABLE u;\nALTER TYPE mood RENAME VALUE 'sad' TO 'blue';\nDROP SCHEMA s CASCADE;\n",
+        ];
+        // Offline lint judges each file alone, as before.
+        let alone = run(&files, false, None);
+        assert_eq!(risk_of(&alone, "ban-drop-column"), Some(Risk::High));
+        // Run together (up, status), nothing is above LOW.
+        let together = run(&files, true, None);
+        assert!(
+            together.iter().all(|f| f.risk == Risk::Low),
+            "{together:#?}"
+        );
+        assert!(
+            together
+                .iter()
+                .any(|f| f.rule == "require-concurrent-index-deletion"
+                    && f.message.contains("created earlier in this run")),
+            "{together:#?}"
+        );
+    }
+
+    #[test]
+    fn a_table_the_server_has_is_not_new_even_if_the_run_recreates_it() {
+        let mut facts = ServerFacts::default();
+        facts.tables.insert(
+            "public.t".into(),
+            crate::lint::TableStats {
+                rows: 5_000,
+                bytes: 1 << 20,
+            },
+        );
+        facts.tables.insert(
+            "t".into(),
+            crate::lint::TableStats {
+                rows: 5_000,
+                bytes: 1 << 20,
+            },
+        );
+        let found = run(
+            &[
+                "CREATE TABLE IF NOT EXISTS t (id bigint PRIMARY KEY, a text);\n",
+                "ALTER TABLE t DROP COLUMN a;\n",
+            ],
+            true,
+            Some(facts),
+        );
+        assert_eq!(risk_of(&found, "ban-drop-column"), Some(Risk::High));
+    }
 
     #[test]
     fn statements_inside_do_blocks_are_checked_at_their_own_line() {
