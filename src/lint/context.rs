@@ -290,7 +290,7 @@ fn lint_script(
     let mut depth = 0usize;
     let mut findings: Vec<(usize, Finding)> = Vec::new();
     // Findings about objects new in this run: (rule, line, column).
-    let mut lowered: HashSet<(&'static str, usize, usize)> = HashSet::new();
+    let mut lowered: HashMap<(&'static str, usize, usize), &str> = HashMap::new();
     // The statements a DO block runs are checked like the file's own, right
     // after the DO; they keep its index, so an allow above the DO covers them.
     let expanded = statements.iter().enumerate().flat_map(|(index, stmt)| {
@@ -349,13 +349,23 @@ fn lint_script(
             }
             let about_new = options.run_is_pending && new.covers(node, options.facts.as_ref());
             for mut f in found {
+                let key = (f.rule, script.first_line + stmt.line - 1, stmt.column);
                 if options.run_is_pending
                     && (about_new
                         || f.table
                             .as_ref()
                             .is_some_and(|t| new.tables.contains(&schema::key(t))))
                 {
-                    lowered.insert((f.rule, script.first_line + stmt.line - 1, stmt.column));
+                    lowered.insert(key, "created earlier in this run: nobody uses it yet");
+                } else if options.run_is_pending
+                    && f.table
+                        .as_ref()
+                        .is_some_and(|t| absent_from_server(t, options.facts.as_ref()))
+                {
+                    lowered.insert(
+                        key,
+                        "not in the database when the run starts: nobody uses it",
+                    );
                 }
                 f.file = script.path.clone();
                 f.line = script.first_line + stmt.line - 1;
@@ -445,13 +455,28 @@ fn lint_script(
         }
         // Last, so no override raises it again: nobody can be using what
         // this run created, so its locks, rewrites and losses hurt no one.
-        if lowered.contains(&(f.rule, f.line, f.column)) && f.risk > Risk::Low {
-            f.risk = Risk::Low;
-            f.message
-                .push_str(" (created earlier in this run: nobody uses it yet)");
+        if let Some(why) = lowered.get(&(f.rule, f.line, f.column)) {
+            if f.risk > Risk::Low {
+                f.risk = Risk::Low;
+                f.message.push_str(&format!(" ({why})"));
+            }
         }
     }
     findings
+}
+
+/// True when the connected server has no table of that name in any schema
+/// (`DROP TABLE IF EXISTS schema_migrations` of another tool's leftovers):
+/// such a statement is a no-op, fails, or acts on something this run made
+/// where we cannot see it (a DO block's EXECUTE). Any schema, because a
+/// migration's own `SET search_path` may resolve a bare name elsewhere.
+fn absent_from_server(table: &str, facts: Option<&ServerFacts>) -> bool {
+    let Some(facts) = facts else { return false };
+    let base = crate::sql::names::base_name(table);
+    !facts
+        .tables
+        .keys()
+        .any(|k| crate::sql::names::base_name(k) == base)
 }
 
 /// Objects that did not exist before the run (or, offline, before the
@@ -881,9 +906,33 @@ mod tests {
                 "ALTER TABLE t DROP COLUMN a;\n",
             ],
             true,
-            Some(facts),
+            Some(facts.clone()),
         );
         assert_eq!(risk_of(&found, "ban-drop-column"), Some(Risk::High));
+        // Another tool's leftover that the server does not have: nothing to lose.
+        let found = run(
+            &["DROP TABLE IF EXISTS ghost;\n"],
+            true,
+            Some(facts.clone()),
+        );
+        assert_eq!(risk_of(&found, "ban-drop-table"), Some(Risk::Low));
+        // A bare name found in any schema may be the one a migration's own
+        // search_path reaches: existing.
+        facts.tables.insert(
+            "app.t".into(),
+            crate::lint::TableStats {
+                rows: 5_000,
+                bytes: 1 << 20,
+            },
+        );
+        facts.tables.remove("t");
+        facts.tables.remove("public.t");
+        let found = run(
+            &["SET search_path = app;\nDROP TABLE t;\n"],
+            true,
+            Some(facts),
+        );
+        assert_eq!(risk_of(&found, "ban-drop-table"), Some(Risk::High));
     }
 
     #[test]

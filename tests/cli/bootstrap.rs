@@ -37,7 +37,13 @@ fn long_history(project: &Project) {
             },
         ];
         for (i, sql) in files.iter().enumerate() {
-            project.write(&format!("{}_step.up.sql", n + i + 1), sql);
+            // Histories often start by removing another tool's leftovers.
+            let sql = if n + i == 0 {
+                format!("DROP TABLE IF EXISTS schema_migrations;\n{sql}")
+            } else {
+                sql.clone()
+            };
+            project.write(&format!("{}_step.up.sql", n + i + 1), &sql);
         }
     }
 }
