@@ -455,7 +455,15 @@ fn lint_script(
         }
         // Last, so no override raises it again: nobody can be using what
         // this run created, so its locks, rewrites and losses hurt no one.
-        if let Some(why) = lowered.get(&(f.rule, f.line, f.column)) {
+        // Hygiene rules (LOW by default: types, names) keep the project's
+        // override: they matter as much for a new table.
+        let hygiene = !RULES
+            .iter()
+            .any(|r| r.meta().id == f.rule && r.meta().risk != Risk::Low);
+        if let Some(why) = lowered
+            .get(&(f.rule, f.line, f.column))
+            .filter(|_| !hygiene)
+        {
             if f.risk > Risk::Low {
                 f.risk = Risk::Low;
                 f.message.push_str(&format!(" ({why})"));
