@@ -42,7 +42,8 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(global: GlobalArgs) -> Ctx {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let style = Style::detect(global.quiet, no_color);
+        let mut style = Style::detect(global.quiet, no_color);
+        style.verbose = global.verbose > 0;
         Ctx { global, style }
     }
 

@@ -23,12 +23,17 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         strata::report::out(&strata::report::status_json(&statuses));
     } else {
         strata::report::out(&strata::report::status_table(&statuses, &ctx.style));
+        let block_on = project.config.lint.block_on;
         if report.findings.active().next().is_some() && !ctx.global.quiet {
-            strata::report::err(&format!(
-                "\npending migrations: {}",
-                strata::report::lint::summary(&report.findings)
-            ));
-            strata::report::err("  (`strata up --dry-run` or `strata lint` shows each finding)");
+            let text = strata::report::findings(
+                &report.findings,
+                block_on,
+                "pending migrations",
+                &ctx.style,
+            );
+            if let Some(text) = text {
+                strata::report::err(&format!("\n{text}"));
+            }
         }
     }
     let unclean = statuses.iter().any(|s| s.state != MigrationState::Applied);

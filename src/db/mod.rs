@@ -14,6 +14,7 @@ mod conninfo;
 mod tls;
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use conninfo::{redact, SslMode, TlsSettings};
@@ -171,7 +172,8 @@ impl Target {
         env
     }
 
-    /// Opens a connection. Notices from the server are dropped; errors are
+    /// Opens a connection. Notices from the server are kept for
+    /// [`Connection::take_notices`]; errors are
     /// classified so the user learns whether the server is unreachable, the
     /// password is wrong, or the database does not exist.
     pub async fn connect(&self) -> Result<Connection, DbError> {
@@ -182,14 +184,16 @@ impl Target {
             .get_hosts()
             .iter()
             .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)));
+        let notices = Arc::new(Mutex::new(Notices::default()));
         let client = if tcp && self.tls.mode != SslMode::Disable {
             let tls = tls::connector(&self.tls).map_err(|message| DbError::BadTarget {
                 target: self.display.clone(),
                 message,
             })?;
-            self.connect_with(tls).await?
+            self.connect_with(tls, notices.clone()).await?
         } else {
-            self.connect_with(tokio_postgres::NoTls).await?
+            self.connect_with(tokio_postgres::NoTls, notices.clone())
+                .await?
         };
         let pid = client
             .query_one("SELECT pg_backend_pid()", &[])
@@ -201,10 +205,15 @@ impl Target {
             pid,
             target: self.display.clone(),
             server: self.server_key(),
+            notices,
         })
     }
 
-    async fn connect_with<T>(&self, tls: T) -> Result<tokio_postgres::Client, DbError>
+    async fn connect_with<T>(
+        &self,
+        tls: T,
+        notices: Arc<Mutex<Notices>>,
+    ) -> Result<tokio_postgres::Client, DbError>
     where
         T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + 'static,
         T::Stream: Send + 'static,
@@ -214,8 +223,27 @@ impl Target {
             .connect(tls)
             .await
             .map_err(|e| DbError::connect(&self.display, &e))?;
+        // Driven by hand rather than awaited, so that the server's NOTICE
+        // and WARNING messages (RAISE NOTICE in a migration) reach the
+        // user. The connection reads its stream in order, so a statement's
+        // notices are stored before its result reaches the client.
+        let mut connection = connection;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let end = std::future::poll_fn(|cx| loop {
+                match connection.poll_message(cx) {
+                    std::task::Poll::Ready(Some(Ok(tokio_postgres::AsyncMessage::Notice(n)))) => {
+                        if let Ok(mut kept) = notices.lock() {
+                            kept.push(Notice::from_pg(&n));
+                        }
+                    }
+                    std::task::Poll::Ready(Some(Ok(_))) => {}
+                    std::task::Poll::Ready(Some(Err(e))) => return std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Ready(None) => return std::task::Poll::Ready(Ok(())),
+                    std::task::Poll::Pending => return std::task::Poll::Pending,
+                }
+            })
+            .await;
+            if let Err(e) = end {
                 tracing::debug!("connection closed: {}", redact(&e.to_string()));
             }
         });
@@ -229,6 +257,55 @@ pub struct Connection {
     pid: i32,
     target: String,
     server: String,
+    notices: Arc<Mutex<Notices>>,
+}
+
+/// A NOTICE or WARNING the server sent while running our SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `NOTICE`, `WARNING`, `INFO`, ...
+    pub severity: String,
+    /// The message.
+    pub message: String,
+    /// DETAIL, if any.
+    pub detail: Option<String>,
+    /// HINT, if any.
+    pub hint: Option<String>,
+    /// Raised by the SQL itself (PL/pgSQL `RAISE`), rather than a remark of
+    /// the server's about a statement ("table ... does not exist, skipping").
+    pub raised: bool,
+}
+
+impl Notice {
+    fn from_pg(n: &tokio_postgres::error::DbError) -> Notice {
+        Notice {
+            severity: n.severity().to_owned(),
+            message: n.message().to_owned(),
+            detail: n.detail().map(str::to_owned),
+            hint: n.hint().map(str::to_owned),
+            raised: n.routine() == Some("exec_stmt_raise"),
+        }
+    }
+}
+
+/// Notices not yet taken. Bounded: a connection nobody drains (or a loop
+/// that raises millions) keeps the first [`Notices::KEEP`] and counts the rest.
+#[derive(Debug, Default)]
+struct Notices {
+    kept: Vec<Notice>,
+    dropped: usize,
+}
+
+impl Notices {
+    const KEEP: usize = 10_000;
+
+    fn push(&mut self, n: Notice) {
+        if self.kept.len() < Self::KEEP {
+            self.kept.push(n);
+        } else {
+            self.dropped += 1;
+        }
+    }
 }
 
 /// A statement prepared once and executed many times.
@@ -238,6 +315,15 @@ impl Connection {
     /// The server process id of this connection.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The server's notices since the last call, oldest first, and how
+    /// many more were not kept.
+    pub fn take_notices(&self) -> (Vec<Notice>, usize) {
+        match self.notices.lock() {
+            Ok(mut n) => (std::mem::take(&mut n.kept), std::mem::take(&mut n.dropped)),
+            Err(_) => (Vec::new(), 0),
+        }
     }
 
     /// The redacted target, for messages.

@@ -30,7 +30,19 @@ pub fn options(config: &Config) -> LintOptions {
         risk_overrides: config.lint.risk_overrides.iter().cloned().collect(),
         external_runner: config.lint.external_runner,
         facts: None,
+        run_is_pending: false,
     }
+}
+
+/// Whether `up` and `status` show a finding in full, rather than in the
+/// one-line-per-rule summary: when it blocks (unacknowledged, at or above
+/// `block_on`), or when it is MEDIUM or above on a table the server has
+/// (its size is known). A bootstrap's hundreds of findings on tables the
+/// run itself creates then fit in a few lines.
+pub fn shown_in_full(f: &lint::Finding, block_on: Option<lint::Risk>) -> bool {
+    !f.allowed
+        && (block_on.is_some_and(|t| f.risk >= t)
+            || (f.risk >= lint::Risk::Medium && f.table_rows.is_some()))
 }
 
 /// Lints the migrations at `indexes` of the project, with server facts
@@ -41,6 +53,9 @@ pub async fn analyze(
     indexes: &[usize],
 ) -> Result<LintReport, EngineError> {
     let mut opts = options(&project.config);
+    // `indexes` are the pending migrations, which run in this order: what
+    // an earlier one creates is new to the later ones.
+    opts.run_is_pending = true;
     if indexes.is_empty() {
         return Ok(LintReport::default());
     }
@@ -647,6 +662,25 @@ mod tests {
             &planned,
         );
         report.findings
+    }
+
+    #[test]
+    fn in_full_what_blocks_and_what_hits_a_table_that_exists() {
+        let drop = &lint::rules::ban_drop_column::META;
+        let existing = finding(drop, 1, 5_000, None).risk(Risk::Medium);
+        assert!(shown_in_full(&existing, Some(Risk::High)));
+        let mut new = existing.clone();
+        new.table_rows = None;
+        assert!(!shown_in_full(&new, Some(Risk::High)));
+        assert!(shown_in_full(
+            &new.clone().risk(Risk::High),
+            Some(Risk::High)
+        ));
+        assert!(!shown_in_full(&new.clone().risk(Risk::High), None));
+        let mut allowed = existing.clone();
+        allowed.allowed = true;
+        assert!(!shown_in_full(&allowed, Some(Risk::Low)));
+        assert!(!shown_in_full(&existing.risk(Risk::Low), Some(Risk::High)));
     }
 
     #[test]

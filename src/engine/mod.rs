@@ -20,6 +20,7 @@ mod error;
 mod history;
 mod lock;
 pub mod monitor;
+mod notices;
 mod plan;
 mod preflight;
 mod repair;
@@ -30,7 +31,7 @@ mod watchdog;
 use std::time::Duration;
 
 pub use adopt::{adopt, AdoptOptions, AdoptReport};
-pub use analyze::{analyze, lint_paths};
+pub use analyze::{analyze, lint_paths, shown_in_full};
 pub use apply::Mode;
 pub use backup::Backup;
 pub use error::{ChangedFile, EngineError};
@@ -62,8 +63,25 @@ pub enum Progress {
         /// How it runs.
         detail: String,
     },
-    /// Risk analysis of the migrations about to run.
-    Findings(crate::lint::LintReport),
+    /// Risk analysis of the migrations about to run, and the `block_on`
+    /// threshold it was judged by (which findings block is for `report`
+    /// to show; `analyze::shown_in_full`).
+    Findings {
+        /// The findings.
+        report: crate::lint::LintReport,
+        /// The configured `block_on`.
+        block_on: Option<crate::lint::Risk>,
+    },
+    /// A NOTICE or WARNING the server sent while a migration ran
+    /// (`RAISE NOTICE 'migrated % rows'`).
+    Server {
+        /// `version_name`.
+        label: String,
+        /// The line in the file of the statement that raised it.
+        line: Option<usize>,
+        /// What the server said.
+        notice: crate::db::Notice,
+    },
     /// A statement's lock wait was cut short (lock_timeout or the
     /// watchdog); it is retried after a pause.
     Retry {
@@ -610,7 +628,10 @@ pub async fn up(
         None => 0,
     };
     if !findings.findings.is_empty() {
-        observer(Progress::Findings(findings));
+        observer(Progress::Findings {
+            report: findings,
+            block_on: threshold,
+        });
     }
     if options.dry_run {
         backup::describe(&project.config, &conn, &mut steps, false).await?;
@@ -730,6 +751,8 @@ async fn run_steps(
 ) -> Result<RunReport, EngineError> {
     let actor = os_actor();
     let runner = runner(project, target, conn, history, &actor).await?;
+    // What the server said about analysis and bookkeeping is not news.
+    let _ = conn.take_notices();
     if let Some(notice) = backup::sweep(&project.config) {
         observer(Progress::Notice(notice));
     }
@@ -773,18 +796,30 @@ async fn run_steps(
                 )));
             }
         }
-        let ms = match direction {
-            Direction::Up => {
-                runner
-                    .up(m, &step.statements, step.resume, &step.rewrites, observer)
-                    .await?
-            }
-            Direction::Down => {
-                runner
-                    .down(m, &step.statements, step.resume, observer)
-                    .await?
+        let mut notices = notices::Forward::new(conn, m, script, &step.statements);
+        let ran = {
+            let mut observer = |p: Progress| notices.observe(p, observer);
+            match direction {
+                Direction::Up => {
+                    runner
+                        .up(
+                            m,
+                            &step.statements,
+                            step.resume,
+                            &step.rewrites,
+                            &mut observer,
+                        )
+                        .await
+                }
+                Direction::Down => {
+                    runner
+                        .down(m, &step.statements, step.resume, &mut observer)
+                        .await
+                }
             }
         };
+        notices.flush(observer);
+        let ms = ran?;
         let (name, done) = match direction {
             Direction::Up => ("up", &mut report.applied),
             Direction::Down => ("down", &mut report.reverted),

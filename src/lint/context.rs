@@ -31,6 +31,13 @@ pub struct LintOptions {
     pub external_runner: bool,
     /// Facts from the connected server, when connected.
     pub facts: Option<ServerFacts>,
+    /// The reported migrations run together, in order (`up`, `status`):
+    /// a table created by an earlier one of them is new for the rest of
+    /// the run, unless the connected server already has a table of that
+    /// name. A bootstrap of an empty database is then judged like one big
+    /// migration, where nobody can be using what was just created. Off for
+    /// offline `lint`, which does not know what is pending.
+    pub run_is_pending: bool,
 }
 
 impl Default for LintOptions {
@@ -41,6 +48,7 @@ impl Default for LintOptions {
             risk_overrides: HashMap::new(),
             external_runner: false,
             facts: None,
+            run_is_pending: false,
         }
     }
 }
@@ -216,6 +224,8 @@ pub fn lint_migrations(
 ) -> LintReport {
     let mut schema = Schema::default();
     let mut out = LintReport::default();
+    // What earlier migrations of this run created (see `NewObjects`).
+    let mut new = NewObjects::default();
     for (i, m) in migrations.iter().enumerate() {
         let wanted = report.contains(&i);
         match sql::split(&m.up.text, &m.up.blocks) {
@@ -223,8 +233,23 @@ pub fn lint_migrations(
                 if wanted {
                     out.files += 1;
                     out.statements += statements.len();
-                    out.findings
-                        .extend(lint_script(&m.up, &statements, &mut schema, options));
+                    out.findings.extend(lint_script(
+                        &m.up,
+                        &statements,
+                        &mut schema,
+                        options,
+                        &mut new,
+                    ));
+                    if options.run_is_pending {
+                        // A table the server already has is not new, even
+                        // if a migration of the run dropped and re-created
+                        // it: somebody may be using it.
+                        if let Some(facts) = &options.facts {
+                            new.tables.retain(|k| facts.table(k).is_none());
+                        }
+                    } else {
+                        new = NewObjects::default();
+                    }
                 } else {
                     for s in &statements {
                         for n in s.nodes.iter().filter_map(|n| n.node.as_ref()) {
@@ -257,13 +282,15 @@ fn lint_script(
     statements: &[Statement],
     schema: &mut Schema,
     options: &LintOptions,
+    new: &mut NewObjects,
 ) -> Vec<Finding> {
     let directive = script.no_transaction.as_ref().map(|nt| nt.source.clone());
     let mode = RunMode::of(directive, script.first_line, statements);
-    let mut created = HashSet::new();
     let mut tx = TxState::default();
     let mut depth = 0usize;
     let mut findings: Vec<(usize, Finding)> = Vec::new();
+    // Findings about objects new in this run: (rule, line, column).
+    let mut lowered: HashMap<(&'static str, usize, usize), &str> = HashMap::new();
     // The statements a DO block runs are checked like the file's own, right
     // after the DO; they keep its index, so an allow above the DO covers them.
     let expanded = statements.iter().enumerate().flat_map(|(index, stmt)| {
@@ -307,7 +334,7 @@ fn lint_script(
                 node,
                 stmt,
                 schema,
-                created: &created,
+                created: &new.tables,
                 in_transaction,
                 explicit_transaction: explicit,
                 tx: &tx,
@@ -320,19 +347,34 @@ fn lint_script(
                     rule.check(&ctx, &mut found);
                 }
             }
+            let about_new = options.run_is_pending && new.covers(node, options.facts.as_ref());
             for mut f in found {
+                let key = (f.rule, script.first_line + stmt.line - 1, stmt.column);
+                if options.run_is_pending
+                    && (about_new
+                        || f.table
+                            .as_ref()
+                            .is_some_and(|t| new.tables.contains(&schema::key(t))))
+                {
+                    lowered.insert(key, "created earlier in this run: nobody uses it yet");
+                } else if options.run_is_pending
+                    && f.table
+                        .as_ref()
+                        .is_some_and(|t| absent_from_server(t, options.facts.as_ref()))
+                {
+                    lowered.insert(
+                        key,
+                        "not in the database when the run starts: nobody uses it",
+                    );
+                }
                 f.file = script.path.clone();
                 f.line = script.first_line + stmt.line - 1;
                 f.column = stmt.column;
                 f.source_line = stmt.sql.lines().next().unwrap_or("").to_owned();
                 findings.push((index, f));
             }
-            observe(&mut tx, node, stmt, &created);
-            if let NodeEnum::CreateStmt(c) = node {
-                if let Some(rv) = &c.relation {
-                    created.insert(schema::key(&ast::relation(rv)));
-                }
-            }
+            observe(&mut tx, node, stmt, new);
+            new.track(node);
             schema.apply(node);
         }
         if let Some(why) = &stmt.unparsed {
@@ -424,16 +466,289 @@ fn lint_script(
         if let Some(facts) = &options.facts {
             size_adjust(f, facts);
         }
+        // Last, so no override raises it again: nobody can be using what
+        // this run created, so its locks, rewrites and losses hurt no one.
+        // Hygiene rules (LOW by default: types, names) keep the project's
+        // override: they matter as much for a new table.
+        let hygiene = !RULES
+            .iter()
+            .any(|r| r.meta().id == f.rule && r.meta().risk != Risk::Low);
+        if let Some(why) = lowered
+            .get(&(f.rule, f.line, f.column))
+            .filter(|_| !hygiene)
+        {
+            if f.risk > Risk::Low {
+                f.risk = Risk::Low;
+                f.message.push_str(&format!(" ({why})"));
+            }
+        }
     }
     findings
 }
 
+/// True when the connected server has no table of that name in any schema
+/// (`DROP TABLE IF EXISTS schema_migrations` of another tool's leftovers):
+/// such a statement is a no-op, fails, or acts on something this run made
+/// where we cannot see it (a DO block's EXECUTE). Any schema, because a
+/// migration's own `SET search_path` may resolve a bare name elsewhere.
+fn absent_from_server(table: &str, facts: Option<&ServerFacts>) -> bool {
+    let Some(facts) = facts else { return false };
+    let base = crate::sql::names::base_name(table);
+    !facts
+        .tables
+        .keys()
+        .any(|k| crate::sql::names::base_name(k) == base)
+}
+
+/// Objects that did not exist before the run (or, offline, before the
+/// migration) and that a statement of it created: nobody can be using
+/// them yet. Names are schema keys (`schema::key`).
+#[derive(Debug, Clone, Default)]
+pub struct NewObjects {
+    /// Tables and materialized views.
+    pub tables: HashSet<String>,
+    /// Indexes created on new tables, their primary keys' included.
+    pub indexes: HashSet<String>,
+    /// Sequences created, by `CREATE SEQUENCE` or a new table's serial column.
+    pub sequences: HashSet<String>,
+    /// Types created (enums, composites, domains).
+    pub types: HashSet<String>,
+    /// Schemas created.
+    pub schemas: HashSet<String>,
+}
+
+impl NewObjects {
+    /// Records what `node` creates; a new table stays new under a new name.
+    fn track(&mut self, node: &NodeEnum) {
+        let in_schema = |rv: &pg_query::protobuf::RangeVar, name: &str| {
+            ast::relation(&pg_query::protobuf::RangeVar {
+                relname: name.to_owned(),
+                ..rv.clone()
+            })
+        };
+        match node {
+            NodeEnum::CreateStmt(c) => {
+                let Some(rv) = &c.relation else { return };
+                self.tables.insert(schema::key(&ast::relation(rv)));
+                self.indexes
+                    .insert(schema::key(&in_schema(rv, &format!("{}_pkey", rv.relname))));
+                for elt in &c.table_elts {
+                    if let Some(NodeEnum::Constraint(k)) = &elt.node {
+                        self.constraint_index(rv, k);
+                    }
+                    let Some(NodeEnum::ColumnDef(col)) = &elt.node else {
+                        continue;
+                    };
+                    self.column_indexes(rv, col);
+                    let serial = col.type_name.as_ref().is_some_and(|t| {
+                        ast::strings(&t.names).last().is_some_and(|n| {
+                            matches!(
+                                n.as_str(),
+                                "serial"
+                                    | "serial4"
+                                    | "bigserial"
+                                    | "serial8"
+                                    | "smallserial"
+                                    | "serial2"
+                            )
+                        })
+                    });
+                    if serial {
+                        let seq = format!("{}_{}_seq", rv.relname, col.colname);
+                        self.sequences.insert(schema::key(&in_schema(rv, &seq)));
+                    }
+                }
+            }
+            NodeEnum::AlterTableStmt(a) => {
+                let Some(rv) = &a.relation else { return };
+                if !self.tables.contains(&schema::key(&ast::relation(rv))) {
+                    return;
+                }
+                for cmd in ast::alter_table(node).map(|(_, c)| c).unwrap_or_default() {
+                    if let Some(k) = ast::constraint(cmd) {
+                        self.constraint_index(rv, k);
+                    }
+                    if let Some(NodeEnum::ColumnDef(col)) =
+                        cmd.def.as_deref().and_then(|d| d.node.as_ref())
+                    {
+                        self.column_indexes(rv, col);
+                    }
+                }
+            }
+            NodeEnum::CreateSeqStmt(c) => {
+                if let Some(rv) = &c.sequence {
+                    self.sequences.insert(schema::key(&ast::relation(rv)));
+                }
+            }
+            NodeEnum::CreateTableAsStmt(c) => {
+                if let Some(rv) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
+                    self.tables.insert(schema::key(&ast::relation(rv)));
+                }
+            }
+            NodeEnum::IndexStmt(i) => {
+                if let Some(rv) = &i.relation {
+                    if self.tables.contains(&schema::key(&ast::relation(rv)))
+                        && !i.idxname.is_empty()
+                    {
+                        self.indexes.insert(schema::key(&in_schema(rv, &i.idxname)));
+                    }
+                }
+            }
+            NodeEnum::CreateEnumStmt(e) => {
+                self.types.insert(schema::key(&ast::name(&e.type_name)));
+            }
+            NodeEnum::CompositeTypeStmt(c) => {
+                if let Some(rv) = &c.typevar {
+                    self.types.insert(schema::key(&ast::relation(rv)));
+                }
+            }
+            NodeEnum::CreateDomainStmt(d) => {
+                self.types.insert(schema::key(&ast::name(&d.domainname)));
+            }
+            NodeEnum::CreateSchemaStmt(c) if !c.if_not_exists => {
+                self.schemas.insert(c.schemaname.clone());
+            }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectTable as i32 => {
+                if let Some(rv) = &r.relation {
+                    if self.tables.remove(&schema::key(&ast::relation(rv))) {
+                        // The new name stays in the old one's schema.
+                        self.tables.insert(schema::key(&in_schema(rv, &r.newname)));
+                    }
+                }
+            }
+            NodeEnum::RenameStmt(r)
+                if r.rename_type == ObjectType::ObjectIndex as i32
+                    || r.rename_type == ObjectType::ObjectSequence as i32 =>
+            {
+                let set = if r.rename_type == ObjectType::ObjectIndex as i32 {
+                    &mut self.indexes
+                } else {
+                    &mut self.sequences
+                };
+                if let Some(rv) = &r.relation {
+                    if set.remove(&schema::key(&ast::relation(rv))) {
+                        set.insert(schema::key(&in_schema(rv, &r.newname)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A named constraint of a new table may own an index of that name
+    /// (UNIQUE, PRIMARY KEY, EXCLUDE): new too.
+    fn constraint_index(
+        &mut self,
+        table: &pg_query::protobuf::RangeVar,
+        c: &pg_query::protobuf::Constraint,
+    ) {
+        let keys = ast::strings(&c.keys);
+        let default = if ast::constr_is(c, ConstrType::ConstrUnique) && !keys.is_empty() {
+            crate::sql::names::object_name(
+                &table.relname,
+                Some(&crate::sql::names::name_addition(&keys)),
+                "key",
+            )
+        } else {
+            String::new()
+        };
+        let name = if c.conname.is_empty() {
+            &default
+        } else {
+            &c.conname
+        };
+        for name in [name, &c.indexname] {
+            if !name.is_empty() {
+                let idx = ast::relation(&pg_query::protobuf::RangeVar {
+                    relname: name.clone(),
+                    ..table.clone()
+                });
+                self.indexes.insert(schema::key(&idx));
+            }
+        }
+    }
+
+    /// The indexes a column's own UNIQUE or PRIMARY KEY creates, named as
+    /// PostgreSQL names them.
+    fn column_indexes(
+        &mut self,
+        table: &pg_query::protobuf::RangeVar,
+        col: &pg_query::protobuf::ColumnDef,
+    ) {
+        for k in col.constraints.iter().filter_map(|c| match &c.node {
+            Some(NodeEnum::Constraint(k)) => Some(k),
+            _ => None,
+        }) {
+            let name = if !k.conname.is_empty() {
+                k.conname.clone()
+            } else if ast::constr_is(k, ConstrType::ConstrUnique) {
+                crate::sql::names::object_name(&table.relname, Some(&col.colname), "key")
+            } else if ast::constr_is(k, ConstrType::ConstrPrimary) {
+                crate::sql::names::object_name(&table.relname, None, "pkey")
+            } else {
+                continue;
+            };
+            let idx = ast::relation(&pg_query::protobuf::RangeVar {
+                relname: name,
+                ..table.clone()
+            });
+            self.indexes.insert(schema::key(&idx));
+        }
+    }
+
+    /// True when every object `node` acts on (an index, a type, a schema)
+    /// is new. Statements on tables are judged by their findings' table.
+    ///
+    /// A schema the connected server holds no table in loses no data when
+    /// dropped (`DROP SCHEMA IF EXISTS r CASCADE` before creating it anew).
+    fn covers(&self, node: &NodeEnum, facts: Option<&ServerFacts>) -> bool {
+        let no_table_in = |name: &str| {
+            let prefix = format!("{}.", crate::sql::names::quote_ident(name));
+            facts.is_some_and(|f| !f.tables.keys().any(|k| k.starts_with(&prefix)))
+        };
+        let names = |objects: &[pg_query::protobuf::Node]| -> Vec<String> {
+            objects
+                .iter()
+                .map(|o| match &o.node {
+                    Some(NodeEnum::List(l)) => ast::name(&l.items),
+                    Some(NodeEnum::String(s)) => s.sval.clone(),
+                    _ => String::new(),
+                })
+                .collect()
+        };
+        match node {
+            NodeEnum::DropStmt(d) if !d.objects.is_empty() => {
+                let all = |set: &HashSet<String>| {
+                    names(&d.objects)
+                        .iter()
+                        .all(|n| set.contains(&schema::key(n)))
+                };
+                match ObjectType::try_from(d.remove_type) {
+                    Ok(ObjectType::ObjectIndex) => all(&self.indexes),
+                    Ok(ObjectType::ObjectSchema) => names(&d.objects)
+                        .iter()
+                        .all(|n| self.schemas.contains(n) || no_table_in(n)),
+                    Ok(ObjectType::ObjectType) | Ok(ObjectType::ObjectDomain) => all(&self.types),
+                    _ => false,
+                }
+            }
+            NodeEnum::AlterEnumStmt(e) => {
+                self.types.contains(&schema::key(&ast::name(&e.type_name)))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Updates transaction facts after a statement.
-fn observe(tx: &mut TxState, node: &NodeEnum, stmt: &Statement, created: &HashSet<String>) {
+fn observe(tx: &mut TxState, node: &NodeEnum, stmt: &Statement, new: &NewObjects) {
     if let Some((lock, table)) = table_lock(node) {
+        let key = schema::key(&table);
         if lock == Lock::AccessExclusive
             && tx.access_exclusive.is_none()
-            && !created.contains(&schema::key(&table))
+            && !new.tables.contains(&key)
+            && !new.indexes.contains(&key)
+            && !new.sequences.contains(&key)
         {
             tx.access_exclusive = Some((table.clone(), stmt.line));
         }
@@ -538,8 +853,108 @@ fn size_adjust(f: &mut Finding, facts: &ServerFacts) {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::test_utils::lint;
-    use crate::lint::Risk;
+    use super::*;
+    use crate::lint::test_utils::{lint, migration};
+
+    fn run(files: &[&str], pending: bool, facts: Option<ServerFacts>) -> Vec<Finding> {
+        let ms: Vec<_> = files
+            .iter()
+            .enumerate()
+            .map(|(i, t)| migration(&(i + 1).to_string(), t))
+            .collect();
+        let report: HashSet<usize> = (0..ms.len()).collect();
+        let options = LintOptions {
+            run_is_pending: pending,
+            facts,
+            ..LintOptions::default()
+        };
+        lint_migrations(&ms, &report, &options).findings
+    }
+
+    fn risk_of(found: &[Finding], rule: &str) -> Option<Risk> {
+        found
+            .iter()
+            .filter(|f| f.rule == rule)
+            .map(|f| f.risk)
+            .max()
+    }
+
+    #[test]
+    fn what_an_earlier_migration_of_the_run_created_is_new() {
+        let files = [
+            "CREATE TABLE t (id bigint PRIMARY KEY, a text UNIQUE, b int);\nCREATE INDEX t_b ON t (b);\nCREATE TYPE mood AS ENUM ('sad');\nCREATE SCHEMA s;\n",
+            "ALTER TABLE t RENAME TO u;\nALTER INDEX t_a_key RENAME TO u_a_key;\n",
+            "ALTER TABLE u DROP COLUMN b;\nDROP INDEX t_b;\nREINDEX TABLE u;\nALTER TYPE mood RENAME VALUE 'sad' TO 'blue';\nDROP SCHEMA s CASCADE;\n",
+        ];
+        // Offline lint judges each file alone, as before.
+        let alone = run(&files, false, None);
+        assert_eq!(risk_of(&alone, "ban-drop-column"), Some(Risk::High));
+        // Run together (up, status), nothing is above LOW.
+        let together = run(&files, true, None);
+        assert!(
+            together.iter().all(|f| f.risk == Risk::Low),
+            "{together:#?}"
+        );
+        assert!(
+            together
+                .iter()
+                .any(|f| f.rule == "require-concurrent-index-deletion"
+                    && f.message.contains("created earlier in this run")),
+            "{together:#?}"
+        );
+    }
+
+    #[test]
+    fn a_table_the_server_has_is_not_new_even_if_the_run_recreates_it() {
+        let mut facts = ServerFacts::default();
+        facts.tables.insert(
+            "public.t".into(),
+            crate::lint::TableStats {
+                rows: 5_000,
+                bytes: 1 << 20,
+            },
+        );
+        facts.tables.insert(
+            "t".into(),
+            crate::lint::TableStats {
+                rows: 5_000,
+                bytes: 1 << 20,
+            },
+        );
+        let found = run(
+            &[
+                "CREATE TABLE IF NOT EXISTS t (id bigint PRIMARY KEY, a text);\n",
+                "ALTER TABLE t DROP COLUMN a;\n",
+            ],
+            true,
+            Some(facts.clone()),
+        );
+        assert_eq!(risk_of(&found, "ban-drop-column"), Some(Risk::High));
+        // Another tool's leftover that the server does not have: nothing to lose.
+        let found = run(
+            &["DROP TABLE IF EXISTS ghost;\n"],
+            true,
+            Some(facts.clone()),
+        );
+        assert_eq!(risk_of(&found, "ban-drop-table"), Some(Risk::Low));
+        // A bare name found in any schema may be the one a migration's own
+        // search_path reaches: existing.
+        facts.tables.insert(
+            "app.t".into(),
+            crate::lint::TableStats {
+                rows: 5_000,
+                bytes: 1 << 20,
+            },
+        );
+        facts.tables.remove("t");
+        facts.tables.remove("public.t");
+        let found = run(
+            &["SET search_path = app;\nDROP TABLE t;\n"],
+            true,
+            Some(facts),
+        );
+        assert_eq!(risk_of(&found, "ban-drop-table"), Some(Risk::High));
+    }
 
     #[test]
     fn statements_inside_do_blocks_are_checked_at_their_own_line() {

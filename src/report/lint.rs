@@ -45,6 +45,11 @@ pub enum Format {
     Gitlab,
 }
 
+/// A path relative to the working directory, as findings show it.
+pub fn rel_path(path: &Path) -> String {
+    rel(path)
+}
+
 fn rel(path: &Path) -> String {
     let cwd = std::env::current_dir().ok();
     cwd.as_deref()

@@ -41,6 +41,8 @@ pub struct Style {
     pub color: bool,
     /// Suppress progress.
     pub quiet: bool,
+    /// `-v`: every finding in full, every server notice.
+    pub verbose: bool,
 }
 
 impl Style {
@@ -49,6 +51,7 @@ impl Style {
         Style {
             color: !no_color_env && std::io::stdout().is_terminal(),
             quiet,
+            verbose: false,
         }
     }
 
@@ -154,18 +157,35 @@ pub fn status_json(statuses: &[MigrationStatus]) -> String {
 
 /// One progress line.
 pub fn progress(p: &Progress, style: &Style) -> Option<String> {
-    // Findings are shown even with -q: they explain a refusal.
-    if style.quiet && !matches!(p, Progress::Findings(_)) {
+    // Blocking findings are shown even with -q: they explain a refusal.
+    if style.quiet && !matches!(p, Progress::Findings { .. }) {
         return None;
     }
     Some(match p {
-        Progress::Findings(report) => {
-            let mut text = String::new();
-            for f in report.active() {
-                text.push_str(&lint::human_finding(f, style));
-                text.push('\n');
+        Progress::Findings { report, block_on } => {
+            return findings(report, *block_on, "risk analysis", style)
+        }
+        Progress::Server {
+            label,
+            line,
+            notice,
+        } => {
+            // The server's remarks about a statement ("... does not exist,
+            // skipping") only with -v; what the SQL raised, and warnings, always.
+            if !(notice.raised || notice.severity != "NOTICE" || style.verbose) {
+                return None;
             }
-            text.push_str(&format!("risk analysis: {}", lint::summary(report)));
+            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+            let mut text = format!(
+                "{label}{at}: {} {}",
+                style.paint("35", &format!("{}:", notice.severity)),
+                notice.message
+            );
+            for (what, extra) in [("DETAIL", &notice.detail), ("HINT", &notice.hint)] {
+                if let Some(extra) = extra {
+                    text.push_str(&format!("\n    {what}: {extra}"));
+                }
+            }
             text
         }
         Progress::Notice(text) => format!("{} {text}", style.paint("36", "note:")),
@@ -205,6 +225,77 @@ pub fn progress(p: &Progress, style: &Style) -> Option<String> {
             )
         }
     })
+}
+
+/// The risk analysis of the migrations `up` is about to run, or `status`
+/// shows as pending: in full the findings that block and those at MEDIUM
+/// or above on tables that exist (`engine::shown_in_full`), the rest as
+/// one line per rule, so a 300-migration bootstrap stays readable. `-v`
+/// shows every finding in full; `-q` only those that block.
+///
+/// `heading` starts the closing count line ("risk analysis", "pending
+/// migrations").
+pub fn findings(
+    report: &crate::lint::LintReport,
+    block_on: Option<crate::lint::Risk>,
+    heading: &str,
+    style: &Style,
+) -> Option<String> {
+    let blocks = |f: &crate::lint::Finding| block_on.is_some_and(|t| f.risk >= t);
+    let mut text = String::new();
+    let mut rest: Vec<&crate::lint::Finding> = Vec::new();
+    for f in report.active() {
+        let full = if style.quiet {
+            blocks(f)
+        } else {
+            style.verbose || crate::engine::shown_in_full(f, block_on)
+        };
+        if full {
+            text.push_str(&lint::human_finding(f, style));
+            text.push('\n');
+        } else {
+            rest.push(f);
+        }
+    }
+    if style.quiet {
+        return (!text.is_empty()).then(|| text.trim_end().to_owned());
+    }
+    if report.findings.is_empty() {
+        return None;
+    }
+    // One line per rule, in the order rules first appear.
+    let mut rules: Vec<(&str, Vec<&crate::lint::Finding>)> = Vec::new();
+    for f in rest {
+        match rules.iter_mut().find(|(r, _)| *r == f.rule) {
+            Some((_, list)) => list.push(f),
+            None => rules.push((f.rule, vec![f])),
+        }
+    }
+    let summarised: usize = rules.iter().map(|(_, l)| l.len()).sum();
+    for (rule, list) in &rules {
+        let risk = list
+            .iter()
+            .map(|f| f.risk)
+            .max()
+            .unwrap_or(crate::lint::Risk::Low);
+        let mut files: Vec<&std::path::Path> = list.iter().map(|f| f.file.as_path()).collect();
+        files.dedup();
+        let first = list[0];
+        text.push_str(&format!(
+            "  {risk:<6} {rule}: {} finding(s) in {} file(s), first at {}:{}\n",
+            list.len(),
+            files.len(),
+            lint::rel_path(&first.file),
+            first.line
+        ));
+    }
+    text.push_str(&format!("{heading}: {}", lint::summary(report)));
+    if summarised > 0 {
+        text.push_str(&format!(
+            "\n  ({summarised} summarised by rule: `-v` or `strata lint` lists each)"
+        ));
+    }
+    Some(text)
 }
 
 /// The summary after a run.

@@ -203,6 +203,7 @@ mod tests {
             &Style {
                 color: false,
                 quiet: false,
+                verbose: false,
             },
         );
         assert!(text.contains("connections  3 active"), "{text}");

@@ -9,6 +9,7 @@ mod backup;
 mod backup_data;
 mod bad_input;
 mod baseline;
+mod bootstrap;
 mod changelog;
 mod concurrency;
 mod crash;
