@@ -21,6 +21,7 @@ mod local;
 mod lock_hold;
 mod lock_timeout;
 mod monitor;
+mod no_panic;
 mod nontransactional;
 mod preflight;
 mod repair;
