@@ -83,6 +83,26 @@ fn offline_commands_end_quietly_when_the_reader_is_gone() {
     }
 }
 
+/// Output lost to a full disk is a failure (exit 1, said on stderr), not a
+/// panic and not a silent success.
+#[test]
+fn a_full_disk_on_stdout_is_an_error() {
+    let project = Project::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(project.path())
+        .arg("rules")
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("cannot write to standard output") && !all.contains("panicked"),
+        "{all}"
+    );
+}
+
 /// A closed pipe does not hide the outcome: `strata lint | head` in CI
 /// still fails on a HIGH finding.
 #[test]
