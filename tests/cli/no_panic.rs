@@ -232,3 +232,24 @@ async fn huge_versions_are_errors_or_work_never_a_panic() {
     ));
     assert!(!all.contains("panicked"), "{all}");
 }
+
+/// A `%` before a multi-byte character in a URL query (`?x%a€=1`) is not
+/// a percent escape; decoding it sliced the text inside the character.
+#[test]
+fn a_percent_before_a_multibyte_character_in_a_url() {
+    let project = Project::new();
+    for url in [
+        "postgres://u:secret@127.0.0.1:1/db?x%a€=1",
+        "postgres://u:secret@127.0.0.1:1/db?x%€x=1",
+        "postgres://u:secret@127.0.0.1:1/db?sslmode=%a€x",
+    ] {
+        let out = crate::support::strata(project.path(), Some(url), &["status"]);
+        let all = text(&out);
+        assert!(
+            matches!(out.status.code(), Some(1 | 2))
+                && !all.contains("panicked")
+                && !all.contains("secret"),
+            "{url}: {all}"
+        );
+    }
+}
