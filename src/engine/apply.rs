@@ -588,7 +588,7 @@ impl Runner<'_> {
                             m.label(),
                             i + 1,
                             builds + 1,
-                            self.index_build_attempts + 1
+                            u64::from(self.index_build_attempts) + 1
                         )));
                         continue;
                     }

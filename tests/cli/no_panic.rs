@@ -253,3 +253,33 @@ fn a_percent_before_a_multibyte_character_in_a_url() {
         );
     }
 }
+
+/// `index_build_retries` may be as large as u32 allows; counting the
+/// attempts for the retry message must not overflow. The index function
+/// fails the first build with a serialization failure (transient), so
+/// the build is retried once.
+#[tokio::test]
+async fn the_largest_index_build_retries_count_does_not_overflow() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch(
+            "CREATE TABLE t (c int); INSERT INTO t VALUES (1);
+             CREATE SEQUENCE s;
+             CREATE FUNCTION f(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+             BEGIN
+               IF nextval('s') = 1 THEN
+                 RAISE EXCEPTION 'first build fails' USING ERRCODE = 'serialization_failure';
+               END IF;
+               RETURN $1;
+             END $$;",
+        )
+        .await
+        .unwrap();
+    let project = Project::new();
+    project.config("index_build_retries = 4294967295\n");
+    project.write("1_i.up.sql", "CREATE INDEX CONCURRENTLY i ON t (f(c));\n");
+    let all = expect_code(&project.run(&db, &["up"]), 0);
+    assert!(all.contains("attempt 2 of 4294967296"), "{all}");
+    assert!(db.has_table("i").await);
+}
