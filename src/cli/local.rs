@@ -2,8 +2,9 @@ use crate::cli::{args::Ctx, Outcome};
 use strata::engine::EngineError;
 use strata::localpg::{Cluster, ClusterState};
 
-/// Manage the local PostgreSQL cluster in .strata/pg, used when no database
-/// URL is configured.
+/// Manage the local PostgreSQL cluster, used when no database URL is
+/// configured: in .strata/pg, or, when the server's OS user cannot enter
+/// the project, where .strata/pg-location says.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]

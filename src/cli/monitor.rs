@@ -26,6 +26,8 @@ fn interval(text: &str) -> Result<Duration, String> {
     strata::config::parse_duration(text).and_then(|d| {
         if d < Duration::from_millis(100) {
             Err("the interval must be at least 100ms".into())
+        } else if d > Duration::from_secs(24 * 3600) {
+            Err("the interval must be at most 24h".into())
         } else {
             Ok(d)
         }
@@ -51,8 +53,9 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 live,
             );
         }
-        shown += 1;
-        if count.is_some_and(|c| shown >= c) {
+        shown = shown.saturating_add(1);
+        // Nobody reads any more (`strata monitor --json | head -1`).
+        if count.is_some_and(|c| shown >= c) || strata::report::stdout_closed() {
             return Ok(Outcome::Ok);
         }
         tokio::time::sleep(args.interval).await;

@@ -807,8 +807,8 @@ impl Runner<'_> {
                             "{}: statement {} failed ({error}); building the index again (attempt {} of {})",
                             m.label(),
                             i + 1,
-                            builds + 1,
-                            build_attempts + 1
+                            u64::from(builds) + 1,
+                            u64::from(build_attempts) + 1
                         )));
                         continue;
                     }

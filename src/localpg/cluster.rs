@@ -43,19 +43,57 @@ pub enum ClusterState {
     },
 }
 
-/// A local cluster rooted at a directory (`<project>/.strata/pg`).
+/// A local cluster rooted at a directory (`<project>/.strata/pg`, or a
+/// per-project directory elsewhere when the server's OS user cannot reach
+/// the project).
 #[derive(Debug, Clone)]
 pub struct Cluster {
     root: PathBuf,
+    /// The `flock` file serialising create and start. For a project it
+    /// stays in `.strata/` wherever the data lives, so every process of the
+    /// project takes the same lock before deciding anything.
+    lock: PathBuf,
+    /// For a cluster kept outside the project: the file in `.strata/` that
+    /// records where (written on creation, removed by `destroy`).
+    location_file: Option<PathBuf>,
     settings: Vec<(String, String)>,
     database: String,
 }
 
+/// The file in `.strata/` that records where a project's cluster lives
+/// when it is not in `.strata/pg`.
+pub const LOCATION_FILE: &str = "pg-location";
+
 impl Cluster {
-    /// The project cluster of `project_dir`, in `<project_dir>/.strata/pg`.
+    /// The project cluster of `project_dir`: in `<project_dir>/.strata/pg`,
+    /// or, when the server runs as another OS user (root runs it as
+    /// `postgres`) who cannot enter the project (a clone in root's mode-700
+    /// home), in a per-project directory under `/var/lib/strata` (or
+    /// `/tmp/strata-<uid>-data` where that cannot be created), named by a
+    /// hash of the canonical project path. That place is recorded in
+    /// `.strata/pg-location`, so the project keeps its cluster even if it
+    /// is moved or made reachable later. Decides only; creates nothing.
     pub fn for_project(project_dir: &Path) -> Cluster {
+        let project = fs::canonicalize(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
+        let strata_dir = project.join(".strata");
+        let local = strata_dir.join("pg");
+        let location_file = strata_dir.join(LOCATION_FILE);
+        let root = if local.join("cluster.json").is_file() {
+            local
+        } else if let Some(recorded) = read_location(&location_file) {
+            recorded
+        } else {
+            match server_owner() {
+                Ok(Some(owner)) if check_reachable(&local, Some(owner)).is_err() => {
+                    external_root(&project)
+                }
+                _ => local,
+            }
+        };
         Cluster {
-            root: project_dir.join(".strata").join("pg"),
+            root,
+            lock: strata_dir.join("pg.lock"),
+            location_file: Some(location_file),
             settings: Vec::new(),
             database: PROJECT_DATABASE.to_owned(),
         }
@@ -67,10 +105,20 @@ impl Cluster {
         database: &str,
     ) -> Cluster {
         Cluster {
+            lock: root.with_extension("lock"),
             root,
+            location_file: None,
             settings,
             database: database.to_owned(),
         }
+    }
+
+    /// True when the cluster lives outside `.strata/pg` (see `for_project`).
+    fn is_external(&self) -> bool {
+        self.location_file
+            .as_ref()
+            .and_then(|f| f.parent())
+            .is_some_and(|strata_dir| self.root != strata_dir.join("pg"))
     }
 
     /// The directory holding the data directory, log and state.
@@ -147,9 +195,11 @@ impl Cluster {
                 return Ok(info);
             }
         }
-        fs::create_dir_all(&self.root)
-            .map_err(|e| LocalPgError::io(format!("cannot create {}", self.root.display()), e))?;
-        let _lock = FileLock::acquire(&self.root.with_extension("lock"))?;
+        if let Some(parent) = self.lock.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| LocalPgError::io(format!("cannot create {}", parent.display()), e))?;
+        }
+        let _lock = FileLock::acquire(&self.lock)?;
         match self.state() {
             ClusterState::Running { .. } => {}
             ClusterState::Stopped => self.start_locked()?,
@@ -171,6 +221,13 @@ impl Cluster {
             // A half-created cluster from an interrupted initdb.
             fs::remove_dir_all(&data)
                 .map_err(|e| LocalPgError::io(format!("cannot remove {}", data.display()), e))?;
+        }
+        if self.is_external() {
+            prepare_external_root(&self.root, owner)?;
+            if let Some(file) = &self.location_file {
+                fs::write(file, format!("{}\n", self.root.display()))
+                    .map_err(|e| LocalPgError::io(format!("cannot write {}", file.display()), e))?;
+            }
         }
         fs::create_dir_all(&self.root)
             .map_err(|e| LocalPgError::io("cannot create cluster directory", e))?;
@@ -218,7 +275,7 @@ impl Cluster {
 
     /// Starts a created cluster.
     pub fn start(&self) -> Result<(), LocalPgError> {
-        let _lock = FileLock::acquire(&self.root.with_extension("lock"))?;
+        let _lock = FileLock::acquire(&self.lock)?;
         match self.state() {
             ClusterState::Missing => Err(LocalPgError::Missing(self.root.clone())),
             ClusterState::Running { .. } => Ok(()),
@@ -326,7 +383,8 @@ impl Cluster {
 
     /// Stops the cluster and deletes all its files.
     pub fn destroy(&self) -> Result<bool, LocalPgError> {
-        if self.state() == ClusterState::Missing && !self.root.exists() {
+        let recorded = self.location_file.as_ref().is_some_and(|f| f.is_file());
+        if self.state() == ClusterState::Missing && !self.root.exists() && !recorded {
             return Ok(false);
         }
         if let ClusterState::Running { pid, .. } = self.state() {
@@ -342,9 +400,22 @@ impl Cluster {
         if let Some(state) = self.read_state() {
             let _ = fs::remove_dir_all(&state.socket_dir);
         }
-        fs::remove_dir_all(&self.root)
-            .map_err(|e| LocalPgError::io(format!("cannot remove {}", self.root.display()), e))?;
-        let _ = fs::remove_file(self.root.with_extension("lock"));
+        match fs::remove_dir_all(&self.root) {
+            Ok(()) => {}
+            // An external directory already gone (a cleared /tmp): only
+            // the record is left to remove.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(LocalPgError::io(
+                    format!("cannot remove {}", self.root.display()),
+                    e,
+                ))
+            }
+        }
+        if let Some(file) = &self.location_file {
+            let _ = fs::remove_file(file);
+        }
+        let _ = fs::remove_file(&self.lock);
         Ok(true)
     }
 
@@ -352,6 +423,75 @@ impl Cluster {
     pub fn log_path(&self) -> PathBuf {
         self.log_file()
     }
+}
+
+/// The places a cluster may be kept outside its project: under the
+/// system's state directory, or in a private directory under /tmp where
+/// that cannot be created (a read-only /var). `$XDG_STATE_HOME` is no
+/// option: it lies in the home directory the server cannot enter.
+fn external_bases() -> [PathBuf; 2] {
+    [
+        PathBuf::from("/var/lib/strata"),
+        PathBuf::from(format!("/tmp/strata-{}-data", nix::unistd::geteuid())),
+    ]
+}
+
+/// The per-project directory outside the project: the first base that
+/// exists or can be created, plus a hash of the canonical project path.
+fn external_root(project: &Path) -> PathBuf {
+    let sum = crate::source::checksum(&project.to_string_lossy());
+    let name = &sum[..16.min(sum.len())];
+    let [state, tmp] = external_bases();
+    let usable = state.is_dir()
+        || state
+            .parent()
+            .is_some_and(|p| nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).is_ok());
+    if usable { state } else { tmp }.join(name)
+}
+
+/// The recorded location, accepted only when it is one Strata chooses (a
+/// hex name directly under one of `external_bases`): `destroy` deletes it,
+/// so an edited record must never point anywhere else.
+fn read_location(file: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(file).ok()?;
+    let path = PathBuf::from(text.trim());
+    let name = path.file_name()?.to_str()?;
+    let ours = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_hexdigit())
+        && external_bases()
+            .iter()
+            .any(|b| path.parent() == Some(b.as_path()));
+    ours.then_some(path)
+}
+
+/// Creates the base directory (owned by the current user, passable by
+/// everyone, mode 0711, so the server's user can reach its own directory
+/// inside without listing the others) and the cluster directory (owned by
+/// the server's user, mode 0700). A base under /tmp that someone else
+/// created, or a symlink, is refused.
+fn prepare_external_root(root: &Path, owner: Option<(Uid, Gid)>) -> Result<(), LocalPgError> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(base) = root.parent() {
+        if !base.is_dir() {
+            fs::create_dir_all(base)
+                .map_err(|e| LocalPgError::io(format!("cannot create {}", base.display()), e))?;
+            fs::set_permissions(base, fs::Permissions::from_mode(0o711))
+                .map_err(|e| LocalPgError::io(format!("cannot chmod {}", base.display()), e))?;
+        }
+        let meta = fs::symlink_metadata(base)
+            .map_err(|e| LocalPgError::io(format!("cannot read {}", base.display()), e))?;
+        if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(LocalPgError::io(
+                format!("{} is not a directory of the current user", base.display()),
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            ));
+        }
+    }
+    fs::create_dir_all(root)
+        .map_err(|e| LocalPgError::io(format!("cannot create {}", root.display()), e))?;
+    fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+        .map_err(|e| LocalPgError::io(format!("cannot chmod {}", root.display()), e))?;
+    chown(root, owner)
 }
 
 /// When the server runs as another OS user (root runs it as `postgres`),

@@ -64,14 +64,59 @@ impl Style {
     }
 }
 
-/// Writes a line to stdout (results).
-pub fn out(text: &str) {
-    println!("{text}");
+/// Set once a write to stdout failed: nobody reads any more.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// A stdout write error other than a closed pipe (a full disk), for `main`.
+static STDOUT_ERROR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Writes to stdout; never panics (`println!` does when the reader is gone).
+///
+/// Rust ignores SIGPIPE, and Strata keeps it that way: with the default
+/// action, a write to a unix socket whose server went away would kill
+/// Strata silently in the middle of a migration instead of reporting the
+/// error. So a closed stdout (`strata rules | head -1`) shows up here as
+/// EPIPE and means "nobody reads any more": further output is dropped,
+/// the command finishes what it does and exits with its own code (a lint
+/// that finds a HIGH problem still exits 3), and loops that only print
+/// (`monitor`) stop when [`stdout_closed`] says so. Any other write error
+/// is kept for [`stdout_error`].
+fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            if let Ok(mut slot) = STDOUT_ERROR.lock() {
+                *slot = Some(e.to_string());
+            }
+        }
+    }
 }
 
-/// Writes a line to stderr (progress, notices, errors).
+/// True once stdout cannot be written any more (its reader left).
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A failed write to stdout other than a closed pipe, e.g. a full disk.
+pub fn stdout_error() -> Option<String> {
+    STDOUT_ERROR.lock().ok().and_then(|slot| slot.clone())
+}
+
+/// Writes a line to stdout (results).
+pub fn out(text: &str) {
+    write_stdout(format_args!("{text}\n"));
+}
+
+/// Writes a line to stderr (progress, notices, errors). A closed stderr
+/// (`strata up 2>&1 | head -1`) loses the line and nothing else.
 pub fn err(text: &str) {
-    eprintln!("{text}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// Prints source warnings (ignored files, pairing notes) to stderr, one
@@ -391,7 +436,7 @@ pub fn confirm(question: &str) -> Option<bool> {
     if !std::io::stdin().is_terminal() {
         return None;
     }
-    eprint!("{question}");
+    let _ = write!(std::io::stderr(), "{question}");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).ok()?;
@@ -410,9 +455,8 @@ pub fn stdout_is_terminal() -> bool {
 /// after the other (separated by a blank line) otherwise.
 pub fn screen(text: &str, redraw: bool) {
     if redraw {
-        print!("\x1b[H\x1b[2J{text}");
-        let _ = std::io::Write::flush(&mut std::io::stdout());
+        write_stdout(format_args!("\x1b[H\x1b[2J{text}"));
     } else {
-        println!("{text}");
+        write_stdout(format_args!("{text}\n"));
     }
 }

@@ -331,10 +331,13 @@ fn files(
 fn flyway_next(existing: &[Migration]) -> String {
     let major = existing
         .iter()
-        .filter_map(|m| m.version.as_str().split('.').next()?.parse::<u64>().ok())
+        .filter_map(|m| m.version.as_str().split('.').next()?.parse::<u128>().ok())
         .max()
         .unwrap_or(0);
-    (major + 1).to_string()
+    // After the largest major Flyway can have, the next minor (never a panic).
+    major
+        .checked_add(1)
+        .map_or_else(|| format!("{major}.1"), |next| next.to_string())
 }
 
 #[cfg(test)]

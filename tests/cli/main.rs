@@ -26,6 +26,7 @@ mod lock_hold;
 mod lock_timeout;
 mod monitor;
 mod new;
+mod no_panic;
 mod nontransactional;
 mod preflight;
 mod repair;
