@@ -170,23 +170,7 @@ fn scan(text: &str) -> Vec<Found> {
             b'-' if next == Some(b'-') => {
                 i = text[i..].find('\n').map_or(n, |k| i + k + 1);
             }
-            b'/' if next == Some(b'*') => {
-                let mut depth = 0usize;
-                while i < n {
-                    if b[i..].starts_with(b"/*") {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i..].starts_with(b"*/") {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            b'/' if next == Some(b'*') => i = crate::sql::skip_block_comment(b, i),
             b'\'' | b'"' => {
                 let backslash = c == b'\'' && escapes;
                 i += 1;

@@ -30,26 +30,34 @@ pub fn skip_trivia(text: &str, from: usize) -> usize {
                 None => return text.len(),
             }
         } else if bytes[i..].starts_with(b"/*") {
-            // Block comments nest in PostgreSQL.
-            let mut depth = 0usize;
-            while i < bytes.len() {
-                if bytes[i..].starts_with(b"/*") {
-                    depth += 1;
-                    i += 2;
-                } else if bytes[i..].starts_with(b"*/") {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
+            i = skip_block_comment(bytes, i);
         } else {
             return i.min(text.len());
         }
     }
+}
+
+/// The offset just past the block comment that starts at `from` (at its
+/// `/*`), or the end of the text when it is not closed. Block comments nest
+/// in PostgreSQL, so `/* a /* b */ c */` is one comment.
+pub fn skip_block_comment(bytes: &[u8], from: usize) -> usize {
+    let mut depth = 0usize;
+    let mut i = from;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"/*") {
+            depth += 1;
+            i += 2;
+        } else if bytes[i..].starts_with(b"*/") {
+            depth = depth.saturating_sub(1);
+            i += 2;
+            if depth == 0 {
+                break;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    i.min(bytes.len())
 }
 
 /// True when the text holds only whitespace and comments.
@@ -102,6 +110,14 @@ pub(super) fn find_meta_command(text: &str) -> Option<SqlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_comments_nest_and_may_be_unclosed() {
+        let text = b"/* a /* b */ c */ SELECT";
+        assert_eq!(skip_block_comment(text, 0), 17);
+        assert_eq!(skip_block_comment(b"/* open /* inner */", 0), 19);
+        assert_eq!(skip_block_comment(b"x /**/", 2), 6);
+    }
 
     #[test]
     fn blank_means_only_comments_and_whitespace() {

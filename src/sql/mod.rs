@@ -18,7 +18,7 @@ pub mod names;
 use std::ops::Range;
 
 pub use classify::TransactionBehavior;
-pub use lexical::{is_blank, line_col, skip_trivia};
+pub use lexical::{is_blank, line_col, skip_block_comment, skip_trivia};
 
 /// One statement of a script.
 #[derive(Debug, Clone)]
