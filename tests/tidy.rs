@@ -14,25 +14,32 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// (file relative to src/, text without `#[cfg(test)]` modules)
+/// Where the code lives: the CLI at the root, the library and the source
+/// crate under `crates/`. Paths are reported relative to each `src/`, so the
+/// rules below name modules (`db/`, `cli/`, `source/`) whatever their crate.
+const SOURCE_ROOTS: [&str; 3] = ["src", "crates/strata/src", "crates/strata-source/src"];
+
+/// (file relative to its crate's src/, text without `#[cfg(test)]` modules)
 fn sources() -> Vec<(String, String)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    files
-        .into_iter()
-        .map(|p| {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for dir in SOURCE_ROOTS {
+        let src = root.join(dir);
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        for p in files {
             let text = std::fs::read_to_string(&p).unwrap();
             let code = match text.find("#[cfg(test)]") {
                 Some(i) => text[..i].to_owned(),
                 None => text,
             };
-            (
+            out.push((
                 p.strip_prefix(&src).unwrap().to_string_lossy().into_owned(),
                 code,
-            )
-        })
-        .collect()
+            ));
+        }
+    }
+    out
 }
 
 fn offenders(pattern: &str, allowed: &[&str]) -> Vec<String> {
@@ -108,5 +115,25 @@ fn lint_never_touches_the_database_or_files() {
             .map(|(file, _)| file)
             .collect();
         assert_eq!(offenders, Vec::<String>::new(), "{pattern}");
+    }
+}
+
+/// Embedding the library must not compile the CLI's dependencies.
+#[test]
+fn the_library_has_no_cli_dependencies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for manifest in [
+        "crates/strata/Cargo.toml",
+        "crates/strata-source/Cargo.toml",
+    ] {
+        let text = std::fs::read_to_string(root.join(manifest)).unwrap();
+        let deps = text.split("[dependencies]").nth(1).unwrap_or("");
+        let deps = deps.split("\n[").next().unwrap_or("");
+        for name in ["clap", "indicatif", "anyhow"] {
+            assert!(
+                !deps.lines().any(|l| l.trim_start().starts_with(name)),
+                "{manifest} depends on {name}"
+            );
+        }
     }
 }

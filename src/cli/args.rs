@@ -66,7 +66,7 @@ impl Ctx {
     /// Prints engine progress to stderr, with a live status line on a
     /// terminal.
     pub fn observer(&self) -> impl FnMut(strata::engine::Progress) + '_ {
-        let mut live = strata::report::Live::new(&self.style);
+        let mut live = super::live::Live::new(&self.style);
         move |p| live.handle(&p)
     }
 }

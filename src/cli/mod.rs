@@ -16,6 +16,7 @@ mod explain;
 mod goto;
 mod init;
 mod lint;
+mod live;
 mod local;
 mod monitor;
 mod new;

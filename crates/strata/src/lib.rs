@@ -19,8 +19,7 @@ pub mod engine;
 pub mod lint;
 pub mod localpg;
 pub mod report;
-pub mod source;
-pub mod sql;
+pub use strata_source::{source, sql};
 
 pub use config::{Config, ConfigError, DatabaseSource};
 pub use db::{redact, Target};

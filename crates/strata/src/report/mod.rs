@@ -24,10 +24,7 @@
 pub mod adopt;
 pub mod changelog;
 pub mod lint;
-mod live;
 pub mod monitor;
-
-pub use live::Live;
 
 use std::io::IsTerminal;
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Style;
-use crate::engine::Progress;
+use strata::engine::Progress;
+use strata::report::Style;
 
 /// How often index-build progress is printed as a line when stderr is not
 /// a terminal (CI logs).
@@ -91,10 +91,10 @@ impl Live {
             }
             _ => {}
         }
-        if let Some(line) = super::progress(p, &self.style) {
+        if let Some(line) = strata::report::progress(p, &self.style) {
             match &self.bar {
-                Some(bar) => bar.suspend(|| super::err(&line)),
-                None => super::err(&line),
+                Some(bar) => bar.suspend(|| strata::report::err(&line)),
+                None => strata::report::err(&line),
             }
         }
     }

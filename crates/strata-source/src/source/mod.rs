@@ -393,7 +393,7 @@ fn duplicate_versions(migrations: &[Migration]) -> Vec<SourceProblem> {
 
 /// Reads a file as UTF-8 text with the BOM removed and line endings
 /// normalised, or says precisely why it cannot.
-pub(crate) fn read_text(path: &Path) -> Result<String, SourceProblem> {
+pub fn read_text(path: &Path) -> Result<String, SourceProblem> {
     // Never open a FIFO or device: reading one can block forever.
     match formats::kind_of(path)? {
         formats::EntryKind::File => {}
