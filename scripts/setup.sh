@@ -2,7 +2,8 @@
 # Installs what building and testing Strata needs, idempotently:
 #   - libclang (pg_query runs bindgen at build time),
 #   - OpenSSL headers and pkg-config (TLS via native-tls),
-#   - PostgreSQL server binaries (the managed local cluster and the tests).
+#   - PostgreSQL server binaries (the managed local cluster and the tests),
+#   - with STRATA_TEST_PG set, what scripts/pg.sh needs to fetch other versions.
 # Installs only what is missing, and only where apt-get is available.
 set -euo pipefail
 
@@ -22,6 +23,13 @@ have_libclang || need+=(libclang1-14 libclang-common-14-dev)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)
 have_postgres || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# scripts/pg.sh (other PostgreSQL versions for the tests) downloads and
+# checks packages.
+if [ -n "${STRATA_TEST_PG:-}" ]; then
+    command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
+    command -v openssl >/dev/null 2>&1 || need+=(openssl)
+    command -v unzip >/dev/null 2>&1 || need+=(unzip)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

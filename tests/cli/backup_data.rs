@@ -287,7 +287,10 @@ async fn a_backup_without_a_tables_data_stops_the_migration() {
         .await
         .unwrap();
     // A real pg_dump, wrapped so that it leaves out the rows of users.
-    let real = strata::localpg::Binaries::find().unwrap().bindir;
+    // The directory of the pg_dump Strata would use (a server-only
+    // installation has none of its own; see `Binaries::tool`).
+    let pg_dump = strata::localpg::Binaries::find().unwrap().tool("pg_dump");
+    let real = pg_dump.parent().unwrap().to_path_buf();
     let bin = project.path().join("wrapped");
     std::fs::create_dir_all(&bin).unwrap();
     for (tool, extra) in [

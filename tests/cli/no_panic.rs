@@ -257,7 +257,9 @@ fn a_percent_before_a_multibyte_character_in_a_url() {
 /// `index_build_retries` may be as large as u32 allows; counting the
 /// attempts for the retry message must not overflow. The index function
 /// fails the first build with a serialization failure (transient), so
-/// the build is retried once.
+/// the build is retried once. (The sequence is schema-qualified: from
+/// PostgreSQL 17 on, index builds run functions with a search_path of
+/// pg_catalog only.)
 #[tokio::test]
 async fn the_largest_index_build_retries_count_does_not_overflow() {
     let db = TestDb::new().await;
@@ -268,7 +270,7 @@ async fn the_largest_index_build_retries_count_does_not_overflow() {
              CREATE SEQUENCE s;
              CREATE FUNCTION f(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
              BEGIN
-               IF nextval('s') = 1 THEN
+               IF nextval('public.s') = 1 THEN
                  RAISE EXCEPTION 'first build fails' USING ERRCODE = 'serialization_failure';
                END IF;
                RETURN $1;

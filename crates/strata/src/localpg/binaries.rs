@@ -61,11 +61,22 @@ impl Binaries {
         Err(LocalPgError::NoBinaries)
     }
 
-    /// The path of one binary.
+    /// The path of one binary: in the server's directory, or, for a client
+    /// program that directory lacks, the first one on `PATH`. Server-only
+    /// packages (such as the npm registry's relocatable builds) carry
+    /// `initdb`, `pg_ctl` and `postgres` and nothing else; `createdb` and
+    /// `pg_basebackup` from any newer release work with an older server.
     pub fn tool(&self, name: &str) -> PathBuf {
-        self.bindir.join(name)
+        let own = self.bindir.join(name);
+        if own.is_file() || SERVER_PROGRAMS.contains(&name) {
+            return own;
+        }
+        which(name).unwrap_or(own)
     }
 }
+
+/// The programs that must come from the server's own directory.
+const SERVER_PROGRAMS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 
 /// The major version a PostgreSQL program prints with `--version`.
 pub(super) fn major_version(program: &Path) -> Result<u32, LocalPgError> {
