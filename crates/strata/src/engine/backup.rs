@@ -1201,12 +1201,13 @@ pub async fn restore(
         };
         with_children(tables, &script)
     };
+    let conn = target.connect().await?;
+    let server_major = crate::db::catalog::server_version_num(&conn).await? as u32 / 10000;
     let env = target.libpq_env();
     let path = file.to_path_buf();
-    tokio::task::spawn_blocking(move || tools.restore(&env, &path, &names))
+    tokio::task::spawn_blocking(move || tools.restore(&env, &path, &names, server_major))
         .await
         .map_err(|e| bad(e.to_string()))??;
-    let conn = target.connect().await?;
     history.ensure(&conn).await?;
     history
         .event(

@@ -86,7 +86,7 @@ impl Throwaway {
         &self.cluster
     }
 
-    /// Starts a streaming replica of this cluster (`pg_basebackup -R`), for
+    /// Starts a streaming replica of this cluster (`pg_basebackup`), for
     /// tests of what Strata does while a replica lags. It is stopped when
     /// dropped, and removed with the cluster's directory.
     pub fn start_standby(&self) -> Result<Standby, LocalPgError> {
@@ -109,13 +109,29 @@ impl Throwaway {
                 &port.to_string(),
                 "-U",
                 SUPERUSER,
-                "-R",
                 "-X",
                 "stream",
                 "-D",
             ])
             .arg(&data);
         run(backup, "pg_basebackup")?;
+        // The standby settings are written here rather than by `-R`: a
+        // newer pg_basebackup writes connection options (sslnegotiation, …)
+        // that an older server's walreceiver rejects.
+        let auto_conf = data.join("postgresql.auto.conf");
+        let conninfo = format!(
+            "\nprimary_conninfo = 'host={} port={port} user={SUPERUSER}'\n",
+            socket.display()
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&auto_conf)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, conninfo.as_bytes()))
+            .map_err(|e| LocalPgError::io(format!("cannot write {}", auto_conf.display()), e))?;
+        let signal = data.join("standby.signal");
+        std::fs::write(&signal, "")
+            .map_err(|e| LocalPgError::io(format!("cannot write {}", signal.display()), e))?;
+        chown(&signal, owner)?;
         let standby_socket = PathBuf::from(format!("{}-standby", socket.display()));
         prepare_socket_dir(&standby_socket, owner)?;
         let standby_port = free_port()?;

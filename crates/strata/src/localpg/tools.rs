@@ -29,6 +29,8 @@ use super::{Binaries, LocalPgError};
 pub struct ClientTools {
     pg_dump: PathBuf,
     pg_restore: PathBuf,
+    /// Only needed to restore into a server older than `pg_restore`.
+    psql: Option<PathBuf>,
 }
 
 /// What to dump.
@@ -74,6 +76,7 @@ impl ClientTools {
         Ok(ClientTools {
             pg_dump: tool("pg_dump")?,
             pg_restore: tool("pg_restore")?,
+            psql: tool("psql").ok(),
         })
     }
 
@@ -140,31 +143,29 @@ impl ClientTools {
     /// Restores `file` in one transaction (`--single-transaction
     /// --exit-on-error`: all or nothing), replacing the objects it holds
     /// (`--clean --if-exists`). With `tables`, only those tables.
+    ///
+    /// `server_major` is the major version of the server restored into.
+    /// A `pg_restore` of 17 or later starts every session with `SET
+    /// transaction_timeout = 0`, a setting older servers do not have, so
+    /// the restore would fail before it began. For such a server the
+    /// archive is turned into a script and fed to `psql` in one
+    /// transaction, without that one line of the script's preamble.
     pub fn restore(
         &self,
         env: &[(&'static str, String)],
         file: &Path,
         tables: &[String],
+        server_major: u32,
     ) -> Result<(), LocalPgError> {
         let dbname = env
             .iter()
             .find(|(k, _)| *k == "PGDATABASE")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let mut cmd = command(&self.pg_restore);
-        cmd.args([
-            "--single-transaction",
-            "--exit-on-error",
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--no-password",
-        ]);
-        cmd.arg("--dbname").arg(dbname);
         // Tables are chosen with a use-list rather than --table, which
         // leaves out the ATTACH PARTITION entries: restored that way,
         // partitions come back as unattached tables.
-        let _list = if tables.is_empty() {
+        let list = if tables.is_empty() {
             None
         } else {
             let listing = self.list(file)?;
@@ -177,16 +178,52 @@ impl ClientTools {
                 .map_err(|e| LocalPgError::io("cannot create a restore list", e))?;
             std::io::Write::write_all(&mut list, chosen.as_bytes())
                 .map_err(|e| LocalPgError::io("cannot write a restore list", e))?;
-            cmd.arg("--use-list").arg(list.path());
             Some(list)
         };
-        cmd.arg(file)
-            .env_clear()
+        let mut cmd = command(&self.pg_restore);
+        cmd.args(["--clean", "--if-exists", "--no-owner", "--no-password"]);
+        if let Some(list) = &list {
+            cmd.arg("--use-list").arg(list.path());
+        }
+        cmd.env_clear()
             .env("PATH", "/usr/bin:/bin")
             .envs(env.iter().map(|(k, v)| (*k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        run(cmd, "pg_restore")
+            .stdin(Stdio::null());
+        let older_server = server_major < 17 && self.pg_restore_major().is_ok_and(|m| m >= 17);
+        match (&self.psql, older_server) {
+            (Some(psql), true) => {
+                cmd.arg("--file=-").arg(file);
+                let mut psql_cmd = command(psql);
+                psql_cmd
+                    .args([
+                        "--no-psqlrc",
+                        "--quiet",
+                        "--no-password",
+                        "--single-transaction",
+                        "--set=ON_ERROR_STOP=1",
+                    ])
+                    .arg("--dbname")
+                    .arg(&dbname)
+                    .env_clear()
+                    .env("PATH", "/usr/bin:/bin")
+                    .envs(env.iter().map(|(k, v)| (*k, v)))
+                    .stdout(Stdio::null());
+                pipe_script(cmd, psql_cmd)
+            }
+            _ => {
+                cmd.args(["--single-transaction", "--exit-on-error"])
+                    .arg("--dbname")
+                    .arg(dbname)
+                    .arg(file)
+                    .stdout(Stdio::null());
+                run(cmd, "pg_restore")
+            }
+        }
+    }
+
+    /// The major version of `pg_restore`.
+    fn pg_restore_major(&self) -> Result<u32, LocalPgError> {
+        super::binaries::major_version(&self.pg_restore)
     }
 
     /// The table of contents of a dump (`pg_restore --list`): the tables it
@@ -327,6 +364,95 @@ fn command(program: &Path) -> Command {
         });
     }
     cmd
+}
+
+/// Runs `pg_restore --file=-` into `psql`, dropping the preamble's `SET
+/// transaction_timeout` (see [`ClientTools::restore`]). Only the preamble
+/// is filtered: from the first line that is not a comment, a blank line, a
+/// `SET` or a `set_config` call on, the script passes through untouched, so
+/// table data can never be altered.
+fn pipe_script(mut restore: Command, mut psql: Command) -> Result<(), LocalPgError> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut producer = restore
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| LocalPgError::io("cannot run pg_restore", e))?;
+    let mut consumer = psql
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| LocalPgError::io("cannot run psql", e))?;
+    let (Some(script), Some(mut sink)) = (producer.stdout.take(), consumer.stdin.take()) else {
+        return Err(LocalPgError::io(
+            "cannot connect pg_restore to psql",
+            std::io::Error::other("no pipe"),
+        ));
+    };
+    // Both stderr pipes are drained on their own threads, so that neither
+    // program can block on a full pipe while we wait for the other.
+    let drain = |pipe: Option<std::process::ChildStderr>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let restore_err = drain(producer.stderr.take());
+    let psql_err = drain(consumer.stderr.take());
+    let mut copied: std::io::Result<()> = Ok(());
+    let mut in_preamble = true;
+    let mut reader = BufReader::new(script);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                copied = Err(e);
+                break;
+            }
+        }
+        if in_preamble {
+            let text = String::from_utf8_lossy(&line);
+            let t = text.trim();
+            if t == "SET transaction_timeout = 0;" {
+                continue;
+            }
+            in_preamble = t.is_empty()
+                || t.starts_with("--")
+                || t.starts_with("\\restrict")
+                || t.starts_with("SET ")
+                || t.starts_with("SELECT pg_catalog.set_config(");
+        }
+        if let Err(e) = sink.write_all(&line) {
+            copied = Err(e);
+            break;
+        }
+    }
+    drop(sink);
+    let restored = producer.wait();
+    let applied = consumer.wait();
+    let restore_err = restore_err.join().unwrap_or_default();
+    let psql_err = psql_err.join().unwrap_or_default();
+    let failed = |step: &str, output: &str| LocalPgError::Failed {
+        step: step.to_owned(),
+        output: crate::db::redact(output.trim()),
+    };
+    match restored {
+        Ok(status) if status.success() => {}
+        Ok(_) => return Err(failed("pg_restore", &restore_err)),
+        Err(e) => return Err(LocalPgError::io("pg_restore did not finish", e)),
+    }
+    match applied {
+        Ok(status) if status.success() => {}
+        Ok(_) => return Err(failed("psql (restoring the pg_restore script)", &psql_err)),
+        Err(e) => return Err(LocalPgError::io("psql did not finish", e)),
+    }
+    copied.map_err(|e| LocalPgError::io("cannot pass the restore script to psql", e))
 }
 
 fn run(mut cmd: Command, step: &str) -> Result<(), LocalPgError> {
