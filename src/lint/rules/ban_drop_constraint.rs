@@ -61,4 +61,35 @@ mod tests {
     fn ok_on_new_tables() {
         check_ok("ban-drop-constraint", "CREATE TABLE t (a int CONSTRAINT c CHECK (a > 0));\nALTER TABLE t DROP CONSTRAINT c;");
     }
+
+    /// Issue 11 item 7: a UNIQUE constraint replaced by a primary key on the
+    /// same columns, in one statement or later in the same transaction,
+    /// keeps the guarantee; the index build it still does is reported by
+    /// `require-unique-index-for-constraint`.
+    #[test]
+    fn ok_when_a_unique_constraint_is_replaced_by_a_primary_key() {
+        use crate::lint::test_utils::lint_after;
+        use crate::lint::LintOptions;
+        let earlier = ["CREATE TABLE t (id bigint, x int NOT NULL UNIQUE, y int, CONSTRAINT t_y_uniq UNIQUE (y));"];
+        let rules = |sql: &str| lint_after(&earlier, sql, &LintOptions::default()).into_iter().map(|f| (f.rule, f.lock)).collect::<Vec<_>>();
+        for sql in [
+            "ALTER TABLE t DROP CONSTRAINT t_x_key, ADD PRIMARY KEY (x);",
+            "ALTER TABLE t DROP CONSTRAINT t_x_key;\nALTER TABLE t ADD PRIMARY KEY (x);",
+            "BEGIN;\nALTER TABLE t DROP CONSTRAINT t_y_uniq;\nALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY (y);\nCOMMIT;",
+        ] {
+            let found = rules(sql);
+            assert!(!found.iter().any(|(r, _)| *r == "ban-drop-constraint" || *r == "ban-unique-on-existing-data"), "{sql}: {found:#?}");
+            let (_, lock) = found.iter().find(|(r, _)| *r == "require-unique-index-for-constraint").unwrap_or_else(|| panic!("{sql}: {found:#?}"));
+            assert!(lock.as_deref().unwrap().starts_with("ACCESS EXCLUSIVE"), "{lock:?}");
+        }
+        // Another key's columns, or a key added in another transaction:
+        // the guarantee is gone (for a moment, or for good).
+        for sql in [
+            "ALTER TABLE t DROP CONSTRAINT t_x_key, ADD PRIMARY KEY (y);",
+            "ALTER TABLE t DROP CONSTRAINT t_x_key, ADD PRIMARY KEY (x, y);",
+            "-- strata:no-transaction\nALTER TABLE t DROP CONSTRAINT t_x_key;\nALTER TABLE t ADD PRIMARY KEY (x);",
+        ] {
+            assert!(rules(sql).iter().any(|(r, _)| *r == "ban-drop-constraint"), "{sql}");
+        }
+    }
 }

@@ -80,4 +80,22 @@ mod tests {
         check_ok("ban-unique-on-existing-data", "CREATE TABLE t (a int);\nCREATE UNIQUE INDEX t_a ON t (a);");
         check_ok("ban-unique-on-existing-data", "CREATE INDEX CONCURRENTLY i ON users (email);");
     }
+
+    /// Issue 11 item 7: columns a UNIQUE constraint already keeps unique
+    /// (even one dropped earlier in the same transaction) hold no duplicates.
+    #[test]
+    fn ok_when_a_unique_constraint_already_covers_the_columns() {
+        use crate::lint::test_utils::lint_after;
+        use crate::lint::LintOptions;
+        let earlier = ["CREATE TABLE t (id bigint, x int NOT NULL, y int);\nALTER TABLE t ADD UNIQUE (x);"];
+        let fires = |sql: &str| lint_after(&earlier, sql, &LintOptions::default()).iter().any(|f| f.rule == "ban-unique-on-existing-data");
+        assert!(!fires("ALTER TABLE t DROP CONSTRAINT t_x_key, ADD PRIMARY KEY (x);"));
+        assert!(!fires("ALTER TABLE t DROP CONSTRAINT t_x_key;\nALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY (x);"));
+        assert!(!fires("ALTER TABLE t ADD CONSTRAINT t_x_y_key UNIQUE (x, y);"));
+        assert!(fires("ALTER TABLE t ADD PRIMARY KEY (y);"));
+        assert!(fires("-- strata:no-transaction\nALTER TABLE t DROP CONSTRAINT t_x_key;\nALTER TABLE t ADD PRIMARY KEY (x);"));
+        // Dropped in an earlier migration: duplicates may have come in since.
+        let later = lint_after(&[earlier[0], "ALTER TABLE t DROP CONSTRAINT t_x_key;"], "ALTER TABLE t ADD PRIMARY KEY (x);", &LintOptions::default());
+        assert!(later.iter().any(|f| f.rule == "ban-unique-on-existing-data"), "{later:#?}");
+    }
 }

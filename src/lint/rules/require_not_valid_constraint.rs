@@ -120,4 +120,22 @@ mod tests {
         check_ok("require-not-valid-constraint", "CREATE TABLE t (a int);\nALTER TABLE t ADD CONSTRAINT c CHECK (a > 0);");
         check_ok("require-not-valid-constraint", "CREATE TABLE items (order_id bigint REFERENCES orders (id));");
     }
+
+    /// Issue 11 item 2: a foreign key (or CHECK) declared with ADD COLUMN is
+    /// validated under the ADD's ACCESS EXCLUSIVE lock when the column has a
+    /// default; without one PostgreSQL skips the FK check (all NULL).
+    #[test]
+    fn fires_on_inline_keys_of_an_added_column_with_a_default() {
+        let f = check_fires("require-not-valid-constraint", "ALTER TABLE orders ADD COLUMN shop_id int NOT NULL DEFAULT 0 REFERENCES shops (id);");
+        assert!(f.lock.as_deref().unwrap().starts_with("ACCESS EXCLUSIVE"), "{f:?}");
+        assert_eq!(f.table.as_deref(), Some("orders"));
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("ALTER TABLE orders ADD COLUMN shop_id int NOT NULL DEFAULT 0;\nALTER TABLE orders ADD CONSTRAINT orders_shop_id_fkey FOREIGN KEY (shop_id) REFERENCES shops (id) NOT VALID;\n-- then, in a separate transaction (a later migration):\nALTER TABLE orders VALIDATE CONSTRAINT orders_shop_id_fkey;")
+        );
+        let f = check_fires("require-not-valid-constraint", "ALTER TABLE orders ADD COLUMN qty int DEFAULT 1 CONSTRAINT qty_positive CHECK (qty > 0);");
+        assert!(f.fix.as_deref().unwrap().contains("ADD CONSTRAINT qty_positive CHECK (qty > 0) NOT VALID"), "{f:?}");
+        check_ok("require-not-valid-constraint", "ALTER TABLE orders ADD COLUMN shop_id int REFERENCES shops (id);");
+        check_ok("require-not-valid-constraint", "CREATE TABLE t (a int);\nALTER TABLE t ADD COLUMN shop_id int NOT NULL DEFAULT 0 REFERENCES shops (id);");
+    }
 }

@@ -86,4 +86,23 @@ mod tests {
         check_ok("require-unique-index-for-constraint", "ALTER TABLE users ADD CONSTRAINT k UNIQUE USING INDEX k;");
         check_ok("require-unique-index-for-constraint", "CREATE TABLE t (a int);\nALTER TABLE t ADD PRIMARY KEY (a);");
     }
+
+    /// Issue 11 item 3: UNIQUE or PRIMARY KEY declared with ADD COLUMN builds
+    /// the index under the ADD's ACCESS EXCLUSIVE lock.
+    #[test]
+    fn fires_on_unique_and_primary_key_columns_added_to_existing_tables() {
+        let f = check_fires("require-unique-index-for-constraint", "ALTER TABLE users ADD COLUMN handle text UNIQUE;");
+        assert!(f.lock.as_deref().unwrap().starts_with("ACCESS EXCLUSIVE"), "{f:?}");
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("ALTER TABLE users ADD COLUMN handle text;\nCREATE UNIQUE INDEX CONCURRENTLY users_handle_key ON users (handle);\nALTER TABLE users ADD CONSTRAINT users_handle_key UNIQUE USING INDEX users_handle_key;")
+        );
+        let f = check_fires("require-unique-index-for-constraint", "ALTER TABLE events ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;");
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("ALTER TABLE events ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY NOT NULL;\nCREATE UNIQUE INDEX CONCURRENTLY events_pkey ON events (id);\nALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY USING INDEX events_pkey;")
+        );
+        check_ok("require-unique-index-for-constraint", "CREATE TABLE t (a int);\nALTER TABLE t ADD COLUMN b text UNIQUE;");
+        check_ok("require-unique-index-for-constraint", "ALTER TABLE users ADD COLUMN note text;");
+    }
 }
