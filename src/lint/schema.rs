@@ -9,6 +9,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
 use super::ast;
+use crate::sql::names;
 
 /// A column as far as the migrations say.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +34,10 @@ pub struct Table {
     /// `CHECK (col IS NOT NULL) NOT VALID` constraints not yet validated:
     /// constraint name → column.
     pub unvalidated_not_null: HashMap<String, String>,
+    /// UNIQUE and PRIMARY KEY constraints: name (PostgreSQL's default name
+    /// when the migration gave none) → columns. Lets a later DROP
+    /// CONSTRAINT say what guarantee it removes.
+    pub unique_keys: HashMap<String, Vec<String>>,
 }
 
 /// The replayed schema: tables by name (unqualified names are keyed as
@@ -41,6 +46,11 @@ pub struct Table {
 pub struct Schema {
     /// Tables.
     pub tables: HashMap<String, Table>,
+    /// Volatility ('i', 's', 'v') of the functions the migrations created,
+    /// by lower-case unqualified name (as `ast::called_functions` names
+    /// calls); without a marker PostgreSQL makes a function VOLATILE. The
+    /// newest declaration of a name wins.
+    pub functions: HashMap<String, char>,
 }
 
 /// `public.t` and `t` are the same table for our purposes.
@@ -133,7 +143,176 @@ impl Schema {
             }
             _ => {}
         }
+        self.apply_more(node);
     }
+
+    /// The schema effects kept beside the tables' columns and indexes:
+    /// functions' volatility, renamed columns, named unique keys.
+    fn apply_more(&mut self, node: &NodeEnum) {
+        match node {
+            NodeEnum::CreateFunctionStmt(f) => {
+                if let Some(name) = function_name(&f.funcname) {
+                    let v = volatility_option(&f.options).unwrap_or('v');
+                    self.functions.insert(name, v);
+                }
+            }
+            NodeEnum::AlterFunctionStmt(f) => {
+                let name = f.func.as_ref().and_then(|o| function_name(&o.objname));
+                if let (Some(name), Some(v)) = (name, volatility_option(&f.actions)) {
+                    self.functions.insert(name, v);
+                }
+            }
+            NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectFunction as i32 => {
+                for obj in &d.objects {
+                    if let Some(NodeEnum::ObjectWithArgs(o)) = &obj.node {
+                        if let Some(name) = function_name(&o.objname) {
+                            self.functions.remove(&name);
+                        }
+                    }
+                }
+            }
+            NodeEnum::RenameStmt(r)
+                if r.rename_type == ObjectType::ObjectColumn as i32
+                    && r.relation_type == ObjectType::ObjectTable as i32 =>
+            {
+                let Some(rv) = &r.relation else { return };
+                if let Some(table) = self.tables.get_mut(&key(&ast::relation(rv))) {
+                    rename_column(table, &r.subname, &r.newname);
+                }
+            }
+            NodeEnum::CreateStmt(create) => {
+                let Some(rv) = &create.relation else { return };
+                let Some(table) = self.tables.get_mut(&key(&ast::relation(rv))) else {
+                    return;
+                };
+                for elt in &create.table_elts {
+                    match &elt.node {
+                        Some(NodeEnum::ColumnDef(col)) => {
+                            add_column_keys(table, &rv.relname, col);
+                        }
+                        Some(NodeEnum::Constraint(c)) => add_unique_key(table, &rv.relname, c),
+                        _ => {}
+                    }
+                }
+            }
+            NodeEnum::AlterTableStmt(_) => {
+                let Some((name, cmds)) = ast::alter_table(node) else {
+                    return;
+                };
+                let base = ast::base_name(&name);
+                let Some(table) = self.tables.get_mut(&key(&name)) else {
+                    return;
+                };
+                for cmd in cmds {
+                    if ast::is(cmd, AlterTableType::AtAddColumn) {
+                        if let Some(col) = ast::column_def(cmd) {
+                            add_column_keys(table, &base, col);
+                        }
+                    } else if ast::is(cmd, AlterTableType::AtAddConstraint) {
+                        if let Some(c) = ast::constraint(cmd) {
+                            add_unique_key(table, &base, c);
+                        }
+                    } else if ast::is(cmd, AlterTableType::AtDropConstraint) {
+                        table.unique_keys.remove(&cmd.name);
+                    } else if ast::is(cmd, AlterTableType::AtDropColumn) {
+                        // PostgreSQL drops the keys that use the column.
+                        table
+                            .unique_keys
+                            .retain(|_, cols| !cols.contains(&cmd.name));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The name of a unique key (UNIQUE or PRIMARY KEY constraint) of the
+    /// table and its columns.
+    pub fn unique_key(&self, table: &str, name: &str) -> Option<&Vec<String>> {
+        self.table(table)?.unique_keys.get(name)
+    }
+}
+
+/// The lower-case unqualified name of a function, as calls are looked up.
+fn function_name(names: &[pg_query::protobuf::Node]) -> Option<String> {
+    ast::strings(names).last().map(|n| n.to_ascii_lowercase())
+}
+
+/// `IMMUTABLE` / `STABLE` / `VOLATILE` among a function's options.
+fn volatility_option(options: &[pg_query::protobuf::Node]) -> Option<char> {
+    options.iter().rev().find_map(|o| match &o.node {
+        Some(NodeEnum::DefElem(d)) if d.defname == "volatility" => {
+            match d.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                Some(NodeEnum::String(s)) => match s.sval.as_str() {
+                    "immutable" => Some('i'),
+                    "stable" => Some('s'),
+                    "volatile" => Some('v'),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
+
+/// Moves a column, with its type and everything known about it, to its
+/// new name.
+fn rename_column(table: &mut Table, old: &str, new: &str) {
+    if let Some(col) = table.columns.remove(old) {
+        table.columns.insert(new.to_owned(), col);
+    }
+    let rename = |c: &mut String| {
+        if c == old {
+            *c = new.to_owned();
+        }
+    };
+    table.checked_not_null.iter_mut().for_each(rename);
+    table.unvalidated_not_null.values_mut().for_each(rename);
+    for cols in table
+        .indexes
+        .iter_mut()
+        .chain(table.unique_keys.values_mut())
+    {
+        cols.iter_mut().for_each(rename);
+    }
+}
+
+/// The unique keys a column's own UNIQUE / PRIMARY KEY declare, named as
+/// PostgreSQL names them (`t_col_key`, `t_pkey`).
+fn add_column_keys(table: &mut Table, base: &str, col: &pg_query::protobuf::ColumnDef) {
+    for c in ast::column_constraints(col) {
+        let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
+        if !primary && !ast::constr_is(c, ConstrType::ConstrUnique) {
+            continue;
+        }
+        let name = if !c.conname.is_empty() {
+            c.conname.clone()
+        } else if primary {
+            names::object_name(base, None, "pkey")
+        } else {
+            names::object_name(base, Some(&col.colname), "key")
+        };
+        table.unique_keys.insert(name, vec![col.colname.clone()]);
+    }
+}
+
+/// A table-level UNIQUE / PRIMARY KEY with its columns (not `USING INDEX`,
+/// whose columns are the index's).
+fn add_unique_key(table: &mut Table, base: &str, c: &pg_query::protobuf::Constraint) {
+    let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
+    let keys = ast::strings(&c.keys);
+    if !primary && !ast::constr_is(c, ConstrType::ConstrUnique) || keys.is_empty() {
+        return;
+    }
+    let name = if !c.conname.is_empty() {
+        c.conname.clone()
+    } else if primary {
+        names::object_name(base, None, "pkey")
+    } else {
+        names::object_name(base, Some(&names::name_addition(&keys)), "key")
+    };
+    table.unique_keys.insert(name, keys);
 }
 
 fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {

@@ -10,7 +10,7 @@ pub static META: RuleMeta = RuleMeta {
     scans: false,
     summary: "DROP CONSTRAINT removes a guarantee the application may rely on, under an ACCESS EXCLUSIVE lock",
     doc: "## What it does
-Flags `ALTER TABLE ... DROP CONSTRAINT` on an existing table.
+Flags `ALTER TABLE ... DROP CONSTRAINT` on an existing table, except a UNIQUE or PRIMARY KEY constraint that the same transaction replaces with one on the same columns (`DROP CONSTRAINT t_x_key, ADD PRIMARY KEY (x)`): the guarantee stays (the index build that replacement does is `require-unique-index-for-constraint`'s).
 
 ## Why is this bad?
 Code that relies on the constraint (upserts on a unique key, joins that assume a foreign key) silently changes behaviour, and bad data can enter immediately. The drop also takes an ACCESS EXCLUSIVE lock, so it queues behind running queries and blocks everything behind it.
@@ -39,11 +39,15 @@ impl Rule for BanDropConstraint {
             return;
         }
         for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtDropConstraint)) {
-            out.push(
-                Finding::new(&META, format!("dropping constraint {} on {table} removes a guarantee that running code may rely on", cmd.name))
-                    .table(table.clone())
-                    .fix(format!("-- deploy code that no longer relies on it first, then:\nALTER TABLE {} DROP CONSTRAINT {};", table.clone(), ast::ident(&cmd.name))),
-            );
+            let mut f = Finding::new(&META, format!("dropping constraint {} on {table} removes a guarantee that running code may rely on", cmd.name))
+                .table(table.clone())
+                .fix(format!("-- deploy code that no longer relies on it first, then:\nALTER TABLE {} DROP CONSTRAINT {};", table.clone(), ast::ident(&cmd.name)));
+            // A unique key's columns: the driver drops the finding when the
+            // same transaction puts a key on the same columns back.
+            if let Some(cols) = ctx.schema.unique_key(&table, &cmd.name) {
+                f.columns = cols.clone();
+            }
+            out.push(f);
         }
     }
 }

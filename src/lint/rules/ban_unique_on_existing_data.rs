@@ -11,7 +11,7 @@ pub static META: RuleMeta = RuleMeta {
     scans: true,
     summary: "a unique index on existing data fails if there are duplicates; check first",
     doc: "## What it does
-Flags `CREATE UNIQUE INDEX` and `ADD UNIQUE` / `ADD PRIMARY KEY` on an existing table.
+Flags `CREATE UNIQUE INDEX` and `ADD UNIQUE` / `ADD PRIMARY KEY` on an existing table, unless a UNIQUE or PRIMARY KEY constraint on some of the same columns already rules out duplicates (or was dropped earlier in the same transaction, as when a primary key replaces it).
 
 ## Why is this bad?
 If existing rows already hold duplicates, the build fails after doing all the work, and a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an INVALID index behind that slows every write until it is dropped.
@@ -54,6 +54,16 @@ impl Rule for BanUniqueOnExistingData {
             }
         };
         if !ctx.is_existing(&table) || cols.is_empty() {
+            return;
+        }
+        // A unique key on some of these columns (still there, or dropped
+        // earlier in this transaction, so nobody wrote since) already
+        // rules out duplicates.
+        let key = crate::lint::schema::key(&table);
+        let covered = |key_cols: &Vec<String>| !key_cols.is_empty() && key_cols.iter().all(|c| cols.contains(c));
+        if ctx.schema.table(&table).is_some_and(|t| t.unique_keys.values().any(covered))
+            || ctx.tx.dropped_unique_keys.iter().any(|(t, key_cols, _, _)| *t == key && covered(key_cols))
+        {
             return;
         }
         let list = cols.iter().map(|c| ast::ident(c)).collect::<Vec<_>>().join(", ");

@@ -10,7 +10,7 @@ pub static META: RuleMeta = RuleMeta {
     scans: true,
     summary: "ADD COLUMN with a volatile default rewrites the whole table under an ACCESS EXCLUSIVE lock",
     doc: "## What it does
-Flags `ALTER TABLE ... ADD COLUMN ... DEFAULT <expr>` on an existing table when the default is volatile (`random()`, `gen_random_uuid()`, `clock_timestamp()`, `nextval(...)`, ...), or, before PostgreSQL 11, any default. Volatility comes from the connected server's catalogue when Strata is connected, else from a list of well-known functions.
+Flags `ALTER TABLE ... ADD COLUMN ... DEFAULT <expr>` on an existing table when the default is volatile (`random()`, `gen_random_uuid()`, `clock_timestamp()`, `nextval(...)`, a function the migrations created without `IMMUTABLE` or `STABLE`, ...), or, before PostgreSQL 11, any default. Volatility comes from the migrations' own `CREATE FUNCTION` / `ALTER FUNCTION`, then from the connected server's catalogue when Strata is connected, then from PostgreSQL's built-in functions; a function none of them knows counts as volatile.
 
 ## Why is this bad?
 From PostgreSQL 11 a constant or stable default is stored once in the catalogue and the ADD is instant. A volatile default must be computed per row, so PostgreSQL rewrites the whole table while holding an ACCESS EXCLUSIVE lock.
@@ -47,13 +47,19 @@ impl Rule for BanVolatileDefault {
                 .as_deref()
                 .or_else(|| ast::column_constraints(col).find(|c| ast::constr_is(c, ConstrType::ConstrDefault)).and_then(|c| c.raw_expr.as_deref()));
             let Some(default) = default else { continue };
-            let volatile: Vec<String> = ast::called_functions(default).into_iter().filter(|f| ctx.volatility(f) == Some('v')).collect();
+            // Unknown functions (an extension's, or one created outside the
+            // migrations) count as volatile: PostgreSQL would rewrite.
+            let volatile: Vec<String> = ast::called_functions(default).into_iter().filter(|f| ctx.volatility(f).unwrap_or('v') == 'v').collect();
             let old_server = ctx.pg_version() < 11;
             if volatile.is_empty() && !old_server {
                 continue;
             }
             let why = if old_server {
                 format!("before PostgreSQL 11 every ADD COLUMN ... DEFAULT rewrites the table (target is {})", ctx.pg_version())
+            } else if ctx.schema.functions.get(&volatile[0]).is_some() {
+                format!("the default calls {}(), which the migrations create without IMMUTABLE or STABLE, so it is VOLATILE and every row gets its own value", volatile[0])
+            } else if ctx.volatility(&volatile[0]).is_none() {
+                format!("the default calls {}(), which neither the migrations nor the built-in catalogue declare IMMUTABLE or STABLE, so it counts as VOLATILE and every row gets its own value", volatile[0])
             } else {
                 format!("the default calls volatile {}(), so every row gets its own value", volatile[0])
             };
