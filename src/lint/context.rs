@@ -67,10 +67,11 @@ pub struct TxState {
     pub lock_timeout_set: bool,
     /// `SET statement_timeout` seen.
     pub statement_timeout_set: bool,
-    /// UNIQUE / PRIMARY KEY constraints dropped in this transaction:
-    /// (table key, columns, line, column of the DROP). Until COMMIT nobody
-    /// else can write, so their columns are still free of duplicates.
-    pub dropped_unique_keys: Vec<(String, Vec<String>, usize, usize)>,
+    /// UNIQUE / PRIMARY KEY constraints dropped in this transaction, by
+    /// table key: (sorted columns, line, column of the DROP). Until COMMIT
+    /// nobody else can write, so their columns are still free of
+    /// duplicates.
+    pub dropped_unique_keys: HashMap<String, Vec<(Vec<String>, usize, usize)>>,
 }
 
 /// Everything a rule may look at for one statement.
@@ -823,7 +824,9 @@ fn observe_unique_swap(
             let mut cols = cols.clone();
             cols.sort();
             tx.dropped_unique_keys
-                .push((key.clone(), cols, stmt.line, stmt.column));
+                .entry(key.clone())
+                .or_default()
+                .push((cols, stmt.line, stmt.column));
         }
     }
     for c in cmds
@@ -837,8 +840,8 @@ fn observe_unique_swap(
     {
         let mut cols = ast::strings(&c.keys);
         cols.sort();
-        for (t, dropped, line, column) in &tx.dropped_unique_keys {
-            if *t == key && *dropped == cols {
+        for (dropped, line, column) in tx.dropped_unique_keys.get(&key).into_iter().flatten() {
+            if *dropped == cols {
                 swaps.insert((*line, *column, key.clone(), cols.clone()));
             }
         }

@@ -35,9 +35,9 @@ impl Rule for BanUniqueOnExistingData {
     }
 
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
-        let (table, cols) = match ctx.node {
+        let (table, cols, nulls_not_distinct) = match ctx.node {
             NodeEnum::IndexStmt(i) if i.unique => match &i.relation {
-                Some(rv) => (ast::relation(rv), ast::index_columns(&i.index_params)),
+                Some(rv) => (ast::relation(rv), ast::index_columns(&i.index_params), i.nulls_not_distinct),
                 None => return,
             },
             _ => {
@@ -50,7 +50,7 @@ impl Rule for BanUniqueOnExistingData {
                 else {
                     return;
                 };
-                (table, ast::strings(&c.keys))
+                (table, ast::strings(&c.keys), c.nulls_not_distinct)
             }
         };
         if !ctx.is_existing(&table) || cols.is_empty() {
@@ -58,11 +58,12 @@ impl Rule for BanUniqueOnExistingData {
         }
         // A unique key on some of these columns (still there, or dropped
         // earlier in this transaction, so nobody wrote since) already
-        // rules out duplicates.
+        // rules out duplicates (NULLS NOT DISTINCT aside: NULLs the old
+        // key let repeat count as duplicates there).
         let key = crate::lint::schema::key(&table);
-        let covered = |key_cols: &Vec<String>| !key_cols.is_empty() && key_cols.iter().all(|c| cols.contains(c));
+        let covered = |key_cols: &Vec<String>| !nulls_not_distinct && !key_cols.is_empty() && key_cols.iter().all(|c| cols.contains(c));
         if ctx.schema.table(&table).is_some_and(|t| t.unique_keys.values().any(covered))
-            || ctx.tx.dropped_unique_keys.iter().any(|(t, key_cols, _, _)| *t == key && covered(key_cols))
+            || ctx.tx.dropped_unique_keys.get(&key).is_some_and(|keys| keys.iter().any(|(key_cols, _, _)| covered(key_cols)))
         {
             return;
         }
@@ -103,6 +104,7 @@ mod tests {
         assert!(!fires("ALTER TABLE t DROP CONSTRAINT t_x_key;\nALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY (x);"));
         assert!(!fires("ALTER TABLE t ADD CONSTRAINT t_x_y_key UNIQUE (x, y);"));
         assert!(fires("ALTER TABLE t ADD PRIMARY KEY (y);"));
+        assert!(fires("ALTER TABLE t ADD CONSTRAINT t_x_y_key UNIQUE NULLS NOT DISTINCT (x, y);"));
         assert!(fires("-- strata:no-transaction\nALTER TABLE t DROP CONSTRAINT t_x_key;\nALTER TABLE t ADD PRIMARY KEY (x);"));
         // Dropped in an earlier migration: duplicates may have come in since.
         let later = lint_after(&[earlier[0], "ALTER TABLE t DROP CONSTRAINT t_x_key;"], "ALTER TABLE t ADD PRIMARY KEY (x);", &LintOptions::default());
