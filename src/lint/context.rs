@@ -68,10 +68,11 @@ pub struct TxState {
     /// `SET statement_timeout` seen.
     pub statement_timeout_set: bool,
     /// UNIQUE / PRIMARY KEY constraints dropped in this transaction, by
-    /// table key: (sorted columns, line, column of the DROP). Until COMMIT
+    /// table key: (sorted columns, whether it was the primary key, line,
+    /// column of the DROP). Until COMMIT
     /// nobody else can write, so their columns are still free of
     /// duplicates.
-    pub dropped_unique_keys: HashMap<String, Vec<(Vec<String>, usize, usize)>>,
+    pub dropped_unique_keys: HashMap<String, Vec<(Vec<String>, bool, usize, usize)>>,
 }
 
 /// Everything a rule may look at for one statement.
@@ -802,7 +803,8 @@ fn observe(tx: &mut TxState, node: &NodeEnum, stmt: &Statement, new: &NewObjects
 }
 
 /// Records the UNIQUE / PRIMARY KEY constraints a statement drops, and the
-/// drops a UNIQUE / PRIMARY KEY on the same columns replaces in the same
+/// drops a UNIQUE / PRIMARY KEY on the same columns replaces (a primary key
+/// only by a primary key) in the same
 /// transaction (into `swaps`). Runs before the statement's schema effect,
 /// so the dropped constraint's columns are still known.
 fn observe_unique_swap(
@@ -820,13 +822,13 @@ fn observe_unique_swap(
         .iter()
         .filter(|c| ast::is(c, AlterTableType::AtDropConstraint))
     {
-        if let Some(cols) = schema.unique_key(&table, &cmd.name) {
+        if let Some((cols, primary)) = schema.unique_key(&table, &cmd.name) {
             let mut cols = cols.clone();
             cols.sort();
             tx.dropped_unique_keys
                 .entry(key.clone())
                 .or_default()
-                .push((cols, stmt.line, stmt.column));
+                .push((cols, primary, stmt.line, stmt.column));
         }
     }
     for c in cmds
@@ -840,8 +842,13 @@ fn observe_unique_swap(
     {
         let mut cols = ast::strings(&c.keys);
         cols.sort();
-        for (dropped, line, column) in tx.dropped_unique_keys.get(&key).into_iter().flatten() {
-            if *dropped == cols {
+        // A primary key replaced by a mere UNIQUE is still a loss (logical
+        // replication, for one, identifies rows by the primary key).
+        let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
+        for (dropped, was_primary, line, column) in
+            tx.dropped_unique_keys.get(&key).into_iter().flatten()
+        {
+            if *dropped == cols && (primary || !was_primary) {
                 swaps.insert((*line, *column, key.clone(), cols.clone()));
             }
         }

@@ -38,6 +38,8 @@ pub struct Table {
     /// when the migration gave none) → columns. Lets a later DROP
     /// CONSTRAINT say what guarantee it removes.
     pub unique_keys: HashMap<String, Vec<String>>,
+    /// The name of the PRIMARY KEY constraint among `unique_keys`.
+    pub primary_key: Option<String>,
 }
 
 /// The replayed schema: tables by name (unqualified names are keyed as
@@ -220,16 +222,25 @@ impl Schema {
                             .unique_keys
                             .retain(|_, cols| !cols.contains(&cmd.name));
                     }
+                    if table
+                        .primary_key
+                        .as_ref()
+                        .is_some_and(|pk| !table.unique_keys.contains_key(pk))
+                    {
+                        table.primary_key = None;
+                    }
                 }
             }
             _ => {}
         }
     }
 
-    /// The name of a unique key (UNIQUE or PRIMARY KEY constraint) of the
-    /// table and its columns.
-    pub fn unique_key(&self, table: &str, name: &str) -> Option<&Vec<String>> {
-        self.table(table)?.unique_keys.get(name)
+    /// The columns of a unique key (UNIQUE or PRIMARY KEY constraint) of
+    /// the table, and whether it is the primary key.
+    pub fn unique_key(&self, table: &str, name: &str) -> Option<(&Vec<String>, bool)> {
+        let t = self.table(table)?;
+        let cols = t.unique_keys.get(name)?;
+        Some((cols, t.primary_key.as_deref() == Some(name)))
     }
 }
 
@@ -293,6 +304,9 @@ fn add_column_keys(table: &mut Table, base: &str, col: &pg_query::protobuf::Colu
         } else {
             names::object_name(base, Some(&col.colname), "key")
         };
+        if primary {
+            table.primary_key = Some(name.clone());
+        }
         table.unique_keys.insert(name, vec![col.colname.clone()]);
     }
 }
@@ -312,6 +326,9 @@ fn add_unique_key(table: &mut Table, base: &str, c: &pg_query::protobuf::Constra
     } else {
         names::object_name(base, Some(&names::name_addition(&keys)), "key")
     };
+    if primary {
+        table.primary_key = Some(name.clone());
+    }
     table.unique_keys.insert(name, keys);
 }
 

@@ -44,7 +44,7 @@ impl Rule for BanDropConstraint {
                 .fix(format!("-- deploy code that no longer relies on it first, then:\nALTER TABLE {} DROP CONSTRAINT {};", table.clone(), ast::ident(&cmd.name)));
             // A unique key's columns: the driver drops the finding when the
             // same transaction puts a key on the same columns back.
-            if let Some(cols) = ctx.schema.unique_key(&table, &cmd.name) {
+            if let Some((cols, _)) = ctx.schema.unique_key(&table, &cmd.name) {
                 f.columns = cols.clone();
             }
             out.push(f);
@@ -91,6 +91,7 @@ mod tests {
         for sql in [
             "ALTER TABLE t DROP CONSTRAINT t_x_key, ADD PRIMARY KEY (y);",
             "ALTER TABLE t DROP CONSTRAINT t_x_key, ADD PRIMARY KEY (x, y);",
+            "ALTER TABLE t ADD PRIMARY KEY (x);\nALTER TABLE t DROP CONSTRAINT t_pkey, ADD UNIQUE (x);",
             "-- strata:no-transaction\nALTER TABLE t DROP CONSTRAINT t_x_key;\nALTER TABLE t ADD PRIMARY KEY (x);",
         ] {
             assert!(rules(sql).iter().any(|(r, _)| *r == "ban-drop-constraint"), "{sql}");
