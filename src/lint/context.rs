@@ -68,11 +68,20 @@ pub struct TxState {
     /// `SET statement_timeout` seen.
     pub statement_timeout_set: bool,
     /// UNIQUE / PRIMARY KEY constraints dropped in this transaction, by
-    /// table key: (sorted columns, whether it was the primary key, line,
-    /// column of the DROP). Until COMMIT
-    /// nobody else can write, so their columns are still free of
-    /// duplicates.
-    pub dropped_unique_keys: HashMap<String, Vec<(Vec<String>, bool, usize, usize)>>,
+    /// table key. Until COMMIT nobody else can write, so their columns are
+    /// still free of duplicates.
+    pub dropped_unique_keys: HashMap<String, Vec<DroppedKey>>,
+}
+
+/// A UNIQUE / PRIMARY KEY constraint dropped in the current transaction.
+#[derive(Debug, Clone)]
+pub struct DroppedKey {
+    /// Its columns, sorted.
+    pub columns: Vec<String>,
+    /// It was the primary key.
+    pub primary: bool,
+    /// Line and column of the DROP statement (in the script's text).
+    pub at: (usize, usize),
 }
 
 /// Everything a rule may look at for one statement.
@@ -828,7 +837,11 @@ fn observe_unique_swap(
             tx.dropped_unique_keys
                 .entry(key.clone())
                 .or_default()
-                .push((cols, primary, stmt.line, stmt.column));
+                .push(DroppedKey {
+                    columns: cols,
+                    primary,
+                    at: (stmt.line, stmt.column),
+                });
         }
     }
     for c in cmds
@@ -845,11 +858,9 @@ fn observe_unique_swap(
         // A primary key replaced by a mere UNIQUE is still a loss (logical
         // replication, for one, identifies rows by the primary key).
         let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
-        for (dropped, was_primary, line, column) in
-            tx.dropped_unique_keys.get(&key).into_iter().flatten()
-        {
-            if *dropped == cols && (primary || !was_primary) {
-                swaps.insert((*line, *column, key.clone(), cols.clone()));
+        for dropped in tx.dropped_unique_keys.get(&key).into_iter().flatten() {
+            if dropped.columns == cols && (primary || !dropped.primary) {
+                swaps.insert((dropped.at.0, dropped.at.1, key.clone(), cols.clone()));
             }
         }
     }

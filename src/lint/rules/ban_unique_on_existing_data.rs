@@ -63,7 +63,7 @@ impl Rule for BanUniqueOnExistingData {
         let key = crate::lint::schema::key(&table);
         let covered = |key_cols: &Vec<String>| !nulls_not_distinct && !key_cols.is_empty() && key_cols.iter().all(|c| cols.contains(c));
         if ctx.schema.table(&table).is_some_and(|t| t.unique_keys.values().any(covered))
-            || ctx.tx.dropped_unique_keys.get(&key).is_some_and(|keys| keys.iter().any(|(key_cols, ..)| covered(key_cols)))
+            || ctx.tx.dropped_unique_keys.get(&key).is_some_and(|keys| keys.iter().any(|k| covered(&k.columns)))
         {
             return;
         }

@@ -56,7 +56,7 @@ impl Rule for BanVolatileDefault {
             }
             let why = if old_server {
                 format!("before PostgreSQL 11 every ADD COLUMN ... DEFAULT rewrites the table (target is {})", ctx.pg_version())
-            } else if ctx.schema.functions.get(&volatile[0]).is_some() {
+            } else if ctx.schema.functions.contains_key(&volatile[0]) {
                 format!("the default calls {}(), which the migrations create without IMMUTABLE or STABLE, so it is VOLATILE and every row gets its own value", volatile[0])
             } else if ctx.volatility(&volatile[0]).is_none() {
                 format!("the default calls {}(), which neither the migrations nor the built-in catalogue declare IMMUTABLE or STABLE, so it counts as VOLATILE and every row gets its own value", volatile[0])
