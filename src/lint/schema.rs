@@ -53,6 +53,10 @@ pub struct Schema {
     /// calls); without a marker PostgreSQL makes a function VOLATILE. The
     /// newest declaration of a name wins.
     pub functions: HashMap<String, char>,
+    /// The table (key) of each index that backs a UNIQUE / PRIMARY KEY
+    /// constraint, by the index's key: `ALTER INDEX … RENAME` renames the
+    /// constraint too.
+    pub unique_key_tables: HashMap<String, String>,
 }
 
 /// `public.t` and `t` are the same table for our purposes.
@@ -182,6 +186,30 @@ impl Schema {
                     rename_column(table, &r.subname, &r.newname);
                 }
             }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectTabconstraint as i32 => {
+                let Some(rv) = &r.relation else { return };
+                self.rename_unique_key(&ast::relation(rv), &r.subname, &r.newname);
+            }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectIndex as i32 => {
+                let Some(rv) = &r.relation else { return };
+                let Some(table) = self
+                    .unique_key_tables
+                    .get(&key(&ast::relation(rv)))
+                    .cloned()
+                else {
+                    return;
+                };
+                self.rename_unique_key(&table, &rv.relname, &r.newname);
+            }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectTable as i32 => {
+                // The table moved to its new name (above); so do its keys.
+                let Some(rv) = &r.relation else { return };
+                let renamed = ast::relation(&pg_query::protobuf::RangeVar {
+                    relname: r.newname.clone(),
+                    ..rv.clone()
+                });
+                self.register_unique_keys(&renamed);
+            }
             NodeEnum::CreateStmt(create) => {
                 let Some(rv) = &create.relation else { return };
                 let Some(table) = self.tables.get_mut(&key(&ast::relation(rv))) else {
@@ -196,6 +224,7 @@ impl Schema {
                         _ => {}
                     }
                 }
+                self.register_unique_keys(&ast::relation(rv));
             }
             NodeEnum::AlterTableStmt(_) => {
                 let Some((name, cmds)) = ast::alter_table(node) else {
@@ -230,9 +259,40 @@ impl Schema {
                         table.primary_key = None;
                     }
                 }
+                self.register_unique_keys(&name);
             }
             _ => {}
         }
+    }
+
+    /// Records the table of each index backing a unique key of `table`
+    /// (named as SQL). Costs the table's keys, not the history.
+    fn register_unique_keys(&mut self, table: &str) {
+        let table_key = key(table);
+        let Some(t) = self.tables.get(&table_key) else {
+            return;
+        };
+        for name in t.unique_keys.keys() {
+            self.unique_key_tables
+                .insert(sibling(table, name), table_key.clone());
+        }
+    }
+
+    /// `RENAME CONSTRAINT` (or the rename of its index) of a unique key.
+    fn rename_unique_key(&mut self, table: &str, old: &str, new: &str) {
+        let Some(t) = self.tables.get_mut(&key(table)) else {
+            return;
+        };
+        let Some(cols) = t.unique_keys.remove(old) else {
+            return;
+        };
+        t.unique_keys.insert(new.to_owned(), cols);
+        if t.primary_key.as_deref() == Some(old) {
+            t.primary_key = Some(new.to_owned());
+        }
+        self.unique_key_tables.remove(&sibling(table, old));
+        self.unique_key_tables
+            .insert(sibling(table, new), key(table));
     }
 
     /// The columns of a unique key (UNIQUE or PRIMARY KEY constraint) of
@@ -242,6 +302,14 @@ impl Schema {
         let cols = t.unique_keys.get(name)?;
         Some((cols, t.primary_key.as_deref() == Some(name)))
     }
+}
+
+/// The key of an object named `name` in `table`'s schema (an index).
+fn sibling(table: &str, name: &str) -> String {
+    let mut parts = names::parts(table);
+    parts.pop();
+    parts.push(name.to_owned());
+    key(&names::qualified(&parts))
 }
 
 /// The lower-case unqualified name of a function, as calls are looked up.

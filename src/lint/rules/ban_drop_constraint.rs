@@ -74,12 +74,17 @@ mod tests {
     fn ok_when_a_unique_constraint_is_replaced_by_a_primary_key() {
         use crate::lint::test_utils::lint_after;
         use crate::lint::LintOptions;
-        let earlier = ["CREATE TABLE t (id bigint, x int NOT NULL UNIQUE, y int, CONSTRAINT t_y_uniq UNIQUE (y));"];
+        // Constraint names as the history leaves them, renames included.
+        let earlier = [
+            "CREATE TABLE old (id bigint, x int NOT NULL UNIQUE, y int, z int, CONSTRAINT y_uniq UNIQUE (y), UNIQUE (z));",
+            "ALTER TABLE old RENAME TO t;\nALTER TABLE t RENAME CONSTRAINT old_x_key TO t_x_key;\nALTER INDEX y_uniq RENAME TO t_y_uniq;\nALTER TABLE t RENAME COLUMN z TO w;\nALTER INDEX old_z_key RENAME TO t_w_key;",
+        ];
         let rules = |sql: &str| lint_after(&earlier, sql, &LintOptions::default()).into_iter().map(|f| (f.rule, f.lock)).collect::<Vec<_>>();
         for sql in [
             "ALTER TABLE t DROP CONSTRAINT t_x_key, ADD PRIMARY KEY (x);",
             "ALTER TABLE t DROP CONSTRAINT t_x_key;\nALTER TABLE t ADD PRIMARY KEY (x);",
             "BEGIN;\nALTER TABLE t DROP CONSTRAINT t_y_uniq;\nALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY (y);\nCOMMIT;",
+            "ALTER TABLE t ADD PRIMARY KEY (w), DROP CONSTRAINT t_w_key;",
         ] {
             let found = rules(sql);
             assert!(!found.iter().any(|(r, _)| *r == "ban-drop-constraint" || *r == "ban-unique-on-existing-data"), "{sql}: {found:#?}");
