@@ -371,7 +371,8 @@ fn lints_single_files_and_reports_syntax_errors_with_positions() {
 /// Issue 11 item 1: a default calling a function the migrations created
 /// without a volatility marker rewrites the table (VOLATILE); a function
 /// the history does not know counts as volatile offline, and takes the
-/// volatility the connected server's pg_proc gives it.
+/// volatility the connected server's pg_proc gives it (also when written
+/// `f ()`, as SQL formatters write calls).
 #[tokio::test]
 async fn defaults_take_function_volatility_from_the_history_then_the_server() {
     let db = TestDb::new().await;
@@ -392,7 +393,7 @@ async fn defaults_take_function_volatility_from_the_history_then_the_server() {
     );
     project.write(
         "2_a.up.sql",
-        "ALTER TABLE accounts ADD COLUMN slug text DEFAULT ext_slug();\nALTER TABLE accounts ADD COLUMN token text DEFAULT mk_token();\nALTER TABLE accounts ADD COLUMN seen timestamptz DEFAULT date_trunc('day', now());\n",
+        "ALTER TABLE accounts ADD COLUMN slug text DEFAULT ext_slug ();\nALTER TABLE accounts ADD COLUMN token text DEFAULT mk_token();\nALTER TABLE accounts ADD COLUMN seen timestamptz DEFAULT date_trunc('day', now());\n",
     );
     let volatile_lines = |out: &std::process::Output| {
         json_findings(out)
