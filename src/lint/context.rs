@@ -811,11 +811,11 @@ fn observe(tx: &mut TxState, node: &NodeEnum, stmt: &Statement, new: &NewObjects
     }
 }
 
-/// Records the UNIQUE / PRIMARY KEY constraints a statement drops, and the
-/// drops a UNIQUE / PRIMARY KEY on the same columns replaces (a primary key
-/// only by a primary key) in the same
-/// transaction (into `swaps`). Runs before the statement's schema effect,
-/// so the dropped constraint's columns are still known.
+/// Records the UNIQUE / PRIMARY KEY constraints a statement drops, and
+/// (into `swaps`) the drops that a UNIQUE / PRIMARY KEY on the same columns
+/// replaces in the same transaction (a primary key only by a primary key).
+/// Runs before the statement's schema effect, so the dropped constraint's
+/// columns are still known.
 fn observe_unique_swap(
     tx: &mut TxState,
     node: &NodeEnum,

@@ -234,14 +234,17 @@ impl Schema {
                 let Some(table) = self.tables.get_mut(&key(&name)) else {
                     return;
                 };
+                let mut added = false;
                 for cmd in cmds {
                     if ast::is(cmd, AlterTableType::AtAddColumn) {
                         if let Some(col) = ast::column_def(cmd) {
                             add_column_keys(table, &base, col);
+                            added = true;
                         }
                     } else if ast::is(cmd, AlterTableType::AtAddConstraint) {
                         if let Some(c) = ast::constraint(cmd) {
                             add_unique_key(table, &base, c);
+                            added = true;
                         }
                     } else if ast::is(cmd, AlterTableType::AtDropConstraint) {
                         table.unique_keys.remove(&cmd.name);
@@ -259,7 +262,9 @@ impl Schema {
                         table.primary_key = None;
                     }
                 }
-                self.register_unique_keys(&name);
+                if added {
+                    self.register_unique_keys(&name);
+                }
             }
             _ => {}
         }
