@@ -367,3 +367,56 @@ fn lints_single_files_and_reports_syntax_errors_with_positions() {
         0,
     );
 }
+
+/// Issue 11 item 1: a default calling a function the migrations created
+/// without a volatility marker rewrites the table (VOLATILE); a function
+/// the history does not know counts as volatile offline, and takes the
+/// volatility the connected server's pg_proc gives it (also when written
+/// `f ()`, as SQL formatters write calls).
+#[tokio::test]
+async fn defaults_take_function_volatility_from_the_history_then_the_server() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch(
+            "CREATE TABLE accounts (id bigint PRIMARY KEY);
+             INSERT INTO accounts SELECT g FROM generate_series(1, 2000) g;
+             CREATE FUNCTION ext_slug() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'x' $$;
+             ANALYZE accounts;",
+        )
+        .await
+        .unwrap();
+    let project = Project::new();
+    project.write(
+        "1_f.up.sql",
+        "CREATE FUNCTION mk_token() RETURNS text LANGUAGE sql AS $$ SELECT md5(random()::text) $$;\n",
+    );
+    project.write(
+        "2_a.up.sql",
+        "ALTER TABLE accounts ADD COLUMN slug text DEFAULT ext_slug ();\nALTER TABLE accounts ADD COLUMN token text DEFAULT mk_token();\nALTER TABLE accounts ADD COLUMN seen timestamptz DEFAULT date_trunc('day', now());\n",
+    );
+    let volatile_lines = |out: &std::process::Output| {
+        json_findings(out)
+            .into_iter()
+            .filter(|(_, rule, ..)| rule == "ban-volatile-default")
+            .map(|(risk, _, file, line)| (risk, file, line))
+            .collect::<Vec<_>>()
+    };
+    let offline = strata(project.path(), None, &["lint", "--format", "json"]);
+    assert_eq!(
+        volatile_lines(&offline),
+        [
+            ("MEDIUM".to_owned(), "2_a.up.sql".to_owned(), 1),
+            ("MEDIUM".to_owned(), "2_a.up.sql".to_owned(), 2)
+        ],
+        "{}",
+        String::from_utf8_lossy(&offline.stdout)
+    );
+    let connected = project.run(&db, &["lint", "--format", "json"]);
+    assert_eq!(
+        volatile_lines(&connected),
+        [("MEDIUM".to_owned(), "2_a.up.sql".to_owned(), 2)],
+        "{}",
+        String::from_utf8_lossy(&connected.stdout)
+    );
+}

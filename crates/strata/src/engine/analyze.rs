@@ -579,14 +579,19 @@ fn called_functions(migrations: &[Migration]) -> Vec<String> {
         let text = m.up.text.to_ascii_lowercase();
         let bytes = text.as_bytes();
         for (i, _) in text.match_indices('(') {
-            let mut start = i;
+            // `f ()`: formatters put a space before the parenthesis.
+            let mut end = i;
+            while end > 0 && bytes[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            }
+            let mut start = end;
             while start > 0
                 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_')
             {
                 start -= 1;
             }
-            if start < i {
-                names.push(text[start..i].to_owned());
+            if start < end {
+                names.push(text[start..end].to_owned());
             }
         }
     }

@@ -67,6 +67,21 @@ pub struct TxState {
     pub lock_timeout_set: bool,
     /// `SET statement_timeout` seen.
     pub statement_timeout_set: bool,
+    /// UNIQUE / PRIMARY KEY constraints dropped in this transaction, by
+    /// table key. Until COMMIT nobody else can write, so their columns are
+    /// still free of duplicates.
+    pub dropped_unique_keys: HashMap<String, Vec<DroppedKey>>,
+}
+
+/// A UNIQUE / PRIMARY KEY constraint dropped in the current transaction.
+#[derive(Debug, Clone)]
+pub struct DroppedKey {
+    /// Its columns, sorted.
+    pub columns: Vec<String>,
+    /// It was the primary key.
+    pub primary: bool,
+    /// Line and column of the DROP statement (in the script's text).
+    pub at: (usize, usize),
 }
 
 /// Everything a rule may look at for one statement.
@@ -107,9 +122,14 @@ impl StmtCtx<'_> {
             .unwrap_or(self.options.pg_version)
     }
 
-    /// A function's volatility: from the connected catalogue, else from
-    /// the built-in list of well-known functions.
+    /// A function's volatility: as the migrations declared it (a function
+    /// they created), else from the connected catalogue, else from the
+    /// built-in list of well-known functions and PostgreSQL's own catalogue
+    /// ([`super::builtins`]). `None`: unknown.
     pub fn volatility(&self, function: &str) -> Option<char> {
+        if let Some(v) = self.schema.functions.get(function) {
+            return Some(*v);
+        }
         if let Some(v) = self
             .options
             .facts
@@ -131,7 +151,7 @@ impl StmtCtx<'_> {
             | "localtimestamp"
             | "to_char"
             | "current_setting" => Some('s'),
-            _ => None,
+            _ => super::builtins::non_volatile(function),
         }
     }
 }
@@ -289,6 +309,9 @@ fn lint_script(
     let mut tx = TxState::default();
     let mut depth = 0usize;
     let mut findings: Vec<(usize, Finding)> = Vec::new();
+    // DROP CONSTRAINTs of unique keys that the same transaction re-added
+    // on the same columns: (line, column) of the DROP, table, columns.
+    let mut swaps: HashSet<(usize, usize, String, Vec<String>)> = HashSet::new();
     // Findings about objects new in this run: (rule, line, column).
     let mut lowered: HashMap<(&'static str, usize, usize), &str> = HashMap::new();
     // The statements a DO block runs are checked like the file's own, right
@@ -374,6 +397,7 @@ fn lint_script(
                 findings.push((index, f));
             }
             observe(&mut tx, node, stmt, new);
+            observe_unique_swap(&mut tx, node, stmt, schema, &mut swaps);
             new.track(node);
             schema.apply(node);
         }
@@ -416,6 +440,17 @@ fn lint_script(
             };
         }
     }
+    // A unique key replaced by one on the same columns in the same
+    // transaction keeps its guarantee.
+    findings.retain(|(_, f)| {
+        f.rule != rules::ban_drop_constraint::META.id || f.columns.is_empty() || {
+            let mut cols = f.columns.clone();
+            cols.sort();
+            let table = f.table.as_deref().map(schema::key).unwrap_or_default();
+            let at = (f.line + 1 - script.first_line, f.column);
+            !swaps.contains(&(at.0, at.1, table, cols))
+        }
+    });
     // A foreign key is covered if an index on its columns exists by the end
     // of the migration (indexes usually follow the CREATE TABLE).
     findings.retain(|(_, f)| {
@@ -582,6 +617,12 @@ impl NewObjects {
             }
             NodeEnum::CreateTableAsStmt(c) => {
                 if let Some(rv) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
+                    self.tables.insert(schema::key(&ast::relation(rv)));
+                }
+            }
+            // `SELECT … INTO t` creates t, like CREATE TABLE AS.
+            NodeEnum::SelectStmt(s) => {
+                if let Some(rv) = s.into_clause.as_ref().and_then(|i| i.rel.as_ref()) {
                     self.tables.insert(schema::key(&ast::relation(rv)));
                 }
             }
@@ -766,6 +807,61 @@ fn observe(tx: &mut TxState, node: &NodeEnum, stmt: &Statement, new: &NewObjects
             "lock_timeout" => tx.lock_timeout_set = true,
             "statement_timeout" => tx.statement_timeout_set = true,
             _ => {}
+        }
+    }
+}
+
+/// Records the UNIQUE / PRIMARY KEY constraints a statement drops, and
+/// (into `swaps`) the drops that a UNIQUE / PRIMARY KEY on the same columns
+/// replaces in the same transaction (a primary key only by a primary key).
+/// Runs before the statement's schema effect, so the dropped constraint's
+/// columns are still known.
+fn observe_unique_swap(
+    tx: &mut TxState,
+    node: &NodeEnum,
+    stmt: &Statement,
+    schema: &Schema,
+    swaps: &mut HashSet<(usize, usize, String, Vec<String>)>,
+) {
+    let Some((table, cmds)) = ast::alter_table(node) else {
+        return;
+    };
+    let key = schema::key(&table);
+    for cmd in cmds
+        .iter()
+        .filter(|c| ast::is(c, AlterTableType::AtDropConstraint))
+    {
+        if let Some((cols, primary)) = schema.unique_key(&table, &cmd.name) {
+            let mut cols = cols.clone();
+            cols.sort();
+            tx.dropped_unique_keys
+                .entry(key.clone())
+                .or_default()
+                .push(DroppedKey {
+                    columns: cols,
+                    primary,
+                    at: (stmt.line, stmt.column),
+                });
+        }
+    }
+    for c in cmds
+        .iter()
+        .filter(|c| ast::is(c, AlterTableType::AtAddConstraint))
+        .filter_map(|c| ast::constraint(c))
+        .filter(|c| {
+            ast::constr_is(c, ConstrType::ConstrPrimary)
+                || ast::constr_is(c, ConstrType::ConstrUnique)
+        })
+    {
+        let mut cols = ast::strings(&c.keys);
+        cols.sort();
+        // A primary key replaced by a mere UNIQUE is still a loss (logical
+        // replication, for one, identifies rows by the primary key).
+        let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
+        for dropped in tx.dropped_unique_keys.get(&key).into_iter().flatten() {
+            if dropped.columns == cols && (primary || !dropped.primary) {
+                swaps.insert((dropped.at.0, dropped.at.1, key.clone(), cols.clone()));
+            }
         }
     }
 }

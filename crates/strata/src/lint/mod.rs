@@ -15,6 +15,7 @@
 //! file or prints.
 
 pub mod ast;
+pub mod builtins;
 pub mod context;
 pub mod rules;
 pub mod schema;

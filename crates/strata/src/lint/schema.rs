@@ -9,6 +9,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
 use super::ast;
+use crate::sql::names;
 
 /// A column as far as the migrations say.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +34,12 @@ pub struct Table {
     /// `CHECK (col IS NOT NULL) NOT VALID` constraints not yet validated:
     /// constraint name → column.
     pub unvalidated_not_null: HashMap<String, String>,
+    /// UNIQUE and PRIMARY KEY constraints: name (PostgreSQL's default name
+    /// when the migration gave none) → columns. Lets a later DROP
+    /// CONSTRAINT say what guarantee it removes.
+    pub unique_keys: HashMap<String, Vec<String>>,
+    /// The name of the PRIMARY KEY constraint among `unique_keys`.
+    pub primary_key: Option<String>,
 }
 
 /// The replayed schema: tables by name (unqualified names are keyed as
@@ -41,6 +48,15 @@ pub struct Table {
 pub struct Schema {
     /// Tables.
     pub tables: HashMap<String, Table>,
+    /// Volatility ('i', 's', 'v') of the functions the migrations created,
+    /// by lower-case unqualified name (as `ast::called_functions` names
+    /// calls); without a marker PostgreSQL makes a function VOLATILE. The
+    /// newest declaration of a name wins.
+    pub functions: HashMap<String, char>,
+    /// The table (key) of each index that backs a UNIQUE / PRIMARY KEY
+    /// constraint, by the index's key: `ALTER INDEX … RENAME` renames the
+    /// constraint too.
+    pub unique_key_tables: HashMap<String, String>,
 }
 
 /// `public.t` and `t` are the same table for our purposes.
@@ -133,7 +149,260 @@ impl Schema {
             }
             _ => {}
         }
+        self.apply_more(node);
     }
+
+    /// The schema effects kept beside the tables' columns and indexes:
+    /// functions' volatility, renamed columns, named unique keys.
+    fn apply_more(&mut self, node: &NodeEnum) {
+        match node {
+            NodeEnum::CreateFunctionStmt(f) => {
+                if let Some(name) = function_name(&f.funcname) {
+                    let v = volatility_option(&f.options).unwrap_or('v');
+                    self.functions.insert(name, v);
+                }
+            }
+            NodeEnum::AlterFunctionStmt(f) => {
+                let name = f.func.as_ref().and_then(|o| function_name(&o.objname));
+                if let (Some(name), Some(v)) = (name, volatility_option(&f.actions)) {
+                    self.functions.insert(name, v);
+                }
+            }
+            NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectFunction as i32 => {
+                for obj in &d.objects {
+                    if let Some(NodeEnum::ObjectWithArgs(o)) = &obj.node {
+                        if let Some(name) = function_name(&o.objname) {
+                            self.functions.remove(&name);
+                        }
+                    }
+                }
+            }
+            NodeEnum::RenameStmt(r)
+                if r.rename_type == ObjectType::ObjectColumn as i32
+                    && r.relation_type == ObjectType::ObjectTable as i32 =>
+            {
+                let Some(rv) = &r.relation else { return };
+                if let Some(table) = self.tables.get_mut(&key(&ast::relation(rv))) {
+                    rename_column(table, &r.subname, &r.newname);
+                }
+            }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectTabconstraint as i32 => {
+                let Some(rv) = &r.relation else { return };
+                self.rename_unique_key(&ast::relation(rv), &r.subname, &r.newname);
+            }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectIndex as i32 => {
+                let Some(rv) = &r.relation else { return };
+                let Some(table) = self
+                    .unique_key_tables
+                    .get(&key(&ast::relation(rv)))
+                    .cloned()
+                else {
+                    return;
+                };
+                self.rename_unique_key(&table, &rv.relname, &r.newname);
+            }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectTable as i32 => {
+                // The table moved to its new name (above); so do its keys.
+                let Some(rv) = &r.relation else { return };
+                let renamed = ast::relation(&pg_query::protobuf::RangeVar {
+                    relname: r.newname.clone(),
+                    ..rv.clone()
+                });
+                self.register_unique_keys(&renamed);
+            }
+            NodeEnum::CreateStmt(create) => {
+                let Some(rv) = &create.relation else { return };
+                let Some(table) = self.tables.get_mut(&key(&ast::relation(rv))) else {
+                    return;
+                };
+                for elt in &create.table_elts {
+                    match &elt.node {
+                        Some(NodeEnum::ColumnDef(col)) => {
+                            add_column_keys(table, &rv.relname, col);
+                        }
+                        Some(NodeEnum::Constraint(c)) => add_unique_key(table, &rv.relname, c),
+                        _ => {}
+                    }
+                }
+                self.register_unique_keys(&ast::relation(rv));
+            }
+            NodeEnum::AlterTableStmt(_) => {
+                let Some((name, cmds)) = ast::alter_table(node) else {
+                    return;
+                };
+                let base = ast::base_name(&name);
+                let Some(table) = self.tables.get_mut(&key(&name)) else {
+                    return;
+                };
+                let mut added = false;
+                for cmd in cmds {
+                    if ast::is(cmd, AlterTableType::AtAddColumn) {
+                        if let Some(col) = ast::column_def(cmd) {
+                            add_column_keys(table, &base, col);
+                            added = true;
+                        }
+                    } else if ast::is(cmd, AlterTableType::AtAddConstraint) {
+                        if let Some(c) = ast::constraint(cmd) {
+                            add_unique_key(table, &base, c);
+                            added = true;
+                        }
+                    } else if ast::is(cmd, AlterTableType::AtDropConstraint) {
+                        table.unique_keys.remove(&cmd.name);
+                    } else if ast::is(cmd, AlterTableType::AtDropColumn) {
+                        // PostgreSQL drops the keys that use the column.
+                        table
+                            .unique_keys
+                            .retain(|_, cols| !cols.contains(&cmd.name));
+                    }
+                    if table
+                        .primary_key
+                        .as_ref()
+                        .is_some_and(|pk| !table.unique_keys.contains_key(pk))
+                    {
+                        table.primary_key = None;
+                    }
+                }
+                if added {
+                    self.register_unique_keys(&name);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Records the table of each index backing a unique key of `table`
+    /// (named as SQL). Costs the table's keys, not the history.
+    fn register_unique_keys(&mut self, table: &str) {
+        let table_key = key(table);
+        let Some(t) = self.tables.get(&table_key) else {
+            return;
+        };
+        for name in t.unique_keys.keys() {
+            self.unique_key_tables
+                .insert(sibling(table, name), table_key.clone());
+        }
+    }
+
+    /// `RENAME CONSTRAINT` (or the rename of its index) of a unique key.
+    fn rename_unique_key(&mut self, table: &str, old: &str, new: &str) {
+        let Some(t) = self.tables.get_mut(&key(table)) else {
+            return;
+        };
+        let Some(cols) = t.unique_keys.remove(old) else {
+            return;
+        };
+        t.unique_keys.insert(new.to_owned(), cols);
+        if t.primary_key.as_deref() == Some(old) {
+            t.primary_key = Some(new.to_owned());
+        }
+        self.unique_key_tables.remove(&sibling(table, old));
+        self.unique_key_tables
+            .insert(sibling(table, new), key(table));
+    }
+
+    /// The columns of a unique key (UNIQUE or PRIMARY KEY constraint) of
+    /// the table, and whether it is the primary key.
+    pub fn unique_key(&self, table: &str, name: &str) -> Option<(&Vec<String>, bool)> {
+        let t = self.table(table)?;
+        let cols = t.unique_keys.get(name)?;
+        Some((cols, t.primary_key.as_deref() == Some(name)))
+    }
+}
+
+/// The key of an object named `name` in `table`'s schema (an index).
+fn sibling(table: &str, name: &str) -> String {
+    let mut parts = names::parts(table);
+    parts.pop();
+    parts.push(name.to_owned());
+    key(&names::qualified(&parts))
+}
+
+/// The lower-case unqualified name of a function, as calls are looked up.
+fn function_name(names: &[pg_query::protobuf::Node]) -> Option<String> {
+    ast::strings(names).last().map(|n| n.to_ascii_lowercase())
+}
+
+/// `IMMUTABLE` / `STABLE` / `VOLATILE` among a function's options.
+fn volatility_option(options: &[pg_query::protobuf::Node]) -> Option<char> {
+    options.iter().rev().find_map(|o| match &o.node {
+        Some(NodeEnum::DefElem(d)) if d.defname == "volatility" => {
+            match d.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                Some(NodeEnum::String(s)) => match s.sval.as_str() {
+                    "immutable" => Some('i'),
+                    "stable" => Some('s'),
+                    "volatile" => Some('v'),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
+
+/// Moves a column, with its type and everything known about it, to its
+/// new name.
+fn rename_column(table: &mut Table, old: &str, new: &str) {
+    if let Some(col) = table.columns.remove(old) {
+        table.columns.insert(new.to_owned(), col);
+    }
+    let rename = |c: &mut String| {
+        if c == old {
+            *c = new.to_owned();
+        }
+    };
+    table.checked_not_null.iter_mut().for_each(rename);
+    table.unvalidated_not_null.values_mut().for_each(rename);
+    for cols in table
+        .indexes
+        .iter_mut()
+        .chain(table.unique_keys.values_mut())
+    {
+        cols.iter_mut().for_each(rename);
+    }
+}
+
+/// The unique keys a column's own UNIQUE / PRIMARY KEY declare, named as
+/// PostgreSQL names them (`t_col_key`, `t_pkey`).
+fn add_column_keys(table: &mut Table, base: &str, col: &pg_query::protobuf::ColumnDef) {
+    for c in ast::column_constraints(col) {
+        let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
+        if !primary && !ast::constr_is(c, ConstrType::ConstrUnique) {
+            continue;
+        }
+        let name = if !c.conname.is_empty() {
+            c.conname.clone()
+        } else if primary {
+            names::object_name(base, None, "pkey")
+        } else {
+            names::object_name(base, Some(&col.colname), "key")
+        };
+        if primary {
+            table.primary_key = Some(name.clone());
+        }
+        table.unique_keys.insert(name, vec![col.colname.clone()]);
+    }
+}
+
+/// A table-level UNIQUE / PRIMARY KEY with its columns (not `USING INDEX`,
+/// whose columns are the index's).
+fn add_unique_key(table: &mut Table, base: &str, c: &pg_query::protobuf::Constraint) {
+    let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
+    let keys = ast::strings(&c.keys);
+    if !primary && !ast::constr_is(c, ConstrType::ConstrUnique) || keys.is_empty() {
+        return;
+    }
+    let name = if !c.conname.is_empty() {
+        c.conname.clone()
+    } else if primary {
+        names::object_name(base, None, "pkey")
+    } else {
+        names::object_name(base, Some(&names::name_addition(&keys)), "key")
+    };
+    if primary {
+        table.primary_key = Some(name.clone());
+    }
+    table.unique_keys.insert(name, keys);
 }
 
 fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {

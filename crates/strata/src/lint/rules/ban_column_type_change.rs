@@ -97,4 +97,26 @@ mod tests {
         }
         check_ok("ban-column-type-change", "CREATE TABLE t (a int);\nALTER TABLE t ALTER COLUMN a TYPE bigint;");
     }
+
+    /// Issue 11 item 8: a renamed column keeps its type in the replayed
+    /// schema, and so do the columns of a renamed table.
+    #[test]
+    fn a_renamed_column_or_table_keeps_its_type() {
+        let earlier = ["CREATE TABLE t (id bigint PRIMARY KEY, name varchar(20));", "ALTER TABLE t RENAME COLUMN name TO title;"];
+        let after = lint_after(&earlier, "ALTER TABLE t ALTER COLUMN title TYPE varchar(255);", &LintOptions::default());
+        assert!(!after.iter().any(|f| f.rule == "ban-column-type-change"), "{after:#?}");
+        // In the same file, and after a table rename too.
+        let after = lint_after(
+            &["CREATE TABLE t (id bigint PRIMARY KEY, name varchar(20));"],
+            "ALTER TABLE t RENAME COLUMN name TO title;\nALTER TABLE t RENAME TO t2;\nALTER TABLE t2 ALTER COLUMN title TYPE varchar(255);",
+            &LintOptions::default(),
+        );
+        assert!(!after.iter().any(|f| f.rule == "ban-column-type-change"), "{after:#?}");
+        // A renamed table alone (this worked before: the replay moves the table).
+        let after = lint_after(&["CREATE TABLE t (id bigint PRIMARY KEY, name varchar(20));", "ALTER TABLE t RENAME TO t2;"], "ALTER TABLE t2 ALTER COLUMN name TYPE varchar(255);", &LintOptions::default());
+        assert!(!after.iter().any(|f| f.rule == "ban-column-type-change"), "{after:#?}");
+        // Narrowing the renamed column is still a rewrite.
+        let after = lint_after(&earlier, "ALTER TABLE t ALTER COLUMN title TYPE varchar(10);", &LintOptions::default());
+        assert!(after.iter().any(|f| f.rule == "ban-column-type-change"), "{after:#?}");
+    }
 }

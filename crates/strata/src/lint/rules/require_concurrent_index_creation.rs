@@ -69,4 +69,29 @@ mod tests {
         check_ok("require-concurrent-index-creation", "CREATE INDEX CONCURRENTLY i ON orders (user_id);");
         check_ok("require-concurrent-index-creation", "CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);");
     }
+
+    /// Issue 11 item 6: CREATE TABLE AS, SELECT INTO and CREATE
+    /// MATERIALIZED VIEW create new relations; in a later file the usual
+    /// rules apply again.
+    #[test]
+    fn relations_created_by_a_query_earlier_in_the_file_are_new() {
+        use crate::lint::test_utils::{lint, lint_after};
+        use crate::lint::LintOptions;
+        let creates = [
+            ("CREATE TABLE c AS SELECT * FROM users;", "c"),
+            ("SELECT * INTO c FROM users;", "c"),
+            ("CREATE MATERIALIZED VIEW c AS SELECT id, email FROM users;", "c"),
+            ("CREATE TABLE IF NOT EXISTS app.c AS SELECT * FROM users WITH NO DATA;", "app.c"),
+        ];
+        for (create, name) in creates {
+            let later = format!("CREATE INDEX c_email ON {name} (email);\nCREATE UNIQUE INDEX c_id ON {name} (id);\n");
+            let sql = format!("{create}\n{later}ALTER TABLE {name} ADD CONSTRAINT c_email_check CHECK (email <> '');\n");
+            let found = lint(&sql);
+            for rule in ["require-concurrent-index-creation", "ban-unique-on-existing-data", "require-not-valid-constraint", "ban-statements-after-access-exclusive"] {
+                assert!(!found.iter().any(|f| f.rule == rule), "{rule} on {sql}: {found:#?}");
+            }
+            let found = lint_after(&[create], &later, &LintOptions::default());
+            assert!(found.iter().any(|f| f.rule == "require-concurrent-index-creation"), "{create}: {found:#?}");
+        }
+    }
 }

@@ -11,13 +11,13 @@ pub static META: RuleMeta = RuleMeta {
     scans: true,
     summary: "ADD PRIMARY KEY / UNIQUE builds its index under an ACCESS EXCLUSIVE lock",
     doc: "## What it does
-Flags `ALTER TABLE ... ADD PRIMARY KEY (...)` and `ADD UNIQUE (...)` on an existing table without `USING INDEX`.
+Flags `ALTER TABLE ... ADD PRIMARY KEY (...)` and `ADD UNIQUE (...)` on an existing table without `USING INDEX`, and `ADD COLUMN ... UNIQUE` / `ADD COLUMN ... PRIMARY KEY`.
 
 ## Why is this bad?
 The constraint builds its unique index while holding an ACCESS EXCLUSIVE lock: nothing reads or writes the table for the whole build.
 
 ## Safe rewrite
-Build the unique index `CONCURRENTLY` first, then attach it with `ADD CONSTRAINT ... USING INDEX`, which is instant. (For a primary key, the columns must also be NOT NULL; see `ban-set-not-null` for the safe way.)
+Add the column without the key (if it is new), build the unique index `CONCURRENTLY`, then attach it with `ADD CONSTRAINT ... USING INDEX`, which is instant. (For a primary key, the columns must also be NOT NULL; see `ban-set-not-null` for the safe way.)
 
 ## Example
 ```sql
@@ -39,6 +39,7 @@ impl Rule for RequireUniqueIndexForConstraint {
         if !ctx.is_existing(&table) {
             return;
         }
+        check_added_columns(ctx, &table, &cmds, out);
         for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtAddConstraint)) {
             let Some(c) = ast::constraint(cmd) else { continue };
             let primary = ast::constr_is(c, ConstrType::ConstrPrimary);
@@ -67,6 +68,46 @@ impl Rule for RequireUniqueIndexForConstraint {
     }
 }
 
+/// `ADD COLUMN c text UNIQUE` (or `PRIMARY KEY`): the ADD builds the
+/// index while it holds ACCESS EXCLUSIVE on the table.
+fn check_added_columns(ctx: &StmtCtx<'_>, table: &str, cmds: &[&pg_query::protobuf::AlterTableCmd], out: &mut Vec<Finding>) {
+    for col in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtAddColumn)).filter_map(|c| ast::column_def(c)) {
+        for key in ast::column_constraints(col) {
+            let primary = ast::constr_is(key, ConstrType::ConstrPrimary);
+            if !(primary || ast::constr_is(key, ConstrType::ConstrUnique)) || !key.indexname.is_empty() {
+                continue;
+            }
+            let base = ast::base_name(table);
+            let name = if !key.conname.is_empty() {
+                key.conname.clone()
+            } else if primary {
+                names::object_name(&base, None, "pkey")
+            } else {
+                names::object_name(&base, Some(&col.colname), "key")
+            };
+            // The column without its key; a primary key's column must be
+            // NOT NULL before USING INDEX attaches it.
+            let mut plain = col.clone();
+            plain.constraints.retain(|c| !matches!(&c.node, Some(NodeEnum::Constraint(k)) if k.as_ref() == key));
+            let not_null = plain.is_not_null || ast::column_constraints(&plain).any(|c| ast::constr_is(c, ConstrType::ConstrNotnull));
+            if primary && !not_null {
+                plain.constraints.push(pg_query::protobuf::Node {
+                    node: Some(NodeEnum::Constraint(Box::new(pg_query::protobuf::Constraint { contype: ConstrType::ConstrNotnull as i32, location: -1, ..Default::default() }))),
+                });
+            }
+            let add = super::require_not_valid_constraint::alter_adding(ctx.node, NodeEnum::ColumnDef(Box::new(plain)));
+            let n = ast::ident(&name);
+            let c = ast::ident(&col.colname);
+            let kind = if primary { "PRIMARY KEY" } else { "UNIQUE" };
+            out.push(
+                Finding::new(&META, format!("ADD COLUMN {} {kind} on existing table {table} builds a unique index while blocking reads and writes", col.colname))
+                    .table(table.to_owned())
+                    .fix(format!("{add};\nCREATE UNIQUE INDEX CONCURRENTLY {n} ON {table} ({c});\nALTER TABLE {table} ADD CONSTRAINT {n} {kind} USING INDEX {n};")),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
@@ -85,5 +126,24 @@ mod tests {
     fn ok_with_using_index_or_new_table() {
         check_ok("require-unique-index-for-constraint", "ALTER TABLE users ADD CONSTRAINT k UNIQUE USING INDEX k;");
         check_ok("require-unique-index-for-constraint", "CREATE TABLE t (a int);\nALTER TABLE t ADD PRIMARY KEY (a);");
+    }
+
+    /// Issue 11 item 3: UNIQUE or PRIMARY KEY declared with ADD COLUMN builds
+    /// the index under the ADD's ACCESS EXCLUSIVE lock.
+    #[test]
+    fn fires_on_unique_and_primary_key_columns_added_to_existing_tables() {
+        let f = check_fires("require-unique-index-for-constraint", "ALTER TABLE users ADD COLUMN handle text UNIQUE;");
+        assert!(f.lock.as_deref().unwrap().starts_with("ACCESS EXCLUSIVE"), "{f:?}");
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("ALTER TABLE users ADD COLUMN handle text;\nCREATE UNIQUE INDEX CONCURRENTLY users_handle_key ON users (handle);\nALTER TABLE users ADD CONSTRAINT users_handle_key UNIQUE USING INDEX users_handle_key;")
+        );
+        let f = check_fires("require-unique-index-for-constraint", "ALTER TABLE events ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;");
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("ALTER TABLE events ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY NOT NULL;\nCREATE UNIQUE INDEX CONCURRENTLY events_pkey ON events (id);\nALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY USING INDEX events_pkey;")
+        );
+        check_ok("require-unique-index-for-constraint", "CREATE TABLE t (a int);\nALTER TABLE t ADD COLUMN b text UNIQUE;");
+        check_ok("require-unique-index-for-constraint", "ALTER TABLE users ADD COLUMN note text;");
     }
 }
