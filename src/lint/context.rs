@@ -837,15 +837,17 @@ fn size_adjust(f: &mut Finding, facts: &ServerFacts) {
     let Some(stats) = stats else { return };
     f.table_rows = Some(stats.rows);
     f.table_bytes = Some(stats.bytes);
-    if stats.rows < 1_000 {
-        f.risk = f.risk.lower();
-    } else if stats.rows > 100_000 {
-        f.risk = f.risk.max(Risk::Medium);
+    let meta = rules::find(f.rule).map(|r| r.meta());
+    // Only what locks, scans or rewrites costs more on a big table (see
+    // `RuleMeta::sized`); style findings keep their risk on any table.
+    if meta.is_some_and(|m| m.sized()) {
+        if stats.rows < 1_000 {
+            f.risk = f.risk.lower();
+        } else if stats.rows > 100_000 {
+            f.risk = f.risk.max(Risk::Medium);
+        }
     }
-    let scans = RULES
-        .iter()
-        .find(|r| r.meta().id == f.rule)
-        .is_some_and(|r| r.meta().scans);
+    let scans = meta.is_some_and(|m| m.scans);
     if let (true, Some(rate)) = (scans, facts.rewrite_bytes_per_sec) {
         f.estimate_ms = Some(((stats.bytes as f64 / rate) * 1000.0).ceil() as i64);
     }
@@ -954,6 +956,53 @@ mod tests {
             Some(facts),
         );
         assert_eq!(risk_of(&found, "ban-drop-table"), Some(Risk::High));
+    }
+
+    fn big_and_tiny() -> ServerFacts {
+        let mut facts = ServerFacts::default();
+        for (name, rows) in [("big", 500_000), ("tiny", 10)] {
+            facts.tables.insert(
+                name.into(),
+                crate::lint::TableStats {
+                    rows,
+                    bytes: rows * 100,
+                },
+            );
+        }
+        facts
+    }
+
+    #[test]
+    fn size_moves_only_lock_rewrite_and_scan_rules() {
+        let found = run(
+            &["ALTER TABLE big ADD COLUMN name varchar(20), ADD COLUMN at timestamp, ADD COLUMN n int, ADD COLUMN owner_id int, ADD COLUMN doc json;\nALTER TABLE big ALTER COLUMN n TYPE bigint;\nALTER TABLE tiny ALTER COLUMN x TYPE bigint;\n"],
+            false,
+            Some(big_and_tiny()),
+        );
+        for style in ["prefer-text", "prefer-timestamptz", "prefer-bigint", "prefer-jsonb"] {
+            assert!(
+                found.iter().any(|f| f.rule == style),
+                "{style} missing: {found:#?}"
+            );
+            assert!(
+                found.iter().filter(|f| f.rule == style).all(|f| f.risk == Risk::Low),
+                "{style} raised by size: {found:#?}"
+            );
+        }
+        // A rewrite is still judged by size, both ways.
+        let rewrites: Vec<_> = found
+            .iter()
+            .filter(|f| f.rule == "ban-column-type-change")
+            .map(|f| (f.table.clone().unwrap_or_default(), f.risk))
+            .collect();
+        assert!(rewrites.contains(&("big".into(), Risk::Medium)), "{rewrites:?}");
+        assert!(rewrites.contains(&("tiny".into(), Risk::Low)), "{rewrites:?}");
+        for rule in RULES {
+            let meta = rule.meta();
+            if meta.id.starts_with("prefer-") && meta.id != "prefer-single-alter" {
+                assert!(!meta.sized(), "{} is a style rule", meta.id);
+            }
+        }
     }
 
     #[test]

@@ -153,6 +153,17 @@ pub struct RuleMeta {
     pub doc: &'static str,
 }
 
+impl RuleMeta {
+    /// Whether the table's size changes what the finding costs: only for
+    /// rules about a lock held on the table or a scan or rewrite of it
+    /// (declared by `lock` and `scans`). Style and hygiene rules (types,
+    /// names, timeouts, transaction shape) cost the same on any table, so
+    /// size never raises or lowers them.
+    pub fn sized(&self) -> bool {
+        self.lock.is_some() || self.scans
+    }
+}
+
 /// A lint rule. Rules are unit structs listed in [`rules::RULES`].
 pub trait Rule: Sync {
     /// The rule's description.
