@@ -31,6 +31,7 @@ pub fn options(config: &Config) -> LintOptions {
         external_runner: config.lint.external_runner,
         facts: None,
         run_is_pending: false,
+        layout: config.format,
     }
 }
 
@@ -53,6 +54,7 @@ pub async fn analyze(
     indexes: &[usize],
 ) -> Result<LintReport, EngineError> {
     let mut opts = options(&project.config);
+    opts.layout = Some(project.format);
     // `indexes` are the pending migrations, which run in this order: what
     // an earlier one creates is new to the later ones.
     opts.run_is_pending = true;
@@ -105,6 +107,7 @@ pub async fn lint_paths(
     };
     let mut total = LintReport::default();
     for path in paths {
+        let mut layout = config.format;
         let migrations: Vec<Migration> = if path.is_dir() {
             // The configured directory (`strata lint` without paths) is
             // linted with the run's other directories, merged, as `up` sees it.
@@ -121,6 +124,7 @@ pub async fn lint_paths(
             if !loaded.problems.is_empty() {
                 return Err(EngineError::Source(loaded.problems));
             }
+            layout = Some(loaded.format);
             loaded.migrations
         } else {
             let mut one = vec![source::load_file(path).map_err(EngineError::Source)?];
@@ -131,6 +135,7 @@ pub async fn lint_paths(
             one
         };
         let mut opts = options(config);
+        opts.layout = layout;
         if let Some(conn) = &conn {
             opts.facts = Some(server_facts(&config.project_dir, conn, &migrations).await?);
         }

@@ -38,6 +38,10 @@ pub struct LintOptions {
     /// migration, where nobody can be using what was just created. Off for
     /// offline `lint`, which does not know what is pending.
     pub run_is_pending: bool,
+    /// The layout the migrations are written in, when known: with
+    /// `external_runner`, its own tool's transaction rules apply, and
+    /// advice names its own way to run a file outside a transaction.
+    pub layout: Option<crate::source::Format>,
 }
 
 impl Default for LintOptions {
@@ -49,6 +53,7 @@ impl Default for LintOptions {
             external_runner: false,
             facts: None,
             run_is_pending: false,
+            layout: None,
         }
     }
 }
@@ -277,6 +282,29 @@ pub fn lint_migrations(
     out
 }
 
+/// How the script runs. Strata's runner takes a file with a CONCURRENTLY
+/// statement (or a no-transaction directive) out of its transaction; the
+/// tool of a layout that wraps every migration in one (diesel, goose, sqlx,
+/// dbmate) does so only when its own directive says so. With
+/// `external_runner`, that tool runs the file: judge it as it will run.
+fn run_mode(script: &Script, statements: &[Statement], options: &LintOptions) -> RunMode {
+    let directive = script.no_transaction.as_ref();
+    let tool = options
+        .layout
+        .filter(|l| options.external_runner && l.tool_wraps_in_transaction());
+    if tool.is_some() && !statements.iter().any(|s| s.transaction.is_control()) {
+        return match directive.filter(|d| !d.is_strata_directive()) {
+            Some(d) => RunMode::NoTransaction(d.source.clone()),
+            None => RunMode::Transaction,
+        };
+    }
+    RunMode::of(
+        directive.map(|d| d.source.clone()),
+        script.first_line,
+        statements,
+    )
+}
+
 fn lint_script(
     script: &Script,
     statements: &[Statement],
@@ -284,8 +312,7 @@ fn lint_script(
     options: &LintOptions,
     new: &mut NewObjects,
 ) -> Vec<Finding> {
-    let directive = script.no_transaction.as_ref().map(|nt| nt.source.clone());
-    let mode = RunMode::of(directive, script.first_line, statements);
+    let mode = run_mode(script, statements, options);
     let mut tx = TxState::default();
     let mut depth = 0usize;
     let mut findings: Vec<(usize, Finding)> = Vec::new();
@@ -979,13 +1006,21 @@ mod tests {
             false,
             Some(big_and_tiny()),
         );
-        for style in ["prefer-text", "prefer-timestamptz", "prefer-bigint", "prefer-jsonb"] {
+        for style in [
+            "prefer-text",
+            "prefer-timestamptz",
+            "prefer-bigint",
+            "prefer-jsonb",
+        ] {
             assert!(
                 found.iter().any(|f| f.rule == style),
                 "{style} missing: {found:#?}"
             );
             assert!(
-                found.iter().filter(|f| f.rule == style).all(|f| f.risk == Risk::Low),
+                found
+                    .iter()
+                    .filter(|f| f.rule == style)
+                    .all(|f| f.risk == Risk::Low),
                 "{style} raised by size: {found:#?}"
             );
         }
@@ -995,8 +1030,14 @@ mod tests {
             .filter(|f| f.rule == "ban-column-type-change")
             .map(|f| (f.table.clone().unwrap_or_default(), f.risk))
             .collect();
-        assert!(rewrites.contains(&("big".into(), Risk::Medium)), "{rewrites:?}");
-        assert!(rewrites.contains(&("tiny".into(), Risk::Low)), "{rewrites:?}");
+        assert!(
+            rewrites.contains(&("big".into(), Risk::Medium)),
+            "{rewrites:?}"
+        );
+        assert!(
+            rewrites.contains(&("tiny".into(), Risk::Low)),
+            "{rewrites:?}"
+        );
         for rule in RULES {
             let meta = rule.meta();
             if meta.id.starts_with("prefer-") && meta.id != "prefer-single-alter" {
