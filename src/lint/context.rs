@@ -103,6 +103,15 @@ impl StmtCtx<'_> {
         !self.created.contains(&schema::key(table))
     }
 
+    /// The table an index is on: from the replayed history, else from the
+    /// connected server.
+    pub fn index_table(&self, index: &str) -> Option<String> {
+        self.schema
+            .index_table(index)
+            .or_else(|| self.options.facts.as_ref()?.index_table(index))
+            .map(str::to_owned)
+    }
+
     /// The target's major version.
     pub fn pg_version(&self) -> u32 {
         self.options
@@ -219,6 +228,34 @@ pub fn table_lock(node: &NodeEnum) -> Option<(Lock, String)> {
     }
 }
 
+/// [`table_lock`], and for `DROP INDEX` (without CONCURRENTLY) the ACCESS
+/// EXCLUSIVE lock on the index's table, resolved from the replayed history
+/// or, for indexes the migrations did not create, the connected server.
+pub fn locked_table(
+    node: &NodeEnum,
+    schema: &Schema,
+    facts: Option<&ServerFacts>,
+) -> Option<(Lock, String)> {
+    match node {
+        NodeEnum::DropStmt(d)
+            if d.remove_type == ObjectType::ObjectIndex as i32 && !d.concurrent =>
+        {
+            d.objects.iter().find_map(|o| {
+                let Some(NodeEnum::List(l)) = &o.node else {
+                    return None;
+                };
+                let index = ast::name(&l.items);
+                let table = schema
+                    .index_table(&index)
+                    .map(str::to_owned)
+                    .or_else(|| facts?.index_table(&index).map(str::to_owned))?;
+                Some((Lock::AccessExclusive, table))
+            })
+        }
+        _ => table_lock(node),
+    }
+}
+
 /// Lints `migrations` (all of them, in run order, so the schema replay sees
 /// everything); findings are reported only for those whose index is in
 /// `report`.
@@ -318,6 +355,13 @@ fn lint_script(
     let mut findings: Vec<(usize, Finding)> = Vec::new();
     // Findings about objects new in this run: (rule, line, column).
     let mut lowered: HashMap<(&'static str, usize, usize), &str> = HashMap::new();
+    // Rules judged over several statements, with what they need to know of
+    // each: whether a scan or rewrite rule flagged it ("heavy").
+    let mut span = rules::ban_statements_after_access_exclusive::Span::default();
+    let mut alters = rules::prefer_single_alter::Alters::default();
+    let span_on = !options
+        .disabled
+        .contains(rules::ban_statements_after_access_exclusive::META.id);
     // The statements a DO block runs are checked like the file's own, right
     // after the DO; they keep its index, so an allow above the DO covers them.
     let expanded = statements.iter().enumerate().flat_map(|(index, stmt)| {
@@ -349,6 +393,8 @@ fn lint_script(
         };
         if !in_transaction && !explicit {
             // Each statement is its own transaction.
+            close_span(&mut span, script, options, new, &mut lowered, &mut findings);
+            alters.end_transaction();
             let keep = (tx.lock_timeout_set, tx.statement_timeout_set);
             tx = TxState {
                 lock_timeout_set: keep.0,
@@ -369,30 +415,25 @@ fn lint_script(
                 index,
             };
             let mut found = Vec::new();
+            // Disabled rules run too: whether a statement scans or rewrites
+            // must not depend on which findings the project wants to see.
             for rule in RULES {
-                if !options.disabled.contains(rule.meta().id) {
-                    rule.check(&ctx, &mut found);
-                }
+                rule.check(&ctx, &mut found);
             }
+            let heavy = found
+                .iter()
+                .any(|f| rules::find(f.rule).is_some_and(|r| r.meta().scans));
+            let line = script.first_line + stmt.line - 1;
+            alters.check(&ctx, heavy, line, &mut found);
+            if span_on {
+                span.observe(&ctx, heavy, line);
+            }
+            found.retain(|f| !options.disabled.contains(f.rule));
             let about_new = options.run_is_pending && new.covers(node, options.facts.as_ref());
             for mut f in found {
-                let key = (f.rule, script.first_line + stmt.line - 1, stmt.column);
-                if options.run_is_pending
-                    && (about_new
-                        || f.table
-                            .as_ref()
-                            .is_some_and(|t| new.tables.contains(&schema::key(t))))
-                {
-                    lowered.insert(key, "created earlier in this run: nobody uses it yet");
-                } else if options.run_is_pending
-                    && f.table
-                        .as_ref()
-                        .is_some_and(|t| absent_from_server(t, options.facts.as_ref()))
-                {
-                    lowered.insert(
-                        key,
-                        "not in the database when the run starts: nobody uses it",
-                    );
+                let key = (f.rule, line, stmt.column);
+                if let Some(why) = lowering(&f, about_new, new, options) {
+                    lowered.insert(key, why);
                 }
                 f.file = script.path.clone();
                 f.line = script.first_line + stmt.line - 1;
@@ -400,7 +441,14 @@ fn lint_script(
                 f.source_line = stmt.sql.lines().next().unwrap_or("").to_owned();
                 findings.push((index, f));
             }
-            observe(&mut tx, node, stmt, new);
+            let had_lock = tx.access_exclusive.is_some();
+            observe(&mut tx, node, stmt, new, schema, options.facts.as_ref());
+            if let (false, true, Some((table, _))) =
+                (had_lock, in_transaction, &tx.access_exclusive)
+            {
+                let first = stmt.sql.lines().next().unwrap_or("");
+                span.start(table, index, line, stmt.column, first, explicit);
+            }
             new.track(node);
             schema.apply(node);
         }
@@ -436,6 +484,8 @@ fn lint_script(
             stmt.transaction,
             TransactionBehavior::Commit | TransactionBehavior::Rollback
         ) {
+            close_span(&mut span, script, options, new, &mut lowered, &mut findings);
+            alters.end_transaction();
             tx = TxState {
                 lock_timeout_set: tx.lock_timeout_set,
                 statement_timeout_set: tx.statement_timeout_set,
@@ -443,6 +493,7 @@ fn lint_script(
             };
         }
     }
+    close_span(&mut span, script, options, new, &mut lowered, &mut findings);
     // A foreign key is covered if an index on its columns exists by the end
     // of the migration (indexes usually follow the CREATE TABLE).
     findings.retain(|(_, f)| {
@@ -511,6 +562,45 @@ fn lint_script(
         }
     }
     findings
+}
+
+/// Why a finding is about something nobody uses yet, in a run of pending
+/// migrations (it is then lowered to LOW at the end).
+fn lowering(
+    f: &Finding,
+    about_new: bool,
+    new: &NewObjects,
+    options: &LintOptions,
+) -> Option<&'static str> {
+    if !options.run_is_pending {
+        return None;
+    }
+    let table = f.table.as_ref();
+    if about_new || table.is_some_and(|t| new.tables.contains(&schema::key(t))) {
+        Some("created earlier in this run: nobody uses it yet")
+    } else if table.is_some_and(|t| absent_from_server(t, options.facts.as_ref())) {
+        Some("not in the database when the run starts: nobody uses it")
+    } else {
+        None
+    }
+}
+
+/// Ends the lock span of `ban-statements-after-access-exclusive` (the
+/// transaction ended): its finding, if any, joins the others.
+fn close_span(
+    span: &mut rules::ban_statements_after_access_exclusive::Span,
+    script: &Script,
+    options: &LintOptions,
+    new: &NewObjects,
+    lowered: &mut HashMap<(&'static str, usize, usize), &str>,
+    findings: &mut Vec<(usize, Finding)>,
+) {
+    if let Some((index, f)) = span.close(script, options.layout) {
+        if let Some(why) = lowering(&f, false, new, options) {
+            lowered.insert((f.rule, f.line, f.column), why);
+        }
+        findings.push((index, f));
+    }
 }
 
 /// True when the connected server has no table of that name in any schema
@@ -768,8 +858,15 @@ impl NewObjects {
 }
 
 /// Updates transaction facts after a statement.
-fn observe(tx: &mut TxState, node: &NodeEnum, stmt: &Statement, new: &NewObjects) {
-    if let Some((lock, table)) = table_lock(node) {
+fn observe(
+    tx: &mut TxState,
+    node: &NodeEnum,
+    stmt: &Statement,
+    new: &NewObjects,
+    schema: &Schema,
+    facts: Option<&ServerFacts>,
+) {
+    if let Some((lock, table)) = locked_table(node, schema, facts) {
         let key = schema::key(&table);
         if lock == Lock::AccessExclusive
             && tx.access_exclusive.is_none()

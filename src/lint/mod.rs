@@ -213,6 +213,11 @@ pub struct Finding {
     /// Columns a finding is about, for checks at the end of the migration.
     #[serde(skip)]
     pub columns: Vec<String>,
+    /// For a lock span (`ban-statements-after-access-exclusive`): the file
+    /// lines of the statements that run while the lock is held, whose
+    /// durations add to the hold.
+    #[serde(skip)]
+    pub span: Vec<usize>,
 }
 
 impl Finding {
@@ -234,6 +239,7 @@ impl Finding {
             source_line: String::new(),
             allowed: false,
             columns: Vec::new(),
+            span: Vec::new(),
         }
     }
 
@@ -284,6 +290,10 @@ pub struct ServerFacts {
     pub volatility: HashMap<String, char>,
     /// The server's major version.
     pub major_version: Option<u32>,
+    /// The table of each index, both named as SQL (`public.users_email_idx`
+    /// → `public.users`, and the bare index name for indexes the search
+    /// path finds): `DROP INDEX` locks that table.
+    pub indexes: HashMap<String, String>,
 }
 
 impl ServerFacts {
@@ -293,6 +303,16 @@ impl ServerFacts {
         self.tables
             .get(sql_name)
             .or_else(|| self.tables.get(&schema::key(sql_name)))
+    }
+}
+
+impl ServerFacts {
+    /// The table (as SQL) an index named as SQL is on, when the server has it.
+    pub fn index_table(&self, sql_name: &str) -> Option<&str> {
+        self.indexes
+            .get(sql_name)
+            .or_else(|| self.indexes.get(&schema::key(sql_name)))
+            .map(String::as_str)
     }
 }
 
