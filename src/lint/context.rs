@@ -429,7 +429,7 @@ fn lint_script(
                 span.observe(&ctx, heavy, line);
             }
             found.retain(|f| !options.disabled.contains(f.rule));
-            let about_new = options.run_is_pending && new.covers(node, options.facts.as_ref());
+            let about_new = new.covers(node, options.facts.as_ref());
             for mut f in found {
                 let key = (f.rule, line, stmt.column);
                 if let Some(why) = lowering(&f, about_new, new, options) {
@@ -564,20 +564,26 @@ fn lint_script(
     findings
 }
 
-/// Why a finding is about something nobody uses yet, in a run of pending
-/// migrations (it is then lowered to LOW at the end).
+/// Why a finding is about something nobody uses yet (it is then lowered to
+/// LOW at the end): created earlier in this migration (offline) or run
+/// (`up`, `status`), the same facts for both, so `lint` and `up` agree; or,
+/// in a run of pending migrations, absent from the server (only a run
+/// knows that such a table is not simply created by a migration it skips).
 fn lowering(
     f: &Finding,
     about_new: bool,
     new: &NewObjects,
     options: &LintOptions,
 ) -> Option<&'static str> {
-    if !options.run_is_pending {
-        return None;
-    }
     let table = f.table.as_ref();
     if about_new || table.is_some_and(|t| new.tables.contains(&schema::key(t))) {
-        Some("created earlier in this run: nobody uses it yet")
+        Some(if options.run_is_pending {
+            "created earlier in this run: nobody uses it yet"
+        } else {
+            "created earlier in this migration: nobody uses it yet"
+        })
+    } else if !options.run_is_pending {
+        None
     } else if table.is_some_and(|t| absent_from_server(t, options.facts.as_ref())) {
         Some("not in the database when the run starts: nobody uses it")
     } else {

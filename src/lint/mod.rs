@@ -154,13 +154,15 @@ pub struct RuleMeta {
 }
 
 impl RuleMeta {
-    /// Whether the table's size changes what the finding costs: only for
-    /// rules about a lock held on the table or a scan or rewrite of it
-    /// (declared by `lock` and `scans`). Style and hygiene rules (types,
-    /// names, timeouts, transaction shape) cost the same on any table, so
-    /// size never raises or lowers them.
+    /// Whether the table's size changes what the finding costs, declared by
+    /// the rule's `scans` and `lock`: a scan or rewrite lasts as long as
+    /// the table is big, and an ACCESS EXCLUSIVE lock (reads blocked too)
+    /// stalls a big, busy table but not a tiny lookup table. Style and
+    /// hygiene rules (types, names, timeouts, transaction shape) and brief
+    /// weaker locks (CREATE TRIGGER) cost the same on any table, so size
+    /// never raises or lowers them.
     pub fn sized(&self) -> bool {
-        self.lock.is_some() || self.scans
+        self.scans || self.lock == Some(Lock::AccessExclusive)
     }
 }
 

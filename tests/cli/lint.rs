@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{expect_code, strata, Project, TestDb};
+use crate::support::{expect_code, strata, text, Project, TestDb};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -366,4 +366,88 @@ fn lints_single_files_and_reports_syntax_errors_with_positions() {
         &strata(dir.path(), None, &["lint", file.to_str().unwrap()]),
         0,
     );
+}
+
+/// (risk, rule, line) of each finding `up --dry-run -v` prints in full.
+fn up_findings(text: &str) -> Vec<(String, String, u64)> {
+    let mut out: Vec<(String, String, u64)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let risk = words.next()?;
+            if !matches!(risk, "LOW" | "MEDIUM" | "HIGH") {
+                return None;
+            }
+            let rule = words.next()?;
+            let place = words.next()?;
+            let line = place.rsplit(':').nth(1)?.parse().ok()?;
+            Some((risk.to_owned(), rule.to_owned(), line))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn lint_and_up_judge_the_same_facts_alike() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch(
+            "CREATE TABLE big (id bigint PRIMARY KEY, note text);
+             INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 120000) g;
+             CREATE INDEX big_note_idx ON big (note);
+             CREATE TABLE tiny (id bigint PRIMARY KEY, note text);
+             INSERT INTO tiny SELECT g, 'x' FROM generate_series(1, 10) g;
+             CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+             ANALYZE big; ANALYZE tiny;",
+        )
+        .await
+        .unwrap();
+    let project = Project::new();
+    // No lock-hold limit: the comparison is about rules and risks.
+    project.config("block_on = \"never\"\n");
+    project.write(
+        "1_change.up.sql",
+        "ALTER TABLE big ADD COLUMN label varchar(20), ADD COLUMN at timestamp, ADD COLUMN owner_id int;
+ALTER TABLE tiny ALTER COLUMN note TYPE varchar(5);
+DROP INDEX big_note_idx;
+CREATE INDEX big_label ON big (label);
+CREATE TRIGGER big_touch BEFORE UPDATE ON big FOR EACH ROW EXECUTE FUNCTION touch();
+ALTER TABLE tiny DROP COLUMN note;
+UPDATE big SET label = 'x';
+",
+    );
+    // What the migration itself creates is new to both.
+    project.write(
+        "2_fresh.up.sql",
+        "CREATE TABLE fresh (id bigint PRIMARY KEY, note text);
+CREATE INDEX fresh_note ON fresh (note);
+DROP INDEX fresh_note;
+CREATE TYPE mood AS ENUM ('sad');
+ALTER TYPE mood RENAME VALUE 'sad' TO 'blue';
+",
+    );
+    let lint = project.run(&db, &["lint", "--format", "json", "--fail-on", "high"]);
+    let mut linted: Vec<(String, String, u64)> = json_findings(&lint)
+        .into_iter()
+        .map(|(risk, rule, _, line)| (risk, rule, line))
+        .collect();
+    assert!(
+        linted
+            .iter()
+            .any(|(_, rule, _)| rule == "ban-rename-enum-value"),
+        "{linted:?}"
+    );
+    linted.sort();
+    let up = expect_code(&project.run(&db, &["-v", "up", "--dry-run"]), 0);
+    let analysed = up_findings(&up);
+    assert!(!linted.is_empty(), "{}", text(&lint));
+    assert_eq!(linted, analysed, "lint:\n{}\nup:\n{up}", text(&lint));
+    // Style rules are never raised by the size of big.
+    for (risk, rule, _) in &linted {
+        if ["prefer-text", "prefer-timestamptz", "prefer-bigint"].contains(&rule.as_str()) {
+            assert_eq!(risk, "LOW", "{linted:?}");
+        }
+    }
 }

@@ -186,7 +186,7 @@ pub fn extends(ctx: &StmtCtx<'_>, heavy: bool, locked: &str) -> bool {
             }
             // Constant rows: the cost is the rows written, not the table.
             let small = |t: &str| match ctx.options.facts.as_ref() {
-                Some(facts) => facts.table(t).is_none_or(|s| s.rows < 1_000),
+                Some(facts) => !facts.table(t).is_some_and(|s| s.rows >= 1_000),
                 None => true,
             };
             let same = crate::lint::schema::key(&table) == crate::lint::schema::key(locked);
@@ -194,7 +194,9 @@ pub fn extends(ctx: &StmtCtx<'_>, heavy: bool, locked: &str) -> bool {
         }
         NodeEnum::DoStmt(_) => crate::sql::do_block_statements(ctx.stmt).is_empty(),
         NodeEnum::RefreshMatViewStmt(r) => existing(r.relation.as_ref()),
-        NodeEnum::CreateTableAsStmt(_) | NodeEnum::VacuumStmt(_) | NodeEnum::ClusterStmt(_) => true,
+        // ANALYZE reads a bounded sample: not counted.
+        NodeEnum::VacuumStmt(v) => v.is_vacuumcmd,
+        NodeEnum::CreateTableAsStmt(_) | NodeEnum::ClusterStmt(_) => true,
         NodeEnum::ReindexStmt(r) => r.relation.is_none() || existing(r.relation.as_ref()),
         NodeEnum::IndexStmt(i) => existing(i.relation.as_ref()),
         _ => false,
