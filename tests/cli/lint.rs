@@ -72,11 +72,12 @@ fn seed_migrations_get_the_expected_findings() {
             "20240303000000_change_type.up.sql",
             2,
         ),
+        // One finding per lock span, on the statement that takes the lock.
         (
             "MEDIUM",
             "ban-statements-after-access-exclusive",
             "20240304000000_split_column.up.sql",
-            3,
+            2,
         ),
         (
             "MEDIUM",
@@ -450,4 +451,73 @@ ALTER TYPE mood RENAME VALUE 'sad' TO 'blue';
             assert_eq!(risk, "LOW", "{linted:?}");
         }
     }
+}
+
+#[test]
+fn external_lint_of_a_diesel_layout_follows_diesel_transactions() {
+    let project = Project::new();
+    let dir = project
+        .migrations()
+        .join("2024-01-01-000000_orders_user_idx");
+    let up = "CREATE INDEX CONCURRENTLY orders_user_idx ON orders (user_id);\n";
+    project.write("2024-01-01-000000_orders_user_idx/up.sql", up);
+    project.write(
+        "2024-01-01-000000_orders_user_idx/down.sql",
+        "DROP INDEX CONCURRENTLY orders_user_idx;\n",
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["lint", "--format", "json"];
+        all.extend_from_slice(args);
+        strata(project.path(), None, &all)
+    };
+    // Strata's own runner takes the file out of its transaction.
+    let out = run(&[]);
+    assert!(
+        !json_findings(&out)
+            .iter()
+            .any(|(_, rule, ..)| rule == "ban-concurrently-in-transaction"),
+        "{}",
+        text(&out)
+    );
+    // diesel runs it in a transaction: certain failure.
+    let out = run(&["--external"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "ban-concurrently-in-transaction")
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .clone();
+    assert_eq!(f["risk"], "HIGH");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("run_in_transaction = false"),
+        "{f:#}"
+    );
+    // A strata directive is a comment to diesel; its metadata.toml is not.
+    project.write(
+        "2024-01-01-000000_orders_user_idx/up.sql",
+        &format!("-- strata:no-transaction\n{up}"),
+    );
+    let out = run(&["--external"]);
+    assert!(
+        json_findings(&out)
+            .iter()
+            .any(|(_, rule, ..)| rule == "ban-concurrently-in-transaction"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(dir.join("metadata.toml"), "run_in_transaction = false\n").unwrap();
+    let out = run(&["--external"]);
+    assert!(
+        !json_findings(&out)
+            .iter()
+            .any(|(_, rule, ..)| rule == "ban-concurrently-in-transaction"),
+        "{}",
+        text(&out)
+    );
 }
