@@ -393,7 +393,7 @@ fn lint_script(
         };
         if !in_transaction && !explicit {
             // Each statement is its own transaction.
-            close_span(&mut span, script, options, new, &mut lowered, &mut findings);
+            close_span(&mut span, script, options, &mut lowered, &mut findings);
             alters.end_transaction();
             let keep = (tx.lock_timeout_set, tx.statement_timeout_set);
             tx = TxState {
@@ -484,7 +484,7 @@ fn lint_script(
             stmt.transaction,
             TransactionBehavior::Commit | TransactionBehavior::Rollback
         ) {
-            close_span(&mut span, script, options, new, &mut lowered, &mut findings);
+            close_span(&mut span, script, options, &mut lowered, &mut findings);
             alters.end_transaction();
             tx = TxState {
                 lock_timeout_set: tx.lock_timeout_set,
@@ -493,7 +493,7 @@ fn lint_script(
             };
         }
     }
-    close_span(&mut span, script, options, new, &mut lowered, &mut findings);
+    close_span(&mut span, script, options, &mut lowered, &mut findings);
     // A foreign key is covered if an index on its columns exists by the end
     // of the migration (indexes usually follow the CREATE TABLE).
     findings.retain(|(_, f)| {
@@ -597,12 +597,14 @@ fn close_span(
     span: &mut rules::ban_statements_after_access_exclusive::Span,
     script: &Script,
     options: &LintOptions,
-    new: &NewObjects,
     lowered: &mut HashMap<(&'static str, usize, usize), &str>,
     findings: &mut Vec<(usize, Finding)>,
 ) {
     if let Some((index, f)) = span.close(script, options.layout) {
-        if let Some(why) = lowering(&f, false, new, options) {
+        // The table existed when the lock was taken (see `observe`); a
+        // table of that name created since (DROP, then CREATE ... AS) does
+        // not make the lock harmless.
+        if let Some(why) = lowering(&f, false, &NewObjects::default(), options) {
             lowered.insert((f.rule, f.line, f.column), why);
         }
         findings.push((index, f));

@@ -234,6 +234,12 @@ mod tests {
     }
 
     #[test]
+    fn a_table_dropped_and_created_again_was_locked_all_along() {
+        let f = check_fires(RULE, "DROP TABLE totals;\nCREATE TABLE totals AS SELECT user_id, count(*) FROM orders GROUP BY user_id;\n");
+        assert_eq!(f.risk, crate::lint::Risk::Medium, "{f:#?}");
+    }
+
+    #[test]
     fn ok_when_last_or_on_new_tables() {
         check_ok(RULE, "UPDATE accounts SET active = true WHERE id = 1;\nALTER TABLE users ADD COLUMN plan text;");
         check_ok(RULE, "CREATE TABLE t (a int);\nALTER TABLE t ADD COLUMN b int;\nCREATE INDEX ON t (b);");
