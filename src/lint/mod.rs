@@ -153,25 +153,24 @@ pub struct RuleMeta {
     pub doc: &'static str,
 }
 
-impl RuleMeta {
-    /// Whether the table's size changes what the finding costs, declared by
-    /// the rule's `scans` and `lock`: a scan or rewrite lasts as long as
-    /// the table is big, and an ACCESS EXCLUSIVE lock (reads blocked too)
-    /// stalls a big, busy table but not a tiny lookup table. Style and
-    /// hygiene rules (types, names, timeouts, transaction shape) and brief
-    /// weaker locks (CREATE TRIGGER) cost the same on any table, so size
-    /// never raises or lowers them.
-    pub fn sized(&self) -> bool {
-        self.scans || self.lock == Some(Lock::AccessExclusive)
-    }
-}
-
 /// A lint rule. Rules are unit structs listed in [`rules::RULES`].
 pub trait Rule: Sync {
     /// The rule's description.
     fn meta(&self) -> &'static RuleMeta;
     /// Checks one statement in its context and appends findings.
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>);
+
+    /// Whether the table's size changes what a finding costs, so that
+    /// connected analysis lowers it on tiny tables and raises it on big
+    /// ones. By default, rules about a lock on the table or a scan or
+    /// rewrite of it (their `lock` and `scans`). A rule whose point is not
+    /// the lock (style, hygiene, compatibility with the running code) or
+    /// whose lock is brief says `false` in its own file: a rename breaks
+    /// the application on a table of any size.
+    fn sized(&self) -> bool {
+        let meta = self.meta();
+        meta.scans || meta.lock.is_some()
+    }
 }
 
 /// One finding. Rules fill in `rule`, `risk`, `lock`, `message`, `fix` and

@@ -33,6 +33,11 @@ impl Rule for BanCreateTriggerOnExistingTable {
         &META
     }
 
+    /// Not weighed by table size: the lock is brief on a table of any size, and lock_timeout bounds the queue.
+    fn sized(&self) -> bool {
+        false
+    }
+
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         let NodeEnum::CreateTrigStmt(t) = ctx.node else { return };
         let Some(rv) = &t.relation else { return };
