@@ -114,8 +114,11 @@ impl Format {
             Format::Goose => "add `-- +goose NO TRANSACTION` at the top of the file",
             Format::Sqlx => "make `-- no-transaction` the file's first line",
             Format::Dbmate => "write the marker as `-- migrate:up transaction:false`",
-            Format::Native | Format::Flyway => {
-                "add `-- strata:no-transaction` at the top of the file"
+            Format::Native => "add `-- strata:no-transaction` at the top of the file",
+            // Flyway (6.1 and later) reads a script config file next to
+            // the script; Strata reads its own directive.
+            Format::Flyway => {
+                "add `-- strata:no-transaction` at the top of the file, and for Flyway itself `executeInTransaction=false` in a config file named after it plus `.conf` (V2__x.sql.conf)"
             }
         }
     }

@@ -18,7 +18,7 @@ Not counted: statements on tables created in the same migration; constant `INSER
 Locks are held until the transaction ends. Whatever runs after the locking statement (a backfill, an index build, a scan of another table) extends the time during which nobody can read or write the locked table.
 
 ## Safe rewrite
-End the transaction right after the locking statement: move what follows into a migration of its own, or run the migration outside a transaction in the layout's own way, so each statement commits on its own (Strata's layout: `-- strata:no-transaction`; diesel: `run_in_transaction = false` in the migration's metadata.toml; goose: `-- +goose NO TRANSACTION`; sqlx: `-- no-transaction` as the first line; dbmate: `-- migrate:up transaction:false`). A file with its own BEGIN: COMMIT right after the locking statement.
+End the transaction right after the locking statement: move what follows into a migration of its own, or run the migration outside a transaction in the layout's own way, so each statement commits on its own (Strata's layout: `-- strata:no-transaction`; diesel: `run_in_transaction = false` in the migration's metadata.toml; goose: `-- +goose NO TRANSACTION`; sqlx: `-- no-transaction` as the first line; dbmate: `-- migrate:up transaction:false`; Flyway: `executeInTransaction=false` in the script's `.conf` file, with `-- strata:no-transaction` for Strata). A file with its own BEGIN: COMMIT right after the locking statement.
 
 ## Example
 ```sql
@@ -301,12 +301,13 @@ mod tests {
             (Format::Sqlx, "-- no-transaction"),
             (Format::Dbmate, "transaction:false"),
             (Format::Native, "-- strata:no-transaction"),
+            (Format::Flyway, "executeInTransaction=false"),
         ] {
             let options = LintOptions { layout: Some(layout), ..LintOptions::default() };
             let found = lint_after(&[], sql, &options);
             let fix = spans(&found).first().and_then(|f| f.fix.clone()).unwrap_or_default();
             assert!(fix.contains(expected), "{layout}: {fix}");
-            if layout != Format::Native {
+            if !matches!(layout, Format::Native | Format::Flyway) {
                 assert!(!fix.contains("strata:"), "{layout}: {fix}");
             }
         }
