@@ -88,7 +88,8 @@ impl Span {
         if !ctx.in_transaction || open.inside.last().is_some_and(|(l, _)| *l == line) || !extends(ctx, heavy, &open.table) {
             return;
         }
-        open.inside.push((line, ctx.stmt.sql.lines().next().unwrap_or("").trim().to_owned()));
+        // On one line, so a statement formatted over several still reads.
+        open.inside.push((line, clip(&ctx.stmt.sql)));
     }
 
     /// The transaction ends: one finding for the span, placed on the
@@ -99,7 +100,7 @@ impl Span {
             return None;
         }
         let table = &open.table;
-        let mut listed: Vec<String> = open.inside.iter().take(LISTED).map(|(l, text)| format!("line {l}: {}", clip(text))).collect();
+        let mut listed: Vec<String> = open.inside.iter().take(LISTED).map(|(l, text)| format!("line {l}: {text}")).collect();
         if open.inside.len() > LISTED {
             listed.push(format!("and {} more", open.inside.len() - LISTED));
         }
@@ -147,11 +148,13 @@ fn reads_existing(ctx: &StmtCtx<'_>, from: &[pg_query::protobuf::Node]) -> bool 
     })
 }
 
-/// A statement's first line, shortened for a list.
+/// A statement on one line, shortened for a list (only its first 60
+/// words are looked at, so a huge statement costs nothing more).
 fn clip(text: &str) -> String {
-    match text.char_indices().nth(60) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_owned(),
+    let one_line = text.split_whitespace().take(60).collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &one_line[..i]),
+        None => one_line,
     }
 }
 
