@@ -529,3 +529,37 @@ fn external_lint_of_a_diesel_layout_follows_diesel_transactions() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn drop_index_locks_the_table_the_server_catalog_names() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch(
+            "CREATE TABLE users (id bigint PRIMARY KEY, email text);
+             INSERT INTO users SELECT g, g::text FROM generate_series(1, 5000) g;
+             CREATE INDEX users_email_idx ON users (email);
+             CREATE TABLE accounts (id bigint PRIMARY KEY, active bool);
+             ANALYZE users; ANALYZE accounts;",
+        )
+        .await
+        .unwrap();
+    let project = Project::new();
+    // The index is not in the migrations: only the server knows its table.
+    project.write(
+        "1_x.up.sql",
+        "DROP INDEX users_email_idx;\nUPDATE accounts SET active = true;\n",
+    );
+    let out = project.run(&db, &["lint", "--format", "json", "--fail-on", "high"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let span = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "ban-statements-after-access-exclusive")
+        .cloned()
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(span["line"], 1, "{span:#}");
+    assert_eq!(span["table"], "public.users", "{span:#}");
+    assert!(span["table_rows"].as_i64().unwrap() >= 5000, "{span:#}");
+}
