@@ -92,6 +92,46 @@ impl Format {
     }
 }
 
+impl Format {
+    /// Whether the layout's own tool runs each migration inside a
+    /// transaction unless the migration says otherwise in the tool's own
+    /// way ([`Format::no_transaction_how`]); a `-- strata:` directive is a
+    /// comment to it. golang-migrate (native) and Flyway decide otherwise.
+    pub fn tool_wraps_in_transaction(self) -> bool {
+        matches!(
+            self,
+            Format::Diesel | Format::Goose | Format::Sqlx | Format::Dbmate
+        )
+    }
+
+    /// How a migration of this layout says "run me outside a transaction"
+    /// so that both the layout's own tool and Strata obey it, for messages.
+    pub fn no_transaction_how(self) -> &'static str {
+        match self {
+            Format::Diesel => {
+                "put `run_in_transaction = false` in the migration's metadata.toml (next to up.sql)"
+            }
+            Format::Goose => "add `-- +goose NO TRANSACTION` at the top of the file",
+            Format::Sqlx => "make `-- no-transaction` the file's first line",
+            Format::Dbmate => "write the marker as `-- migrate:up transaction:false`",
+            Format::Native => "add `-- strata:no-transaction` at the top of the file",
+            // Flyway (6.1 and later) reads a script config file next to
+            // the script; Strata reads its own directive.
+            Format::Flyway => {
+                "add `-- strata:no-transaction` at the top of the file, and for Flyway itself `executeInTransaction=false` in a config file named after it plus `.conf` (V2__x.sql.conf)"
+            }
+        }
+    }
+}
+
+impl NoTransaction {
+    /// True when it is Strata's own `-- strata:no-transaction`, which other
+    /// tools read as a comment.
+    pub fn is_strata_directive(&self) -> bool {
+        self.source == "-- strata:no-transaction"
+    }
+}
+
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -322,6 +322,35 @@ pub async fn volatility(
         .collect())
 }
 
+/// (index schema, index name, table name) of every index on a user table
+/// or materialized view: `DROP INDEX` names only the index but locks its
+/// table, and the analysis must know which. An index lives in its table's
+/// schema. Values that can be NULL are skipped, never an error.
+pub async fn index_tables(conn: &Connection) -> Result<Vec<(String, String, String)>, DbError> {
+    let rows = conn
+        .query(
+            "SELECT n.nspname::text, i.relname::text, t.relname::text
+             FROM pg_index x
+             JOIN pg_class i ON i.oid = x.indexrelid
+             JOIN pg_class t ON t.oid = x.indrelid
+             JOIN pg_namespace n ON n.oid = i.relnamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.try_get::<_, Option<String>>(0).ok().flatten()?,
+                r.try_get::<_, Option<String>>(1).ok().flatten()?,
+                r.try_get::<_, Option<String>>(2).ok().flatten()?,
+            ))
+        })
+        .collect())
+}
+
 /// `server_version_num` (e.g. 150018).
 pub async fn server_version_num(conn: &Connection) -> Result<i32, DbError> {
     let rows = conn

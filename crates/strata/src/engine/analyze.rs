@@ -31,6 +31,7 @@ pub fn options(config: &Config) -> LintOptions {
         external_runner: config.lint.external_runner,
         facts: None,
         run_is_pending: false,
+        layout: config.format,
     }
 }
 
@@ -53,6 +54,7 @@ pub async fn analyze(
     indexes: &[usize],
 ) -> Result<LintReport, EngineError> {
     let mut opts = options(&project.config);
+    opts.layout = Some(project.format);
     // `indexes` are the pending migrations, which run in this order: what
     // an earlier one creates is new to the later ones.
     opts.run_is_pending = true;
@@ -105,6 +107,7 @@ pub async fn lint_paths(
     };
     let mut total = LintReport::default();
     for path in paths {
+        let mut layout = config.format;
         let migrations: Vec<Migration> = if path.is_dir() {
             // The configured directory (`strata lint` without paths) is
             // linted with the run's other directories, merged, as `up` sees it.
@@ -121,6 +124,7 @@ pub async fn lint_paths(
             if !loaded.problems.is_empty() {
                 return Err(EngineError::Source(loaded.problems));
             }
+            layout = Some(loaded.format);
             loaded.migrations
         } else {
             let mut one = vec![source::load_file(path).map_err(EngineError::Source)?];
@@ -131,6 +135,7 @@ pub async fn lint_paths(
             one
         };
         let mut opts = options(config);
+        opts.layout = layout;
         if let Some(conn) = &conn {
             opts.facts = Some(server_facts(&config.project_dir, conn, &migrations).await?);
         }
@@ -183,14 +188,15 @@ pub fn lock_hold_policy(
         let planned = f.table.as_ref().and_then(|t| planned.get(t)).copied();
         f.table_rows.max(planned)
     };
-    let over = |f: &lint::Finding| {
-        f.estimate_ms.is_some_and(|ms| ms > limit_ms)
+    let counted = |f: &lint::Finding| {
+        f.estimate_ms.is_some()
             && rows(f).is_some_and(|rows| rows >= SMALL_TABLE_ROWS)
             && !rewritten.contains(&(f.file.clone(), f.line))
     };
+    let over = |f: &lint::Finding| counted(f) && f.estimate_ms.is_some_and(|ms| ms > limit_ms);
     // The slowest estimate per statement, with the table it is about.
     let mut slow: HashMap<(PathBuf, usize), (i64, String, i64)> = HashMap::new();
-    for f in report.findings.iter().filter(|f| over(f)) {
+    for f in report.findings.iter().filter(|f| counted(f)) {
         let entry = (
             f.estimate_ms.unwrap_or_default(),
             f.table.clone().unwrap_or_default(),
@@ -203,13 +209,25 @@ pub fn lock_hold_policy(
     }
     let extends = lint::rules::ban_statements_after_access_exclusive::META.id;
     for f in &mut report.findings {
-        let Some((ms, table, rows)) = slow.get(&(f.file.clone(), f.line)) else {
-            continue;
+        // A lock span is held for the sum of the statements run inside it;
+        // its message names the slowest.
+        let spanned = (f.rule == extends && f.estimate_ms.is_none()).then(|| {
+            let inside = f
+                .span
+                .iter()
+                .filter_map(|l| slow.get(&(f.file.clone(), *l)));
+            let total: i64 = inside.clone().map(|e| e.0).sum();
+            inside
+                .max_by_key(|e| e.0)
+                .map(|(_, table, rows)| (total, table.clone(), *rows))
+        });
+        let own = slow.get(&(f.file.clone(), f.line)).cloned();
+        let (extended, (ms, table, rows)) = match (spanned, own) {
+            (Some(Some(entry)), _) if entry.0 > limit_ms => (true, entry),
+            (None, Some(entry)) if over(f) => (false, entry),
+            _ => continue,
         };
-        let extended = f.rule == extends && f.estimate_ms.is_none();
-        if !(extended || over(f)) {
-            continue;
-        }
+        let (ms, table, rows) = (&ms, &table, &rows);
         f.risk = lint::Risk::High;
         if extended {
             f.estimate_ms = Some(*ms);
@@ -564,6 +582,17 @@ async fn server_facts(
             }
         }
     }
+    // Indexes likewise: qualified, and bare through the search path (the
+    // first schema on the path wins).
+    let indexes = catalog::index_tables(conn).await?;
+    for (schema, index, table) in &indexes {
+        facts.indexes.insert(sql(schema, index), sql(schema, table));
+    }
+    for schema in path.iter().rev() {
+        for (s, index, table) in indexes.iter().filter(|(s, ..)| s == schema) {
+            facts.indexes.insert(quote_ident(index), sql(s, table));
+        }
+    }
     let version = catalog::server_version_num(conn).await?;
     facts.major_version = Some((version / 10_000) as u32);
     facts.volatility = catalog::volatility(conn, &called_functions(migrations)).await?;
@@ -719,19 +748,27 @@ mod tests {
     fn the_statement_after_an_access_exclusive_lock_carries_its_estimate() {
         let out = policy(
             vec![
-                finding(&ban_statements_after_access_exclusive::META, 2, 10, None),
+                {
+                    let mut span =
+                        finding(&ban_statements_after_access_exclusive::META, 1, 10, None);
+                    span.span = vec![2, 3];
+                    span
+                },
                 finding(
                     &ban_unbatched_update_delete::META,
                     2,
                     2_000_000,
                     Some(3_000),
                 ),
+                // Under the limit alone, but it adds to the hold.
+                finding(&ban_unbatched_update_delete::META, 3, 2_000_000, Some(500)),
             ],
             &[],
             &[],
         );
-        assert!(out.iter().all(|f| f.risk == Risk::High), "{out:#?}");
-        assert_eq!(out[0].estimate_ms, Some(3_000));
+        let risks: Vec<Risk> = out.iter().map(|f| f.risk).collect();
+        assert_eq!(risks, [Risk::High, Risk::High, Risk::Medium], "{out:#?}");
+        assert_eq!(out[0].estimate_ms, Some(3_500));
     }
 
     #[test]

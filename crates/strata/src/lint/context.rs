@@ -38,6 +38,10 @@ pub struct LintOptions {
     /// migration, where nobody can be using what was just created. Off for
     /// offline `lint`, which does not know what is pending.
     pub run_is_pending: bool,
+    /// The layout the migrations are written in, when known: with
+    /// `external_runner`, its own tool's transaction rules apply, and
+    /// advice names its own way to run a file outside a transaction.
+    pub layout: Option<crate::source::Format>,
 }
 
 impl Default for LintOptions {
@@ -49,6 +53,7 @@ impl Default for LintOptions {
             external_runner: false,
             facts: None,
             run_is_pending: false,
+            layout: None,
         }
     }
 }
@@ -111,6 +116,15 @@ impl StmtCtx<'_> {
     /// created earlier in the same migration.
     pub fn is_existing(&self, table: &str) -> bool {
         !self.created.contains(&schema::key(table))
+    }
+
+    /// The table an index is on: from the replayed history, else from the
+    /// connected server.
+    pub fn index_table(&self, index: &str) -> Option<String> {
+        self.schema
+            .index_table(index)
+            .or_else(|| self.options.facts.as_ref()?.index_table(index))
+            .map(str::to_owned)
     }
 
     /// The target's major version.
@@ -234,6 +248,34 @@ pub fn table_lock(node: &NodeEnum) -> Option<(Lock, String)> {
     }
 }
 
+/// [`table_lock`], and for `DROP INDEX` (without CONCURRENTLY) the ACCESS
+/// EXCLUSIVE lock on the index's table, resolved from the replayed history
+/// or, for indexes the migrations did not create, the connected server.
+pub fn locked_table(
+    node: &NodeEnum,
+    schema: &Schema,
+    facts: Option<&ServerFacts>,
+) -> Option<(Lock, String)> {
+    match node {
+        NodeEnum::DropStmt(d)
+            if d.remove_type == ObjectType::ObjectIndex as i32 && !d.concurrent =>
+        {
+            d.objects.iter().find_map(|o| {
+                let Some(NodeEnum::List(l)) = &o.node else {
+                    return None;
+                };
+                let index = ast::name(&l.items);
+                let table = schema
+                    .index_table(&index)
+                    .map(str::to_owned)
+                    .or_else(|| facts?.index_table(&index).map(str::to_owned))?;
+                Some((Lock::AccessExclusive, table))
+            })
+        }
+        _ => table_lock(node),
+    }
+}
+
 /// Lints `migrations` (all of them, in run order, so the schema replay sees
 /// everything); findings are reported only for those whose index is in
 /// `report`.
@@ -297,6 +339,29 @@ pub fn lint_migrations(
     out
 }
 
+/// How the script runs. Strata's runner takes a file with a CONCURRENTLY
+/// statement (or a no-transaction directive) out of its transaction; the
+/// tool of a layout that wraps every migration in one (diesel, goose, sqlx,
+/// dbmate) does so only when its own directive says so. With
+/// `external_runner`, that tool runs the file: judge it as it will run.
+fn run_mode(script: &Script, statements: &[Statement], options: &LintOptions) -> RunMode {
+    let directive = script.no_transaction.as_ref();
+    let tool = options
+        .layout
+        .filter(|l| options.external_runner && l.tool_wraps_in_transaction());
+    if tool.is_some() && !statements.iter().any(|s| s.transaction.is_control()) {
+        return match directive.filter(|d| !d.is_strata_directive()) {
+            Some(d) => RunMode::NoTransaction(d.source.clone()),
+            None => RunMode::Transaction,
+        };
+    }
+    RunMode::of(
+        directive.map(|d| d.source.clone()),
+        script.first_line,
+        statements,
+    )
+}
+
 fn lint_script(
     script: &Script,
     statements: &[Statement],
@@ -304,8 +369,7 @@ fn lint_script(
     options: &LintOptions,
     new: &mut NewObjects,
 ) -> Vec<Finding> {
-    let directive = script.no_transaction.as_ref().map(|nt| nt.source.clone());
-    let mode = RunMode::of(directive, script.first_line, statements);
+    let mode = run_mode(script, statements, options);
     let mut tx = TxState::default();
     let mut depth = 0usize;
     let mut findings: Vec<(usize, Finding)> = Vec::new();
@@ -314,6 +378,13 @@ fn lint_script(
     let mut swaps: HashSet<(usize, usize, String, Vec<String>)> = HashSet::new();
     // Findings about objects new in this run: (rule, line, column).
     let mut lowered: HashMap<(&'static str, usize, usize), &str> = HashMap::new();
+    // Rules judged over several statements, with what they need to know of
+    // each: whether a scan or rewrite rule flagged it ("heavy").
+    let mut span = rules::ban_statements_after_access_exclusive::Span::default();
+    let mut alters = rules::prefer_single_alter::Alters::default();
+    let span_on = !options
+        .disabled
+        .contains(rules::ban_statements_after_access_exclusive::META.id);
     // The statements a DO block runs are checked like the file's own, right
     // after the DO; they keep its index, so an allow above the DO covers them.
     let expanded = statements.iter().enumerate().flat_map(|(index, stmt)| {
@@ -345,6 +416,8 @@ fn lint_script(
         };
         if !in_transaction && !explicit {
             // Each statement is its own transaction.
+            close_span(&mut span, script, options, &mut lowered, &mut findings);
+            alters.end_transaction();
             let keep = (tx.lock_timeout_set, tx.statement_timeout_set);
             tx = TxState {
                 lock_timeout_set: keep.0,
@@ -365,30 +438,25 @@ fn lint_script(
                 index,
             };
             let mut found = Vec::new();
+            // Disabled rules run too: whether a statement scans or rewrites
+            // must not depend on which findings the project wants to see.
             for rule in RULES {
-                if !options.disabled.contains(rule.meta().id) {
-                    rule.check(&ctx, &mut found);
-                }
+                rule.check(&ctx, &mut found);
             }
-            let about_new = options.run_is_pending && new.covers(node, options.facts.as_ref());
+            let heavy = found
+                .iter()
+                .any(|f| rules::find(f.rule).is_some_and(|r| r.meta().scans));
+            let line = script.first_line + stmt.line - 1;
+            alters.check(&ctx, heavy, line, &mut found);
+            if span_on {
+                span.observe(&ctx, heavy, line);
+            }
+            found.retain(|f| !options.disabled.contains(f.rule));
+            let about_new = new.covers(node, options.facts.as_ref());
             for mut f in found {
-                let key = (f.rule, script.first_line + stmt.line - 1, stmt.column);
-                if options.run_is_pending
-                    && (about_new
-                        || f.table
-                            .as_ref()
-                            .is_some_and(|t| new.tables.contains(&schema::key(t))))
-                {
-                    lowered.insert(key, "created earlier in this run: nobody uses it yet");
-                } else if options.run_is_pending
-                    && f.table
-                        .as_ref()
-                        .is_some_and(|t| absent_from_server(t, options.facts.as_ref()))
-                {
-                    lowered.insert(
-                        key,
-                        "not in the database when the run starts: nobody uses it",
-                    );
+                let key = (f.rule, line, stmt.column);
+                if let Some(why) = lowering(&f, about_new, new, options) {
+                    lowered.insert(key, why);
                 }
                 f.file = script.path.clone();
                 f.line = script.first_line + stmt.line - 1;
@@ -396,8 +464,15 @@ fn lint_script(
                 f.source_line = stmt.sql.lines().next().unwrap_or("").to_owned();
                 findings.push((index, f));
             }
-            observe(&mut tx, node, stmt, new);
+            let had_lock = tx.access_exclusive.is_some();
+            observe(&mut tx, node, stmt, new, schema, options.facts.as_ref());
             observe_unique_swap(&mut tx, node, stmt, schema, &mut swaps);
+            if let (false, true, Some((table, _))) =
+                (had_lock, in_transaction, &tx.access_exclusive)
+            {
+                let first = stmt.sql.lines().next().unwrap_or("");
+                span.start(table, index, line, stmt.column, first, explicit);
+            }
             new.track(node);
             schema.apply(node);
         }
@@ -433,6 +508,8 @@ fn lint_script(
             stmt.transaction,
             TransactionBehavior::Commit | TransactionBehavior::Rollback
         ) {
+            close_span(&mut span, script, options, &mut lowered, &mut findings);
+            alters.end_transaction();
             tx = TxState {
                 lock_timeout_set: tx.lock_timeout_set,
                 statement_timeout_set: tx.statement_timeout_set,
@@ -440,6 +517,7 @@ fn lint_script(
             };
         }
     }
+    close_span(&mut span, script, options, &mut lowered, &mut findings);
     // A unique key replaced by one on the same columns in the same
     // transaction keeps its guarantee.
     findings.retain(|(_, f)| {
@@ -519,6 +597,53 @@ fn lint_script(
         }
     }
     findings
+}
+
+/// Why a finding is about something nobody uses yet (it is then lowered to
+/// LOW at the end): created earlier in this migration (offline) or run
+/// (`up`, `status`), the same facts for both, so `lint` and `up` agree; or,
+/// in a run of pending migrations, absent from the server (only a run
+/// knows that such a table is not simply created by a migration it skips).
+fn lowering(
+    f: &Finding,
+    about_new: bool,
+    new: &NewObjects,
+    options: &LintOptions,
+) -> Option<&'static str> {
+    let table = f.table.as_ref();
+    if about_new || table.is_some_and(|t| new.tables.contains(&schema::key(t))) {
+        Some(if options.run_is_pending {
+            "created earlier in this run: nobody uses it yet"
+        } else {
+            "created earlier in this migration: nobody uses it yet"
+        })
+    } else if !options.run_is_pending {
+        None
+    } else if table.is_some_and(|t| absent_from_server(t, options.facts.as_ref())) {
+        Some("not in the database when the run starts: nobody uses it")
+    } else {
+        None
+    }
+}
+
+/// Ends the lock span of `ban-statements-after-access-exclusive` (the
+/// transaction ended): its finding, if any, joins the others.
+fn close_span(
+    span: &mut rules::ban_statements_after_access_exclusive::Span,
+    script: &Script,
+    options: &LintOptions,
+    lowered: &mut HashMap<(&'static str, usize, usize), &str>,
+    findings: &mut Vec<(usize, Finding)>,
+) {
+    if let Some((index, f)) = span.close(script, options.layout) {
+        // The table existed when the lock was taken (see `observe`); a
+        // table of that name created since (DROP, then CREATE ... AS) does
+        // not make the lock harmless.
+        if let Some(why) = lowering(&f, false, &NewObjects::default(), options) {
+            lowered.insert((f.rule, f.line, f.column), why);
+        }
+        findings.push((index, f));
+    }
 }
 
 /// True when the connected server has no table of that name in any schema
@@ -782,8 +907,15 @@ impl NewObjects {
 }
 
 /// Updates transaction facts after a statement.
-fn observe(tx: &mut TxState, node: &NodeEnum, stmt: &Statement, new: &NewObjects) {
-    if let Some((lock, table)) = table_lock(node) {
+fn observe(
+    tx: &mut TxState,
+    node: &NodeEnum,
+    stmt: &Statement,
+    new: &NewObjects,
+    schema: &Schema,
+    facts: Option<&ServerFacts>,
+) {
+    if let Some((lock, table)) = locked_table(node, schema, facts) {
         let key = schema::key(&table);
         if lock == Lock::AccessExclusive
             && tx.access_exclusive.is_none()
@@ -933,15 +1065,18 @@ fn size_adjust(f: &mut Finding, facts: &ServerFacts) {
     let Some(stats) = stats else { return };
     f.table_rows = Some(stats.rows);
     f.table_bytes = Some(stats.bytes);
-    if stats.rows < 1_000 {
-        f.risk = f.risk.lower();
-    } else if stats.rows > 100_000 {
-        f.risk = f.risk.max(Risk::Medium);
+    let rule = rules::find(f.rule);
+    let meta = rule.map(|r| r.meta());
+    // Only what locks, scans or rewrites costs more on a big table (see
+    // `Rule::sized`); style findings keep their risk on any table.
+    if rule.is_some_and(|r| r.sized()) {
+        if stats.rows < 1_000 {
+            f.risk = f.risk.lower();
+        } else if stats.rows > 100_000 {
+            f.risk = f.risk.max(Risk::Medium);
+        }
     }
-    let scans = RULES
-        .iter()
-        .find(|r| r.meta().id == f.rule)
-        .is_some_and(|r| r.meta().scans);
+    let scans = meta.is_some_and(|m| m.scans);
     if let (true, Some(rate)) = (scans, facts.rewrite_bytes_per_sec) {
         f.estimate_ms = Some(((stats.bytes as f64 / rate) * 1000.0).ceil() as i64);
     }
@@ -1050,6 +1185,69 @@ mod tests {
             Some(facts),
         );
         assert_eq!(risk_of(&found, "ban-drop-table"), Some(Risk::High));
+    }
+
+    fn big_and_tiny() -> ServerFacts {
+        let mut facts = ServerFacts::default();
+        for (name, rows) in [("big", 500_000), ("tiny", 10)] {
+            facts.tables.insert(
+                name.into(),
+                crate::lint::TableStats {
+                    rows,
+                    bytes: rows * 100,
+                },
+            );
+        }
+        facts
+    }
+
+    #[test]
+    fn size_moves_only_lock_rewrite_and_scan_rules() {
+        let found = run(
+            &["ALTER TABLE big ADD COLUMN name varchar(20), ADD COLUMN at timestamp, ADD COLUMN n int, ADD COLUMN owner_id int, ADD COLUMN doc json;\nALTER TABLE big ALTER COLUMN n TYPE bigint;\nALTER TABLE tiny ALTER COLUMN x TYPE bigint;\n"],
+            false,
+            Some(big_and_tiny()),
+        );
+        for style in [
+            "prefer-text",
+            "prefer-timestamptz",
+            "prefer-bigint",
+            "prefer-jsonb",
+        ] {
+            assert!(
+                found.iter().any(|f| f.rule == style),
+                "{style} missing: {found:#?}"
+            );
+            assert!(
+                found
+                    .iter()
+                    .filter(|f| f.rule == style)
+                    .all(|f| f.risk == Risk::Low),
+                "{style} raised by size: {found:#?}"
+            );
+        }
+        // A rewrite is still judged by size, both ways.
+        let rewrites: Vec<_> = found
+            .iter()
+            .filter(|f| f.rule == "ban-column-type-change")
+            .map(|f| (f.table.clone().unwrap_or_default(), f.risk))
+            .collect();
+        assert!(
+            rewrites.contains(&("big".into(), Risk::Medium)),
+            "{rewrites:?}"
+        );
+        assert!(
+            rewrites.contains(&("tiny".into(), Risk::Low)),
+            "{rewrites:?}"
+        );
+        for rule in RULES {
+            let id = rule.meta().id;
+            let style = id.starts_with("prefer-") && id != "prefer-single-alter";
+            let compatibility = id.starts_with("ban-rename-") || id == "ban-drop-not-null";
+            if style || compatibility || id == "ban-create-trigger-on-existing-table" {
+                assert!(!rule.sized(), "{id} is not about a lock, scan or rewrite");
+            }
+        }
     }
 
     #[test]

@@ -160,6 +160,18 @@ pub trait Rule: Sync {
     fn meta(&self) -> &'static RuleMeta;
     /// Checks one statement in its context and appends findings.
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>);
+
+    /// Whether the table's size changes what a finding costs, so that
+    /// connected analysis lowers it on tiny tables and raises it on big
+    /// ones. By default, rules about a lock on the table or a scan or
+    /// rewrite of it (their `lock` and `scans`). A rule whose point is not
+    /// the lock (style, hygiene, compatibility with the running code) or
+    /// whose lock is brief says `false` in its own file: a rename breaks
+    /// the application on a table of any size.
+    fn sized(&self) -> bool {
+        let meta = self.meta();
+        meta.scans || meta.lock.is_some()
+    }
 }
 
 /// One finding. Rules fill in `rule`, `risk`, `lock`, `message`, `fix` and
@@ -203,6 +215,11 @@ pub struct Finding {
     /// Columns a finding is about, for checks at the end of the migration.
     #[serde(skip)]
     pub columns: Vec<String>,
+    /// For a lock span (`ban-statements-after-access-exclusive`): the file
+    /// lines of the statements that run while the lock is held, whose
+    /// durations add to the hold.
+    #[serde(skip)]
+    pub span: Vec<usize>,
 }
 
 impl Finding {
@@ -224,6 +241,7 @@ impl Finding {
             source_line: String::new(),
             allowed: false,
             columns: Vec::new(),
+            span: Vec::new(),
         }
     }
 
@@ -274,6 +292,10 @@ pub struct ServerFacts {
     pub volatility: HashMap<String, char>,
     /// The server's major version.
     pub major_version: Option<u32>,
+    /// The table of each index, both named as SQL (`public.users_email_idx`
+    /// → `public.users`, and the bare index name for indexes the search
+    /// path finds): `DROP INDEX` locks that table.
+    pub indexes: HashMap<String, String>,
 }
 
 impl ServerFacts {
@@ -283,6 +305,16 @@ impl ServerFacts {
         self.tables
             .get(sql_name)
             .or_else(|| self.tables.get(&schema::key(sql_name)))
+    }
+}
+
+impl ServerFacts {
+    /// The table (as SQL) an index named as SQL is on, when the server has it.
+    pub fn index_table(&self, sql_name: &str) -> Option<&str> {
+        self.indexes
+            .get(sql_name)
+            .or_else(|| self.indexes.get(&schema::key(sql_name)))
+            .map(String::as_str)
     }
 }
 

@@ -57,6 +57,13 @@ pub struct Schema {
     /// constraint, by the index's key: `ALTER INDEX … RENAME` renames the
     /// constraint too.
     pub unique_key_tables: HashMap<String, String>,
+    /// The table of each index the migrations created (index key → table
+    /// key; an index lives in its table's schema): `DROP INDEX` names only
+    /// the index, yet locks its table ACCESS EXCLUSIVE.
+    pub indexes: HashMap<String, String>,
+    /// The reverse: index keys by table key, so a rename or drop of a
+    /// table moves only its own entries.
+    pub table_indexes: HashMap<String, Vec<String>>,
 }
 
 /// `public.t` and `t` are the same table for our purposes.
@@ -70,8 +77,139 @@ impl Schema {
         self.tables.get(&key(name))
     }
 
+    /// The table an index is on (as its key), when the migrations created it.
+    pub fn index_table(&self, index: &str) -> Option<&str> {
+        self.indexes.get(&key(index)).map(String::as_str)
+    }
+
+    /// Keeps [`Schema::indexes`] in step with `node` (called before the
+    /// table map changes, so a dropped or renamed table is still there).
+    fn track_indexes(&mut self, node: &NodeEnum) {
+        match node {
+            NodeEnum::CreateStmt(create) => {
+                let Some(rv) = &create.relation else { return };
+                for elt in &create.table_elts {
+                    match &elt.node {
+                        Some(NodeEnum::ColumnDef(col)) => {
+                            for c in ast::column_constraints(col) {
+                                let cols = std::slice::from_ref(&col.colname);
+                                if let Some(name) = constraint_index_name(rv, c, cols) {
+                                    self.add_index(rv, &name);
+                                }
+                            }
+                        }
+                        Some(NodeEnum::Constraint(c)) => {
+                            if let Some(name) = constraint_index_name(rv, c, &ast::strings(&c.keys))
+                            {
+                                self.add_index(rv, &name);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            NodeEnum::AlterTableStmt(a) => {
+                let Some(rv) = &a.relation else { return };
+                for cmd in ast::alter_table(node).map(|(_, c)| c).unwrap_or_default() {
+                    if let Some(c) = ast::constraint(cmd) {
+                        if let Some(name) = constraint_index_name(rv, c, &ast::strings(&c.keys)) {
+                            self.add_index(rv, &name);
+                        }
+                    } else if let Some(col) =
+                        ast::column_def(cmd).filter(|_| ast::is(cmd, AlterTableType::AtAddColumn))
+                    {
+                        for c in ast::column_constraints(col) {
+                            let cols = std::slice::from_ref(&col.colname);
+                            if let Some(name) = constraint_index_name(rv, c, cols) {
+                                self.add_index(rv, &name);
+                            }
+                        }
+                    } else if ast::is(cmd, AlterTableType::AtDropConstraint) {
+                        self.drop_index(&key(&sibling_of(rv, &cmd.name)));
+                    }
+                }
+            }
+            NodeEnum::IndexStmt(index) => {
+                let Some(rv) = &index.relation else { return };
+                let name = if index.idxname.is_empty() {
+                    // PostgreSQL's default: table_col1_col2_idx (`_key` if unique).
+                    let cols = ast::index_columns(&index.index_params);
+                    let addition = crate::sql::names::name_addition(&cols);
+                    crate::sql::names::object_name(
+                        &rv.relname,
+                        (!cols.is_empty()).then_some(addition.as_str()),
+                        "idx",
+                    )
+                } else {
+                    index.idxname.clone()
+                };
+                self.add_index(rv, &name);
+            }
+            NodeEnum::DropStmt(drop) if drop.remove_type == ObjectType::ObjectIndex as i32 => {
+                for obj in &drop.objects {
+                    if let Some(NodeEnum::List(list)) = &obj.node {
+                        self.drop_index(&key(&ast::name(&list.items)));
+                    }
+                }
+            }
+            NodeEnum::DropStmt(drop) if drop.remove_type == ObjectType::ObjectTable as i32 => {
+                for obj in &drop.objects {
+                    if let Some(NodeEnum::List(list)) = &obj.node {
+                        let gone = self.table_indexes.remove(&key(&ast::name(&list.items)));
+                        for index in gone.unwrap_or_default() {
+                            self.indexes.remove(&index);
+                        }
+                    }
+                }
+            }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectIndex as i32 => {
+                let Some(rv) = &r.relation else { return };
+                if let Some(table) = self.indexes.remove(&key(&ast::relation(rv))) {
+                    let renamed = key(&sibling_of(rv, &r.newname));
+                    self.table_indexes
+                        .entry(table.clone())
+                        .or_default()
+                        .push(renamed.clone());
+                    self.indexes.insert(renamed, table);
+                }
+            }
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectTable as i32 => {
+                let Some(rv) = &r.relation else { return };
+                let new_table = key(&ast::ident(&r.newname));
+                if let Some(list) = self.table_indexes.remove(&key(&ast::relation(rv))) {
+                    for index in &list {
+                        if let Some(table) = self.indexes.get_mut(index) {
+                            *table = new_table.clone();
+                        }
+                    }
+                    self.table_indexes.insert(new_table, list);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn drop_index(&mut self, index: &str) {
+        if let Some(table) = self.indexes.remove(index) {
+            if let Some(list) = self.table_indexes.get_mut(&table) {
+                list.retain(|i| i != index);
+            }
+        }
+    }
+
+    fn add_index(&mut self, table: &pg_query::protobuf::RangeVar, name: &str) {
+        let table_key = key(&ast::relation(table));
+        let index_key = key(&sibling_of(table, name));
+        self.table_indexes
+            .entry(table_key.clone())
+            .or_default()
+            .push(index_key.clone());
+        self.indexes.insert(index_key, table_key);
+    }
+
     /// Applies the schema effect of one statement.
     pub fn apply(&mut self, node: &NodeEnum) {
+        self.track_indexes(node);
         match node {
             NodeEnum::CreateStmt(create) => {
                 let Some(rv) = &create.relation else { return };
@@ -403,6 +541,50 @@ fn add_unique_key(table: &mut Table, base: &str, c: &pg_query::protobuf::Constra
         table.primary_key = Some(name.clone());
     }
     table.unique_keys.insert(name, keys);
+}
+
+/// `name` in `table`'s schema, as SQL.
+fn sibling_of(table: &pg_query::protobuf::RangeVar, name: &str) -> String {
+    ast::relation(&pg_query::protobuf::RangeVar {
+        relname: name.to_owned(),
+        ..table.clone()
+    })
+}
+
+/// The name of the index a PRIMARY KEY, UNIQUE or EXCLUDE constraint
+/// builds, as PostgreSQL names it (`t_pkey`, `t_a_b_key`, `t_a_excl`);
+/// `columns` are the constraint's own, or the column it is written on.
+fn constraint_index_name(
+    table: &pg_query::protobuf::RangeVar,
+    c: &pg_query::protobuf::Constraint,
+    columns: &[String],
+) -> Option<String> {
+    let label = if ast::constr_is(c, ConstrType::ConstrPrimary) {
+        "pkey"
+    } else if ast::constr_is(c, ConstrType::ConstrUnique) {
+        "key"
+    } else if ast::constr_is(c, ConstrType::ConstrExclusion) {
+        "excl"
+    } else {
+        return None;
+    };
+    if !c.indexname.is_empty() {
+        // USING INDEX: the index is renamed to the constraint's name.
+        return Some(if c.conname.is_empty() {
+            c.indexname.clone()
+        } else {
+            c.conname.clone()
+        });
+    }
+    if !c.conname.is_empty() {
+        return Some(c.conname.clone());
+    }
+    let addition = crate::sql::names::name_addition(columns);
+    Some(crate::sql::names::object_name(
+        &table.relname,
+        (label != "pkey" && !columns.is_empty()).then_some(addition.as_str()),
+        label,
+    ))
 }
 
 fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {

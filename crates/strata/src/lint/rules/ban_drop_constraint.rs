@@ -33,6 +33,11 @@ impl Rule for BanDropConstraint {
         &META
     }
 
+    /// Not weighed by table size: the guarantee is gone on a table of any size.
+    fn sized(&self) -> bool {
+        false
+    }
+
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         let Some((table, cmds)) = ast::alter_table(ctx.node) else { return };
         if !ctx.is_existing(&table) {

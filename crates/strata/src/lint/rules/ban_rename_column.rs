@@ -34,6 +34,11 @@ impl Rule for BanRenameColumn {
         &META
     }
 
+    /// Not weighed by table size: a rename breaks the running code on a table of any size.
+    fn sized(&self) -> bool {
+        false
+    }
+
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         let NodeEnum::RenameStmt(r) = ctx.node else { return };
         if r.rename_type != ObjectType::ObjectColumn as i32 {

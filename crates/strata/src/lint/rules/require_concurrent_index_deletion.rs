@@ -42,10 +42,18 @@ impl Rule for RequireConcurrentIndexDeletion {
         }
         let mut safe = drop.clone();
         safe.concurrent = true;
-        out.push(
-            Finding::new(&META, "DROP INDEX locks the index's table against reads and writes, and queues every query behind it while it waits")
-                .fix(format!("{};", ast::deparse(&NodeEnum::DropStmt(safe)))),
-        );
+        // The table, when the history or the server knows it: its size then
+        // weighs the finding, and the message names what is blocked.
+        let table = drop.objects.iter().find_map(|o| match &o.node {
+            Some(NodeEnum::List(l)) => ctx.index_table(&ast::name(&l.items)),
+            _ => None,
+        });
+        let mut f = match &table {
+            Some(t) => Finding::new(&META, format!("DROP INDEX locks {t} against reads and writes until the transaction ends, and queues every query behind it while it waits")).table(t.clone()),
+            None => Finding::new(&META, "DROP INDEX locks the index's table against reads and writes, and queues every query behind it while it waits"),
+        };
+        f = f.fix(format!("{};", ast::deparse(&NodeEnum::DropStmt(safe))));
+        out.push(f);
     }
 }
 
@@ -57,6 +65,12 @@ mod tests {
     fn fires_without_concurrently() {
         let f = check_fires("require-concurrent-index-deletion", "DROP INDEX IF EXISTS orders_user_idx;");
         assert_eq!(f.fix.as_deref(), Some("DROP INDEX CONCURRENTLY IF EXISTS orders_user_idx;"));
+    }
+
+    #[test]
+    fn names_the_table_from_the_history() {
+        let f = check_fires("require-concurrent-index-deletion", "CREATE TABLE orders (id bigint, user_id bigint);\nCREATE INDEX orders_user_idx ON orders (user_id);\nDROP INDEX orders_user_idx;");
+        assert_eq!(f.table.as_deref(), Some("orders"));
     }
 
     #[test]

@@ -39,7 +39,8 @@ impl Rule for RequireTimeouts {
         if !ctx.options.external_runner || (ctx.tx.lock_timeout_set && ctx.tx.statement_timeout_set) {
             return;
         }
-        let Some((_, table)) = crate::lint::context::table_lock(ctx.node) else { return };
+        // DROP INDEX included: it locks the index's table (see `locked_table`).
+        let Some((_, table)) = crate::lint::context::locked_table(ctx.node, ctx.schema, ctx.options.facts.as_ref()) else { return };
         if !ctx.is_existing(&table) || ctx.tx.access_exclusive.is_some() {
             return;
         }
@@ -77,5 +78,13 @@ mod tests {
     fn ok_with_timeouts_or_under_strata() {
         assert!(!external("SET lock_timeout = '2s';\nSET statement_timeout = '1min';\nALTER TABLE users ADD COLUMN plan text;").contains(&"require-timeouts"));
         check_ok("require-timeouts", "ALTER TABLE users ADD COLUMN plan text;");
+    }
+
+    #[test]
+    fn fires_on_a_drop_index_whose_table_the_history_knows() {
+        let options = LintOptions { external_runner: true, ..LintOptions::default() };
+        let found = lint_after(&["CREATE TABLE users (id bigint, email text);\nCREATE INDEX users_email_idx ON users (email);\n"], "DROP INDEX users_email_idx;\nCREATE INDEX users_email_lower ON users (lower(email));\n", &options);
+        let f = found.iter().find(|f| f.rule == "require-timeouts").unwrap_or_else(|| panic!("{found:#?}"));
+        assert_eq!((f.line, f.table.as_deref()), (1, Some("users")));
     }
 }
