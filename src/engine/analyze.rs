@@ -398,7 +398,8 @@ async fn add_estimates(
         };
         for (index, stmt) in statements.iter().enumerate() {
             let line = m.up.first_line + stmt.line - 1;
-            let (rv, verb) = match stmt.nodes.first().and_then(|n| n.node.as_ref()) {
+            let nodes = stmt.nodes();
+            let (rv, verb) = match nodes.first().and_then(|n| n.node.as_ref()) {
                 Some(node @ pg_query::NodeEnum::AlterTableStmt(_)) => {
                     let Some((table, cmds)) = lint::ast::alter_table(node) else {
                         continue;

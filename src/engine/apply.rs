@@ -360,7 +360,7 @@ impl Runner<'_> {
             return self.conn.batch(&stmt.sql).await;
         };
         let index_build = stmt
-            .nodes
+            .nodes()
             .first()
             .and_then(|n| n.node.as_ref())
             .is_some_and(|n| matches!(n, NodeEnum::IndexStmt(_) | NodeEnum::ReindexStmt(_)));
@@ -405,7 +405,7 @@ impl Runner<'_> {
     /// Who holds locks on the tables a statement needs.
     async fn lock_holders(&self, stmt: &Statement) -> String {
         let tables: Vec<String> = stmt
-            .nodes
+            .nodes()
             .iter()
             .filter_map(|n| n.node.as_ref())
             .filter_map(crate::lint::context::table_lock)
@@ -1052,7 +1052,8 @@ fn is_transient(error: &DbError) -> bool {
 /// The quoted, schema-qualified name of the index a `CREATE INDEX
 /// CONCURRENTLY` statement builds, when it names one.
 fn concurrent_index_name(stmt: &Statement) -> Option<String> {
-    let Some(NodeEnum::IndexStmt(index)) = stmt.nodes.first().and_then(|n| n.node.as_ref()) else {
+    let nodes = stmt.nodes();
+    let Some(NodeEnum::IndexStmt(index)) = nodes.first().and_then(|n| n.node.as_ref()) else {
         return None;
     };
     if !index.concurrent || index.idxname.is_empty() {
