@@ -36,7 +36,9 @@ PY
 }
 create='CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, payload text, amount numeric, created date);'
 
-# peak RSS in KB and wall seconds of a command: "SECONDS KB"
+# wall seconds, peak RSS in KB and CPU seconds (user + system) of a
+# command: "SECONDS KB CPU". On a shared machine CPU time is the steadier
+# figure for strata's own work; psql's CPU time leaves out the server's.
 measure() {
     local rc=0
     /usr/bin/time -v "$@" >/dev/null 2>"$work/time.txt" || rc=$?
@@ -46,18 +48,19 @@ measure() {
         return 1
     fi
     awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]}
+                /User time|System time/ {cpu += $2}
                 /Maximum resident set size/ {kb = $2}
-                END {printf "%.2f %d\n", s, kb}' "$work/time.txt"
+                END {printf "%.2f %d %.2f\n", s, kb, cpu}' "$work/time.txt"
 }
 
 echo "strata lint, one file of INSERTs:"
-printf '  %-12s %-10s %-10s %-12s %s\n' statements MB seconds "peak RSS MB" "RSS/size"
+printf '  %-12s %-8s %-10s %-10s %-12s %s\n' statements MB seconds "CPU s" "peak RSS MB" "RSS/size"
 for n in 5000 10000 20000 "$LARGEST"; do
     f="$work/data_$n.sql"
     gen "$f" "$n"
     bytes=$(stat -c %s "$f")
-    read -r secs kb < <(measure "$STRATA" lint "$f" --format json)
-    printf '  %-12s %-10s %-10s %-12s %s\n' "$n" "$(awk "BEGIN {printf \"%.1f\", $bytes/1e6}")" "$secs" \
+    read -r secs kb cpu < <(measure "$STRATA" lint "$f" --format json)
+    printf '  %-12s %-8s %-10s %-10s %-12s %s\n' "$n" "$(awk "BEGIN {printf \"%.1f\", $bytes/1e6}")" "$secs" "$cpu" \
         "$(awk "BEGIN {printf \"%.0f\", $kb/1024}")" "$(awk "BEGIN {printf \"%.1f\", $kb*1024/$bytes}")"
 done
 
@@ -74,7 +77,7 @@ cp "$data" "$mig/2_data.up.sql"
 echo "$create" > "$work/create.sql"
 bytes=$(stat -c %s "$data")
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-psql_t=(); strata_t=(); strata_kb=()
+psql_t=(); strata_t=(); strata_kb=(); strata_cpu=()
 for r in $(seq 1 "$ROUNDS"); do
     for tool in psql strata; do
         db="s_${tool}_$r"
@@ -82,19 +85,20 @@ for r in $(seq 1 "$ROUNDS"); do
         admin "CREATE DATABASE $db"
         u=$(db_url "$db")
         case $tool in
-            psql) read -r secs kb < <(measure psql -X -q -1 -v ON_ERROR_STOP=1 "$u" -f "$work/create.sql" -f "$data")
+            psql) read -r secs kb cpu < <(measure psql -X -q -1 -v ON_ERROR_STOP=1 "$u" -f "$work/create.sql" -f "$data")
                   psql_t+=("$secs") ;;
-            strata) read -r secs kb < <(measure "$STRATA" -q --database-url "$u" --dir "$mig" up)
-                    strata_t+=("$secs"); strata_kb+=("$kb") ;;
+            strata) read -r secs kb cpu < <(measure "$STRATA" -q --database-url "$u" --dir "$mig" up)
+                    strata_t+=("$secs"); strata_kb+=("$kb"); strata_cpu+=("$cpu") ;;
         esac
         rows=$(psql -X -qtA "$u" -c "SELECT count(*) FROM items")
         [ "$rows" = "$LARGEST" ] || { echo "$tool loaded $rows rows, expected $LARGEST" >&2; exit 1; }
-        echo "round $r: $tool ${secs} s" >&2
+        echo "round $r: $tool ${secs} s (CPU of the client ${cpu} s)" >&2
     done
 done
 p=$(printf '%s\n' "${psql_t[@]}" | median)
 s=$(printf '%s\n' "${strata_t[@]}" | median)
 k=$(printf '%s\n' "${strata_kb[@]}" | median)
+c=$(printf '%s\n' "${strata_cpu[@]}" | median)
 echo "apply $LARGEST INSERTs ($(awk "BEGIN {printf \"%.1f\", $bytes/1e6}") MB), median of $ROUNDS round(s):"
 echo "  psql -1 -f:  $p s"
-echo "  strata up:   $s s  (ratio strata/psql = $(awk "BEGIN {printf \"%.2f\", $s/$p}")), peak RSS $(awk "BEGIN {printf \"%.0f\", $k/1024}") MB = $(awk "BEGIN {printf \"%.1f\", $k*1024/$bytes}")x the file"
+echo "  strata up:   $s s  (ratio strata/psql = $(awk "BEGIN {printf \"%.2f\", $s/$p}")), peak RSS $(awk "BEGIN {printf \"%.0f\", $k/1024}") MB = $(awk "BEGIN {printf \"%.1f\", $k*1024/$bytes}")x the file, strata CPU $c s"

@@ -622,6 +622,8 @@ pub async fn up(
     // Parse everything before taking the lock: bad SQL must fail before
     // anything runs.
     let mut steps = parse_up_steps(project, &statuses, &plan)?;
+    // The steps hold their statements now (see `sql::remember_splits`).
+    crate::sql::remember_splits(false);
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
         Some(t) => findings.active().filter(|f| f.risk >= t).count(),

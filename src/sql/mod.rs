@@ -15,6 +15,8 @@ mod classify;
 mod lexical;
 pub mod names;
 
+use std::cell::{Cell, RefCell};
+use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use prost::Message;
@@ -211,7 +213,45 @@ impl SqlError {
 /// chunks of about [`CHUNK`] bytes (see [`parse_in_chunks`]), and each
 /// statement keeps its tree encoded.
 pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlError> {
-    split_with(text, blocks, CHUNK)
+    if text.len() <= CHUNK || !REMEMBER.with(Cell::get) {
+        return split_with(text, blocks, CHUNK);
+    }
+    let key = {
+        let mut h = std::hash::DefaultHasher::new();
+        text.hash(&mut h);
+        (h.finish(), text.len(), blocks.to_vec())
+    };
+    if let Some(hit) = MEMO.with(|m| {
+        m.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, stmts)| stmts.clone())
+    }) {
+        return Ok(hit);
+    }
+    let statements = split_with(text, blocks, CHUNK)?;
+    MEMO.with(|m| *m.borrow_mut() = Some((key, statements.clone())));
+    Ok(statements)
+}
+
+type MemoKey = (u64, usize, Vec<Range<usize>>);
+
+thread_local! {
+    static REMEMBER: Cell<bool> = const { Cell::new(false) };
+    static MEMO: RefCell<Option<(MemoKey, Vec<Statement>)>> = const { RefCell::new(None) };
+}
+
+/// While on, the latest split of a large script (over [`CHUNK`]) on this
+/// thread is kept, so the next split of the same text is a copy instead of
+/// a parse: `up` splits a file to validate it, to analyse it and to run
+/// it, which for a 50 MB data file is three parses of several seconds.
+/// Off (the default) forgets it: the copy costs as much memory as the
+/// statements, so `up` turns it off once it holds the statements it runs.
+pub fn remember_splits(on: bool) {
+    REMEMBER.with(|r| r.set(on));
+    if !on {
+        MEMO.with(|m| *m.borrow_mut() = None);
+    }
 }
 
 fn split_with(
@@ -341,11 +381,11 @@ pub const CHUNK: usize = 256 * 1024;
 
 /// Parses a large script chunk by chunk, handing each statement to `add`
 /// in order, so that only one chunk's trees are decoded at a time (a whole
-/// 50 MB script decoded at once takes gigabytes). Chunks are cut where the
-/// scanner sees a statement end (a `;` outside strings, comments and
-/// dollar quotes); a cut inside a `BEGIN ATOMIC` body or a rule's action
-/// list leaves a chunk that does not parse, which is then extended to the
-/// next cut. `None` (nothing handed over) for small scripts, and when a
+/// 50 MB script decoded at once takes gigabytes). Chunks are cut after a
+/// `;`. A cut that is not between statements (inside a string, a quoted
+/// name, a comment, a dollar-quoted body, a `BEGIN ATOMIC` body or a
+/// rule's action list) leaves the chunk with something unclosed, so it
+/// does not parse, and it is extended to the next cut. `None` (nothing handed over) for small scripts, and when a
 /// chunk still fails after a few extensions: a syntax error or a statement
 /// too deep to hand over, which the whole-text path reports or handles.
 fn parse_in_chunks(text: &str, chunk: usize, add: &mut dyn FnMut(Raw)) -> Option<()> {
@@ -353,41 +393,32 @@ fn parse_in_chunks(text: &str, chunk: usize, add: &mut dyn FnMut(Raw)) -> Option
     if text.len() <= chunk {
         return None;
     }
-    let base = text.as_ptr() as usize;
-    let cuts: Vec<usize> = {
-        let pieces = pg_query::split_with_scanner(text).ok()?;
-        let mut cuts = Vec::new();
-        let mut last = 0;
-        for piece in pieces {
-            let at = piece.as_ptr() as usize - base;
-            if at >= last + chunk {
-                cuts.push(at);
-                last = at;
-            }
-        }
-        cuts.push(text.len());
-        cuts
+    // The next cut: just past the first `;` at least `chunk` bytes on.
+    let cut_after = |at: usize| {
+        let from = (at + chunk).min(text.len());
+        text.as_bytes()[from..]
+            .iter()
+            .position(|b| *b == b';')
+            .map_or(text.len(), |i| from + i + 1)
     };
-    let (mut from, mut i) = (0, 0);
+    let mut from = 0;
     while from < text.len() {
+        let mut to = cut_after(from);
         let mut tries = 0;
         loop {
-            let to = *cuts.get(i)?;
-            i += 1;
-            let chunk = &text[from..to];
-            match pg_query::parse(chunk, 0) {
+            let piece = &text[from..to];
+            match pg_query::parse(piece, 0) {
                 Ok(parsed) => raws_of(parsed, from, to).into_iter().for_each(&mut *add),
                 // Valid, but a tree too deep to hand over: per statement.
-                Err(_) if pg_query::split_with_parser(chunk).is_ok() => split_deep(chunk)?
+                Err(_) if pg_query::split_with_parser(piece).is_ok() => split_deep(piece)?
                     .into_iter()
                     .for_each(|(s, e, n)| add((s + from, e + from, n))),
-                Err(_) => {
+                Err(_) if tries < EXTENSIONS && to < text.len() => {
                     tries += 1;
-                    if tries > EXTENSIONS {
-                        return None;
-                    }
+                    to = cut_after(to);
                     continue;
                 }
+                Err(_) => return None,
             }
             from = to;
             break;
@@ -465,6 +496,17 @@ fn split_deep(text: &str) -> Option<Vec<Raw>> {
 /// runs and is left out, as is a body that does not parse (the server
 /// reports that when it runs). Empty for anything but a PL/pgSQL `DO`.
 pub fn do_block_statements(stmt: &Statement) -> Vec<Statement> {
+    // Cheap test first: this runs for every statement of a file.
+    let starts_with_do =
+        stmt.sql
+            .get(..2)
+            .is_some_and(|w| w.eq_ignore_ascii_case("do"))
+            && !stmt.sql.as_bytes().get(2).is_some_and(|b| {
+                b.is_ascii_alphanumeric() || *b == b'_' || *b == b'$' || *b >= 0x80
+            });
+    if !starts_with_do && stmt.node_count() < 2 {
+        return Vec::new();
+    }
     let is_plpgsql_do = stmt.nodes().iter().any(|n| {
         matches!(&n.node, Some(pg_query::NodeEnum::DoStmt(d)) if d.args.iter().all(|a| {
             !matches!(&a.node, Some(pg_query::NodeEnum::DefElem(e)) if e.defname == "language"
@@ -933,6 +975,26 @@ mod tests {
             stmts[0].nodes()[0].node,
             Some(pg_query::NodeEnum::InsertStmt(_))
         ));
+    }
+
+    #[test]
+    fn a_remembered_split_is_not_parsed_again() {
+        let text: String = (0..(CHUNK / 20))
+            .map(|i| format!("INSERT INTO t VALUES ({i});\n"))
+            .collect();
+        let work_of = |text: &str| {
+            let before = work();
+            let stmts = split(text, &[]).unwrap();
+            (work() - before, stmts.len())
+        };
+        remember_splits(true);
+        let (first, n) = work_of(&text);
+        assert!(first > 0);
+        assert_eq!(work_of(&text), (0, n));
+        // Another text is parsed.
+        assert!(work_of(&text[..text.len() - 1]).0 > 0);
+        remember_splits(false);
+        assert!(work_of(&text).0 > 0);
     }
 
     #[test]
