@@ -218,10 +218,32 @@ async fn lint_selected(
     let migrations = loaded.migrations;
     let changed = match selection {
         LintSelection::Since(version) => {
+            // As written in the file name in any layout's spelling
+            // (`2024-01-01-120000` for diesel, `0002` for `2`), or the
+            // whole name of the file or diesel folder.
+            let spelled: Vec<String> = [
+                source::Version::integer(&version),
+                source::Version::dotted(&version),
+                source::Version::diesel(&version),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|v| v.canonical())
+            .collect();
             let Some(at) = migrations.iter().position(|m| {
+                let named = |p: Option<&std::ffi::OsStr>| {
+                    p.and_then(|n| n.to_str()).is_some_and(|n| {
+                        n == version
+                            || n.strip_prefix(version.as_str())
+                                .is_some_and(|r| r.starts_with(['_', '.']))
+                    })
+                };
                 m.version.as_str() == version
                     || m.version.canonical() == version
+                    || spelled.contains(&m.version.canonical())
                     || m.label() == version
+                    || named(m.up.path.file_name())
+                    || named(m.up.path.parent().and_then(|d| d.file_name()))
             }) else {
                 return Err(EngineError::UnknownVersion(version));
             };

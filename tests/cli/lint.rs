@@ -443,6 +443,14 @@ fn since_reports_the_later_migrations_with_the_history_as_context() {
     assert!(!json_findings(&out)
         .iter()
         .any(|f| f.1 == "ban-column-type-change"));
+    // The file's name names the version too (diesel folders likewise).
+    let out = strata(
+        project.path(),
+        None,
+        &["lint", "--since", "1_t", "--format", "json"],
+    );
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["summary"]["statements"], 2, "{again}");
     let out = expect_code(&strata(project.path(), None, &["lint", "--since", "7"]), 2);
     assert!(out.contains("no migration has version 7"), "{out}");
 }
