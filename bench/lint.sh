@@ -77,7 +77,12 @@ for r in $(seq 1 "$ROUNDS"); do
     fi
 done
 s=$(printf '%s\n' "${s_t[@]}" | median)
+# Peak memory of one run of each (GNU time, when installed).
+rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
 echo "lint ${#files[@]} files, $statements statements, median of $ROUNDS rounds:"
+if [ -x /usr/bin/time ]; then
+    echo "  peak RSS: strata $(( $(rss "$STRATA" lint "$mig" --format json) / 1024 )) MiB$([ -x "$SQUAWK" ] && echo ", squawk $(( $(rss "$SQUAWK" --reporter json "${files[@]}") / 1024 )) MiB")"
+fi
 echo "  strata lint: $((s / 1000)) ms  ($(awk "BEGIN {printf \"%.0f\", $statements / ($s / 1e6)}") statements/s)"
 if [ ${#q_t[@]} -gt 0 ]; then
     q=$(printf '%s\n' "${q_t[@]}" | median)

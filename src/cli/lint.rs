@@ -28,6 +28,19 @@ pub struct Args {
     /// Also show findings acknowledged by strata:allow.
     #[arg(long)]
     show_acknowledged: bool,
+    /// Report only the migrations after VERSION (the one deployed); the
+    /// whole history is still replayed for context.
+    #[arg(long, value_name = "VERSION", conflicts_with_all = ["paths", "changed"])]
+    since: Option<String>,
+    /// Report only the migrations whose files changed in git since the
+    /// merge-base with --base (committed, staged, modified or untracked);
+    /// the whole history is still replayed for context.
+    #[arg(long, conflicts_with = "paths")]
+    changed: bool,
+    /// The base for --changed (default: origin/HEAD, else origin/main,
+    /// origin/master, main, master; the first that exists).
+    #[arg(long, value_name = "REF", requires = "changed")]
+    base: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -59,7 +72,17 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Some((url, _)) => Some(strata::Target::parse(url).map_err(EngineError::from)?),
         None => None,
     };
-    let report = strata::engine::lint_paths(&paths, &config, target.as_ref()).await?;
+    let selection = match (args.since, args.changed) {
+        (Some(version), _) => Some(strata::engine::LintSelection::Since(version)),
+        (None, true) => Some(strata::engine::LintSelection::Changed(args.base)),
+        (None, false) => None,
+    };
+    let report = match selection {
+        Some(selection) => {
+            strata::engine::lint_selection(&config, target.as_ref(), selection).await?
+        }
+        None => strata::engine::lint_paths(&paths, &config, target.as_ref()).await?,
+    };
     let format = match (args.format, ctx.global.json) {
         (_, true) | (FormatArg::Json, _) => Format::Json,
         (FormatArg::Human, _) => Format::Human,

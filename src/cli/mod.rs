@@ -93,7 +93,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | EngineError::ResumeChanged { .. }
             | EngineError::NothingToSkip { .. }
             | EngineError::BadBackup { .. }
-            | EngineError::Adopt(_) => 2,
+            | EngineError::Adopt(_)
+            | EngineError::Git(_) => 2,
             EngineError::Blocked { .. } => 3,
             EngineError::Db(strata::db::DbError::BadTarget { .. }) => 2,
             _ => 1,

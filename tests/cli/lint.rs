@@ -369,6 +369,173 @@ fn lints_single_files_and_reports_syntax_errors_with_positions() {
     );
 }
 
+/// A history where migration 2 widens a varchar created by migration 1
+/// (metadata only, known from the history; alone it looks like a rewrite)
+/// and 3 adds a plain column.
+fn widening_history() -> Project {
+    let project = Project::new();
+    project.write(
+        "1_t.up.sql",
+        "CREATE TABLE t (id bigint PRIMARY KEY, name varchar(10));\n",
+    );
+    project.write(
+        "2_widen.up.sql",
+        "ALTER TABLE t ALTER COLUMN name TYPE varchar(20);\n",
+    );
+    project.write("3_c.up.sql", "ALTER TABLE t ADD COLUMN c int;\n");
+    project
+}
+
+fn lint_json(project: &Project, args: &[&str]) -> Vec<(String, String, String, u64)> {
+    let mut all = vec!["lint", "--format", "json", "--fail-on", "high"];
+    all.extend_from_slice(args);
+    let out = strata(project.path(), None, &all);
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{}",
+        crate::support::text(&out)
+    );
+    json_findings(&out)
+}
+
+#[test]
+fn a_file_of_the_migrations_directory_is_linted_within_its_history() {
+    let project = widening_history();
+    let whole = lint_json(&project, &[]);
+    let in_dir: Vec<_> = whole
+        .iter()
+        .filter(|f| f.2 == "2_widen.up.sql")
+        .cloned()
+        .collect();
+    let file = project.migrations().join("2_widen.up.sql");
+    let alone = lint_json(&project, &[file.to_str().unwrap()]);
+    assert_eq!(alone, in_dir);
+    assert!(
+        !alone.iter().any(|f| f.1 == "ban-column-type-change"),
+        "{alone:?}"
+    );
+    // Outside the configured directory a file has no history.
+    let outside = tempfile::tempdir().unwrap();
+    let copy = outside.path().join("2_widen.up.sql");
+    std::fs::copy(&file, &copy).unwrap();
+    let alone = lint_json(&project, &[copy.to_str().unwrap()]);
+    assert!(
+        alone.iter().any(|f| f.1 == "ban-column-type-change"),
+        "{alone:?}"
+    );
+}
+
+#[test]
+fn since_reports_the_later_migrations_with_the_history_as_context() {
+    let project = widening_history();
+    let out = strata(
+        project.path(),
+        None,
+        &["lint", "--since", "1", "--format", "json"],
+    );
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["statements"], 2, "{v}");
+    let files: Vec<String> = json_findings(&out).into_iter().map(|f| f.2).collect();
+    assert!(
+        !files.is_empty() && files.iter().all(|f| f != "1_t.up.sql"),
+        "{files:?}"
+    );
+    assert!(!json_findings(&out)
+        .iter()
+        .any(|f| f.1 == "ban-column-type-change"));
+    // The file's name names the version too (diesel folders likewise).
+    let out = strata(
+        project.path(),
+        None,
+        &["lint", "--since", "1_t", "--format", "json"],
+    );
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["summary"]["statements"], 2, "{again}");
+    let out = expect_code(&strata(project.path(), None, &["lint", "--since", "7"]), 2);
+    assert!(out.contains("no migration has version 7"), "{out}");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+#[test]
+fn changed_reports_the_files_changed_since_the_base_with_the_history_as_context() {
+    let project = widening_history();
+    // Not a repository yet: a clear error, exit 2.
+    let out = expect_code(&strata(project.path(), None, &["lint", "--changed"]), 2);
+    assert!(out.contains("needs a git repository"), "{out}");
+    std::fs::remove_file(project.migrations().join("2_widen.up.sql")).unwrap();
+    std::fs::remove_file(project.migrations().join("3_c.up.sql")).unwrap();
+    git(project.path(), &["init", "-q", "-b", "main"]);
+    git(project.path(), &["add", "."]);
+    git(project.path(), &["commit", "-q", "-m", "base"]);
+    git(project.path(), &["checkout", "-q", "-b", "feature"]);
+    // Committed on the branch, then one more left untracked.
+    project.write(
+        "2_widen.up.sql",
+        "ALTER TABLE t ALTER COLUMN name TYPE varchar(20);\n",
+    );
+    git(project.path(), &["add", "."]);
+    git(project.path(), &["commit", "-q", "-m", "widen"]);
+    project.write("3_c.up.sql", "ALTER TABLE t ADD COLUMN c int;\n");
+    // main moves on meanwhile: not part of this branch's change.
+    git(project.path(), &["checkout", "-q", "main"]);
+    std::fs::write(project.path().join("README"), "x\n").unwrap();
+    git(project.path(), &["add", "README"]);
+    git(project.path(), &["commit", "-q", "-m", "readme"]);
+    git(project.path(), &["checkout", "-q", "feature"]);
+    let out = strata(
+        project.path(),
+        None,
+        &["lint", "--changed", "--format", "json"],
+    );
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            v["summary"]["files"].as_u64(),
+            v["summary"]["statements"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{v}"
+    );
+    let found = json_findings(&out);
+    assert!(found.iter().all(|f| f.2 != "1_t.up.sql"), "{found:?}");
+    assert!(
+        !found.iter().any(|f| f.1 == "ban-column-type-change"),
+        "{found:?}"
+    );
+    // An explicit base: relative to the branch point, same selection.
+    let out = strata(
+        project.path(),
+        None,
+        &["lint", "--changed", "--base", "main", "--format", "json"],
+    );
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["files"].as_u64(), Some(2), "{v}");
+    let out = expect_code(
+        &strata(
+            project.path(),
+            None,
+            &["lint", "--changed", "--base", "nope"],
+        ),
+        2,
+    );
+    assert!(
+        out.contains("--base nope") && out.contains("help:"),
+        "{out}"
+    );
+}
+
 /// (risk, rule, line) of each finding `up --dry-run -v` prints in full.
 fn up_findings(text: &str) -> Vec<(String, String, u64)> {
     let mut out: Vec<(String, String, u64)> = text

@@ -32,6 +32,7 @@ mod preflight;
 mod repair;
 mod replication;
 mod safe_rewrites;
+mod scale;
 mod status;
 mod up;
 mod up_monitoring;

@@ -9,10 +9,74 @@ use super::SqlError;
 /// characters, as editors do.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
+    count_work(offset);
     let before = &text[..offset];
     let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
     (line, before[line_start..].chars().count() + 1)
+}
+
+thread_local! {
+    /// Bytes examined by the position helpers on this thread (see [`work`]).
+    static WORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count_work(bytes: usize) {
+    WORK.with(|w| w.set(w.get().saturating_add(bytes)));
+}
+
+/// Bytes examined so far on this thread to turn offsets into lines and
+/// columns: a work counter, so a test can check that positioning stays
+/// linear in the size of the text without timing anything.
+pub fn work() -> usize {
+    WORK.with(|w| w.get())
+}
+
+/// Line and column of many offsets of one text, in linear total time when
+/// the offsets come in increasing order (statements of a script): each
+/// query continues counting from the previous one instead of from the start
+/// of the text, which made positioning quadratic in the file size. An
+/// offset before the previous one starts over (still correct, just slower).
+#[derive(Debug, Clone)]
+pub struct Positions<'a> {
+    text: &'a str,
+    offset: usize,
+    line: usize,
+    /// Characters between the start of the line and `offset`.
+    column: usize,
+}
+
+impl<'a> Positions<'a> {
+    /// Positions in `text`, starting at its first byte.
+    pub fn new(text: &'a str) -> Positions<'a> {
+        Positions {
+            text,
+            offset: 0,
+            line: 1,
+            column: 0,
+        }
+    }
+
+    /// The 1-based (line, column) of `offset`, as [`line_col`] computes it.
+    pub fn line_col(&mut self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            *self = Positions::new(self.text);
+        }
+        let between = &self.text.as_bytes()[self.offset..offset];
+        count_work(between.len());
+        for b in between {
+            if *b == b'\n' {
+                self.line += 1;
+                self.column = 0;
+            } else if b & 0xC0 != 0x80 {
+                // Not a UTF-8 continuation byte: a new character.
+                self.column += 1;
+            }
+        }
+        self.offset = offset;
+        (self.line, self.column + 1)
+    }
 }
 
 /// Returns the offset of the first byte at or after `from` that is not
@@ -130,5 +194,17 @@ mod tests {
     fn columns_count_characters() {
         assert_eq!(line_col("é SELECT", 3), (1, 3));
         assert_eq!(line_col("a\nbc", 3), (2, 2));
+    }
+
+    #[test]
+    fn positions_agree_with_line_col_in_any_order() {
+        let text = "é a\n\nbc 'ü'\r\n  x\n";
+        let mut p = Positions::new(text);
+        let offsets: Vec<usize> = (0..=text.len())
+            .filter(|o| text.is_char_boundary(*o))
+            .collect();
+        for o in offsets.iter().chain(offsets.iter().rev()) {
+            assert_eq!(p.line_col(*o), line_col(text, *o), "offset {o}");
+        }
     }
 }

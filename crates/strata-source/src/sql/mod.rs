@@ -15,10 +15,14 @@ mod classify;
 mod lexical;
 pub mod names;
 
+use std::cell::{Cell, RefCell};
+use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
+use prost::Message;
+
 pub use classify::TransactionBehavior;
-pub use lexical::{is_blank, line_col, skip_block_comment, skip_trivia};
+pub use lexical::{is_blank, line_col, skip_block_comment, skip_trivia, work, Positions};
 
 /// One statement of a script.
 #[derive(Debug, Clone)]
@@ -33,16 +37,66 @@ pub struct Statement {
     pub column: usize,
     /// Whether it may run in a transaction block, or controls one.
     pub transaction: TransactionBehavior,
-    /// The parse trees of the statement. Usually one; a goose
-    /// `StatementBegin` block may hold several.
-    pub nodes: Vec<pg_query::protobuf::Node>,
+    /// The parse trees of the statement (usually one; a goose
+    /// `StatementBegin` block may hold several), kept encoded: decoded
+    /// trees take ~30 times the text's size, which for a data file of
+    /// 240,000 INSERTs is gigabytes. [`Statement::nodes`] decodes them.
+    tree: Tree,
     /// Why the statement has no parse tree although it is valid SQL (it is
     /// nested too deeply for the tree to be handed over): it runs as
     /// written, but the analysis cannot look inside it.
     pub unparsed: Option<String>,
 }
 
+/// Parse trees, protobuf-encoded one after the other (length-delimited).
+#[derive(Debug, Clone, Default)]
+struct Tree(Vec<u8>);
+
+impl Tree {
+    fn push(&mut self, node: &pg_query::protobuf::Node) {
+        // Encoding into a Vec cannot fail (it grows as needed).
+        let _ = node.encode_length_delimited(&mut self.0);
+    }
+
+    fn of(nodes: &[pg_query::protobuf::Node]) -> Tree {
+        let mut tree = Tree::default();
+        nodes.iter().for_each(|n| tree.push(n));
+        tree.0.shrink_to_fit();
+        tree
+    }
+}
+
 impl Statement {
+    /// The statement's parse trees, decoded (usually one; a goose
+    /// `StatementBegin` block may hold several; none when `unparsed`).
+    /// Each call decodes again: keep the result while it is needed.
+    pub fn nodes(&self) -> Vec<pg_query::protobuf::Node> {
+        let mut buf = self.tree.0.as_slice();
+        let mut nodes = Vec::new();
+        while !buf.is_empty() {
+            match pg_query::protobuf::Node::decode_length_delimited(&mut buf) {
+                Ok(node) => nodes.push(node),
+                // Encoded by `Tree::push` from a tree that decoded once.
+                Err(_) => break,
+            }
+        }
+        nodes
+    }
+
+    /// The number of parse trees, without decoding them.
+    pub fn node_count(&self) -> usize {
+        let mut buf = self.tree.0.as_slice();
+        let mut count = 0;
+        while let Ok(len) = prost::encoding::decode_varint(&mut buf) {
+            let Some(rest) = usize::try_from(len).ok().and_then(|l| buf.get(l..)) else {
+                break;
+            };
+            buf = rest;
+            count += 1;
+        }
+        count
+    }
+
     /// The first line of the statement, shortened, for progress messages.
     pub fn summary(&self) -> String {
         let first = self.sql.lines().next().unwrap_or("").trim();
@@ -154,73 +208,240 @@ impl SqlError {
 ///
 /// `blocks` are byte ranges of `text` that are kept together as one
 /// statement (goose's `StatementBegin`/`StatementEnd`).
+///
+/// Time and memory are linear in the text: a large script is parsed in
+/// chunks of about [`CHUNK`] bytes (see [`parse_in_chunks`]), and each
+/// statement keeps its tree encoded.
 pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlError> {
+    if text.len() <= CHUNK || !REMEMBER.with(Cell::get) {
+        return split_with(text, blocks, CHUNK);
+    }
+    let key = {
+        let mut h = std::hash::DefaultHasher::new();
+        text.hash(&mut h);
+        (h.finish(), text.len(), blocks.to_vec())
+    };
+    if let Some(hit) = MEMO.with(|m| {
+        m.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, stmts)| stmts.clone())
+    }) {
+        return Ok(hit);
+    }
+    let statements = split_with(text, blocks, CHUNK)?;
+    MEMO.with(|m| *m.borrow_mut() = Some((key, statements.clone())));
+    Ok(statements)
+}
+
+type MemoKey = (u64, usize, Vec<Range<usize>>);
+
+thread_local! {
+    static REMEMBER: Cell<bool> = const { Cell::new(false) };
+    static MEMO: RefCell<Option<(MemoKey, Vec<Statement>)>> = const { RefCell::new(None) };
+}
+
+/// While on, the latest split of a large script (over [`CHUNK`]) on this
+/// thread is kept, so the next split of the same text is a copy instead of
+/// a parse: `up` splits a file to validate it, to analyse it and to run
+/// it, which for a 50 MB data file is three parses of several seconds.
+/// Off (the default) forgets it: the copy costs as much memory as the
+/// statements, so `up` turns it off once it holds the statements it runs.
+pub fn remember_splits(on: bool) {
+    REMEMBER.with(|r| r.set(on));
+    if !on {
+        MEMO.with(|m| *m.borrow_mut() = None);
+    }
+}
+
+fn split_with(
+    text: &str,
+    blocks: &[Range<usize>],
+    chunk: usize,
+) -> Result<Vec<Statement>, SqlError> {
     if let Some(pos) = text.find('\0') {
         return Err(SqlError::NulByte {
             line: line_col(text, pos).0,
         });
     }
+    let mut chunked = Builder::new(text, blocks);
+    if parse_in_chunks(text, chunk, &mut |raw| chunked.add(raw)).is_some() {
+        return Ok(chunked.finish());
+    }
+    // Small, or a chunk failed (perhaps part way): the whole text at once.
+    drop(chunked);
     let raws = match pg_query::parse(text, 0) {
-        Ok(parsed) => parsed
-            .protobuf
-            .stmts
-            .into_iter()
-            .map(|raw| {
-                let start = usize::try_from(raw.stmt_location)
-                    .unwrap_or(0)
-                    .min(text.len());
-                let end = match usize::try_from(raw.stmt_len) {
-                    Ok(0) | Err(_) => text.len(),
-                    Ok(len) => (start + len).min(text.len()),
-                };
-                (start, end, Ok(raw.stmt.map(|b| *b)))
-            })
-            .collect(),
+        Ok(parsed) => raws_of(parsed, 0, text.len()),
         Err(err) => match split_deep(text) {
             Some(raws) => raws,
             None => return Err(locate_error(text, err)),
         },
     };
-    let mut statements: Vec<Statement> = Vec::new();
-    for (start, end, node) in raws {
+    let mut whole = Builder::new(text, blocks);
+    raws.into_iter().for_each(|raw| whole.add(raw));
+    Ok(whole.finish())
+}
+
+/// Turns parsed statements, in text order, into [`Statement`]s. Positions
+/// and blocks are found by moving forward, never by searching from the
+/// start, so the work is linear in the text.
+struct Builder<'t> {
+    text: &'t str,
+    statements: Vec<Statement>,
+    /// Where each statement ends; its text is cut once at the end, so a
+    /// block of many statements is not copied again for each one.
+    ends: Vec<usize>,
+    positions: Positions<'t>,
+    blocks: Vec<&'t Range<usize>>,
+    next_block: usize,
+}
+
+impl<'t> Builder<'t> {
+    fn new(text: &'t str, blocks: &'t [Range<usize>]) -> Builder<'t> {
+        let mut sorted: Vec<&Range<usize>> = blocks.iter().collect();
+        sorted.sort_by_key(|b| (b.start, b.end));
+        Builder {
+            text,
+            statements: Vec::new(),
+            ends: Vec::new(),
+            positions: Positions::new(text),
+            blocks: sorted,
+            next_block: 0,
+        }
+    }
+
+    fn add(&mut self, (start, end, node): Raw) {
+        let text = self.text;
         let first = skip_trivia(text, start).min(end);
         let (node, unparsed) = match node {
             Ok(node) => (node, None),
             Err(why) => (None, Some(why)),
         };
-        if let Some(block) = blocks.iter().find(|b| b.contains(&first)) {
-            if let Some(last) = statements.last_mut().filter(|s| block.contains(&s.offset)) {
+        while self
+            .blocks
+            .get(self.next_block)
+            .is_some_and(|b| b.end <= first)
+        {
+            self.next_block += 1;
+        }
+        let block = self.blocks[self.next_block..]
+            .iter()
+            .take_while(|b| b.start <= first)
+            .find(|b| b.contains(&first));
+        if let Some(block) = block {
+            if let Some(last) = self
+                .statements
+                .last_mut()
+                .filter(|s| block.contains(&s.offset))
+            {
                 // Another statement of the same block: extend the unit.
-                last.sql = text[last.offset..end].to_owned();
+                if let Some(last_end) = self.ends.last_mut() {
+                    *last_end = end;
+                }
                 if let Some(node) = node {
                     last.transaction = last.transaction.combine(classify::behavior(&node));
-                    last.nodes.push(node);
+                    last.tree.push(&node);
                 } else if unparsed.is_some() {
                     last.transaction = last
                         .transaction
                         .combine(classify::behavior_of_tokens(&text[first..end]));
                     last.unparsed = last.unparsed.take().or(unparsed);
                 }
-                continue;
+                return;
             }
         }
-        let (line, column) = line_col(text, first);
+        let (line, column) = self.positions.line_col(first);
         let transaction = match &node {
             Some(node) => classify::behavior(node),
             None if unparsed.is_some() => classify::behavior_of_tokens(&text[first..end]),
             None => TransactionBehavior::Any,
         };
-        statements.push(Statement {
-            sql: text[first..end].to_owned(),
+        self.ends.push(end);
+        self.statements.push(Statement {
+            sql: String::new(),
             offset: first,
             line,
             column,
             transaction,
-            nodes: node.into_iter().collect(),
+            tree: Tree::of(node.as_slice()),
             unparsed,
         });
     }
-    Ok(statements)
+
+    fn finish(mut self) -> Vec<Statement> {
+        for (stmt, end) in self.statements.iter_mut().zip(&self.ends) {
+            stmt.sql = self.text[stmt.offset..*end].to_owned();
+        }
+        self.statements
+    }
+}
+
+/// Scripts larger than this are parsed in chunks of about this size.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Parses a large script chunk by chunk, handing each statement to `add`
+/// in order, so that only one chunk's trees are decoded at a time (a whole
+/// 50 MB script decoded at once takes gigabytes). Chunks are cut after a
+/// `;`. A cut that is not between statements (inside a string, a quoted
+/// name, a comment, a dollar-quoted body, a `BEGIN ATOMIC` body or a
+/// rule's action list) leaves the chunk with something unclosed, so it
+/// does not parse, and it is extended to the next cut. `None` (nothing handed over) for small scripts, and when a
+/// chunk still fails after a few extensions: a syntax error or a statement
+/// too deep to hand over, which the whole-text path reports or handles.
+fn parse_in_chunks(text: &str, chunk: usize, add: &mut dyn FnMut(Raw)) -> Option<()> {
+    const EXTENSIONS: usize = 4;
+    if text.len() <= chunk {
+        return None;
+    }
+    // The next cut: just past the first `;` at least `chunk` bytes on.
+    let cut_after = |at: usize| {
+        let from = (at + chunk).min(text.len());
+        text.as_bytes()[from..]
+            .iter()
+            .position(|b| *b == b';')
+            .map_or(text.len(), |i| from + i + 1)
+    };
+    let mut from = 0;
+    while from < text.len() {
+        let mut to = cut_after(from);
+        let mut tries = 0;
+        loop {
+            let piece = &text[from..to];
+            match pg_query::parse(piece, 0) {
+                Ok(parsed) => raws_of(parsed, from, to).into_iter().for_each(&mut *add),
+                // Valid, but a tree too deep to hand over: per statement.
+                Err(_) if pg_query::split_with_parser(piece).is_ok() => split_deep(piece)?
+                    .into_iter()
+                    .for_each(|(s, e, n)| add((s + from, e + from, n))),
+                Err(_) if tries < EXTENSIONS && to < text.len() => {
+                    tries += 1;
+                    to = cut_after(to);
+                    continue;
+                }
+                Err(_) => return None,
+            }
+            from = to;
+            break;
+        }
+    }
+    Some(())
+}
+
+/// The statements of a parse of `text[from..to]`, positioned in `text`.
+fn raws_of(parsed: pg_query::ParseResult, from: usize, to: usize) -> Vec<Raw> {
+    parsed
+        .protobuf
+        .stmts
+        .into_iter()
+        .map(|raw| {
+            let start = (from + usize::try_from(raw.stmt_location).unwrap_or(0)).min(to);
+            let end = match usize::try_from(raw.stmt_len) {
+                Ok(0) | Err(_) => to,
+                Ok(len) => (start + len).min(to),
+            };
+            (start, end, Ok(raw.stmt.map(|b| *b)))
+        })
+        .collect()
 }
 
 /// A parsed statement: (start, end, its tree or why there is none).
@@ -275,7 +496,18 @@ fn split_deep(text: &str) -> Option<Vec<Raw>> {
 /// runs and is left out, as is a body that does not parse (the server
 /// reports that when it runs). Empty for anything but a PL/pgSQL `DO`.
 pub fn do_block_statements(stmt: &Statement) -> Vec<Statement> {
-    let is_plpgsql_do = stmt.nodes.iter().any(|n| {
+    // Cheap test first: this runs for every statement of a file.
+    let starts_with_do =
+        stmt.sql
+            .get(..2)
+            .is_some_and(|w| w.eq_ignore_ascii_case("do"))
+            && !stmt.sql.as_bytes().get(2).is_some_and(|b| {
+                b.is_ascii_alphanumeric() || *b == b'_' || *b == b'$' || *b >= 0x80
+            });
+    if !starts_with_do && stmt.node_count() < 2 {
+        return Vec::new();
+    }
+    let is_plpgsql_do = stmt.nodes().iter().any(|n| {
         matches!(&n.node, Some(pg_query::NodeEnum::DoStmt(d)) if d.args.iter().all(|a| {
             !matches!(&a.node, Some(pg_query::NodeEnum::DefElem(e)) if e.defname == "language"
                 && !matches!(&e.arg.as_deref().and_then(|v| v.node.as_ref()), Some(pg_query::NodeEnum::String(s)) if s.sval.eq_ignore_ascii_case("plpgsql")))
@@ -323,7 +555,7 @@ pub fn do_block_statements(stmt: &Statement) -> Vec<Statement> {
                 line: stmt.line + lineno.max(1) - 1,
                 column: stmt.column,
                 transaction,
-                nodes,
+                tree: Tree::of(&nodes),
                 unparsed: None,
             })
         })
@@ -605,14 +837,14 @@ mod tests {
             assert_eq!(stmts.len(), 4, "{n}");
             assert_eq!(stmts[1].sql, format!("SELECT {chain}"));
             assert_eq!((stmts[1].line, stmts[3].line), (2, 4));
-            assert!(stmts[1].nodes.is_empty() && stmts[1].unparsed.is_some());
+            assert!(stmts[1].nodes().is_empty() && stmts[1].unparsed.is_some());
             assert_eq!(stmts[1].transaction, TransactionBehavior::Any);
             assert_eq!(
                 stmts[2].transaction,
                 TransactionBehavior::Never("CONCURRENTLY")
             );
-            assert!(stmts[0].unparsed.is_none() && stmts[0].nodes.len() == 1);
-            assert!(stmts[3].unparsed.is_none() && stmts[3].nodes.len() == 1);
+            assert!(stmts[0].unparsed.is_none() && stmts[0].nodes().len() == 1);
+            assert!(stmts[3].unparsed.is_none() && stmts[3].node_count() == 1);
         }
         // Inside a goose block, the block keeps the note.
         let chain = vec!["'x'"; 300].join(" || ");
@@ -620,12 +852,149 @@ mod tests {
         let block = text.find("SELECT 1").unwrap()..text.len();
         let stmts = split(&text, std::slice::from_ref(&block)).unwrap();
         assert_eq!(stmts.len(), 1);
-        assert_eq!(stmts[0].nodes.len(), 2);
+        assert_eq!(stmts[0].nodes().len(), 2);
         assert!(stmts[0].unparsed.is_some());
         // A real syntax error next to a deep statement is still one.
         let chain = vec!["'x'"; 300].join(" || ");
         let err = split(&format!("SELECT {chain};\nSELEC 2;"), &[]).unwrap_err();
         assert!(matches!(err, SqlError::Syntax { line: 2, .. }), "{err:?}");
+    }
+
+    /// Splitting costs work in proportion to the text: 4× the statements
+    /// may cost at most ~5× the work (it was 16×: every statement's line was
+    /// counted from the start of the file). Counted, not timed.
+    #[test]
+    fn splitting_work_grows_linearly() {
+        let script = |n: usize| {
+            (0..n)
+                .map(|i| format!("INSERT INTO t (id, name) VALUES ({i}, 'name {i}');\n"))
+                .collect::<String>()
+        };
+        let work_of = |text: &str| {
+            let before = work();
+            let stmts = split(text, &[]).unwrap();
+            assert_eq!(stmts.last().map(|s| s.line), Some(text.lines().count()));
+            work() - before
+        };
+        let (small, large) = (work_of(&script(2_000)), work_of(&script(8_000)));
+        assert!(
+            large <= small * 5,
+            "4x the statements cost {}x the work ({small} -> {large})",
+            large / small.max(1)
+        );
+        // Goose blocks of many statements are found without rescanning either.
+        let text = script(8_000);
+        let blocks: Vec<_> = (0..text.len()).step_by(1_000).map(|s| s..s + 500).collect();
+        let before = work();
+        split(&text, &blocks).unwrap();
+        assert!(work() - before <= text.len() * 2);
+    }
+
+    /// Chunked parsing gives exactly what parsing the whole text gives,
+    /// with cuts inside BEGIN ATOMIC bodies, rule actions, goose blocks,
+    /// deep statements and dollar quotes; a syntax error is still found.
+    #[test]
+    fn chunks_give_the_same_statements_as_the_whole_text() {
+        let chain = vec!["'x'"; 300].join(" || ");
+        let mut text = String::from("-- head\n");
+        for i in 0..60 {
+            text.push_str(&format!(
+                "INSERT INTO t VALUES ({i}, 'a;b');\n\
+                 CREATE FUNCTION f{i}() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; SELECT 3; END;\n\
+                 CREATE RULE r{i} AS ON INSERT TO t DO ALSO (NOTIFY a; NOTIFY b);\n\
+                 DO $$ BEGIN PERFORM 1; PERFORM 2; END $$;\n\
+                 SELECT {chain};\n/* c; */ SELECT 'é{i}'\n;\n"
+            ));
+        }
+        let block = text.find("INSERT INTO t VALUES (7,").unwrap()
+            ..text.find("INSERT INTO t VALUES (9,").unwrap();
+        let blocks = [block];
+        for chunk in [1, 40, 200, 1_000] {
+            let chunked = split_with(&text, &blocks, chunk).unwrap();
+            let whole = split_with(&text, &blocks, usize::MAX).unwrap();
+            // Node locations are relative to whatever was parsed (no
+            // consumer reads them): left out of the comparison.
+            let tree = |s: &Statement| {
+                let debug = format!("{:?}", s.nodes());
+                let mut out = String::new();
+                for (i, part) in debug.split("location: ").enumerate() {
+                    out.push_str(if i == 0 {
+                        part
+                    } else {
+                        part.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+                    });
+                }
+                out
+            };
+            let view = |s: &Statement| {
+                (
+                    s.sql.clone(),
+                    s.offset,
+                    s.line,
+                    s.column,
+                    s.transaction.to_string(),
+                    s.unparsed.clone(),
+                    tree(s),
+                )
+            };
+            assert_eq!(chunked.len(), whole.len(), "chunk {chunk}");
+            for (a, b) in chunked.iter().zip(&whole) {
+                assert_eq!(view(a), view(b), "chunk {chunk}");
+            }
+        }
+        let inserts: String = (0..200)
+            .map(|i| format!("INSERT INTO t VALUES ({i});\n"))
+            .collect();
+        let bad = format!("{inserts}\nSELEC 1;\n{inserts}");
+        let err = split_with(&bad, &[], 100).unwrap_err();
+        let line = inserts.lines().count() + 2;
+        assert!(
+            matches!(err, SqlError::Syntax { line: l, .. } if l == line),
+            "{err:?}"
+        );
+    }
+
+    /// Trees are kept encoded: a data file's statements take a small
+    /// multiple of its text, not the ~30× of decoded trees.
+    #[test]
+    fn statements_stay_small() {
+        let text: String = (0..5_000)
+            .map(|i| format!("INSERT INTO t (id, name, amount) VALUES ({i}, 'name {i}', {i}.5);\n"))
+            .collect();
+        let stmts = split(&text, &[]).unwrap();
+        let held: usize = stmts
+            .iter()
+            .map(|s| std::mem::size_of::<Statement>() + s.sql.capacity() + s.tree.0.capacity())
+            .sum();
+        assert!(
+            held < text.len() * 6,
+            "{held} bytes for {} bytes of text",
+            text.len()
+        );
+        assert!(matches!(
+            stmts[0].nodes()[0].node,
+            Some(pg_query::NodeEnum::InsertStmt(_))
+        ));
+    }
+
+    #[test]
+    fn a_remembered_split_is_not_parsed_again() {
+        let text: String = (0..(CHUNK / 20))
+            .map(|i| format!("INSERT INTO t VALUES ({i});\n"))
+            .collect();
+        let work_of = |text: &str| {
+            let before = work();
+            let stmts = split(text, &[]).unwrap();
+            (work() - before, stmts.len())
+        };
+        remember_splits(true);
+        let (first, n) = work_of(&text);
+        assert!(first > 0);
+        assert_eq!(work_of(&text), (0, n));
+        // Another text is parsed.
+        assert!(work_of(&text[..text.len() - 1]).0 > 0);
+        remember_splits(false);
+        assert!(work_of(&text).0 > 0);
     }
 
     #[test]
@@ -637,6 +1006,6 @@ mod tests {
         let stmts = split(text, std::slice::from_ref(&block)).unwrap();
         assert_eq!(stmts.len(), 3);
         assert_eq!(stmts[1].sql, "SELECT 2; SELECT 3");
-        assert_eq!(stmts[1].nodes.len(), 2);
+        assert_eq!(stmts[1].node_count(), 2);
     }
 }

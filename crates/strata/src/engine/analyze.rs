@@ -95,7 +95,10 @@ pub async fn analyze(
 
 /// `strata lint PATH...`: directories (any layout) and single files. Each
 /// directory is linted as a whole, in order, so later files see the schema
-/// of earlier ones.
+/// of earlier ones. Files inside the configured migrations directories are
+/// linted within them, as `up` sees them: the history before them is
+/// replayed for context and only they are reported, so a file gives the
+/// same findings alone as in its directory.
 pub async fn lint_paths(
     paths: &[PathBuf],
     config: &Config,
@@ -106,7 +109,31 @@ pub async fn lint_paths(
         None => None,
     };
     let mut total = LintReport::default();
+    // Files that are migrations of the configured directories (their up
+    // scripts): linted within their history, below.
+    let (history, history_layout) = if paths
+        .iter()
+        .any(|p| !p.is_dir() && in_configured_dirs(config, p))
+    {
+        let loaded = super::load_dirs(config);
+        if !loaded.problems.is_empty() {
+            return Err(EngineError::Source(loaded.problems));
+        }
+        (loaded.migrations, Some(loaded.format))
+    } else {
+        (Vec::new(), config.format)
+    };
+    let ups: HashMap<PathBuf, usize> = history
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (canonical(&m.up.path), i))
+        .collect();
+    let mut in_history: HashSet<usize> = HashSet::new();
     for path in paths {
+        if let Some(i) = ups.get(&canonical(path)).filter(|_| !path.is_dir()) {
+            in_history.insert(*i);
+            continue;
+        }
         let mut layout = config.format;
         let migrations: Vec<Migration> = if path.is_dir() {
             // The configured directory (`strata lint` without paths) is
@@ -134,29 +161,153 @@ pub async fn lint_paths(
             }
             one
         };
-        let mut opts = options(config);
-        opts.layout = layout;
-        if let Some(conn) = &conn {
-            opts.facts = Some(server_facts(&config.project_dir, conn, &migrations).await?);
-        }
         let all: HashSet<usize> = (0..migrations.len()).collect();
-        let mut report = lint::lint_migrations(&migrations, &all, &opts);
-        let every: Vec<usize> = all.into_iter().collect();
-        let rewritten = rewritten_lines(config, &migrations, &every);
-        let planned = match &conn {
-            Some(conn) => {
-                let max = config.max_lock_hold;
-                add_estimates(conn, &migrations, &every, &opts, max, &mut report).await;
-                planner_rows(conn, &report, max).await
-            }
-            None => HashMap::new(),
-        };
-        lock_hold_policy(&mut report, config.max_lock_hold, &rewritten, &planned);
-        total.files += report.files;
-        total.statements += report.statements;
-        total.findings.extend(report.findings);
+        merge(
+            &mut total,
+            lint_set(config, conn.as_ref(), &migrations, &all, layout).await?,
+        );
+    }
+    if !in_history.is_empty() {
+        merge(
+            &mut total,
+            lint_set(config, conn.as_ref(), &history, &in_history, history_layout).await?,
+        );
     }
     Ok(total)
+}
+
+fn merge(total: &mut LintReport, report: LintReport) {
+    total.files += report.files;
+    total.statements += report.statements;
+    total.findings.extend(report.findings);
+}
+
+/// Which migrations of the configured directories `strata lint` reports;
+/// the whole history is replayed for context either way.
+#[derive(Debug, Clone)]
+pub enum LintSelection {
+    /// Those after this version (`--since`): the version itself is the one
+    /// already deployed and is not reported.
+    Since(String),
+    /// Those whose up script changed in git relative to the merge-base with
+    /// the base (`--changed [--base REF]`; default: see
+    /// [`crate::localpg::git::DEFAULT_BASES`]), uncommitted and untracked
+    /// files included.
+    Changed(Option<String>),
+}
+
+/// `strata lint --since VERSION` / `--changed`: lints the configured
+/// directories and reports only the selected migrations.
+pub async fn lint_selection(
+    config: &Config,
+    target: Option<&Target>,
+    selection: LintSelection,
+) -> Result<LintReport, EngineError> {
+    let conn = match target {
+        Some(t) => Some(t.connect().await?),
+        None => None,
+    };
+    lint_selected(config, conn.as_ref(), selection).await
+}
+
+async fn lint_selected(
+    config: &Config,
+    conn: Option<&Connection>,
+    selection: LintSelection,
+) -> Result<LintReport, EngineError> {
+    let loaded = super::load_dirs(config);
+    if !loaded.problems.is_empty() {
+        return Err(EngineError::Source(loaded.problems));
+    }
+    let layout = Some(loaded.format);
+    let migrations = loaded.migrations;
+    let changed = match selection {
+        LintSelection::Since(version) => {
+            // As written in the file name in any layout's spelling
+            // (`2024-01-01-120000` for diesel, `0002` for `2`), or the
+            // whole name of the file or diesel folder.
+            let spelled: Vec<String> = [
+                source::Version::integer(&version),
+                source::Version::dotted(&version),
+                source::Version::diesel(&version),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|v| v.canonical())
+            .collect();
+            let Some(at) = migrations.iter().position(|m| {
+                let named = |p: Option<&std::ffi::OsStr>| {
+                    p.and_then(|n| n.to_str()).is_some_and(|n| {
+                        n == version
+                            || n.strip_prefix(version.as_str())
+                                .is_some_and(|r| r.starts_with(['_', '.']))
+                    })
+                };
+                m.version.as_str() == version
+                    || m.version.canonical() == version
+                    || spelled.contains(&m.version.canonical())
+                    || m.label() == version
+                    || named(m.up.path.file_name())
+                    || named(m.up.path.parent().and_then(|d| d.file_name()))
+            }) else {
+                return Err(EngineError::UnknownVersion(version));
+            };
+            let which: HashSet<usize> = (at + 1..migrations.len()).collect();
+            return lint_set(config, conn, &migrations, &which, layout).await;
+        }
+        LintSelection::Changed(base) => {
+            let dir = config.dirs.first().unwrap_or(&config.project_dir);
+            crate::localpg::git::changed_files(dir, base.as_deref())?
+        }
+    };
+    let wanted: HashSet<PathBuf> = changed.iter().map(|f| canonical(f)).collect();
+    let which: HashSet<usize> = migrations
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| wanted.contains(&canonical(&m.up.path)))
+        .map(|(i, _)| i)
+        .collect();
+    lint_set(config, conn, &migrations, &which, layout).await
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
+}
+
+/// True when `path` lies in one of the configured migrations directories.
+fn in_configured_dirs(config: &Config, path: &Path) -> bool {
+    let path = canonical(path);
+    config.dirs.iter().any(|d| path.starts_with(canonical(d)))
+}
+
+/// Lints `migrations` in order, reporting those in `which`, with server
+/// facts and estimates when connected.
+async fn lint_set(
+    config: &Config,
+    conn: Option<&Connection>,
+    migrations: &[Migration],
+    which: &HashSet<usize>,
+    layout: Option<source::Format>,
+) -> Result<LintReport, EngineError> {
+    let mut opts = options(config);
+    opts.layout = layout;
+    if let Some(conn) = conn {
+        opts.facts = Some(server_facts(&config.project_dir, conn, migrations).await?);
+    }
+    let mut report = lint::lint_migrations(migrations, which, &opts);
+    let mut every: Vec<usize> = which.iter().copied().collect();
+    every.sort_unstable();
+    let rewritten = rewritten_lines(config, migrations, &every);
+    let planned = match conn {
+        Some(conn) => {
+            let max = config.max_lock_hold;
+            add_estimates(conn, migrations, &every, &opts, max, &mut report).await;
+            planner_rows(conn, &report, max).await
+        }
+        None => HashMap::new(),
+    };
+    lock_hold_policy(&mut report, config.max_lock_hold, &rewritten, &planned);
+    Ok(report)
 }
 
 /// Tables with fewer rows than this are exempt from the lock-hold estimate
@@ -289,7 +440,8 @@ async fn add_estimates(
         };
         for (index, stmt) in statements.iter().enumerate() {
             let line = m.up.first_line + stmt.line - 1;
-            let (rv, verb) = match stmt.nodes.first().and_then(|n| n.node.as_ref()) {
+            let nodes = stmt.nodes();
+            let (rv, verb) = match nodes.first().and_then(|n| n.node.as_ref()) {
                 Some(node @ pg_query::NodeEnum::AlterTableStmt(_)) => {
                     let Some((table, cmds)) = lint::ast::alter_table(node) else {
                         continue;

@@ -356,16 +356,27 @@ impl Runner<'_> {
                 .take(100)
                 .collect(),
         });
+        self.run_watched(&stmt.sql, stmt, observer).await
+    }
+
+    /// Runs `sql` (one statement, `stmt`, or a batch of statements that
+    /// `stmt` starts) under the watchdog, if any.
+    async fn run_watched(
+        &self,
+        sql: &str,
+        stmt: &Statement,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), DbError> {
         let Some(watchdog) = &self.watchdog else {
-            return self.conn.batch(&stmt.sql).await;
+            return self.conn.batch(sql).await;
         };
         let index_build = stmt
-            .nodes
+            .nodes()
             .first()
             .and_then(|n| n.node.as_ref())
             .is_some_and(|n| matches!(n, NodeEnum::IndexStmt(_) | NodeEnum::ReindexStmt(_)));
         watchdog.arm(index_build);
-        let run = self.conn.batch(&stmt.sql);
+        let run = self.conn.batch(sql);
         tokio::pin!(run);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut last: Option<crate::db::activity::IndexBuild> = None;
@@ -402,10 +413,69 @@ impl Runner<'_> {
         }
     }
 
+    /// Sends `batch` (statements `first`.. of a transactional migration)
+    /// in one round trip. On failure, the statement the server's error
+    /// position falls in, with the position made relative to it; or
+    /// `usize::MAX` when the error has no position.
+    async fn execute_batch(
+        &self,
+        m: &Migration,
+        first: usize,
+        batch: &[Statement],
+        total: usize,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), (usize, DbError)> {
+        let mut sql = String::with_capacity(batch.iter().map(|s| s.sql.len() + 2).sum());
+        // The character position where each statement starts, 1-based.
+        let mut starts = Vec::with_capacity(batch.len());
+        let mut chars = 1u32;
+        for s in batch {
+            starts.push(chars);
+            sql.push_str(&s.sql);
+            sql.push_str(";\n");
+            chars = chars.saturating_add(s.sql.chars().count() as u32 + 2);
+        }
+        observer(Progress::Statement {
+            label: m.label(),
+            index: first + 1,
+            total,
+            summary: format!(
+                "statements {} to {} ({} data statements sent together)",
+                first + 1,
+                first + batch.len(),
+                batch.len()
+            ),
+        });
+        self.run_watched(&sql, &batch[0], observer)
+            .await
+            .map_err(|error| match error {
+                DbError::Server {
+                    position: Some(pos),
+                    severity,
+                    code,
+                    message,
+                    detail,
+                    hint,
+                } => {
+                    let k = starts.partition_point(|s| *s <= pos).saturating_sub(1);
+                    let error = DbError::Server {
+                        position: Some(pos - starts[k] + 1),
+                        severity,
+                        code,
+                        message,
+                        detail,
+                        hint,
+                    };
+                    (first + k, error)
+                }
+                other => (usize::MAX, other),
+            })
+    }
+
     /// Who holds locks on the tables a statement needs.
     async fn lock_holders(&self, stmt: &Statement) -> String {
         let tables: Vec<String> = stmt
-            .nodes
+            .nodes()
             .iter()
             .filter_map(|n| n.node.as_ref())
             .filter_map(crate::lint::context::table_lock)
@@ -635,26 +705,52 @@ impl Runner<'_> {
         retries: &mut Retries,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), EngineError> {
+        // Runs of plain data statements go to the server together (see
+        // `batches`); after a failure that cannot be pinned on one of them,
+        // the attempt is repeated one statement at a time to find it.
+        let mut batching = true;
         'attempt: loop {
             self.conn
                 .batch(&format!("BEGIN; {}", self.local_settings()))
                 .await?;
-            for (i, stmt) in statements.iter().enumerate().skip(resume) {
-                if let Err(error) = self
-                    .execute_statement(m, i, statements.len(), stmt, observer)
-                    .await
-                {
-                    let _ = self.conn.batch("ROLLBACK").await;
-                    if self
-                        .retry_after_lock_timeout(m, stmt, i, &error, retries, observer)
+            let mut i = resume;
+            while i < statements.len() {
+                let n = if batching {
+                    batch_len(&statements[i..])
+                } else {
+                    1
+                };
+                let stmt = &statements[i];
+                let result = if n == 1 {
+                    self.execute_statement(m, i, statements.len(), stmt, observer)
                         .await
-                    {
-                        continue 'attempt;
+                        .map_err(|e| (i, e))
+                } else {
+                    self.execute_batch(m, i, &statements[i..i + n], statements.len(), observer)
+                        .await
+                };
+                match result {
+                    Ok(()) => i += n,
+                    Err((at, error)) => {
+                        let _ = self.conn.batch("ROLLBACK").await;
+                        if self
+                            .retry_after_lock_timeout(m, stmt, i, &error, retries, observer)
+                            .await
+                        {
+                            continue 'attempt;
+                        }
+                        let pinned = at != usize::MAX;
+                        let watchdog = matches!(&error, DbError::Server { message, .. } if message.starts_with("cancelled by the watchdog"));
+                        if n > 1 && !pinned && error.code() != Some("55P03") && !watchdog {
+                            batching = false;
+                            continue 'attempt;
+                        }
+                        let at = if pinned { at } else { i };
+                        let note = ledger.rollback_note(resume);
+                        return Err(self
+                            .failed(m, script, statements, at, error, note, ledger.direction())
+                            .await);
                     }
-                    let note = ledger.rollback_note(resume);
-                    return Err(self
-                        .failed(m, script, statements, i, error, note, ledger.direction())
-                        .await);
                 }
             }
             return Ok(());
@@ -1049,10 +1145,49 @@ fn is_transient(error: &DbError) -> bool {
     matches!(error.code(), Some("40P01" | "40001"))
 }
 
+/// How many statements from the first of `rest` go to the server in one
+/// round trip: a run of plain data statements (INSERT, UPDATE, DELETE,
+/// MERGE, SELECT), at most 1,000 of them or about 1 MB, so a data file of
+/// 240,000 INSERTs does not wait for 240,000 round trips. Only in a
+/// transactional migration, where the statements commit together anyway,
+/// so progress and exactly-once are unchanged. 1 for anything else (DDL
+/// runs alone, with its own progress line and lock diagnosis).
+fn batch_len(rest: &[Statement]) -> usize {
+    const MAX_STATEMENTS: usize = 1_000;
+    const MAX_BYTES: usize = 1 << 20;
+    let data = |s: &Statement| {
+        s.unparsed.is_none()
+            && s.transaction == TransactionBehavior::Any
+            && matches!(
+                s.nodes().as_slice(),
+                [pg_query::protobuf::Node {
+                    node: Some(
+                        NodeEnum::InsertStmt(_)
+                            | NodeEnum::UpdateStmt(_)
+                            | NodeEnum::DeleteStmt(_)
+                            | NodeEnum::MergeStmt(_)
+                            | NodeEnum::SelectStmt(_)
+                    )
+                }]
+            )
+    };
+    let mut bytes = 0;
+    let n = rest
+        .iter()
+        .take(MAX_STATEMENTS)
+        .take_while(|s| {
+            bytes += s.sql.len();
+            bytes <= MAX_BYTES && data(s)
+        })
+        .count();
+    n.max(1)
+}
+
 /// The quoted, schema-qualified name of the index a `CREATE INDEX
 /// CONCURRENTLY` statement builds, when it names one.
 fn concurrent_index_name(stmt: &Statement) -> Option<String> {
-    let Some(NodeEnum::IndexStmt(index)) = stmt.nodes.first().and_then(|n| n.node.as_ref()) else {
+    let nodes = stmt.nodes();
+    let Some(NodeEnum::IndexStmt(index)) = nodes.first().and_then(|n| n.node.as_ref()) else {
         return None;
     };
     if !index.concurrent || index.idxname.is_empty() {

@@ -332,11 +332,11 @@ impl Sim {
         let mut out = Vec::new();
         for stmt in statements {
             let line = first_line + stmt.line.saturating_sub(1);
-            for node in stmt.nodes.iter().filter_map(|n| n.node.as_ref()) {
+            for node in stmt.nodes().iter().filter_map(|n| n.node.as_ref()) {
                 self.statement(node, &stmt.sql, line, &mut out);
             }
             for inner in crate::sql::do_block_statements(stmt) {
-                for node in inner.nodes.iter().filter_map(|n| n.node.as_ref()) {
+                for node in inner.nodes().iter().filter_map(|n| n.node.as_ref()) {
                     self.statement(node, &inner.sql, line, &mut out);
                 }
             }
@@ -753,10 +753,10 @@ fn might_lose(stmt: &Statement) -> bool {
         }),
         _ => false,
     };
-    let any = |s: &Statement| s.nodes.iter().filter_map(|n| n.node.as_ref()).any(lossy);
+    let any = |s: &Statement| s.nodes().iter().filter_map(|n| n.node.as_ref()).any(lossy);
     any(stmt)
         || (stmt
-            .nodes
+            .nodes()
             .iter()
             .any(|n| matches!(n.node, Some(NodeEnum::DoStmt(_))))
             && crate::sql::do_block_statements(stmt).iter().any(any))

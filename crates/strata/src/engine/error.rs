@@ -189,6 +189,9 @@ pub enum EngineError {
     /// Strata's (see `engine::adopt`).
     #[error(transparent)]
     Adopt(#[from] super::adopt::AdoptError),
+    /// `strata lint --changed` could not ask git what changed.
+    #[error(transparent)]
+    Git(#[from] crate::localpg::git::GitError),
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {

@@ -31,7 +31,7 @@ mod watchdog;
 use std::time::Duration;
 
 pub use adopt::{adopt, AdoptOptions, AdoptReport};
-pub use analyze::{analyze, lint_paths, shown_in_full};
+pub use analyze::{analyze, lint_paths, lint_selection, shown_in_full, LintSelection};
 pub use apply::Mode;
 pub use backup::Backup;
 pub use error::{ChangedFile, EngineError};
@@ -622,6 +622,8 @@ pub async fn up(
     // Parse everything before taking the lock: bad SQL must fail before
     // anything runs.
     let mut steps = parse_up_steps(project, &statuses, &plan)?;
+    // The steps hold their statements now (see `sql::remember_splits`).
+    crate::sql::remember_splits(false);
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
         Some(t) => findings.active().filter(|f| f.risk >= t).count(),

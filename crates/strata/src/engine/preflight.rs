@@ -55,9 +55,10 @@ pub fn tables(statements: &[Statement]) -> Vec<String> {
     for node in statements
         .iter()
         .chain(&inner)
-        .flat_map(|s| s.nodes.iter())
-        .filter_map(|n| n.node.as_ref())
+        .flat_map(|s| s.nodes())
+        .filter_map(|n| n.node)
     {
+        let node = &node;
         if let Some((_, table)) = table_lock(node) {
             out.insert(table);
         }
@@ -94,7 +95,7 @@ pub fn tables(statements: &[Statement]) -> Vec<String> {
 pub fn waits_for_snapshots(statements: &[Statement]) -> bool {
     statements.iter().any(|s| {
         matches!(s.transaction, crate::sql::TransactionBehavior::Never(why) if why.contains("CONCURRENTLY"))
-            || s.nodes.iter().filter_map(|n| n.node.as_ref()).any(|n| {
+            || s.nodes().iter().filter_map(|n| n.node.as_ref()).any(|n| {
                 ast::alter_table(n).is_some_and(|(_, cmds)| {
                     cmds.iter().any(|c| ast::is(c, pg_query::protobuf::AlterTableType::AtValidateConstraint))
                 })

@@ -64,10 +64,11 @@ fn range_var(r: &protobuf::RangeVar) -> String {
 }
 
 fn concurrent(stmt: &Statement) -> Option<Concurrent> {
-    if stmt.nodes.len() != 1 {
+    let nodes = stmt.nodes();
+    if nodes.len() != 1 {
         return None;
     }
-    match stmt.nodes[0].node.as_ref()? {
+    match nodes[0].node.as_ref()? {
         NodeEnum::IndexStmt(i) if i.concurrent && !i.idxname.is_empty() => {
             let schema = i
                 .relation

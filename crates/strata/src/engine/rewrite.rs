@@ -50,9 +50,10 @@ pub fn rewrite(statements: &[Statement], first_line: usize, pg_version: u32) -> 
     let mut out = Vec::new();
     let mut notes = Vec::new();
     for stmt in statements {
-        let node = stmt.nodes.first().and_then(|n| n.node.as_ref());
+        let nodes = stmt.nodes();
+        let node = nodes.first().and_then(|n| n.node.as_ref());
         let replacement = match node {
-            Some(n) if stmt.nodes.len() == 1 && !stmt.transaction.is_control() => {
+            Some(n) if nodes.len() == 1 && !stmt.transaction.is_control() => {
                 safe_form(n, &created, pg_version)
             }
             _ => None,

@@ -314,7 +314,7 @@ pub fn lint_migrations(
                     }
                 } else {
                     for s in &statements {
-                        for n in s.nodes.iter().filter_map(|n| n.node.as_ref()) {
+                        for n in s.nodes().iter().filter_map(|n| n.node.as_ref()) {
                             schema.apply(n);
                         }
                     }
@@ -425,7 +425,7 @@ fn lint_script(
                 ..TxState::default()
             };
         }
-        for node in stmt.nodes.iter().filter_map(|n| n.node.as_ref()) {
+        for node in stmt.nodes().iter().filter_map(|n| n.node.as_ref()) {
             let ctx = StmtCtx {
                 node,
                 stmt,

@@ -12,6 +12,7 @@
 
 mod binaries;
 mod cluster;
+pub mod git;
 mod throwaway;
 mod tools;
 

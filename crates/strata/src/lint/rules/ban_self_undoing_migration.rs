@@ -158,7 +158,7 @@ pub fn check_script(statements: &[Statement]) -> Option<(usize, Finding)> {
         if stmt.unparsed.is_some() {
             return None;
         }
-        for node in stmt.nodes.iter().filter_map(|n| n.node.as_ref()) {
+        for node in stmt.nodes().iter().filter_map(|n| n.node.as_ref()) {
             if touches_data(node) {
                 return None;
             }
