@@ -25,6 +25,7 @@ mod local;
 mod lock_hold;
 mod lock_timeout;
 mod monitor;
+mod own_tables;
 mod new;
 mod no_panic;
 mod nontransactional;
