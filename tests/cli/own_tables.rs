@@ -128,8 +128,15 @@ async fn todays_layout_is_upgraded_once_and_keeps_the_history_and_a_down_in_prog
     );
     let out = expect_code(&project.run(&db, &["down"]), 0);
     assert!(out.contains("resuming at statement 3 of 4"), "{out}");
-    assert_eq!(db.column("SELECT x FROM log ORDER BY x").await, ["d1", "d3"]);
-    assert_eq!(db.column("SELECT count(*)::text FROM strata_progress").await, ["0"]);
+    assert_eq!(
+        db.column("SELECT x FROM log ORDER BY x").await,
+        ["d1", "d3"]
+    );
+    assert_eq!(
+        db.column("SELECT count(*)::text FROM strata_progress")
+            .await,
+        ["0"]
+    );
 
     // The upgraded layout is the one a new database gets directly, without
     // an upgrade event.
@@ -144,7 +151,9 @@ async fn todays_layout_is_upgraded_once_and_keeps_the_history_and_a_down_in_prog
         ["0"]
     );
     assert_eq!(
-        fresh.column("SELECT version::text FROM strata_schema").await,
+        fresh
+            .column("SELECT version::text FROM strata_schema")
+            .await,
         ["2"]
     );
 }

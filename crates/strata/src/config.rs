@@ -748,9 +748,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Duration::try_from_secs_f64(seconds)
             .map_err(|_| format!("`{text}` is out of range"));
     }
-    humantime::parse_duration(text).map_err(|e| {
-        format!("`{text}` is not a duration ({e}; write e.g. 60s, 500ms, 5m, 1h 30m)")
-    })
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}; write e.g. 60s, 500ms, 5m, 1h 30m)"))
 }
 
 /// The commented `strata.toml` that `strata init` writes.
@@ -1087,7 +1086,10 @@ mod tests {
         assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("90min").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration(" 0.25 ").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration(" 0.25 ").unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(parse_duration_in_range("24d").is_ok());
         assert!(parse_duration_in_range("25d").is_err());
         assert!(parse_duration("-5s").is_err() && parse_duration("-5").is_err());
@@ -1104,7 +1106,11 @@ mod tests {
         for (file, says) in [
             (
                 "dir = \"m\"\nlock_wait = \"5 parsecs\"\n",
-                &["strata.toml:2", "lock_wait: `5 parsecs` is not a duration", "60s"][..],
+                &[
+                    "strata.toml:2",
+                    "lock_wait: `5 parsecs` is not a duration",
+                    "60s",
+                ][..],
             ),
             (
                 "\nstatement_timeout = \"30d\"\n",
@@ -1112,17 +1118,29 @@ mod tests {
             ),
             (
                 "backup = \"sometimes\"\n",
-                &["strata.toml:1", "backup:", "`sometimes`", "`auto`, `always`, `never`"],
+                &[
+                    "strata.toml:1",
+                    "backup:",
+                    "`sometimes`",
+                    "`auto`, `always`, `never`",
+                ],
             ),
             (
                 "numbering = \"random\"\n",
-                &["strata.toml:1", "numbering:", "`auto`, `timestamp`, `sequential`"],
+                &[
+                    "strata.toml:1",
+                    "numbering:",
+                    "`auto`, `timestamp`, `sequential`",
+                ],
             ),
             (
                 "[env.dev]\nbackup = \"Always\"\n",
                 &["strata.toml:2", "backup:", "`always`"],
             ),
-            ("lock_wait = \"off\"\n", &["lock_wait: `off` is not accepted"]),
+            (
+                "lock_wait = \"off\"\n",
+                &["lock_wait: `off` is not accepted"],
+            ),
         ] {
             let text = err(file);
             for s in says {
@@ -1151,11 +1169,12 @@ mod tests {
         assert_eq!(c.lock_retry_budget, Duration::from_secs(120));
         assert_eq!(c.preflight_wait, Duration::from_secs(3600));
         assert_eq!(c.max_replication_lag, Some(Duration::from_secs(30)));
-        for (text, policy) in [
-            ("auto", BackupPolicy::Auto),
-            ("never", BackupPolicy::Never),
-        ] {
-            let c = resolve(Flags::default(), &[], Some(&format!("backup = \"{text}\"\n")));
+        for (text, policy) in [("auto", BackupPolicy::Auto), ("never", BackupPolicy::Never)] {
+            let c = resolve(
+                Flags::default(),
+                &[],
+                Some(&format!("backup = \"{text}\"\n")),
+            );
             assert_eq!(c.unwrap().backup, policy);
         }
         // The template `strata init` writes reads back.

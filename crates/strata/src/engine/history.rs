@@ -379,8 +379,11 @@ ON CONFLICT DO NOTHING;
         // `strata_schema` and `strata_progress`, and the migration lock is
         // per history table: runs on two history tables must not create
         // or change the shared tables at the same time.
-        conn.execute("SELECT pg_advisory_xact_lock($1)", &[&self.own_tables_key()])
-            .await?;
+        conn.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&self.own_tables_key()],
+        )
+        .await?;
         let from = self.layout(conn).await?;
         self.refuse_newer(from)?;
         if from == OWN_TABLES_VERSION {
@@ -446,7 +449,10 @@ ON CONFLICT DO NOTHING;
         }
         let row = conn
             .query_opt(
-                &format!("SELECT version FROM {} WHERE history_table = $1", self.versions),
+                &format!(
+                    "SELECT version FROM {} WHERE history_table = $1",
+                    self.versions
+                ),
                 &[&self.table_name],
             )
             .await?;
