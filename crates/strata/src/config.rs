@@ -79,7 +79,7 @@ pub struct FileConfig {
     pub statement_timeout: Option<DurationSetting>,
     /// How long application queries may queue behind a waiting statement
     /// before the watchdog cancels it (default `80ms`; `off` disables it).
-    pub watchdog: Option<DurationSetting>,
+    pub watchdog: Option<OffOrDuration>,
     /// Allow pending versions older than the newest applied one.
     pub allow_out_of_order: Option<bool>,
     /// Ignore applied migrations whose files are gone.
@@ -112,7 +112,7 @@ pub struct FileConfig {
     /// statement (default `1s`; `off` disables both checks): `up` refuses a
     /// statement whose estimated lock hold is longer, and the watchdog
     /// cancels, without retrying, one that blocks the application longer.
-    pub max_lock_hold: Option<DurationSetting>,
+    pub max_lock_hold: Option<OffOrDuration>,
     /// Pause between statements while a replica lags more than this
     /// (default: off), e.g. `30s`.
     pub max_replication_lag: Option<DurationSetting>,
@@ -144,27 +144,52 @@ pub enum BackupPolicy {
 }
 
 /// A duration setting as written in `strata.toml`: humantime's syntax
-/// (`250ms`, `60s`, `5m`, `1h 30m`, `1.5s`), a plain number of seconds, or
-/// `off` where the setting can be switched off. Checked when the file is
-/// read, so a bad value is an error at its line; the text is kept for
-/// messages about it.
+/// (`250ms`, `60s`, `5m`, `1h 30m`, `1.5s`) or a plain number of seconds.
+/// Checked when the file is read, so a bad value is an error at its line;
+/// the text is kept for messages about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DurationSetting {
+    /// As written.
+    pub text: String,
+    /// The duration.
+    pub value: Duration,
+}
+
+impl<'de> serde::Deserialize<'de> for DurationSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let value = parse_duration_in_range(&text).map_err(|e| {
+            serde::de::Error::custom(if text.trim() == "off" {
+                "`off` is not accepted here (write a duration such as 60s, 500ms, 5m)".to_owned()
+            } else {
+                e
+            })
+        })?;
+        Ok(DurationSetting { text, value })
+    }
+}
+
+/// A [`DurationSetting`] that `off` switches off (`watchdog`,
+/// `max_lock_hold`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffOrDuration {
     /// As written.
     pub text: String,
     /// `None` for `off`.
     pub value: Option<Duration>,
 }
 
-impl<'de> serde::Deserialize<'de> for DurationSetting {
+impl<'de> serde::Deserialize<'de> for OffOrDuration {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         let value = if text.trim() == "off" {
             None
         } else {
-            Some(parse_duration_in_range(&text).map_err(serde::de::Error::custom)?)
+            Some(parse_duration_in_range(&text).map_err(|e| {
+                serde::de::Error::custom(format!("{e}, or \"off\" to switch it off"))
+            })?)
         };
-        Ok(DurationSetting { text, value })
+        Ok(OffOrDuration { text, value })
     }
 }
 
@@ -387,41 +412,22 @@ impl Config {
             })?),
         };
         let numbering = file.numbering.unwrap_or_default();
-        // Durations were parsed and range-checked when the file was read;
-        // `off` is accepted only where a setting can be switched off.
-        let duration = |key: &str,
-                        value: &Option<DurationSetting>,
-                        default: Option<Duration>|
-         -> Result<Option<Duration>, ConfigError> {
-            match value {
-                Some(DurationSetting { value: None, .. }) => Err(invalid(format!(
-                    "{key}: `off` is not accepted here (write a duration such as 60s, 500ms, 5m)"
-                ))),
-                Some(DurationSetting { value, .. }) => Ok(*value),
-                None => Ok(default),
-            }
+        // Durations were parsed and range-checked when the file was read.
+        let duration = |value: &Option<DurationSetting>, default: Option<Duration>| {
+            value.as_ref().map(|d| d.value).or(default)
         };
-        let lock_wait = duration("lock_wait", &file.lock_wait, Some(Duration::from_secs(60)))?
-            .unwrap_or_default();
-        let lock_timeout = duration(
-            "lock_timeout",
-            &file.lock_timeout,
-            Some(Duration::from_millis(30)),
-        )?
-        .unwrap_or_default();
+        let lock_wait =
+            duration(&file.lock_wait, Some(Duration::from_secs(60))).unwrap_or_default();
+        let lock_timeout =
+            duration(&file.lock_timeout, Some(Duration::from_millis(30))).unwrap_or_default();
         if lock_timeout.is_zero() {
             return Err(invalid(
                 "lock_timeout: must be above 0 (0 would wait in the lock queue forever)".into(),
             ));
         }
-        let lock_retry_budget = duration(
-            "lock_retry_budget",
-            &file.lock_retry_budget,
-            Some(Duration::from_secs(600)),
-        )?
-        .unwrap_or_default();
-        let statement_timeout =
-            duration("statement_timeout", &file.statement_timeout, None)?.filter(|d| !d.is_zero());
+        let lock_retry_budget =
+            duration(&file.lock_retry_budget, Some(Duration::from_secs(600))).unwrap_or_default();
+        let statement_timeout = duration(&file.statement_timeout, None).filter(|d| !d.is_zero());
         let watchdog = match &file.watchdog {
             Some(setting) => setting.value,
             None => Some(Duration::from_millis(80)),
@@ -458,13 +464,9 @@ impl Config {
                 )))
             }
         };
-        let preflight_wait = duration(
-            "preflight_wait",
-            &file.preflight_wait,
-            Some(Duration::from_secs(10)),
-        )?
-        .unwrap_or_default();
-        let max_replication_lag = duration("max_replication_lag", &file.max_replication_lag, None)?;
+        let preflight_wait =
+            duration(&file.preflight_wait, Some(Duration::from_secs(10))).unwrap_or_default();
+        let max_replication_lag = duration(&file.max_replication_lag, None);
         let max_lock_hold = match &file.max_lock_hold {
             Some(setting) => setting.value,
             None => Some(DEFAULT_MAX_LOCK_HOLD),
