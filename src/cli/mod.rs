@@ -92,6 +92,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | EngineError::UnknownVersion(_)
             | EngineError::ResumeChanged { .. }
             | EngineError::NothingToSkip { .. }
+            | EngineError::NewerOwnTables { .. }
             | EngineError::BadBackup { .. }
             | EngineError::Adopt(_)
             | EngineError::Git(_) => 2,

@@ -107,9 +107,9 @@ async fn changed_statements_that_already_ran_are_refused() {
 }
 
 /// Kills `strata down` in the window between a statement matching `like`
-/// (which waits behind `gate` first) and its progress write, by blocking the
-/// event log, where down progress goes: an insert waits for SHARE (see
-/// `kill_in_window`).
+/// (which waits behind `gate` first) and its progress write, by blocking
+/// `strata_progress`, where down progress goes: an insert waits for SHARE
+/// (see `kill_in_window`).
 async fn kill_before_down_progress(
     db: &TestDb,
     project: &Project,
@@ -122,8 +122,8 @@ async fn kill_before_down_progress(
         "down",
         gate,
         like,
-        "LOCK TABLE strata_events IN SHARE MODE",
-        "INSERT INTO %strata_events%",
+        "LOCK TABLE strata_progress IN SHARE MODE",
+        "%INSERT INTO %strata_progress%",
     )
     .await;
     events.batch("COMMIT").await.unwrap();
@@ -292,18 +292,15 @@ async fn a_resumed_down_waits_for_the_interrupted_runs_backend() {
         "-- strata:no-transaction\nINSERT INTO log VALUES ('d1');\nDROP INDEX t_id;\n",
     );
     project.config("lock_wait = \"1s\"\n");
-    // What a killed run leaves while its backend still runs: a running
-    // down-progress event naming that backend (here a live session).
+    // What a killed run leaves while its backend still runs: running down
+    // progress naming that backend (here a live session).
     let backend = db.connect().await;
     let pid = backend.pid();
-    let details = serde_json::json!({
-        "state": "running", "done": 0, "total": 2,
-        "done_checksum": strata::source::checksum(""), "backend_pid": pid,
-    });
+    let cursor = serde_json::json!({ "done_checksum": strata::source::checksum("") });
     db.connect()
         .await
         .batch(&format!(
-            "INSERT INTO strata_events (action, kind, version, name, checksum, success, actor, tool_version, details) VALUES ('down-progress', 'versioned', '2', 'index', 'x', true, 'test', 'test', '{details}')"
+            "INSERT INTO strata_progress (history_table, kind, version, step, state, done, total, cursor, backend_pid) VALUES ('strata_migrations', 'versioned', '2', 'down', 'running', 0, 2, '{cursor}', {pid})"
         ))
         .await
         .unwrap();

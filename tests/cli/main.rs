@@ -28,6 +28,7 @@ mod monitor;
 mod new;
 mod no_panic;
 mod nontransactional;
+mod own_tables;
 mod preflight;
 mod repair;
 mod replication;

@@ -64,22 +64,22 @@ pub struct FileConfig {
     pub format: Option<String>,
     /// How `strata new` numbers migrations: `auto` (default: continue the
     /// directory's scheme, timestamps when empty), `timestamp`, `sequential`.
-    pub numbering: Option<String>,
+    pub numbering: Option<Numbering>,
     /// Schema of the history table and event log (default `public`).
     pub history_schema: Option<String>,
     /// Name of the history table (default `strata_migrations`).
     pub history_table: Option<String>,
     /// How long to wait for another runner's lock (default `60s`).
-    pub lock_wait: Option<String>,
+    pub lock_wait: Option<DurationSetting>,
     /// `lock_timeout` for each statement that takes a lock (default `30ms`).
-    pub lock_timeout: Option<String>,
+    pub lock_timeout: Option<DurationSetting>,
     /// Total time to keep retrying after lock timeouts (default `10m`).
-    pub lock_retry_budget: Option<String>,
+    pub lock_retry_budget: Option<DurationSetting>,
     /// `statement_timeout` for DDL; CONCURRENTLY statements are exempt (default: none).
-    pub statement_timeout: Option<String>,
+    pub statement_timeout: Option<DurationSetting>,
     /// How long application queries may queue behind a waiting statement
     /// before the watchdog cancels it (default `80ms`; `off` disables it).
-    pub watchdog: Option<String>,
+    pub watchdog: Option<OffOrDuration>,
     /// Allow pending versions older than the newest applied one.
     pub allow_out_of_order: Option<bool>,
     /// Ignore applied migrations whose files are gone.
@@ -92,7 +92,7 @@ pub struct FileConfig {
     pub block_on: Option<String>,
     /// Backups before risky migrations: `auto` (default: before migrations
     /// that lose data), `always`, `never`.
-    pub backup: Option<String>,
+    pub backup: Option<BackupPolicy>,
     /// Where backups go, relative to the config file (default `.strata/backups`).
     pub backup_dir: Option<PathBuf>,
     /// A `DELETE ... WHERE` (or an `UPDATE` that overwrites a column with a
@@ -104,7 +104,7 @@ pub struct FileConfig {
     pub pg_bindir: Option<PathBuf>,
     /// How long pre-flight waits for transactions that hold locks on the
     /// migration's tables before it warns and goes on (default `10s`).
-    pub preflight_wait: Option<String>,
+    pub preflight_wait: Option<DurationSetting>,
     /// Cancel and retry the running statement when more application queries
     /// than this are blocked behind Strata (default: off).
     pub max_blocked_queries: Option<u32>,
@@ -112,10 +112,10 @@ pub struct FileConfig {
     /// statement (default `1s`; `off` disables both checks): `up` refuses a
     /// statement whose estimated lock hold is longer, and the watchdog
     /// cancels, without retrying, one that blocks the application longer.
-    pub max_lock_hold: Option<String>,
+    pub max_lock_hold: Option<OffOrDuration>,
     /// Pause between statements while a replica lags more than this
     /// (default: off), e.g. `30s`.
-    pub max_replication_lag: Option<String>,
+    pub max_replication_lag: Option<DurationSetting>,
     /// How many times a CREATE INDEX CONCURRENTLY that failed transiently
     /// (deadlock, serialization failure) is rebuilt within one run, after
     /// its invalid index is dropped (default 2).
@@ -129,8 +129,9 @@ pub struct FileConfig {
     pub env: Option<BTreeMap<String, FileConfig>>,
 }
 
-/// When Strata backs up tables before a migration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// When Strata backs up tables before a migration (`backup = "auto"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum BackupPolicy {
     /// Before a migration that loses data (DROP TABLE/COLUMN/SCHEMA,
     /// TRUNCATE, UPDATE or DELETE without WHERE, a rewriting type change).
@@ -140,6 +141,56 @@ pub enum BackupPolicy {
     Always,
     /// Never.
     Never,
+}
+
+/// A duration setting as written in `strata.toml`: humantime's syntax
+/// (`250ms`, `60s`, `5m`, `1h 30m`, `1.5s`) or a plain number of seconds.
+/// Checked when the file is read, so a bad value is an error at its line;
+/// the text is kept for messages about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationSetting {
+    /// As written.
+    pub text: String,
+    /// The duration.
+    pub value: Duration,
+}
+
+impl<'de> serde::Deserialize<'de> for DurationSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let value = parse_duration_in_range(&text).map_err(|e| {
+            serde::de::Error::custom(if text.trim() == "off" {
+                "`off` is not accepted here (write a duration such as 60s, 500ms, 5m)".to_owned()
+            } else {
+                e
+            })
+        })?;
+        Ok(DurationSetting { text, value })
+    }
+}
+
+/// A [`DurationSetting`] that `off` switches off (`watchdog`,
+/// `max_lock_hold`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffOrDuration {
+    /// As written.
+    pub text: String,
+    /// `None` for `off`.
+    pub value: Option<Duration>,
+}
+
+impl<'de> serde::Deserialize<'de> for OffOrDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let value = if text.trim() == "off" {
+            None
+        } else {
+            Some(parse_duration_in_range(&text).map_err(|e| {
+                serde::de::Error::custom(format!("{e}, or \"off\" to switch it off"))
+            })?)
+        };
+        Ok(OffOrDuration { text, value })
+    }
 }
 
 /// The `[lint]` table of `strata.toml`.
@@ -360,57 +411,26 @@ impl Config {
                 ))
             })?),
         };
-        let numbering = match file.numbering.as_deref() {
-            None => Numbering::Auto,
-            Some(name) => Numbering::from_name(name).ok_or_else(|| {
-                invalid(format!(
-                    "unknown numbering `{name}` (use auto, timestamp or sequential)"
-                ))
-            })?,
+        let numbering = file.numbering.unwrap_or_default();
+        // Durations were parsed and range-checked when the file was read.
+        let duration = |value: &Option<DurationSetting>, default: Option<Duration>| {
+            value.as_ref().map(|d| d.value).or(default)
         };
-        let lock_wait = match &file.lock_wait {
-            Some(text) => {
-                parse_duration_in_range(text).map_err(|m| invalid(format!("lock_wait: {m}")))?
-            }
-            None => Duration::from_secs(60),
-        };
-        let duration = |key: &str,
-                        value: &Option<String>,
-                        default: Option<Duration>|
-         -> Result<Option<Duration>, ConfigError> {
-            match value {
-                Some(text) => parse_duration_in_range(text)
-                    .map(Some)
-                    .map_err(|m| invalid(format!("{key}: {m}"))),
-                None => Ok(default),
-            }
-        };
-        let lock_timeout = duration(
-            "lock_timeout",
-            &file.lock_timeout,
-            Some(Duration::from_millis(30)),
-        )?
-        .unwrap_or_default();
+        let lock_wait =
+            duration(&file.lock_wait, Some(Duration::from_secs(60))).unwrap_or_default();
+        let lock_timeout =
+            duration(&file.lock_timeout, Some(Duration::from_millis(30))).unwrap_or_default();
         if lock_timeout.is_zero() {
             return Err(invalid(
                 "lock_timeout: must be above 0 (0 would wait in the lock queue forever)".into(),
             ));
         }
-        let lock_retry_budget = duration(
-            "lock_retry_budget",
-            &file.lock_retry_budget,
-            Some(Duration::from_secs(600)),
-        )?
-        .unwrap_or_default();
-        let statement_timeout =
-            duration("statement_timeout", &file.statement_timeout, None)?.filter(|d| !d.is_zero());
-        let watchdog = match file.watchdog.as_deref() {
-            Some("off") => None,
-            other => duration(
-                "watchdog",
-                &other.map(str::to_owned),
-                Some(Duration::from_millis(80)),
-            )?,
+        let lock_retry_budget =
+            duration(&file.lock_retry_budget, Some(Duration::from_secs(600))).unwrap_or_default();
+        let statement_timeout = duration(&file.statement_timeout, None).filter(|d| !d.is_zero());
+        let watchdog = match &file.watchdog {
+            Some(setting) => setting.value,
+            None => Some(Duration::from_millis(80)),
         };
         let history_schema = file
             .history_schema
@@ -429,16 +449,7 @@ impl Config {
             }
         }
         let lint = lint_settings(&file).map_err(invalid)?;
-        let backup = match file.backup.as_deref() {
-            None | Some("auto") => BackupPolicy::Auto,
-            Some("always") => BackupPolicy::Always,
-            Some("never") => BackupPolicy::Never,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "backup: unknown value `{other}` (use auto, always or never)"
-                )))
-            }
-        };
+        let backup = file.backup.unwrap_or_default();
         let backup_dir = project_dir.join(
             file.backup_dir
                 .clone()
@@ -453,26 +464,18 @@ impl Config {
                 )))
             }
         };
-        let preflight_wait = duration(
-            "preflight_wait",
-            &file.preflight_wait,
-            Some(Duration::from_secs(10)),
-        )?
-        .unwrap_or_default();
-        let max_replication_lag = duration("max_replication_lag", &file.max_replication_lag, None)?;
-        let max_lock_hold = match file.max_lock_hold.as_deref() {
-            Some("off") => None,
-            other => duration(
-                "max_lock_hold",
-                &other.map(str::to_owned),
-                Some(DEFAULT_MAX_LOCK_HOLD),
-            )?,
+        let preflight_wait =
+            duration(&file.preflight_wait, Some(Duration::from_secs(10))).unwrap_or_default();
+        let max_replication_lag = duration(&file.max_replication_lag, None);
+        let max_lock_hold = match &file.max_lock_hold {
+            Some(setting) => setting.value,
+            None => Some(DEFAULT_MAX_LOCK_HOLD),
         };
         if let Some(hold) = max_lock_hold {
             if !(MIN_LOCK_HOLD..=MAX_LOCK_HOLD).contains(&hold) {
                 return Err(invalid(format!(
                     "max_lock_hold: `{}` is out of range (use 100ms to 1h, or \"off\" to disable the limit)",
-                    file.max_lock_hold.as_deref().unwrap_or_default()
+                    file.max_lock_hold.as_ref().map(|s| s.text.as_str()).unwrap_or_default()
                 )));
             }
         }
@@ -608,8 +611,22 @@ fn read_file(
         line,
         message,
     };
-    let checked: FileConfig =
-        toml::from_str(&text).map_err(|e| invalid(line_of(e.span()), e.message().to_owned()))?;
+    // A value the file's types refuse (a bad duration, an unknown
+    // `backup` value) is reported at its line, prefixed with its key.
+    let toml_error = |e: toml::de::Error| {
+        let line = line_of(e.span());
+        let key = line
+            .and_then(|l| text.lines().nth(l - 1))
+            .and_then(|l| l.split_once('='))
+            .map(|(k, _)| k.trim().trim_matches('"'))
+            .filter(|k| !k.is_empty() && !k.starts_with('['));
+        let message = match key {
+            Some(key) if !e.message().contains(key) => format!("{key}: {}", e.message()),
+            _ => e.message().to_owned(),
+        };
+        invalid(line, message)
+    };
+    let checked: FileConfig = toml::from_str(&text).map_err(toml_error)?;
     let envs = checked.env.clone().unwrap_or_default();
     if let Some((name, _)) = envs.iter().find(|(_, t)| t.env.is_some()) {
         return Err(invalid(
@@ -625,8 +642,7 @@ fn read_file(
         dirs: file_dirs(&checked, project_dir, project_dir).unwrap_or_default(),
         format: format_of(&checked),
     }];
-    let mut table: toml::Table =
-        toml::from_str(&text).map_err(|e| invalid(line_of(e.span()), e.message().to_owned()))?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(toml_error)?;
     let env_tables = match table.remove("env") {
         Some(toml::Value::Table(t)) => t,
         _ => toml::Table::new(),
@@ -725,29 +741,17 @@ fn parse_duration_in_range(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses `250ms`, `60s`, `5m`, `1h` or a plain number of seconds. Values
-/// too large for a `Duration` are an error, never a panic.
+/// Parses a duration with humantime (`250ms`, `60s`, `5m`, `1h 30m`,
+/// `1.5s`, `2d`), or a plain number of seconds as Strata always accepted.
+/// Values too large for a `Duration` are an error, never a panic.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (write e.g. 60s, 500ms, 5m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("`{text}` is out of range"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}; write e.g. 60s, 500ms, 5m, 1h 30m)"))
 }
 
 /// The commented `strata.toml` that `strata init` writes.
@@ -1079,7 +1083,104 @@ mod tests {
         assert!(parse_duration_in_range("600h")
             .unwrap_err()
             .contains("2147483647ms"));
-        assert!(parse_duration_in_range("24d").is_err());
+        // humantime's units and forms; days are accepted now, within the
+        // limit.
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("90min").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration(" 0.25 ").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(parse_duration_in_range("24d").is_ok());
+        assert!(parse_duration_in_range("25d").is_err());
+        assert!(parse_duration("-5s").is_err() && parse_duration("-5").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_their_line_key_and_the_accepted_values() {
+        let err = |file: &str| {
+            resolve(Flags::default(), &[], Some(file))
+                .unwrap_err()
+                .to_string()
+        };
+        for (file, says) in [
+            (
+                "dir = \"m\"\nlock_wait = \"5 parsecs\"\n",
+                &[
+                    "strata.toml:2",
+                    "lock_wait: `5 parsecs` is not a duration",
+                    "60s",
+                ][..],
+            ),
+            (
+                "\nstatement_timeout = \"30d\"\n",
+                &["strata.toml:2", "statement_timeout:", "2147483647ms"],
+            ),
+            (
+                "backup = \"sometimes\"\n",
+                &[
+                    "strata.toml:1",
+                    "backup:",
+                    "`sometimes`",
+                    "`auto`, `always`, `never`",
+                ],
+            ),
+            (
+                "numbering = \"random\"\n",
+                &[
+                    "strata.toml:1",
+                    "numbering:",
+                    "`auto`, `timestamp`, `sequential`",
+                ],
+            ),
+            (
+                "[env.dev]\nbackup = \"Always\"\n",
+                &["strata.toml:2", "backup:", "`always`"],
+            ),
+            (
+                "lock_wait = \"off\"\n",
+                &["lock_wait: `off` is not accepted"],
+            ),
+        ] {
+            let text = err(file);
+            for s in says {
+                assert!(text.contains(s), "{file:?}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn accepted_spellings_still_work() {
+        let c = resolve(
+            Flags::default(),
+            &[],
+            Some(
+                "backup = \"always\"\nnumbering = \"sequential\"\nwatchdog = \"off\"\n\
+                 lock_wait = \"5\"\nlock_timeout = \"50ms\"\nlock_retry_budget = \"2m\"\n\
+                 preflight_wait = \"1h\"\nmax_replication_lag = \"30s\"\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.backup, BackupPolicy::Always);
+        assert_eq!(c.numbering, Numbering::Sequential);
+        assert_eq!(c.watchdog, None);
+        assert_eq!(c.lock_wait, Duration::from_secs(5));
+        assert_eq!(c.lock_timeout, Duration::from_millis(50));
+        assert_eq!(c.lock_retry_budget, Duration::from_secs(120));
+        assert_eq!(c.preflight_wait, Duration::from_secs(3600));
+        assert_eq!(c.max_replication_lag, Some(Duration::from_secs(30)));
+        for (text, policy) in [("auto", BackupPolicy::Auto), ("never", BackupPolicy::Never)] {
+            let c = resolve(
+                Flags::default(),
+                &[],
+                Some(&format!("backup = \"{text}\"\n")),
+            );
+            assert_eq!(c.unwrap().backup, policy);
+        }
+        // The template `strata init` writes reads back.
+        assert!(resolve(Flags::default(), &[], Some(TEMPLATE)).is_ok());
     }
 
     #[test]

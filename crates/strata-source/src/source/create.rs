@@ -51,7 +51,8 @@ pub fn slug(name: &str) -> String {
 }
 
 /// How `strata new` numbers a migration (`numbering` in strata.toml).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Numbering {
     /// Continue what the directory uses; an empty directory gets a timestamp.
     #[default]

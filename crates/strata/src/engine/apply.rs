@@ -250,11 +250,9 @@ pub fn backoff(attempt: u32) -> Duration {
     let base = 100u64
         .saturating_mul(1 << attempt.saturating_sub(1).min(6))
         .min(5_000);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = 0.5 + f64::from(nanos % 1_000) / 1_000.0;
+    // A real RNG: the sub-second clock reading used before is constant on
+    // clocks with microsecond resolution, so runners retried in lockstep.
+    let jitter: f64 = rand::random_range(0.5..1.5);
     Duration::from_millis((base as f64 * jitter) as u64)
 }
 
@@ -1232,6 +1230,18 @@ mod tests {
             !is_transient(&server_error("57014")),
             "a person cancelled it"
         );
+    }
+
+    #[test]
+    fn backoff_jitter_varies_within_half_to_one_and_a_half_times_the_base() {
+        let pauses: Vec<u128> = (0..200).map(|_| backoff(1).as_millis()).collect();
+        assert!(pauses.iter().all(|p| (50..150).contains(p)), "{pauses:?}");
+        let distinct: std::collections::BTreeSet<_> = pauses.iter().collect();
+        assert!(distinct.len() > 50, "jitter barely varies: {distinct:?}");
+        // Both halves of the range occur: runners spread out, not only
+        // shift together.
+        assert!(pauses.iter().any(|p| *p < 90) && pauses.iter().any(|p| *p >= 110));
+        assert!((2_500..7_500).contains(&backoff(30).as_millis()));
     }
 
     #[test]

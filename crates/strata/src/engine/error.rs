@@ -64,6 +64,17 @@ pub enum EngineError {
         /// The files of the older pending migrations.
         pending: Vec<PathBuf>,
     },
+    /// Strata's own tables have a newer layout than this build knows:
+    /// a newer Strata upgraded them. Nothing was read or written.
+    #[error("the history table {table} has layout version {found} of Strata's own tables, but this strata ({}) knows versions up to {known}: a newer strata upgraded them\n  help: use a strata release at least as new as the one that upgraded the database (the tool_version column of strata_schema names it)", crate::TOOL_VERSION)]
+    NewerOwnTables {
+        /// The history table, schema-qualified.
+        table: String,
+        /// The layout version found in the database.
+        found: i32,
+        /// The newest layout version this build knows.
+        known: i32,
+    },
     /// Another runner holds the migration lock.
     #[error("another strata run holds the migration lock (waited {waited_secs}s): {holder}\n  help: wait for it to finish, or raise lock_wait in strata.toml")]
     LockTimeout {

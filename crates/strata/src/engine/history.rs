@@ -40,6 +40,15 @@ pub struct History {
     schema: String,
     table: String,
     events: String,
+    /// The history table's name, unquoted: its key in `strata_schema` and
+    /// `strata_progress`, which every history table of the schema shares.
+    table_name: String,
+    /// The schema's name, unquoted (for the lock keys).
+    schema_name: String,
+    /// `strata_schema`: the layout version of each history table's tables.
+    versions: String,
+    /// `strata_progress` (layout 2): resumable progress of steps.
+    progress: String,
     /// The run's migration directories (path, as shown), so that the `up`
     /// event's details say which one a migration came from (`"dir"`); see
     /// [`History::with_dirs`].
@@ -105,6 +114,69 @@ pub struct DownProgress {
 /// The event action that records down progress.
 pub const DOWN_PROGRESS: &str = "down-progress";
 
+/// The `strata_progress` step of a `down` outside a transaction.
+const DOWN_STEP: &str = "down";
+
+/// The layout of Strata's own tables that this build reads and writes.
+/// Older layouts are upgraded by `ensure` (under the migration lock);
+/// a newer one, written by a newer Strata, is refused.
+pub const OWN_TABLES_VERSION: i32 = 2;
+
+/// The event action that records an upgrade of Strata's own tables
+/// (details: `history_table`, `from`, `to`, `steps`).
+pub const OWN_TABLES_UPGRADE: &str = "own-tables-upgrade";
+
+/// The namespace of Strata's advisory lock keys. Never change it, nor how
+/// keys are derived from it: two Strata versions exclude each other only
+/// while they compute the same key (see ARCHITECTURE.md).
+const LOCK_NAMESPACE: &str = "strata:";
+
+/// One upgrade of the layout of Strata's tables, from `to - 1` to `to`.
+/// Steps are only ever appended: a released step never changes, since
+/// databases were upgraded by it.
+struct Step {
+    to: i32,
+    what: &'static str,
+    sql: fn(&History) -> String,
+}
+
+/// Every layout, in order; the last one is [`OWN_TABLES_VERSION`]. A
+/// database without Strata's tables runs them all in one transaction.
+const STEPS: &[Step] = &[
+    Step {
+        to: 1,
+        what: "history table and event log",
+        sql: History::v1_sql,
+    },
+    Step {
+        to: 2,
+        what: "no fixed CHECK on kind and state; strata_progress holds down progress",
+        sql: History::v2_sql,
+    },
+];
+
+/// A 64-bit advisory lock key: the first 8 bytes (big-endian) of SHA-256
+/// over [`LOCK_NAMESPACE`] and `name`. Deliberately not the migration
+/// checksum function, whose algorithm may change.
+fn advisory_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{LOCK_NAMESPACE}{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// `"schema"."table"` with embedded quotes doubled, spelled out here
+/// rather than borrowed from `db::quote_ident`, so that the lock key does
+/// not move if SQL quoting ever does.
+fn key_name(schema: &str, table: &str) -> String {
+    format!(
+        "\"{}\".\"{}\"",
+        schema.replace('"', "\"\""),
+        table.replace('"', "\"\"")
+    )
+}
+
 /// What an event records.
 pub struct Event<'a> {
     /// up, down, baseline, repair, resume, backup, restore, and `statement`
@@ -127,6 +199,10 @@ impl History {
             schema: quote_ident(schema),
             table: format!("{}.{}", quote_ident(schema), quote_ident(table)),
             events: format!("{}.{}", quote_ident(schema), quote_ident("strata_events")),
+            table_name: table.to_owned(),
+            schema_name: schema.to_owned(),
+            versions: format!("{}.{}", quote_ident(schema), quote_ident("strata_schema")),
+            progress: format!("{}.{}", quote_ident(schema), quote_ident("strata_progress")),
             dirs: Vec::new(),
         }
     }
@@ -145,8 +221,44 @@ impl History {
         &self.table
     }
 
-    /// The DDL that creates both tables if they do not exist.
+    /// The DDL that creates the newest layout of Strata's tables where
+    /// they do not exist, as `ensure` runs it (shown by dry runs).
     pub fn create_sql(&self) -> String {
+        let mut sql = self.versions_sql();
+        for step in STEPS {
+            sql.push_str(&(step.sql)(self));
+        }
+        sql.push_str(&format!(
+            "\nINSERT INTO {} (history_table, version, tool_version) VALUES ({}, {OWN_TABLES_VERSION}, {});",
+            self.versions,
+            quote_literal(&self.table_name),
+            quote_literal(crate::TOOL_VERSION)
+        ));
+        sql
+    }
+
+    /// `strata_schema`, the table that records which layout of Strata's
+    /// tables a history table has. It is read by every Strata version,
+    /// older and newer alike, so its shape never changes: one row per
+    /// history table of the schema, with the layout version.
+    fn versions_sql(&self) -> String {
+        format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {versions} (
+    history_table text PRIMARY KEY,
+    version integer NOT NULL,
+    upgraded_at timestamptz NOT NULL DEFAULT now(),
+    tool_version text NOT NULL
+);
+",
+            schema = self.schema,
+            versions = self.versions
+        )
+    }
+
+    /// Layout 1, the tables as Strata wrote them before layouts had
+    /// versions (kept byte for byte: `tests/fixtures/own-tables/v1.sql`).
+    fn v1_sql(&self) -> String {
         format!(
             "CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {table} (
@@ -187,12 +299,175 @@ CREATE TABLE IF NOT EXISTS {events} (
         )
     }
 
-    /// Creates the tables (under the migration lock).
-    pub async fn ensure(&self, conn: &Connection) -> Result<(), DbError> {
-        if self.exists(conn).await? {
+    /// Layout 2. Kinds and states are checked by Strata, not by fixed
+    /// `CHECK`s, so a new kind or state needs no layout change; and
+    /// resumable progress gets its own table, keyed by migration and step
+    /// with a `cursor` (a `down` outside a transaction today; backfills and
+    /// the phases of multi-phase plans next). The down progress that layout
+    /// 1 kept in `down-progress` events moves into it.
+    fn v2_sql(&self) -> String {
+        format!(
+            "
+DO $strata$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint
+             WHERE conrelid = {table_lit}::regclass AND contype = 'c'
+               AND pg_get_constraintdef(oid) ~ '^CHECK \\(\\((kind|state) = ANY'
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', {table_lit}, c.conname);
+    END LOOP;
+END
+$strata$;
+CREATE TABLE IF NOT EXISTS {progress} (
+    history_table text NOT NULL,
+    kind text NOT NULL,
+    version text NOT NULL,
+    step text NOT NULL,
+    state text NOT NULL,
+    done integer NOT NULL DEFAULT 0,
+    total integer NOT NULL DEFAULT 0,
+    cursor jsonb NOT NULL DEFAULT '{{}}',
+    backend_pid integer,
+    error text,
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (history_table, kind, version, step)
+);
+INSERT INTO {progress} (history_table, kind, version, step, state, done, total, cursor, backend_pid, error, updated_at)
+SELECT {name_lit}, e.kind, e.version, '{DOWN_STEP}', e.details->>'state', (e.details->>'done')::integer,
+       (e.details->>'total')::integer, jsonb_build_object('done_checksum', e.details->>'done_checksum'),
+       (e.details->>'backend_pid')::integer, e.details->>'error', e.at
+FROM (SELECT DISTINCT ON (kind, version) kind, version, action, details, at FROM {events}
+      WHERE kind IS NOT NULL AND version IS NOT NULL AND success
+        AND action IN ('{DOWN_PROGRESS}', 'up', 'resume', 'baseline', 'down')
+      ORDER BY kind, version, id DESC) e
+JOIN {table} h ON h.kind = e.kind AND h.version = e.version AND h.state = 'applied'
+WHERE e.action = '{DOWN_PROGRESS}'
+ON CONFLICT DO NOTHING;
+",
+            table = self.table,
+            table_lit = quote_literal(&self.table),
+            name_lit = quote_literal(&self.table_name),
+            events = self.events,
+            progress = self.progress,
+        )
+    }
+
+    /// Brings Strata's tables to [`OWN_TABLES_VERSION`]: creates them, or
+    /// upgrades an older layout in one transaction with an
+    /// `own-tables-upgrade` event; refuses a newer layout. Called under the
+    /// migration lock before anything is written.
+    pub async fn ensure(&self, conn: &Connection) -> Result<(), EngineError> {
+        let found = self.layout(conn).await?;
+        self.refuse_newer(found)?;
+        if found == OWN_TABLES_VERSION {
             return Ok(());
         }
-        conn.batch(&self.create_sql()).await
+        conn.batch("BEGIN").await?;
+        match self.upgrade(conn).await {
+            Ok(()) => Ok(conn.batch("COMMIT").await?),
+            Err(e) => {
+                // The upgrade's error is the one to report.
+                let _ = conn.batch("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upgrade(&self, conn: &Connection) -> Result<(), EngineError> {
+        // Every history table of the schema shares the event log,
+        // `strata_schema` and `strata_progress`, and the migration lock is
+        // per history table: runs on two history tables must not create
+        // or change the shared tables at the same time.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&self.own_tables_key()],
+        )
+        .await?;
+        let from = self.layout(conn).await?;
+        self.refuse_newer(from)?;
+        if from == OWN_TABLES_VERSION {
+            return Ok(());
+        }
+        let mut sql = self.versions_sql();
+        let mut steps = Vec::new();
+        for step in STEPS.iter().filter(|s| s.to > from) {
+            sql.push_str(&(step.sql)(self));
+            steps.push(format!("{}: {}", step.to, step.what));
+        }
+        conn.batch(&sql).await?;
+        let tool = crate::TOOL_VERSION;
+        conn.execute(
+            &format!(
+                "INSERT INTO {} (history_table, version, tool_version) VALUES ($1, $2, $3)
+                 ON CONFLICT (history_table) DO UPDATE SET
+                    version = EXCLUDED.version, upgraded_at = now(), tool_version = EXCLUDED.tool_version",
+                self.versions
+            ),
+            &[&self.table_name, &OWN_TABLES_VERSION, &tool],
+        )
+        .await?;
+        if from > 0 {
+            self.event(
+                conn,
+                &super::os_actor(),
+                &Event {
+                    action: OWN_TABLES_UPGRADE,
+                    migration: None,
+                    success: true,
+                    duration_ms: None,
+                    details: serde_json::json!({
+                        "history_table": self.table_name,
+                        "from": from,
+                        "to": OWN_TABLES_VERSION,
+                        "steps": steps,
+                    }),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The layout version of this history table's tables: 0 when the
+    /// history table does not exist, 1 when it exists without a
+    /// `strata_schema` row (every database Strata wrote before layouts had
+    /// versions), else the recorded version.
+    pub async fn layout(&self, conn: &Connection) -> Result<i32, DbError> {
+        let row = conn
+            .query_opt(
+                "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+                &[&self.table, &self.versions],
+            )
+            .await?;
+        let (history, versions) = row.map(|r| (r.get(0), r.get(1))).unwrap_or((false, false));
+        if !history {
+            return Ok(0);
+        }
+        if !versions {
+            return Ok(1);
+        }
+        let row = conn
+            .query_opt(
+                &format!(
+                    "SELECT version FROM {} WHERE history_table = $1",
+                    self.versions
+                ),
+                &[&self.table_name],
+            )
+            .await?;
+        Ok(row.map(|r| r.get::<_, i32>(0)).unwrap_or(1))
+    }
+
+    fn refuse_newer(&self, found: i32) -> Result<(), EngineError> {
+        if found > OWN_TABLES_VERSION {
+            return Err(EngineError::NewerOwnTables {
+                table: self.table.clone(),
+                found,
+                known: OWN_TABLES_VERSION,
+            });
+        }
+        Ok(())
     }
 
     /// True once the history table exists.
@@ -212,6 +487,65 @@ CREATE TABLE IF NOT EXISTS {events} (
             return Ok(Vec::new());
         };
         super::adopt::check_ours(&shape)?;
+        let layout = self.layout(conn).await?;
+        self.refuse_newer(layout)?;
+        if layout < 2 {
+            // An older layout is read as it is (`status` never writes);
+            // `up` upgrades it under the lock before writing.
+            return self.read_v1(conn).await;
+        }
+        let rows = conn
+            .query(
+                &format!(
+                    "SELECT h.version, h.kind, h.name, h.checksum, h.checksum_algorithm, h.state, h.statements_done,
+                            h.statements_total, h.done_checksum, h.applied_at, h.applied_by, h.duration_ms, h.error,
+                            h.backend_pid, p.state, p.done, p.total, p.cursor->>'done_checksum', p.backend_pid, p.error
+                     FROM {table} h
+                     LEFT JOIN {progress} p ON p.history_table = $1 AND p.kind = h.kind AND p.version = h.version
+                          AND p.step = '{DOWN_STEP}' AND h.state = 'applied' AND p.updated_at >= h.applied_at",
+                    table = self.table,
+                    progress = self.progress,
+                ),
+                &[&self.table_name],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let down = r.get::<_, Option<String>>(14).map(|state| DownProgress {
+                    state,
+                    done: r.get(15),
+                    total: r.get(16),
+                    done_checksum: r.get::<_, Option<String>>(17).unwrap_or_default(),
+                    backend_pid: r.get(18),
+                    error: r.get(19),
+                });
+                AppliedRow {
+                    version: r.get(0),
+                    kind: r.get(1),
+                    name: r.get(2),
+                    checksum: r.get(3),
+                    checksum_algorithm: r.get(4),
+                    state: r.get(5),
+                    statements_done: r.get(6),
+                    statements_total: r.get(7),
+                    done_checksum: r.get(8),
+                    applied_at: r.get(9),
+                    applied_by: r.get(10),
+                    duration_ms: r.get(11),
+                    error: r.get(12),
+                    backend_pid: r.get(13),
+                    // A down that failed at its first statement with
+                    // nothing done left the migration simply applied.
+                    down: down.filter(|d| !(d.state == "failed" && d.done == 0)),
+                }
+            })
+            .collect())
+    }
+
+    /// [`History::read`] on layout 1, where down progress is the newest
+    /// `down-progress` event.
+    async fn read_v1(&self, conn: &Connection) -> Result<Vec<AppliedRow>, EngineError> {
         let rows = conn
             .query(
                 &format!(
@@ -289,8 +623,11 @@ CREATE TABLE IF NOT EXISTS {events} (
             .collect())
     }
 
-    /// Appends a `down-progress` event: on the caller's connection, so it
-    /// commits with the statement's transaction when there is one.
+    /// Records down progress in `strata_progress` and appends the
+    /// `down-progress` event (the audit trail), in one statement on the
+    /// caller's connection, so both commit with the statement's transaction
+    /// when there is one. The tables are at the newest layout: `down` and
+    /// `repair` call [`History::ensure`] first.
     pub async fn down_progress(
         &self,
         conn: &Connection,
@@ -298,18 +635,47 @@ CREATE TABLE IF NOT EXISTS {events} (
         m: &Migration,
         progress: &DownProgress,
     ) -> Result<(), DbError> {
-        self.event(
-            conn,
-            actor,
-            &Event {
-                action: DOWN_PROGRESS,
-                migration: Some(m),
-                success: true,
-                duration_ms: None,
-                details: serde_json::to_value(progress).unwrap_or_default(),
-            },
+        let version = m.version.canonical();
+        let details = serde_json::to_value(progress)
+            .unwrap_or_default()
+            .to_string();
+        let tool = crate::TOOL_VERSION;
+        conn.execute(
+            &format!(
+                "WITH p AS (
+    INSERT INTO {progress} AS p (history_table, kind, version, step, state, done, total, cursor, backend_pid, error,
+                                 updated_at)
+    VALUES ($1, $2, $3, '{DOWN_STEP}', $4, $5, $6, jsonb_build_object('done_checksum', $7::text), $8, $9,
+            clock_timestamp())
+    ON CONFLICT (history_table, kind, version, step) DO UPDATE SET
+        state = EXCLUDED.state, done = EXCLUDED.done, total = EXCLUDED.total, cursor = EXCLUDED.cursor,
+        backend_pid = EXCLUDED.backend_pid, error = EXCLUDED.error, updated_at = EXCLUDED.updated_at
+    RETURNING 1
+)
+INSERT INTO {events} (action, kind, version, name, checksum, success, actor, tool_version, details)
+SELECT '{DOWN_PROGRESS}', $2, $3, $10, $11, true, current_user || ' ' || $12, $13, $14::text::jsonb FROM p",
+                progress = self.progress,
+                events = self.events,
+            ),
+            &[
+                &self.table_name,
+                &m.kind.as_str(),
+                &version,
+                &progress.state,
+                &progress.done,
+                &progress.total,
+                &progress.done_checksum,
+                &progress.backend_pid,
+                &progress.error,
+                &m.name,
+                &m.checksum,
+                &actor,
+                &tool,
+                &details,
+            ],
         )
         .await
+        .map(|_| ())
     }
 
     /// The statement that records a finished migration and its event in one
@@ -458,21 +824,38 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         kind: &str,
         version: &str,
     ) -> Result<u64, DbError> {
+        let deleted = conn
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE kind = $1 AND version = $2",
+                    self.table
+                ),
+                &[&kind, &version],
+            )
+            .await?;
+        // Then its progress (in the caller's transaction). A progress row
+        // left behind would not count anyway: it is older than the row of
+        // a later `up` (see `read`).
         conn.execute(
             &format!(
-                "DELETE FROM {} WHERE kind = $1 AND version = $2",
-                self.table
+                "DELETE FROM {} WHERE history_table = $1 AND kind = $2 AND version = $3",
+                self.progress
             ),
-            &[&kind, &version],
+            &[&self.table_name, &kind, &version],
         )
-        .await
+        .await?;
+        Ok(deleted)
     }
 
     /// The delete as literal SQL, for dry runs.
     pub fn delete_display(&self, kind: &str, version: &str) -> String {
         format!(
-            "DELETE FROM {} WHERE kind = {} AND version = {};  -- values are sent as bind parameters",
+            "DELETE FROM {} WHERE kind = {} AND version = {};  -- values are sent as bind parameters\nDELETE FROM {} WHERE history_table = {} AND kind = {} AND version = {};",
             self.table,
+            quote_literal(kind),
+            quote_literal(version),
+            self.progress,
+            quote_literal(&self.table_name),
             quote_literal(kind),
             quote_literal(version)
         )
@@ -583,11 +966,18 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         Ok(row.and_then(|r| serde_json::from_str(&r.get::<_, String>(0)).ok()))
     }
 
-    /// A stable 64-bit advisory lock key for this history table.
+    /// The migration lock's key: derived from [`LOCK_NAMESPACE`] and the
+    /// history table's schema-qualified, quoted name only, so that every
+    /// Strata version computes the same key for the same table (the value
+    /// is the one Strata has always used; a test pins it).
     pub fn lock_key(&self) -> i64 {
-        let sum = crate::source::checksum(&format!("strata:{}", self.table));
-        let hex = &sum[..16];
-        u64::from_str_radix(hex, 16).expect("invariant: 16 hex digits") as i64
+        advisory_key(&key_name(&self.schema_name, &self.table_name))
+    }
+
+    /// The key, held for one transaction, under which Strata's tables of a
+    /// schema are created or upgraded.
+    fn own_tables_key(&self) -> i64 {
+        advisory_key(&format!("own-tables:{}", key_name(&self.schema_name, "")))
     }
 }
 
@@ -597,5 +987,48 @@ pub fn kind_of(row: &AppliedRow) -> MigrationKind {
         MigrationKind::Repeatable
     } else {
         MigrationKind::Versioned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_key_never_changes() {
+        // Pinned: Strata versions exclude each other only while they
+        // compute the same key. This is the value every Strata so far has
+        // used for the default table; a change here lets an old and a new
+        // Strata migrate the same database at once.
+        let history = History::new("public", "strata_migrations");
+        assert_eq!(history.lock_key(), 8_135_765_910_816_659_746);
+        assert_eq!(
+            History::new("ops", "my \"odd\" history").lock_key(),
+            advisory_key("\"ops\".\"my \"\"odd\"\" history\"")
+        );
+        assert_ne!(
+            History::new("ops", "strata_migrations").lock_key(),
+            history.lock_key()
+        );
+        assert_ne!(history.own_tables_key(), history.lock_key());
+    }
+
+    #[test]
+    fn layout_1_is_the_fixture_byte_for_byte() {
+        let fixture = include_str!("../../../../tests/fixtures/own-tables/v1.sql");
+        let ddl: String = fixture
+            .lines()
+            .filter(|l| !l.starts_with("--"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let ours = History::new("public", "strata_migrations").v1_sql();
+        assert_eq!(format!("{ours}\n"), ddl);
+    }
+
+    #[test]
+    fn steps_go_one_version_at_a_time_up_to_the_newest() {
+        let versions: Vec<i32> = STEPS.iter().map(|s| s.to).collect();
+        let expected: Vec<i32> = (1..=OWN_TABLES_VERSION).collect();
+        assert_eq!(versions, expected);
     }
 }

@@ -993,6 +993,7 @@ pub async fn down(
         return Ok(RunReport::default());
     }
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
+    history.ensure(&conn).await?;
     let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
     let steps = parse_down_steps(project, &statuses, &plan)?;
