@@ -25,6 +25,7 @@ fn parse_down_steps<'a>(
     statuses: &[MigrationStatus],
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
+    let rows = plan::RowIndex::new(statuses);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
@@ -33,11 +34,7 @@ fn parse_down_steps<'a>(
                 .as_ref()
                 .expect("invariant: plan_down checked the down script");
             let statements = apply::parse(script)?;
-            let progress = statuses
-                .iter()
-                .find(|s| s.index == Some(i))
-                .and_then(|s| s.row.as_ref())
-                .and_then(|r| r.down.as_ref());
+            let progress = rows.get(i).and_then(|r| r.down.as_ref());
             let resume = match progress {
                 Some(d) => {
                     let done = d.done.max(0) as usize;

@@ -24,14 +24,12 @@ pub(super) fn parse_up_steps<'a>(
     statuses: &[MigrationStatus],
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
+    let rows = plan::RowIndex::new(statuses);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
             let (statements, migration, rewrites) = with_rewrites(project, m, apply::parse(&m.up)?);
-            let row = statuses
-                .iter()
-                .find(|s| s.index == Some(i))
-                .and_then(|s| s.row.as_ref());
+            let row = rows.get(i);
             let resume = match row.filter(|r| r.state != "applied") {
                 Some(r) => {
                     let done = r.statements_done.max(0) as usize;
@@ -187,21 +185,73 @@ pub async fn up(
 }
 
 /// True when the planned migrations have the same history rows in both
-/// readings (nobody applied or resumed them in between).
+/// readings (nobody applied or resumed them in between). Linear: each
+/// reading is indexed once (see [`plan::RowIndex`]).
 fn same_rows(before: &[MigrationStatus], after: &[MigrationStatus], plan: &[usize]) -> bool {
-    let key = |statuses: &[MigrationStatus], i: usize| {
-        statuses
-            .iter()
-            .find(|s| s.index == Some(i))
-            .and_then(|s| s.row.as_ref())
-            .map(|r| {
-                (
-                    r.state.clone(),
-                    r.statements_done,
-                    r.done_checksum.clone(),
-                    r.backend_pid,
-                )
-            })
+    let (before, after) = (plan::RowIndex::new(before), plan::RowIndex::new(after));
+    let key = |rows: &plan::RowIndex<'_>, i: usize| {
+        rows.get(i).map(|r| {
+            (
+                r.state.clone(),
+                r.statements_done,
+                r.done_checksum.clone(),
+                r.backend_pid,
+            )
+        })
     };
-    plan.iter().all(|&i| key(before, i) == key(after, i))
+    plan.iter().all(|&i| key(&before, i) == key(&after, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{AppliedRow, MigrationState};
+
+    fn status(index: usize, done: Option<i32>) -> MigrationStatus {
+        MigrationStatus {
+            version: index.to_string(),
+            name: "m".into(),
+            kind: crate::source::MigrationKind::Versioned,
+            state: MigrationState::Pending,
+            applied_at: None,
+            duration_ms: None,
+            applied_by: None,
+            file: None,
+            detail: None,
+            index: Some(index),
+            row: done.map(|d| AppliedRow {
+                version: index.to_string(),
+                kind: "versioned".into(),
+                name: "m".into(),
+                checksum: String::new(),
+                checksum_algorithm: 1,
+                state: "failed".into(),
+                statements_done: d,
+                statements_total: 9,
+                done_checksum: None,
+                applied_at: chrono::Utc::now(),
+                applied_by: "me".into(),
+                duration_ms: 0,
+                error: None,
+                backend_pid: None,
+                down: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn same_rows_compares_each_planned_migration_among_many() {
+        let n = 20_000;
+        let before: Vec<MigrationStatus> = (0..n).map(|i| status(i, Some(1))).collect();
+        // The second reading lists them in another order: lookups go by
+        // migration index, not position.
+        let mut after: Vec<MigrationStatus> = (0..n).rev().map(|i| status(i, Some(1))).collect();
+        let plan: Vec<usize> = (0..n).collect();
+        assert!(same_rows(&before, &after, &plan));
+        // Another runner resumed the last planned migration in between.
+        after[0] = status(n - 1, Some(2));
+        assert!(!same_rows(&before, &after, &plan));
+        // Not planned: not compared.
+        assert!(same_rows(&before, &after, &plan[..n - 1]));
+    }
 }
