@@ -46,10 +46,9 @@ fn validate_loaded(
     for m in &loaded.migrations {
         for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
             match apply::parse(script) {
-                Ok(statements) => {
-                    problems.extend(check_transactions(script, &statements));
-                    problems.extend(self_undoing(script, &statements));
-                }
+                Ok(statements) => problems.extend(self_undoing(script, &statements)),
+                // Unbalanced transactions (apply::transaction_problems).
+                Err(EngineError::Source(found)) => problems.extend(found),
                 Err(EngineError::Sql {
                     path, line, error, ..
                 }) => problems.push(SourceProblem {
@@ -90,39 +89,4 @@ fn self_undoing(script: &source::Script, statements: &[Statement]) -> Option<Sou
             finding.fix.unwrap_or_default()
         )),
     })
-}
-
-fn check_transactions(script: &source::Script, statements: &[Statement]) -> Vec<SourceProblem> {
-    use crate::sql::TransactionBehavior as T;
-    let mut problems = Vec::new();
-    let mut open: Option<usize> = None;
-    for s in statements {
-        let line = script.first_line + s.line - 1;
-        match s.transaction {
-            T::Begin if open.is_some() => problems.push(SourceProblem {
-                path: script.path.clone(),
-                line: Some(line),
-                message: "BEGIN inside a transaction that is already open (nested transactions are not supported by PostgreSQL)".into(),
-                help: Some("use SAVEPOINT, or COMMIT the first transaction".into()),
-            }),
-            T::Begin => open = Some(line),
-            T::Commit | T::Rollback => open = None,
-            T::Never(why) if open.is_some() => problems.push(SourceProblem {
-                path: script.path.clone(),
-                line: Some(line),
-                message: format!("{why} cannot run inside the transaction opened above"),
-                help: Some("move it after the COMMIT".into()),
-            }),
-            _ => {}
-        }
-    }
-    if let Some(line) = open {
-        problems.push(SourceProblem {
-            path: script.path.clone(),
-            line: Some(line),
-            message: "BEGIN without a matching COMMIT".into(),
-            help: Some("add COMMIT at the end of the transaction".into()),
-        });
-    }
-    problems
 }
