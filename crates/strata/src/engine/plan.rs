@@ -216,7 +216,9 @@ pub fn statuses_with(
     // key, not by scanning them per row.
     let mut first: HashMap<(&str, &str), &Foreign> = HashMap::new();
     for f in foreign {
-        first.entry((f.kind.as_str(), f.version.as_str())).or_insert(f);
+        first
+            .entry((f.kind.as_str(), f.version.as_str()))
+            .or_insert(f);
     }
     let foreign = first;
     for ((kind, version), row) in by_key {
