@@ -47,48 +47,7 @@ pub(super) fn dry_run_up(
                 out.push_str("-- on a lock timeout (55P03) the transaction is rolled back and retried with backoff\n");
             }
             _ => {
-                out.push_str(&format!(
-                    "-- progress is recorded in {} after each statement\n",
-                    history.table()
-                ));
-                // Statements outside the file's own BEGIN/COMMIT blocks that
-                // may run in a transaction are wrapped with their progress
-                // write; a block's progress is written before its COMMIT.
-                let mut in_block = false;
-                for s in body {
-                    use crate::sql::TransactionBehavior as T;
-                    let wrap = s.transaction == T::Any && !in_block;
-                    let settings = if wrap {
-                        format!("BEGIN; {}", timeouts.local_settings())
-                    } else if in_block {
-                        String::new()
-                    } else {
-                        timeouts.session_settings(s)
-                    };
-                    if !settings.is_empty() {
-                        out.push_str(&format!("{};\n", settings.replace("; ", ";\n")));
-                    }
-                    if in_block && s.transaction == T::Commit {
-                        out.push_str(
-                            "-- progress is recorded here, inside the block's transaction\n",
-                        );
-                    }
-                    out.push_str(&format!("{};\n", s.sql));
-                    match s.transaction {
-                        T::Begin => {
-                            in_block = true;
-                            out.push_str(&format!(
-                                "{};\n",
-                                timeouts.local_settings().replace("; ", ";\n")
-                            ));
-                        }
-                        T::Commit | T::Rollback => in_block = false,
-                        _ => {}
-                    }
-                    if wrap {
-                        out.push_str("COMMIT;\n");
-                    }
-                }
+                outside_transaction(&mut out, history, timeouts, &body);
                 out.push_str(&format!(
                     "BEGIN;\n{}\nCOMMIT;\n",
                     history.record_display(m, step.statements.len(), &actor)
@@ -126,10 +85,6 @@ pub(super) fn dry_run_down(
             mode.describe()
         ));
         out.push_str(&dry_run_backup(step));
-        out.push_str(&format!(
-            "BEGIN;\n{};\n",
-            timeouts.local_settings().replace("; ", ";\n")
-        ));
         if step.resume.at > 0 {
             out.push_str(&format!(
                 "-- resumes at statement {}: statements 1 to {} ran before and are recorded\n",
@@ -137,11 +92,80 @@ pub(super) fn dry_run_down(
                 step.resume.at
             ));
         }
-        for s in step.statements.iter().skip(step.resume.at) {
-            out.push_str(&format!("{};\n", s.sql));
+        let body: Vec<&Statement> = step.statements.iter().skip(step.resume.at).collect();
+        let forget = format!(
+            "{}\nINSERT INTO strata_events (action, ...) VALUES ('down', ...);\nCOMMIT;\n",
+            history.delete_display(m.kind.as_str(), &m.version.canonical())
+        );
+        match mode {
+            Mode::Transaction => {
+                out.push_str(&format!(
+                    "BEGIN;\n{};\n",
+                    timeouts.local_settings().replace("; ", ";\n")
+                ));
+                for s in body {
+                    out.push_str(&format!("{};\n", s.sql));
+                }
+                out.push_str(&forget);
+            }
+            _ => {
+                outside_transaction(&mut out, history, timeouts, &body);
+                out.push_str(&format!("BEGIN;\n{forget}"));
+            }
         }
-        out.push_str(&history.delete_display(m.kind.as_str(), &m.version.canonical()));
-        out.push_str("\nINSERT INTO strata_events (action, ...) VALUES ('down', ...);\nCOMMIT;\n");
     }
     out
+}
+
+/// The statements of a script that runs outside one transaction, as the
+/// runner runs them (`Runner::run_outside_transaction`, both directions):
+/// each statement that may run in a transaction is wrapped with its
+/// progress write; a statement that cannot runs on its own with session
+/// settings; the file's own BEGIN/COMMIT blocks run as written.
+fn outside_transaction(
+    out: &mut String,
+    history: &History,
+    timeouts: &apply::Timeouts,
+    body: &[&Statement],
+) {
+    out.push_str(&format!(
+        "-- progress is recorded in {} after each statement\n",
+        history.table()
+    ));
+    // Statements outside the file's own BEGIN/COMMIT blocks that
+    // may run in a transaction are wrapped with their progress
+    // write; a block's progress is written before its COMMIT.
+    let mut in_block = false;
+    for s in body {
+        use crate::sql::TransactionBehavior as T;
+        let wrap = s.transaction == T::Any && !in_block;
+        let settings = if wrap {
+            format!("BEGIN; {}", timeouts.local_settings())
+        } else if in_block {
+            String::new()
+        } else {
+            timeouts.session_settings(s)
+        };
+        if !settings.is_empty() {
+            out.push_str(&format!("{};\n", settings.replace("; ", ";\n")));
+        }
+        if in_block && s.transaction == T::Commit {
+            out.push_str("-- progress is recorded here, inside the block's transaction\n");
+        }
+        out.push_str(&format!("{};\n", s.sql));
+        match s.transaction {
+            T::Begin => {
+                in_block = true;
+                out.push_str(&format!(
+                    "{};\n",
+                    timeouts.local_settings().replace("; ", ";\n")
+                ));
+            }
+            T::Commit | T::Rollback => in_block = false,
+            _ => {}
+        }
+        if wrap {
+            out.push_str("COMMIT;\n");
+        }
+    }
 }
