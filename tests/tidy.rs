@@ -29,10 +29,7 @@ fn sources() -> Vec<(String, String)> {
         rust_files(&src, &mut files);
         for p in files {
             let text = std::fs::read_to_string(&p).unwrap();
-            let code = match text.find("#[cfg(test)]") {
-                Some(i) => text[..i].to_owned(),
-                None => text,
-            };
+            let code = without_tests(&text).to_owned();
             out.push((
                 p.strip_prefix(&src).unwrap().to_string_lossy().into_owned(),
                 code,
@@ -40,6 +37,16 @@ fn sources() -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// The text before the unit tests at the end of a file. Only the
+/// `#[cfg(test)] mod tests` block counts: a `#[cfg(test)]` item near the
+/// top (a test-only helper module) must not hide the rest of the file.
+fn without_tests(text: &str) -> &str {
+    match text.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &text[..i],
+        None => text,
+    }
 }
 
 fn offenders(pattern: &str, allowed: &[&str]) -> Vec<String> {
@@ -136,4 +143,131 @@ fn the_library_has_no_cli_dependencies() {
             );
         }
     }
+}
+
+/// Data flows one way: source → sql → lint → engine → report, with
+/// `config`, `db` and `localpg` as infrastructure below the engine.
+/// `source` and `sql` live in `strata-source`, which cannot import the
+/// library at all (Cargo enforces that); this checks the library's own
+/// top-level modules: each may use only the modules listed for it
+/// (`crate::X` paths, `use crate::{X, …}` groups, non-test code).
+///
+/// Edges that point "up" and why they are allowed:
+/// - `config` → `lint`: the `[lint]` section parses into lint's own types
+///   (`Risk`, rule ids checked against `lint::rules`), so a bad rule name is
+///   a config error before anything runs.
+/// - `engine` ↔ `error`: `error` is the engine's error contract
+///   (`strata::Error` is `EngineError`; the exit-code constants), one layer.
+#[test]
+fn library_modules_import_only_downstream() {
+    const ALLOWED: &[(&str, &[&str])] = &[
+        (
+            "lib",
+            &[
+                "config", "db", "engine", "error", "lint", "localpg", "report",
+            ],
+        ),
+        ("config", &["lint"]),
+        ("db", &[]),
+        ("localpg", &["db"]),
+        ("lint", &[]),
+        ("engine", &["config", "db", "error", "lint", "localpg"]),
+        ("error", &["config", "db", "engine", "localpg"]),
+        ("report", &["db", "engine", "lint"]),
+    ];
+    const MODULES: &[&str] = &[
+        "config", "db", "engine", "error", "lint", "localpg", "report",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/strata/src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut violations = Vec::new();
+    for path in files {
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_owned();
+        let Some((_, allowed)) = ALLOWED.iter().find(|(m, _)| *m == module) else {
+            violations.push(format!(
+                "{rel}: top-level module `{module}` has no entry in ALLOWED"
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = without_tests(&text);
+        for used in crate_paths(code) {
+            if used != module
+                && MODULES.contains(&used.as_str())
+                && !allowed.contains(&used.as_str())
+            {
+                violations.push(format!("{rel} uses crate::{used}"));
+            }
+        }
+    }
+    violations.sort();
+    violations.dedup();
+    assert_eq!(violations, Vec::<String>::new());
+}
+
+/// The first segment of every `crate::…` path in `code`, including each
+/// name of a `use crate::{a, b::c}` group.
+fn crate_paths(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let ident = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        let prefix_ok = i == 0 || {
+            let c = rest[..i].chars().next_back().unwrap();
+            !(c.is_alphanumeric() || c == '_')
+        };
+        rest = &rest[i + "crate::".len()..];
+        if !prefix_ok {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level names of the group: split at commas outside nested braces.
+            let mut depth = 0;
+            let mut start = 0;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.push(ident(&group[start..j]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(ident(&group[start..j]));
+                        start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+#[test]
+fn crate_paths_reads_groups_and_plain_paths() {
+    assert_eq!(
+        crate_paths("use crate::{db::{Connection, Target}, lint};\nlet x = crate::engine::up;"),
+        ["db", "lint", "engine"]
+    );
+    assert_eq!(crate_paths("strata_crate::db"), Vec::<String>::new());
 }

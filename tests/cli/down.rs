@@ -75,3 +75,29 @@ async fn a_failing_down_keeps_the_migration_applied() {
     assert!(db.has_table("a").await);
     assert_eq!(db.history().await.len(), 1);
 }
+
+/// The dry run of a down script that runs outside a transaction shows it
+/// running outside one, as the real run does (not inside BEGIN … COMMIT).
+#[tokio::test]
+async fn dry_run_of_a_non_transactional_down_shows_how_it_runs() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write(
+        "1_i.up.sql",
+        "CREATE TABLE t (a int);\nCREATE INDEX i ON t (a);\n",
+    );
+    project.write(
+        "1_i.down.sql",
+        "DROP INDEX CONCURRENTLY i;\nDROP TABLE t;\n",
+    );
+    expect_code(&project.run(&db, &["up"]), 0);
+    let out = expect_code(&project.run(&db, &["down", "--dry-run"]), 0);
+    let at = out.find("DROP INDEX CONCURRENTLY i;").expect(&out);
+    let before = &out[..at];
+    let header = before.rfind("-- revert").expect(&out);
+    assert!(
+        !before[header..].contains("BEGIN;"),
+        "the dry run wraps a statement that cannot run in a transaction:\n{out}"
+    );
+    assert!(db.has_table("t").await, "a dry run changed the database");
+}

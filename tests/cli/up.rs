@@ -112,6 +112,28 @@ async fn explicit_begin_commit_runs_as_written() {
     assert!(db.has_table("a").await && db.has_table("b").await);
 }
 
+/// An unbalanced BEGIN is refused before anything runs, so exit 2 ("bad
+/// input, nothing was run") is true: the statement before the BEGIN has
+/// not run either, even when risk analysis does not block.
+#[tokio::test]
+async fn begin_without_commit_is_refused_before_anything_runs() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.config("block_on = \"never\"\n");
+    project.write(
+        "1_open.up.sql",
+        "CREATE TABLE a (id int);\nBEGIN;\nCREATE TABLE b (id int);\n",
+    );
+    let out = expect_code(&project.run(&db, &["up"]), 2);
+    assert!(out.contains("BEGIN without a matching COMMIT"), "{out}");
+    assert!(out.contains("1_open.up.sql:2"), "{out}");
+    assert!(
+        !db.has_table("a").await,
+        "a statement ran before exit 2:\n{out}"
+    );
+    assert!(db.history().await.is_empty());
+}
+
 #[tokio::test]
 async fn dollar_quotes_strings_comments_and_begin_atomic_run_intact() {
     let db = TestDb::new().await;

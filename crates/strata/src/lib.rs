@@ -16,6 +16,7 @@
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod error;
 pub mod lint;
 pub mod localpg;
 pub mod report;
@@ -26,6 +27,7 @@ pub use db::{redact, Target};
 pub use engine::{
     ApplyOptions, DownOptions, EngineError, MigrationState, MigrationStatus, RunReport,
 };
+pub use error::{Error, Failure};
 pub use source::{Format, Migration, MigrationKind, SourceProblem, Version};
 
 /// The version of this build of Strata, recorded in the history table.

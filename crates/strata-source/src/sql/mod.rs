@@ -11,6 +11,7 @@
 //! knows nothing of files, history or connections; positions are relative to
 //! the text it was given.
 
+pub mod balance;
 mod classify;
 mod lexical;
 pub mod names;

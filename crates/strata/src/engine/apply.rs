@@ -15,7 +15,37 @@ use crate::sql::{self, Statement, TransactionBehavior};
 pub use crate::sql::RunMode as Mode;
 
 /// Parses a script, turning parser positions into file positions.
+///
+/// A script whose own transactions do not balance (`sql::balance`) is
+/// refused here, before anything runs: run as written, the statements
+/// before the bad `BEGIN` would commit and only then would the problem show.
 pub fn parse(script: &Script) -> Result<Vec<Statement>, EngineError> {
+    let statements = split(script)?;
+    let problems = transaction_problems(script, &statements);
+    if !problems.is_empty() {
+        return Err(EngineError::Source(problems));
+    }
+    Ok(statements)
+}
+
+/// The problems of a script's own transactions, at their lines (the one
+/// check, [`sql::balance::imbalances`], shared with `validate` and lint).
+pub fn transaction_problems(
+    script: &Script,
+    statements: &[Statement],
+) -> Vec<crate::source::SourceProblem> {
+    sql::balance::imbalances(statements)
+        .into_iter()
+        .map(|(i, imbalance)| crate::source::SourceProblem {
+            path: script.path.clone(),
+            line: Some(script.first_line + statements[i].line - 1),
+            message: imbalance.message(),
+            help: Some(imbalance.help().to_owned()),
+        })
+        .collect()
+}
+
+fn split(script: &Script) -> Result<Vec<Statement>, EngineError> {
     sql::split(&script.text, &script.blocks).map_err(|error| {
         let (line, column) = match &error {
             sql::SqlError::Syntax { line, column, .. } => (*line, *column),
@@ -919,16 +949,16 @@ impl Runner<'_> {
             }
         }
         if in_user_tx {
+            // Not reached: `parse` refuses a script with an unclosed BEGIN
+            // before anything runs. Should it happen, the statements before
+            // the BEGIN ran and are recorded: exit 1, never "nothing ran".
             let _ = self.conn.batch("ROLLBACK").await;
-            return Err(EngineError::Sql {
-                path: script.path.clone(),
-                line: script.first_line,
-                column: 1,
-                error: sql::SqlError::Syntax {
-                    message: "BEGIN without a matching COMMIT".into(),
-                    line: 1,
-                    column: 1,
-                },
+            return Err(EngineError::Failed {
+                label: m.label(),
+                detail: format!(
+                    "{}: BEGIN without a matching COMMIT; the block was rolled back",
+                    script.path.display()
+                ),
             });
         }
         Ok(())

@@ -105,6 +105,28 @@ pub fn statuses(
     statuses_with(format, migrations, &[], rows)
 }
 
+/// The history row of each migration of the project, by its index in the
+/// migration list: steps are planned per migration, and looking each up by
+/// scanning every status would make a run quadratic in the history's size.
+pub struct RowIndex<'a>(HashMap<usize, &'a AppliedRow>);
+
+impl<'a> RowIndex<'a> {
+    /// Indexes `statuses` (one pass).
+    pub fn new(statuses: &'a [MigrationStatus]) -> RowIndex<'a> {
+        RowIndex(
+            statuses
+                .iter()
+                .filter_map(|s| Some((s.index?, s.row.as_ref()?)))
+                .collect(),
+        )
+    }
+
+    /// The history row of migration `index`, if it has one.
+    pub fn get(&self, index: usize) -> Option<&'a AppliedRow> {
+        self.0.get(&index).copied()
+    }
+}
+
 /// Computes the state of every migration, files and history rows merged, in
 /// run order (versioned by version, then repeatables), with the migrations
 /// of other environments' directories: an applied row found among them is
@@ -190,6 +212,15 @@ pub fn statuses_with(
             },
         ));
     }
+    // Rows left over are looked up among the other environments' files by
+    // key, not by scanning them per row.
+    let mut first: HashMap<(&str, &str), &Foreign> = HashMap::new();
+    for f in foreign {
+        first
+            .entry((f.kind.as_str(), f.version.as_str()))
+            .or_insert(f);
+    }
+    let foreign = first;
     for ((kind, version), row) in by_key {
         let repeatable = kind == "repeatable";
         let parsed = if repeatable {
@@ -200,8 +231,9 @@ pub fn statuses_with(
                 .unwrap_or_else(|| Version::repeatable(&version))
         };
         let elsewhere = foreign
-            .iter()
-            .find(|f| f.kind.as_str() == kind && f.version == version && row.state == "applied");
+            .get(&(kind, version.as_str()))
+            .copied()
+            .filter(|_| row.state == "applied");
         out.push((
             repeatable,
             parsed,
@@ -484,6 +516,36 @@ mod tests {
             error: None,
             backend_pid: None,
             down: None,
+        }
+    }
+
+    #[test]
+    fn row_index_finds_every_migrations_row_among_many() {
+        // 20,000 migrations, half of them failed part way: every planned
+        // one is looked up (up's steps, same_rows, down's steps).
+        let n: i32 = 20_000;
+        let ms: Vec<Migration> = (1..=n)
+            .map(|v| migration(&v.to_string(), "SELECT 1", false))
+            .collect();
+        let rows: Vec<AppliedRow> = (1..=n)
+            .filter(|v| v % 2 == 0)
+            .map(|v| {
+                let mut r = row(&v.to_string(), "SELECT 1", "failed");
+                r.statements_done = v;
+                r
+            })
+            .collect();
+        let st = statuses(Format::Native, &ms, &rows);
+        let index = RowIndex::new(&st);
+        for (i, m) in ms.iter().enumerate() {
+            let v: i32 = m.version.to_string().parse().unwrap();
+            match index.get(i) {
+                Some(r) => assert_eq!(
+                    (r.version.as_str(), r.statements_done),
+                    (m.version.to_string().as_str(), v)
+                ),
+                None => assert_eq!(v % 2, 1, "migration {v} lost its row"),
+            }
         }
     }
 

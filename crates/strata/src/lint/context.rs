@@ -556,11 +556,12 @@ fn lint_script(
             findings.push((index, f));
         }
     }
-    if depth > 0 {
-        if let Some(begin) = statements
-            .iter()
-            .rev()
-            .find(|s| s.transaction == TransactionBehavior::Begin)
+    // The one balance check (sql::balance), as `validate` and the runner.
+    let unclosed = crate::sql::balance::imbalances(statements)
+        .into_iter()
+        .find(|(_, what)| *what == crate::sql::balance::Imbalance::Unclosed);
+    if let Some((begin, _)) = unclosed {
+        let begin = &statements[begin];
         {
             let mut f = Finding::new(&rules::ban_unbalanced_transaction::META, "BEGIN without a matching COMMIT: the migration ends inside an open transaction, and everything after BEGIN is rolled back when the session ends")
                 .fix("COMMIT;");

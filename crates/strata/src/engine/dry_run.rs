@@ -1,0 +1,171 @@
+//! `--dry-run`: the SQL that `up` and `down` would run, as text.
+
+use super::{apply, os_actor, History, Mode, Step, SESSION_SETUP};
+use crate::source::Migration;
+use crate::sql::Statement;
+
+pub(super) fn dry_run_up(
+    history: &History,
+    timeouts: &apply::Timeouts,
+    steps: &[Step<'_>],
+) -> String {
+    let actor = os_actor();
+    let mut out = String::new();
+    if steps.is_empty() {
+        out.push_str("-- nothing to apply\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "{SESSION_SETUP};\n-- the history tables are created if missing:\n{}\n",
+        history.create_sql()
+    ));
+    for step in steps {
+        let m: &Migration = &step.migration;
+        let mode = apply::mode(&m.up, &step.statements);
+        out.push_str(&format!(
+            "\n-- {} ({}): {}\n",
+            m.label(),
+            m.up.path.display(),
+            mode.describe()
+        ));
+        for note in &step.rewrites {
+            out.push_str(&format!("-- safe rewrite, {note}\n"));
+        }
+        out.push_str(&dry_run_backup(step));
+        let body: Vec<&Statement> = step.statements.iter().skip(step.resume.at).collect();
+        match mode {
+            Mode::Transaction => {
+                out.push_str(&format!(
+                    "BEGIN;\n{};\n",
+                    timeouts.local_settings().replace("; ", ";\n")
+                ));
+                for s in body {
+                    out.push_str(&format!("{};\n", s.sql));
+                }
+                out.push_str(&history.record_display(m, step.statements.len(), &actor));
+                out.push_str("\nCOMMIT;\n");
+                out.push_str("-- on a lock timeout (55P03) the transaction is rolled back and retried with backoff\n");
+            }
+            _ => {
+                outside_transaction(&mut out, history, timeouts, &body);
+                out.push_str(&format!(
+                    "BEGIN;\n{}\nCOMMIT;\n",
+                    history.record_display(m, step.statements.len(), &actor)
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn dry_run_backup(step: &Step<'_>) -> String {
+    step.backup.clone().unwrap_or_default()
+}
+
+pub(super) fn dry_run_down(
+    history: &History,
+    timeouts: &apply::Timeouts,
+    steps: &[Step<'_>],
+) -> String {
+    let mut out = String::new();
+    if steps.is_empty() {
+        out.push_str("-- nothing to revert\n");
+    }
+    for step in steps {
+        let m: &Migration = &step.migration;
+        let script = m
+            .down
+            .as_ref()
+            .expect("invariant: plan_down checked the down script");
+        let mode = apply::mode(script, &step.statements);
+        out.push_str(&format!(
+            "\n-- revert {} ({}): {}\n",
+            m.label(),
+            script.path.display(),
+            mode.describe()
+        ));
+        out.push_str(&dry_run_backup(step));
+        if step.resume.at > 0 {
+            out.push_str(&format!(
+                "-- resumes at statement {}: statements 1 to {} ran before and are recorded\n",
+                step.resume.at + 1,
+                step.resume.at
+            ));
+        }
+        let body: Vec<&Statement> = step.statements.iter().skip(step.resume.at).collect();
+        let forget = format!(
+            "{}\nINSERT INTO strata_events (action, ...) VALUES ('down', ...);\nCOMMIT;\n",
+            history.delete_display(m.kind.as_str(), &m.version.canonical())
+        );
+        match mode {
+            Mode::Transaction => {
+                out.push_str(&format!(
+                    "BEGIN;\n{};\n",
+                    timeouts.local_settings().replace("; ", ";\n")
+                ));
+                for s in body {
+                    out.push_str(&format!("{};\n", s.sql));
+                }
+                out.push_str(&forget);
+            }
+            _ => {
+                outside_transaction(&mut out, history, timeouts, &body);
+                out.push_str(&format!("BEGIN;\n{forget}"));
+            }
+        }
+    }
+    out
+}
+
+/// The statements of a script that runs outside one transaction, as the
+/// runner runs them (`Runner::run_outside_transaction`, both directions):
+/// each statement that may run in a transaction is wrapped with its
+/// progress write; a statement that cannot runs on its own with session
+/// settings; the file's own BEGIN/COMMIT blocks run as written.
+fn outside_transaction(
+    out: &mut String,
+    history: &History,
+    timeouts: &apply::Timeouts,
+    body: &[&Statement],
+) {
+    out.push_str(&format!(
+        "-- progress is recorded in {} after each statement\n",
+        history.table()
+    ));
+    // Statements outside the file's own BEGIN/COMMIT blocks that
+    // may run in a transaction are wrapped with their progress
+    // write; a block's progress is written before its COMMIT.
+    let mut in_block = false;
+    for s in body {
+        use crate::sql::TransactionBehavior as T;
+        let wrap = s.transaction == T::Any && !in_block;
+        let settings = if wrap {
+            format!("BEGIN; {}", timeouts.local_settings())
+        } else if in_block {
+            String::new()
+        } else {
+            timeouts.session_settings(s)
+        };
+        if !settings.is_empty() {
+            out.push_str(&format!("{};\n", settings.replace("; ", ";\n")));
+        }
+        if in_block && s.transaction == T::Commit {
+            out.push_str("-- progress is recorded here, inside the block's transaction\n");
+        }
+        out.push_str(&format!("{};\n", s.sql));
+        match s.transaction {
+            T::Begin => {
+                in_block = true;
+                out.push_str(&format!(
+                    "{};\n",
+                    timeouts.local_settings().replace("; ", ";\n")
+                ));
+            }
+            T::Commit | T::Rollback => in_block = false,
+            _ => {}
+        }
+        if wrap {
+            out.push_str("COMMIT;\n");
+        }
+    }
+}

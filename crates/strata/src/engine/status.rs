@@ -1,0 +1,35 @@
+//! `strata status`: every migration's state and the analysis of the pending ones.
+
+use super::{analyze, EngineError, MigrationState, MigrationStatus, Project};
+use crate::db::Target;
+
+/// The result of `status`: every migration's state, and the risk analysis
+/// of the pending ones.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// Every migration, in run order.
+    pub migrations: Vec<MigrationStatus>,
+    /// Findings in pending migrations.
+    pub findings: crate::lint::LintReport,
+}
+
+/// Reads every migration's state and analyses the pending ones.
+pub async fn status(project: &Project, target: &Target) -> Result<StatusReport, EngineError> {
+    let conn = target.connect().await?;
+    let rows = project.history().read(&conn).await?;
+    let migrations = project.statuses(&rows);
+    let pending: Vec<usize> = migrations
+        .iter()
+        .filter(|s| s.state == MigrationState::Pending)
+        .filter_map(|s| s.index)
+        .collect();
+    // Files that do not parse are reported by `up` and `validate`; status
+    // still shows the states.
+    let findings = analyze(project, Some(&conn), &pending)
+        .await
+        .unwrap_or_default();
+    Ok(StatusReport {
+        migrations,
+        findings,
+    })
+}

@@ -1,0 +1,259 @@
+//! `strata up`: plans the pending migrations, parses them into steps, and runs them.
+
+use super::lock::MigrationLock;
+use super::run::{run_steps, Direction};
+use super::{
+    adopt, analyze, apply, backup, dry_run, open, plan, rewrite, timeouts, EngineError,
+    MigrationStatus, Progress, Project, RunReport, Step,
+};
+use crate::db::Target;
+use crate::source::{self, Migration};
+use crate::sql::Statement;
+
+/// Options of `up`.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Stop after this version.
+    pub target: Option<String>,
+    /// Print the SQL instead of running it.
+    pub dry_run: bool,
+}
+
+pub(super) fn parse_up_steps<'a>(
+    project: &'a Project,
+    statuses: &[MigrationStatus],
+    plan: &[usize],
+) -> Result<Vec<Step<'a>>, EngineError> {
+    let rows = plan::RowIndex::new(statuses);
+    plan.iter()
+        .map(|&i| {
+            let m = &project.migrations[i];
+            let (statements, migration, rewrites) = with_rewrites(project, m, apply::parse(&m.up)?);
+            let row = rows.get(i);
+            let resume = match row.filter(|r| r.state != "applied") {
+                Some(r) => {
+                    let done = r.statements_done.max(0) as usize;
+                    if done > statements.len()
+                        || r.done_checksum.as_deref()
+                            != Some(&apply::done_checksum(&statements, done))
+                    {
+                        return Err(EngineError::ResumeChanged {
+                            label: m.label(),
+                            command: "up",
+                            done,
+                            total: statements.len(),
+                        });
+                    }
+                    apply::Resume {
+                        at: done,
+                        pid: r.backend_pid,
+                        interrupted: true,
+                        killed: r.state == "running",
+                    }
+                }
+                None => apply::Resume::default(),
+            };
+            Ok(Step {
+                migration,
+                statements,
+                resume,
+                rewrites,
+                backup: None,
+            })
+        })
+        .collect()
+}
+
+/// Applies safe rewrites when they are switched on. A rewritten migration
+/// runs outside a transaction, statement by statement.
+pub(super) fn with_rewrites<'a>(
+    project: &Project,
+    m: &'a Migration,
+    statements: Vec<Statement>,
+) -> (Vec<Statement>, std::borrow::Cow<'a, Migration>, Vec<String>) {
+    if !project.config.safe_rewrites {
+        return (statements, std::borrow::Cow::Borrowed(m), Vec::new());
+    }
+    let pg_version = project
+        .config
+        .lint
+        .pg_version
+        .unwrap_or(crate::lint::context::NEWEST_PG);
+    let result = rewrite::rewrite(&statements, m.up.first_line, pg_version);
+    if result.notes.is_empty() {
+        return (statements, std::borrow::Cow::Borrowed(m), Vec::new());
+    }
+    let mut owned = m.clone();
+    owned.up.no_transaction = Some(source::NoTransaction {
+        line: None,
+        source: "safe rewrites need separate transactions".into(),
+    });
+    (
+        result.statements,
+        std::borrow::Cow::Owned(owned),
+        result.notes,
+    )
+}
+
+fn up_rules(project: &Project, target: Option<&str>) -> Result<plan::UpRules, EngineError> {
+    Ok(plan::UpRules {
+        target: target.map(|t| project.parse_version(t)).transpose()?,
+        allow_out_of_order: project.config.allow_out_of_order,
+        ignore_missing: project.config.ignore_missing,
+    })
+}
+
+/// Applies pending migrations.
+pub async fn up(
+    project: &Project,
+    target: &Target,
+    options: &ApplyOptions,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
+    let history = project.history();
+    let rules = up_rules(project, options.target.as_deref())?;
+    if let Some(t) = &rules.target {
+        if !project.migrations.iter().any(|m| &m.version == t) {
+            return Err(EngineError::UnknownVersion(t.to_string()));
+        }
+    }
+    let conn = open(target).await?;
+    let rows = history.read(&conn).await?;
+    if rows.is_empty() {
+        // Another tool migrated this database: running its history again
+        // would fail on "already exists" (or worse, succeed twice).
+        adopt::refuse_if_foreign(project, &conn, &history).await?;
+    }
+    let statuses = project.statuses(&rows);
+    let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
+    let findings = analyze(project, Some(&conn), &plan).await?;
+    // Parse everything before taking the lock: bad SQL must fail before
+    // anything runs.
+    let mut steps = parse_up_steps(project, &statuses, &plan)?;
+    // The steps hold their statements now (see `sql::remember_splits`).
+    crate::sql::remember_splits(false);
+    let threshold = project.config.lint.block_on;
+    let blocking = match threshold {
+        Some(t) => findings.active().filter(|f| f.risk >= t).count(),
+        None => 0,
+    };
+    if !findings.findings.is_empty() {
+        observer(Progress::Findings {
+            report: findings,
+            block_on: threshold,
+        });
+    }
+    if options.dry_run {
+        backup::describe(&project.config, &conn, &mut steps, false).await?;
+        return Ok(RunReport {
+            dry_run_sql: Some(dry_run::dry_run_up(&history, &timeouts(project), &steps)),
+            blocked: blocking > 0,
+            ..RunReport::default()
+        });
+    }
+    if let (Some(threshold), true) = (threshold, blocking > 0) {
+        return Err(EngineError::Blocked {
+            count: blocking,
+            threshold,
+        });
+    }
+    if steps.is_empty() {
+        return Ok(RunReport::default());
+    }
+    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
+    history.ensure(&conn).await?;
+    // Check again under the lock: another runner may have done the work.
+    let statuses_now = project.statuses(&history.read(&conn).await?);
+    let plan_now = plan::plan_up(&project.migrations, &statuses_now, &rules)?;
+    // Usually nothing changed while we waited for the lock; then the steps
+    // parsed above stand.
+    let steps = if plan_now == plan && same_rows(&statuses, &statuses_now, &plan) {
+        steps
+    } else {
+        parse_up_steps(project, &statuses_now, &plan_now)?
+    };
+    let report = run_steps(
+        project,
+        target,
+        &conn,
+        &history,
+        &steps,
+        Direction::Up,
+        observer,
+    )
+    .await;
+    lock.release().await?;
+    report
+}
+
+/// True when the planned migrations have the same history rows in both
+/// readings (nobody applied or resumed them in between). Linear: each
+/// reading is indexed once (see [`plan::RowIndex`]).
+fn same_rows(before: &[MigrationStatus], after: &[MigrationStatus], plan: &[usize]) -> bool {
+    let (before, after) = (plan::RowIndex::new(before), plan::RowIndex::new(after));
+    let key = |rows: &plan::RowIndex<'_>, i: usize| {
+        rows.get(i).map(|r| {
+            (
+                r.state.clone(),
+                r.statements_done,
+                r.done_checksum.clone(),
+                r.backend_pid,
+            )
+        })
+    };
+    plan.iter().all(|&i| key(&before, i) == key(&after, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{AppliedRow, MigrationState};
+
+    fn status(index: usize, done: Option<i32>) -> MigrationStatus {
+        MigrationStatus {
+            version: index.to_string(),
+            name: "m".into(),
+            kind: crate::source::MigrationKind::Versioned,
+            state: MigrationState::Pending,
+            applied_at: None,
+            duration_ms: None,
+            applied_by: None,
+            file: None,
+            detail: None,
+            index: Some(index),
+            row: done.map(|d| AppliedRow {
+                version: index.to_string(),
+                kind: "versioned".into(),
+                name: "m".into(),
+                checksum: String::new(),
+                checksum_algorithm: 1,
+                state: "failed".into(),
+                statements_done: d,
+                statements_total: 9,
+                done_checksum: None,
+                applied_at: chrono::Utc::now(),
+                applied_by: "me".into(),
+                duration_ms: 0,
+                error: None,
+                backend_pid: None,
+                down: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn same_rows_compares_each_planned_migration_among_many() {
+        let n = 20_000;
+        let before: Vec<MigrationStatus> = (0..n).map(|i| status(i, Some(1))).collect();
+        // The second reading lists them in another order: lookups go by
+        // migration index, not position.
+        let mut after: Vec<MigrationStatus> = (0..n).rev().map(|i| status(i, Some(1))).collect();
+        let plan: Vec<usize> = (0..n).collect();
+        assert!(same_rows(&before, &after, &plan));
+        // Another runner resumed the last planned migration in between.
+        after[0] = status(n - 1, Some(2));
+        assert!(!same_rows(&before, &after, &plan));
+        // Not planned: not compared.
+        assert!(same_rows(&before, &after, &plan[..n - 1]));
+    }
+}
