@@ -56,7 +56,7 @@ impl Rule for BanAddSerialOrIdentityColumn {
             out.push(
                 Finding::new(&META, format!("{} column {} needs a value for every existing row of {table}: a full rewrite blocking reads and writes", if serial { "serial" } else { "identity" }, col.colname))
                     .table(table.clone())
-                    .fix(format!(
+                    .rewrite(format!(
                         "CREATE SEQUENCE {seq};\nALTER TABLE {t} ADD COLUMN {c} bigint;\nALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT nextval('{seq}');\n-- then backfill in batches:\nUPDATE {t} SET {c} = nextval('{seq}') WHERE ctid IN (SELECT ctid FROM {t} WHERE {c} IS NULL LIMIT 10000);"
                     )),
             );

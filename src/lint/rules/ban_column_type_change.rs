@@ -69,7 +69,7 @@ impl Rule for BanColumnTypeChange {
             out.push(
                 Finding::new(&META, format!("changing {table}.{}{from} to {shown} rewrites the table and its indexes while blocking reads and writes", cmd.name))
                     .table(table.clone())
-                    .fix(format!(
+                    .rewrite(format!(
                         "ALTER TABLE {t} ADD COLUMN {tmp} {shown};\n-- keep {tmp} in sync with a trigger, backfill in batches:\nUPDATE {t} SET {tmp} = {c}::{shown} WHERE ctid IN (SELECT ctid FROM {t} WHERE {tmp} IS NULL AND {c} IS NOT NULL LIMIT 10000);\n-- switch reads to {tmp}, then in a later migration:\nALTER TABLE {t} DROP COLUMN {c};\nALTER TABLE {t} RENAME COLUMN {tmp} TO {c};"
                     )),
             );

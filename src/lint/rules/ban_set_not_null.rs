@@ -58,11 +58,10 @@ impl Rule for BanSetNotNull {
             } else {
                 format!("-- before PostgreSQL 12 there is no scan-free SET NOT NULL; keep the validated CHECK instead:\nALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {check};")
             };
-            out.push(
-                Finding::new(&META, format!("SET NOT NULL on {table}.{} scans every row while blocking reads and writes", cmd.name))
-                    .table(table.clone())
-                    .fix(fix),
-            );
+            let f = Finding::new(&META, format!("SET NOT NULL on {table}.{} scans every row while blocking reads and writes", cmd.name)).table(table.clone());
+            // Before 12 the fix keeps a CHECK instead of NOT NULL: advice,
+            // not a rewrite with the same end state.
+            out.push(if ctx.pg_version() >= 12 { f.rewrite(fix) } else { f.fix(fix) });
         }
     }
 }

@@ -64,7 +64,7 @@ impl Rule for BanVolatileDefault {
             out.push(
                 Finding::new(&META, format!("ADD COLUMN {} on {table} rewrites the whole table while blocking reads and writes: {why}", col.colname))
                     .table(table.clone())
-                    .fix(format!(
+                    .rewrite(format!(
                         "ALTER TABLE {t} ADD COLUMN {c} {ty};\nALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {expr};\n-- then backfill existing rows in batches (separate transactions):\nUPDATE {t} SET {c} = {expr} WHERE ctid IN (SELECT ctid FROM {t} WHERE {c} IS NULL LIMIT 10000);"
                     )),
             );

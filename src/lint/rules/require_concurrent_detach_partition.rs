@@ -49,7 +49,7 @@ impl Rule for RequireConcurrentDetachPartition {
             let part = p.name.as_ref().map(ast::relation).unwrap_or_default();
             let mut finding = Finding::new(&META, format!("DETACH PARTITION {part} locks all of {table} against reads and writes")).table(table.clone());
             if ctx.pg_version() >= 14 {
-                finding = finding.fix(format!("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY;", table.clone(), part.clone()));
+                finding = finding.rewrite(format!("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY;", table.clone(), part.clone()));
             }
             out.push(finding);
         }

@@ -47,7 +47,7 @@ impl Rule for RequireConcurrentIndexCreation {
         safe.concurrent = true;
         out.push(
             Finding::new(&META, format!("CREATE INDEX on existing table {table} blocks all writes to it until the index is built"))
-                .fix(format!("{};", ast::deparse(&NodeEnum::IndexStmt(safe))))
+                .rewrite(format!("{};", ast::deparse(&NodeEnum::IndexStmt(safe))))
                 .table(table),
         );
     }

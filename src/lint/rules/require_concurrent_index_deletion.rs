@@ -44,7 +44,7 @@ impl Rule for RequireConcurrentIndexDeletion {
         safe.concurrent = true;
         out.push(
             Finding::new(&META, "DROP INDEX locks the index's table against reads and writes, and queues every query behind it while it waits")
-                .fix(format!("{};", ast::deparse(&NodeEnum::DropStmt(safe)))),
+                .rewrite(format!("{};", ast::deparse(&NodeEnum::DropStmt(safe)))),
         );
     }
 }

@@ -61,7 +61,7 @@ impl Rule for RequireNotValidConstraint {
                 Finding::new(&META, format!("ADD {kind} on existing table {table} checks every row while holding a {lock} lock"))
                     .lock(lock)
                     .table(table.clone())
-                    .fix(format!(
+                    .rewrite(format!(
                         "{add};\n-- then, in a separate transaction (a later migration):\nALTER TABLE {} VALIDATE CONSTRAINT {};",
                         table.clone(),
                         ast::ident(&name)

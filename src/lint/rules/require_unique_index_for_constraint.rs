@@ -61,7 +61,7 @@ impl Rule for RequireUniqueIndexForConstraint {
             out.push(
                 Finding::new(&META, format!("ADD {kind} on existing table {table} builds a unique index while blocking reads and writes"))
                     .table(table.clone())
-                    .fix(format!("CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} ({col_list});\nALTER TABLE {t} ADD CONSTRAINT {n} {kind} USING INDEX {n};")),
+                    .rewrite(format!("CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} ({col_list});\nALTER TABLE {t} ADD CONSTRAINT {n} {kind} USING INDEX {n};")),
             );
         }
     }
