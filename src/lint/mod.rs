@@ -16,6 +16,7 @@
 
 pub mod ast;
 pub mod context;
+pub mod rewrite;
 pub mod rules;
 pub mod schema;
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub struct Column {
     pub type_mods: Vec<i64>,
     /// NOT NULL.
     pub not_null: bool,
+    /// The default expression as SQL, when the history sets one (rewrites
+    /// that replace the column put it back).
+    pub default: Option<String>,
 }
 
 /// A table as far as the migrations say.
@@ -33,6 +36,26 @@ pub struct Table {
     /// `CHECK (col IS NOT NULL) NOT VALID` constraints not yet validated:
     /// constraint name → column.
     pub unvalidated_not_null: HashMap<String, String>,
+    /// Indexes made by `CREATE INDEX`, to re-create after a column is
+    /// replaced (expand/contract type change).
+    pub index_defs: Vec<IndexDef>,
+    /// The partition key's columns, for a partitioned table (expressions
+    /// are left out).
+    pub partition_key: Vec<String>,
+    /// Columns named by a table constraint (PRIMARY KEY, UNIQUE, FOREIGN
+    /// KEY, CHECK, EXCLUDE), which dropping the column would drop.
+    pub constrained: Vec<String>,
+}
+
+/// One `CREATE INDEX` as the history wrote it.
+#[derive(Debug, Clone, Default)]
+pub struct IndexDef {
+    /// Its name as written (empty: PostgreSQL chose it).
+    pub name: String,
+    /// Every column it names, in keys, expressions and WHERE.
+    pub columns: Vec<String>,
+    /// The statement, deparsed, with CONCURRENTLY.
+    pub concurrent_sql: String,
 }
 
 /// The replayed schema: tables by name (unqualified names are keyed as
@@ -41,6 +64,9 @@ pub struct Table {
 pub struct Schema {
     /// Tables.
     pub tables: HashMap<String, Table>,
+    /// Table of each named index in `Table::index_defs`, so `DROP INDEX`
+    /// finds it without looking at every table.
+    pub index_tables: HashMap<String, String>,
 }
 
 /// `public.t` and `t` are the same table for our purposes.
@@ -69,6 +95,18 @@ impl Schema {
                         _ => {}
                     }
                 }
+                if let Some(spec) = &create.partspec {
+                    table.partition_key = spec
+                        .part_params
+                        .iter()
+                        .filter_map(|p| match &p.node {
+                            Some(NodeEnum::PartitionElem(e)) if !e.name.is_empty() => {
+                                Some(e.name.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                }
                 self.tables.insert(key(&ast::relation(rv)), table);
             }
             NodeEnum::AlterTableStmt(_) => {
@@ -83,6 +121,9 @@ impl Schema {
                         }
                     } else if ast::is(cmd, AlterTableType::AtDropColumn) {
                         table.columns.remove(&cmd.name);
+                    } else if ast::is(cmd, AlterTableType::AtColumnDefault) {
+                        let default = cmd.def.as_deref().map(ast::deparse_expr);
+                        table.columns.entry(cmd.name.clone()).or_default().default = default;
                     } else if ast::is(cmd, AlterTableType::AtSetNotNull) {
                         table.columns.entry(cmd.name.clone()).or_default().not_null = true;
                     } else if ast::is(cmd, AlterTableType::AtDropNotNull) {
@@ -108,11 +149,39 @@ impl Schema {
             NodeEnum::IndexStmt(index) => {
                 let Some(rv) = &index.relation else { return };
                 let cols = ast::index_columns(&index.index_params);
-                self.tables
-                    .entry(key(&ast::relation(rv)))
-                    .or_default()
-                    .indexes
-                    .push(cols);
+                let table_key = key(&ast::relation(rv));
+                let table = self.tables.entry(table_key.clone()).or_default();
+                table.indexes.push(cols);
+                let mut concurrent = index.clone();
+                concurrent.concurrent = true;
+                concurrent.if_not_exists = false;
+                table.index_defs.push(IndexDef {
+                    name: index.idxname.clone(),
+                    columns: column_refs(node),
+                    concurrent_sql: ast::deparse(&NodeEnum::IndexStmt(concurrent)),
+                });
+                if !index.idxname.is_empty() {
+                    let schema = rv.schemaname.clone();
+                    self.index_tables
+                        .insert(index_key(&schema, &index.idxname), table_key);
+                }
+            }
+            NodeEnum::DropStmt(drop) if drop.remove_type == ObjectType::ObjectIndex as i32 => {
+                for obj in &drop.objects {
+                    if let Some(NodeEnum::List(list)) = &obj.node {
+                        let parts = ast::strings(&list.items);
+                        let (schema, name) = match parts.as_slice() {
+                            [s, n] => (s.clone(), n.clone()),
+                            [n] => (String::new(), n.clone()),
+                            _ => continue,
+                        };
+                        if let Some(t) = self.index_tables.remove(&index_key(&schema, &name)) {
+                            if let Some(table) = self.tables.get_mut(&t) {
+                                table.index_defs.retain(|d| d.name != name);
+                            }
+                        }
+                    }
+                }
             }
             NodeEnum::DropStmt(drop) if drop.remove_type == ObjectType::ObjectTable as i32 => {
                 for obj in &drop.objects {
@@ -138,10 +207,20 @@ impl Schema {
 
 fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
     let (type_name, type_mods) = col.type_name.as_ref().map(ast::type_of).unwrap_or_default();
+    let default = col
+        .raw_default
+        .as_deref()
+        .or_else(|| {
+            ast::column_constraints(col)
+                .find(|c| ast::constr_is(c, ConstrType::ConstrDefault))
+                .and_then(|c| c.raw_expr.as_deref())
+        })
+        .map(ast::deparse_expr);
     let mut column = Column {
         type_name,
         type_mods,
         not_null: col.is_not_null,
+        default,
     };
     for c in ast::column_constraints(col) {
         if ast::constr_is(c, ConstrType::ConstrNotnull)
@@ -154,11 +233,38 @@ fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
         {
             table.indexes.push(vec![col.colname.clone()]);
         }
+        if [
+            ConstrType::ConstrPrimary,
+            ConstrType::ConstrUnique,
+            ConstrType::ConstrForeign,
+            ConstrType::ConstrCheck,
+        ]
+        .iter()
+        .any(|t| ast::constr_is(c, *t))
+        {
+            table.constrained.push(col.colname.clone());
+        }
     }
     table.columns.insert(col.colname.clone(), column);
 }
 
 fn add_constraint(table: &mut Table, c: &pg_query::protobuf::Constraint) {
+    if !ast::constr_is(c, ConstrType::ConstrNotnull) && !ast::constr_is(c, ConstrType::ConstrDefault)
+    {
+        table.constrained.extend(ast::strings(&c.keys));
+        table.constrained.extend(ast::strings(&c.fk_attrs));
+        table.constrained.extend(ast::strings(&c.including));
+        if let Some(expr) = &c.raw_expr {
+            if let Some(inner) = &expr.node {
+                table.constrained.extend(column_refs(inner));
+            }
+        }
+        for e in &c.exclusions {
+            if let Some(inner) = &e.node {
+                table.constrained.extend(column_refs(inner));
+            }
+        }
+    }
     if ast::constr_is(c, ConstrType::ConstrPrimary) || ast::constr_is(c, ConstrType::ConstrUnique) {
         table.indexes.push(ast::strings(&c.keys));
     }
@@ -171,6 +277,32 @@ fn add_constraint(table: &mut Table, c: &pg_query::protobuf::Constraint) {
         if let Some(col) = c.raw_expr.as_deref().and_then(is_not_null_test) {
             table.unvalidated_not_null.insert(c.conname.clone(), col);
         }
+    }
+}
+
+/// Every column named anywhere below `node` (last part of each ColumnRef,
+/// and index keys by name).
+fn column_refs(node: &NodeEnum) -> Vec<String> {
+    let mut out = Vec::new();
+    if let NodeEnum::ColumnRef(c) = node {
+        out.extend(ast::strings(&c.fields).last().cloned());
+    }
+    for (n, _, _, _) in node.nodes() {
+        match n {
+            pg_query::NodeRef::ColumnRef(c) => out.extend(ast::strings(&c.fields).last().cloned()),
+            pg_query::NodeRef::IndexElem(e) if !e.name.is_empty() => out.push(e.name.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `schema.index` (or `index`) as a map key.
+fn index_key(schema: &str, name: &str) -> String {
+    if schema.is_empty() || schema == "public" {
+        name.to_owned()
+    } else {
+        format!("{schema}.{name}")
     }
 }
 

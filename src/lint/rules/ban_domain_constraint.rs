@@ -20,6 +20,9 @@ Add it `NOT VALID`, then `VALIDATE CONSTRAINT` in a separate transaction.
 
 ## Example
 ```sql
+-- before
+ALTER DOMAIN email ADD CONSTRAINT email_has_at CHECK (VALUE LIKE '%@%');
+-- after
 ALTER DOMAIN email ADD CONSTRAINT email_has_at CHECK (VALUE LIKE '%@%') NOT VALID;
 -- separate transaction:
 ALTER DOMAIN email VALIDATE CONSTRAINT email_has_at;

@@ -21,12 +21,15 @@ From PostgreSQL 12, `SET NOT NULL` skips the scan when a validated `CHECK (c IS 
 
 ## Example
 ```sql
-ALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID;
+-- before
+ALTER TABLE users ALTER COLUMN email SET NOT NULL;
+-- after
+ALTER TABLE users ADD CONSTRAINT users_email_not_null_check CHECK (email IS NOT NULL) NOT VALID;
 -- separate transaction:
-ALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;
+ALTER TABLE users VALIDATE CONSTRAINT users_email_not_null_check;
 -- separate transaction:
 ALTER TABLE users ALTER COLUMN email SET NOT NULL;
-ALTER TABLE users DROP CONSTRAINT users_email_not_null;
+ALTER TABLE users DROP CONSTRAINT users_email_not_null_check;
 ```",
 };
 
@@ -50,11 +53,10 @@ impl Rule for BanSetNotNull {
             }
             let t = table.clone();
             let col = ast::ident(&cmd.name);
-            let check = ast::ident(&names::object_name(&ast::base_name(&table), Some(&cmd.name), "not_null"));
+            let check = ast::ident(&crate::lint::rewrite::not_null_check_name(&table, &cmd.name));
             let fix = if ctx.pg_version() >= 12 {
-                format!(
-                    "ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\n-- separate transaction:\nALTER TABLE {t} VALIDATE CONSTRAINT {check};\n-- separate transaction:\nALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {check};"
-                )
+                // The statement itself stays, so its other actions do too.
+                crate::lint::rewrite::not_null_steps(&t, &cmd.name, &ctx.stmt.sql)
             } else {
                 format!("-- before PostgreSQL 12 there is no scan-free SET NOT NULL; keep the validated CHECK instead:\nALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {check};")
             };

@@ -22,9 +22,9 @@ A plain detach takes an ACCESS EXCLUSIVE lock on the parent table: every query o
 ## Example
 ```sql
 -- before
-ALTER TABLE events DETACH PARTITION events_2023;
+ALTER TABLE measurements DETACH PARTITION measurements_2023;
 -- after
-ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;
+ALTER TABLE measurements DETACH PARTITION measurements_2023 CONCURRENTLY;
 ```",
 };
 
@@ -49,7 +49,25 @@ impl Rule for RequireConcurrentDetachPartition {
             let part = p.name.as_ref().map(ast::relation).unwrap_or_default();
             let mut finding = Finding::new(&META, format!("DETACH PARTITION {part} locks all of {table} against reads and writes")).table(table.clone());
             if ctx.pg_version() >= 14 {
-                finding = finding.rewrite(format!("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY;", table.clone(), part.clone()));
+                // DETACH ... CONCURRENTLY leaves a CHECK copying the partition
+                // bound on the detached table, which the plain DETACH does
+                // not: drop it for the same end state. PostgreSQL names it
+                // after the key column when there is one (`ChooseConstraintName`).
+                let detach = format!("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY;", table.clone(), part.clone());
+                let part_base = ast::base_name(&part);
+                match ctx.schema.table(&table).map(|t| t.partition_key.as_slice()) {
+                    Some([column]) => {
+                        let check = ast::ident(&names::object_name(&part_base, Some(column), "check"));
+                        finding = finding.rewrite(format!("{detach}\n-- it adds a CHECK with the partition bound to {part}; drop it unless you re-attach:\nALTER TABLE {part} DROP CONSTRAINT {check};"));
+                    }
+                    Some(key) if key.len() > 1 => {
+                        let check = ast::ident(&names::object_name(&part_base, None, "check"));
+                        finding = finding.rewrite(format!("{detach}\n-- it adds a CHECK with the partition bound to {part}; drop it unless you re-attach:\nALTER TABLE {part} DROP CONSTRAINT {check};"));
+                    }
+                    _ => {
+                        finding = finding.fix(format!("{detach}\n-- it adds a CHECK with the partition bound to {part} (named <partition>_<key column>_check); drop it unless you re-attach"));
+                    }
+                }
             }
             out.push(finding);
         }

@@ -22,9 +22,9 @@ Build it with `CONCURRENTLY`. It takes a SHARE UPDATE EXCLUSIVE lock, which lets
 ## Example
 ```sql
 -- before
-CREATE INDEX orders_user_id_idx ON orders (user_id);
+CREATE INDEX orders_created_at_idx ON orders (created_at);
 -- after
-CREATE INDEX CONCURRENTLY orders_user_id_idx ON orders (user_id);
+CREATE INDEX CONCURRENTLY orders_created_at_idx ON orders (created_at);
 ```",
 };
 

@@ -40,12 +40,24 @@ impl Rule for RequireConcurrentIndexDeletion {
         if drop.remove_type != ObjectType::ObjectIndex as i32 || drop.concurrent {
             return;
         }
-        let mut safe = drop.clone();
-        safe.concurrent = true;
-        out.push(
-            Finding::new(&META, "DROP INDEX locks the index's table against reads and writes, and queues every query behind it while it waits")
-                .rewrite(format!("{};", ast::deparse(&NodeEnum::DropStmt(safe)))),
-        );
+        // CONCURRENTLY drops one index per statement, and cannot CASCADE.
+        let one_each: Vec<String> = drop
+            .objects
+            .iter()
+            .map(|o| {
+                let mut one = drop.clone();
+                one.objects = vec![o.clone()];
+                one.concurrent = true;
+                format!("{};", ast::deparse(&NodeEnum::DropStmt(one)))
+            })
+            .collect();
+        let finding = Finding::new(&META, "DROP INDEX locks the index's table against reads and writes, and queues every query behind it while it waits");
+        let cascade = drop.behavior == pg_query::protobuf::DropBehavior::DropCascade as i32;
+        out.push(if cascade {
+            finding.fix(format!("-- CONCURRENTLY cannot CASCADE: drop what depends on the index first, then\n{}", one_each.join("\n").replace(" CASCADE", "")))
+        } else {
+            finding.rewrite(one_each.join("\n"))
+        });
     }
 }
 

@@ -55,7 +55,11 @@ impl Rule for RequireNotValidConstraint {
             safe.conname = name.clone();
             safe.skip_validation = true;
             safe.initially_valid = false;
-            let add = alter_with(ctx.node, &table, NodeEnum::Constraint(Box::new(safe)));
+            // The statement as written, with this constraint NOT VALID: its
+            // other actions stay in it.
+            let mut cmd_safe = (*cmd).clone();
+            cmd_safe.def = Some(Box::new(Node { node: Some(NodeEnum::Constraint(Box::new(safe))) }));
+            let add = crate::lint::rewrite::alter_replacing(ctx.node, cmd, vec![cmd_safe]).unwrap_or_default();
             let (kind, lock) = if foreign { ("FOREIGN KEY", Lock::ShareRowExclusive) } else { ("CHECK", Lock::AccessExclusive) };
             out.push(
                 Finding::new(&META, format!("ADD {kind} on existing table {table} checks every row while holding a {lock} lock"))
