@@ -19,6 +19,9 @@ pub struct Column {
     pub type_mods: Vec<i64>,
     /// NOT NULL.
     pub not_null: bool,
+    /// The type as SQL, deparsed as written (`varchar(255)`, `text[]`,
+    /// `"Sch".mood`), for rewrites that add a column like it.
+    pub type_sql: String,
     /// The default expression as SQL, when the history sets one (rewrites
     /// that replace the column put it back).
     pub default: Option<String>,
@@ -39,6 +42,8 @@ pub struct Table {
     /// Indexes made by `CREATE INDEX`, to re-create after a column is
     /// replaced (expand/contract type change).
     pub index_defs: Vec<IndexDef>,
+    /// The primary key's columns, when the history declares one.
+    pub primary_key: Vec<String>,
     /// The partition key's columns, for a partitioned table (expressions
     /// are left out).
     pub partition_key: Vec<String>,
@@ -134,6 +139,7 @@ impl Schema {
                             let col = table.columns.entry(cmd.name.clone()).or_default();
                             col.type_name = t;
                             col.type_mods = m;
+                            col.type_sql = super::rewrite::type_sql(tn);
                         }
                     } else if ast::is(cmd, AlterTableType::AtAddConstraint) {
                         if let Some(c) = ast::constraint(cmd) {
@@ -217,6 +223,11 @@ fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
         })
         .map(ast::deparse_expr);
     let mut column = Column {
+        type_sql: col
+            .type_name
+            .as_ref()
+            .map(super::rewrite::type_sql)
+            .unwrap_or_default(),
         type_name,
         type_mods,
         not_null: col.is_not_null,
@@ -232,6 +243,9 @@ fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
             || ast::constr_is(c, ConstrType::ConstrUnique)
         {
             table.indexes.push(vec![col.colname.clone()]);
+        }
+        if ast::constr_is(c, ConstrType::ConstrPrimary) {
+            table.primary_key = vec![col.colname.clone()];
         }
         if [
             ConstrType::ConstrPrimary,
@@ -249,6 +263,9 @@ fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
 }
 
 fn add_constraint(table: &mut Table, c: &pg_query::protobuf::Constraint) {
+    if ast::constr_is(c, ConstrType::ConstrPrimary) {
+        table.primary_key = ast::strings(&c.keys);
+    }
     if !ast::constr_is(c, ConstrType::ConstrNotnull) && !ast::constr_is(c, ConstrType::ConstrDefault)
     {
         table.constrained.extend(ast::strings(&c.keys));

@@ -148,6 +148,59 @@ mod tests {
         assert!(after.iter().any(|f| f.rule == "ban-column-type-change"));
     }
 
+    fn type_change(history: &str, sql: &str, options: &LintOptions) -> crate::lint::Finding {
+        lint_after(&[history], sql, options).into_iter().find(|f| f.rule == "ban-column-type-change").expect("fires")
+    }
+
+    /// Issue 11, item 11: on PostgreSQL 12+ the zone change is metadata-only
+    /// under UTC (proven in tests/cli/rewrites_run.rs), so the rewrite is
+    /// the statement under `SET LOCAL TimeZone`; a server known to be older
+    /// keeps the expand/contract rewrite.
+    #[test]
+    fn timestamptz_under_utc_is_the_rewrite_from_postgres_12() {
+        let history = "CREATE TABLE ev (at timestamp NOT NULL, back timestamptz);\nCREATE INDEX ev_at_idx ON ev (at);";
+        let f = type_change(history, "ALTER TABLE ev ALTER COLUMN at TYPE timestamptz;", &LintOptions::default());
+        assert!(f.rewrite);
+        assert_eq!(f.fix.as_deref(), Some("SET LOCAL TimeZone = 'UTC';  -- in the same transaction as the ALTER\nALTER TABLE ev ALTER COLUMN at TYPE timestamptz;"));
+        assert!(f.message.contains("metadata-only") && f.message.contains("index on the column is still rebuilt"), "{}", f.message);
+        let back = type_change(history, "ALTER TABLE ev ALTER COLUMN back TYPE timestamp;", &LintOptions::default());
+        assert!(back.fix.unwrap().starts_with("SET LOCAL TimeZone = 'UTC';"));
+        let old = LintOptions {
+            facts: Some(crate::lint::ServerFacts { major_version: Some(11), ..Default::default() }),
+            ..LintOptions::default()
+        };
+        let f = type_change(history, "ALTER TABLE ev ALTER COLUMN at TYPE timestamptz;", &old);
+        let fix = f.fix.unwrap();
+        assert!(!fix.contains("TimeZone") && fix.contains("ADD COLUMN at_new timestamptz"), "{fix}");
+    }
+
+    /// Issue 11, item 13: the expand/contract rewrite keeps the USING
+    /// expression and puts back what dropping the column loses.
+    #[test]
+    fn expand_contract_keeps_using_default_not_null_and_indexes() {
+        let history = "CREATE TABLE t (id bigint, a int NOT NULL DEFAULT 0, a_new int);\nCREATE INDEX t_a_idx ON t (a) WHERE a > 0;";
+        let f = type_change(history, "ALTER TABLE t ALTER COLUMN a TYPE bigint USING a * 100, ADD COLUMN note text;", &LintOptions::default());
+        let fix = f.fix.unwrap();
+        for part in [
+            "ALTER TABLE t ADD COLUMN a_new_new bigint;",
+            "UPDATE t SET a_new_new = a * 100 WHERE",
+            "ALTER TABLE t RENAME COLUMN a_new_new TO a;",
+            "ALTER TABLE t ALTER COLUMN a SET DEFAULT 0;",
+            "ALTER TABLE t ALTER COLUMN a SET NOT NULL;",
+            "ALTER TABLE t ADD COLUMN note text;",
+            "CREATE INDEX CONCURRENTLY t_a_idx ON t USING btree (a) WHERE a > 0;",
+        ] {
+            assert!(fix.contains(part), "{part} missing in:\n{fix}");
+        }
+        assert!(f.rewrite);
+        // A column in a constraint, or one the history does not know: the
+        // fix says what to put back and is not offered as a rewrite.
+        let keyed = type_change("CREATE TABLE t (a int PRIMARY KEY);", "ALTER TABLE t ALTER COLUMN a TYPE bigint;", &LintOptions::default());
+        assert!(!keyed.rewrite && keyed.fix.unwrap().contains("part of a constraint"));
+        let unknown = type_change("CREATE TABLE u (b int);", "ALTER TABLE t ALTER COLUMN a TYPE bigint;", &LintOptions::default());
+        assert!(!unknown.rewrite && unknown.fix.unwrap().contains("the history does not show a"));
+    }
+
     #[test]
     fn ok_on_binary_coercible_changes() {
         for sql in ["ALTER TABLE t ALTER COLUMN a TYPE text;", "ALTER TABLE t ALTER COLUMN a TYPE varchar(200);", "ALTER TABLE t ALTER COLUMN a TYPE varchar;"] {

@@ -76,12 +76,26 @@ impl Rule for RequireConcurrentDetachPartition {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::test_utils::{check_fires, check_ok};
+    use crate::lint::test_utils::{check_fires, check_ok, lint_after};
+    use crate::lint::LintOptions;
 
     #[test]
     fn fires_without_concurrently() {
         let f = check_fires("require-concurrent-detach-partition", "ALTER TABLE events DETACH PARTITION events_2023;");
-        assert_eq!(f.fix.as_deref(), Some("ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;"));
+        let fix = f.fix.unwrap();
+        assert!(fix.starts_with("ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;\n"), "{fix}");
+        // Without the history the CHECK's name is unknown: advice only.
+        assert!(!f.rewrite);
+    }
+
+    /// CONCURRENTLY leaves a CHECK on the partition that the plain form
+    /// does not; the rewrite drops it under the name PostgreSQL gives it.
+    #[test]
+    fn rewrite_drops_the_check_concurrently_leaves() {
+        let history = ["CREATE TABLE events (id int, at date) PARTITION BY RANGE (at);\nCREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');"];
+        let f = lint_after(&history, "ALTER TABLE events DETACH PARTITION events_2023;", &LintOptions::default()).into_iter().find(|f| f.rule == "require-concurrent-detach-partition").unwrap();
+        assert!(f.rewrite);
+        assert!(f.fix.unwrap().ends_with("ALTER TABLE events_2023 DROP CONSTRAINT events_2023_at_check;"));
     }
 
     #[test]
