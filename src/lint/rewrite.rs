@@ -145,7 +145,8 @@ mod tests {
 
     #[test]
     fn replacing_one_action_keeps_the_others() {
-        let node = first("ALTER TABLE \"Sch\".t ADD COLUMN a int, DROP COLUMN b, ADD COLUMN c text");
+        let node =
+            first("ALTER TABLE \"Sch\".t ADD COLUMN a int, DROP COLUMN b, ADD COLUMN c text");
         let (_, cmds) = ast::alter_table(&node).unwrap();
         assert_eq!(
             others(&node, cmds[1]),

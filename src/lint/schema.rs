@@ -266,7 +266,8 @@ fn add_constraint(table: &mut Table, c: &pg_query::protobuf::Constraint) {
     if ast::constr_is(c, ConstrType::ConstrPrimary) {
         table.primary_key = ast::strings(&c.keys);
     }
-    if !ast::constr_is(c, ConstrType::ConstrNotnull) && !ast::constr_is(c, ConstrType::ConstrDefault)
+    if !ast::constr_is(c, ConstrType::ConstrNotnull)
+        && !ast::constr_is(c, ConstrType::ConstrDefault)
     {
         table.constrained.extend(ast::strings(&c.keys));
         table.constrained.extend(ast::strings(&c.fk_attrs));

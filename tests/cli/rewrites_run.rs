@@ -189,7 +189,9 @@ fn placeholder(sql: &str) -> Option<String> {
         if let Some(end) = after.find('>') {
             let inner = &after[..end];
             if inner.starts_with(|c: char| c.is_ascii_alphabetic())
-                && inner.chars().all(|c| c.is_ascii_alphanumeric() || " _-.…".contains(c))
+                && inner
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " _-.…".contains(c))
             {
                 return Some(format!("<{inner}>"));
             }
@@ -232,7 +234,11 @@ impl Runs {
         project.write("1_setup.up.sql", SETUP);
         let out = project.run_async(&template, &["up"]).await;
         assert!(out.status.success(), "{}", text(&out));
-        Runs { template, project, count: 0 }
+        Runs {
+            template,
+            project,
+            count: 0,
+        }
     }
 
     /// Applies `sql` with `strata up` to a fresh copy of the template;
@@ -246,7 +252,10 @@ impl Runs {
             .await
             .unwrap();
         admin
-            .batch(&format!("CREATE DATABASE {name} TEMPLATE {}", self.template.name))
+            .batch(&format!(
+                "CREATE DATABASE {name} TEMPLATE {}",
+                self.template.name
+            ))
             .await
             .unwrap();
         let db = TestDb {
@@ -317,11 +326,16 @@ async fn every_rewrite_runs_and_ends_in_the_original_catalog() {
                     let data = contents(&db).await;
                     let (original, original_data) = (&original.0, &original.1);
                     if &data != original_data {
-                        let differ: Vec<_> = data.iter().filter(|l| !original_data.contains(l)).map(|l| l.chars().take(200).collect::<String>()).collect();
+                        let differ: Vec<_> = data
+                            .iter()
+                            .filter(|l| !original_data.contains(l))
+                            .map(|l| l.chars().take(200).collect::<String>())
+                            .collect();
                         failures.push(format!("{what}\nleaves other data: {differ:#?}"));
                     }
                     if &got != original {
-                        let missing: Vec<_> = original.iter().filter(|l| !got.contains(l)).collect();
+                        let missing: Vec<_> =
+                            original.iter().filter(|l| !got.contains(l)).collect();
                         let extra: Vec<_> = got.iter().filter(|l| !original.contains(l)).collect();
                         failures.push(format!(
                             "{what}\nends in another catalog:\n  original only: {missing:#?}\n  rewrite only: {extra:#?}"
@@ -338,6 +352,37 @@ async fn every_rewrite_runs_and_ends_in_the_original_catalog() {
             ));
         }
     }
+    // The rules with rewrites today; more may come (from the registry),
+    // none may silently drop out.
+    for rule in [
+        "ban-add-serial-or-identity-column",
+        "ban-column-type-change",
+        "ban-domain-constraint",
+        "ban-set-not-null",
+        "ban-volatile-default",
+        "require-concurrent-detach-partition",
+        "require-concurrent-index-creation",
+        "require-concurrent-index-deletion",
+        "require-concurrent-reindex",
+        "require-not-valid-constraint",
+        "require-unique-index-for-constraint",
+    ] {
+        assert!(
+            rewritten_rules.contains(rule),
+            "no rewrite of {rule} was checked"
+        );
+    }
+    let mut covered: Vec<_> = rewritten_rules.iter().collect();
+    covered.sort();
+    eprintln!(
+        "{checked} rewrites checked, of {} rules: {covered:?}",
+        covered.len()
+    );
     assert!(checked >= 20, "only {checked} rewrites were checked");
-    assert!(failures.is_empty(), "{} failure(s):\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

@@ -75,6 +75,17 @@ impl Rule for BanColumnTypeChange {
                 // under UTC the table keeps its file; indexes on the column
                 // are rebuilt, because their operator class changes.
                 let indexed = ctx.schema.table(&table).is_some_and(|t| t.indexes.iter().any(|i| i.contains(&cmd.name)));
+                if ctx.tx.utc_time_zone {
+                    // The file already runs it under UTC: the table is not
+                    // rewritten; only a known index is rebuilt.
+                    if indexed {
+                        out.push(finding.fix("-- the table is not rewritten under UTC; the index on the column is rebuilt under the lock: run it when the table is quiet, or drop the index (CONCURRENTLY) and build it again afterwards").risk(Risk::Low).lock(Lock::AccessExclusive));
+                        if let Some(f) = out.last_mut() {
+                            f.message = format!("changing {table}.{}{from} to {shown} under UTC is metadata-only, but its index is rebuilt under the lock", cmd.name);
+                        }
+                    }
+                    continue;
+                }
                 let indexes = if indexed { "; its index on the column is still rebuilt under the lock" } else { "; an index on the column would still be rebuilt" };
                 let mut f = finding.rewrite(format!("SET LOCAL TimeZone = 'UTC';  -- in the same transaction as the ALTER\n{};", ctx.stmt.sql));
                 f.message = format!("changing {table}.{}{from} to {shown} rewrites the table unless the session TimeZone is UTC: on PostgreSQL 12 and later it is then metadata-only{indexes}", cmd.name);
@@ -176,6 +187,21 @@ mod tests {
 
     /// Issue 11, item 13: the expand/contract rewrite keeps the USING
     /// expression and puts back what dropping the column loses.
+    /// Following the advice silences the finding (unless an index must
+    /// still be rebuilt, which is said at LOW).
+    #[test]
+    fn no_finding_once_the_file_sets_utc() {
+        let history = "CREATE TABLE ev (at timestamp NOT NULL, ix timestamp);\nCREATE INDEX ev_ix_idx ON ev (ix);";
+        for zone in ["'UTC'", "'Etc/UTC'", "'GMT'"] {
+            let sql = format!("SET LOCAL TimeZone = {zone};\nALTER TABLE ev ALTER COLUMN at TYPE timestamptz;");
+            assert!(!lint_after(&[history], &sql, &LintOptions::default()).iter().any(|f| f.rule == "ban-column-type-change"), "{zone}");
+        }
+        let f = type_change(history, "SET TIME ZONE 'UTC';\nALTER TABLE ev ALTER COLUMN ix TYPE timestamptz;", &LintOptions::default());
+        assert_eq!(f.risk, crate::lint::Risk::Low);
+        let f = type_change(history, "SET LOCAL TimeZone = 'Europe/Paris';\nALTER TABLE ev ALTER COLUMN at TYPE timestamptz;", &LintOptions::default());
+        assert!(f.fix.unwrap().starts_with("SET LOCAL TimeZone = 'UTC';"));
+    }
+
     #[test]
     fn expand_contract_keeps_using_default_not_null_and_indexes() {
         let history = "CREATE TABLE t (id bigint, a int NOT NULL DEFAULT 0, a_new int);\nCREATE INDEX t_a_idx ON t (a) WHERE a > 0;";

@@ -93,6 +93,16 @@ impl Rule for BanVolatileDefault {
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
 
+    /// Issue 11, item 13: NOT NULL comes back, other actions stay.
+    #[test]
+    fn rewrite_restores_not_null_and_keeps_other_actions() {
+        let f = check_fires("ban-volatile-default", "ALTER TABLE users ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid(), ADD COLUMN note text;");
+        assert!(f.rewrite);
+        let fix = f.fix.unwrap();
+        assert!(fix.starts_with("ALTER TABLE users ADD COLUMN token uuid, ADD COLUMN note text;\n"), "{fix}");
+        assert!(fix.contains("ALTER TABLE users ALTER COLUMN token SET NOT NULL;"), "{fix}");
+    }
+
     #[test]
     fn fires_on_volatile_defaults() {
         let f = check_fires("ban-volatile-default", "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();");

@@ -65,6 +65,13 @@ impl Rule for RequireConcurrentIndexDeletion {
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
 
+    /// Issue 11, item 13: CONCURRENTLY drops one index per statement.
+    #[test]
+    fn one_statement_per_index() {
+        let f = check_fires("require-concurrent-index-deletion", "DROP INDEX a_idx, \"Sch\".b_idx;");
+        assert_eq!(f.fix.as_deref(), Some("DROP INDEX CONCURRENTLY a_idx;\nDROP INDEX CONCURRENTLY \"Sch\".b_idx;"));
+    }
+
     #[test]
     fn fires_without_concurrently() {
         let f = check_fires("require-concurrent-index-deletion", "DROP INDEX IF EXISTS orders_user_idx;");

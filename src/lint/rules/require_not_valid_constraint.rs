@@ -107,6 +107,14 @@ pub fn alter_with(original: &NodeEnum, _table: &str, constraint: NodeEnum) -> St
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
 
+    /// Issue 11, item 13: the statement's other actions stay with the
+    /// NOT VALID constraint.
+    #[test]
+    fn rewrite_keeps_other_actions() {
+        let f = check_fires("require-not-valid-constraint", "ALTER TABLE orders ADD COLUMN buyer_id bigint, ADD FOREIGN KEY (buyer_id) REFERENCES users (id);");
+        assert!(f.fix.unwrap().starts_with("ALTER TABLE orders ADD COLUMN buyer_id bigint, ADD CONSTRAINT orders_buyer_id_fkey FOREIGN KEY (buyer_id) REFERENCES users (id) NOT VALID;"));
+    }
+
     #[test]
     fn fires_on_validating_adds() {
         let f = check_fires("require-not-valid-constraint", "ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);");

@@ -94,6 +94,19 @@ impl Rule for RequireUniqueIndexForConstraint {
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
 
+    /// Issue 11, item 13: a primary key swapped in place is built under a
+    /// fresh name (the old one still exists), and the DROP stays with the
+    /// ADD; `USING INDEX` renames the index to the constraint's name.
+    #[test]
+    fn pk_swap_builds_under_a_fresh_name_and_keeps_the_drop() {
+        let f = check_fires("require-unique-index-for-constraint", "ALTER TABLE accounts DROP CONSTRAINT accounts_pkey, ADD PRIMARY KEY (code) INCLUDE (region);");
+        assert!(f.rewrite);
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("CREATE UNIQUE INDEX CONCURRENTLY accounts_pkey_new ON accounts (code) INCLUDE (region);\nALTER TABLE accounts DROP CONSTRAINT accounts_pkey, ADD CONSTRAINT accounts_pkey PRIMARY KEY USING INDEX accounts_pkey_new;")
+        );
+    }
+
     #[test]
     fn fires_without_using_index() {
         let f = check_fires("require-unique-index-for-constraint", "ALTER TABLE users ADD UNIQUE (email);");
