@@ -18,21 +18,37 @@ pub fn alter_replacing(
     target: &AlterTableCmd,
     with: Vec<AlterTableCmd>,
 ) -> Option<String> {
+    let mut with = Some(with);
+    alter_mapping(original, |cmd| {
+        if std::ptr::eq(cmd, target) {
+            with.take()
+        } else {
+            None
+        }
+    })
+}
+
+/// The ALTER TABLE statement `original` with each command for which `map`
+/// returns replacements replaced by them (the others kept as written);
+/// `None` when no command is left.
+pub fn alter_mapping(
+    original: &NodeEnum,
+    mut map: impl FnMut(&AlterTableCmd) -> Option<Vec<AlterTableCmd>>,
+) -> Option<String> {
     let NodeEnum::AlterTableStmt(stmt) = original else {
         return None;
     };
-    let mut with = Some(with);
     let mut cmds = Vec::with_capacity(stmt.cmds.len());
     for node in &stmt.cmds {
-        match &node.node {
-            Some(NodeEnum::AlterTableCmd(cmd)) if std::ptr::eq(cmd.as_ref(), target) => {
-                for replacement in with.take().unwrap_or_default() {
-                    cmds.push(Node {
-                        node: Some(NodeEnum::AlterTableCmd(Box::new(replacement))),
-                    });
-                }
-            }
-            _ => cmds.push(node.clone()),
+        let replaced = match &node.node {
+            Some(NodeEnum::AlterTableCmd(cmd)) => map(cmd.as_ref()),
+            _ => None,
+        };
+        match replaced {
+            Some(replacements) => cmds.extend(replacements.into_iter().map(|r| Node {
+                node: Some(NodeEnum::AlterTableCmd(Box::new(r))),
+            })),
+            None => cmds.push(node.clone()),
         }
     }
     if cmds.is_empty() {
@@ -69,11 +85,32 @@ pub fn not_null_check_name(table: &str, column: &str) -> String {
 /// `set_not_null` is the statement that sets it (the caller's own, when
 /// it has other actions to keep).
 pub fn not_null_steps(table: &str, column: &str, set_not_null: &str) -> String {
-    let check = ast::ident(&not_null_check_name(table, column));
-    let col = ast::ident(column);
-    format!(
-        "ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\n-- separate transaction:\nALTER TABLE {table} VALIDATE CONSTRAINT {check};\n-- separate transaction:\n{set_not_null};\nALTER TABLE {table} DROP CONSTRAINT {check};"
-    )
+    not_null_steps_for(table, &[column], set_not_null)
+}
+
+/// [`not_null_steps`] for several columns set NOT NULL by one statement.
+pub fn not_null_steps_for(table: &str, columns: &[&str], set_not_null: &str) -> String {
+    let checks: Vec<(String, String)> = columns
+        .iter()
+        .map(|c| (ast::ident(&not_null_check_name(table, c)), ast::ident(c)))
+        .collect();
+    let mut out = String::new();
+    for (check, col) in &checks {
+        out.push_str(&format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\n"
+        ));
+    }
+    out.push_str("-- separate transaction:\n");
+    for (check, _) in &checks {
+        out.push_str(&format!(
+            "ALTER TABLE {table} VALIDATE CONSTRAINT {check};\n"
+        ));
+    }
+    out.push_str(&format!("-- separate transaction:\n{set_not_null};"));
+    for (check, _) in &checks {
+        out.push_str(&format!("\nALTER TABLE {table} DROP CONSTRAINT {check};"));
+    }
+    out
 }
 
 /// `ALTER TABLE t ALTER COLUMN c SET NOT NULL` as SQL.

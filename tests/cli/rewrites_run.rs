@@ -105,6 +105,7 @@ const HARD: &[&str] = &[
     r#"ALTER TABLE "Sch"."Mixed" ADD UNIQUE ("Code");"#,
     "ALTER TABLE events ADD PRIMARY KEY (id);",
     "ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total >= 0), ADD COLUMN note text;",
+    "ALTER TABLE orders ADD CHECK (total >= 0), ADD CHECK (total < 1000000), ADD CHECK (total >= 0 OR user_id IS NULL), ADD FOREIGN KEY (user_id) REFERENCES users (id);",
     r#"ALTER TABLE "Sch"."Mixed" ADD FOREIGN KEY ("UserId") REFERENCES users (id);"#,
     "ALTER TABLE orders ADD COLUMN buyer_id bigint, ADD CONSTRAINT orders_buyer_fkey FOREIGN KEY (buyer_id) REFERENCES users (id) ON DELETE SET NULL;",
     "ALTER TABLE users ALTER COLUMN name SET NOT NULL, ALTER COLUMN phone SET NOT NULL;",

@@ -46,17 +46,20 @@ impl Rule for BanSetNotNull {
         if !ctx.is_existing(&table) {
             return;
         }
-        for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtSetNotNull)) {
+        let unproven = |cmd: &&&pg_query::protobuf::AlterTableCmd| {
             let proven = ctx.schema.table(&table).is_some_and(|t| t.checked_not_null.contains(&cmd.name));
-            if proven && ctx.pg_version() >= 12 {
-                continue;
-            }
+            !(proven && ctx.pg_version() >= 12)
+        };
+        // One rewrite for every column the statement sets NOT NULL without
+        // proof, so pasting it leaves no scan behind.
+        let columns: Vec<&str> = cmds.iter().filter(|c| ast::is(c, AlterTableType::AtSetNotNull)).filter(unproven).map(|c| c.name.as_str()).collect();
+        for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtSetNotNull)).filter(unproven) {
             let t = table.clone();
             let col = ast::ident(&cmd.name);
             let check = ast::ident(&crate::lint::rewrite::not_null_check_name(&table, &cmd.name));
             let fix = if ctx.pg_version() >= 12 {
                 // The statement itself stays, so its other actions do too.
-                crate::lint::rewrite::not_null_steps(&t, &cmd.name, &ctx.stmt.sql)
+                crate::lint::rewrite::not_null_steps_for(&t, &columns, &ctx.stmt.sql)
             } else {
                 format!("-- before PostgreSQL 12 there is no scan-free SET NOT NULL; keep the validated CHECK instead:\nALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {check};")
             };
@@ -72,6 +75,23 @@ impl Rule for BanSetNotNull {
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok, lint_after};
     use crate::lint::LintOptions;
+
+    /// Issue 11, item 13: one rewrite covers every column the statement
+    /// sets NOT NULL, keeping the statement (and its other actions).
+    #[test]
+    fn one_rewrite_for_all_columns_of_the_statement() {
+        let f = check_fires("ban-set-not-null", "ALTER TABLE users ALTER COLUMN name SET NOT NULL, ALTER COLUMN phone SET NOT NULL, ADD COLUMN x int;");
+        assert!(f.rewrite);
+        let fix = f.fix.unwrap();
+        for part in [
+            "ADD CONSTRAINT users_name_not_null_check CHECK (name IS NOT NULL) NOT VALID;",
+            "ADD CONSTRAINT users_phone_not_null_check CHECK (phone IS NOT NULL) NOT VALID;",
+            "\nALTER TABLE users ALTER COLUMN name SET NOT NULL, ALTER COLUMN phone SET NOT NULL, ADD COLUMN x int;\n",
+            "DROP CONSTRAINT users_phone_not_null_check;",
+        ] {
+            assert!(fix.contains(part), "{part}\n{fix}");
+        }
+    }
 
     #[test]
     fn fires_on_existing_columns() {
