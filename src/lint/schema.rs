@@ -22,9 +22,9 @@ pub struct Column {
     /// The type as SQL, deparsed as written (`varchar(255)`, `text[]`,
     /// `"Sch".mood`), for rewrites that add a column like it.
     pub type_sql: String,
-    /// The default expression as SQL, when the history sets one (rewrites
-    /// that replace the column put it back).
-    pub default: Option<String>,
+    /// The default expression, when the history sets one (rewrites that
+    /// replace the column put it back; deparsed only then).
+    pub default: Option<pg_query::protobuf::Node>,
 }
 
 /// A table as far as the migrations say.
@@ -59,8 +59,18 @@ pub struct IndexDef {
     pub name: String,
     /// Every column it names, in keys, expressions and WHERE.
     pub columns: Vec<String>,
-    /// The statement, deparsed, with CONCURRENTLY.
-    pub concurrent_sql: String,
+    /// The statement as parsed (deparsed only when a rewrite needs it).
+    pub stmt: Box<pg_query::protobuf::IndexStmt>,
+}
+
+impl IndexDef {
+    /// The statement with CONCURRENTLY (and without IF NOT EXISTS).
+    pub fn concurrent_sql(&self) -> String {
+        let mut concurrent = self.stmt.clone();
+        concurrent.concurrent = true;
+        concurrent.if_not_exists = false;
+        ast::deparse(&NodeEnum::IndexStmt(concurrent))
+    }
 }
 
 /// The replayed schema: tables by name (unqualified names are keyed as
@@ -127,7 +137,7 @@ impl Schema {
                     } else if ast::is(cmd, AlterTableType::AtDropColumn) {
                         table.columns.remove(&cmd.name);
                     } else if ast::is(cmd, AlterTableType::AtColumnDefault) {
-                        let default = cmd.def.as_deref().map(ast::deparse_expr);
+                        let default = cmd.def.as_deref().cloned();
                         table.columns.entry(cmd.name.clone()).or_default().default = default;
                     } else if ast::is(cmd, AlterTableType::AtSetNotNull) {
                         table.columns.entry(cmd.name.clone()).or_default().not_null = true;
@@ -158,13 +168,10 @@ impl Schema {
                 let table_key = key(&ast::relation(rv));
                 let table = self.tables.entry(table_key.clone()).or_default();
                 table.indexes.push(cols);
-                let mut concurrent = index.clone();
-                concurrent.concurrent = true;
-                concurrent.if_not_exists = false;
                 table.index_defs.push(IndexDef {
                     name: index.idxname.clone(),
                     columns: column_refs(node),
-                    concurrent_sql: ast::deparse(&NodeEnum::IndexStmt(concurrent)),
+                    stmt: index.clone(),
                 });
                 if !index.idxname.is_empty() {
                     let schema = rv.schemaname.clone();
@@ -221,7 +228,7 @@ fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
                 .find(|c| ast::constr_is(c, ConstrType::ConstrDefault))
                 .and_then(|c| c.raw_expr.as_deref())
         })
-        .map(ast::deparse_expr);
+        .cloned();
     let mut column = Column {
         type_sql: col
             .type_name

@@ -128,7 +128,7 @@ fn expand_contract(ctx: &StmtCtx<'_>, cmd: &pg_query::protobuf::AlterTableCmd, t
         return (sql, false);
     };
     if let Some(default) = &column.default {
-        sql.push_str(&format!("\nALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {default};"));
+        sql.push_str(&format!("\nALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {};", ast::deparse_expr(default)));
     }
     if column.not_null {
         sql.push_str(&format!("\n{}", not_null_steps(t, &cmd.name, &set_not_null(t, &cmd.name))));
@@ -139,7 +139,7 @@ fn expand_contract(ctx: &StmtCtx<'_>, cmd: &pg_query::protobuf::AlterTableCmd, t
     }
     let known = known.map(|k| (k.index_defs.as_slice(), k.constrained.contains(&cmd.name))).unwrap_or_default();
     for index in known.0.iter().filter(|i| i.columns.contains(&cmd.name)) {
-        sql.push_str(&format!("\n{};", index.concurrent_sql));
+        sql.push_str(&format!("\n{};", index.concurrent_sql()));
     }
     if known.1 {
         sql.push_str(&format!("\n-- {c} is part of a constraint, which DROP COLUMN drops: add it back (NOT VALID, then VALIDATE)"));

@@ -78,7 +78,7 @@ mod tests {
             .into_iter()
             .find(|f| f.rule == "ban-rename-column")
             .unwrap();
-        assert!(f.fix.unwrap().starts_with("ALTER TABLE users ADD COLUMN full_name varchar(200)[];"));
+        assert!(f.fix.unwrap().starts_with("ALTER TABLE users ADD COLUMN full_name character varying(200)[];"));
         let f = check_fires("ban-rename-column", "ALTER TABLE users RENAME COLUMN name TO full_name;");
         assert!(f.fix.unwrap().contains("<type of name: not in the history>"));
     }
