@@ -32,6 +32,7 @@ mod own_tables;
 mod preflight;
 mod repair;
 mod replication;
+mod rewrites_run;
 mod safe_rewrites;
 mod scale;
 mod status;

@@ -376,3 +376,65 @@ fn copy_dir(src: &Path, dst: &Path) {
         }
     }
 }
+
+impl TestDb {
+    /// The user catalog as sorted lines, for comparing the end states of
+    /// two ways of doing the same change: every column (type, NOT NULL,
+    /// default, identity, generated; by name, since an expand/contract
+    /// rewrite legitimately moves a column to the end), every constraint
+    /// (definition, validated), every index (definition, valid) and every
+    /// sequence (type, owning column). Strata's own tables are left out.
+    pub async fn catalog(&self) -> Vec<String> {
+        let conn = self.connect().await;
+        let user = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+                    AND n.nspname NOT LIKE 'pg_temp%'";
+        let queries = [
+            format!(
+                "SELECT 'column ' || c.oid::regclass::text || '.' || quote_ident(a.attname) || ' '
+                        || format_type(a.atttypid, a.atttypmod)
+                        || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+                        || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+                        || CASE a.attidentity WHEN '' THEN '' ELSE ' IDENTITY ' || a.attidentity::text END
+                        || CASE a.attgenerated WHEN '' THEN '' ELSE ' GENERATED ' || a.attgenerated::text END
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm')
+                   AND c.relname NOT LIKE 'strata\\_%' AND {user}"
+            ),
+            format!(
+                "SELECT 'constraint ' || coalesce(nullif(co.conrelid, 0)::regclass::text, co.contypid::regtype::text)
+                        || ' ' || quote_ident(co.conname) || ' ' || pg_get_constraintdef(co.oid)
+                        || CASE WHEN co.convalidated THEN '' ELSE ' (not validated)' END
+                 FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
+                 WHERE {user} AND coalesce(nullif(co.conrelid, 0)::regclass::text, '') NOT LIKE 'strata\\_%'"
+            ),
+            format!(
+                "SELECT 'index ' || pg_get_indexdef(i.indexrelid)
+                        || CASE WHEN i.indisvalid THEN '' ELSE ' (INVALID)' END
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE {user} AND i.indrelid::regclass::text NOT LIKE 'strata\\_%'"
+            ),
+            format!(
+                "SELECT 'sequence ' || s.seqrelid::regclass::text || ' ' || format_type(s.seqtypid, NULL)
+                        || coalesce(' OWNED BY ' || dep.refobjid::regclass::text || '.'
+                                    || quote_ident(a.attname) || ' ' || dep.deptype::text, '')
+                 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = s.seqrelid
+                      AND dep.refclassid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
+                 LEFT JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
+                 WHERE {user} AND c.relname NOT LIKE 'strata\\_%'"
+            ),
+        ];
+        let mut out = Vec::new();
+        for q in queries {
+            for row in conn.query(&q, &[]).await.unwrap() {
+                out.push(row.get::<_, String>(0));
+            }
+        }
+        out.sort();
+        out
+    }
+}

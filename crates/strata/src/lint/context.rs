@@ -72,6 +72,9 @@ pub struct TxState {
     pub lock_timeout_set: bool,
     /// `SET statement_timeout` seen.
     pub statement_timeout_set: bool,
+    /// `SET [LOCAL] TimeZone` to a zone at UTC offset 0 ran in this
+    /// transaction (`timestamp` ↔ `timestamptz` is then metadata-only).
+    pub utc_time_zone: bool,
     /// UNIQUE / PRIMARY KEY constraints dropped in this transaction, by
     /// table key. Until COMMIT nobody else can write, so their columns are
     /// still free of duplicates.
@@ -939,6 +942,7 @@ fn observe(
         match set.name.as_str() {
             "lock_timeout" => tx.lock_timeout_set = true,
             "statement_timeout" => tx.statement_timeout_set = true,
+            "timezone" => tx.utc_time_zone = is_utc(set),
             _ => {}
         }
     }
@@ -997,6 +1001,37 @@ fn observe_unique_swap(
             }
         }
     }
+}
+
+/// True when `SET TimeZone` names a zone PostgreSQL treats as offset 0
+/// (`TimestampTimestampTzRequiresRewrite` asks for exactly that).
+fn is_utc(set: &pg_query::protobuf::VariableSetStmt) -> bool {
+    let [arg] = set.args.as_slice() else {
+        return false;
+    };
+    let Some(NodeEnum::AConst(c)) = &arg.node else {
+        return false;
+    };
+    let Some(pg_query::protobuf::a_const::Val::Sval(s)) = &c.val else {
+        return false;
+    };
+    matches!(
+        s.sval.to_ascii_lowercase().as_str(),
+        "utc"
+            | "etc/utc"
+            | "gmt"
+            | "etc/gmt"
+            | "universal"
+            | "etc/universal"
+            | "zulu"
+            | "etc/zulu"
+            | "uct"
+            | "etc/uct"
+            | "gmt0"
+            | "etc/gmt0"
+            | "greenwich"
+            | "etc/greenwich"
+    )
 }
 
 /// Marks findings acknowledged by `-- strata:allow` and reports allows that

@@ -17,6 +17,7 @@
 pub mod ast;
 pub mod builtins;
 pub mod context;
+pub mod rewrite;
 pub mod rules;
 pub mod schema;
 #[cfg(test)]
@@ -194,6 +195,12 @@ pub struct Finding {
     pub message: String,
     /// The safe alternative, as SQL to paste.
     pub fix: Option<String>,
+    /// True when `fix` is a rewrite: SQL that replaces the statement and
+    /// ends in the same catalog (names, types, defaults, NOT NULL, indexes
+    /// and constraints), not advice. `tests/cli/rewrites_run.rs` runs every
+    /// such rewrite on a real cluster next to the original.
+    #[serde(skip)]
+    pub rewrite: bool,
     /// The table concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
@@ -234,6 +241,7 @@ impl Finding {
             lock: meta.lock.map(|l| format!("{l}: {}", l.blocks())),
             message: message.into(),
             fix: None,
+            rewrite: false,
             table: None,
             table_rows: None,
             table_bytes: None,
@@ -248,6 +256,14 @@ impl Finding {
     /// Sets the safe rewrite.
     pub fn fix(mut self, sql: impl Into<String>) -> Finding {
         self.fix = Some(sql.into());
+        self
+    }
+
+    /// Sets a rewrite: SQL that replaces the statement with the same end
+    /// state (see [`Finding::rewrite`]).
+    pub fn rewrite(mut self, sql: impl Into<String>) -> Finding {
+        self.fix = Some(sql.into());
+        self.rewrite = true;
         self
     }
 

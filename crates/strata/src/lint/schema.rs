@@ -20,6 +20,12 @@ pub struct Column {
     pub type_mods: Vec<i64>,
     /// NOT NULL.
     pub not_null: bool,
+    /// The type as SQL, deparsed as written (`varchar(255)`, `text[]`,
+    /// `"Sch".mood`), for rewrites that add a column like it.
+    pub type_sql: String,
+    /// The default expression, when the history sets one (rewrites that
+    /// replace the column put it back; deparsed only then).
+    pub default: Option<pg_query::protobuf::Node>,
 }
 
 /// A table as far as the migrations say.
@@ -39,7 +45,39 @@ pub struct Table {
     /// CONSTRAINT say what guarantee it removes.
     pub unique_keys: HashMap<String, Vec<String>>,
     /// The name of the PRIMARY KEY constraint among `unique_keys`.
-    pub primary_key: Option<String>,
+    pub primary_key_name: Option<String>,
+    /// Indexes made by `CREATE INDEX`, to re-create after a column is
+    /// replaced (expand/contract type change).
+    pub index_defs: Vec<IndexDef>,
+    /// The primary key's columns, when the history declares one.
+    pub primary_key: Vec<String>,
+    /// The partition key's columns, for a partitioned table (expressions
+    /// are left out).
+    pub partition_key: Vec<String>,
+    /// Columns named by a table constraint (PRIMARY KEY, UNIQUE, FOREIGN
+    /// KEY, CHECK, EXCLUDE), which dropping the column would drop.
+    pub constrained: Vec<String>,
+}
+
+/// One `CREATE INDEX` as the history wrote it.
+#[derive(Debug, Clone, Default)]
+pub struct IndexDef {
+    /// Its name as written (empty: PostgreSQL chose it).
+    pub name: String,
+    /// Every column it names, in keys, expressions and WHERE.
+    pub columns: Vec<String>,
+    /// The statement as parsed (deparsed only when a rewrite needs it).
+    pub stmt: Box<pg_query::protobuf::IndexStmt>,
+}
+
+impl IndexDef {
+    /// The statement with CONCURRENTLY (and without IF NOT EXISTS).
+    pub fn concurrent_sql(&self) -> String {
+        let mut concurrent = self.stmt.clone();
+        concurrent.concurrent = true;
+        concurrent.if_not_exists = false;
+        ast::deparse(&NodeEnum::IndexStmt(concurrent))
+    }
 }
 
 /// The replayed schema: tables by name (unqualified names are keyed as
@@ -64,6 +102,9 @@ pub struct Schema {
     /// The reverse: index keys by table key, so a rename or drop of a
     /// table moves only its own entries.
     pub table_indexes: HashMap<String, Vec<String>>,
+    /// Table of each named index in `Table::index_defs`, so `DROP INDEX`
+    /// finds it without looking at every table.
+    pub index_tables: HashMap<String, String>,
 }
 
 /// `public.t` and `t` are the same table for our purposes.
@@ -223,6 +264,18 @@ impl Schema {
                         _ => {}
                     }
                 }
+                if let Some(spec) = &create.partspec {
+                    table.partition_key = spec
+                        .part_params
+                        .iter()
+                        .filter_map(|p| match &p.node {
+                            Some(NodeEnum::PartitionElem(e)) if !e.name.is_empty() => {
+                                Some(e.name.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                }
                 self.tables.insert(key(&ast::relation(rv)), table);
             }
             NodeEnum::AlterTableStmt(_) => {
@@ -237,6 +290,9 @@ impl Schema {
                         }
                     } else if ast::is(cmd, AlterTableType::AtDropColumn) {
                         table.columns.remove(&cmd.name);
+                    } else if ast::is(cmd, AlterTableType::AtColumnDefault) {
+                        let default = cmd.def.as_deref().cloned();
+                        table.columns.entry(cmd.name.clone()).or_default().default = default;
                     } else if ast::is(cmd, AlterTableType::AtSetNotNull) {
                         table.columns.entry(cmd.name.clone()).or_default().not_null = true;
                     } else if ast::is(cmd, AlterTableType::AtDropNotNull) {
@@ -247,6 +303,7 @@ impl Schema {
                             let col = table.columns.entry(cmd.name.clone()).or_default();
                             col.type_name = t;
                             col.type_mods = m;
+                            col.type_sql = super::rewrite::type_sql(tn);
                         }
                     } else if ast::is(cmd, AlterTableType::AtAddConstraint) {
                         if let Some(c) = ast::constraint(cmd) {
@@ -262,11 +319,36 @@ impl Schema {
             NodeEnum::IndexStmt(index) => {
                 let Some(rv) = &index.relation else { return };
                 let cols = ast::index_columns(&index.index_params);
-                self.tables
-                    .entry(key(&ast::relation(rv)))
-                    .or_default()
-                    .indexes
-                    .push(cols);
+                let table_key = key(&ast::relation(rv));
+                let table = self.tables.entry(table_key.clone()).or_default();
+                table.indexes.push(cols);
+                table.index_defs.push(IndexDef {
+                    name: index.idxname.clone(),
+                    columns: column_refs(node),
+                    stmt: index.clone(),
+                });
+                if !index.idxname.is_empty() {
+                    let schema = rv.schemaname.clone();
+                    self.index_tables
+                        .insert(index_key(&schema, &index.idxname), table_key);
+                }
+            }
+            NodeEnum::DropStmt(drop) if drop.remove_type == ObjectType::ObjectIndex as i32 => {
+                for obj in &drop.objects {
+                    if let Some(NodeEnum::List(list)) = &obj.node {
+                        let parts = ast::strings(&list.items);
+                        let (schema, name) = match parts.as_slice() {
+                            [s, n] => (s.clone(), n.clone()),
+                            [n] => (String::new(), n.clone()),
+                            _ => continue,
+                        };
+                        if let Some(t) = self.index_tables.remove(&index_key(&schema, &name)) {
+                            if let Some(table) = self.tables.get_mut(&t) {
+                                table.index_defs.retain(|d| d.name != name);
+                            }
+                        }
+                    }
+                }
             }
             NodeEnum::DropStmt(drop) if drop.remove_type == ObjectType::ObjectTable as i32 => {
                 for obj in &drop.objects {
@@ -393,11 +475,11 @@ impl Schema {
                             .retain(|_, cols| !cols.contains(&cmd.name));
                     }
                     if table
-                        .primary_key
+                        .primary_key_name
                         .as_ref()
                         .is_some_and(|pk| !table.unique_keys.contains_key(pk))
                     {
-                        table.primary_key = None;
+                        table.primary_key_name = None;
                     }
                 }
                 if added {
@@ -430,8 +512,8 @@ impl Schema {
             return;
         };
         t.unique_keys.insert(new.to_owned(), cols);
-        if t.primary_key.as_deref() == Some(old) {
-            t.primary_key = Some(new.to_owned());
+        if t.primary_key_name.as_deref() == Some(old) {
+            t.primary_key_name = Some(new.to_owned());
         }
         self.unique_key_tables.remove(&sibling(table, old));
         self.unique_key_tables
@@ -443,7 +525,7 @@ impl Schema {
     pub fn unique_key(&self, table: &str, name: &str) -> Option<(&Vec<String>, bool)> {
         let t = self.table(table)?;
         let cols = t.unique_keys.get(name)?;
-        Some((cols, t.primary_key.as_deref() == Some(name)))
+        Some((cols, t.primary_key_name.as_deref() == Some(name)))
     }
 }
 
@@ -516,7 +598,7 @@ fn add_column_keys(table: &mut Table, base: &str, col: &pg_query::protobuf::Colu
             names::object_name(base, Some(&col.colname), "key")
         };
         if primary {
-            table.primary_key = Some(name.clone());
+            table.primary_key_name = Some(name.clone());
         }
         table.unique_keys.insert(name, vec![col.colname.clone()]);
     }
@@ -538,7 +620,7 @@ fn add_unique_key(table: &mut Table, base: &str, c: &pg_query::protobuf::Constra
         names::object_name(base, Some(&names::name_addition(&keys)), "key")
     };
     if primary {
-        table.primary_key = Some(name.clone());
+        table.primary_key_name = Some(name.clone());
     }
     table.unique_keys.insert(name, keys);
 }
@@ -589,10 +671,25 @@ fn constraint_index_name(
 
 fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
     let (type_name, type_mods) = col.type_name.as_ref().map(ast::type_of).unwrap_or_default();
+    let default = col
+        .raw_default
+        .as_deref()
+        .or_else(|| {
+            ast::column_constraints(col)
+                .find(|c| ast::constr_is(c, ConstrType::ConstrDefault))
+                .and_then(|c| c.raw_expr.as_deref())
+        })
+        .cloned();
     let mut column = Column {
+        type_sql: col
+            .type_name
+            .as_ref()
+            .map(super::rewrite::type_sql)
+            .unwrap_or_default(),
         type_name,
         type_mods,
         not_null: col.is_not_null,
+        default,
     };
     for c in ast::column_constraints(col) {
         if ast::constr_is(c, ConstrType::ConstrNotnull)
@@ -605,11 +702,45 @@ fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
         {
             table.indexes.push(vec![col.colname.clone()]);
         }
+        if ast::constr_is(c, ConstrType::ConstrPrimary) {
+            table.primary_key = vec![col.colname.clone()];
+        }
+        if [
+            ConstrType::ConstrPrimary,
+            ConstrType::ConstrUnique,
+            ConstrType::ConstrForeign,
+            ConstrType::ConstrCheck,
+        ]
+        .iter()
+        .any(|t| ast::constr_is(c, *t))
+        {
+            table.constrained.push(col.colname.clone());
+        }
     }
     table.columns.insert(col.colname.clone(), column);
 }
 
 fn add_constraint(table: &mut Table, c: &pg_query::protobuf::Constraint) {
+    if ast::constr_is(c, ConstrType::ConstrPrimary) {
+        table.primary_key = ast::strings(&c.keys);
+    }
+    if !ast::constr_is(c, ConstrType::ConstrNotnull)
+        && !ast::constr_is(c, ConstrType::ConstrDefault)
+    {
+        table.constrained.extend(ast::strings(&c.keys));
+        table.constrained.extend(ast::strings(&c.fk_attrs));
+        table.constrained.extend(ast::strings(&c.including));
+        if let Some(expr) = &c.raw_expr {
+            if let Some(inner) = &expr.node {
+                table.constrained.extend(column_refs(inner));
+            }
+        }
+        for e in &c.exclusions {
+            if let Some(inner) = &e.node {
+                table.constrained.extend(column_refs(inner));
+            }
+        }
+    }
     if ast::constr_is(c, ConstrType::ConstrPrimary) || ast::constr_is(c, ConstrType::ConstrUnique) {
         table.indexes.push(ast::strings(&c.keys));
     }
@@ -622,6 +753,32 @@ fn add_constraint(table: &mut Table, c: &pg_query::protobuf::Constraint) {
         if let Some(col) = c.raw_expr.as_deref().and_then(is_not_null_test) {
             table.unvalidated_not_null.insert(c.conname.clone(), col);
         }
+    }
+}
+
+/// Every column named anywhere below `node` (last part of each ColumnRef,
+/// and index keys by name).
+fn column_refs(node: &NodeEnum) -> Vec<String> {
+    let mut out = Vec::new();
+    if let NodeEnum::ColumnRef(c) = node {
+        out.extend(ast::strings(&c.fields).last().cloned());
+    }
+    for (n, _, _, _) in node.nodes() {
+        match n {
+            pg_query::NodeRef::ColumnRef(c) => out.extend(ast::strings(&c.fields).last().cloned()),
+            pg_query::NodeRef::IndexElem(e) if !e.name.is_empty() => out.push(e.name.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `schema.index` (or `index`) as a map key.
+fn index_key(schema: &str, name: &str) -> String {
+    if schema.is_empty() || schema == "public" {
+        name.to_owned()
+    } else {
+        format!("{schema}.{name}")
     }
 }
 

@@ -37,10 +37,22 @@ impl Rule for BanCluster {
 
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
         let NodeEnum::ClusterStmt(c) = ctx.node else { return };
-        let mut f = Finding::new(&META, "CLUSTER rewrites the table and blocks every read and write until it is done")
-            .fix("-- reorder online instead: pg_repack --table=<table> --order-by=<columns>");
-        if let Some(rv) = &c.relation {
-            f = f.table(ast::relation(rv));
+        let mut f = Finding::new(&META, "CLUSTER rewrites the table and blocks every read and write until it is done");
+        // The table and the index's columns come from the statement and the
+        // history; what they do not say stays a placeholder.
+        let table = c.relation.as_ref().map(ast::relation);
+        let columns = table
+            .as_ref()
+            .and_then(|t| ctx.schema.table(t))
+            .and_then(|k| k.index_defs.iter().find(|d| !c.indexname.is_empty() && d.name == c.indexname))
+            .map(|d| d.columns.join(","));
+        f = f.fix(format!(
+            "-- reorder online instead: pg_repack --table={} --order-by={}",
+            table.clone().unwrap_or_else(|| "<table>".to_owned()),
+            columns.unwrap_or_else(|| format!("<columns of {}>", if c.indexname.is_empty() { "its clustered index" } else { &c.indexname }))
+        ));
+        if let Some(t) = table {
+            f = f.table(t);
         }
         out.push(f);
     }

@@ -20,6 +20,9 @@ Add it `NOT VALID`, then `VALIDATE CONSTRAINT` in a separate transaction.
 
 ## Example
 ```sql
+-- before
+ALTER DOMAIN email ADD CONSTRAINT email_has_at CHECK (VALUE LIKE '%@%');
+-- after
 ALTER DOMAIN email ADD CONSTRAINT email_has_at CHECK (VALUE LIKE '%@%') NOT VALID;
 -- separate transaction:
 ALTER DOMAIN email VALIDATE CONSTRAINT email_has_at;
@@ -48,7 +51,7 @@ impl Rule for BanDomainConstraint {
         let check = c.raw_expr.as_deref().map(ast::deparse_expr).unwrap_or_else(|| "...".into());
         out.push(
             Finding::new(&META, format!("ALTER DOMAIN {domain} ADD CONSTRAINT checks every column of every table using the domain, while blocking their writes"))
-                .fix(format!(
+                .rewrite(format!(
                     "ALTER DOMAIN {} ADD CONSTRAINT {} CHECK ({check}) NOT VALID;\n-- separate transaction:\nALTER DOMAIN {} VALIDATE CONSTRAINT {};",
                     domain.clone(),
                     ast::ident(&name),

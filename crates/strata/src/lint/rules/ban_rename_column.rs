@@ -50,11 +50,20 @@ impl Rule for BanRenameColumn {
             return;
         }
         let t = table.clone();
+        // The new column's type, from the history; a clear placeholder
+        // when the history never shows the column.
+        let ty = ctx
+            .schema
+            .table(&table)
+            .and_then(|k| k.columns.get(&r.subname))
+            .map(|c| c.type_sql.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| format!("<type of {}: not in the history>", r.subname));
         out.push(
             Finding::new(&META, format!("renaming {table}.{} to {} breaks every running query that uses the old name", r.subname, r.newname))
                 .table(table.clone())
                 .fix(format!(
-                    "ALTER TABLE {t} ADD COLUMN {new} <type of {old}>;\n-- keep {new} = {old} with a trigger, backfill in batches, deploy code that uses {new}; later:\nALTER TABLE {t} DROP COLUMN {old};",
+                    "ALTER TABLE {t} ADD COLUMN {new} {ty};\n-- keep {new} = {old} with a trigger, backfill in batches, deploy code that uses {new}; later:\nALTER TABLE {t} DROP COLUMN {old};",
                     new = ast::ident(&r.newname),
                     old = ast::ident(&r.subname)
                 )),
@@ -64,7 +73,20 @@ impl Rule for BanRenameColumn {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::test_utils::{check_fires, check_ok};
+    use crate::lint::test_utils::{check_fires, check_ok, lint_after};
+
+    /// Issue 11, item 13: the type comes from the history, not a
+    /// placeholder; without the column in the history the placeholder says so.
+    #[test]
+    fn the_new_column_gets_the_type_from_the_history() {
+        let f = lint_after(&["CREATE TABLE users (name varchar(200)[] NOT NULL);"], "ALTER TABLE users RENAME COLUMN name TO full_name;", &Default::default())
+            .into_iter()
+            .find(|f| f.rule == "ban-rename-column")
+            .unwrap();
+        assert!(f.fix.unwrap().starts_with("ALTER TABLE users ADD COLUMN full_name character varying(200)[];"));
+        let f = check_fires("ban-rename-column", "ALTER TABLE users RENAME COLUMN name TO full_name;");
+        assert!(f.fix.unwrap().contains("<type of name: not in the history>"));
+    }
 
     #[test]
     fn fires_on_existing_tables() {

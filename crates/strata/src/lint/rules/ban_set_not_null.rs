@@ -21,12 +21,15 @@ From PostgreSQL 12, `SET NOT NULL` skips the scan when a validated `CHECK (c IS 
 
 ## Example
 ```sql
-ALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID;
+-- before
+ALTER TABLE users ALTER COLUMN email SET NOT NULL;
+-- after
+ALTER TABLE users ADD CONSTRAINT users_email_not_null_check CHECK (email IS NOT NULL) NOT VALID;
 -- separate transaction:
-ALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;
+ALTER TABLE users VALIDATE CONSTRAINT users_email_not_null_check;
 -- separate transaction:
 ALTER TABLE users ALTER COLUMN email SET NOT NULL;
-ALTER TABLE users DROP CONSTRAINT users_email_not_null;
+ALTER TABLE users DROP CONSTRAINT users_email_not_null_check;
 ```",
 };
 
@@ -43,26 +46,27 @@ impl Rule for BanSetNotNull {
         if !ctx.is_existing(&table) {
             return;
         }
-        for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtSetNotNull)) {
+        let unproven = |cmd: &&&pg_query::protobuf::AlterTableCmd| {
             let proven = ctx.schema.table(&table).is_some_and(|t| t.checked_not_null.contains(&cmd.name));
-            if proven && ctx.pg_version() >= 12 {
-                continue;
-            }
+            !(proven && ctx.pg_version() >= 12)
+        };
+        // One rewrite for every column the statement sets NOT NULL without
+        // proof, so pasting it leaves no scan behind.
+        let columns: Vec<&str> = cmds.iter().filter(|c| ast::is(c, AlterTableType::AtSetNotNull)).filter(unproven).map(|c| c.name.as_str()).collect();
+        for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtSetNotNull)).filter(unproven) {
             let t = table.clone();
             let col = ast::ident(&cmd.name);
-            let check = ast::ident(&names::object_name(&ast::base_name(&table), Some(&cmd.name), "not_null"));
+            let check = ast::ident(&crate::lint::rewrite::not_null_check_name(&table, &cmd.name));
             let fix = if ctx.pg_version() >= 12 {
-                format!(
-                    "ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\n-- separate transaction:\nALTER TABLE {t} VALIDATE CONSTRAINT {check};\n-- separate transaction:\nALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {check};"
-                )
+                // The statement itself stays, so its other actions do too.
+                crate::lint::rewrite::not_null_steps_for(&t, &columns, &ctx.stmt.sql)
             } else {
                 format!("-- before PostgreSQL 12 there is no scan-free SET NOT NULL; keep the validated CHECK instead:\nALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {check};")
             };
-            out.push(
-                Finding::new(&META, format!("SET NOT NULL on {table}.{} scans every row while blocking reads and writes", cmd.name))
-                    .table(table.clone())
-                    .fix(fix),
-            );
+            let f = Finding::new(&META, format!("SET NOT NULL on {table}.{} scans every row while blocking reads and writes", cmd.name)).table(table.clone());
+            // Before 12 the fix keeps a CHECK instead of NOT NULL: advice,
+            // not a rewrite with the same end state.
+            out.push(if ctx.pg_version() >= 12 { f.rewrite(fix) } else { f.fix(fix) });
         }
     }
 }
@@ -71,6 +75,23 @@ impl Rule for BanSetNotNull {
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok, lint_after};
     use crate::lint::LintOptions;
+
+    /// Issue 11, item 13: one rewrite covers every column the statement
+    /// sets NOT NULL, keeping the statement (and its other actions).
+    #[test]
+    fn one_rewrite_for_all_columns_of_the_statement() {
+        let f = check_fires("ban-set-not-null", "ALTER TABLE users ALTER COLUMN name SET NOT NULL, ALTER COLUMN phone SET NOT NULL, ADD COLUMN x int;");
+        assert!(f.rewrite);
+        let fix = f.fix.unwrap();
+        for part in [
+            "ADD CONSTRAINT users_name_not_null_check CHECK (name IS NOT NULL) NOT VALID;",
+            "ADD CONSTRAINT users_phone_not_null_check CHECK (phone IS NOT NULL) NOT VALID;",
+            "\nALTER TABLE users ALTER COLUMN name SET NOT NULL, ALTER COLUMN phone SET NOT NULL, ADD COLUMN x int;\n",
+            "DROP CONSTRAINT users_phone_not_null_check;",
+        ] {
+            assert!(fix.contains(part), "{part}\n{fix}");
+        }
+    }
 
     #[test]
     fn fires_on_existing_columns() {

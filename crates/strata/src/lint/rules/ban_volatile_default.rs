@@ -16,10 +16,13 @@ Flags `ALTER TABLE ... ADD COLUMN ... DEFAULT <expr>` on an existing table when 
 From PostgreSQL 11 a constant or stable default is stored once in the catalogue and the ADD is instant. A volatile default must be computed per row, so PostgreSQL rewrites the whole table while holding an ACCESS EXCLUSIVE lock.
 
 ## Safe rewrite
-Add the column without a default (instant), set the default for new rows, and backfill existing rows in batches.
+Add the column without a default (instant), set the default for new rows, and backfill existing rows in batches; a NOT NULL column then gets its NOT NULL back through a validated CHECK (see `ban-set-not-null`). The statement's other actions stay with the ADD COLUMN.
 
 ## Example
 ```sql
+-- before
+ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();
+-- after
 ALTER TABLE users ADD COLUMN token uuid;
 ALTER TABLE users ALTER COLUMN token SET DEFAULT gen_random_uuid();
 -- backfill in batches, e.g. 10,000 rows per transaction:
@@ -65,15 +68,29 @@ impl Rule for BanVolatileDefault {
             };
             let t = table.clone();
             let c = ast::ident(&col.colname);
-            let ty = col.type_name.as_ref().map(ast::type_display).unwrap_or_default();
             let expr = ast::deparse_expr(default);
-            out.push(
-                Finding::new(&META, format!("ADD COLUMN {} on {table} rewrites the whole table while blocking reads and writes: {why}", col.colname))
-                    .table(table.clone())
-                    .fix(format!(
-                        "ALTER TABLE {t} ADD COLUMN {c} {ty};\nALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {expr};\n-- then backfill existing rows in batches (separate transactions):\nUPDATE {t} SET {c} = {expr} WHERE ctid IN (SELECT ctid FROM {t} WHERE {c} IS NULL LIMIT 10000);"
-                    )),
+            // The column as written without its default and NOT NULL (they
+            // come back below), in the statement with its other actions.
+            let not_null = col.is_not_null || ast::column_constraints(col).any(|k| ast::constr_is(k, ConstrType::ConstrNotnull));
+            let primary = ast::column_constraints(col).any(|k| ast::constr_is(k, ConstrType::ConstrPrimary));
+            let mut plain = col.clone();
+            plain.raw_default = None;
+            plain.is_not_null = false;
+            plain.constraints.retain(|k| !matches!(&k.node, Some(NodeEnum::Constraint(k)) if ast::constr_is(k, ConstrType::ConstrDefault) || ast::constr_is(k, ConstrType::ConstrNotnull)));
+            let mut cmd_plain = (*cmd).clone();
+            cmd_plain.def = Some(Box::new(pg_query::protobuf::Node { node: Some(NodeEnum::ColumnDef(Box::new(plain))) }));
+            let add = crate::lint::rewrite::alter_replacing(ctx.node, cmd, vec![cmd_plain]).unwrap_or_default();
+            let mut fix = format!(
+                "{add};\nALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {expr};\n-- then backfill existing rows in batches (separate transactions):\nUPDATE {t} SET {c} = {expr} WHERE ctid IN (SELECT ctid FROM {t} WHERE {c} IS NULL LIMIT 10000);"
             );
+            if not_null {
+                let set = crate::lint::rewrite::set_not_null(&t, &col.colname);
+                fix.push_str(&format!("\n-- then NOT NULL, without a scan under the lock:\n{}", crate::lint::rewrite::not_null_steps(&t, &col.colname, &set)));
+            }
+            let finding = Finding::new(&META, format!("ADD COLUMN {} on {table} rewrites the whole table while blocking reads and writes: {why}", col.colname)).table(table.clone());
+            // An inline PRIMARY KEY cannot be added to a column of NULLs:
+            // the fix is then a starting point, not a drop-in rewrite.
+            out.push(if primary { finding.fix(fix) } else { finding.rewrite(fix) });
         }
     }
 }
@@ -81,6 +98,16 @@ impl Rule for BanVolatileDefault {
 #[cfg(test)]
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
+
+    /// Issue 11, item 13: NOT NULL comes back, other actions stay.
+    #[test]
+    fn rewrite_restores_not_null_and_keeps_other_actions() {
+        let f = check_fires("ban-volatile-default", "ALTER TABLE users ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid(), ADD COLUMN note text;");
+        assert!(f.rewrite);
+        let fix = f.fix.unwrap();
+        assert!(fix.starts_with("ALTER TABLE users ADD COLUMN token uuid, ADD COLUMN note text;\n"), "{fix}");
+        assert!(fix.contains("ALTER TABLE users ALTER COLUMN token SET NOT NULL;"), "{fix}");
+    }
 
     #[test]
     fn fires_on_volatile_defaults() {

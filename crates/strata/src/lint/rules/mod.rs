@@ -108,6 +108,31 @@ mod tests {
         }
     }
 
+    /// A rule that offers drop-in rewrites (`Finding::rewrite`) shows the
+    /// statement it rewrites in its example, between `-- before` and
+    /// `-- after`: `tests/cli/rewrites_run.rs` runs that statement and its
+    /// rewrite on a real cluster, so a new rule with a rewrite is covered.
+    #[test]
+    fn rules_with_rewrites_show_the_statement_they_rewrite() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lint/rules");
+        for rule in RULES {
+            let meta = rule.meta();
+            let file = dir.join(format!("{}.rs", meta.id.replace('-', "_")));
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if !text.contains(".rewrite(") {
+                continue;
+            }
+            let example = meta.doc.split("## Example").nth(1).unwrap_or_default();
+            let before = example.find("-- before");
+            let after = example.find("-- after");
+            assert!(
+                matches!((before, after), (Some(b), Some(a)) if b < a),
+                "{}: offers a rewrite, so its example needs `-- before` (the statement) and `-- after`",
+                meta.id
+            );
+        }
+    }
+
     #[test]
     fn every_rule_documents_what_why_rewrite_and_example() {
         for rule in RULES {

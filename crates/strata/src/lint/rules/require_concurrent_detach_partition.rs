@@ -22,9 +22,9 @@ A plain detach takes an ACCESS EXCLUSIVE lock on the parent table: every query o
 ## Example
 ```sql
 -- before
-ALTER TABLE events DETACH PARTITION events_2023;
+ALTER TABLE measurements DETACH PARTITION measurements_2023;
 -- after
-ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;
+ALTER TABLE measurements DETACH PARTITION measurements_2023 CONCURRENTLY;
 ```",
 };
 
@@ -49,7 +49,25 @@ impl Rule for RequireConcurrentDetachPartition {
             let part = p.name.as_ref().map(ast::relation).unwrap_or_default();
             let mut finding = Finding::new(&META, format!("DETACH PARTITION {part} locks all of {table} against reads and writes")).table(table.clone());
             if ctx.pg_version() >= 14 {
-                finding = finding.fix(format!("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY;", table.clone(), part.clone()));
+                // DETACH ... CONCURRENTLY leaves a CHECK copying the partition
+                // bound on the detached table, which the plain DETACH does
+                // not: drop it for the same end state. PostgreSQL names it
+                // after the key column when there is one (`ChooseConstraintName`).
+                let detach = format!("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY;", table.clone(), part.clone());
+                let part_base = ast::base_name(&part);
+                match ctx.schema.table(&table).map(|t| t.partition_key.as_slice()) {
+                    Some([column]) => {
+                        let check = ast::ident(&names::object_name(&part_base, Some(column), "check"));
+                        finding = finding.rewrite(format!("{detach}\n-- it adds a CHECK with the partition bound to {part}; drop it unless you re-attach:\nALTER TABLE {part} DROP CONSTRAINT {check};"));
+                    }
+                    Some(key) if key.len() > 1 => {
+                        let check = ast::ident(&names::object_name(&part_base, None, "check"));
+                        finding = finding.rewrite(format!("{detach}\n-- it adds a CHECK with the partition bound to {part}; drop it unless you re-attach:\nALTER TABLE {part} DROP CONSTRAINT {check};"));
+                    }
+                    _ => {
+                        finding = finding.fix(format!("{detach}\n-- it adds a CHECK with the partition bound to {part} (named <partition>_<key column>_check); drop it unless you re-attach"));
+                    }
+                }
             }
             out.push(finding);
         }
@@ -58,12 +76,26 @@ impl Rule for RequireConcurrentDetachPartition {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::test_utils::{check_fires, check_ok};
+    use crate::lint::test_utils::{check_fires, check_ok, lint_after};
+    use crate::lint::LintOptions;
 
     #[test]
     fn fires_without_concurrently() {
         let f = check_fires("require-concurrent-detach-partition", "ALTER TABLE events DETACH PARTITION events_2023;");
-        assert_eq!(f.fix.as_deref(), Some("ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;"));
+        let fix = f.fix.unwrap();
+        assert!(fix.starts_with("ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;\n"), "{fix}");
+        // Without the history the CHECK's name is unknown: advice only.
+        assert!(!f.rewrite);
+    }
+
+    /// CONCURRENTLY leaves a CHECK on the partition that the plain form
+    /// does not; the rewrite drops it under the name PostgreSQL gives it.
+    #[test]
+    fn rewrite_drops_the_check_concurrently_leaves() {
+        let history = ["CREATE TABLE events (id int, at date) PARTITION BY RANGE (at);\nCREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');"];
+        let f = lint_after(&history, "ALTER TABLE events DETACH PARTITION events_2023;", &LintOptions::default()).into_iter().find(|f| f.rule == "require-concurrent-detach-partition").unwrap();
+        assert!(f.rewrite);
+        assert!(f.fix.unwrap().ends_with("ALTER TABLE events_2023 DROP CONSTRAINT events_2023_at_check;"));
     }
 
     #[test]

@@ -22,9 +22,9 @@ Build it with `CONCURRENTLY`. It takes a SHARE UPDATE EXCLUSIVE lock, which lets
 ## Example
 ```sql
 -- before
-CREATE INDEX orders_user_id_idx ON orders (user_id);
+CREATE INDEX orders_created_at_idx ON orders (created_at);
 -- after
-CREATE INDEX CONCURRENTLY orders_user_id_idx ON orders (user_id);
+CREATE INDEX CONCURRENTLY orders_created_at_idx ON orders (created_at);
 ```",
 };
 
@@ -47,7 +47,7 @@ impl Rule for RequireConcurrentIndexCreation {
         safe.concurrent = true;
         out.push(
             Finding::new(&META, format!("CREATE INDEX on existing table {table} blocks all writes to it until the index is built"))
-                .fix(format!("{};", ast::deparse(&NodeEnum::IndexStmt(safe))))
+                .rewrite(format!("{};", ast::deparse(&NodeEnum::IndexStmt(safe))))
                 .table(table),
         );
     }

@@ -40,26 +40,46 @@ impl Rule for RequireConcurrentIndexDeletion {
         if drop.remove_type != ObjectType::ObjectIndex as i32 || drop.concurrent {
             return;
         }
-        let mut safe = drop.clone();
-        safe.concurrent = true;
+        // CONCURRENTLY drops one index per statement, and cannot CASCADE.
+        let one_each: Vec<String> = drop
+            .objects
+            .iter()
+            .map(|o| {
+                let mut one = drop.clone();
+                one.objects = vec![o.clone()];
+                one.concurrent = true;
+                format!("{};", ast::deparse(&NodeEnum::DropStmt(one)))
+            })
+            .collect();
         // The table, when the history or the server knows it: its size then
         // weighs the finding, and the message names what is blocked.
         let table = drop.objects.iter().find_map(|o| match &o.node {
             Some(NodeEnum::List(l)) => ctx.index_table(&ast::name(&l.items)),
             _ => None,
         });
-        let mut f = match &table {
+        let finding = match &table {
             Some(t) => Finding::new(&META, format!("DROP INDEX locks {t} against reads and writes until the transaction ends, and queues every query behind it while it waits")).table(t.clone()),
             None => Finding::new(&META, "DROP INDEX locks the index's table against reads and writes, and queues every query behind it while it waits"),
         };
-        f = f.fix(format!("{};", ast::deparse(&NodeEnum::DropStmt(safe))));
-        out.push(f);
+        let cascade = drop.behavior == pg_query::protobuf::DropBehavior::DropCascade as i32;
+        out.push(if cascade {
+            finding.fix(format!("-- CONCURRENTLY cannot CASCADE: drop what depends on the index first, then\n{}", one_each.join("\n").replace(" CASCADE", "")))
+        } else {
+            finding.rewrite(one_each.join("\n"))
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
+
+    /// Issue 11, item 13: CONCURRENTLY drops one index per statement.
+    #[test]
+    fn one_statement_per_index() {
+        let f = check_fires("require-concurrent-index-deletion", "DROP INDEX a_idx, \"Sch\".b_idx;");
+        assert_eq!(f.fix.as_deref(), Some("DROP INDEX CONCURRENTLY a_idx;\nDROP INDEX CONCURRENTLY \"Sch\".b_idx;"));
+    }
 
     #[test]
     fn fires_without_concurrently() {

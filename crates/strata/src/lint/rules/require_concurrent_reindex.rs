@@ -51,7 +51,7 @@ impl Rule for RequireConcurrentReindex {
                     ..Default::default()
                 }))),
             });
-            finding = finding.fix(format!("{};", ast::deparse(&NodeEnum::ReindexStmt(safe))));
+            finding = finding.rewrite(format!("{};", ast::deparse(&NodeEnum::ReindexStmt(safe))));
         }
         if let Some(rv) = &r.relation {
             finding = finding.table(ast::relation(rv));

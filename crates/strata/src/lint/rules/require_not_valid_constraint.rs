@@ -45,28 +45,54 @@ impl Rule for RequireNotValidConstraint {
             return;
         }
         check_added_columns(ctx, &table, &cmds, out);
+        // Every validating FOREIGN KEY / CHECK of the statement, made NOT
+        // VALID under its final name; the rewrite covers them all (and keeps
+        // the statement's other actions), so each finding offers the same SQL.
+        let mut safe: Vec<(*const pg_query::protobuf::AlterTableCmd, pg_query::protobuf::AlterTableCmd, String, bool)> = Vec::new();
+        let mut used: Vec<String> = cmds.iter().filter_map(|c| ast::constraint(c)).map(|c| c.conname.clone()).filter(|n| !n.is_empty()).collect();
         for cmd in cmds.iter().filter(|c| ast::is(c, AlterTableType::AtAddConstraint)) {
             let Some(c) = ast::constraint(cmd) else { continue };
             let foreign = ast::constr_is(c, ConstrType::ConstrForeign);
             if !(foreign || ast::constr_is(c, ConstrType::ConstrCheck)) || c.skip_validation {
                 continue;
             }
-            let name = if c.conname.is_empty() { default_name(&table, c) } else { c.conname.clone() };
-            let mut safe = c.clone();
-            safe.conname = name.clone();
-            safe.skip_validation = true;
-            safe.initially_valid = false;
-            let add = alter_with(ctx.node, &table, NodeEnum::Constraint(Box::new(safe)));
-            let (kind, lock) = if foreign { ("FOREIGN KEY", Lock::ShareRowExclusive) } else { ("CHECK", Lock::AccessExclusive) };
+            let name = if c.conname.is_empty() {
+                // PostgreSQL numbers a default name taken in the statement.
+                let mut name = default_name(&table, c);
+                let mut n = 0;
+                while used.contains(&name) {
+                    n += 1;
+                    name = numbered_default_name(&table, c, n);
+                }
+                used.push(name.clone());
+                name
+            } else {
+                c.conname.clone()
+            };
+            let mut not_valid = c.clone();
+            not_valid.conname = name.clone();
+            not_valid.skip_validation = true;
+            not_valid.initially_valid = false;
+            let mut cmd_safe = (*cmd).clone();
+            cmd_safe.def = Some(Box::new(Node { node: Some(NodeEnum::Constraint(Box::new(not_valid))) }));
+            safe.push((*cmd as *const _, cmd_safe, name, foreign));
+        }
+        if safe.is_empty() {
+            return;
+        }
+        let add = crate::lint::rewrite::alter_mapping(ctx.node, |cmd| {
+            safe.iter().find(|(p, ..)| std::ptr::eq(*p, cmd)).map(|(_, s, ..)| vec![s.clone()])
+        })
+        .unwrap_or_default();
+        let validate: Vec<String> = safe.iter().map(|(_, _, name, _)| format!("ALTER TABLE {table} VALIDATE CONSTRAINT {};", ast::ident(name))).collect();
+        let fix = format!("{add};\n-- then, in a separate transaction (a later migration):\n{}", validate.join("\n"));
+        for (_, _, _, foreign) in &safe {
+            let (kind, lock) = if *foreign { ("FOREIGN KEY", Lock::ShareRowExclusive) } else { ("CHECK", Lock::AccessExclusive) };
             out.push(
                 Finding::new(&META, format!("ADD {kind} on existing table {table} checks every row while holding a {lock} lock"))
                     .lock(lock)
                     .table(table.clone())
-                    .fix(format!(
-                        "{add};\n-- then, in a separate transaction (a later migration):\nALTER TABLE {} VALIDATE CONSTRAINT {};",
-                        table.clone(),
-                        ast::ident(&name)
-                    )),
+                    .rewrite(fix.clone()),
             );
         }
     }
@@ -124,14 +150,52 @@ pub fn alter_adding(original: &NodeEnum, column: NodeEnum) -> String {
     ast::deparse(&NodeEnum::AlterTableStmt(single))
 }
 
-/// PostgreSQL's default constraint name: `table_col_fkey` / `table_check`.
+/// PostgreSQL's default constraint name: `table_col_fkey`, and for a CHECK
+/// `table_col_check` when its expression names exactly one column, else
+/// `table_check` (`AddRelationNewConstraints`).
 pub fn default_name(table: &str, c: &pg_query::protobuf::Constraint) -> String {
+    numbered(table, c, "")
+}
+
+/// The columns a CHECK expression names, without duplicates.
+fn check_columns(c: &pg_query::protobuf::Constraint) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(expr) = c.raw_expr.as_deref().and_then(|e| e.node.as_ref()) else { return out };
+    let mut add = |fields: &[Node]| {
+        if let Some(name) = ast::strings(fields).last() {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+    };
+    if let NodeEnum::ColumnRef(r) = expr {
+        add(&r.fields);
+    }
+    for (n, _, _, _) in expr.nodes() {
+        if let pg_query::NodeRef::ColumnRef(r) = n {
+            add(&r.fields);
+        }
+    }
+    out
+}
+
+fn numbered(table: &str, c: &pg_query::protobuf::Constraint, pass: &str) -> String {
     let base = ast::base_name(table);
     if ast::constr_is(c, ConstrType::ConstrForeign) {
-        names::object_name(&base, Some(&names::name_addition(&ast::strings(&c.fk_attrs))), "fkey")
+        names::object_name(&base, Some(&names::name_addition(&ast::strings(&c.fk_attrs))), &format!("fkey{pass}"))
     } else {
-        names::object_name(&base, None, "check")
+        match check_columns(c).as_slice() {
+            [one] => names::object_name(&base, Some(one), &format!("check{pass}")),
+            _ => names::object_name(&base, None, &format!("check{pass}")),
+        }
     }
+}
+
+/// The default name with PostgreSQL's pass number in the label
+/// (`ChooseConstraintName`: `t_a_check1`, `t_a_fkey2`), cut to 63 bytes
+/// the same way.
+fn numbered_default_name(table: &str, c: &pg_query::protobuf::Constraint, n: usize) -> String {
+    numbered(table, c, &n.to_string())
 }
 
 /// `ALTER TABLE <table> ADD <constraint>` deparsed.
@@ -155,6 +219,21 @@ pub fn alter_with(original: &NodeEnum, _table: &str, constraint: NodeEnum) -> St
 #[cfg(test)]
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
+
+    /// Issue 11, item 13: the statement's other actions stay with the
+    /// NOT VALID constraint.
+    #[test]
+    fn rewrite_keeps_other_actions() {
+        let f = check_fires("require-not-valid-constraint", "ALTER TABLE orders ADD COLUMN buyer_id bigint, ADD FOREIGN KEY (buyer_id) REFERENCES users (id);");
+        assert!(f.fix.unwrap().starts_with("ALTER TABLE orders ADD COLUMN buyer_id bigint, ADD CONSTRAINT orders_buyer_id_fkey FOREIGN KEY (buyer_id) REFERENCES users (id) NOT VALID;"));
+        // Several at once: all NOT VALID, each validated, default names
+        // numbered as PostgreSQL numbers them.
+        let f = check_fires("require-not-valid-constraint", "ALTER TABLE t ADD CHECK (a > 0), ADD CHECK (a < 9), ADD CHECK (a < b), ADD CONSTRAINT t_c_fkey FOREIGN KEY (c) REFERENCES u;");
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 0) NOT VALID, ADD CONSTRAINT t_a_check1 CHECK (a < 9) NOT VALID, ADD CONSTRAINT t_check CHECK (a < b) NOT VALID, ADD CONSTRAINT t_c_fkey FOREIGN KEY (c) REFERENCES u NOT VALID;\n-- then, in a separate transaction (a later migration):\nALTER TABLE t VALIDATE CONSTRAINT t_a_check;\nALTER TABLE t VALIDATE CONSTRAINT t_a_check1;\nALTER TABLE t VALIDATE CONSTRAINT t_check;\nALTER TABLE t VALIDATE CONSTRAINT t_c_fkey;")
+        );
+    }
 
     #[test]
     fn fires_on_validating_adds() {

@@ -17,10 +17,13 @@ Flags `ALTER TABLE ... ADD PRIMARY KEY (...)` and `ADD UNIQUE (...)` on an exist
 The constraint builds its unique index while holding an ACCESS EXCLUSIVE lock: nothing reads or writes the table for the whole build.
 
 ## Safe rewrite
-Add the column without the key (if it is new), build the unique index `CONCURRENTLY`, then attach it with `ADD CONSTRAINT ... USING INDEX`, which is instant. (For a primary key, the columns must also be NOT NULL; see `ban-set-not-null` for the safe way.)
+Add the column without the key (if it is new), build the unique index `CONCURRENTLY`, then attach it with `ADD CONSTRAINT ... USING INDEX`, which is instant and renames the index to the constraint's name (so a primary key swapped in place is built under a fresh name first). The statement's other actions stay with the `ADD CONSTRAINT`. (For a primary key, the columns must also be NOT NULL; see `ban-set-not-null` for the safe way.)
 
 ## Example
 ```sql
+-- before
+ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);
+-- after
 CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);
 ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;
 ```",
@@ -56,14 +59,34 @@ impl Rule for RequireUniqueIndexForConstraint {
                 names::object_name(&base, Some(&names::name_addition(&cols)), "key")
             };
             let t = table.clone();
-            let n = ast::ident(&name);
             let col_list = cols.iter().map(|c| ast::ident(c)).collect::<Vec<_>>().join(", ");
             let kind = if primary { "PRIMARY KEY" } else { "UNIQUE" };
-            out.push(
-                Finding::new(&META, format!("ADD {kind} on existing table {table} builds a unique index while blocking reads and writes"))
-                    .table(table.clone())
-                    .fix(format!("CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} ({col_list});\nALTER TABLE {t} ADD CONSTRAINT {n} {kind} USING INDEX {n};")),
-            );
+            let finding = Finding::new(&META, format!("ADD {kind} on existing table {table} builds a unique index while blocking reads and writes")).table(table.clone());
+            // The index is built under the constraint's name, unless this
+            // statement drops a constraint of that name (a primary key
+            // swapped in place): then under a fresh one, which `USING
+            // INDEX` renames to the constraint's name.
+            let dropped: Vec<&str> = cmds.iter().filter(|c| ast::is(c, AlterTableType::AtDropConstraint)).map(|c| c.name.as_str()).collect();
+            let index = crate::lint::rewrite::fresh_name(&name, |n| dropped.contains(&n));
+            let include = if c.including.is_empty() {
+                String::new()
+            } else {
+                format!(" INCLUDE ({})", ast::strings(&c.including).iter().map(|c| ast::ident(c)).collect::<Vec<_>>().join(", "))
+            };
+            let nulls = if c.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" };
+            let build = format!("CREATE UNIQUE INDEX CONCURRENTLY {} ON {t} ({col_list}){include}{nulls}", ast::ident(&index));
+            let mut attach = c.clone();
+            attach.conname = name.clone();
+            attach.indexname = index.clone();
+            attach.keys.clear();
+            attach.including.clear();
+            attach.nulls_not_distinct = false;
+            let mut cmd_attach = (*cmd).clone();
+            cmd_attach.def = Some(Box::new(pg_query::protobuf::Node { node: Some(NodeEnum::Constraint(Box::new(attach))) }));
+            let alter = crate::lint::rewrite::alter_replacing(ctx.node, cmd, vec![cmd_attach]).unwrap_or_default();
+            let fix = format!("{build};\n{alter};");
+            // Storage options and tablespaces are not carried over: advice.
+            out.push(if c.options.is_empty() && c.indexspace.is_empty() { finding.rewrite(fix) } else { finding.fix(fix) });
         }
     }
 }
@@ -111,6 +134,19 @@ fn check_added_columns(ctx: &StmtCtx<'_>, table: &str, cmds: &[&pg_query::protob
 #[cfg(test)]
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok};
+
+    /// Issue 11, item 13: a primary key swapped in place is built under a
+    /// fresh name (the old one still exists), and the DROP stays with the
+    /// ADD; `USING INDEX` renames the index to the constraint's name.
+    #[test]
+    fn pk_swap_builds_under_a_fresh_name_and_keeps_the_drop() {
+        let f = check_fires("require-unique-index-for-constraint", "ALTER TABLE accounts DROP CONSTRAINT accounts_pkey, ADD PRIMARY KEY (code) INCLUDE (region);");
+        assert!(f.rewrite);
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("CREATE UNIQUE INDEX CONCURRENTLY accounts_pkey_new ON accounts (code) INCLUDE (region);\nALTER TABLE accounts DROP CONSTRAINT accounts_pkey, ADD CONSTRAINT accounts_pkey PRIMARY KEY USING INDEX accounts_pkey_new;")
+        );
+    }
 
     #[test]
     fn fires_without_using_index() {
