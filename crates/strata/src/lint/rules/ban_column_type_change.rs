@@ -62,7 +62,12 @@ impl Rule for BanColumnTypeChange {
             let Some(tn) = ast::column_def(cmd).and_then(|c| c.type_name.as_ref()) else { continue };
             let (new, new_mods) = ast::type_of(tn);
             let old = ctx.schema.table(&table).and_then(|t| t.columns.get(&cmd.name)).filter(|c| !c.type_name.is_empty());
-            let has_using = ast::column_def(cmd).is_some_and(|c| c.raw_default.is_some());
+            // `USING c` naming the column itself is what PostgreSQL does
+            // without USING (the same coercion of the same value), so it keeps
+            // a binary-coercible or time-zone-only change free of rewrites.
+            let has_using = ast::column_def(cmd)
+                .and_then(|c| c.raw_default.as_ref())
+                .is_some_and(|expr| !is_the_column(expr, &cmd.name));
             if !has_using && coercible(old.map(|c| (c.type_name.as_str(), c.type_mods.as_slice())), (&new, &new_mods)) {
                 continue;
             }
@@ -147,6 +152,14 @@ fn expand_contract(ctx: &StmtCtx<'_>, cmd: &pg_query::protobuf::AlterTableCmd, t
     (sql, !known.1)
 }
 
+/// True when `expr` is a bare reference to `column` (`USING c`).
+fn is_the_column(expr: &pg_query::protobuf::Node, column: &str) -> bool {
+    let Some(NodeEnum::ColumnRef(r)) = &expr.node else {
+        return false;
+    };
+    matches!(r.fields.as_slice(), [f] if matches!(&f.node, Some(NodeEnum::String(s)) if s.sval == column))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::lint::test_utils::{check_fires, check_ok, lint_after};
@@ -200,6 +213,17 @@ mod tests {
         assert_eq!(f.risk, crate::lint::Risk::Low);
         let f = type_change(history, "SET LOCAL TimeZone = 'Europe/Paris';\nALTER TABLE ev ALTER COLUMN at TYPE timestamptz;", &LintOptions::default());
         assert!(f.fix.unwrap().starts_with("SET LOCAL TimeZone = 'UTC';"));
+    }
+
+    /// lemmy's `fix-timezones` writes `USING published` for each column:
+    /// the same expression PostgreSQL builds without USING.
+    #[test]
+    fn using_the_column_itself_is_no_using() {
+        let history = "CREATE TABLE ev (at timestamp NOT NULL, n varchar(20));";
+        let sql = "SET timezone = 'UTC';\nALTER TABLE ev ALTER COLUMN at TYPE timestamptz USING at;\nALTER TABLE ev ALTER COLUMN n TYPE text USING n;";
+        assert!(!lint_after(&[history], sql, &LintOptions::default()).iter().any(|f| f.rule == "ban-column-type-change"));
+        let sql = "SET timezone = 'UTC';\nALTER TABLE ev ALTER COLUMN at TYPE timestamptz USING at + interval '1 hour';";
+        assert!(lint_after(&[history], sql, &LintOptions::default()).iter().any(|f| f.rule == "ban-column-type-change"));
     }
 
     #[test]
