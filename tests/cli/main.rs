@@ -31,6 +31,7 @@ mod nontransactional;
 mod preflight;
 mod repair;
 mod replication;
+mod runner_overhead;
 mod safe_rewrites;
 mod status;
 mod up;

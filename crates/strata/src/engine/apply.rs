@@ -333,13 +333,17 @@ impl Runner<'_> {
     /// Runs one statement of a migration under the watchdog, reporting
     /// which statement runs and, for index builds, how far it got. A
     /// watchdog cancellation comes back as lock_not_available (55P03), so
-    /// the caller retries it exactly like a lock timeout.
+    /// the caller retries it exactly like a lock timeout. `opening` (a
+    /// transaction's `BEGIN; SET LOCAL ...`) goes in the same round trip
+    /// (see [`after_opening`]).
+    #[allow(clippy::too_many_arguments)]
     async fn execute_statement(
         &self,
         m: &Migration,
         index: usize,
         total: usize,
         stmt: &Statement,
+        opening: Option<&str>,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), DbError> {
         observer(Progress::Statement {
@@ -357,7 +361,7 @@ impl Runner<'_> {
                 .collect(),
         });
         let Some(watchdog) = &self.watchdog else {
-            return self.conn.batch(&stmt.sql).await;
+            return after_opening(self.conn, opening, &stmt.sql).await;
         };
         let index_build = stmt
             .nodes
@@ -365,7 +369,7 @@ impl Runner<'_> {
             .and_then(|n| n.node.as_ref())
             .is_some_and(|n| matches!(n, NodeEnum::IndexStmt(_) | NodeEnum::ReindexStmt(_)));
         watchdog.arm(index_build);
-        let run = self.conn.batch(&stmt.sql);
+        let run = after_opening(self.conn, opening, &stmt.sql);
         tokio::pin!(run);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut last: Option<crate::db::activity::IndexBuild> = None;
@@ -635,13 +639,13 @@ impl Runner<'_> {
         retries: &mut Retries,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), EngineError> {
+        let begin = format!("BEGIN; {}", self.local_settings());
         'attempt: loop {
-            self.conn
-                .batch(&format!("BEGIN; {}", self.local_settings()))
-                .await?;
+            // Sent with the first statement: one round trip less.
+            let mut opening = Some(begin.as_str());
             for (i, stmt) in statements.iter().enumerate().skip(resume) {
                 if let Err(error) = self
-                    .execute_statement(m, i, statements.len(), stmt, observer)
+                    .execute_statement(m, i, statements.len(), stmt, opening.take(), observer)
                     .await
                 {
                     let _ = self.conn.batch("ROLLBACK").await;
@@ -656,6 +660,10 @@ impl Runner<'_> {
                         .failed(m, script, statements, i, error, note, ledger.direction())
                         .await);
                 }
+            }
+            if let Some(begin) = opening {
+                // Nothing to run: the caller still records in a transaction.
+                self.conn.batch(begin).await?;
             }
             return Ok(());
         }
@@ -745,7 +753,8 @@ impl Runner<'_> {
                     self.progress_done(ledger, m, statements, i + 1, pid)
                         .await?;
                 }
-                self.execute_statement(m, i, total, stmt, observer).await?;
+                self.execute_statement(m, i, total, stmt, None, observer)
+                    .await?;
                 match stmt.transaction {
                     TransactionBehavior::Begin => {
                         in_user_tx = true;
@@ -1036,9 +1045,27 @@ async fn commit_with(
     write: impl std::future::Future<Output = Result<(), DbError>>,
     conn: &Connection,
 ) -> Result<(), DbError> {
-    let (written, committed) = tokio::join!(write, conn.batch("COMMIT"));
+    let (written, committed) = conn.batch_behind(write, "COMMIT").await;
     written?;
     committed
+}
+
+/// Runs `sql` after `opening` (a transaction's `BEGIN; SET LOCAL ...`),
+/// pipelined: both simple queries are sent before either answer is read,
+/// and the server runs them in order, so a migration's first statement
+/// costs no extra round trip. Each keeps its own result, so a failing
+/// statement's error position is its own. Should `opening` fail, the
+/// transaction block is aborted and `sql` fails too (it only ever fails as
+/// a whole: it is generated, not the user's, text).
+async fn after_opening(conn: &Connection, opening: Option<&str>, sql: &str) -> Result<(), DbError> {
+    match opening {
+        None => conn.batch(sql).await,
+        Some(opening) => {
+            let (opened, ran) = conn.batch_behind(conn.batch(opening), sql).await;
+            opened?;
+            ran
+        }
+    }
 }
 
 /// Errors after which the same statement may well succeed: deadlocks and
