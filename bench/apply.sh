@@ -40,7 +40,7 @@ touch "$work/strata.toml"
 # A cluster of its own, managed by strata (durable settings, as shipped).
 "$STRATA" --config "$work/strata.toml" local start -q
 URL=$("$STRATA" --config "$work/strata.toml" local url)
-admin() { psql -X -q -v ON_ERROR_STOP=1 "$URL" -c "$1" >/dev/null; }
+admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$URL" -c "$1" >/dev/null; }
 # TCP needs a password (scram-sha-256), as a real server does.
 admin "ALTER USER postgres PASSWORD 'bench'"
 if [ "${SYNC:-on}" = off ]; then
