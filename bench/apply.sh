@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# Apply benchmark: 1,000 small migrations (CREATE TABLE + CREATE INDEX each)
-# applied to a fresh database by
-#   1. psql, one session, one transaction per file  (the floor),
-#   2. strata up,
-#   3. sqlx migrate run (if sqlx-cli is installed:
-#        cargo install sqlx-cli --no-default-features --features postgres),
-# alternating, ROUNDS times each, plus `strata status` with 1,000 applied.
-# Prints medians and the ratios strata/psql and strata/sqlx of the same run.
+# Apply benchmark: COUNT small migrations (CREATE TABLE + CREATE INDEX each)
+# applied over TCP (127.0.0.1, password authentication, the default
+# sslmode=prefer against a server without TLS) to a fresh database by
+#   psql      one session, one transaction per file (BEGIN; \i file; COMMIT):
+#             the floor, no bookkeeping at all,
+#   strata    `strata up` (this checkout, release build),
+#   before    `strata up` of another build, if STRATA_BEFORE=path/to/strata,
+#   sqlx      `sqlx migrate run`            (sqlx-cli),
+#   refinery  `refinery migrate`            (refinery_cli),
+#   dbmate    `dbmate up`,
+# in turn, ROUNDS times each, in the same run, plus `strata status` with
+# COUNT applied. Prints min / median / max wall time of each and the ratio
+# of strata's median to each other's.
 #
-# Usage: bench/apply.sh [COUNT] [ROUNDS]      (defaults 1000 and 3)
-# Env: SYNC=off runs the cluster with synchronous_commit = off, so commits do
-#      not wait for the disk: what is left is each tool's own work per
-#      migration (the harsher comparison for Strata; the disk on a small
-#      machine is noisy enough to swamp it otherwise).
+# Usage: bench/apply.sh [COUNT] [ROUNDS]      (defaults 1000 and 5)
+# Env:
+#   PEERS_DIR      where the peers are installed (default ~/.cache/strata-bench):
+#                    cargo install --root "$PEERS_DIR" sqlx-cli --no-default-features --features postgres,rustls
+#                    cargo install --root "$PEERS_DIR" refinery_cli
+#                    npm install --prefix "$PEERS_DIR/npm" dbmate
+#                  A peer found neither there nor on PATH is skipped (and said so).
+#   STRATA_BEFORE  a second strata binary to compare with (e.g. a build of main).
+#   SYNC=off       runs the cluster with synchronous_commit = off, so commits do
+#                  not wait for the disk: what is left is each tool's own work per
+#                  migration (the harsher comparison for Strata).
 # Needs: a release build (it builds one), PostgreSQL binaries, psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${1:-1000}
-ROUNDS=${2:-3}
-cargo build --release --quiet
+ROUNDS=${2:-5}
+PEERS_DIR=${PEERS_DIR:-$HOME/.cache/strata-bench}
+export PATH="$PEERS_DIR/bin:$PEERS_DIR/npm/node_modules/.bin:$PATH"
+cargo build --release --quiet --bin strata
 STRATA=$PWD/target/release/strata
 work=$(mktemp -d)
 chmod 755 "$work"  # the server may run as the postgres user
@@ -27,70 +40,84 @@ touch "$work/strata.toml"
 # A cluster of its own, managed by strata (durable settings, as shipped).
 "$STRATA" --config "$work/strata.toml" local start -q
 URL=$("$STRATA" --config "$work/strata.toml" local url)
+admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$URL" -c "$1" >/dev/null; }
+# TCP needs a password (scram-sha-256), as a real server does.
+admin "ALTER USER postgres PASSWORD 'bench'"
 if [ "${SYNC:-on}" = off ]; then
-    psql -X -q "$URL" -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
+    admin "ALTER SYSTEM SET synchronous_commit = off"
+    admin "SELECT pg_reload_conf()"
 fi
-SOCK=$(echo "$URL" | sed 's#.*host=\([^&]*\).*#\1#')
 PORT=$(echo "$URL" | sed 's#.*port=\([0-9]*\).*#\1#')
-admin() { psql -X -q -v ON_ERROR_STOP=1 "$URL" -c "$1" >/dev/null; }
-db_url() { echo "$URL" | sed "s#@/strata?#@/$1?#"; }
+tcp_url() { echo "postgresql://postgres:bench@127.0.0.1:$PORT/$1"; }
 
-mig="$work/migrations"
-mkdir -p "$mig"
+# The same migrations in each tool's layout.
+mig="$work/migrations"      # strata and sqlx: VERSION_NAME.up.sql / .down.sql
+ref="$work/refinery"        # refinery: V<n>__name.sql
+dbm="$work/dbmate"          # dbmate: VERSION_name.sql with migrate:up/down
+mkdir -p "$mig" "$ref" "$dbm"
 all="$work/psql_all.sql"
 : > "$all"
 for i in $(seq 1 "$COUNT"); do
     v=$(printf '%06d' "$i")
+    sql=$(printf 'CREATE TABLE t%d (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());\nCREATE INDEX t%d_name_idx ON t%d (name);' "$i" "$i" "$i")
     f="$mig/${v}_t${i}.up.sql"
-    printf 'CREATE TABLE t%d (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());\nCREATE INDEX t%d_name_idx ON t%d (name);\n' "$i" "$i" "$i" > "$f"
+    printf '%s\n' "$sql" > "$f"
     printf 'DROP TABLE t%d;\n' "$i" > "$mig/${v}_t${i}.down.sql"
+    printf '%s\n' "$sql" > "$ref/V${i}__t${i}.sql"
+    printf -- '-- migrate:up\n%s\n\n-- migrate:down\nDROP TABLE t%d;\n' "$sql" "$i" > "$dbm/${v}_t${i}.sql"
     printf 'BEGIN;\n\\i %s\nCOMMIT;\n' "$f" >> "$all"
 done
 
-now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-have_sqlx=0
-command -v sqlx >/dev/null 2>&1 && have_sqlx=1
+tools=(psql strata)
+[ -n "${STRATA_BEFORE:-}" ] && tools+=(before)
+missing=()
+for peer in sqlx refinery dbmate; do
+    if command -v "$peer" >/dev/null 2>&1; then tools+=("$peer"); else missing+=("$peer"); fi
+done
 
-psql_t=(); strata_t=(); sqlx_t=()
+now_ns() { date +%s%N; }
+declare -A times
+# Each tool in its own fresh database, from the working directory of the
+# run (no strata.toml there: strata must leave nothing behind in it).
+cd "$work"
 for r in $(seq 1 "$ROUNDS"); do
-    for tool in psql strata sqlx; do
-        [ "$tool" = sqlx ] && [ $have_sqlx = 0 ] && continue
+    for tool in "${tools[@]}"; do
         db="b_${tool}_$r"
         admin "DROP DATABASE IF EXISTS $db"
         admin "CREATE DATABASE $db"
-        u=$(db_url "$db")
-        start=$(now_ms)
+        u=$(tcp_url "$db")
+        start=$(now_ns)
         case $tool in
             psql) psql -X -q -v ON_ERROR_STOP=1 "$u" -f "$all" >/dev/null ;;
             strata) "$STRATA" -q --database-url "$u" --dir "$mig" up ;;
-            # sqlx wants a host in the URL; ?host= still points it at the same socket.
-            sqlx) DATABASE_URL="postgresql://postgres@localhost:$PORT/$db?host=$SOCK" sqlx migrate run --source "$mig" >/dev/null ;;
+            before) "$STRATA_BEFORE" -q --database-url "$u" --dir "$mig" up ;;
+            sqlx) DATABASE_URL="$u" sqlx migrate run --source "$mig" >/dev/null ;;
+            refinery) DATABASE_URL="$u" refinery migrate -e DATABASE_URL -p "$ref" >/dev/null ;;
+            dbmate) dbmate --url "$u?sslmode=disable" --migrations-dir "$dbm" --no-dump-schema up >/dev/null ;;
         esac
-        ms=$(( $(now_ms) - start ))
-        case $tool in psql) psql_t+=("$ms") ;; strata) strata_t+=("$ms") ;; sqlx) sqlx_t+=("$ms") ;; esac
+        ms=$(( ($(now_ns) - start) / 1000000 ))
+        times[$tool]="${times[$tool]:-} $ms"
         echo "round $r: $tool $ms ms" >&2
     done
 done
 
-status_u=$(db_url "b_strata_1")
-status_t=()
+status_u=$(tcp_url "b_strata_1")
+status_t=""
 for i in $(seq 1 21); do
-    start=$(date +%s%N)
+    start=$(now_ns)
     "$STRATA" --database-url "$status_u" --dir "$mig" status >/dev/null
-    status_t+=($(( ($(date +%s%N) - start) / 1000000 )))
+    status_t="$status_t $(( ($(now_ns) - start) / 1000000 ))"
 done
 
-p=$(printf '%s\n' "${psql_t[@]}" | median)
-s=$(printf '%s\n' "${strata_t[@]}" | median)
-st=$(printf '%s\n' "${status_t[@]}" | median)
-echo "apply $COUNT migrations, median of $ROUNDS rounds:"
-echo "  psql (one session, one transaction per file): $p ms"
-echo "  strata up:                                    $s ms  (ratio strata/psql = $(awk "BEGIN {printf \"%.2f\", $s/$p}"))"
-if [ $have_sqlx = 1 ]; then
-    q=$(printf '%s\n' "${sqlx_t[@]}" | median)
-    echo "  sqlx migrate run:                             $q ms  (ratio strata/sqlx = $(awk "BEGIN {printf \"%.2f\", $s/$q}"))"
-else
-    echo "  sqlx migrate run: not installed (cargo install sqlx-cli --no-default-features --features postgres)"
-fi
-echo "strata status with $COUNT applied, median of 21 runs: $st ms"
+stats() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {m=(NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); printf "%d %d %d", a[1], m, a[NR]}'; }
+median() { stats | awk '{print $2}'; }
+s=$(echo "${times[strata]}" | median)
+echo "apply $COUNT migrations over TCP, $ROUNDS rounds (ms: min / median / max; ratio = strata median / this median):"
+for tool in "${tools[@]}"; do
+    read -r lo med hi <<<"$(echo "${times[$tool]}" | stats)"
+    printf '  %-9s %7d / %7d / %7d   strata/%s = %.2f\n' "$tool" "$lo" "$med" "$hi" "$tool" "$(awk "BEGIN {print $s/$med}")"
+done
+for peer in "${missing[@]}"; do
+    echo "  $peer: not installed (see the head of bench/apply.sh)"
+done
+echo "strata status with $COUNT applied, median of 21 runs: $(echo "$status_t" | median) ms"

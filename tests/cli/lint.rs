@@ -213,6 +213,8 @@ async fn connected_lint_uses_real_table_sizes_and_estimates() {
         .await
         .unwrap();
     let project = Project::new();
+    // A project (strata.toml): the rate is cached in its .strata/.
+    project.config("");
     project.write("1_x.up.sql", "ALTER TABLE tiny DROP COLUMN note;\nCREATE INDEX big_note ON big (note);\nCREATE INDEX tiny_note ON tiny (note);\n");
     let out = project.run(&db, &["lint", "--format", "json", "--fail-on", "high"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

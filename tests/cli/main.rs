@@ -33,6 +33,7 @@ mod preflight;
 mod repair;
 mod replication;
 mod rewrites_run;
+mod runner_overhead;
 mod safe_rewrites;
 mod scale;
 mod status;

@@ -329,6 +329,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where measurements worth keeping between runs are cached (the
+    /// server's rewrite rate): the project's `.strata/` when there is a
+    /// `strata.toml`, else the user's cache directory (`$XDG_CACHE_HOME/strata`,
+    /// `~/.cache/strata`), so that a run in an arbitrary directory leaves
+    /// nothing behind in it. `None` when there is neither.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        match &self.config_file {
+            Some(_) => Some(self.project_dir.join(".strata")),
+            None => dirs::cache_dir().map(|d| d.join("strata")),
+        }
+    }
+}
+
+impl Config {
     /// Resolves flags, the process environment and the config file.
     pub fn resolve(flags: &Flags) -> Result<Config, ConfigError> {
         Self::resolve_with(

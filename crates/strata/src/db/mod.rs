@@ -14,6 +14,7 @@ mod conninfo;
 mod tls;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -177,8 +178,9 @@ impl Target {
     /// classified so the user learns whether the server is unreachable, the
     /// password is wrong, or the database does not exist.
     pub async fn connect(&self) -> Result<Connection, DbError> {
-        // Building a TLS connector loads the system CA bundle, which costs
-        // tens of milliseconds; unix sockets and sslmode=disable never use it.
+        // Unix sockets and sslmode=disable never use TLS. Otherwise the
+        // connector is built only if the server agrees to TLS, once per
+        // process (see `tls`): building it loads the system CA bundle.
         let tcp = self
             .config
             .get_hosts()
@@ -206,6 +208,12 @@ impl Target {
             target: self.display.clone(),
             server: self.server_key(),
             notices,
+            name: self
+                .config
+                .get_application_name()
+                .unwrap_or("strata")
+                .to_owned(),
+            trips: AtomicU64::new(2),
         })
     }
 
@@ -258,6 +266,24 @@ pub struct Connection {
     target: String,
     server: String,
     notices: Arc<Mutex<Notices>>,
+    /// `application_name`, for the round-trip count.
+    name: String,
+    /// Round trips so far (see [`Connection::round_trips`]); the pid
+    /// query counts two.
+    trips: AtomicU64,
+}
+
+impl Drop for Connection {
+    /// Says how many round trips the connection made: the runner's cost
+    /// per migration is counted in round trips, and `-vv` shows it.
+    fn drop(&mut self) {
+        tracing::debug!(
+            "connection {} (pid {}): {} round trips",
+            self.name,
+            self.pid,
+            self.round_trips()
+        );
+    }
 }
 
 /// A NOTICE or WARNING the server sent while running our SQL.
@@ -339,6 +365,7 @@ impl Connection {
     /// Runs SQL with the simple query protocol: no parameters, several
     /// statements allowed, and exactly what a migration file says.
     pub async fn batch(&self, sql: &str) -> Result<(), DbError> {
+        self.trip(1);
         self.client
             .batch_execute(sql)
             .await
@@ -347,6 +374,7 @@ impl Connection {
 
     /// Runs one statement with bind parameters.
     pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
+        self.trip(2);
         self.client
             .execute(sql, params)
             .await
@@ -359,6 +387,7 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
+        self.trip(2);
         self.client
             .query(sql, params)
             .await
@@ -367,6 +396,7 @@ impl Connection {
 
     /// Prepares a statement for repeated execution.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared, DbError> {
+        self.trip(1);
         self.client
             .prepare(sql)
             .await
@@ -379,8 +409,22 @@ impl Connection {
         stmt: &Prepared,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, DbError> {
+        self.trip(1);
         self.client
             .execute(stmt, params)
+            .await
+            .map_err(|e| DbError::from_pg(&e))
+    }
+
+    /// Runs a prepared query.
+    pub async fn query_prepared(
+        &self,
+        stmt: &Prepared,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
+        self.trip(1);
+        self.client
+            .query(stmt, params)
             .await
             .map_err(|e| DbError::from_pg(&e))
     }
@@ -391,10 +435,41 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, DbError> {
+        self.trip(2);
         self.client
             .query_opt(sql, params)
             .await
             .map_err(|e| DbError::from_pg(&e))
+    }
+
+    /// Sends the simple query `then` right behind the request that `first`
+    /// (a call on this connection) makes, without waiting for `first`'s
+    /// answer: one round trip for both. The server runs them in order and
+    /// each keeps its own result, so an error still says which failed and
+    /// where. `first` must send its request when first polled, as every
+    /// method here does, and must make only one.
+    pub async fn batch_behind<T>(
+        &self,
+        first: impl std::future::Future<Output = Result<T, DbError>>,
+        then: &str,
+    ) -> (Result<T, DbError>, Result<(), DbError>) {
+        let then = async {
+            self.client
+                .batch_execute(then)
+                .await
+                .map_err(|e| DbError::from_pg(&e))
+        };
+        tokio::join!(first, then)
+    }
+
+    /// How many times this connection has waited for the server so far
+    /// (a query with unprepared parameters counts two: it is prepared first).
+    pub fn round_trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
+    }
+
+    fn trip(&self, n: u64) {
+        self.trips.fetch_add(n, Ordering::Relaxed);
     }
 
     /// True once the connection is unusable.

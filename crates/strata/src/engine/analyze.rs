@@ -3,9 +3,14 @@
 //! matter (pending ones for `up` and `status`, everything for `lint`).
 //!
 //! The rewrite rate behind duration estimates is measured once per server
-//! (see `db::catalog::measure_rewrite_rate`) and cached in
-//! `<project>/.strata/rates.json`, keyed by the server's hosts and ports
-//! and `server_version_num` (not the database: the rate is the server's).
+//! (see `db::catalog::measure_rewrite_rate`), and only when a finding needs
+//! an estimate (a statement that scans or rewrites an existing, non-empty
+//! table): measuring fills a 200,000-row temporary table, a third of a
+//! second that an `up` of new tables should not pay. It is cached in
+//! `rates.json` in `Config::cache_dir` (the project's `.strata/`, or the
+//! user's cache directory without a `strata.toml`), keyed by the server's
+//! hosts and ports and `server_version_num` (not the database: the rate is
+//! the server's).
 //!
 //! The no-stall policy ([`lock_hold_policy`]) runs on the result: a
 //! statement whose estimated lock hold on an existing table exceeds
@@ -61,28 +66,32 @@ pub async fn analyze(
     if indexes.is_empty() {
         return Ok(LintReport::default());
     }
+    let mut rates = None;
     if let Some(conn) = conn {
-        opts.facts =
-            Some(server_facts(&project.config.project_dir, conn, &project.migrations).await?);
+        let (facts, r) = server_facts(&project.config, conn, &project.migrations).await?;
+        opts.facts = Some(facts);
+        rates = Some(r);
     }
     let report: HashSet<usize> = indexes.iter().copied().collect();
-    let mut findings = lint::lint_migrations(&project.migrations, &report, &opts);
+    let mut findings =
+        lint_measuring(&project.migrations, &report, &mut opts, rates.as_mut()).await;
     let rewritten = rewritten_lines(&project.config, &project.migrations, indexes);
-    let planned = match conn {
-        Some(conn) => {
+    let planned = match (conn, rates.as_mut()) {
+        (Some(conn), Some(rates)) => {
             let max = project.config.max_lock_hold;
             add_estimates(
                 conn,
                 &project.migrations,
                 indexes,
                 &opts,
+                rates,
                 max,
                 &mut findings,
             )
             .await;
             planner_rows(conn, &findings, max).await
         }
-        None => HashMap::new(),
+        _ => HashMap::new(),
     };
     lock_hold_policy(
         &mut findings,
@@ -291,20 +300,23 @@ async fn lint_set(
 ) -> Result<LintReport, EngineError> {
     let mut opts = options(config);
     opts.layout = layout;
+    let mut rates = None;
     if let Some(conn) = conn {
-        opts.facts = Some(server_facts(&config.project_dir, conn, migrations).await?);
+        let (facts, r) = server_facts(config, conn, migrations).await?;
+        opts.facts = Some(facts);
+        rates = Some(r);
     }
-    let mut report = lint::lint_migrations(migrations, which, &opts);
+    let mut report = lint_measuring(migrations, which, &mut opts, rates.as_mut()).await;
     let mut every: Vec<usize> = which.iter().copied().collect();
     every.sort_unstable();
     let rewritten = rewritten_lines(config, migrations, &every);
-    let planned = match conn {
-        Some(conn) => {
+    let planned = match (conn, rates.as_mut()) {
+        (Some(conn), Some(rates)) => {
             let max = config.max_lock_hold;
-            add_estimates(conn, migrations, &every, &opts, max, &mut report).await;
+            add_estimates(conn, migrations, &every, &opts, rates, max, &mut report).await;
             planner_rows(conn, &report, max).await
         }
-        None => HashMap::new(),
+        _ => HashMap::new(),
     };
     lock_hold_policy(&mut report, config.max_lock_hold, &rewritten, &planned);
     Ok(report)
@@ -411,14 +423,12 @@ async fn add_estimates(
     migrations: &[Migration],
     indexes: &[usize],
     opts: &LintOptions,
+    rates: &mut Rates<'_>,
     max: Option<Duration>,
     report: &mut LintReport,
 ) {
     use lint::rules::ban_unbatched_update_delete::META;
     let (Some(max), Some(facts)) = (max, opts.facts.as_ref()) else {
-        return;
-    };
-    let Some(rate) = facts.rewrite_bytes_per_sec.filter(|r| *r > 0.0) else {
         return;
     };
     let dml = !opts.disabled.contains(META.id);
@@ -461,6 +471,9 @@ async fn add_estimates(
                         .filter_map(|pk| Some(stats_of(&table)?.bytes + stats_of(&pk)?.bytes))
                         .sum();
                     if bytes > 0 {
+                        let Some(rate) = rates.get().await else {
+                            return;
+                        };
                         let ms = (bytes as f64 / rate * 1000.0).ceil() as i64;
                         foreign_keys.insert((m.up.path.clone(), line), ms);
                     }
@@ -486,6 +499,9 @@ async fn add_estimates(
             {
                 continue;
             }
+            let Some(rate) = rates.get().await else {
+                break;
+            };
             if !open {
                 // Planning takes the statement's locks: never wait long.
                 if conn
@@ -703,11 +719,13 @@ fn rewritten_lines(
     lines
 }
 
-async fn server_facts(
-    project_dir: &Path,
-    conn: &Connection,
+/// What the server says about the tables, functions and version, and its
+/// rewrite rate if a measurement is cached (see [`Rates`]).
+async fn server_facts<'c>(
+    config: &Config,
+    conn: &'c Connection,
     migrations: &[Migration],
-) -> Result<ServerFacts, EngineError> {
+) -> Result<(ServerFacts, Rates<'c>), EngineError> {
     let mut facts = ServerFacts::default();
     // A parent's size is its own plus every partition's and child's
     // (`Tables::total`). Bare names resolve through the search path, first
@@ -748,8 +766,44 @@ async fn server_facts(
     let version = catalog::server_version_num(conn).await?;
     facts.major_version = Some((version / 10_000) as u32);
     facts.volatility = catalog::volatility(conn, &called_functions(migrations)).await?;
-    facts.rewrite_bytes_per_sec = rewrite_rate(project_dir, conn, version).await;
-    Ok(facts)
+    let rates = Rates::open(config, conn, version);
+    facts.rewrite_bytes_per_sec = rates.cached();
+    Ok((facts, rates))
+}
+
+/// Lints, and when a finding would carry a duration estimate but no rate
+/// is cached, measures the rate and lints again with it (once per server:
+/// the measurement is cached).
+async fn lint_measuring(
+    migrations: &[Migration],
+    report: &HashSet<usize>,
+    opts: &mut LintOptions,
+    rates: Option<&mut Rates<'_>>,
+) -> LintReport {
+    let findings = lint::lint_migrations(migrations, report, opts);
+    let (Some(rates), Some(facts)) = (rates, opts.facts.as_mut()) else {
+        return findings;
+    };
+    if facts.rewrite_bytes_per_sec.is_some() || !needs_estimate(&findings) {
+        return findings;
+    }
+    facts.rewrite_bytes_per_sec = rates.get().await;
+    if facts.rewrite_bytes_per_sec.is_none() {
+        return findings;
+    }
+    lint::lint_migrations(migrations, report, opts)
+}
+
+/// Whether a finding is about an existing, non-empty table and comes from a
+/// rule whose statement scans or rewrites it: those carry an estimate of
+/// how long they hold their lock (`lint::context`), which needs the rate.
+fn needs_estimate(report: &LintReport) -> bool {
+    report.findings.iter().any(|f| {
+        f.table_bytes.is_some_and(|b| b > 0)
+            && lint::rules::RULES
+                .iter()
+                .any(|r| r.meta().id == f.rule && r.meta().scans)
+    })
 }
 
 /// Every function name called in the migrations' defaults and expressions,
@@ -781,34 +835,71 @@ fn called_functions(migrations: &[Migration]) -> Vec<String> {
     names
 }
 
-/// The cached rate for this server, measuring it on first use. `None` when
-/// it cannot be measured (read-only replica, no TEMP privilege).
-async fn rewrite_rate(project_dir: &Path, conn: &Connection, version: i32) -> Option<f64> {
-    let file = project_dir.join(".strata").join("rates.json");
-    let key = format!("{} v{version}", conn.server_key());
-    let mut cache: BTreeMap<String, f64> = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    if let Some(rate) = cache.get(&key) {
-        return Some(*rate);
+/// The server's rewrite rate (bytes per second), from the cache or
+/// measured on first need; a failed measurement (read-only replica, no TEMP
+/// privilege) is not retried in the same run.
+struct Rates<'c> {
+    conn: &'c Connection,
+    file: Option<PathBuf>,
+    key: String,
+    cache: BTreeMap<String, f64>,
+    measured: Option<Option<f64>>,
+}
+
+impl<'c> Rates<'c> {
+    /// Reads the cache (no measurement yet).
+    fn open(config: &Config, conn: &'c Connection, version: i32) -> Rates<'c> {
+        let file = config.cache_dir().map(|d| d.join("rates.json"));
+        let cache = file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        Rates {
+            conn,
+            file,
+            key: format!("{} v{version}", conn.server_key()),
+            cache,
+            measured: None,
+        }
     }
-    match catalog::measure_rewrite_rate(conn).await {
-        Ok(rate) => {
-            cache.insert(key, rate);
-            let _ = std::fs::create_dir_all(file.parent().unwrap_or(project_dir));
+
+    /// The cached rate, if any.
+    fn cached(&self) -> Option<f64> {
+        self.cache.get(&self.key).copied().filter(|r| *r > 0.0)
+    }
+
+    /// The rate, measured (and cached) if it is not cached yet.
+    async fn get(&mut self) -> Option<f64> {
+        if let Some(rate) = self.cached() {
+            return Some(rate);
+        }
+        if let Some(measured) = self.measured {
+            return measured;
+        }
+        tracing::debug!("measuring the server's rewrite rate for duration estimates");
+        let measured = match catalog::measure_rewrite_rate(self.conn).await {
+            Ok(rate) if rate > 0.0 => Some(rate),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::info!(
+                    "cannot measure the rewrite rate, so findings carry no duration estimate: {e}"
+                );
+                None
+            }
+        };
+        self.measured = Some(measured);
+        if let (Some(rate), Some(file)) = (measured, &self.file) {
+            self.cache.insert(self.key.clone(), rate);
+            if let Some(dir) = file.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
             let _ = std::fs::write(
-                &file,
-                serde_json::to_string_pretty(&cache).unwrap_or_default(),
+                file,
+                serde_json::to_string_pretty(&self.cache).unwrap_or_default(),
             );
-            Some(rate)
         }
-        Err(e) => {
-            tracing::info!(
-                "cannot measure the rewrite rate, so findings carry no duration estimate: {e}"
-            );
-            None
-        }
+        measured
     }
 }
 

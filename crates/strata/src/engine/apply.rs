@@ -361,13 +361,17 @@ impl Runner<'_> {
     /// Runs one statement of a migration under the watchdog, reporting
     /// which statement runs and, for index builds, how far it got. A
     /// watchdog cancellation comes back as lock_not_available (55P03), so
-    /// the caller retries it exactly like a lock timeout.
+    /// the caller retries it exactly like a lock timeout. `opening` (a
+    /// transaction's `BEGIN; SET LOCAL ...`) goes in the same round trip
+    /// (see [`after_opening`]).
+    #[allow(clippy::too_many_arguments)]
     async fn execute_statement(
         &self,
         m: &Migration,
         index: usize,
         total: usize,
         stmt: &Statement,
+        opening: Option<&str>,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), DbError> {
         observer(Progress::Statement {
@@ -384,7 +388,7 @@ impl Runner<'_> {
                 .take(100)
                 .collect(),
         });
-        self.run_watched(&stmt.sql, stmt, observer).await
+        self.run_watched(&stmt.sql, stmt, opening, observer).await
     }
 
     /// Runs `sql` (one statement, `stmt`, or a batch of statements that
@@ -393,10 +397,11 @@ impl Runner<'_> {
         &self,
         sql: &str,
         stmt: &Statement,
+        opening: Option<&str>,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), DbError> {
         let Some(watchdog) = &self.watchdog else {
-            return self.conn.batch(sql).await;
+            return after_opening(self.conn, opening, sql).await;
         };
         let index_build = stmt
             .nodes()
@@ -404,7 +409,7 @@ impl Runner<'_> {
             .and_then(|n| n.node.as_ref())
             .is_some_and(|n| matches!(n, NodeEnum::IndexStmt(_) | NodeEnum::ReindexStmt(_)));
         watchdog.arm(index_build);
-        let run = self.conn.batch(sql);
+        let run = after_opening(self.conn, opening, sql);
         tokio::pin!(run);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut last: Option<crate::db::activity::IndexBuild> = None;
@@ -451,6 +456,7 @@ impl Runner<'_> {
         first: usize,
         batch: &[Statement],
         total: usize,
+        opening: Option<&str>,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), (usize, DbError)> {
         let mut sql = String::with_capacity(batch.iter().map(|s| s.sql.len() + 2).sum());
@@ -474,7 +480,7 @@ impl Runner<'_> {
                 batch.len()
             ),
         });
-        self.run_watched(&sql, &batch[0], observer)
+        self.run_watched(&sql, &batch[0], opening, observer)
             .await
             .map_err(|error| match error {
                 DbError::Server {
@@ -737,10 +743,10 @@ impl Runner<'_> {
         // `batches`); after a failure that cannot be pinned on one of them,
         // the attempt is repeated one statement at a time to find it.
         let mut batching = true;
+        let begin = format!("BEGIN; {}", self.local_settings());
         'attempt: loop {
-            self.conn
-                .batch(&format!("BEGIN; {}", self.local_settings()))
-                .await?;
+            // Sent with the first statement (or batch): one round trip less.
+            let mut opening = Some(begin.as_str());
             let mut i = resume;
             while i < statements.len() {
                 let n = if batching {
@@ -750,11 +756,11 @@ impl Runner<'_> {
                 };
                 let stmt = &statements[i];
                 let result = if n == 1 {
-                    self.execute_statement(m, i, statements.len(), stmt, observer)
+                    self.execute_statement(m, i, statements.len(), stmt, opening.take(), observer)
                         .await
                         .map_err(|e| (i, e))
                 } else {
-                    self.execute_batch(m, i, &statements[i..i + n], statements.len(), observer)
+                    self.execute_batch(m, i, &statements[i..i + n], statements.len(), opening.take(), observer)
                         .await
                 };
                 match result {
@@ -780,6 +786,10 @@ impl Runner<'_> {
                             .await);
                     }
                 }
+            }
+            if let Some(begin) = opening {
+                // Nothing to run: the caller still records in a transaction.
+                self.conn.batch(begin).await?;
             }
             return Ok(());
         }
@@ -869,7 +879,8 @@ impl Runner<'_> {
                     self.progress_done(ledger, m, statements, i + 1, pid)
                         .await?;
                 }
-                self.execute_statement(m, i, total, stmt, observer).await?;
+                self.execute_statement(m, i, total, stmt, None, observer)
+                    .await?;
                 match stmt.transaction {
                     TransactionBehavior::Begin => {
                         in_user_tx = true;
@@ -1160,9 +1171,27 @@ async fn commit_with(
     write: impl std::future::Future<Output = Result<(), DbError>>,
     conn: &Connection,
 ) -> Result<(), DbError> {
-    let (written, committed) = tokio::join!(write, conn.batch("COMMIT"));
+    let (written, committed) = conn.batch_behind(write, "COMMIT").await;
     written?;
     committed
+}
+
+/// Runs `sql` after `opening` (a transaction's `BEGIN; SET LOCAL ...`),
+/// pipelined: both simple queries are sent before either answer is read,
+/// and the server runs them in order, so a migration's first statement
+/// costs no extra round trip. Each keeps its own result, so a failing
+/// statement's error position is its own. Should `opening` fail, the
+/// transaction block is aborted and `sql` fails too (it only ever fails as
+/// a whole: it is generated, not the user's, text).
+async fn after_opening(conn: &Connection, opening: Option<&str>, sql: &str) -> Result<(), DbError> {
+    match opening {
+        None => conn.batch(sql).await,
+        Some(opening) => {
+            let (opened, ran) = conn.batch_behind(conn.batch(opening), sql).await;
+            opened?;
+            ran
+        }
+    }
 }
 
 /// Errors after which the same statement may well succeed: deadlocks and

@@ -123,6 +123,14 @@ impl Drop for Watchdog {
     }
 }
 
+/// The watched backend: does it wait for a lock, how many sessions wait for
+/// it, and which statement it runs.
+const LOOK: &str = "SELECT coalesce(a.wait_event_type = 'Lock', false),
+        (SELECT count(*)::int FROM pg_stat_activity b
+          WHERE b.pid <> $1 AND $1 = ANY(pg_blocking_pids(b.pid))),
+        a.query_start::text
+ FROM pg_stat_activity a WHERE a.pid = $1";
+
 async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) {
     let mut blocking_since: Option<Instant> = None;
     // Since when sessions have been blocked behind the armed statement, as
@@ -130,6 +138,12 @@ async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) 
     // since it also counts waits that began before the statement did.
     let mut holding_since: Option<Instant> = None;
     let mut last_slow = Instant::now();
+    // Prepared once: the look every 20 ms is then one round trip and no
+    // parsing or planning on the server, which shares the CPU with the
+    // migration it watches.
+    let Ok(look) = conn.prepare(LOOK).await else {
+        return;
+    };
     loop {
         tokio::time::sleep(TICK).await;
         if !shared.armed.load(Ordering::SeqCst) {
@@ -155,16 +169,7 @@ async fn watch(conn: Connection, pid: i32, limits: Limits, shared: Arc<Shared>) 
         // Our backend: does it wait for a lock, how many sessions wait for
         // it, and which statement it runs (its start identifies it, so a
         // cancel can never hit the statement after the one judged).
-        let row = conn
-            .query(
-                "SELECT coalesce(a.wait_event_type = 'Lock', false),
-                        (SELECT count(*)::int FROM pg_stat_activity b
-                          WHERE b.pid <> $1 AND $1 = ANY(pg_blocking_pids(b.pid))),
-                        a.query_start::text
-                 FROM pg_stat_activity a WHERE a.pid = $1",
-                &[&pid],
-            )
-            .await;
+        let row = conn.query_prepared(&look, &[&pid]).await;
         let (waiting, blocked, statement): (bool, i32, Option<String>) =
             match row.ok().as_ref().and_then(|r| r.first()) {
                 Some(r) => (r.get(0), r.get(1), r.get(2)),
