@@ -5,3 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --workspace --all-targets "$@"
+# The library's documentation examples, compiled against the public API only
+# (`-p strata` alone: without the CLI's `internal` feature).
+if [ $# -eq 0 ]; then
+    cargo test -p strata --doc
+fi

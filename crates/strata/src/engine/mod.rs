@@ -31,7 +31,7 @@ mod watchdog;
 use std::time::Duration;
 
 pub use adopt::{adopt, AdoptOptions, AdoptReport};
-pub use analyze::{analyze, lint_paths, shown_in_full};
+pub use analyze::{analyze, lint_paths, options as lint_options, shown_in_full};
 pub use apply::Mode;
 pub use backup::Backup;
 pub use error::{ChangedFile, EngineError};
