@@ -8,14 +8,11 @@ pub struct Args {
     rule: String,
 }
 
-/// An unknown rule id.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown rule `{0}`\n  help: `strata rules` lists every rule")]
-pub struct UnknownRule(String);
-
 pub fn exec(args: Args, _ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let rule =
-        strata::lint::rules::find(&args.rule).ok_or_else(|| UnknownRule(args.rule.clone()))?;
+    let rule = strata::lint::rules::find(&args.rule).ok_or_else(|| strata::Error::Usage {
+        message: format!("unknown rule `{}`", args.rule),
+        help: "`strata rules` lists every rule".into(),
+    })?;
     let m = rule.meta();
     let lock = m
         .lock

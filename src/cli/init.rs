@@ -5,7 +5,7 @@ use crate::cli::{args::Ctx, Outcome};
 pub struct Args {}
 
 pub fn exec(_args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let created = strata::config::init(&std::env::current_dir()?)?;
+    let created = strata::config::init(&std::env::current_dir()?).map_err(strata::Error::from)?;
     if !ctx.global.quiet {
         for path in created {
             strata::report::err(&format!("created {}", path.display()));

@@ -77,42 +77,14 @@ pub enum Outcome {
     CheckFailed,
 }
 
-/// Exit codes: 0 ok · 1 a migration or database operation failed · 2 bad
-/// usage, config or input (nothing was run) · 3 a check found problems.
+/// The exit code of a failed command: the library's error says it (see
+/// `strata::error`). Every command turns library errors into
+/// `strata::Error` with `?`; anything else (writing a file the user named,
+/// JSON output) is an operation that failed, exit 1.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if let Some(e) = error.downcast_ref::<EngineError>() {
-        return match e {
-            EngineError::Source(_)
-            | EngineError::Sql { .. }
-            | EngineError::Config(_)
-            | EngineError::Modified(_)
-            | EngineError::Missing(_)
-            | EngineError::OutOfOrder { .. }
-            | EngineError::Irreversible { .. }
-            | EngineError::UnknownVersion(_)
-            | EngineError::ResumeChanged { .. }
-            | EngineError::NothingToSkip { .. }
-            | EngineError::BadBackup { .. }
-            | EngineError::Adopt(_) => 2,
-            EngineError::Blocked { .. } => 3,
-            EngineError::Db(strata::db::DbError::BadTarget { .. }) => 2,
-            _ => 1,
-        };
-    }
-    if error.downcast_ref::<strata::ConfigError>().is_some()
-        || error.downcast_ref::<explain::UnknownRule>().is_some()
-        || error.downcast_ref::<restore::NeedsConfirmation>().is_some()
-        || error
-            .downcast_ref::<strata::source::create::CreateError>()
-            .is_some()
-    {
-        return 2;
-    }
-    if let Some(strata::db::DbError::BadTarget { .. }) = error.downcast_ref::<strata::db::DbError>()
-    {
-        return 2;
-    }
-    1
+    error
+        .downcast_ref::<strata::Error>()
+        .map_or(strata::error::exit::FAILED, strata::Error::exit_code)
 }
 
 pub fn main() -> ExitCode {

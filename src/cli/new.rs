@@ -41,7 +41,8 @@ pub fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         &args.name,
         chrono::Utc::now(),
         options,
-    )?;
+    )
+    .map_err(EngineError::from)?;
     for path in files {
         strata::report::out(&path.display().to_string());
     }

@@ -19,11 +19,6 @@ pub struct Args {
     yes: bool,
 }
 
-/// Restoring without `--yes` where nobody can answer the question.
-#[derive(Debug, thiserror::Error)]
-#[error("restore replaces data and needs confirmation, but standard input is not a terminal\n  help: pass --yes to restore without asking")]
-pub struct NeedsConfirmation;
-
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx
         .config(false, false)
@@ -45,7 +40,13 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 strata::report::err("not restored");
                 return Ok(Outcome::CheckFailed);
             }
-            None => return Err(NeedsConfirmation.into()),
+            None => {
+                return Err(strata::Error::Usage {
+                    message: "restore replaces data and needs confirmation, but standard input is not a terminal".into(),
+                    help: "pass --yes to restore without asking".into(),
+                }
+                .into())
+            }
         }
     }
     strata::engine::restore(&config, &target, &args.file, &args.tables).await?;

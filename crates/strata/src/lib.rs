@@ -23,7 +23,8 @@
 //! ```
 //!
 //! The public API is the names at this crate's root. The modules behind it
-//! (`config`, `db`, `engine`, `lint`, `localpg`, `report`, `source`, `sql`)
+//! (`config`, `db`, `engine`, `error`, `lint`, `localpg`, `report`, `source`,
+//! `sql`)
 //! are public only with the `internal` feature, which exists for the
 //! `strata` command (the `strata-cli` package): they are unstable, not
 //! covered by semver, and may change in any release. Do not enable it.
@@ -57,6 +58,10 @@ pub mod engine;
 #[cfg(not(feature = "internal"))]
 mod engine;
 #[cfg(feature = "internal")]
+pub mod error;
+#[cfg(not(feature = "internal"))]
+mod error;
+#[cfg(feature = "internal")]
 pub mod lint;
 #[cfg(not(feature = "internal"))]
 mod lint;
@@ -81,12 +86,36 @@ pub use db::{redact, Target};
 #[cfg(feature = "internal")]
 pub use engine::{ApplyOptions, DownOptions, EngineError, RunReport};
 #[cfg(feature = "internal")]
+pub use error::Failure;
+#[cfg(feature = "internal")]
 pub use source::{Migration, MigrationKind, SourceProblem, Version};
 
 // The public API.
+/// Why an operation failed: the library's one error type.
+///
+/// It says what went wrong and where (file, line, statement, server
+/// message; never a password), ends with a `help:` line on how to fix it
+/// (also given alone by `help()`), and knows the exit code the `strata`
+/// command ends with for it (`exit_code()`: 1 a migration or database
+/// operation failed, 2 bad input or configuration and nothing ran, 3
+/// refused by risk analysis), so a program built on the library can exit
+/// the same way.
+///
+/// ```no_run
+/// # async fn f(m: strata::Migrator) -> std::process::ExitCode {
+/// match m.up().await {
+///     Ok(_) => std::process::ExitCode::SUCCESS,
+///     Err(e) => {
+///         eprintln!("error: {e}");
+///         std::process::ExitCode::from(e.exit_code())
+///     }
+/// }
+/// # }
+/// ```
+pub use error::Error;
 pub use migrator::{
-    Direction, EmbeddedMigrations, Error, Event, Finding, MigrationState, MigrationStatus,
-    Migrator, Report, Risk, Step,
+    Direction, EmbeddedMigrations, Event, Finding, MigrationState, MigrationStatus, Migrator,
+    Report, Risk, Step,
 };
 pub use source::Format;
 pub use strata_macros::embed_migrations;

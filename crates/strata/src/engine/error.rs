@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::ConfigError;
 use crate::db::DbError;
+use crate::error::exit;
 use crate::localpg::LocalPgError;
 use crate::source::SourceProblem;
 use crate::sql::SqlError;
@@ -189,6 +190,19 @@ pub enum EngineError {
     /// Strata's (see `engine::adopt`).
     #[error(transparent)]
     Adopt(#[from] super::adopt::AdoptError),
+    /// A new migration file could not be created.
+    #[error(transparent)]
+    Create(#[from] crate::source::create::CreateError),
+    /// The caller asked for something that does not exist or cannot be done
+    /// as asked (an unknown rule, a question nobody can answer); nothing
+    /// was run.
+    #[error("{message}\n  help: {help}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        help: String,
+    },
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {
@@ -197,6 +211,46 @@ pub enum EngineError {
         /// The backend pid.
         pid: i32,
     },
+}
+
+impl EngineError {
+    /// The process exit code this error means (README.md, "Exit codes"):
+    /// 2 when the input is wrong and nothing ran, 3 when a check refused
+    /// the run, 1 when a migration or database operation failed. The
+    /// variant decides, because only the engine knows whether anything ran.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EngineError::Source(_)
+            | EngineError::Sql { .. }
+            | EngineError::Config(_)
+            | EngineError::Modified(_)
+            | EngineError::Missing(_)
+            | EngineError::OutOfOrder { .. }
+            | EngineError::Irreversible { .. }
+            | EngineError::UnknownVersion(_)
+            | EngineError::ResumeChanged { .. }
+            | EngineError::NothingToSkip { .. }
+            | EngineError::BadBackup { .. }
+            | EngineError::Adopt(_)
+            | EngineError::Create(_)
+            | EngineError::Usage { .. } => exit::BAD_INPUT,
+            EngineError::Blocked { .. } => exit::CHECK_FAILED,
+            EngineError::Db(e) => crate::error::Failure::exit_code(e),
+            EngineError::LocalPg(_)
+            | EngineError::LockTimeout { .. }
+            | EngineError::MigrationFailed { .. }
+            | EngineError::Failed { .. }
+            | EngineError::PartlyReverted { .. }
+            | EngineError::Backup { .. }
+            | EngineError::Undecided { .. }
+            | EngineError::StillRunning { .. } => exit::FAILED,
+        }
+    }
+
+    /// How to fix it: the `help:` text of the message.
+    pub fn help(&self) -> Option<String> {
+        crate::error::help_of(&self.to_string())
+    }
 }
 
 /// What the statements that ran of a script did: applied an up script,
