@@ -163,9 +163,9 @@ fn public_root_names() -> Vec<String> {
             internal = false;
             continue;
         }
-        let done = item.as_ref().is_some_and(|i| {
-            i.ends_with(';') || (i.ends_with('}') && !i.starts_with("pub use"))
-        });
+        let done = item
+            .as_ref()
+            .is_some_and(|i| i.ends_with(';') || (i.ends_with('}') && !i.starts_with("pub use")));
         if done {
             let i = item.take().unwrap();
             internal = false;
@@ -180,7 +180,9 @@ fn public_root_names() -> Vec<String> {
                     names.push(last.to_owned());
                 }
             } else {
-                let mut words = i.split([' ', ':', '(', '<', '{', ';']).filter(|w| !w.is_empty());
+                let mut words = i
+                    .split([' ', ':', '(', '<', '{', ';'])
+                    .filter(|w| !w.is_empty());
                 let keyword = words.nth(1).unwrap_or_default();
                 let name = words.next().unwrap_or_default();
                 let kind = if keyword == "mod" { "mod " } else { "" };
@@ -207,9 +209,13 @@ fn the_library_api_is_small() {
         names.len()
     );
     for expected in ["Migrator", "embed_migrations", "Error", "Event"] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing: {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing: {names:?}"
+        );
     }
-    let cli = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let cli =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
     assert!(
         cli.contains("features = [\"internal\"]"),
         "the CLI needs the library's `internal` feature"

@@ -37,7 +37,9 @@ fn example_binary() -> PathBuf {
     let fresh = bin
         .metadata()
         .and_then(|m| m.modified())
-        .is_ok_and(|built| built >= newest(&example.join("src")).max(newest(&example.join("migrations"))));
+        .is_ok_and(|built| {
+            built >= newest(&example.join("src")).max(newest(&example.join("migrations")))
+        });
     if !fresh {
         let out = Command::new(env!("CARGO"))
             .current_dir(root())
@@ -120,7 +122,10 @@ async fn a_failing_embedded_migration_exits_like_the_cli() {
     let all = expect_code(&out, 1);
     assert!(all.contains("20240101120000_create_accounts"), "{all}");
     assert!(all.contains("already exists"), "{all}");
-    assert!(!db.has_table("notes").await, "nothing after the failure ran");
+    assert!(
+        !db.has_table("notes").await,
+        "nothing after the failure ran"
+    );
 }
 
 /// The newest `lib<name>-<hash>.<ext>` cargo built next to this test.
@@ -150,7 +155,14 @@ fn compile_embedding(dir: &Path) -> std::process::Output {
     Command::new("rustc")
         .current_dir(dir)
         .env("CARGO_MANIFEST_DIR", dir)
-        .args(["--edition", "2021", "--crate-type", "bin", "--emit", "metadata"])
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type",
+            "bin",
+            "--emit",
+            "metadata",
+        ])
         .arg("--extern")
         .arg(format!("strata={}", deps.display()))
         .arg("-L")
@@ -189,7 +201,11 @@ fn a_bad_embedded_file_fails_the_build_with_file_and_line() {
     assert!(stderr.contains("help:"), "{stderr}");
 
     // The control: fixed, the same crate compiles.
-    std::fs::write(migrations.join("2_bad.up.sql"), "CREATE TABLE b (id int);\n").unwrap();
+    std::fs::write(
+        migrations.join("2_bad.up.sql"),
+        "CREATE TABLE b (id int);\n",
+    )
+    .unwrap();
     std::fs::write(migrations.join("3_typo.up.sql"), "SELECT 1;\n").unwrap();
     let out = compile_embedding(dir.path());
     assert!(

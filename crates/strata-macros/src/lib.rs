@@ -51,17 +51,18 @@ fn expand(dir: &str) -> Result<proc_macro2::TokenStream, String> {
     let base = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .ok_or("CARGO_MANIFEST_DIR is not set: build with cargo")?;
-    let scanned = strata_source::source::embedded::scan(&base, Path::new(dir)).map_err(|problems| {
-        let mut message = format!(
-            "embed_migrations!(\"{dir}\"): {} problem(s) in {}:",
-            problems.len(),
-            base.join(dir).display()
-        );
-        for p in &problems {
-            message.push_str(&format!("\n{p}"));
-        }
-        message
-    })?;
+    let scanned =
+        strata_source::source::embedded::scan(&base, Path::new(dir)).map_err(|problems| {
+            let mut message = format!(
+                "embed_migrations!(\"{dir}\"): {} problem(s) in {}:",
+                problems.len(),
+                base.join(dir).display()
+            );
+            for p in &problems {
+                message.push_str(&format!("\n{p}"));
+            }
+            message
+        })?;
     let json = scanned.embedded.to_json()?;
     // include_bytes! of every file read makes cargo track it: editing a
     // migration rebuilds the binary. The constants are never used, so the

@@ -40,11 +40,10 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {}", e.message());
-            if let Some(help) = e.help() {
-                eprintln!("  help: {help}");
-            }
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+            // The message names the migration, file and statement, and
+            // ends with a `help:` line; the exit code is the CLI's.
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -13,5 +13,8 @@ fn without_a_database_url_it_says_how_to_give_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("usage: strata-example-embedded DATABASE_URL"), "{stderr}");
+    assert!(
+        stderr.contains("usage: strata-example-embedded DATABASE_URL"),
+        "{stderr}"
+    );
 }

@@ -152,7 +152,11 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("db");
         write(&dir, "00001_users.sql", "-- +goose Up\nCREATE TABLE users (id int);\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n-- +goose StatementEnd\n\n-- +goose Down\nDROP TABLE users;\n");
-        write(&dir, "00002_idx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON users (id);\n");
+        write(
+            &dir,
+            "00002_idx.sql",
+            "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON users (id);\n",
+        );
         let scanned = scan(base.path(), Path::new("db")).unwrap();
         let loaded = load(&dir, None);
         let back = Embedded::from_json(&scanned.embedded.to_json().unwrap()).unwrap();
@@ -168,7 +172,10 @@ mod tests {
             assert_eq!(a.up.blocks, b.up.blocks);
             assert_eq!(a.up.no_transaction, b.up.no_transaction);
             assert_eq!(a.up.directives, b.up.directives);
-            assert_eq!(a.down.as_ref().map(|d| &d.text), b.down.as_ref().map(|d| &d.text));
+            assert_eq!(
+                a.down.as_ref().map(|d| &d.text),
+                b.down.as_ref().map(|d| &d.text)
+            );
         }
         assert_eq!(
             back.migrations[0].up.path,
@@ -183,16 +190,26 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("migrations");
         write(&dir, "1_ok.up.sql", "CREATE TABLE a (id int);\n");
-        write(&dir, "2_bad.up.sql", "CREATE TABLE b (id int);\n\nCREATE TABLE c (id int,);\n");
-        write(&dir, "3_typo.up.sql", "-- strata:no-transacton\nSELECT 1;\n");
+        write(
+            &dir,
+            "2_bad.up.sql",
+            "CREATE TABLE b (id int);\n\nCREATE TABLE c (id int,);\n",
+        );
+        write(
+            &dir,
+            "3_typo.up.sql",
+            "-- strata:no-transacton\nSELECT 1;\n",
+        );
         let problems = scan(base.path(), Path::new("migrations")).unwrap_err();
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert!(
-            text.iter().any(|t| t.starts_with("migrations/2_bad.up.sql:3: syntax error")),
+            text.iter()
+                .any(|t| t.starts_with("migrations/2_bad.up.sql:3: syntax error")),
             "{text:?}"
         );
         assert!(
-            text.iter().any(|t| t.starts_with("migrations/3_typo.up.sql:1:")),
+            text.iter()
+                .any(|t| t.starts_with("migrations/3_typo.up.sql:1:")),
             "{text:?}"
         );
     }
@@ -201,7 +218,11 @@ mod tests {
     fn placeholder_files_are_left_for_run_time() {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("m");
-        write(&dir, "00001_grant.sql", "-- strata:placeholders\n-- +goose Up\nGRANT SELECT ON t TO ${role};\n");
+        write(
+            &dir,
+            "00001_grant.sql",
+            "-- strata:placeholders\n-- +goose Up\nGRANT SELECT ON t TO ${role};\n",
+        );
         let scanned = scan(base.path(), Path::new("m")).unwrap();
         let mut migrations = scanned.embedded.migrations;
         // No file on disk at run time: the opt-in travels with the script.

@@ -12,7 +12,9 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 /// How a version compares with others of the same layout.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum VersionKey {
     /// Numeric parts with trailing zero parts removed (`1.0` → `[1]`).
     Numeric(Vec<u128>),

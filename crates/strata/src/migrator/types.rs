@@ -158,7 +158,9 @@ impl From<engine::MigrationStatus> for MigrationStatus {
             name: s.name,
             state: s.state,
             applied_at: s.applied_at.map(SystemTime::from),
-            duration: s.duration_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            duration: s
+                .duration_ms
+                .map(|ms| Duration::from_millis(ms.max(0) as u64)),
             applied_by: s.applied_by,
             file: s.file,
             detail: s.detail,
