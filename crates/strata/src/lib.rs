@@ -78,7 +78,8 @@ pub use strata_source::{source, sql};
 #[cfg(not(feature = "internal"))]
 use strata_source::{source, sql};
 
-// The internal names the command line uses at the root (unstable).
+// The internal names the command line uses at the root (unstable); without
+// `internal` they stay importable inside the crate (`crate::Target`).
 #[cfg(feature = "internal")]
 pub use config::{Config, ConfigError, DatabaseSource};
 #[cfg(feature = "internal")]
@@ -89,8 +90,17 @@ pub use engine::{ApplyOptions, DownOptions, EngineError, RunReport};
 pub use error::Failure;
 #[cfg(feature = "internal")]
 pub use source::{Migration, MigrationKind, SourceProblem, Version};
+#[cfg(not(feature = "internal"))]
+use {
+    config::{Config, ConfigError, DatabaseSource},
+    db::{redact, Target},
+    engine::{ApplyOptions, DownOptions, EngineError, RunReport},
+    error::Failure,
+    source::{Migration, MigrationKind, SourceProblem, Version},
+};
 
 // The public API.
+
 /// Why an operation failed: the library's one error type.
 ///
 /// It says what went wrong and where (file, line, statement, server

@@ -438,7 +438,7 @@ impl Migrator {
     /// The migrations, with the config they run under.
     fn project(&self, mut config: Config) -> Result<Project, Error> {
         let embedded = match &self.source {
-            Source::Dir(_) => return Ok(Project::load(config)?),
+            Source::Dir(_) => return Project::load(config),
             Source::Embedded(e) => source::embedded::Embedded::from_json(e.json)
                 .map_err(|m| usage(m, "rebuild the application"))?,
         };
@@ -448,7 +448,7 @@ impl Migrator {
         let mut migrations = embedded.migrations;
         let problems = source::placeholders::apply(&mut migrations, &config.placeholders);
         if !problems.is_empty() {
-            return Err(EngineError::Source(problems).into());
+            return Err(EngineError::Source(problems));
         }
         Ok(Project {
             format: embedded.format,
