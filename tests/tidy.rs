@@ -33,6 +33,7 @@ fn sources() -> Vec<(String, String)> {
                 Some(i) => text[..i].to_owned(),
                 None => text,
             };
+
             out.push((
                 p.strip_prefix(&src).unwrap().to_string_lossy().into_owned(),
                 code,
@@ -42,11 +43,20 @@ fn sources() -> Vec<(String, String)> {
     out
 }
 
+/// Comments are not code: documentation examples may print or read the
+/// environment (they show an application doing so).
+fn without_comments(code: &str) -> String {
+    code.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn offenders(pattern: &str, allowed: &[&str]) -> Vec<String> {
     sources()
         .into_iter()
         .filter(|(file, code)| {
-            code.contains(pattern) && !allowed.iter().any(|a| file.starts_with(a))
+            without_comments(code).contains(pattern) && !allowed.iter().any(|a| file.starts_with(a))
         })
         .map(|(file, _)| file)
         .collect()
