@@ -17,3 +17,8 @@ if [ -n "${STRATA_TEST_PG:-}" ]; then
     export PATH
 fi
 cargo test --workspace --all-targets "$@"
+# The library's documentation examples, compiled against the public API only
+# (`-p strata` alone: without the CLI's `internal` feature).
+if [ $# -eq 0 ]; then
+    cargo test -p strata --doc
+fi

@@ -15,6 +15,7 @@ mod concurrency;
 mod crash;
 mod down;
 mod down_resume;
+mod embedded;
 mod environments;
 mod example;
 mod formats;

@@ -6,7 +6,7 @@
 //! the wrong mode.
 
 /// A recognised `-- strata:` directive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Directive {
     /// `-- strata:no-transaction`: run the file outside a transaction.
     NoTransaction,

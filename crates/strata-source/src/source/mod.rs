@@ -13,6 +13,7 @@
 mod checksum;
 pub mod create;
 mod directives;
+pub mod embedded;
 pub mod formats;
 pub mod placeholders;
 mod version;
@@ -139,7 +140,7 @@ impl fmt::Display for Format {
 }
 
 /// Whether a migration runs once at its version or again whenever it changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MigrationKind {
     /// Runs once, in version order.
@@ -160,7 +161,7 @@ impl MigrationKind {
 }
 
 /// One SQL script (an up or a down) and where it sits in its file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Script {
     /// The file the script was read from.
     pub path: PathBuf,
@@ -186,7 +187,7 @@ impl Script {
 }
 
 /// Where a "run outside a transaction" instruction came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NoTransaction {
     /// The 1-based line of the directive, when it is a comment in the file.
     pub line: Option<usize>,
@@ -196,7 +197,9 @@ pub struct NoTransaction {
 }
 
 /// A migration: plain data, read from disk and never changed afterwards.
-#[derive(Debug, Clone)]
+/// Serializable so that `embed_migrations!` can carry it into a binary
+/// (see [`embedded`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Migration {
     /// The version; for repeatable migrations, a version built from the
     /// description so that they sort after every versioned migration.

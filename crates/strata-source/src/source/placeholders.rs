@@ -56,12 +56,7 @@ pub fn apply(
     let opted: BTreeSet<PathBuf> = migrations
         .iter()
         .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
-        .filter(|s| {
-            s.directives
-                .iter()
-                .any(|(_, d)| *d == Directive::Placeholders)
-                || in_preamble(s)
-        })
+        .filter(|s| opted_in(s))
         .map(|s| s.path.clone())
         .collect();
     let mut problems = Vec::new();
@@ -76,6 +71,16 @@ pub fn apply(
         }
     }
     problems
+}
+
+/// True when the script's file opted in to placeholders: the directive in
+/// the script, or (goose) in the lines above `-- +goose Up`.
+pub fn opted_in(script: &Script) -> bool {
+    script
+        .directives
+        .iter()
+        .any(|(_, d)| *d == Directive::Placeholders)
+        || in_preamble(script)
 }
 
 /// True when the lines of the file above the script (a goose file's

@@ -12,7 +12,9 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 /// How a version compares with others of the same layout.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum VersionKey {
     /// Numeric parts with trailing zero parts removed (`1.0` → `[1]`).
     Numeric(Vec<u128>),
@@ -21,7 +23,8 @@ pub enum VersionKey {
 }
 
 /// A migration version: the text as written plus the key it sorts by.
-#[derive(Debug, Clone)]
+/// (Serialized for embedded migrations, see `super::embedded`.)
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Version {
     text: String,
     key: VersionKey,

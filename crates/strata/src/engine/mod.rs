@@ -45,7 +45,9 @@ mod watchdog;
 use std::time::Duration;
 
 pub use adopt::{adopt, AdoptOptions, AdoptReport};
-pub use analyze::{analyze, lint_paths, lint_selection, shown_in_full, LintSelection};
+pub use analyze::{
+    analyze, lint_paths, lint_selection, options as lint_options, shown_in_full, LintSelection,
+};
 pub use apply::Mode;
 pub use backup::Backup;
 pub use backups::{backup_now, backups, restore};

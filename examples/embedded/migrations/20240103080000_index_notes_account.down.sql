@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY notes_account_id_idx;
