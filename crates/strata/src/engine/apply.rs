@@ -760,8 +760,15 @@ impl Runner<'_> {
                         .await
                         .map_err(|e| (i, e))
                 } else {
-                    self.execute_batch(m, i, &statements[i..i + n], statements.len(), opening.take(), observer)
-                        .await
+                    self.execute_batch(
+                        m,
+                        i,
+                        &statements[i..i + n],
+                        statements.len(),
+                        opening.take(),
+                        observer,
+                    )
+                    .await
                 };
                 match result {
                     Ok(()) => i += n,
