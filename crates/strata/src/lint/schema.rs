@@ -530,7 +530,7 @@ impl Schema {
 }
 
 /// The key of an object named `name` in `table`'s schema (an index).
-fn sibling(table: &str, name: &str) -> String {
+pub fn sibling(table: &str, name: &str) -> String {
     let mut parts = names::parts(table);
     parts.pop();
     parts.push(name.to_owned());

@@ -62,12 +62,19 @@ impl Rule for RequireUniqueIndexForConstraint {
             let col_list = cols.iter().map(|c| ast::ident(c)).collect::<Vec<_>>().join(", ");
             let kind = if primary { "PRIMARY KEY" } else { "UNIQUE" };
             let finding = Finding::new(&META, format!("ADD {kind} on existing table {table} builds a unique index while blocking reads and writes")).table(table.clone());
-            // The index is built under the constraint's name, unless this
-            // statement drops a constraint of that name (a primary key
-            // swapped in place): then under a fresh one, which `USING
-            // INDEX` renames to the constraint's name.
+            // The index is built under the constraint's name, unless that
+            // name is taken while it builds: by a constraint this statement
+            // drops (a primary key swapped in place), or by a key or index
+            // the history knows on the table (an old primary key that a
+            // `DROP COLUMN` of this statement removes implicitly). Then
+            // under a fresh one, which `USING INDEX` renames to the
+            // constraint's name.
             let dropped: Vec<&str> = cmds.iter().filter(|c| ast::is(c, AlterTableType::AtDropConstraint)).map(|c| c.name.as_str()).collect();
-            let index = crate::lint::rewrite::fresh_name(&name, |n| dropped.contains(&n));
+            let known = |n: &str| {
+                ctx.schema.table(&table).is_some_and(|t| t.unique_keys.contains_key(n))
+                    || ctx.schema.index_table(&crate::lint::schema::sibling(&table, n)).is_some()
+            };
+            let index = crate::lint::rewrite::fresh_name(&name, |n| dropped.contains(&n) || known(n));
             let include = if c.including.is_empty() {
                 String::new()
             } else {
@@ -133,7 +140,8 @@ fn check_added_columns(ctx: &StmtCtx<'_>, table: &str, cmds: &[&pg_query::protob
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::test_utils::{check_fires, check_ok};
+    use crate::lint::test_utils::{check_fires, check_ok, lint_after};
+    use crate::lint::LintOptions;
 
     /// Issue 11, item 13: a primary key swapped in place is built under a
     /// fresh name (the old one still exists), and the DROP stays with the
@@ -146,6 +154,21 @@ mod tests {
             f.fix.as_deref(),
             Some("CREATE UNIQUE INDEX CONCURRENTLY accounts_pkey_new ON accounts (code) INCLUDE (region);\nALTER TABLE accounts DROP CONSTRAINT accounts_pkey, ADD CONSTRAINT accounts_pkey PRIMARY KEY USING INDEX accounts_pkey_new;")
         );
+    }
+
+    /// lemmy 2023-10-24: `DROP COLUMN id` removes the old primary key
+    /// only when the ALTER runs, so the new key's index cannot be built
+    /// under `t_pkey` beforehand.
+    #[test]
+    fn a_primary_key_the_history_knows_is_not_reused_as_the_index_name() {
+        let history = "CREATE TABLE cl (id serial PRIMARY KEY, a int NOT NULL, b int NOT NULL);";
+        let f = lint_after(&[history], "ALTER TABLE cl DROP COLUMN id, ADD PRIMARY KEY (a, b);", &LintOptions::default())
+            .into_iter()
+            .find(|f| f.rule == "require-unique-index-for-constraint")
+            .expect("fires");
+        let fix = f.fix.unwrap_or_default();
+        assert!(fix.starts_with("CREATE UNIQUE INDEX CONCURRENTLY cl_pkey_new ON cl (a, b);"), "{fix}");
+        assert!(fix.contains("ADD CONSTRAINT cl_pkey PRIMARY KEY USING INDEX cl_pkey_new"), "{fix}");
     }
 
     #[test]
