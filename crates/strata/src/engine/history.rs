@@ -520,25 +520,9 @@ ON CONFLICT DO NOTHING;
                     backend_pid: r.get(18),
                     error: r.get(19),
                 });
-                AppliedRow {
-                    version: r.get(0),
-                    kind: r.get(1),
-                    name: r.get(2),
-                    checksum: r.get(3),
-                    checksum_algorithm: r.get(4),
-                    state: r.get(5),
-                    statements_done: r.get(6),
-                    statements_total: r.get(7),
-                    done_checksum: r.get(8),
-                    applied_at: r.get(9),
-                    applied_by: r.get(10),
-                    duration_ms: r.get(11),
-                    error: r.get(12),
-                    backend_pid: r.get(13),
-                    // A down that failed at its first statement with
-                    // nothing done left the migration simply applied.
-                    down: down.filter(|d| !(d.state == "failed" && d.done == 0)),
-                }
+                // A down that failed at its first statement with nothing
+                // done left the migration simply applied.
+                applied_row(r, down.filter(|d| !(d.state == "failed" && d.done == 0)))
             })
             .collect())
     }
@@ -560,24 +544,11 @@ ON CONFLICT DO NOTHING;
         let mut down = self.read_down_progress(conn).await?;
         Ok(rows
             .iter()
-            .map(|r| AppliedRow {
-                version: r.get(0),
-                kind: r.get(1),
-                name: r.get(2),
-                checksum: r.get(3),
-                checksum_algorithm: r.get(4),
-                state: r.get(5),
-                statements_done: r.get(6),
-                statements_total: r.get(7),
-                done_checksum: r.get(8),
-                applied_at: r.get(9),
-                applied_by: r.get(10),
-                duration_ms: r.get(11),
-                error: r.get(12),
-                backend_pid: r.get(13),
-                down: down
+            .map(|r| {
+                let progress = down
                     .remove(&(r.get::<_, String>(1), r.get::<_, String>(0)))
-                    .filter(|_| r.get::<_, String>(5) == "applied"),
+                    .filter(|_| r.get::<_, String>(5) == "applied");
+                applied_row(r, progress)
             })
             .collect())
     }
@@ -987,6 +958,30 @@ pub fn kind_of(row: &AppliedRow) -> MigrationKind {
         MigrationKind::Repeatable
     } else {
         MigrationKind::Versioned
+    }
+}
+
+/// A history row from the first 14 columns both layouts select, in the
+/// order `version, kind, name, checksum, checksum_algorithm, state,
+/// statements_done, statements_total, done_checksum, applied_at,
+/// applied_by, duration_ms, error, backend_pid`.
+fn applied_row(r: &crate::db::Row, down: Option<DownProgress>) -> AppliedRow {
+    AppliedRow {
+        version: r.get(0),
+        kind: r.get(1),
+        name: r.get(2),
+        checksum: r.get(3),
+        checksum_algorithm: r.get(4),
+        state: r.get(5),
+        statements_done: r.get(6),
+        statements_total: r.get(7),
+        done_checksum: r.get(8),
+        applied_at: r.get(9),
+        applied_by: r.get(10),
+        duration_ms: r.get(11),
+        error: r.get(12),
+        backend_pid: r.get(13),
+        down,
     }
 }
 
