@@ -11,5 +11,6 @@
 #![warn(missing_docs)]
 #![allow(clippy::result_large_err)]
 
+pub mod plan;
 pub mod source;
 pub mod sql;
