@@ -212,10 +212,7 @@ async fn a_failing_one_statement_migration_names_its_line_and_records_nothing() 
     assert!(out.contains("statement 1 of 1"), "{out}");
     assert!(out.contains("2_b.up.sql:3"), "{out}");
     assert!(out.contains("already exists"), "{out}");
-    assert_eq!(
-        db.history().await,
-        [("1".to_owned(), "applied".to_owned())]
-    );
+    assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
     // The session is usable: nothing left open, and a fixed file applies.
     project.write("2_b.up.sql", "CREATE TABLE b (id int);\n");
     expect_code(&project.run(&db, &["up"]), 0);

@@ -567,27 +567,27 @@ impl Runner<'_> {
             .run_watched(&sql, &batch[0], opening, closing, observer)
             .await;
         let ran = sent.ran.map_err(|error| match error {
-                DbError::Server {
-                    position: Some(pos),
+            DbError::Server {
+                position: Some(pos),
+                severity,
+                code,
+                message,
+                detail,
+                hint,
+            } => {
+                let k = starts.partition_point(|s| *s <= pos).saturating_sub(1);
+                let error = DbError::Server {
+                    position: Some(pos - starts[k] + 1),
                     severity,
                     code,
                     message,
                     detail,
                     hint,
-                } => {
-                    let k = starts.partition_point(|s| *s <= pos).saturating_sub(1);
-                    let error = DbError::Server {
-                        position: Some(pos - starts[k] + 1),
-                        severity,
-                        code,
-                        message,
-                        detail,
-                        hint,
-                    };
-                    (first + k, error)
-                }
-                other => (usize::MAX, other),
-            });
+                };
+                (first + k, error)
+            }
+            other => (usize::MAX, other),
+        });
         (ran, sent.closed)
     }
 
