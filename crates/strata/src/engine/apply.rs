@@ -832,10 +832,10 @@ impl Runner<'_> {
         let begin = format!("BEGIN; {}", self.local_settings());
         'attempt: loop {
             let before_ms = retries.started.elapsed().as_millis() as i64;
-            let closing = |retries: &Retries| record.map(|r| r(before_ms, retries.attempt));
+            let closing_of = |retries: &Retries| record.map(|r| r(before_ms, retries.attempt));
             if resume >= statements.len() {
                 // Nothing to run: the outcome is still recorded in a transaction.
-                let closing = closing(retries);
+                let closing = closing_of(retries);
                 let sent = self.send(Some(&begin), None, closing.as_ref()).await;
                 sent.ran?;
                 return Ok(sent.closed.unwrap_or(Ok(()))?);
@@ -852,7 +852,7 @@ impl Runner<'_> {
                 let stmt = &statements[i];
                 // The history row and COMMIT go with the last statement.
                 let closing = if i + n == statements.len() {
-                    closing(retries)
+                    closing_of(retries)
                 } else {
                     None
                 };
