@@ -11,13 +11,15 @@
 #   dbmate    `dbmate up`,
 # in turn, ROUNDS times each, in the same run, plus `strata status` with
 # COUNT applied. Prints min / median / max wall time of each and the ratio
-# of strata's median to each other's.
+# of strata's median to each other's, and strata's own CPU time (user +
+# sys) and round trips on its main connection, which vary less than wall
+# time on a loaded machine.
 #
 # Usage: bench/apply.sh [COUNT] [ROUNDS]      (defaults 1000 and 5)
 # Env:
 #   PEERS_DIR      where the peers are installed (default ~/.cache/strata-bench):
 #                    cargo install --root "$PEERS_DIR" sqlx-cli --no-default-features --features postgres,rustls
-#                    cargo install --root "$PEERS_DIR" refinery_cli
+#                    cargo install --root "$PEERS_DIR" refinery_cli --no-default-features --features postgresql
 #                    npm install --prefix "$PEERS_DIR/npm" dbmate
 #                  A peer found neither there nor on PATH is skipped (and said so).
 #   STRATA_BEFORE  a second strata binary to compare with (e.g. a build of main).
@@ -77,6 +79,8 @@ done
 
 now_ns() { date +%s%N; }
 declare -A times
+strata_cpu=""
+TIMEFORMAT="%U %S"
 # Each tool in its own fresh database, from the working directory of the
 # run (no strata.toml there: strata must leave nothing behind in it).
 cd "$work"
@@ -89,7 +93,9 @@ for r in $(seq 1 "$ROUNDS"); do
         start=$(now_ns)
         case $tool in
             psql) psql -X -q -v ON_ERROR_STOP=1 "$u" -f "$all" >/dev/null ;;
-            strata) "$STRATA" -q --database-url "$u" --dir "$mig" up ;;
+            strata)
+                cpu=$( { time "$STRATA" -q --database-url "$u" --dir "$mig" up >/dev/null; } 2>&1 | tail -n 1)
+                strata_cpu="$strata_cpu $(echo "$cpu" | awk '{printf "%d", ($1 + $2) * 1000}')" ;;
             before) "$STRATA_BEFORE" -q --database-url "$u" --dir "$mig" up ;;
             sqlx) DATABASE_URL="$u" sqlx migrate run --source "$mig" >/dev/null ;;
             refinery) DATABASE_URL="$u" refinery migrate -e DATABASE_URL -p "$ref" >/dev/null ;;
@@ -121,3 +127,8 @@ for peer in "${missing[@]}"; do
     echo "  $peer: not installed (see the head of bench/apply.sh)"
 done
 echo "strata status with $COUNT applied, median of 21 runs: $(echo "$status_t" | median) ms"
+echo "strata up CPU time (user + sys), median of $ROUNDS: $(echo "$strata_cpu" | median) ms"
+admin "CREATE DATABASE b_strata_trips"
+trips=$("$STRATA" -vv --database-url "$(tcp_url b_strata_trips)" --dir "$mig" up 2>&1 \
+    | sed -n 's/.*connection strata (pid [0-9]*): \([0-9]*\) round trips.*/\1/p' | sort -n | tail -n 1)
+echo "strata up round trips on its main connection: $trips for $COUNT migrations"

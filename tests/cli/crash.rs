@@ -553,7 +553,7 @@ async fn killed_before_the_applied_record_only_records_it() {
         &gate,
         "INSERT INTO t%",
         "LOCK TABLE strata_events IN SHARE MODE",
-        "WITH h AS%",
+        "WITH d AS%",
     )
     .await;
     events.batch("COMMIT").await.unwrap();

@@ -27,7 +27,29 @@ async fn retries_on_lock_timeout_until_the_blocker_commits() {
     // While strata retries, application queries are never queued behind it
     // for longer than lock_timeout: a fresh query on t answers quickly.
     let app = db.connect().await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Strata has started retrying once its backend waits for the lock
+    // (the waits are lock_timeout long, so look often).
+    let look = db.connect().await;
+    let since = Instant::now();
+    loop {
+        let waiting = look
+            .query(
+                "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE NOT l.granted AND l.relation = to_regclass('\"Orders\"')
+                   AND a.application_name = 'strata'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if !waiting.is_empty() {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "strata never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let started = Instant::now();
     app.batch("SET lock_timeout = '2s'; SELECT count(*) FROM \"Orders\";")
         .await

@@ -122,15 +122,12 @@ async fn no_tls_is_set_up_when_the_server_refuses_it() {
 }
 
 /// Round trips of the main connection of `strata -vv up` of `n`
-/// one-statement migrations, as its debug line says.
-async fn round_trips_of_up(n: usize) -> u64 {
+/// migrations of `body(i)`, as its debug line says.
+async fn round_trips_of_up(n: usize, body: impl Fn(usize) -> String) -> u64 {
     let db = TestDb::new().await;
     let project = Project::new();
     for i in 1..=n {
-        project.write(
-            &format!("{i}_t{i}.up.sql"),
-            &format!("CREATE TABLE t{i} (id int);\n"),
-        );
+        project.write(&format!("{i}_t{i}.up.sql"), &body(i));
     }
     let out = expect_code(&project.run(&db, &["-vv", "up"]), 0);
     assert_eq!(db.history().await.len(), n);
@@ -148,9 +145,76 @@ async fn round_trips_of_up(n: usize) -> u64 {
 }
 
 #[tokio::test]
-async fn a_one_statement_migration_costs_two_round_trips() {
-    // BEGIN and SET LOCAL go with the statement; the history row with COMMIT.
-    let few = round_trips_of_up(2).await;
-    let more = round_trips_of_up(6).await;
+async fn a_one_statement_transactional_migration_costs_one_round_trip() {
+    // BEGIN, SET LOCAL, the statement, the history row and COMMIT are
+    // sent together.
+    let one = |i: usize| format!("CREATE TABLE t{i} (id int);\n");
+    let few = round_trips_of_up(2, one).await;
+    let more = round_trips_of_up(6, one).await;
+    assert_eq!(more - few, 4, "{few} round trips for 2, {more} for 6");
+}
+
+#[tokio::test]
+async fn each_further_ddl_statement_of_a_transactional_migration_costs_one_round_trip() {
+    // DDL statements go one by one (progress, lock diagnosis); the history
+    // row and COMMIT ride with the last.
+    let two = |i: usize| {
+        format!("CREATE TABLE t{i} (id int, name text);\nCREATE INDEX t{i}_name ON t{i} (name);\n")
+    };
+    let few = round_trips_of_up(2, two).await;
+    let more = round_trips_of_up(6, two).await;
     assert_eq!(more - few, 4 * 2, "{few} round trips for 2, {more} for 6");
+}
+
+#[tokio::test]
+async fn the_recorded_duration_covers_the_statement_run_with_its_history_row() {
+    // The history row goes in the statement's round trip, so the server
+    // computes how long the transaction took.
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_slow.up.sql", "SELECT pg_sleep(0.3);\n");
+    project.write("2_fast.up.sql", "CREATE TABLE fast (id int);\n");
+    expect_code(&project.run(&db, &["up"]), 0);
+    let rows = db
+        .connect()
+        .await
+        .query(
+            "SELECT version, duration_ms FROM strata_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    let ms: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(ms.len(), 2, "{ms:?}");
+    assert!((300..5_000).contains(&ms[0].1), "{ms:?}");
+    assert!(ms[1].1 < 300, "{ms:?}");
+    let events = db
+        .connect()
+        .await
+        .query(
+            "SELECT duration_ms FROM strata_events WHERE action = 'up' AND version = '1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].get::<_, Option<i64>>(0), Some(ms[0].1));
+}
+
+#[tokio::test]
+async fn a_failing_one_statement_migration_names_its_line_and_records_nothing() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_a.up.sql", "CREATE TABLE a (id int);\n");
+    project.write("2_b.up.sql", "-- a comment\n\nCREATE TABLE a (id int);\n");
+    let out = project.run(&db, &["up"]);
+    let out = expect_code(&out, 1);
+    assert!(out.contains("statement 1 of 1"), "{out}");
+    assert!(out.contains("2_b.up.sql:3"), "{out}");
+    assert!(out.contains("already exists"), "{out}");
+    assert_eq!(db.history().await, [("1".to_owned(), "applied".to_owned())]);
+    // The session is usable: nothing left open, and a fixed file applies.
+    project.write("2_b.up.sql", "CREATE TABLE b (id int);\n");
+    expect_code(&project.run(&db, &["up"]), 0);
+    assert_eq!(db.history().await.len(), 2);
 }

@@ -60,8 +60,9 @@ pub struct FileConfig {
     /// Several migration directories, merged into one version order
     /// (`dirs = ["migrations", "migrations/development"]`); instead of `dir`.
     pub dirs: Option<Vec<PathBuf>>,
-    /// The layout: `auto` (default), `native`, `goose`, `diesel`, `sqlx`, `flyway`.
-    pub format: Option<String>,
+    /// The layout: `auto` (default), `native`, `goose`, `diesel`, `sqlx`,
+    /// `flyway`, `dbmate` (any case).
+    pub format: Option<AnyCase<FormatSetting>>,
     /// How `strata new` numbers migrations: `auto` (default: continue the
     /// directory's scheme, timestamps when empty), `timestamp`, `sequential`.
     pub numbering: Option<Numbering>,
@@ -88,8 +89,9 @@ pub struct FileConfig {
     pub pg_version: Option<u32>,
     /// Run the safe form of statements that have one (default false).
     pub safe_rewrites: Option<bool>,
-    /// Which unacknowledged findings block `strata up`: high (default), medium, never.
-    pub block_on: Option<String>,
+    /// Which unacknowledged findings block `strata up`: high (default),
+    /// medium, low, never (any case).
+    pub block_on: Option<AnyCase<BlockOn>>,
     /// Backups before risky migrations: `auto` (default: before migrations
     /// that lose data), `always`, `never`.
     pub backup: Option<BackupPolicy>,
@@ -140,6 +142,102 @@ pub enum BackupPolicy {
     /// Before every migration.
     Always,
     /// Never.
+    Never,
+}
+
+/// A setting whose values are those of the serde enum `T`, accepted in
+/// any case, as they always were (`format = "Goose"`, `block_on = "HIGH"`):
+/// the text is lowercased and then deserialized as `T`, so an unknown
+/// value gets serde's message listing the accepted values (with the value
+/// as written), which `read_file` places at its key and line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnyCase<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for AnyCase<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{value, Error, IntoDeserializer};
+        let text = String::deserialize(deserializer)?;
+        let lower = text.to_ascii_lowercase();
+        let lowered: value::StrDeserializer<'_, value::Error> = lower.as_str().into_deserializer();
+        T::deserialize(lowered).map(AnyCase).map_err(|e| {
+            D::Error::custom(
+                e.to_string()
+                    .replacen(&format!("`{lower}`"), &format!("`{text}`"), 1),
+            )
+        })
+    }
+}
+
+/// `format` in `strata.toml`: a layout, or `auto` to detect it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FormatSetting {
+    /// Detect the layout (the default).
+    Auto,
+    /// golang-migrate's layout, under its other names too.
+    #[serde(alias = "golang-migrate", alias = "migrate")]
+    Native,
+    /// goose.
+    Goose,
+    /// diesel.
+    Diesel,
+    /// sqlx.
+    Sqlx,
+    /// Flyway.
+    Flyway,
+    /// dbmate.
+    Dbmate,
+}
+
+impl FormatSetting {
+    /// The layout, or `None` to detect it.
+    pub fn layout(self) -> Option<Format> {
+        match self {
+            FormatSetting::Auto => None,
+            FormatSetting::Native => Some(Format::Native),
+            FormatSetting::Goose => Some(Format::Goose),
+            FormatSetting::Diesel => Some(Format::Diesel),
+            FormatSetting::Sqlx => Some(Format::Sqlx),
+            FormatSetting::Flyway => Some(Format::Flyway),
+            FormatSetting::Dbmate => Some(Format::Dbmate),
+        }
+    }
+}
+
+/// A risk as written in `strata.toml` (`[lint.risk]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RiskSetting {
+    /// LOW.
+    Low,
+    /// MEDIUM.
+    Medium,
+    /// HIGH.
+    High,
+}
+
+impl RiskSetting {
+    /// The lint's risk.
+    pub fn risk(self) -> crate::lint::Risk {
+        match self {
+            RiskSetting::Low => crate::lint::Risk::Low,
+            RiskSetting::Medium => crate::lint::Risk::Medium,
+            RiskSetting::High => crate::lint::Risk::High,
+        }
+    }
+}
+
+/// `block_on` in `strata.toml`: the lowest risk that blocks `up`, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockOn {
+    /// HIGH findings block (the default).
+    High,
+    /// MEDIUM and HIGH findings block.
+    Medium,
+    /// Every finding blocks.
+    Low,
+    /// Nothing blocks.
     Never,
 }
 
@@ -200,9 +298,9 @@ pub struct LintFileConfig {
     /// Rule ids to switch off.
     #[serde(default)]
     pub disable: Vec<String>,
-    /// Risk overrides: `rule-id = "low" | "medium" | "high"`.
+    /// Risk overrides: `rule-id = "low" | "medium" | "high"` (any case).
     #[serde(default)]
-    pub risk: std::collections::BTreeMap<String, String>,
+    pub risk: std::collections::BTreeMap<String, AnyCase<RiskSetting>>,
     /// The SQL is run by another tool (turns on `require-timeouts`).
     pub external_runner: Option<bool>,
 }
@@ -417,14 +515,7 @@ impl Config {
                 "placeholder `{name}`: values must be on one line (a line break would shift the line numbers of every message about the file)"
             )));
         }
-        let format = match file.format.as_deref() {
-            None | Some("auto") => None,
-            Some(name) => Some(Format::from_name(name).ok_or_else(|| {
-                invalid(format!(
-                    "unknown format `{name}` (use auto, native, goose, diesel, sqlx or flyway)"
-                ))
-            })?),
-        };
+        let format = file.format.and_then(|f| f.0.layout());
         let numbering = file.numbering.unwrap_or_default();
         // Durations were parsed and range-checked when the file was read.
         let duration = |value: &Option<DurationSetting>, default: Option<Duration>| {
@@ -540,13 +631,11 @@ const MAX_LOCK_HOLD: Duration = Duration::from_secs(3600);
 
 fn lint_settings(file: &FileConfig) -> Result<LintSettings, String> {
     use crate::lint::{rules, Risk};
-    let block_on = match file.block_on.as_deref() {
-        None => Some(Risk::High),
-        Some("never") => None,
-        Some(text) => Some(
-            Risk::parse(text)
-                .ok_or_else(|| format!("block_on: `{text}` is not high, medium, low or never"))?,
-        ),
+    let block_on = match file.block_on.map(|b| b.0) {
+        None | Some(BlockOn::High) => Some(Risk::High),
+        Some(BlockOn::Medium) => Some(Risk::Medium),
+        Some(BlockOn::Low) => Some(Risk::Low),
+        Some(BlockOn::Never) => None,
     };
     let section = file.lint.clone().unwrap_or_default();
     let known = |id: &str| -> Result<(), String> {
@@ -563,9 +652,7 @@ fn lint_settings(file: &FileConfig) -> Result<LintSettings, String> {
     let mut risk_overrides = Vec::new();
     for (id, level) in &section.risk {
         known(id)?;
-        let risk = Risk::parse(level)
-            .ok_or_else(|| format!("[lint.risk] {id}: `{level}` is not low, medium or high"))?;
-        risk_overrides.push((id.clone(), risk));
+        risk_overrides.push((id.clone(), level.0.risk()));
     }
     Ok(LintSettings {
         pg_version: file.pg_version,
@@ -648,7 +735,7 @@ fn read_file(
             format!("[env.{name}] cannot hold [env] tables of its own"),
         ));
     }
-    let format_of = |file: &FileConfig| file.format.as_deref().and_then(Format::from_name);
+    let format_of = |file: &FileConfig| file.format.and_then(|f| f.0.layout());
     // Directories of each environment, for `status`: relative ones resolve
     // against the project directory (`migrations` when nothing is set).
     let mut environments = vec![EnvDirs {
@@ -999,7 +1086,104 @@ mod tests {
             "{text}"
         );
         let err = resolve(Flags::default(), &[], Some("format = \"liquibase\"\n")).unwrap_err();
-        assert!(err.to_string().contains("unknown format `liquibase`"));
+        let text = err.to_string();
+        assert!(
+            text.contains("strata.toml:1")
+                && text.contains("format: unknown variant `liquibase`")
+                && text.contains("`auto`")
+                && text.contains("`native`")
+                && text.contains("`dbmate`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn enum_settings_are_read_in_any_case() {
+        use crate::lint::Risk;
+        for (text, layout) in [
+            ("auto", None),
+            ("AUTO", None),
+            ("goose", Some(Format::Goose)),
+            ("Goose", Some(Format::Goose)),
+            ("DBMATE", Some(Format::Dbmate)),
+            ("golang-migrate", Some(Format::Native)),
+            ("Golang-Migrate", Some(Format::Native)),
+            ("migrate", Some(Format::Native)),
+            ("nAtIvE", Some(Format::Native)),
+        ] {
+            let c = resolve(
+                Flags::default(),
+                &[],
+                Some(&format!("format = \"{text}\"\n")),
+            )
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(c.format, layout, "{text}");
+        }
+        for (text, block_on) in [
+            ("high", Some(Risk::High)),
+            ("HIGH", Some(Risk::High)),
+            ("Medium", Some(Risk::Medium)),
+            ("low", Some(Risk::Low)),
+            ("never", None),
+        ] {
+            let c = resolve(
+                Flags::default(),
+                &[],
+                Some(&format!("block_on = \"{text}\"\n")),
+            )
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(c.lint.block_on, block_on, "{text}");
+        }
+        let c = resolve(
+            Flags::default(),
+            &[],
+            Some("[lint.risk]\nprefer-text = \"High\"\nprefer-bigint = \"LOW\"\n"),
+        )
+        .unwrap();
+        let mut overrides = c.lint.risk_overrides.clone();
+        overrides.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            overrides,
+            [
+                ("prefer-bigint".to_owned(), Risk::Low),
+                ("prefer-text".to_owned(), Risk::High)
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_enum_values_name_the_key_the_line_and_the_accepted_values() {
+        for (file, expected) in [
+            (
+                "dir = \"m\"\nblock_on = \"Sometimes\"\n",
+                &[
+                    "strata.toml:2",
+                    "block_on:",
+                    "`Sometimes`",
+                    "`high`, `medium`, `low`, `never`",
+                ][..],
+            ),
+            (
+                "[lint.risk]\nprefer-text = \"critical\"\n",
+                &[
+                    "strata.toml:2",
+                    "prefer-text:",
+                    "`critical`",
+                    "`low`, `medium`, `high`",
+                ],
+            ),
+            (
+                "[env.ci]\nformat = \"Liquibase\"\n",
+                &["strata.toml:2", "format:", "`Liquibase`", "`goose`"],
+            ),
+        ] {
+            let text = resolve(Flags::default(), &[], Some(file))
+                .unwrap_err()
+                .to_string();
+            for part in expected {
+                assert!(text.contains(part), "{file}: {part} missing in {text}");
+            }
+        }
     }
 
     #[test]

@@ -337,6 +337,16 @@ impl Notices {
 /// A statement prepared once and executed many times.
 pub type Prepared = tokio_postgres::Statement;
 
+/// One request of [`Connection::pipeline`].
+pub enum Request<'a> {
+    /// SQL text run with the simple query protocol (several statements
+    /// allowed), as [`Connection::batch`] runs it.
+    Simple(&'a str),
+    /// A prepared statement with its bind parameters, as
+    /// [`Connection::execute_prepared`] runs it.
+    Prepared(&'a Prepared, &'a [&'a (dyn ToSql + Sync)]),
+}
+
 impl Connection {
     /// The server process id of this connection.
     pub fn pid(&self) -> i32 {
@@ -460,6 +470,61 @@ impl Connection {
                 .map_err(|e| DbError::from_pg(&e))
         };
         tokio::join!(first, then)
+    }
+
+    /// Sends every request before reading any answer (pipelining: one
+    /// round trip for all of them) and returns each one's own result, in
+    /// order. The server runs them in order, so a failing request's error
+    /// (and its position) is its own; after an error inside a transaction
+    /// block, the later requests fail with 25P02 and a `COMMIT` among them
+    /// rolls back, so nothing after a failure can commit.
+    pub async fn pipeline(&self, requests: &[Request<'_>]) -> Vec<Result<(), DbError>> {
+        use std::future::Future;
+        use std::pin::Pin;
+        use std::task::Poll;
+        type Pending<'f> =
+            Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 'f>>;
+        self.trip(1);
+        // Each request is sent when its future is first polled, and the
+        // loop below polls them in order: they go out in order.
+        let mut futures: Vec<Pending<'_>> = requests
+            .iter()
+            .map(|r| -> Pending<'_> {
+                match *r {
+                    Request::Simple(sql) => Box::pin(self.client.batch_execute(sql)),
+                    Request::Prepared(stmt, params) => {
+                        Box::pin(async move { self.client.execute(stmt, params).await.map(|_| ()) })
+                    }
+                }
+            })
+            .collect();
+        let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> =
+            requests.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut waiting = false;
+            for (future, result) in futures.iter_mut().zip(results.iter_mut()) {
+                if result.is_none() {
+                    match future.as_mut().poll(cx) {
+                        Poll::Ready(r) => *result = Some(r),
+                        Poll::Pending => waiting = true,
+                    }
+                }
+            }
+            if waiting {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        results
+            .into_iter()
+            .map(|r| match r {
+                Some(r) => r.map_err(|e| DbError::from_pg(&e)),
+                // Not reached: the loop ends once every request has its result.
+                None => Err(DbError::Io("a pipelined request got no answer".into())),
+            })
+            .collect()
     }
 
     /// How many times this connection has waited for the server so far

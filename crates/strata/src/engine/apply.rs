@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use pg_query::NodeEnum;
 
 use super::error::EngineError;
-use super::history::{Event, History};
+use super::history::{Event, History, RecordParams};
 use super::Progress;
-use crate::db::{quote_ident, Connection, DbError, Prepared};
+use crate::db::{quote_ident, Connection, DbError, Prepared, Request};
 use crate::source::{Migration, Script};
 use crate::sql::{self, Statement, TransactionBehavior};
 
@@ -107,6 +107,18 @@ pub struct Resume {
     /// The earlier attempt was killed (its row still says `running`), so
     /// the statement at `at` may have run without being recorded.
     pub killed: bool,
+}
+
+/// What one send of a migration's statement(s) came to (see
+/// [`Runner::send`]).
+struct Sent {
+    /// The statements' result (or the transaction opening's, which fails
+    /// them too).
+    ran: Result<(), DbError>,
+    /// With a closing sent: once the statements ran, the history row's and
+    /// the COMMIT's result. `None` when there was no closing or the
+    /// statements failed (then the COMMIT rolled back).
+    closed: Option<Result<(), DbError>>,
 }
 
 /// Retry state of one migration: when it started and how many lock
@@ -362,8 +374,8 @@ impl Runner<'_> {
     /// which statement runs and, for index builds, how far it got. A
     /// watchdog cancellation comes back as lock_not_available (55P03), so
     /// the caller retries it exactly like a lock timeout. `opening` (a
-    /// transaction's `BEGIN; SET LOCAL ...`) goes in the same round trip
-    /// (see [`after_opening`]).
+    /// transaction's `BEGIN; SET LOCAL ...`) and `closing` (its history row
+    /// and COMMIT) go in the same round trip (see [`Runner::send`]).
     #[allow(clippy::too_many_arguments)]
     async fn execute_statement(
         &self,
@@ -372,8 +384,9 @@ impl Runner<'_> {
         total: usize,
         stmt: &Statement,
         opening: Option<&str>,
+        closing: Option<&RecordParams>,
         observer: &mut dyn FnMut(Progress),
-    ) -> Result<(), DbError> {
+    ) -> Sent {
         observer(Progress::Statement {
             label: m.label(),
             index: index + 1,
@@ -388,7 +401,8 @@ impl Runner<'_> {
                 .take(100)
                 .collect(),
         });
-        self.run_watched(&stmt.sql, stmt, opening, observer).await
+        self.run_watched(&stmt.sql, stmt, opening, closing, observer)
+            .await
     }
 
     /// Runs `sql` (one statement, `stmt`, or a batch of statements that
@@ -398,10 +412,11 @@ impl Runner<'_> {
         sql: &str,
         stmt: &Statement,
         opening: Option<&str>,
+        closing: Option<&RecordParams>,
         observer: &mut dyn FnMut(Progress),
-    ) -> Result<(), DbError> {
+    ) -> Sent {
         let Some(watchdog) = &self.watchdog else {
-            return after_opening(self.conn, opening, sql).await;
+            return self.send(opening, Some(sql), closing).await;
         };
         let index_build = stmt
             .nodes()
@@ -409,7 +424,7 @@ impl Runner<'_> {
             .and_then(|n| n.node.as_ref())
             .is_some_and(|n| matches!(n, NodeEnum::IndexStmt(_) | NodeEnum::ReindexStmt(_)));
         watchdog.arm(index_build);
-        let run = after_opening(self.conn, opening, sql);
+        let run = self.send(opening, Some(sql), closing);
         tokio::pin!(run);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut last: Option<crate::db::activity::IndexBuild> = None;
@@ -424,32 +439,99 @@ impl Runner<'_> {
                 }
             }
         };
-        match (result, watchdog.disarm()) {
-            (Err(e), Some(cancel)) if e.code() == Some("57014") => Err(DbError::Server {
-                severity: "ERROR".into(),
-                // A lock timeout is retried; a long hold would stall again.
-                code: if cancel.retry { "55P03" } else { "57014" }.into(),
-                message: format!(
-                    "cancelled by the watchdog: {}{}",
-                    cancel.reason,
-                    if cancel.retry {
-                        ""
-                    } else {
-                        "; not retried, it would stall the application again"
-                    }
-                ),
-                detail: None,
-                hint: (!cancel.retry).then(|| super::watchdog::safe_alternative(stmt)),
-                position: None,
-            }),
-            (result, _) => result,
+        let Some(cancel) = watchdog.disarm() else {
+            return result;
+        };
+        let cancelled = DbError::Server {
+            severity: "ERROR".into(),
+            // A lock timeout is retried; a long hold would stall again.
+            code: if cancel.retry { "55P03" } else { "57014" }.into(),
+            message: format!(
+                "cancelled by the watchdog: {}{}",
+                cancel.reason,
+                if cancel.retry {
+                    ""
+                } else {
+                    "; not retried, it would stall the application again"
+                }
+            ),
+            detail: None,
+            hint: (!cancel.retry).then(|| super::watchdog::safe_alternative(stmt)),
+            position: None,
+        };
+        match result {
+            Sent {
+                ran: Err(e),
+                closed,
+            } if e.code() == Some("57014") => Sent {
+                ran: Err(cancelled),
+                closed,
+            },
+            // The cancel reached the history row sent behind the statement:
+            // nothing committed, so it counts as the statement's, retried.
+            Sent {
+                ran: Ok(()),
+                closed: Some(Err(e)),
+            } if e.code() == Some("57014") => Sent {
+                ran: Err(cancelled),
+                closed: None,
+            },
+            result => result,
         }
+    }
+
+    /// Sends `opening` (a transaction's `BEGIN; SET LOCAL ...`), `sql` and
+    /// `closing` (the history row, then COMMIT) pipelined: all before any
+    /// answer is read, so a one-statement migration costs one round trip.
+    /// The server runs them in order and each keeps its own result, so a
+    /// failing statement's error position is its own. Should `opening`
+    /// fail, `sql` fails with it (it only ever fails as a whole: it is
+    /// generated, not the user's, text). Should `sql` fail, the history row
+    /// fails too and the COMMIT rolls back: nothing is recorded without the
+    /// statements it belongs to, and the transaction is over.
+    async fn send(
+        &self,
+        opening: Option<&str>,
+        sql: Option<&str>,
+        closing: Option<&RecordParams>,
+    ) -> Sent {
+        let params = closing.map(RecordParams::as_params);
+        let mut requests = Vec::with_capacity(4);
+        requests.extend(opening.map(Request::Simple));
+        requests.extend(sql.map(Request::Simple));
+        if let Some(params) = &params {
+            requests.push(Request::Prepared(&self.record, params));
+            requests.push(Request::Simple("COMMIT"));
+        }
+        let mut results = self.conn.pipeline(&requests).await.into_iter();
+        let mut next = || {
+            results
+                .next()
+                .unwrap_or_else(|| Err(DbError::Io("a pipelined request got no answer".into())))
+        };
+        let opened = opening.map(|_| next());
+        let ran = sql.map(|_| next()).unwrap_or(Ok(()));
+        let ran = match opened {
+            Some(Err(e)) => Err(e),
+            _ => ran,
+        };
+        let closed = match (&ran, closing) {
+            (Ok(()), Some(_)) => {
+                let recorded = next();
+                let committed = next();
+                Some(recorded.and(committed))
+            }
+            _ => None,
+        };
+        Sent { ran, closed }
     }
 
     /// Sends `batch` (statements `first`.. of a transactional migration)
     /// in one round trip. On failure, the statement the server's error
     /// position falls in, with the position made relative to it; or
-    /// `usize::MAX` when the error has no position.
+    /// `usize::MAX` when the error has no position. `closing` as in
+    /// [`Runner::execute_statement`].
+    #[allow(clippy::too_many_arguments)]
     async fn execute_batch(
         &self,
         m: &Migration,
@@ -457,8 +539,9 @@ impl Runner<'_> {
         batch: &[Statement],
         total: usize,
         opening: Option<&str>,
+        closing: Option<&RecordParams>,
         observer: &mut dyn FnMut(Progress),
-    ) -> Result<(), (usize, DbError)> {
+    ) -> (Result<(), (usize, DbError)>, Option<Result<(), DbError>>) {
         let mut sql = String::with_capacity(batch.iter().map(|s| s.sql.len() + 2).sum());
         // The character position where each statement starts, 1-based.
         let mut starts = Vec::with_capacity(batch.len());
@@ -480,30 +563,32 @@ impl Runner<'_> {
                 batch.len()
             ),
         });
-        self.run_watched(&sql, &batch[0], opening, observer)
-            .await
-            .map_err(|error| match error {
-                DbError::Server {
-                    position: Some(pos),
+        let sent = self
+            .run_watched(&sql, &batch[0], opening, closing, observer)
+            .await;
+        let ran = sent.ran.map_err(|error| match error {
+            DbError::Server {
+                position: Some(pos),
+                severity,
+                code,
+                message,
+                detail,
+                hint,
+            } => {
+                let k = starts.partition_point(|s| *s <= pos).saturating_sub(1);
+                let error = DbError::Server {
+                    position: Some(pos - starts[k] + 1),
                     severity,
                     code,
                     message,
                     detail,
                     hint,
-                } => {
-                    let k = starts.partition_point(|s| *s <= pos).saturating_sub(1);
-                    let error = DbError::Server {
-                        position: Some(pos - starts[k] + 1),
-                        severity,
-                        code,
-                        message,
-                        detail,
-                        hint,
-                    };
-                    (first + k, error)
-                }
-                other => (usize::MAX, other),
-            })
+                };
+                (first + k, error)
+            }
+            other => (usize::MAX, other),
+        });
+        (ran, sent.closed)
     }
 
     /// Who holds locks on the tables a statement needs.
@@ -593,30 +678,32 @@ impl Runner<'_> {
             attempt: 0,
         };
         if mode == Mode::Transaction {
+            // The history row goes with the last statement (one round trip
+            // for a one-statement migration); the server adds the time the
+            // transaction took to `before_ms`, the time of earlier attempts.
+            let record = |before_ms: i64, lock_retries: u32| {
+                let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": lock_retries, "rewrites": rewrites });
+                self.history.record_params(
+                    m,
+                    statements.len() as i32,
+                    self.actor,
+                    before_ms,
+                    action,
+                    &details,
+                )
+            };
             self.run_in_transaction(
                 Ledger::Up,
                 m,
                 &m.up,
                 statements,
                 resume,
+                Some(&record),
                 &mut retries,
                 observer,
             )
             .await?;
-            let ms = started.elapsed().as_millis() as i64;
-            let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt, "rewrites": rewrites });
-            let record = self.history.record(
-                self.conn,
-                &self.record,
-                m,
-                statements.len() as i32,
-                self.actor,
-                ms,
-                action,
-                &details,
-            );
-            commit_with(record, self.conn).await?;
-            return Ok(ms);
+            return Ok(started.elapsed().as_millis() as i64);
         }
         self.wait_for_previous_runner(m, resumed_pid).await?;
         self.run_outside_transaction(
@@ -633,18 +720,12 @@ impl Runner<'_> {
         let total = statements.len() as i32;
         let ms = started.elapsed().as_millis() as i64;
         let details = serde_json::json!({ "mode": mode.describe(), "resumed_at": resume, "lock_retries": retries.attempt, "rewrites": rewrites });
-        self.conn.batch("BEGIN").await?;
-        let record = self.history.record(
-            self.conn,
-            &self.record,
-            m,
-            total,
-            self.actor,
-            ms,
-            action,
-            &details,
-        );
-        commit_with(record, self.conn).await?;
+        let record = self
+            .history
+            .record_params(m, total, self.actor, ms, action, &details);
+        let sent = self.send(Some("BEGIN"), None, Some(&record)).await;
+        sent.ran?;
+        sent.closed.unwrap_or(Ok(()))?;
         Ok(ms)
     }
 
@@ -684,6 +765,7 @@ impl Runner<'_> {
                 script,
                 statements,
                 resume,
+                None,
                 &mut retries,
                 observer,
             )
@@ -723,11 +805,14 @@ impl Runner<'_> {
         Ok(ms)
     }
 
-    /// Runs `statements` of `script` from `resume` on in one transaction,
-    /// left open on success for the caller to record the outcome in and
-    /// commit. After a lock timeout the whole transaction is rolled back and
-    /// tried again (see `retry_after_lock_timeout`); any other error rolls
-    /// it back and is returned.
+    /// Runs `statements` of `script` from `resume` on in one transaction.
+    /// With `record` (which builds the history row from the time spent
+    /// before the attempt and the lock retries so far), the row and COMMIT
+    /// go with the last statement and the transaction is committed on
+    /// success; without, it is left open for the caller to record the
+    /// outcome in and commit. After a lock timeout the whole transaction is
+    /// rolled back and tried again (see `retry_after_lock_timeout`); any
+    /// other error rolls it back and is returned.
     #[allow(clippy::too_many_arguments)]
     async fn run_in_transaction(
         &self,
@@ -736,6 +821,7 @@ impl Runner<'_> {
         script: &Script,
         statements: &[Statement],
         resume: usize,
+        record: Option<&dyn Fn(i64, u32) -> RecordParams>,
         retries: &mut Retries,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), EngineError> {
@@ -745,6 +831,15 @@ impl Runner<'_> {
         let mut batching = true;
         let begin = format!("BEGIN; {}", self.local_settings());
         'attempt: loop {
+            let before_ms = retries.started.elapsed().as_millis() as i64;
+            let closing_of = |retries: &Retries| record.map(|r| r(before_ms, retries.attempt));
+            if resume >= statements.len() {
+                // Nothing to run: the outcome is still recorded in a transaction.
+                let closing = closing_of(retries);
+                let sent = self.send(Some(&begin), None, closing.as_ref()).await;
+                sent.ran?;
+                return Ok(sent.closed.unwrap_or(Ok(()))?);
+            }
             // Sent with the first statement (or batch): one round trip less.
             let mut opening = Some(begin.as_str());
             let mut i = resume;
@@ -755,10 +850,25 @@ impl Runner<'_> {
                     1
                 };
                 let stmt = &statements[i];
-                let result = if n == 1 {
-                    self.execute_statement(m, i, statements.len(), stmt, opening.take(), observer)
-                        .await
-                        .map_err(|e| (i, e))
+                // The history row and COMMIT go with the last statement.
+                let closing = if i + n == statements.len() {
+                    closing_of(retries)
+                } else {
+                    None
+                };
+                let (ran, closed) = if n == 1 {
+                    let sent = self
+                        .execute_statement(
+                            m,
+                            i,
+                            statements.len(),
+                            stmt,
+                            opening.take(),
+                            closing.as_ref(),
+                            observer,
+                        )
+                        .await;
+                    (sent.ran.map_err(|e| (i, e)), sent.closed)
                 } else {
                     self.execute_batch(
                         m,
@@ -766,14 +876,25 @@ impl Runner<'_> {
                         &statements[i..i + n],
                         statements.len(),
                         opening.take(),
+                        closing.as_ref(),
                         observer,
                     )
                     .await
                 };
-                match result {
-                    Ok(()) => i += n,
+                match ran {
+                    Ok(()) => {
+                        if let Some(closed) = closed {
+                            // Committed with its history row, or (if the
+                            // row or COMMIT failed) rolled back.
+                            return Ok(closed?);
+                        }
+                        i += n;
+                    }
                     Err((at, error)) => {
-                        let _ = self.conn.batch("ROLLBACK").await;
+                        if closing.is_none() {
+                            // With a closing sent, its COMMIT rolled back.
+                            let _ = self.conn.batch("ROLLBACK").await;
+                        }
                         if self
                             .retry_after_lock_timeout(m, stmt, i, &error, retries, observer)
                             .await
@@ -793,10 +914,6 @@ impl Runner<'_> {
                             .await);
                     }
                 }
-            }
-            if let Some(begin) = opening {
-                // Nothing to run: the caller still records in a transaction.
-                self.conn.batch(begin).await?;
             }
             return Ok(());
         }
@@ -886,8 +1003,9 @@ impl Runner<'_> {
                     self.progress_done(ledger, m, statements, i + 1, pid)
                         .await?;
                 }
-                self.execute_statement(m, i, total, stmt, None, observer)
-                    .await?;
+                self.execute_statement(m, i, total, stmt, None, None, observer)
+                    .await
+                    .ran?;
                 match stmt.transaction {
                     TransactionBehavior::Begin => {
                         in_user_tx = true;
@@ -1166,37 +1284,6 @@ impl Runner<'_> {
                 Ok(()) => observer(Progress::Notice(format!("dropped the invalid index {name} left by the failed build"))),
                 Err(e) => observer(Progress::Notice(format!("could not drop the invalid index {name}: {e}; the next `strata up` drops it before rebuilding"))),
             }
-        }
-    }
-}
-
-/// Sends `write` and `COMMIT` together (pipelined: one round trip instead
-/// of two per migration). If the write fails, the server turns the COMMIT
-/// into a rollback, so the transaction is never left open and nothing is
-/// recorded without the statements it belongs to.
-async fn commit_with(
-    write: impl std::future::Future<Output = Result<(), DbError>>,
-    conn: &Connection,
-) -> Result<(), DbError> {
-    let (written, committed) = conn.batch_behind(write, "COMMIT").await;
-    written?;
-    committed
-}
-
-/// Runs `sql` after `opening` (a transaction's `BEGIN; SET LOCAL ...`),
-/// pipelined: both simple queries are sent before either answer is read,
-/// and the server runs them in order, so a migration's first statement
-/// costs no extra round trip. Each keeps its own result, so a failing
-/// statement's error position is its own. Should `opening` fail, the
-/// transaction block is aborted and `sql` fails too (it only ever fails as
-/// a whole: it is generated, not the user's, text).
-async fn after_opening(conn: &Connection, opening: Option<&str>, sql: &str) -> Result<(), DbError> {
-    match opening {
-        None => conn.batch(sql).await,
-        Some(opening) => {
-            let (opened, ran) = conn.batch_behind(conn.batch(opening), sql).await;
-            opened?;
-            ran
         }
     }
 }

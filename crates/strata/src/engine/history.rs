@@ -650,13 +650,19 @@ SELECT '{DOWN_PROGRESS}', $2, $3, $10, $11, true, current_user || ' ' || $12, $1
     }
 
     /// The statement that records a finished migration and its event in one
-    /// round trip. Parameters: see [`History::record_params`].
+    /// round trip. Parameters: see [`History::record_params`]. The duration
+    /// is `$8` (the time before this transaction began: earlier attempts)
+    /// plus the transaction's own time so far, taken by the server: the
+    /// runner sends this row in the round trip of the migration's last
+    /// statement, so only the server knows when that statement finished.
     pub fn record_sql(&self) -> String {
         format!(
-            "WITH h AS (
+            "WITH d AS (
+    SELECT $8::bigint + (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint AS ms
+), h AS (
     INSERT INTO {table} AS t (version, kind, name, checksum, checksum_algorithm, state, statements_done,
                              statements_total, done_checksum, applied_by, duration_ms, tool_version, error, backend_pid)
-    VALUES ($1, $2, $3, $4, $5, 'applied', $6, $6, NULL, current_user || ' ' || $7, $8, $9, NULL, NULL)
+    VALUES ($1, $2, $3, $4, $5, 'applied', $6, $6, NULL, current_user || ' ' || $7, (SELECT ms FROM d), $9, NULL, NULL)
     ON CONFLICT (kind, version) DO UPDATE SET
         name = EXCLUDED.name, checksum = EXCLUDED.checksum, checksum_algorithm = EXCLUDED.checksum_algorithm,
         state = 'applied', statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
@@ -666,7 +672,7 @@ SELECT '{DOWN_PROGRESS}', $2, $3, $10, $11, true, current_user || ' ' || $12, $1
     RETURNING 1
 )
 INSERT INTO {events} (action, kind, version, name, checksum, success, actor, duration_ms, tool_version, details)
-SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::jsonb FROM h",
+SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, (SELECT ms FROM d), $9, $11::text::jsonb FROM h",
             table = self.table,
             events = self.events
         )
@@ -690,7 +696,25 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         action: &str,
         details: &serde_json::Value,
     ) -> Result<(), DbError> {
-        let version = m.version.canonical();
+        let params = self.record_params(m, statements, actor, duration_ms, action, details);
+        conn.execute_prepared(stmt, &params.as_params())
+            .await
+            .map(|_| ())
+    }
+
+    /// The bind parameters of [`History::record_sql`], owned, so the runner
+    /// can send the row in the same round trip as the migration's last
+    /// statement. `duration_ms` is the time spent before the transaction
+    /// that records began (see [`History::record_sql`]).
+    pub fn record_params(
+        &self,
+        m: &Migration,
+        statements: i32,
+        actor: &str,
+        duration_ms: i64,
+        action: &str,
+        details: &serde_json::Value,
+    ) -> RecordParams {
         let mut details = details.clone();
         let dir = self
             .dirs
@@ -700,22 +724,17 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, $8, $9, $11::text::
         if let (Some(obj), Some((_, shown))) = (details.as_object_mut(), dir) {
             obj.insert("dir".into(), shown.clone().into());
         }
-        let details = details.to_string();
-        let tool = crate::TOOL_VERSION;
-        let params: [&(dyn ToSql + Sync); 11] = [
-            &version,
-            &m.kind.as_str(),
-            &m.name,
-            &m.checksum,
-            &CHECKSUM_ALGORITHM,
-            &statements,
-            &actor,
-            &duration_ms,
-            &tool,
-            &action,
-            &details,
-        ];
-        conn.execute_prepared(stmt, &params).await.map(|_| ())
+        RecordParams {
+            version: m.version.canonical(),
+            kind: m.kind.as_str(),
+            name: m.name.clone(),
+            checksum: m.checksum.clone(),
+            statements,
+            actor: actor.to_owned(),
+            duration_ms,
+            action: action.to_owned(),
+            details: details.to_string(),
+        }
     }
 
     /// The record statement as literal SQL, for dry runs.
@@ -982,6 +1001,38 @@ fn applied_row(r: &crate::db::Row, down: Option<DownProgress>) -> AppliedRow {
         error: r.get(12),
         backend_pid: r.get(13),
         down,
+    }
+}
+
+/// The values of one history row written by [`History::record_sql`].
+pub struct RecordParams {
+    version: String,
+    kind: &'static str,
+    name: String,
+    checksum: String,
+    statements: i32,
+    actor: String,
+    duration_ms: i64,
+    action: String,
+    details: String,
+}
+
+impl RecordParams {
+    /// The parameters `$1`..`$11`, in order.
+    pub fn as_params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.version,
+            &self.kind,
+            &self.name,
+            &self.checksum,
+            &CHECKSUM_ALGORITHM,
+            &self.statements,
+            &self.actor,
+            &self.duration_ms,
+            &crate::TOOL_VERSION,
+            &self.action,
+            &self.details,
+        ]
     }
 }
 
