@@ -10,6 +10,7 @@ mod backup_data;
 mod bad_input;
 mod baseline;
 mod bootstrap;
+mod catalog;
 mod changelog;
 mod concurrency;
 mod crash;
