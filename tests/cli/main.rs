@@ -42,3 +42,4 @@ mod status;
 mod up;
 mod up_monitoring;
 mod validate;
+mod verify;
