@@ -16,6 +16,7 @@ mod concurrency;
 mod crash;
 mod down;
 mod down_resume;
+mod dump;
 mod embedded;
 mod environments;
 mod example;
