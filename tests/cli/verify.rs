@@ -160,7 +160,6 @@ async fn a_schema_file_that_lacks_a_table_is_reported() {
         object_lines(&out),
         [
             "  function post_count(): removed",
-            "  sequence posts_id_seq: removed",
             "  table posts: removed",
             "  view recent: removed",
         ],

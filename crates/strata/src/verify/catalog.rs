@@ -504,9 +504,16 @@ fn queries() -> Vec<String> {
          WHERE e.extname <> 'plpgsql'"
             .to_owned(),
         // Tables, views, materialized views, foreign tables, sequences
-        // (not those of identity columns: the column says it).
+        // (not those of identity columns: the column says it; a `serial`
+        // column's sequence is part of its table).
         format!(
-            "SELECT {REL_KIND}, n.nspname::text, c.relname::text, NULL::text,
+            "SELECT {REL_KIND}, n.nspname::text, c.relname::text,
+                CASE WHEN c.relkind = 'S' THEN
+                    (SELECT 'table ' || pn.nspname || '.' || pc.relname FROM pg_depend d
+                     JOIN pg_class pc ON pc.oid = d.refobjid
+                     JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                       AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' LIMIT 1) END,
             jsonb_build_object(
                 'partitioned by', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
                 'partition of', CASE WHEN c.relispartition THEN
