@@ -74,6 +74,10 @@ pub mod report;
 #[cfg(not(feature = "internal"))]
 mod report;
 #[cfg(feature = "internal")]
+pub mod verify;
+#[cfg(not(feature = "internal"))]
+mod verify;
+#[cfg(feature = "internal")]
 pub use strata_source::{source, sql};
 #[cfg(not(feature = "internal"))]
 use strata_source::{source, sql};
