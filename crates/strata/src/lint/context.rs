@@ -287,20 +287,41 @@ pub fn lint_migrations(
     report: &HashSet<usize>,
     options: &LintOptions,
 ) -> LintReport {
+    lint_parsed(migrations, report, options, &|_| None)
+}
+
+/// [`lint_migrations`] with the statements the caller already parsed:
+/// `parsed(i)` gives migration `i`'s up statements, or `None` for lint to
+/// split it (and drop it after use). A run parses each file once and hands
+/// the same statements to lint, estimates, rewrites and apply.
+pub fn lint_parsed<'p>(
+    migrations: &[Migration],
+    report: &HashSet<usize>,
+    options: &LintOptions,
+    parsed: &'p dyn Fn(usize) -> Option<&'p [Statement]>,
+) -> LintReport {
     let mut schema = Schema::default();
     let mut out = LintReport::default();
     // What earlier migrations of this run created (see `NewObjects`).
     let mut new = NewObjects::default();
     for (i, m) in migrations.iter().enumerate() {
         let wanted = report.contains(&i);
-        match sql::split(&m.up.text, &m.up.blocks) {
+        let split;
+        let statements = match parsed(i) {
+            Some(statements) => Ok(statements),
+            None => {
+                split = sql::split(&m.up.text, &m.up.blocks);
+                split.as_deref().map_err(Clone::clone)
+            }
+        };
+        match statements {
             Ok(statements) => {
                 if wanted {
                     out.files += 1;
                     out.statements += statements.len();
                     out.findings.extend(lint_script(
                         &m.up,
-                        &statements,
+                        statements,
                         &mut schema,
                         options,
                         &mut new,
@@ -316,7 +337,7 @@ pub fn lint_migrations(
                         new = NewObjects::default();
                     }
                 } else {
-                    for s in &statements {
+                    for s in statements {
                         for n in s.nodes().iter().filter_map(|n| n.node.as_ref()) {
                             schema.apply(n);
                         }
