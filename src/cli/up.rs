@@ -18,9 +18,6 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
-    // Loading validates each file, `up` analyses and runs it: one parse of
-    // a large file serves all three (`engine::up` turns this off).
-    strata::sql::remember_splits(true);
     let (project, target) =
         project_and_target(ctx, args.allow_out_of_order, args.ignore_missing).await?;
     let options = strata::ApplyOptions {

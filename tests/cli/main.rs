@@ -32,6 +32,7 @@ mod new;
 mod no_panic;
 mod nontransactional;
 mod own_tables;
+mod parse_once;
 mod preflight;
 mod repair;
 mod replication;

@@ -15,6 +15,8 @@ pub mod balance;
 mod classify;
 mod lexical;
 pub mod names;
+#[doc(hidden)]
+pub mod parse_count;
 
 use std::cell::{Cell, RefCell};
 use std::hash::{Hash, Hasher};
@@ -214,6 +216,7 @@ impl SqlError {
 /// chunks of about [`CHUNK`] bytes (see [`parse_in_chunks`]), and each
 /// statement keeps its tree encoded.
 pub fn split(text: &str, blocks: &[Range<usize>]) -> Result<Vec<Statement>, SqlError> {
+    parse_count::count();
     if text.len() <= CHUNK || !REMEMBER.with(Cell::get) {
         return split_with(text, blocks, CHUNK);
     }

@@ -20,12 +20,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{EngineError, Project};
+use super::{rewrite, EngineError, Project};
 use crate::config::Config;
 use crate::db::{catalog, Connection, Target};
 use crate::lint::{self, LintOptions, LintReport, ServerFacts, TableStats};
 use crate::source::{self, Migration};
 use crate::sql::names::quote_ident;
+use crate::sql::Statement;
 
 /// Lint options from the configuration (not yet connected).
 pub fn options(config: &Config) -> LintOptions {
@@ -51,12 +52,61 @@ pub fn shown_in_full(f: &lint::Finding, block_on: Option<lint::Risk>) -> bool {
             || (f.risk >= lint::Risk::Medium && f.table_rows.is_some()))
 }
 
+/// A migration of a run, parsed once: the one value that analysis (lint),
+/// estimates, safe rewrites, backup decisions, the dry run and apply use,
+/// so a file is never parsed twice in a run (a 50 MB data file takes
+/// seconds per parse). `statements` are as written (what lint judges);
+/// `rewritten` is what runs instead when safe rewrites change anything.
+pub(super) struct Parsed {
+    /// The migration's index in the project.
+    pub index: usize,
+    /// The up script's statements, as written.
+    pub statements: Vec<Statement>,
+    /// The statements safe rewrites run instead, with their notes.
+    pub rewritten: Option<rewrite::Rewritten>,
+}
+
+impl Parsed {
+    /// Parses a migration's up script once, refusing bad SQL and
+    /// unbalanced transactions (`apply::parse`), and applies safe rewrites
+    /// when they are on.
+    pub fn up(config: &Config, index: usize, m: &Migration) -> Result<Parsed, EngineError> {
+        let statements = super::apply::parse(&m.up)?;
+        let rewritten = config.safe_rewrites.then(|| {
+            let pg_version = config.lint.pg_version.unwrap_or(lint::context::NEWEST_PG);
+            rewrite::rewrite(&statements, m.up.first_line, pg_version)
+        });
+        Ok(Parsed {
+            index,
+            statements,
+            rewritten: rewritten.filter(|r| !r.notes.is_empty()),
+        })
+    }
+}
+
 /// Lints the migrations at `indexes` of the project, with server facts
-/// when a connection is given.
+/// when a connection is given. A file that does not parse is a
+/// `syntax-error` finding here (`status` shows it); `up` refuses it.
 pub async fn analyze(
     project: &Project,
     conn: Option<&Connection>,
     indexes: &[usize],
+) -> Result<LintReport, EngineError> {
+    let parsed: Vec<Parsed> = indexes
+        .iter()
+        .filter_map(|&i| Parsed::up(&project.config, i, project.migrations.get(i)?).ok())
+        .collect();
+    analyze_parsed(project, conn, indexes, &parsed).await
+}
+
+/// [`analyze`] over migrations parsed once for the run (`parsed`, in run
+/// order; those at `indexes` that are missing there are parsed by lint
+/// for their findings).
+pub(super) async fn analyze_parsed(
+    project: &Project,
+    conn: Option<&Connection>,
+    indexes: &[usize],
+    parsed: &[Parsed],
 ) -> Result<LintReport, EngineError> {
     let mut opts = options(&project.config);
     opts.layout = Some(project.format);
@@ -66,40 +116,64 @@ pub async fn analyze(
     if indexes.is_empty() {
         return Ok(LintReport::default());
     }
+    let by_index: HashMap<usize, &[Statement]> = parsed
+        .iter()
+        .map(|p| (p.index, p.statements.as_slice()))
+        .collect();
+    let report: HashSet<usize> = indexes.iter().copied().collect();
+    analyze_with(
+        &project.config,
+        conn,
+        &project.migrations,
+        &report,
+        &mut opts,
+        &|i| by_index.get(&i).copied(),
+        &rewritten_lines(&project.migrations, parsed),
+    )
+    .await
+}
+
+/// Lints `migrations` (statements from `parsed` where it has them, else
+/// parsed by lint), reporting those in `which`, with server facts,
+/// estimates and the lock-hold policy when connected.
+async fn analyze_with<'p>(
+    config: &Config,
+    conn: Option<&Connection>,
+    migrations: &[Migration],
+    which: &HashSet<usize>,
+    opts: &mut LintOptions,
+    parsed: &'p dyn Fn(usize) -> Option<&'p [Statement]>,
+    rewritten: &HashSet<(PathBuf, usize)>,
+) -> Result<LintReport, EngineError> {
     let mut rates = None;
     if let Some(conn) = conn {
-        let (facts, r) = server_facts(&project.config, conn, &project.migrations).await?;
+        let (facts, r) = server_facts(config, conn, migrations).await?;
         opts.facts = Some(facts);
         rates = Some(r);
     }
-    let report: HashSet<usize> = indexes.iter().copied().collect();
-    let mut findings =
-        lint_measuring(&project.migrations, &report, &mut opts, rates.as_mut()).await;
-    let rewritten = rewritten_lines(&project.config, &project.migrations, indexes);
+    let mut report = lint_measuring(migrations, which, opts, rates.as_mut(), parsed).await;
+    let mut every: Vec<usize> = which.iter().copied().collect();
+    every.sort_unstable();
     let planned = match (conn, rates.as_mut()) {
         (Some(conn), Some(rates)) => {
-            let max = project.config.max_lock_hold;
+            let max = config.max_lock_hold;
             add_estimates(
                 conn,
-                &project.migrations,
-                indexes,
-                &opts,
+                migrations,
+                &every,
+                parsed,
+                opts,
                 rates,
                 max,
-                &mut findings,
+                &mut report,
             )
             .await;
-            planner_rows(conn, &findings, max).await
+            planner_rows(conn, &report, max).await
         }
         _ => HashMap::new(),
     };
-    lock_hold_policy(
-        &mut findings,
-        project.config.max_lock_hold,
-        &rewritten,
-        &planned,
-    );
-    Ok(findings)
+    lock_hold_policy(&mut report, config.max_lock_hold, rewritten, &planned);
+    Ok(report)
 }
 
 /// `strata lint PATH...`: directories (any layout) and single files. Each
@@ -290,7 +364,7 @@ fn in_configured_dirs(config: &Config, path: &Path) -> bool {
 }
 
 /// Lints `migrations` in order, reporting those in `which`, with server
-/// facts and estimates when connected.
+/// facts and estimates when connected. Each file is parsed once, here.
 async fn lint_set(
     config: &Config,
     conn: Option<&Connection>,
@@ -300,26 +374,38 @@ async fn lint_set(
 ) -> Result<LintReport, EngineError> {
     let mut opts = options(config);
     opts.layout = layout;
-    let mut rates = None;
-    if let Some(conn) = conn {
-        let (facts, r) = server_facts(config, conn, migrations).await?;
-        opts.facts = Some(facts);
-        rates = Some(r);
-    }
-    let mut report = lint_measuring(migrations, which, &mut opts, rates.as_mut()).await;
-    let mut every: Vec<usize> = which.iter().copied().collect();
-    every.sort_unstable();
-    let rewritten = rewritten_lines(config, migrations, &every);
-    let planned = match (conn, rates.as_mut()) {
-        (Some(conn), Some(rates)) => {
-            let max = config.max_lock_hold;
-            add_estimates(conn, migrations, &every, &opts, rates, max, &mut report).await;
-            planner_rows(conn, &report, max).await
+    // A file that does not parse stays `None`: lint reports its error.
+    let statements: Vec<Option<Vec<Statement>>> = migrations
+        .iter()
+        .map(|m| crate::sql::split(&m.up.text, &m.up.blocks).ok())
+        .collect();
+    let mut rewrites = Vec::new();
+    if config.safe_rewrites {
+        let pg_version = config.lint.pg_version.unwrap_or(lint::context::NEWEST_PG);
+        for (i, s) in statements.iter().enumerate() {
+            if let (true, Some(s)) = (which.contains(&i), s) {
+                rewrites.push((
+                    i,
+                    rewrite::rewrite(s, migrations[i].up.first_line, pg_version),
+                ));
+            }
         }
-        _ => HashMap::new(),
-    };
-    lock_hold_policy(&mut report, config.max_lock_hold, &rewritten, &planned);
-    Ok(report)
+    }
+    let rewritten = lines_of(
+        rewrites
+            .iter()
+            .map(|(i, r)| (&migrations[*i], r.notes.as_slice())),
+    );
+    analyze_with(
+        config,
+        conn,
+        migrations,
+        which,
+        &mut opts,
+        &|i| statements.get(i)?.as_deref(),
+        &rewritten,
+    )
+    .await
 }
 
 /// Tables with fewer rows than this are exempt from the lock-hold estimate
@@ -418,10 +504,12 @@ pub fn lock_hold_policy(
 /// Validating a new foreign key joins the table with the one it
 /// references, holding SHARE ROW EXCLUSIVE on both: its estimate counts the
 /// bytes of both tables, not only those of the table altered.
-async fn add_estimates(
+#[allow(clippy::too_many_arguments)]
+async fn add_estimates<'p>(
     conn: &Connection,
     migrations: &[Migration],
     indexes: &[usize],
+    parsed: &'p dyn Fn(usize) -> Option<&'p [Statement]>,
     opts: &LintOptions,
     rates: &mut Rates<'_>,
     max: Option<Duration>,
@@ -444,8 +532,9 @@ async fn add_estimates(
         .collect();
     let mut open = false;
     let mut added = Vec::new();
-    for m in indexes.iter().filter_map(|&i| migrations.get(i)) {
-        let Ok(statements) = crate::sql::split(&m.up.text, &m.up.blocks) else {
+    for &i in indexes {
+        // A file that does not parse has no estimates (lint reports it).
+        let (Some(m), Some(statements)) = (migrations.get(i), parsed(i)) else {
             continue;
         };
         for (index, stmt) in statements.iter().enumerate() {
@@ -495,7 +584,7 @@ async fn add_estimates(
             };
             if stats.rows < SMALL_TABLE_ROWS
                 || estimated.contains(&(m.up.path.clone(), line))
-                || acknowledged(&m.up, &statements, index, META.id)
+                || acknowledged(&m.up, statements, index, META.id)
             {
                 continue;
             }
@@ -689,24 +778,21 @@ async fn planner_rows(
 }
 
 /// The (file, line) of every statement that safe rewrites replace in the
-/// migrations at `indexes`, when they are on.
-fn rewritten_lines(
-    config: &Config,
-    migrations: &[Migration],
-    indexes: &[usize],
+/// parsed migrations.
+fn rewritten_lines(migrations: &[Migration], parsed: &[Parsed]) -> HashSet<(PathBuf, usize)> {
+    lines_of(parsed.iter().filter_map(|p| {
+        let r = p.rewritten.as_ref()?;
+        Some((migrations.get(p.index)?, r.notes.as_slice()))
+    }))
+}
+
+/// (file, line) of each rewrite note ("line N: what was rewritten").
+fn lines_of<'m>(
+    notes: impl Iterator<Item = (&'m Migration, &'m [String])>,
 ) -> HashSet<(PathBuf, usize)> {
     let mut lines = HashSet::new();
-    if !config.safe_rewrites {
-        return lines;
-    }
-    let pg_version = config.lint.pg_version.unwrap_or(lint::context::NEWEST_PG);
-    for m in indexes.iter().filter_map(|&i| migrations.get(i)) {
-        let Ok(statements) = crate::sql::split(&m.up.text, &m.up.blocks) else {
-            continue;
-        };
-        let result = super::rewrite::rewrite(&statements, m.up.first_line, pg_version);
-        for note in &result.notes {
-            // Notes read "line N: what was rewritten".
+    for (m, notes) in notes {
+        for note in notes {
             if let Some(line) = note
                 .strip_prefix("line ")
                 .and_then(|rest| rest.split(':').next())
@@ -774,13 +860,34 @@ async fn server_facts<'c>(
 /// Lints, and when a finding would carry a duration estimate but no rate
 /// is cached, measures the rate and lints again with it (once per server:
 /// the measurement is cached).
-async fn lint_measuring(
+async fn lint_measuring<'p>(
     migrations: &[Migration],
     report: &HashSet<usize>,
     opts: &mut LintOptions,
     rates: Option<&mut Rates<'_>>,
+    parsed: &'p dyn Fn(usize) -> Option<&'p [Statement]>,
 ) -> LintReport {
-    let findings = lint::lint_migrations(migrations, report, opts);
+    // A second pass may follow (no rate cached yet): then the files the
+    // caller did not parse are parsed here once and kept for both passes.
+    let second_pass = rates.is_some()
+        && opts
+            .facts
+            .as_ref()
+            .is_some_and(|f| f.rewrite_bytes_per_sec.is_none());
+    let kept: Vec<Option<Vec<Statement>>> = if second_pass {
+        migrations
+            .iter()
+            .enumerate()
+            .map(|(i, m)| match parsed(i) {
+                Some(_) => None,
+                None => crate::sql::split(&m.up.text, &m.up.blocks).ok(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let parsed = &|i: usize| parsed(i).or_else(|| kept.get(i)?.as_deref());
+    let findings = lint::lint_parsed(migrations, report, opts, parsed);
     let (Some(rates), Some(facts)) = (rates, opts.facts.as_mut()) else {
         return findings;
     };
@@ -791,7 +898,7 @@ async fn lint_measuring(
     if facts.rewrite_bytes_per_sec.is_none() {
         return findings;
     }
-    lint::lint_migrations(migrations, report, opts)
+    lint::lint_parsed(migrations, report, opts, parsed)
 }
 
 /// Whether a finding is about an existing, non-empty table and comes from a

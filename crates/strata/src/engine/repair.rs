@@ -22,6 +22,7 @@
 //!   apply, and `--skip-statement`/`--rerun-statement` act on the statement
 //!   of the down script it stopped at.
 
+use super::analyze::Parsed;
 use super::history::{Event, History};
 use super::plan::MigrationState;
 use super::{apply, open_locked, os_actor, with_rewrites, EngineError, Project};
@@ -71,7 +72,7 @@ pub async fn repair(
         let m = &project.migrations[i];
         let (command, statements, state, done, checksum, pid, error) = match (s.state, &row.down) {
             (MigrationState::Failed, _) => {
-                let (statements, _, _) = with_rewrites(project, m, apply::parse(&m.up)?);
+                let (statements, _, _) = with_rewrites(m, Parsed::up(&project.config, i, m)?);
                 (
                     "up",
                     statements,

@@ -1,10 +1,11 @@
 //! `strata up`: plans the pending migrations, parses them into steps, and runs them.
 
+use super::analyze::{analyze_parsed, Parsed};
 use super::lock::MigrationLock;
 use super::run::{run_steps, Direction};
 use super::{
-    adopt, analyze, apply, backup, dry_run, open, plan, rewrite, timeouts, EngineError,
-    MigrationStatus, Progress, Project, RunReport, Step,
+    adopt, apply, backup, dry_run, open, plan, timeouts, EngineError, MigrationStatus, Progress,
+    Project, RunReport, Step,
 };
 use crate::db::Target;
 use crate::source::{self, Migration};
@@ -19,16 +20,39 @@ pub struct ApplyOptions {
     pub dry_run: bool,
 }
 
+/// Parses the planned migrations, each once for the whole run (see
+/// [`Parsed`]): bad SQL and unbalanced transactions fail here, before
+/// anything runs.
+pub(super) fn parse_pending(project: &Project, plan: &[usize]) -> Result<Vec<Parsed>, EngineError> {
+    plan.iter()
+        .map(|&i| Parsed::up(&project.config, i, &project.migrations[i]))
+        .collect()
+}
+
+/// Parses the planned migrations and turns them into steps.
 pub(super) fn parse_up_steps<'a>(
     project: &'a Project,
     statuses: &[MigrationStatus],
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
+    up_steps(project, statuses, parse_pending(project, plan)?)
+}
+
+/// The steps of `up` from the migrations parsed once for the run: the
+/// statements that run (rewritten where safe rewrites changed them) and
+/// where an interrupted run resumes.
+pub(super) fn up_steps<'a>(
+    project: &'a Project,
+    statuses: &[MigrationStatus],
+    parsed: Vec<Parsed>,
+) -> Result<Vec<Step<'a>>, EngineError> {
     let rows = plan::RowIndex::new(statuses);
-    plan.iter()
-        .map(|&i| {
+    parsed
+        .into_iter()
+        .map(|p| {
+            let i = p.index;
             let m = &project.migrations[i];
-            let (statements, migration, rewrites) = with_rewrites(project, m, apply::parse(&m.up)?);
+            let (statements, migration, rewrites) = with_rewrites(m, p);
             let row = rows.get(i);
             let resume = match row.filter(|r| r.state != "applied") {
                 Some(r) => {
@@ -64,25 +88,16 @@ pub(super) fn parse_up_steps<'a>(
         .collect()
 }
 
-/// Applies safe rewrites when they are switched on. A rewritten migration
-/// runs outside a transaction, statement by statement.
-pub(super) fn with_rewrites<'a>(
-    project: &Project,
-    m: &'a Migration,
-    statements: Vec<Statement>,
-) -> (Vec<Statement>, std::borrow::Cow<'a, Migration>, Vec<String>) {
-    if !project.config.safe_rewrites {
-        return (statements, std::borrow::Cow::Borrowed(m), Vec::new());
-    }
-    let pg_version = project
-        .config
-        .lint
-        .pg_version
-        .unwrap_or(crate::lint::context::NEWEST_PG);
-    let result = rewrite::rewrite(&statements, m.up.first_line, pg_version);
-    if result.notes.is_empty() {
-        return (statements, std::borrow::Cow::Borrowed(m), Vec::new());
-    }
+/// The statements that run: the safe rewrites' when they changed anything
+/// (see [`Parsed::up`]). A rewritten migration runs outside a
+/// transaction, statement by statement.
+pub(super) fn with_rewrites(
+    m: &Migration,
+    parsed: Parsed,
+) -> (Vec<Statement>, std::borrow::Cow<'_, Migration>, Vec<String>) {
+    let Some(result) = parsed.rewritten else {
+        return (parsed.statements, std::borrow::Cow::Borrowed(m), Vec::new());
+    };
     let mut owned = m.clone();
     owned.up.no_transaction = Some(source::NoTransaction {
         line: None,
@@ -126,12 +141,12 @@ pub async fn up(
     }
     let statuses = project.statuses(&rows);
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
-    let findings = analyze(project, Some(&conn), &plan).await?;
-    // Parse everything before taking the lock: bad SQL must fail before
-    // anything runs.
-    let mut steps = parse_up_steps(project, &statuses, &plan)?;
-    // The steps hold their statements now (see `sql::remember_splits`).
-    crate::sql::remember_splits(false);
+    // Parse everything once, before taking the lock: bad SQL must fail
+    // before anything runs, and analysis, rewrites, backups, the dry run
+    // and apply all use this one parse.
+    let parsed = parse_pending(project, &plan)?;
+    let findings = analyze_parsed(project, Some(&conn), &plan, &parsed).await?;
+    let mut steps = up_steps(project, &statuses, parsed)?;
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
         Some(t) => findings.active().filter(|f| f.risk >= t).count(),

@@ -287,20 +287,41 @@ pub fn lint_migrations(
     report: &HashSet<usize>,
     options: &LintOptions,
 ) -> LintReport {
+    lint_parsed(migrations, report, options, &|_| None)
+}
+
+/// [`lint_migrations`] with the statements the caller already parsed:
+/// `parsed(i)` gives migration `i`'s up statements, or `None` for lint to
+/// split it (and drop it after use). A run parses each file once and hands
+/// the same statements to lint, estimates, rewrites and apply.
+pub fn lint_parsed<'p>(
+    migrations: &[Migration],
+    report: &HashSet<usize>,
+    options: &LintOptions,
+    parsed: &'p dyn Fn(usize) -> Option<&'p [Statement]>,
+) -> LintReport {
     let mut schema = Schema::default();
     let mut out = LintReport::default();
     // What earlier migrations of this run created (see `NewObjects`).
     let mut new = NewObjects::default();
     for (i, m) in migrations.iter().enumerate() {
         let wanted = report.contains(&i);
-        match sql::split(&m.up.text, &m.up.blocks) {
+        let split;
+        let statements = match parsed(i) {
+            Some(statements) => Ok(statements),
+            None => {
+                split = sql::split(&m.up.text, &m.up.blocks);
+                split.as_deref().map_err(Clone::clone)
+            }
+        };
+        match statements {
             Ok(statements) => {
                 if wanted {
                     out.files += 1;
                     out.statements += statements.len();
                     out.findings.extend(lint_script(
                         &m.up,
-                        &statements,
+                        statements,
                         &mut schema,
                         options,
                         &mut new,
@@ -309,14 +330,17 @@ pub fn lint_migrations(
                         // A table the server already has is not new, even
                         // if a migration of the run dropped and re-created
                         // it: somebody may be using it.
+                        let added = std::mem::take(&mut new.added);
                         if let Some(facts) = &options.facts {
-                            new.tables.retain(|k| facts.table(k).is_none());
+                            for k in added.iter().filter(|k| facts.table(k).is_some()) {
+                                new.tables.remove(k);
+                            }
                         }
                     } else {
                         new = NewObjects::default();
                     }
                 } else {
-                    for s in &statements {
+                    for s in statements {
                         for n in s.nodes().iter().filter_map(|n| n.node.as_ref()) {
                             schema.apply(n);
                         }
@@ -679,9 +703,18 @@ pub struct NewObjects {
     pub types: HashSet<String>,
     /// Schemas created.
     pub schemas: HashSet<String>,
+    /// Tables added to `tables` since the driver last looked: only these
+    /// need checking against the server after a migration, so a run of
+    /// many migrations does not re-check every earlier table each time.
+    pub added: Vec<String>,
 }
 
 impl NewObjects {
+    fn add_table(&mut self, key: String) {
+        self.added.push(key.clone());
+        self.tables.insert(key);
+    }
+
     /// Records what `node` creates; a new table stays new under a new name.
     fn track(&mut self, node: &NodeEnum) {
         let in_schema = |rv: &pg_query::protobuf::RangeVar, name: &str| {
@@ -693,7 +726,7 @@ impl NewObjects {
         match node {
             NodeEnum::CreateStmt(c) => {
                 let Some(rv) = &c.relation else { return };
-                self.tables.insert(schema::key(&ast::relation(rv)));
+                self.add_table(schema::key(&ast::relation(rv)));
                 self.indexes
                     .insert(schema::key(&in_schema(rv, &format!("{}_pkey", rv.relname))));
                 for elt in &c.table_elts {
@@ -746,13 +779,13 @@ impl NewObjects {
             }
             NodeEnum::CreateTableAsStmt(c) => {
                 if let Some(rv) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
-                    self.tables.insert(schema::key(&ast::relation(rv)));
+                    self.add_table(schema::key(&ast::relation(rv)));
                 }
             }
             // `SELECT … INTO t` creates t, like CREATE TABLE AS.
             NodeEnum::SelectStmt(s) => {
                 if let Some(rv) = s.into_clause.as_ref().and_then(|i| i.rel.as_ref()) {
-                    self.tables.insert(schema::key(&ast::relation(rv)));
+                    self.add_table(schema::key(&ast::relation(rv)));
                 }
             }
             NodeEnum::IndexStmt(i) => {
@@ -782,7 +815,7 @@ impl NewObjects {
                 if let Some(rv) = &r.relation {
                     if self.tables.remove(&schema::key(&ast::relation(rv))) {
                         // The new name stays in the old one's schema.
-                        self.tables.insert(schema::key(&in_schema(rv, &r.newname)));
+                        self.add_table(schema::key(&in_schema(rv, &r.newname)));
                     }
                 }
             }

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use context::{lint_migrations, LintOptions, StmtCtx};
+pub use context::{lint_migrations, lint_parsed, LintOptions, StmtCtx};
 
 /// How dangerous a finding is.
 #[derive(

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Memory benchmark: peak RSS of `strata up --dry-run` and `strata up` with
+# SMALL and LARGE (defaults 2,000 and 20,000) generated tiny pending
+# migrations (one CREATE TABLE each), measured with GNU time (%M) in the
+# same run, each into a fresh database of one local cluster. Memory must
+# stay flat in the number of pending migrations: the ratio LARGE / SMALL
+# of the peaks should stay near 1 (target: at most 1.5).
+# Also prints wall and CPU time: a dry run that waits on the database
+# (wall far above CPU) makes round trips per migration.
+#
+# Usage: bench/memory.sh [SMALL] [LARGE]     (defaults 2000 and 20000)
+# Env:   STRATA=path/to/strata   the binary to measure (default: this
+#        checkout's debug build, built here; the issue's figures are debug).
+#        MODES="dry-run up"      which commands to measure.
+# Needs: PostgreSQL binaries, psql, GNU time (/usr/bin/time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SMALL=${1:-2000}
+LARGE=${2:-20000}
+MODES=${MODES:-"dry-run up"}
+if [ -z "${STRATA:-}" ]; then
+    cargo build --quiet --bin strata
+    STRATA=$PWD/target/debug/strata
+fi
+work=$(mktemp -d)
+chmod 755 "$work"  # the server may run as the postgres user
+trap '"$STRATA" --config "$work/strata.toml" local destroy -q >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+touch "$work/strata.toml"
+"$STRATA" --config "$work/strata.toml" local start -q
+URL=$("$STRATA" --config "$work/strata.toml" local url)
+admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$URL" -c "$1" >/dev/null; }
+db_url() { echo "$URL" | sed "s#dbname=[^ ]*#dbname=$1#"; }
+
+gen() { # DIR COUNT
+    mkdir -p "$1"
+    for i in $(seq 1 "$2"); do
+        printf 'CREATE TABLE t%d (id bigint PRIMARY KEY, name text);\n' "$i" \
+            > "$1/$(printf '%06d' "$i")_t$i.up.sql"
+    done
+}
+
+# "PEAK_KB WALL_S CPU_S" of a command.
+measure() {
+    local out
+    out=$(mktemp)
+    /usr/bin/time -f '%M %e %U %S' -o "$out" "$@" >/dev/null
+    awk '{printf "%d %.1f %.1f", $1, $2, $3 + $4}' "$out"
+    rm -f "$out"
+}
+
+declare -A peak
+for n in "$SMALL" "$LARGE"; do
+    gen "$work/m$n" "$n"
+    for mode in $MODES; do
+        db="mem_${mode//-/_}_$n"
+        admin "DROP DATABASE IF EXISTS $db"
+        admin "CREATE DATABASE $db"
+        args=(up)
+        [ "$mode" = dry-run ] && args=(up --dry-run)
+        read -r kb wall cpu <<<"$(measure "$STRATA" -q --database-url "$(db_url "$db")" --dir "$work/m$n" "${args[@]}")"
+        peak[$mode,$n]=$kb
+        printf '%-8s %6d migrations: peak RSS %7.1f MB, wall %6.1f s, CPU %6.1f s\n' \
+            "$mode" "$n" "$(awk "BEGIN {print $kb/1024}")" "$wall" "$cpu"
+    done
+done
+for mode in $MODES; do
+    printf '%-8s peak RSS %d / %d migrations = %.2f\n' "$mode" "$LARGE" "$SMALL" \
+        "$(awk "BEGIN {print ${peak[$mode,$LARGE]}/${peak[$mode,$SMALL]}}")"
+done

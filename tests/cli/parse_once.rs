@@ -1,0 +1,96 @@
+//! A run parses each migration once: analysis, estimates, rewrites, backup
+//! decisions, the dry run and apply all use the statements of that one
+//! parse (counted by `sql::parse_count`, per thread: these tests drive the
+//! engine in process, on the test's own thread).
+
+use strata::config::{Config, Flags};
+use strata::engine::{self, ApplyOptions, Project as Loaded};
+use strata::sql::parse_count::splits;
+
+use crate::support::{expect_code, Project, TestDb};
+
+/// A project with an applied first migration (a table of 2,000 rows, so
+/// estimates and backup decisions have something to look at) and
+/// `pending` pending ones of a few statements each.
+async fn project(db: &TestDb, pending: usize) -> Project {
+    let project = Project::applied(
+        db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t SELECT g, 'v' FROM generate_series(1, 2000) g;\n",
+    );
+    project.config("max_lock_hold = \"100ms\"\nsafe_rewrites = true\n");
+    for i in 0..pending {
+        let v = i + 2;
+        project.write(
+            &format!("{v}_m{v}.up.sql"),
+            &format!(
+                "-- strata:allow ban-unbatched-update-delete reason: test\n\n\
+                 CREATE TABLE a{v} (id int);\nCREATE INDEX a{v}_id ON a{v} (id);\n\
+                 DELETE FROM t WHERE id = {v};\nCREATE INDEX t_v_{v} ON t (v);\n"
+            ),
+        );
+    }
+    project
+}
+
+fn load(project: &Project, db: &TestDb) -> (Loaded, strata::Target) {
+    let flags = Flags {
+        database_url: Some(db.url.clone()),
+        ..Flags::default()
+    };
+    let config = Config::resolve_with(&flags, &|_| None, project.path()).unwrap();
+    (
+        Loaded::load(config).unwrap(),
+        strata::Target::parse(&db.url).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn up_and_its_dry_run_parse_each_migration_once() {
+    let db = TestDb::new().await;
+    let pending = 4;
+    let project = project(&db, pending).await;
+    let (loaded, target) = load(&project, &db);
+    let files = (pending + 1) as u64;
+    for dry_run in [true, false] {
+        let before = splits();
+        let options = ApplyOptions {
+            target: None,
+            dry_run,
+        };
+        let report = engine::up(&loaded, &target, &options, &mut |_| {})
+            .await
+            .unwrap();
+        // The applied migration is read once for the schema, each pending
+        // one once for everything, and each safe rewrite's generated SQL
+        // (one per pending migration: `CREATE INDEX t_v_N ON t`) once.
+        assert_eq!(
+            splits() - before,
+            files + pending as u64,
+            "dry_run = {dry_run}"
+        );
+        if dry_run {
+            let sql = report.dry_run_sql.unwrap();
+            assert!(sql.contains("CONCURRENTLY"), "{sql}");
+        } else {
+            assert_eq!(report.applied.len(), pending);
+        }
+    }
+    assert_eq!(db.history().await.len(), pending + 1);
+}
+
+#[tokio::test]
+async fn lint_parses_each_migration_once() {
+    let db = TestDb::new().await;
+    let pending = 3;
+    let project = project(&db, pending).await;
+    let (loaded, target) = load(&project, &db);
+    let before = splits();
+    let report = engine::lint_paths(&[project.migrations()], &loaded.config, Some(&target))
+        .await
+        .unwrap();
+    // Each file once, and each safe rewrite's generated SQL once.
+    assert_eq!(splits() - before, (pending + 1 + pending) as u64);
+    assert!(report.statements >= 4 * pending, "{report:?}");
+    // The same through the CLI, for the record: it still lints.
+    expect_code(&project.run(&db, &["lint"]), 0);
+}
