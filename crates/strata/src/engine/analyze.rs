@@ -445,10 +445,15 @@ async fn add_estimates(
     let mut open = false;
     let mut added = Vec::new();
     for m in indexes.iter().filter_map(|&i| migrations.get(i)) {
-        let Ok(statements) = crate::sql::split(&m.up.text, &m.up.blocks) else {
+        let Ok(mut statements) = crate::sql::split(&m.up.text, &m.up.blocks) else {
             continue;
         };
+        // A backfill runs in short batches: no lock is held for long.
+        let _ = source::mark_backfills(&m.up, &mut statements);
         for (index, stmt) in statements.iter().enumerate() {
+            if stmt.backfill {
+                continue;
+            }
             let line = m.up.first_line + stmt.line - 1;
             let nodes = stmt.nodes();
             let (rv, verb) = match nodes.first().and_then(|n| n.node.as_ref()) {
@@ -535,7 +540,6 @@ async fn add_estimates(
             if ms <= limit_ms {
                 continue;
             }
-            let t = table.clone();
             let mut f = lint::Finding::new(
                 &META,
                 format!(
@@ -544,10 +548,7 @@ async fn add_estimates(
                 ),
             )
             .table(table.clone())
-            .fix(format!(
-                "-- batch it in a `-- strata:no-transaction` migration; repeat until it changes 0 rows:
-{verb} ... WHERE id IN (SELECT id FROM {t} WHERE <the same condition> AND <not yet done> LIMIT 5000);"
-            ));
+            .fix(lint::rules::ban_unbatched_update_delete::backfill_fix(&stmt.sql));
             f.file = m.up.path.clone();
             f.line = line;
             f.column = stmt.column;

@@ -20,8 +20,10 @@ pub use crate::sql::RunMode as Mode;
 /// refused here, before anything runs: run as written, the statements
 /// before the bad `BEGIN` would commit and only then would the problem show.
 pub fn parse(script: &Script) -> Result<Vec<Statement>, EngineError> {
-    let statements = split(script)?;
-    let problems = transaction_problems(script, &statements);
+    let mut statements = split(script)?;
+    // A misplaced `-- strata:backfill` is refused here too, before anything runs.
+    let mut problems = crate::source::mark_backfills(script, &mut statements);
+    problems.extend(transaction_problems(script, &statements));
     if !problems.is_empty() {
         return Err(EngineError::Source(problems));
     }

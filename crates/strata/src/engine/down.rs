@@ -63,6 +63,7 @@ fn parse_down_steps<'a>(
                 statements,
                 resume,
                 backup: None,
+                backfills: Vec::new(),
             })
         })
         .collect()

@@ -59,6 +59,7 @@ pub(super) fn parse_up_steps<'a>(
                 resume,
                 rewrites,
                 backup: None,
+                backfills: Vec::new(),
             })
         })
         .collect()

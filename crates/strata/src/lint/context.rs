@@ -294,7 +294,10 @@ pub fn lint_migrations(
     for (i, m) in migrations.iter().enumerate() {
         let wanted = report.contains(&i);
         match sql::split(&m.up.text, &m.up.blocks) {
-            Ok(statements) => {
+            Ok(mut statements) => {
+                // Rules judge a `-- strata:backfill` statement as batched;
+                // a misplaced one is `validate`'s and `up`'s to report.
+                let _ = crate::source::mark_backfills(&m.up, &mut statements);
                 if wanted {
                     out.files += 1;
                     out.statements += statements.len();
