@@ -19,6 +19,7 @@
 pub mod adopt;
 mod analyze;
 mod apply;
+pub mod backfill;
 pub mod backup;
 mod backups;
 mod baseline;
