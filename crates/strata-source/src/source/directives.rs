@@ -94,8 +94,7 @@ fn parse_allow(args: &str) -> Result<Directive, String> {
 }
 
 /// What a backfill directive may stand above, for messages.
-const BACKFILL_TARGETS: &str =
-    "an UPDATE, a DELETE … WHERE, or an INSERT INTO … SELECT … FROM";
+const BACKFILL_TARGETS: &str = "an UPDATE, a DELETE … WHERE, or an INSERT INTO … SELECT … FROM";
 
 /// Attaches each `-- strata:backfill` of `script` to the statement right
 /// below it (`Statement::backfill`), and returns a problem, at the
@@ -209,9 +208,11 @@ fn backfill_shape(stmt: &Statement) -> Result<(), String> {
         Some(NodeEnum::UpdateStmt(_)) => Ok(()),
         Some(NodeEnum::DeleteStmt(d)) if d.where_clause.is_some() => Ok(()),
         Some(NodeEnum::DeleteStmt(_)) => Err(
-            "a DELETE without WHERE (to delete every row in batches, write `WHERE true`)".to_owned(),
+            "a DELETE without WHERE (to delete every row in batches, write `WHERE true`)"
+                .to_owned(),
         ),
-        Some(NodeEnum::InsertStmt(i)) => match i.select_stmt.as_ref().and_then(|s| s.node.as_ref()) {
+        Some(NodeEnum::InsertStmt(i)) => match i.select_stmt.as_ref().and_then(|s| s.node.as_ref())
+        {
             Some(NodeEnum::SelectStmt(s)) if !s.from_clause.is_empty() => Ok(()),
             Some(NodeEnum::SelectStmt(s)) if !s.values_lists.is_empty() => {
                 Err("an INSERT … VALUES (nothing to batch)".to_owned())
@@ -308,7 +309,10 @@ mod tests {
         let flags: Vec<bool> = statements.iter().map(|s| s.backfill).collect();
         assert_eq!(flags, [false, true, false]);
         let nt = script.no_transaction.unwrap();
-        assert_eq!((nt.line, nt.source.as_str()), (Some(2), "-- strata:backfill"));
+        assert_eq!(
+            (nt.line, nt.source.as_str()),
+            (Some(2), "-- strata:backfill")
+        );
         assert!(nt.is_strata_directive());
         for ok in [
             "-- strata:backfill\nDELETE FROM t WHERE created < now() - interval '1 year';",
@@ -324,20 +328,59 @@ mod tests {
     fn a_misplaced_backfill_is_a_problem_at_its_line() {
         // (text, first line of the script, line of the problem, words of its message)
         let cases = [
-            ("-- strata:backfill\nCREATE INDEX i ON t (a);", 1, 1, "the statement at line 2 is CREATE INDEX"),
-            ("UPDATE t SET a = 1 WHERE a IS NULL;\n-- strata:backfill\n", 5, 6, "no statement below it"),
-            ("UPDATE t\n-- strata:backfill\nSET a = 1;", 1, 2, "inside the statement that starts at line 1"),
-            ("-- strata:backfill\nDELETE FROM t;", 1, 1, "DELETE without WHERE"),
-            ("-- strata:backfill\nINSERT INTO t VALUES (1);", 1, 1, "INSERT … VALUES"),
-            ("BEGIN;\n-- strata:backfill\nUPDATE t SET a = 1;\nCOMMIT;", 1, 2, "inside the file's own BEGIN"),
-            ("-- strata:backfill\n-- strata:backfill\nUPDATE t SET a = 1;", 1, 2, "a second"),
+            (
+                "-- strata:backfill\nCREATE INDEX i ON t (a);",
+                1,
+                1,
+                "the statement at line 2 is CREATE INDEX",
+            ),
+            (
+                "UPDATE t SET a = 1 WHERE a IS NULL;\n-- strata:backfill\n",
+                5,
+                6,
+                "no statement below it",
+            ),
+            (
+                "UPDATE t\n-- strata:backfill\nSET a = 1;",
+                1,
+                2,
+                "inside the statement that starts at line 1",
+            ),
+            (
+                "-- strata:backfill\nDELETE FROM t;",
+                1,
+                1,
+                "DELETE without WHERE",
+            ),
+            (
+                "-- strata:backfill\nINSERT INTO t VALUES (1);",
+                1,
+                1,
+                "INSERT … VALUES",
+            ),
+            (
+                "BEGIN;\n-- strata:backfill\nUPDATE t SET a = 1;\nCOMMIT;",
+                1,
+                2,
+                "inside the file's own BEGIN",
+            ),
+            (
+                "-- strata:backfill\n-- strata:backfill\nUPDATE t SET a = 1;",
+                1,
+                2,
+                "a second",
+            ),
             ("-- strata:backfill\nSELECT 1;", 1, 1, "is SELECT"),
         ];
         for (text, first, line, words) in cases {
             let (_, _, problems) = marked(text, first);
             assert_eq!(problems.len(), 1, "{text}: {problems:?}");
             assert_eq!(problems[0].line, Some(line), "{text}");
-            assert!(problems[0].message.contains(words), "{text}: {}", problems[0].message);
+            assert!(
+                problems[0].message.contains(words),
+                "{text}: {}",
+                problems[0].message
+            );
             assert!(problems[0].help.is_some());
         }
         assert!(matches!(

@@ -20,6 +20,7 @@ pub mod adopt;
 mod analyze;
 mod apply;
 pub mod backfill;
+mod backfill_step;
 pub mod backup;
 mod backups;
 mod baseline;
