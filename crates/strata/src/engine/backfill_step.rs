@@ -131,7 +131,7 @@ impl Runner<'_> {
                 }));
             }
             BackfillEvent::Progress(p) => {
-                if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                if !last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
                     last_log = Some(Instant::now());
                     observer(Progress::Notice(format!(
                         "{label}: backfill: {} rows done of about {} ({:.0} %), {} batches, {:.0} rows/s{}",
@@ -149,7 +149,7 @@ impl Runner<'_> {
             BackfillEvent::Paused { reason, pause } => {
                 // The configured sleep between batches is not news.
                 if !reason.starts_with("sleep")
-                    && last_pause.is_none_or(|t| t.elapsed() >= LOG_EVERY)
+                    && !last_pause.is_some_and(|t| t.elapsed() < LOG_EVERY)
                 {
                     last_pause = Some(Instant::now());
                     observer(Progress::Notice(format!(
