@@ -216,8 +216,15 @@ async fn lint_suggests_the_directive_and_the_rewrite_is_clean() {
     let path = project.write("2_fill.up.sql", "UPDATE items SET note = 'x';\n");
     let out = expect_code(&project.run(&db, &["lint", "--fail-on", "low"]), 3);
     assert!(out.contains("ban-unbatched-update-delete"), "{out}");
-    assert!(
-        out.contains("-- strata:backfill\nUPDATE items SET note = 'x';"),
+    let fix: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "-- strata:backfill")
+        .take(2)
+        .collect();
+    assert_eq!(
+        fix,
+        ["-- strata:backfill", "UPDATE items SET note = 'x';"],
         "{out}"
     );
     std::fs::write(&path, "-- strata:backfill\nUPDATE items SET note = 'x';\n").unwrap();
