@@ -90,7 +90,7 @@ declare -A RATE_OF
 run() { # RUN -> one result line
     local name=$1 dir="$work/run-$1"
     mkdir -p "$dir/migrations"; chmod -R 755 "$dir"
-    psql_ -d strata -c "DROP DATABASE IF EXISTS bf" -c "CREATE DATABASE bf TEMPLATE bf_seed"
+    psql_ -d strata -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS bf" -c "CREATE DATABASE bf TEMPLATE bf_seed"
     psql_ -d bf -c "ALTER TABLE users ADD COLUMN email_lower text" -c "SELECT count(*) FROM users" >/dev/null  # and warm the cache
     printf -- '-- strata:backfill\n%s;\n' "$STATEMENT" > "$dir/migrations/1_email_lower.up.sql"
     local duration=$((PRE + 1200))
@@ -101,7 +101,7 @@ run() { # RUN -> one result line
     local start end rc=0
     start=$(date +%s.%N)
     case $name in
-        naive) psql_ -d bf -c "$STATEMENT" > "$dir/change.out" 2>&1 || rc=$? ;;
+        naive) psql -X -v ON_ERROR_STOP=1 -d bf -c "$STATEMENT" > "$dir/change.out" 2>&1 || rc=$? ;;
         loop10k) psql_ -d bf -f "$work/loop10k.sql" > "$dir/change.out" 2>&1 || rc=$? ;;
         strata) "$STRATA" --config "$work/default/strata.toml" --database-url "host=$PGHOST port=$PGPORT user=postgres dbname=bf" \
                     --dir "$dir/migrations" up > "$dir/change.out" 2>&1 || rc=$? ;;
