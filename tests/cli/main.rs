@@ -5,6 +5,7 @@
 mod support;
 
 mod adopt;
+mod backfill;
 mod backup;
 mod backup_data;
 mod bad_input;
