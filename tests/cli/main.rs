@@ -5,6 +5,7 @@
 mod support;
 
 mod adopt;
+mod backfill;
 mod backfill_directive;
 mod backup;
 mod backup_data;

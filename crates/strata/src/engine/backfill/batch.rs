@@ -86,7 +86,8 @@ pub struct BatchSql {
     pub first: String,
     /// The statement for later batches (keyset: `last < key <= end`).
     pub next: String,
-    /// The same with readable placeholders, for the dry run.
+    /// The later batches' statement with a comment on its parameters,
+    /// for the dry run.
     pub display: String,
 }
 
@@ -100,28 +101,40 @@ pub fn sql(spec: &BackfillSpec, key: &Key) -> Result<BatchSql, BackfillError> {
                 "{q}.ctid >= $1::text::tid AND {q}.ctid < $2::text::tid AND age({q}.xmin) > $3::text::int"
             );
             let statement = spec.batched(&pred)?;
-            let display = spec.batched(&format!(
-                "{q}.ctid >= '(:first_page,0)' AND {q}.ctid < '(:end_page,0)' AND age({q}.xmin) > :since_start"
-            ))?;
             Ok(BatchSql {
                 end_first: None,
                 end_next: None,
                 first: statement.clone(),
+                display: format!(
+                    "-- $1, $2: the batch's first page and the page after its last, as '(page,0)'; $3: transactions since the start (row versions written since are not walked again)\n{statement}"
+                ),
                 next: statement,
-                display,
             })
         }
         KeyKind::PrimaryKey | KeyKind::Unique => {
             let n = key.columns.len();
             let row = key.row(q);
             let bare_row = key.row(table);
+            // Output columns are named k0, k1, …: an output column named
+            // like the key column would make ORDER BY sort the text.
             let select: Vec<String> = key
                 .columns
                 .iter()
-                .map(|c| format!("{table}.{}::text", crate::sql::names::quote_ident(&c.name)))
+                .enumerate()
+                .map(|(i, c)| {
+                    format!(
+                        "{table}.{}::text AS k{i}",
+                        crate::sql::names::quote_ident(&c.name)
+                    )
+                })
                 .collect();
             let select = select.join(", ");
-            let order = key.list();
+            let order: Vec<String> = key
+                .columns
+                .iter()
+                .map(|c| format!("{table}.{}", crate::sql::names::quote_ident(&c.name)))
+                .collect();
+            let order = order.join(", ");
             let end_first = format!(
                 "SELECT {select} FROM {table} WHERE {bare_row} <= {upper} ORDER BY {order} LIMIT 1 OFFSET ${off}::text::bigint",
                 upper = key.params(1),
@@ -139,7 +152,12 @@ pub fn sql(spec: &BackfillSpec, key: &Key) -> Result<BatchSql, BackfillError> {
                 key.params(1),
                 key.params(n + 1)
             ))?;
-            let display = spec.batched(&format!("{row} > (:last) AND {row} <= (:batch_end)"))?;
+            let display = format!(
+                "-- ${}: the key of the previous batch's last row, ${}: of this batch's last row (the batch size on, or the upper bound)\n{next}",
+                if n == 1 { "1".to_owned() } else { format!("1..${n}") },
+                if n == 1 { "2".to_owned() } else { format!("{}..${}", n + 1, 2 * n) },
+                next = next,
+            );
             Ok(BatchSql {
                 end_first: Some(end_first),
                 end_next: Some(end_next),

@@ -71,12 +71,6 @@ impl Key {
         format!("({})", cols.join(", "))
     }
 
-    /// The key columns, unqualified, comma-separated (for ORDER BY).
-    pub fn list(&self) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        cols.join(", ")
-    }
-
     /// Bound values as a row of parameters `$from..`, each read from text
     /// and cast to its column's type: `($1::text::bigint, $2::text::uuid)`.
     pub fn params(&self, from: usize) -> String {

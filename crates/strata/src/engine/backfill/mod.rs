@@ -311,15 +311,23 @@ async fn upper_key(
     key: &Key,
 ) -> Result<Option<Vec<String>>, DbError> {
     let table = spec.keyed_table();
+    // Output columns k0, k1, … and qualified ORDER BY columns: the key's
+    // own order, not its text's.
     let select: Vec<String> = key
         .columns
         .iter()
-        .map(|c| format!("{}::text", crate::sql::names::quote_ident(&c.name)))
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "{table}.{}::text AS k{i}",
+                crate::sql::names::quote_ident(&c.name)
+            )
+        })
         .collect();
     let order: Vec<String> = key
         .columns
         .iter()
-        .map(|c| format!("{} DESC", crate::sql::names::quote_ident(&c.name)))
+        .map(|c| format!("{table}.{} DESC", crate::sql::names::quote_ident(&c.name)))
         .collect();
     let row = conn
         .query_opt(
@@ -491,16 +499,27 @@ pub async fn run(
             pid,
         });
     }
-    let result = Runner {
-        target,
-        conn,
-        id,
-        spec,
-        settings,
-        walk: &w,
-        prepared: &prepared,
+    let result = async {
+        // Prepared once: each batch is then a few round trips that the
+        // server neither parses nor plans again.
+        let setup = conn
+            .prepare("SELECT txid_current()::bigint, set_config('lock_timeout', $1, true)")
+            .await?;
+        let write = conn.prepare(&cursor::write_sql(id)).await?;
+        Runner {
+            target,
+            conn,
+            id,
+            spec,
+            settings,
+            walk: &w,
+            prepared: &prepared,
+            setup: &setup,
+            write: &write,
+        }
+        .run(on_event)
+        .await
     }
-    .run(on_event)
     .await;
     let _ = conn
         .query("SELECT pg_advisory_unlock($1)", &[&id.lock_key()])
@@ -516,6 +535,10 @@ struct Runner<'a> {
     settings: &'a BackfillSettings,
     walk: &'a Walk,
     prepared: &'a Prepared4,
+    /// `txid_current()` and `SET LOCAL lock_timeout`, first in each batch.
+    setup: &'a Prepared,
+    /// The cursor upsert.
+    write: &'a Prepared,
 }
 
 /// How a batch ended.
@@ -788,13 +811,8 @@ impl Runner<'_> {
         let conn = self.conn;
         conn.batch("BEGIN").await?;
         let lock_timeout = format!("{}ms", self.settings.lock_timeout.as_millis().max(1));
-        let row = conn
-            .query_opt(
-                "SELECT txid_current()::bigint, set_config('lock_timeout', $1, true)",
-                &[&lock_timeout],
-            )
-            .await?;
-        let xid: i64 = row.map(|r| r.get(0)).unwrap_or_default();
+        let rows = conn.query_prepared(self.setup, &[&lock_timeout]).await?;
+        let xid: i64 = rows.first().map(|r| r.get(0)).unwrap_or_default();
         let mut next = c.clone();
         let (changed, units) = match self.walk.key.kind {
             KeyKind::Ctid => {
@@ -879,8 +897,8 @@ impl Runner<'_> {
         let step = self.id.step.to_string();
         let state = "running";
         let error: Option<String> = None;
-        conn.execute(
-            &cursor::write_sql(self.id),
+        conn.execute_prepared(
+            self.write,
             &[
                 &self.id.history_name(),
                 &self.id.version,
@@ -1036,25 +1054,22 @@ fn finished(c: &Cursor) -> bool {
 /// runs the command's backfill of `spec`'s table; with `restart`, or when
 /// the last one finished, it starts from the beginning.
 pub async fn command(
-    project: &super::Project,
+    config: &crate::config::Config,
     target: &Target,
     spec: &BackfillSpec,
     settings: &BackfillSettings,
     restart: bool,
     on_event: &mut dyn FnMut(BackfillEvent),
 ) -> Result<BackfillOutcome, EngineError> {
-    let history = project.history();
+    let history = History::new(&config.history_schema, &config.history_table);
     let conn = super::open(target).await?;
     // Bad input fails here, before anything is written.
     let w = walk(&conn, spec).await?;
     validate(&conn, &w).await?;
     if history.layout(&conn).await? != super::history::OWN_TABLES_VERSION {
-        let lock = super::lock::MigrationLock::acquire(
-            target,
-            history.lock_key(),
-            project.config.lock_wait,
-        )
-        .await?;
+        let lock =
+            super::lock::MigrationLock::acquire(target, history.lock_key(), config.lock_wait)
+                .await?;
         history.ensure(&conn).await?;
         lock.release().await?;
     }

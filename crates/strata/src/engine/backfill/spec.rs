@@ -427,7 +427,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             b,
-            "UPDATE users u SET n = n + 1 WHERE u.id > $1::text::int AND u.id <= $2::text::int AND (u.flag OR u.n IS NULL)"
+            "UPDATE users u SET n = n + 1 WHERE (u.id > $1::text::int AND u.id <= $2::text::int) AND (u.flag OR u.n IS NULL)"
         );
         let d = BackfillSpec::from_sql("DELETE FROM t").unwrap();
         assert_eq!(
