@@ -231,6 +231,9 @@ async fn kill_dash_nine_twenty_times_then_resume_gives_the_single_updates_result
         want,
         "killed runs left work to do"
     );
+    // Settings are not part of what a resume checks: the last run goes on
+    // with the default batch time.
+    project.config("");
     let status = project.run(&db, &["status"]);
     let shown = text(&status);
     assert!(
@@ -338,6 +341,24 @@ async fn concurrent_writers_cannot_keep_it_running_and_their_rows_are_untouched_
         check("SELECT count(*)::text FROM users WHERE email_lower = 'app-updated'").await,
         "0"
     );
+    // The upper bound was fixed when it started: rows inserted after it
+    // are never walked, so a continuous insert load cannot keep it going.
+    let upper =
+        check("SELECT cursor->'upper'->>0 FROM strata_progress WHERE kind = 'backfill'").await;
+    let after: i64 = check(&format!(
+        "SELECT count(*)::text FROM users WHERE id > {upper} AND email LIKE 'Plain%' AND email_lower IS NULL"
+    ))
+    .await
+    .parse()
+    .unwrap();
+    assert!(after > 0, "rows were inserted after it started");
+    assert_eq!(
+        check(&format!(
+            "SELECT count(*)::text FROM users WHERE id > {upper} AND email_lower = lower(email)"
+        ))
+        .await,
+        "0"
+    );
 }
 
 /// A backfill that was interrupted refuses to resume with another
@@ -349,7 +370,7 @@ async fn refuses_to_resume_when_the_statement_changed() {
         .await
         .batch(
             "CREATE TABLE t (id int PRIMARY KEY, n int);
-             INSERT INTO t SELECT g, g FROM generate_series(1, 300000) g;
+             INSERT INTO t SELECT g, g FROM generate_series(1, 100000) g;
              ANALYZE t;",
         )
         .await
@@ -364,6 +385,7 @@ async fn refuses_to_resume_when_the_statement_changed() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    project.config("");
     let before = checksum(&db, "t").await;
     let out = project.run(&db, &["backfill", "t", "--set", "n = n + 2"]);
     let all = expect_code(&out, 2);
@@ -516,4 +538,42 @@ async fn dry_run_shows_the_batched_plan() {
     assert!(all.contains("~5,000 rows"), "{all}");
     assert_eq!(checksum(&db, "t").await, before);
     assert!(!db.has_table("public.strata_migrations").await);
+}
+
+/// Killed in the window between a batch's statement and its cursor write
+/// (the cursor row is held by another session, so the write waits): the
+/// batch rolls back with the process, and the resumed backfill ends with
+/// the single UPDATE's result: a batch is never applied twice.
+#[tokio::test]
+async fn a_kill_between_a_batch_and_its_cursor_write_loses_the_batch_not_the_count() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch(
+            "CREATE TABLE t (id int PRIMARY KEY, n int);
+             INSERT INTO t SELECT g, g FROM generate_series(1, 50000) g;
+             ANALYZE t;",
+        )
+        .await
+        .unwrap();
+    let want = reference(&db, "t", "UPDATE t SET n = n * 3").await;
+    let project = Project::new();
+    project.config("[backfill]\nbatch_time = \"2ms\"\n");
+    let mut child = project.spawn(&db, &["backfill", "t", "--set", "n = n * 3"]);
+    let started = Instant::now();
+    while batches_done(&db).await <= 2 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let held = db
+        .hold("SELECT 1 FROM strata_progress WHERE kind = 'backfill' FOR UPDATE")
+        .await;
+    crate::support::wait_for_lock_wait(&db, "INSERT INTO %strata_progress%").await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    held.batch("COMMIT").await.unwrap();
+    project.config("");
+    let out = project.run(&db, &["backfill", "t", "--set", "n = n * 3"]);
+    let all = expect_code(&out, 0);
+    assert_eq!(checksum(&db, "t").await, want, "{all}");
 }
