@@ -131,3 +131,69 @@ fn progress_bar() -> ProgressStyle {
     .expect("invariant: the template is valid")
     .progress_chars("=> ")
 }
+
+/// Renders a backfill's events: on a terminal a bar with rows done, rows/s
+/// and ETA; in logs a progress line every 5 s. Pauses and the start are
+/// always lines.
+pub struct BackfillLive {
+    style: Style,
+    bar: Option<ProgressBar>,
+    last_plain: Option<Instant>,
+}
+
+impl BackfillLive {
+    /// A bar on stderr when it is a terminal and not `-q`.
+    pub fn new(style: &Style) -> BackfillLive {
+        let bar = (!style.quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {elapsed:>4} [{bar:30}] {percent:>3}% {wide_msg}",
+                )
+                .expect("invariant: the template is valid")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        BackfillLive {
+            style: *style,
+            bar,
+            last_plain: None,
+        }
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, e: &strata::engine::backfill::BackfillEvent) {
+        use strata::engine::backfill::BackfillEvent;
+        if let BackfillEvent::Progress(p) = e {
+            if let Some(bar) = &self.bar {
+                bar.set_length(1000);
+                bar.set_position((p.fraction * 1000.0).round() as u64);
+                bar.set_message(strata::report::backfill::progress_line(p));
+                return;
+            }
+            if self
+                .last_plain
+                .is_some_and(|t| t.elapsed() < PLAIN_PROGRESS_EVERY)
+            {
+                return;
+            }
+            self.last_plain = Some(Instant::now());
+        }
+        if let Some(line) = strata::report::backfill::event(e, &self.style) {
+            match &self.bar {
+                Some(bar) => bar.suspend(|| strata::report::err(&line)),
+                None => strata::report::err(&line),
+            }
+        }
+    }
+}
+
+impl Drop for BackfillLive {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

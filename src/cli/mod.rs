@@ -7,6 +7,7 @@
 
 mod adopt;
 mod args;
+mod backfill;
 mod backup;
 mod backups;
 mod baseline;
@@ -64,6 +65,7 @@ enum Command {
     Lint(lint::Args),
     Rules(rules::Args),
     Explain(explain::Args),
+    Backfill(backfill::Args),
     Backup(backup::Args),
     Backups(backups::Args),
     Restore(restore::Args),
@@ -143,6 +145,7 @@ pub fn main() -> ExitCode {
             Command::Lint(args) => lint::exec(args, &ctx).await,
             Command::Rules(args) => rules::exec(args, &ctx),
             Command::Explain(args) => explain::exec(args, &ctx),
+            Command::Backfill(args) => backfill::exec(args, &ctx).await,
             Command::Backup(args) => backup::exec(args, &ctx).await,
             Command::Backups(args) => backups::exec(args, &ctx),
             Command::Restore(args) => restore::exec(args, &ctx).await,

@@ -23,6 +23,9 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         strata::report::out(&strata::report::status_json(&statuses));
     } else {
         strata::report::out(&strata::report::status_table(&statuses, &ctx.style));
+        if let Some(text) = strata::report::backfill::status(&report.backfills, &ctx.style) {
+            strata::report::out(&text);
+        }
         let block_on = project.config.lint.block_on;
         if report.findings.active().next().is_some() && !ctx.global.quiet {
             let text = strata::report::findings(

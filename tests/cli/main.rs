@@ -5,6 +5,8 @@
 mod support;
 
 mod adopt;
+mod backfill;
+mod backfill_directive;
 mod backup;
 mod backup_data;
 mod bad_input;

@@ -128,6 +128,8 @@ pub struct FileConfig {
     pub index_build_retries: Option<u32>,
     /// Lint settings.
     pub lint: Option<LintFileConfig>,
+    /// Backfill settings (`[backfill]`).
+    pub backfill: Option<BackfillFileConfig>,
     /// `${name}` values for files that opt in with `-- strata:placeholders`.
     pub placeholders: Option<BTreeMap<String, String>>,
     /// `[env.NAME]` tables: any of the settings above, applied over the top
@@ -295,6 +297,60 @@ impl<'de> serde::Deserialize<'de> for OffOrDuration {
     }
 }
 
+/// The `[backfill]` table of `strata.toml`: how batched data changes
+/// (`strata backfill`, `-- strata:backfill`) pace themselves.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillFileConfig {
+    /// How long each batch should take (default `50ms`): it bounds how long
+    /// an application write waits for a row a batch has locked.
+    pub batch_time: Option<DurationSetting>,
+    /// Pause between batches (default `0s`).
+    pub sleep: Option<DurationSetting>,
+    /// Pause while a replica lags more than this (default: the top-level
+    /// `max_replication_lag`, else off).
+    pub max_replication_lag: Option<OffOrDuration>,
+    /// `VACUUM (ANALYZE)` the table after the backfill (default false).
+    pub vacuum_after: Option<bool>,
+}
+
+/// Backfill settings, resolved (see [`BackfillFileConfig`]); the lock
+/// settings come from the top level, as for migration statements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillSettings {
+    /// Target duration of one batch.
+    pub batch_time: Duration,
+    /// Pause between batches.
+    pub sleep: Duration,
+    /// Pause while a replica lags more than this.
+    pub max_replication_lag: Option<Duration>,
+    /// `VACUUM (ANALYZE)` after.
+    pub vacuum_after: bool,
+    /// `lock_timeout` of each batch.
+    pub lock_timeout: Duration,
+    /// How long a batch is retried after lock timeouts.
+    pub lock_retry_budget: Duration,
+    /// The watchdog's limits while a batch runs.
+    pub max_lock_hold: Option<Duration>,
+    /// See [`Config::max_blocked_queries`].
+    pub max_blocked_queries: Option<u32>,
+}
+
+impl Default for BackfillSettings {
+    fn default() -> Self {
+        BackfillSettings {
+            batch_time: Duration::from_millis(50),
+            sleep: Duration::ZERO,
+            max_replication_lag: None,
+            vacuum_after: false,
+            lock_timeout: Duration::from_millis(30),
+            lock_retry_budget: Duration::from_secs(600),
+            max_lock_hold: Some(DEFAULT_MAX_LOCK_HOLD),
+            max_blocked_queries: None,
+        }
+    }
+}
+
 /// The `[lint]` table of `strata.toml`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -428,6 +484,8 @@ pub struct Config {
     pub max_lock_hold: Option<Duration>,
     /// See [`FileConfig::max_replication_lag`].
     pub max_replication_lag: Option<Duration>,
+    /// `[backfill]`.
+    pub backfill: BackfillSettings,
     /// See [`FileConfig::index_build_retries`].
     pub index_build_retries: u32,
 }
@@ -590,7 +648,10 @@ impl Config {
                 )));
             }
         }
+        let backfill = backfill_settings(&file, lock_timeout, lock_retry_budget, max_lock_hold)
+            .map_err(&invalid)?;
         Ok(Config {
+            backfill,
             backup,
             backup_dir,
             backup_min_rows,
@@ -635,6 +696,33 @@ pub const DEFAULT_MAX_LOCK_HOLD: Duration = Duration::from_secs(1);
 const MIN_LOCK_HOLD: Duration = Duration::from_millis(100);
 /// Above this the limit protects nothing; `off` says so honestly.
 const MAX_LOCK_HOLD: Duration = Duration::from_secs(3600);
+
+fn backfill_settings(
+    file: &FileConfig,
+    lock_timeout: Duration,
+    lock_retry_budget: Duration,
+    max_lock_hold: Option<Duration>,
+) -> Result<BackfillSettings, String> {
+    let section = file.backfill.clone().unwrap_or_default();
+    let defaults = BackfillSettings::default();
+    let batch_time = section.batch_time.map_or(defaults.batch_time, |d| d.value);
+    if batch_time.is_zero() {
+        return Err("[backfill] batch_time: must be above 0 (e.g. 50ms)".into());
+    }
+    Ok(BackfillSettings {
+        batch_time,
+        sleep: section.sleep.map_or(defaults.sleep, |d| d.value),
+        max_replication_lag: match section.max_replication_lag {
+            Some(setting) => setting.value,
+            None => file.max_replication_lag.as_ref().map(|d| d.value),
+        },
+        vacuum_after: section.vacuum_after.unwrap_or(false),
+        lock_timeout,
+        lock_retry_budget,
+        max_lock_hold,
+        max_blocked_queries: file.max_blocked_queries.filter(|n| *n > 0),
+    })
+}
 
 fn lint_settings(file: &FileConfig) -> Result<LintSettings, String> {
     use crate::lint::{rules, Risk};
@@ -970,6 +1058,18 @@ index_build_retries = 2
 # that statement is not retried (it would stall again), its transaction is
 # rolled back and the message gives the safe alternative. "off" disables both.
 max_lock_hold = "1s"
+
+[backfill]
+# Batched data changes (`strata backfill`, `-- strata:backfill`): each batch
+# is one short transaction sized to take about batch_time (it bounds how long
+# an application write waits for a row a batch holds), with an optional sleep
+# between batches; batches pause while a replica lags more than
+# max_replication_lag ("off", default: the top-level setting).
+batch_time = "50ms"
+sleep = "0s"
+# max_replication_lag = "30s"
+# VACUUM (ANALYZE) the table afterwards.
+vacuum_after = false
 
 [lint]
 # Rules to switch off (`strata rules` lists them).

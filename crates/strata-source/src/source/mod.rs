@@ -22,7 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use checksum::{checksum, normalize, CHECKSUM_ALGORITHM};
-pub use directives::{parse_strata_directive, Directive};
+pub use directives::{mark_backfills, parse_strata_directive, Directive};
 pub use version::{Version, VersionKey};
 
 /// A migration directory layout. Each one follows the conventions of the tool
@@ -126,10 +126,11 @@ impl Format {
 }
 
 impl NoTransaction {
-    /// True when it is Strata's own `-- strata:no-transaction`, which other
+    /// True when it is one of Strata's own directives
+    /// (`-- strata:no-transaction`, `-- strata:backfill`), which other
     /// tools read as a comment.
     pub fn is_strata_directive(&self) -> bool {
-        self.source == "-- strata:no-transaction"
+        self.source == "-- strata:no-transaction" || self.source == directives::BACKFILL
     }
 }
 

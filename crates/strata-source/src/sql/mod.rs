@@ -49,6 +49,10 @@ pub struct Statement {
     /// nested too deeply for the tree to be handed over): it runs as
     /// written, but the analysis cannot look inside it.
     pub unparsed: Option<String>,
+    /// Whether a `-- strata:backfill` directive stands above it: it runs
+    /// as a batched, resumable backfill instead of as one statement (set
+    /// by `source::mark_backfills`, which checks the directive's place).
+    pub backfill: bool,
 }
 
 /// Parse trees, protobuf-encoded one after the other (length-delimited).
@@ -369,6 +373,7 @@ impl<'t> Builder<'t> {
             transaction,
             tree: Tree::of(node.as_slice()),
             unparsed,
+            backfill: false,
         });
     }
 
@@ -561,6 +566,7 @@ pub fn do_block_statements(stmt: &Statement) -> Vec<Statement> {
                 transaction,
                 tree: Tree::of(&nodes),
                 unparsed: None,
+                backfill: false,
             })
         })
         .collect()

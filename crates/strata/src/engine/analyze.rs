@@ -537,7 +537,12 @@ async fn add_estimates<'p>(
         let (Some(m), Some(statements)) = (migrations.get(i), parsed(i)) else {
             continue;
         };
+        // A backfill runs in short batches: no lock is held for long
+        // (`apply::parse` marked its statement).
         for (index, stmt) in statements.iter().enumerate() {
+            if stmt.backfill {
+                continue;
+            }
             let line = m.up.first_line + stmt.line - 1;
             let nodes = stmt.nodes();
             let (rv, verb) = match nodes.first().and_then(|n| n.node.as_ref()) {
@@ -624,7 +629,6 @@ async fn add_estimates<'p>(
             if ms <= limit_ms {
                 continue;
             }
-            let t = table.clone();
             let mut f = lint::Finding::new(
                 &META,
                 format!(
@@ -633,10 +637,7 @@ async fn add_estimates<'p>(
                 ),
             )
             .table(table.clone())
-            .fix(format!(
-                "-- batch it in a `-- strata:no-transaction` migration; repeat until it changes 0 rows:
-{verb} ... WHERE id IN (SELECT id FROM {t} WHERE <the same condition> AND <not yet done> LIMIT 5000);"
-            ));
+            .fix(lint::rules::ban_unbatched_update_delete::backfill_fix(&stmt.sql));
             f.file = m.up.path.clone();
             f.line = line;
             f.column = stmt.column;

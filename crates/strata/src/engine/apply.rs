@@ -20,8 +20,11 @@ pub use crate::sql::RunMode as Mode;
 /// refused here, before anything runs: run as written, the statements
 /// before the bad `BEGIN` would commit and only then would the problem show.
 pub fn parse(script: &Script) -> Result<Vec<Statement>, EngineError> {
-    let statements = split(script)?;
-    let problems = transaction_problems(script, &statements);
+    let mut statements = split(script)?;
+    // A misplaced `-- strata:backfill` is refused here too, before anything runs.
+    let mut problems = crate::source::mark_backfills(script, &mut statements);
+    problems.extend(super::backfill_step::spec_problems(script, &statements));
+    problems.extend(transaction_problems(script, &statements));
     if !problems.is_empty() {
         return Err(EngineError::Source(problems));
     }
@@ -91,6 +94,10 @@ pub struct Runner<'a> {
     pub(super) watchdog: Option<super::watchdog::Watchdog>,
     /// Extra attempts for a CONCURRENTLY build that failed transiently.
     pub(super) index_build_attempts: u32,
+    /// Where the backfill engine opens its watchdog's connection.
+    pub(super) target: &'a crate::db::Target,
+    /// How `-- strata:backfill` statements pace themselves (`[backfill]`).
+    pub(super) backfill: crate::config::BackfillSettings,
 }
 
 /// Where a migration starts: statement `at` (0-based), after an earlier
@@ -981,6 +988,28 @@ impl Runner<'_> {
                     &instead
                 }
             };
+            if stmt.backfill && !in_user_tx {
+                // Batched by the backfill engine, each batch committed with
+                // its cursor; the statement is recorded once it finished.
+                let done = async {
+                    self.run_backfill(ledger.direction(), m, script, statements, i, from, observer)
+                        .await?;
+                    self.progress_done(ledger, m, statements, i + 1, pid)
+                        .await?;
+                    Ok::<(), EngineError>(())
+                }
+                .await;
+                if let Err(error) = done {
+                    let message = Some(error.to_string());
+                    let _ = self
+                        .progress_state(ledger, m, statements, "failed", i, None, message)
+                        .await;
+                    return Err(error);
+                }
+                last_safe = i + 1;
+                i += 1;
+                continue;
+            }
             // Outside the file's own transactions, a statement that may run
             // in a transaction is wrapped with its progress write, so both
             // commit together (as-written files too).

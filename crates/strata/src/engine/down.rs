@@ -63,6 +63,7 @@ fn parse_down_steps<'a>(
                 statements,
                 resume,
                 backup: None,
+                backfills: Vec::new(),
             })
         })
         .collect()
@@ -82,6 +83,7 @@ pub async fn down(
     let mut steps = parse_down_steps(project, &statuses, &plan)?;
     if options.dry_run {
         backup::describe(&project.config, &conn, &mut steps, true).await?;
+        dry_run::plan_backfills(&conn, &project.config.backfill, &mut steps).await;
         return Ok(RunReport {
             dry_run_sql: Some(dry_run::dry_run_down(&history, &timeouts(project), &steps)),
             ..RunReport::default()

@@ -47,7 +47,7 @@ pub(super) fn dry_run_up(
                 out.push_str("-- on a lock timeout (55P03) the transaction is rolled back and retried with backoff\n");
             }
             _ => {
-                outside_transaction(&mut out, history, timeouts, &body);
+                outside_transaction(&mut out, history, timeouts, &body, &step.backfills);
                 out.push_str(&format!(
                     "BEGIN;\n{}\nCOMMIT;\n",
                     history.record_display(m, step.statements.len(), &actor)
@@ -109,7 +109,7 @@ pub(super) fn dry_run_down(
                 out.push_str(&forget);
             }
             _ => {
-                outside_transaction(&mut out, history, timeouts, &body);
+                outside_transaction(&mut out, history, timeouts, &body, &step.backfills);
                 out.push_str(&format!("BEGIN;\n{forget}"));
             }
         }
@@ -127,6 +127,7 @@ fn outside_transaction(
     history: &History,
     timeouts: &apply::Timeouts,
     body: &[&Statement],
+    backfills: &[(usize, String)],
 ) {
     out.push_str(&format!(
         "-- progress is recorded in {} after each statement\n",
@@ -136,8 +137,23 @@ fn outside_transaction(
     // may run in a transaction are wrapped with their progress
     // write; a block's progress is written before its COMMIT.
     let mut in_block = false;
+    let mut plans = backfills.iter();
     for s in body {
         use crate::sql::TransactionBehavior as T;
+        if s.backfill && !in_block {
+            // The engine's batches, not the statement, run (see `backfill_step`).
+            out.push_str(&format!(
+                "-- strata:backfill, run in batches:\n--   {};\n",
+                s.sql.replace('\n', "\n--   ")
+            ));
+            match plans.next() {
+                Some((_, plan)) => out.push_str(plan),
+                None => out.push_str(
+                    "--   (the batched plan needs the database: `strata up --dry-run`)\n",
+                ),
+            }
+            continue;
+        }
         let wrap = s.transaction == T::Any && !in_block;
         let settings = if wrap {
             format!("BEGIN; {}", timeouts.local_settings())
@@ -168,4 +184,67 @@ fn outside_transaction(
             out.push_str("COMMIT;\n");
         }
     }
+}
+
+/// Fills each step's `backfills` with the batched plan of its
+/// `-- strata:backfill` statements (`backfill::plan`: key, bounds, first
+/// batch, estimates; nothing is written). A statement that needs the
+/// statements before it (a column added just above) cannot be planned
+/// before they run; the plan says so instead.
+pub(super) async fn plan_backfills(
+    conn: &crate::db::Connection,
+    settings: &crate::config::BackfillSettings,
+    steps: &mut [Step<'_>],
+) {
+    for step in steps.iter_mut() {
+        let at = step.resume.at;
+        let mut plans = Vec::new();
+        for (i, s) in step.statements.iter().enumerate().skip(at) {
+            if !s.backfill {
+                continue;
+            }
+            let text = match super::backfill::BackfillSpec::from_sql(&s.sql) {
+                Ok(spec) => match super::backfill::plan(conn, &spec, settings).await {
+                    Ok(plan) => describe_plan(&plan, settings),
+                    Err(e) => format!(
+                        "--   no plan now: {} (in a dry run, the statements above it have not run)\n",
+                        e.to_string().replace('\n', " ")
+                    ),
+                },
+                Err(e) => format!("--   {}\n", e.to_string().replace('\n', " ")),
+            };
+            plans.push((i, text));
+        }
+        step.backfills = plans;
+    }
+}
+
+/// The plan's lines, as comments.
+fn describe_plan(
+    plan: &super::backfill::BackfillPlan,
+    settings: &crate::config::BackfillSettings,
+) -> String {
+    let mut out = format!("--   key: {} ({})\n", plan.key.describe(), plan.key.reason);
+    match (&plan.upper, &plan.first_batch) {
+        (Some(upper), Some(first)) => {
+            out.push_str(&format!(
+                "--   upper bound, fixed when it starts: {upper}\n"
+            ));
+            out.push_str(&format!("--   first batch: {first}\n"));
+        }
+        _ => out.push_str(&format!("--   {} is empty: no batch\n", plan.table)),
+    }
+    out.push_str(&format!(
+        "--   about {} rows of {}: about {} batch(es) of {} ms, about {:.1} s\n",
+        plan.estimated_rows.max(0),
+        plan.table,
+        plan.estimated_batches,
+        settings.batch_time.as_millis(),
+        plan.estimated_duration.as_secs_f64()
+    ));
+    out.push_str(&format!(
+        "--   each batch, in its own transaction with its cursor in strata_progress:\n--   {}\n",
+        plan.batch_sql.replace('\n', "\n--   ")
+    ));
+    out
 }

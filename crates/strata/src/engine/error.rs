@@ -217,6 +217,9 @@ pub enum EngineError {
         /// What to do.
         help: String,
     },
+    /// A backfill refused or failed (`engine::backfill`).
+    #[error(transparent)]
+    Backfill(#[from] super::backfill::BackfillError),
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {
@@ -252,6 +255,7 @@ impl EngineError {
             | EngineError::Usage { .. } => exit::BAD_INPUT,
             EngineError::Blocked { .. } => exit::CHECK_FAILED,
             EngineError::Db(e) => crate::error::Failure::exit_code(e),
+            EngineError::Backfill(e) => e.exit_code(),
             EngineError::LocalPg(_)
             | EngineError::LockTimeout { .. }
             | EngineError::MigrationFailed { .. }

@@ -221,6 +221,16 @@ impl History {
         &self.table
     }
 
+    /// `strata_progress`, qualified and quoted (backfill cursors).
+    pub fn progress_table(&self) -> &str {
+        &self.progress
+    }
+
+    /// The history table's name, unquoted: its key in `strata_progress`.
+    pub fn name(&self) -> &str {
+        &self.table_name
+    }
+
     /// The DDL that creates the newest layout of Strata's tables where
     /// they do not exist, as `ensure` runs it (shown by dry runs).
     pub fn create_sql(&self) -> String {

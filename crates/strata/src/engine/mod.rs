@@ -19,6 +19,8 @@
 pub mod adopt;
 mod analyze;
 mod apply;
+pub mod backfill;
+mod backfill_step;
 pub mod backup;
 mod backups;
 mod baseline;
@@ -305,6 +307,9 @@ struct Step<'a> {
     /// Dry runs: what will be backed up before the step runs (the real
     /// run decides right before each step, see `backup`).
     backup: Option<String>,
+    /// Dry runs: the batched plan of each `-- strata:backfill` statement
+    /// (its index, the plan's lines; see `dry_run::plan_backfills`).
+    backfills: Vec<(usize, String)>,
 }
 
 fn timeouts(project: &Project) -> apply::Timeouts {

@@ -10,7 +10,7 @@ use crate::source::Migration;
 
 async fn runner<'a>(
     project: &Project,
-    target: &Target,
+    target: &'a Target,
     conn: &'a Connection,
     history: &'a History,
     actor: &'a str,
@@ -34,6 +34,8 @@ async fn runner<'a>(
         wait: project.config.lock_wait,
         timeouts: timeouts(project),
         index_build_attempts: project.config.index_build_retries,
+        target,
+        backfill: project.config.backfill.clone(),
     })
 }
 

@@ -11,12 +11,17 @@ pub struct StatusReport {
     pub migrations: Vec<MigrationStatus>,
     /// Findings in pending migrations.
     pub findings: crate::lint::LintReport,
+    /// Backfills recorded in `strata_progress` (running, interrupted,
+    /// failed or done).
+    pub backfills: Vec<super::backfill::ProgressRow>,
 }
 
 /// Reads every migration's state and analyses the pending ones.
 pub async fn status(project: &Project, target: &Target) -> Result<StatusReport, EngineError> {
     let conn = target.connect().await?;
-    let rows = project.history().read(&conn).await?;
+    let history = project.history();
+    let rows = history.read(&conn).await?;
+    let backfills = super::backfill::progress_rows(&conn, &history).await?;
     let migrations = project.statuses(&rows);
     let pending: Vec<usize> = migrations
         .iter()
@@ -31,5 +36,6 @@ pub async fn status(project: &Project, target: &Target) -> Result<StatusReport, 
     Ok(StatusReport {
         migrations,
         findings,
+        backfills,
     })
 }

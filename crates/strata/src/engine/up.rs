@@ -83,6 +83,7 @@ pub(super) fn up_steps<'a>(
                 resume,
                 rewrites,
                 backup: None,
+                backfills: Vec::new(),
             })
         })
         .collect()
@@ -160,6 +161,7 @@ pub async fn up(
     }
     if options.dry_run {
         backup::describe(&project.config, &conn, &mut steps, false).await?;
+        dry_run::plan_backfills(&conn, &project.config.backfill, &mut steps).await;
         return Ok(RunReport {
             dry_run_sql: Some(dry_run::dry_run_up(&history, &timeouts(project), &steps)),
             blocked: blocking > 0,

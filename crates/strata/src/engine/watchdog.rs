@@ -332,7 +332,7 @@ pub(super) fn describe(d: Duration) -> String {
 /// lock too long, by the kind of statement.
 pub fn safe_alternative(stmt: &crate::sql::Statement) -> String {
     use pg_query::protobuf::{AlterTableType, ConstrType};
-    let batched = "backfill in batches of a few thousand rows, each committed on its own, in a `-- strata:no-transaction` migration (repeat `UPDATE t SET ... WHERE id IN (SELECT id FROM t WHERE <not yet done> LIMIT 5000)` until it changes 0 rows); keep ALTER TABLE in a migration of its own, so no ACCESS EXCLUSIVE lock is held while rows are written (expand/contract)";
+    let batched = "run it as a backfill in short batches, each committed on its own: put `-- strata:backfill` on the line above it; keep ALTER TABLE in a migration of its own, so no ACCESS EXCLUSIVE lock is held while rows are written (expand/contract)";
     let generic = "split the change so that no statement holds a lock on a busy table for long: batches committed one by one, CONCURRENTLY forms, NOT VALID then VALIDATE, or an expand/contract plan (new column or table, batched backfill, switch the application, drop the old one)";
     let nodes = stmt.nodes();
     let Some(node) = nodes.first().and_then(|n| n.node.as_ref()) else {

@@ -310,7 +310,12 @@ pub fn lint_parsed<'p>(
         let statements = match parsed(i) {
             Some(statements) => Ok(statements),
             None => {
-                split = sql::split(&m.up.text, &m.up.blocks);
+                // Rules judge a `-- strata:backfill` statement as batched;
+                // a misplaced one is `validate`'s and `up`'s to report.
+                split = sql::split(&m.up.text, &m.up.blocks).map(|mut statements| {
+                    let _ = crate::source::mark_backfills(&m.up, &mut statements);
+                    statements
+                });
                 split.as_deref().map_err(Clone::clone)
             }
         };

@@ -22,6 +22,7 @@
 //! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
 
 pub mod adopt;
+pub mod backfill;
 pub mod changelog;
 pub mod lint;
 pub mod monitor;

@@ -390,6 +390,14 @@ pub fn script(
                         source: "-- strata:no-transaction".to_owned(),
                     });
                 }
+                // A backfill commits batch by batch, so its file runs
+                // outside a transaction, statement by statement.
+                if directive == Directive::Backfill && no_transaction.is_none() {
+                    no_transaction = Some(NoTransaction {
+                        line: Some(line_no),
+                        source: super::directives::BACKFILL.to_owned(),
+                    });
+                }
                 directives.push((line_no, directive));
             }
             Some(Err(message)) => {

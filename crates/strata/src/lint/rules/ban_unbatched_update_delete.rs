@@ -17,12 +17,12 @@ Flags `UPDATE` and `DELETE` without a `WHERE` clause on an existing table. A `DE
 One statement locks every row it touches until the transaction commits: application writes to those rows wait, replicas lag behind a single huge transaction, and the table bloats with a dead copy of every row.
 
 ## Safe rewrite
-Backfill in batches of a few thousand rows, each in its own transaction, with a pause between batches.
+Put `-- strata:backfill` on the line above the statement: Strata's runner then runs it as a batched backfill (keyset batches of about 50 ms, each committed with its cursor, throttled, resumed where it stopped after a crash), in every layout; the file runs outside a transaction. A statement that already has the directive is not flagged. With `--external` (another tool runs the file and reads the directive as a comment), batch it by hand: a few thousand rows per transaction, repeated until it changes nothing.
 
 ## Example
 ```sql
--- repeat until it updates 0 rows:
-UPDATE users SET plan = 'free' WHERE id IN (SELECT id FROM users WHERE plan IS NULL LIMIT 5000);
+-- strata:backfill
+UPDATE users SET plan = 'free';
 ```",
 };
 
@@ -35,6 +35,11 @@ impl Rule for BanUnbatchedUpdateDelete {
     }
 
     fn check(&self, ctx: &StmtCtx<'_>, out: &mut Vec<Finding>) {
+        // Strata's runner batches a statement under `-- strata:backfill`;
+        // another tool reads the directive as a comment.
+        if ctx.stmt.backfill && !ctx.options.external_runner {
+            return;
+        }
         let (rv, delete) = match ctx.node {
             NodeEnum::UpdateStmt(u) if u.where_clause.is_none() => (u.relation.as_ref(), false),
             NodeEnum::DeleteStmt(d) if d.where_clause.is_none() => (d.relation.as_ref(), true),
@@ -46,17 +51,39 @@ impl Rule for BanUnbatchedUpdateDelete {
             return;
         }
         let t = table.clone();
+        let external = ctx.options.external_runner;
         let finding = if delete {
+            let fix = if external {
+                format!("-- if you really mean every row, back up first and delete in batches:\nDELETE FROM {t} WHERE ctid IN (SELECT ctid FROM {t} LIMIT 5000);")
+            } else {
+                format!("-- if you really mean every row, back up first; Strata deletes in batches:\n{}", backfill_fix(&format!("DELETE FROM {t} WHERE true")))
+            };
             Finding::new(&META, format!("DELETE without WHERE removes every row of {table} in one transaction"))
                 .risk(Risk::High)
-                .fix(format!("-- if you really mean every row, back up first and delete in batches:\nDELETE FROM {t} WHERE ctid IN (SELECT ctid FROM {t} LIMIT 5000);"))
+                .fix(fix)
         } else {
-            let set = ctx.stmt.sql.to_ascii_lowercase().find(" set ").map(|i| ctx.stmt.sql[i + 5..].trim().to_owned()).unwrap_or_else(|| "...".into());
+            let fix = if external {
+                let set = ctx.stmt.sql.to_ascii_lowercase().find(" set ").map(|i| ctx.stmt.sql[i + 5..].trim().to_owned()).unwrap_or_else(|| "...".into());
+                format!("-- batch it; repeat until 0 rows are updated:\nUPDATE {t} SET {set} WHERE ctid IN (SELECT ctid FROM {t} WHERE {} LIMIT 5000);", not_yet_updated(ctx).unwrap_or_else(|| "<not yet updated: say how to tell>".to_owned()))
+            } else {
+                backfill_fix(&ctx.stmt.sql)
+            };
             Finding::new(&META, format!("UPDATE without WHERE rewrites every row of {table} in one transaction, locking them all until it commits"))
-                .fix(format!("-- batch it; repeat until 0 rows are updated:\nUPDATE {t} SET {set} WHERE ctid IN (SELECT ctid FROM {t} WHERE {} LIMIT 5000);", not_yet_updated(ctx).unwrap_or_else(|| "<not yet updated: say how to tell>".to_owned())))
+                .fix(fix)
         };
         out.push(finding.table(table));
     }
+}
+
+/// The safe rewrite for Strata's runner: the same statement under
+/// `-- strata:backfill`, which runs it in short batches, each committed
+/// with its cursor, resumable after a crash. A comment, so it is valid in
+/// every layout (goose, golang-migrate, Flyway, diesel, …).
+pub fn backfill_fix(sql: &str) -> String {
+    format!(
+        "-- run it as a batched, resumable backfill (the file then runs outside a transaction):\n-- strata:backfill\n{};",
+        sql.trim().trim_end_matches(';')
+    )
 }
 
 /// `a IS DISTINCT FROM v OR …` for an UPDATE that sets every column to a
@@ -86,15 +113,23 @@ fn not_yet_updated(ctx: &StmtCtx<'_>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::test_utils::{check_fires, check_ok};
+    use crate::lint::test_utils::{check_fires, check_ok, lint_after};
+    use crate::lint::LintOptions;
 
-    /// Issue 11, item 13: a constant SET says which rows are left.
+    /// Issue 11, item 13: a constant SET says which rows are left (for a
+    /// file another tool runs, which cannot read the directive).
     #[test]
     fn batches_know_which_rows_are_left() {
-        let f = check_fires("ban-unbatched-update-delete", "UPDATE users SET plan = 'free', score = 0;");
+        let external = LintOptions { external_runner: true, ..LintOptions::default() };
+        let fires = |sql: &str| {
+            lint_after(&[], sql, &external).into_iter().find(|f| f.rule == "ban-unbatched-update-delete").unwrap()
+        };
+        let f = fires("UPDATE users SET plan = 'free', score = 0;");
         assert!(f.fix.unwrap().contains("WHERE plan IS DISTINCT FROM 'free' OR score IS DISTINCT FROM 0 LIMIT 5000"));
-        let f = check_fires("ban-unbatched-update-delete", "UPDATE users SET score = score + 1;");
+        let f = fires("UPDATE users SET score = score + 1;");
         assert!(f.fix.unwrap().contains("<not yet updated: say how to tell>"));
+        // The directive means nothing to that tool: still flagged.
+        fires("-- strata:backfill\nUPDATE users SET score = score + 1;");
     }
     use crate::lint::Risk;
 
@@ -102,6 +137,24 @@ mod tests {
     fn fires_on_whole_table_dml() {
         assert_eq!(check_fires("ban-unbatched-update-delete", "UPDATE users SET plan = 'free';").risk, Risk::Medium);
         assert_eq!(check_fires("ban-unbatched-update-delete", "DELETE FROM users;").risk, Risk::High);
+    }
+
+    /// Issue 8: the safe rewrite is the same statement under
+    /// `-- strata:backfill`, and the rewritten file is clean.
+    #[test]
+    fn the_rewrite_is_the_backfill_directive() {
+        let f = check_fires("ban-unbatched-update-delete", "UPDATE users\n  SET plan = 'free', score = score + 1;");
+        let fix = f.fix.unwrap();
+        assert!(fix.ends_with("-- strata:backfill\nUPDATE users\n  SET plan = 'free', score = score + 1;"), "{fix}");
+        check_ok("ban-unbatched-update-delete", &fix);
+        let f = check_fires("ban-unbatched-update-delete", "DELETE FROM users;");
+        let fix = f.fix.unwrap();
+        assert!(fix.contains("-- strata:backfill\nDELETE FROM users WHERE true;"), "{fix}");
+        check_ok("ban-unbatched-update-delete", &fix);
+        // Already a backfill: not flagged, and the allow-less file is clean.
+        check_ok("ban-unbatched-update-delete", "-- strata:backfill\nUPDATE users SET plan = 'free';");
+        // Only the statement below the directive is a backfill.
+        check_fires("ban-unbatched-update-delete", "-- strata:backfill\nUPDATE users SET plan = 'free';\nUPDATE users SET score = 0;");
     }
 
     #[test]
