@@ -457,6 +457,8 @@ fn parse_in_chunks(text: &str, chunk: usize, add: &mut dyn FnMut(Raw)) -> Option
 
 /// The statements of a parse of `text[from..to]`, positioned in `text`.
 fn raws_of(parsed: pg_query::ParseResult, from: usize, to: usize) -> Vec<Raw> {
+    #[cfg(test)]
+    tests::count_decoded(parsed.protobuf.stmts.len());
     parsed
         .protobuf
         .stmts
@@ -467,7 +469,7 @@ fn raws_of(parsed: pg_query::ParseResult, from: usize, to: usize) -> Vec<Raw> {
                 Ok(0) | Err(_) => to,
                 Ok(len) => (start + len).min(to),
             };
-            (start, end, Ok(Parsed::Node(raw.stmt.map(|b| *b))))
+            (start, end, Ok(Parsed::Node(raw.stmt)))
         })
         .collect()
 }
@@ -493,7 +495,7 @@ type Raw = (usize, usize, Result<Parsed, String>);
 /// A statement's tree (none for an empty statement), decoded or as the
 /// parser encoded it.
 enum Parsed {
-    Node(Option<pg_query::protobuf::Node>),
+    Node(Option<Box<pg_query::protobuf::Node>>),
     Encoded(Option<Vec<u8>>),
 }
 
@@ -502,17 +504,19 @@ impl Parsed {
     /// An encoded tree is decoded only when its kind may matter.
     fn behavior(&self) -> Option<TransactionBehavior> {
         match self {
-            Parsed::Node(node) => node.as_ref().map(classify::behavior),
+            Parsed::Node(node) => node.as_deref().map(classify::behavior),
             Parsed::Encoded(None) => None,
             Parsed::Encoded(Some(bytes)) if wire::is_plain_dml(bytes) => {
                 Some(TransactionBehavior::Any)
             }
-            Parsed::Encoded(Some(bytes)) => Some(
+            Parsed::Encoded(Some(bytes)) => Some({
+                #[cfg(test)]
+                tests::count_decoded(1);
                 pg_query::protobuf::Node::decode(bytes.as_slice())
                     .map(|node| classify::behavior(&node))
                     // `wire::parse` checked that it decodes.
-                    .unwrap_or(TransactionBehavior::Any),
-            ),
+                    .unwrap_or(TransactionBehavior::Any)
+            }),
         }
     }
 
@@ -550,7 +554,7 @@ fn split_deep(text: &str) -> Option<Vec<Raw>> {
                                 .stmts
                                 .into_iter()
                                 .next()
-                                .and_then(|raw| raw.stmt.map(|b| *b)),
+                                .and_then(|raw| raw.stmt),
                         )
                     })
                     .map_err(|_| {
@@ -1071,6 +1075,56 @@ mod tests {
         assert!(work_of(&text[..text.len() - 1]).0 > 0);
         remember_splits(false);
         assert!(work_of(&text).0 > 0);
+    }
+
+    thread_local! {
+        static DECODED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Counts trees decoded while splitting (tests only).
+    pub(super) fn count_decoded(n: usize) {
+        DECODED.with(|d| d.set(d.get() + n));
+    }
+
+    fn decoded_by(f: impl FnOnce()) -> usize {
+        let before = DECODED.with(Cell::get);
+        f();
+        DECODED.with(Cell::get) - before
+    }
+
+    /// Splitting a data file decodes no tree (decoding and re-encoding
+    /// every INSERT was a third of linting a 50 MB file); statements whose
+    /// kind may need a transaction decision, and trees that may be too
+    /// deep for the decoder, are still decoded, in small and chunked texts.
+    #[test]
+    fn data_statements_are_split_without_decoding_their_trees() {
+        let data: String = (0..(CHUNK / 40))
+            .map(|i| format!("INSERT INTO t (id, s) VALUES ({i}, 'a;b'); UPDATE t SET s = 'x' WHERE id = {i};\n"))
+            .collect();
+        for text in [
+            &data[..],
+            "INSERT INTO t VALUES (1); SELECT 1; DELETE FROM t;",
+        ] {
+            let mut stmts = Vec::new();
+            assert_eq!(decoded_by(|| stmts = split(text, &[]).unwrap()), 0);
+            assert!(stmts.iter().all(|s| s.node_count() == 1));
+            assert!(matches!(
+                stmts[0].nodes()[0].node,
+                Some(pg_query::NodeEnum::InsertStmt(_))
+            ));
+        }
+        let ddl = "CREATE INDEX CONCURRENTLY i ON t (a); INSERT INTO t VALUES (1); BEGIN;";
+        let mut stmts = Vec::new();
+        assert_eq!(decoded_by(|| stmts = split(ddl, &[]).unwrap()), 2);
+        assert_eq!(
+            stmts[0].transaction,
+            TransactionBehavior::Never("CREATE INDEX CONCURRENTLY")
+        );
+        assert_eq!(stmts[2].transaction, TransactionBehavior::Begin);
+        let chain = vec!["'x'"; 40].join(" || ");
+        let deep = format!("SELECT 1; SELECT {chain};");
+        assert_eq!(decoded_by(|| stmts = split(&deep, &[]).unwrap()), 2);
+        assert!(stmts[1].unparsed.is_none() && stmts[1].node_count() == 1);
     }
 
     #[test]
