@@ -17,6 +17,7 @@ mod lexical;
 pub mod names;
 #[doc(hidden)]
 pub mod parse_count;
+mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::hash::{Hash, Hasher};
@@ -63,6 +64,16 @@ impl Tree {
     fn push(&mut self, node: &pg_query::protobuf::Node) {
         // Encoding into a Vec cannot fail (it grows as needed).
         let _ = node.encode_length_delimited(&mut self.0);
+    }
+
+    /// Appends a tree already encoded (a `Node` message, as the parser's C
+    /// library wrote it), without decoding it.
+    fn push_encoded(&mut self, node: &[u8]) {
+        let len = node.len() as u64;
+        self.0
+            .reserve_exact(prost::encoding::encoded_len_varint(len) + node.len());
+        prost::encoding::encode_varint(len, &mut self.0);
+        self.0.extend_from_slice(node);
     }
 
     fn of(nodes: &[pg_query::protobuf::Node]) -> Tree {
@@ -278,8 +289,12 @@ fn split_with(
     }
     // Small, or a chunk failed (perhaps part way): the whole text at once.
     drop(chunked);
-    let raws = match pg_query::parse(text, 0) {
-        Ok(parsed) => raws_of(parsed, 0, text.len()),
+    let parsed = match wire::parse(text) {
+        Ok(stmts) => Ok(encoded_raws(stmts, 0, text.len())),
+        Err(_) => pg_query::parse(text, 0).map(|parsed| raws_of(parsed, 0, text.len())),
+    };
+    let raws = match parsed {
+        Ok(raws) => raws,
         Err(err) => match split_deep(text) {
             Some(raws) => raws,
             None => return Err(locate_error(text, err)),
@@ -323,7 +338,7 @@ impl<'t> Builder<'t> {
         let first = skip_trivia(text, start).min(end);
         let (node, unparsed) = match node {
             Ok(node) => (node, None),
-            Err(why) => (None, Some(why)),
+            Err(why) => (Parsed::Node(None), Some(why)),
         };
         while self
             .blocks
@@ -346,9 +361,9 @@ impl<'t> Builder<'t> {
                 if let Some(last_end) = self.ends.last_mut() {
                     *last_end = end;
                 }
-                if let Some(node) = node {
-                    last.transaction = last.transaction.combine(classify::behavior(&node));
-                    last.tree.push(&node);
+                if let Some(behavior) = node.behavior() {
+                    last.transaction = last.transaction.combine(behavior);
+                    node.push_to(&mut last.tree);
                 } else if unparsed.is_some() {
                     last.transaction = last
                         .transaction
@@ -359,11 +374,14 @@ impl<'t> Builder<'t> {
             }
         }
         let (line, column) = self.positions.line_col(first);
-        let transaction = match &node {
-            Some(node) => classify::behavior(node),
+        let transaction = match node.behavior() {
+            Some(behavior) => behavior,
             None if unparsed.is_some() => classify::behavior_of_tokens(&text[first..end]),
             None => TransactionBehavior::Any,
         };
+        let mut tree = Tree::default();
+        node.push_to(&mut tree);
+        tree.0.shrink_to_fit();
         self.ends.push(end);
         self.statements.push(Statement {
             sql: String::new(),
@@ -371,7 +389,7 @@ impl<'t> Builder<'t> {
             line,
             column,
             transaction,
-            tree: Tree::of(node.as_slice()),
+            tree,
             unparsed,
             backfill: false,
         });
@@ -416,8 +434,17 @@ fn parse_in_chunks(text: &str, chunk: usize, add: &mut dyn FnMut(Raw)) -> Option
         let mut tries = 0;
         loop {
             let piece = &text[from..to];
-            match pg_query::parse(piece, 0) {
-                Ok(parsed) => raws_of(parsed, from, to).into_iter().for_each(&mut *add),
+            // The parser's encoded trees as they are; the decoding parse
+            // only when one may be too deep to decode (it finds out).
+            let parsed = match wire::parse(piece) {
+                Ok(stmts) => Ok(encoded_raws(stmts, from, to)),
+                Err(wire::WireError::Rejected) => Err(()),
+                Err(wire::WireError::MaybeDeep) => pg_query::parse(piece, 0)
+                    .map(|parsed| raws_of(parsed, from, to))
+                    .map_err(|_| ()),
+            };
+            match parsed {
+                Ok(raws) => raws.into_iter().for_each(&mut *add),
                 // Valid, but a tree too deep to hand over: per statement.
                 Err(_) if pg_query::split_with_parser(piece).is_ok() => split_deep(piece)?
                     .into_iter()
@@ -438,6 +465,8 @@ fn parse_in_chunks(text: &str, chunk: usize, add: &mut dyn FnMut(Raw)) -> Option
 
 /// The statements of a parse of `text[from..to]`, positioned in `text`.
 fn raws_of(parsed: pg_query::ParseResult, from: usize, to: usize) -> Vec<Raw> {
+    #[cfg(test)]
+    tests::count_decoded(parsed.protobuf.stmts.len());
     parsed
         .protobuf
         .stmts
@@ -448,17 +477,65 @@ fn raws_of(parsed: pg_query::ParseResult, from: usize, to: usize) -> Vec<Raw> {
                 Ok(0) | Err(_) => to,
                 Ok(len) => (start + len).min(to),
             };
-            (start, end, Ok(raw.stmt.map(|b| *b)))
+            (start, end, Ok(Parsed::Node(raw.stmt)))
+        })
+        .collect()
+}
+
+/// [`raws_of`] for a parse whose trees stay encoded ([`wire::parse`]).
+fn encoded_raws(stmts: Vec<wire::WireStmt>, from: usize, to: usize) -> Vec<Raw> {
+    stmts
+        .into_iter()
+        .map(|stmt| {
+            let start = (from + stmt.location).min(to);
+            let end = match stmt.len {
+                0 => to,
+                len => (start + len).min(to),
+            };
+            (start, end, Ok(Parsed::Encoded(stmt.node)))
         })
         .collect()
 }
 
 /// A parsed statement: (start, end, its tree or why there is none).
-type Raw = (
-    usize,
-    usize,
-    Result<Option<pg_query::protobuf::Node>, String>,
-);
+type Raw = (usize, usize, Result<Parsed, String>);
+
+/// A statement's tree (none for an empty statement), decoded or as the
+/// parser encoded it.
+enum Parsed {
+    Node(Option<Box<pg_query::protobuf::Node>>),
+    Encoded(Option<Vec<u8>>),
+}
+
+impl Parsed {
+    /// How the statement relates to transactions; `None` without a tree.
+    /// An encoded tree is decoded only when its kind may matter.
+    fn behavior(&self) -> Option<TransactionBehavior> {
+        match self {
+            Parsed::Node(node) => node.as_deref().map(classify::behavior),
+            Parsed::Encoded(None) => None,
+            Parsed::Encoded(Some(bytes)) if wire::is_plain_dml(bytes) => {
+                Some(TransactionBehavior::Any)
+            }
+            Parsed::Encoded(Some(bytes)) => Some({
+                #[cfg(test)]
+                tests::count_decoded(1);
+                pg_query::protobuf::Node::decode(bytes.as_slice())
+                    .map(|node| classify::behavior(&node))
+                    // `wire::parse` checked that it decodes.
+                    .unwrap_or(TransactionBehavior::Any)
+            }),
+        }
+    }
+
+    fn push_to(self, tree: &mut Tree) {
+        match self {
+            Parsed::Node(Some(node)) => tree.push(&node),
+            Parsed::Encoded(Some(bytes)) => tree.push_encoded(&bytes),
+            Parsed::Node(None) | Parsed::Encoded(None) => {}
+        }
+    }
+}
 
 /// The split of a valid script whose parse tree cannot be handed over whole:
 /// pg_query passes trees as protobuf, and both the C encoder (PostgreSQL's
@@ -479,12 +556,14 @@ fn split_deep(text: &str) -> Option<Vec<Raw>> {
                 let end = (start + piece.len()).min(text.len());
                 let tree = pg_query::parse(piece, 0)
                     .map(|parsed| {
-                        parsed
-                            .protobuf
-                            .stmts
-                            .into_iter()
-                            .next()
-                            .and_then(|raw| raw.stmt.map(|b| *b))
+                        Parsed::Node(
+                            parsed
+                                .protobuf
+                                .stmts
+                                .into_iter()
+                                .next()
+                                .and_then(|raw| raw.stmt),
+                        )
                     })
                     .map_err(|_| {
                         "its parse tree is nested too deeply for the analysis (more than \
@@ -1005,6 +1084,56 @@ mod tests {
         assert!(work_of(&text[..text.len() - 1]).0 > 0);
         remember_splits(false);
         assert!(work_of(&text).0 > 0);
+    }
+
+    thread_local! {
+        static DECODED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Counts trees decoded while splitting (tests only).
+    pub(super) fn count_decoded(n: usize) {
+        DECODED.with(|d| d.set(d.get() + n));
+    }
+
+    fn decoded_by(f: impl FnOnce()) -> usize {
+        let before = DECODED.with(Cell::get);
+        f();
+        DECODED.with(Cell::get) - before
+    }
+
+    /// Splitting a data file decodes no tree (decoding and re-encoding
+    /// every INSERT was a third of linting a 50 MB file); statements whose
+    /// kind may need a transaction decision, and trees that may be too
+    /// deep for the decoder, are still decoded, in small and chunked texts.
+    #[test]
+    fn data_statements_are_split_without_decoding_their_trees() {
+        let data: String = (0..(CHUNK / 40))
+            .map(|i| format!("INSERT INTO t (id, s) VALUES ({i}, 'a;b'); UPDATE t SET s = 'x' WHERE id = {i};\n"))
+            .collect();
+        for text in [
+            &data[..],
+            "INSERT INTO t VALUES (1); SELECT 1; DELETE FROM t;",
+        ] {
+            let mut stmts = Vec::new();
+            assert_eq!(decoded_by(|| stmts = split(text, &[]).unwrap()), 0);
+            assert!(stmts.iter().all(|s| s.node_count() == 1));
+            assert!(matches!(
+                stmts[0].nodes()[0].node,
+                Some(pg_query::NodeEnum::InsertStmt(_))
+            ));
+        }
+        let ddl = "CREATE INDEX CONCURRENTLY i ON t (a); INSERT INTO t VALUES (1); BEGIN;";
+        let mut stmts = Vec::new();
+        assert_eq!(decoded_by(|| stmts = split(ddl, &[]).unwrap()), 2);
+        assert_eq!(
+            stmts[0].transaction,
+            TransactionBehavior::Never("CREATE INDEX CONCURRENTLY")
+        );
+        assert_eq!(stmts[2].transaction, TransactionBehavior::Begin);
+        let chain = vec!["'x'"; 40].join(" || ");
+        let deep = format!("SELECT 1; SELECT {chain};");
+        assert_eq!(decoded_by(|| stmts = split(&deep, &[]).unwrap()), 2);
+        assert!(stmts[1].unparsed.is_none() && stmts[1].node_count() == 1);
     }
 
     #[test]
