@@ -10,8 +10,11 @@
 //! - [`catalog`]: [`catalog::Snapshot`], every user object of a database
 //!   read from `pg_catalog`, and [`catalog::Snapshot::diff`], the
 //!   per-object differences between two snapshots.
+//! - [`roundtrip`]: `strata test`, each migration's up, down and up again
+//!   on a throwaway cluster, compared snapshot by snapshot.
 
 pub mod catalog;
+pub mod roundtrip;
 
 use crate::db::DbError;
 use crate::engine::EngineError;
