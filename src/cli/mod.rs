@@ -12,6 +12,7 @@ mod backups;
 mod baseline;
 mod changelog;
 mod down;
+mod dump;
 mod explain;
 mod goto;
 mod init;
@@ -28,6 +29,7 @@ mod status;
 mod test;
 mod up;
 mod validate;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -68,6 +70,8 @@ enum Command {
     Restore(restore::Args),
     Monitor(monitor::Args),
     Changelog(changelog::Args),
+    Dump(dump::Args),
+    Verify(verify::Args),
     Test(test::Args),
 }
 
@@ -84,6 +88,9 @@ pub enum Outcome {
 /// `strata::Error` with `?`; anything else (writing a file the user named,
 /// JSON output) is an operation that failed, exit 1.
 fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(e) = error.downcast_ref::<strata::verify::VerifyError>() {
+        return e.exit_code();
+    }
     error
         .downcast_ref::<strata::Error>()
         .map_or(strata::error::exit::FAILED, strata::Error::exit_code)
@@ -143,6 +150,8 @@ pub fn main() -> ExitCode {
             Command::Restore(args) => restore::exec(args, &ctx).await,
             Command::Monitor(args) => monitor::exec(args, &ctx).await,
             Command::Changelog(args) => changelog::exec(args, &ctx).await,
+            Command::Dump(args) => dump::exec(args, &ctx).await,
+            Command::Verify(args) => verify::exec(args, &ctx).await,
             Command::Test(args) => test::exec(args, &ctx).await,
         }
     });
@@ -162,6 +171,9 @@ pub fn main() -> ExitCode {
 fn top_message(error: &anyhow::Error) -> String {
     if error.downcast_ref::<EngineError>().is_some()
         || error.downcast_ref::<strata::ConfigError>().is_some()
+        || error
+            .downcast_ref::<strata::verify::VerifyError>()
+            .is_some()
     {
         error.to_string()
     } else {
