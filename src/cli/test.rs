@@ -82,12 +82,18 @@ fn engine_error(e: VerifyError) -> anyhow::Error {
 /// One migration: a status line, then its details indented; files are
 /// shown relative to the project directory.
 fn render(c: &Checked, root: &std::path::Path, verbose: bool) -> String {
+    // The error's first line with the file relative to the project, then
+    // the server's detail and hint lines below it.
     let place = |e: &StepError| {
         let mut e = e.clone();
         if let Some(rel) = e.file.as_deref().and_then(|f| f.strip_prefix(root).ok()) {
             e.file = Some(rel.to_path_buf());
         }
-        e
+        let mut text = e.to_string();
+        for d in &e.details {
+            text.push_str(&format!("\n      {d}"));
+        }
+        text
     };
     let mut out = match &c.result {
         Verdict::Ok => format!("ok              {}", c.label),

@@ -67,6 +67,8 @@ fn each_problem_is_reported_with_its_place_and_the_run_goes_on() {
             "irreversible    2_seed (no down script)",
             "broken down     3_answer",
             "    migrations/3_answer.down.sql:2: ERROR 2BP01: cannot drop function answer() because other objects depend on it",
+            "      detail: view answers depends on function answer()",
+            "      hint: Use DROP ... CASCADE to drop the dependent objects too.",
             "    continued from the state after its up",
             "not inverse     4_email",
             "    after down: column users.email: type character varying(100) → character varying(200)",
@@ -94,6 +96,10 @@ fn json_output_has_one_object_per_migration() {
     assert_eq!(statuses, ["ok", "irreversible", "broken-down"], "{out}");
     let broken = &v["migrations"][2]["result"]["error"];
     assert_eq!(broken["line"], 2, "{out}");
+    assert_eq!(
+        broken["details"][0], "detail: view answers depends on function answer()",
+        "{out}"
+    );
     assert!(
         broken["file"]
             .as_str()

@@ -189,6 +189,27 @@ pub struct StepError {
     pub line: Option<usize>,
     /// The server's (or parser's) message, first line.
     pub message: String,
+    /// The server's DETAIL and HINT lines (`detail: view answers depends
+    /// on function answer()`): which objects a failed DROP still has.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl StepError {
+    /// From a rendered message: its first line, and the rest as details.
+    fn from_message(file: Option<PathBuf>, line: Option<usize>, text: &str) -> StepError {
+        let mut lines = text.lines();
+        StepError {
+            file,
+            line,
+            message: lines.next().unwrap_or_default().to_owned(),
+            details: lines
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
 }
 
 impl std::fmt::Display for StepError {
@@ -204,29 +225,33 @@ impl std::fmt::Display for StepError {
 /// The failure of a migration script, as a result; any other error (the
 /// cluster, a lost connection) stops the run.
 fn step_error(e: EngineError) -> Result<StepError, VerifyError> {
-    let first_line = |s: String| s.lines().next().unwrap_or_default().to_owned();
     match e {
         EngineError::MigrationFailed {
             path, line, error, ..
-        } => Ok(StepError {
-            file: Some(path),
-            line: Some(line),
-            message: first_line(error.to_string()),
-        }),
+        } => Ok(StepError::from_message(
+            Some(path),
+            Some(line),
+            &error.to_string(),
+        )),
         EngineError::Sql {
             path, line, error, ..
-        } => Ok(StepError {
-            file: Some(path),
-            line: Some(line),
-            message: first_line(error.to_string()),
-        }),
+        } => Ok(StepError::from_message(
+            Some(path),
+            Some(line),
+            &error.to_string(),
+        )),
+        // The engine's own message about a stopped migration ends with how
+        // to resume it with `strata up`, which does not apply here.
         e @ (EngineError::Failed { .. }
         | EngineError::PartlyReverted { .. }
-        | EngineError::Undecided { .. }) => Ok(StepError {
-            file: None,
-            line: None,
-            message: first_line(e.to_string()),
-        }),
+        | EngineError::Undecided { .. }) => {
+            let text = e.to_string();
+            Ok(StepError::from_message(
+                None,
+                None,
+                text.lines().next().unwrap_or_default(),
+            ))
+        }
         other => Err(other.into()),
     }
 }
