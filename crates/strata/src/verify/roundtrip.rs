@@ -638,3 +638,42 @@ impl Step<'_> {
         Ok(result.err())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_script_is_a_result_and_anything_else_stops_the_run() {
+        let failed = EngineError::MigrationFailed {
+            label: "3_answer".into(),
+            path: PathBuf::from("migrations/3_answer.down.sql"),
+            line: 2,
+            statement: 1,
+            total: 2,
+            error: crate::db::DbError::Server {
+                severity: "ERROR".into(),
+                code: "2BP01".into(),
+                message: "cannot drop function answer()".into(),
+                detail: Some("view answers depends on function answer()".into()),
+                hint: None,
+                position: None,
+            },
+            state_note: "; the transaction was rolled back".into(),
+        };
+        let e = step_error(failed).unwrap();
+        assert_eq!(
+            e.to_string(),
+            "migrations/3_answer.down.sql:2: ERROR 2BP01: cannot drop function answer()"
+        );
+        assert_eq!(
+            e.details,
+            ["detail: view answers depends on function answer()"]
+        );
+        let lock = EngineError::LockTimeout {
+            waited_secs: 1,
+            holder: "pid 1".into(),
+        };
+        assert!(matches!(step_error(lock), Err(VerifyError::Engine(_))));
+    }
+}
