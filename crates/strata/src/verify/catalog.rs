@@ -247,20 +247,23 @@ impl Snapshot {
             )
             .await?;
         let excluded: Vec<u32> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
-        let mut snapshot = Snapshot::default();
-        for query in queries() {
-            let rows = if query.contains("$1") {
-                conn.query(&query, &[&excluded]).await?
-            } else {
-                conn.query(&query, &[]).await?
-            };
-            for row in &rows {
-                if let Some(object) = object_of(row) {
-                    snapshot.objects.insert(object.key(), object);
-                }
-            }
+        // The server qualifies names in the definitions it prints by the
+        // session's search_path, which a database or role setting may
+        // change: with an empty one every name is qualified, the same way
+        // on every server. The caller's setting is put back afterwards.
+        let saved = conn
+            .query_opt(
+                "SELECT current_setting('search_path'), set_config('search_path', '', false)",
+                &[],
+            )
+            .await?
+            .and_then(|r| r.try_get::<_, String>(0).ok());
+        let result = read_objects(conn, &excluded).await;
+        if let Some(path) = saved {
+            conn.execute("SELECT set_config('search_path', $1, false)", &[&path])
+                .await?;
         }
-        Ok(snapshot)
+        result
     }
 
     /// The objects added, removed or changed from `self` to `after`, one
@@ -335,6 +338,24 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// Every object, one query per family (see [`queries`]).
+async fn read_objects(conn: &Connection, excluded: &[u32]) -> Result<Snapshot, VerifyError> {
+    let mut snapshot = Snapshot::default();
+    for query in queries() {
+        let rows = if query.contains("$1") {
+            conn.query(&query, &[&excluded]).await?
+        } else {
+            conn.query(&query, &[]).await?
+        };
+        for row in &rows {
+            if let Some(object) = object_of(row) {
+                snapshot.objects.insert(object.key(), object);
+            }
+        }
+    }
+    Ok(snapshot)
 }
 
 /// For each table in both snapshots whose common columns are not in the

@@ -135,7 +135,7 @@ pub async fn verify(
     let live_conn = target.connect().await?;
     let live = Snapshot::take_with(&live_conn, &own).await?;
     let live_major = catalog::server_version_num(&live_conn).await? / 10_000;
-    let replay = Replay::start()?;
+    let replay = Replay::start(live_major)?;
     let replayed = applied.len();
     let expected_target = replay.database("strata_replay").await?;
     replay
@@ -185,7 +185,8 @@ pub async fn check_baseline(
     let own = own_tables(project);
     let live_conn = target.connect().await?;
     let live = Snapshot::take_with(&live_conn, &own).await?;
-    let replay = Replay::start()?;
+    let live_major = catalog::server_version_num(&live_conn).await? / 10_000;
+    let replay = Replay::start(live_major)?;
     let replayed = upto.len();
     let expected_target = replay.database("strata_replay").await?;
     replay
@@ -254,9 +255,11 @@ struct Replay {
 }
 
 impl Replay {
-    fn start() -> Result<Replay, VerifyError> {
+    /// A cluster of the live server's major version when one is
+    /// installed, else of the newest (the report then says so).
+    fn start(live_major: i32) -> Result<Replay, VerifyError> {
         Ok(Replay {
-            cluster: Throwaway::start()?,
+            cluster: Throwaway::start_major(u32::try_from(live_major).unwrap_or(0))?,
         })
     }
 
