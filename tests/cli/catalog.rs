@@ -103,6 +103,10 @@ async fn each_kind_of_change_is_one_difference() {
         ),
         ("DROP TABLE audit", &["table audit: removed"]),
         (
+            "CREATE TABLE tags (id serial PRIMARY KEY, name text)",
+            &["table tags: added"],
+        ),
+        (
             "CREATE TABLE app.t (id integer PRIMARY KEY)",
             &["table app.t: added"],
         ),

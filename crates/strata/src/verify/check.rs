@@ -48,7 +48,7 @@ pub struct FileProblem {
 pub struct SchemaFileCheck {
     /// The file.
     pub path: PathBuf,
-    /// It did not load with psql: why.
+    /// It does not exist or did not load with psql: why.
     pub load_error: Option<String>,
     /// Migrations (replayed) → schema file.
     pub differences: Vec<Difference>,
@@ -217,9 +217,13 @@ async fn check_schema_file(
     path: &Path,
 ) -> Result<SchemaFileCheck, VerifyError> {
     if !path.is_file() {
-        return Err(VerifyError::Usage {
-            message: format!("the schema file {} does not exist", path.display()),
-            help: "run `strata dump --out FILE` to write it, or fix schema_file in strata.toml / --schema-file".to_owned(),
+        return Ok(SchemaFileCheck {
+            path: path.to_path_buf(),
+            load_error: Some(
+                "does not exist (write it with `strata dump --out FILE`, or fix schema_file in strata.toml)"
+                    .to_owned(),
+            ),
+            differences: Vec::new(),
         });
     }
     let target = replay.database("strata_schema_file").await?;
@@ -236,7 +240,7 @@ async fn check_schema_file(
     if let Err(e) = loaded {
         return Ok(SchemaFileCheck {
             path: path.to_path_buf(),
-            load_error: Some(e.to_string()),
+            load_error: Some(format!("does not load with psql:\n{e}")),
             differences: Vec::new(),
         });
     }
