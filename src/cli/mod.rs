@@ -27,6 +27,7 @@ mod repair;
 mod restore;
 mod rules;
 mod status;
+mod test;
 mod up;
 mod validate;
 mod verify;
@@ -73,6 +74,7 @@ enum Command {
     Changelog(changelog::Args),
     Dump(dump::Args),
     Verify(verify::Args),
+    Test(test::Args),
 }
 
 /// The outcome of a command that did not fail outright.
@@ -153,6 +155,7 @@ pub fn main() -> ExitCode {
             Command::Changelog(args) => changelog::exec(args, &ctx).await,
             Command::Dump(args) => dump::exec(args, &ctx).await,
             Command::Verify(args) => verify::exec(args, &ctx).await,
+            Command::Test(args) => test::exec(args, &ctx).await,
         }
     });
     match result {

@@ -39,6 +39,7 @@ mod preflight;
 mod repair;
 mod replication;
 mod rewrites_run;
+mod roundtrip;
 mod runner_overhead;
 mod safe_rewrites;
 mod scale;

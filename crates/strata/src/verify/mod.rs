@@ -15,10 +15,13 @@
 //! - [`check`]: `strata verify` (checksums, drift, schema file) and
 //!   `strata baseline --verify`, against the migrations replayed on a
 //!   throwaway cluster with the engine's `up`.
+//! - [`roundtrip`]: `strata test`, each migration's up, down and up again
+//!   on a throwaway cluster, compared snapshot by snapshot.
 
 pub mod catalog;
 pub mod check;
 pub mod dump;
+pub mod roundtrip;
 
 use crate::db::DbError;
 use crate::engine::EngineError;
