@@ -577,3 +577,108 @@ async fn a_kill_between_a_batch_and_its_cursor_write_loses_the_batch_not_the_cou
     let all = expect_code(&out, 0);
     assert_eq!(checksum(&db, "t").await, want, "{all}");
 }
+
+/// A replica whose replay is paused lags more and more: the backfill
+/// pauses before its batches, says why, and goes on once the replica
+/// replays again.
+#[tokio::test]
+async fn a_lagging_replica_pauses_the_backfill_until_it_catches_up() {
+    use strata::localpg::Throwaway;
+    let primary = Throwaway::start().expect("start a primary");
+    let standby = primary.start_standby().expect("start a streaming replica");
+    let connect = |info: String| async move {
+        strata::Target::parse(&info)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    };
+    connect(primary.conninfo("postgres"))
+        .await
+        .batch("CREATE DATABASE r")
+        .await
+        .unwrap();
+    let url = primary.conninfo("r");
+    let db = connect(url.clone()).await;
+    db.batch(
+        "CREATE TABLE t (id int PRIMARY KEY, n int); INSERT INTO t SELECT g, g FROM generate_series(1, 20000) g;
+         CREATE TABLE ticks (at timestamptz); ANALYZE t;",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let rows = connect(primary.conninfo("postgres"))
+            .await
+            .query("SELECT state FROM pg_stat_replication", &[])
+            .await
+            .unwrap();
+        if rows.iter().any(|r| r.get::<_, String>(0) == "streaming") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the replica never streamed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let standby_conn = connect(standby.conninfo("postgres")).await;
+    standby_conn
+        .batch("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
+    let writer = {
+        let app = connect(url.clone()).await;
+        tokio::spawn(async move {
+            loop {
+                let _ = app.batch("INSERT INTO ticks VALUES (now())").await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let project = Project::new();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(project.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "--database-url",
+            &url,
+            "backfill",
+            "t",
+            "--set",
+            "n = n + 1",
+            "--max-replication-lag",
+            "1s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let changed = db
+        .query("SELECT count(*)::text FROM t WHERE n <> id", &[])
+        .await
+        .unwrap()[0]
+        .get::<_, String>(0);
+    assert_eq!(changed, "0", "no batch ran while the replica lagged");
+    standby_conn
+        .batch("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    writer.abort();
+    let all = expect_code(&out, 0);
+    assert!(
+        all.contains("pause: a replica lags") && all.contains("max_replication_lag = 1s"),
+        "{all}"
+    );
+    let changed = db
+        .query("SELECT count(*)::text FROM t WHERE n = id + 1", &[])
+        .await
+        .unwrap()[0]
+        .get::<_, String>(0);
+    assert_eq!(changed, "20000", "{all}");
+}

@@ -275,6 +275,9 @@ pub struct BackfillPlan {
 /// figure for small rows on ordinary hardware; the real run measures.
 pub const NOMINAL_ROWS_PER_SEC: f64 = 100_000.0;
 
+/// How long a run waits for another run of the same backfill to let go.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
 /// The walk set up for a statement: the table, its key, the batch SQL.
 struct Walk {
     facts: key::TableFacts,
@@ -483,11 +486,21 @@ pub async fn run(
 ) -> Result<BackfillOutcome, BackfillError> {
     let w = walk(conn, spec).await?;
     let prepared = validate(conn, &w).await?;
-    let locked = conn
-        .query_opt("SELECT pg_try_advisory_lock($1)", &[&id.lock_key()])
-        .await?
-        .map(|r| r.get::<_, bool>(0))
-        .unwrap_or(false);
+    // A run killed a moment ago keeps the lock until its backend notices
+    // the client has gone (at most `client_connection_check_interval`
+    // after its statement): wait a little for that before giving up.
+    let waited = Instant::now();
+    let locked = loop {
+        let locked = conn
+            .query_opt("SELECT pg_try_advisory_lock($1)", &[&id.lock_key()])
+            .await?
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false);
+        if locked || waited.elapsed() >= BUSY_WAIT {
+            break locked;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     if !locked {
         let pid = cursor::read(conn, id)
             .await
@@ -1075,8 +1088,8 @@ pub async fn command(
     }
     let id = BackfillId::command(history, spec.keyed_table());
     if let Some(row) = cursor::read(&conn, &id).await? {
-        let busy = row.state == "running" && row.alive && row.backend_pid != Some(conn.pid());
-        if busy {
+        if restart && row.state == "running" && row.alive {
+            // Never discard the progress of a run that is still going.
             return Err(BackfillError::Busy {
                 id: id.label(),
                 pid: row.backend_pid,
