@@ -25,6 +25,7 @@ mod repair;
 mod restore;
 mod rules;
 mod status;
+mod trace;
 mod up;
 mod validate;
 
@@ -67,6 +68,7 @@ enum Command {
     Restore(restore::Args),
     Monitor(monitor::Args),
     Changelog(changelog::Args),
+    Trace(trace::Args),
 }
 
 /// The outcome of a command that did not fail outright.
@@ -141,6 +143,7 @@ pub fn main() -> ExitCode {
             Command::Restore(args) => restore::exec(args, &ctx).await,
             Command::Monitor(args) => monitor::exec(args, &ctx).await,
             Command::Changelog(args) => changelog::exec(args, &ctx).await,
+            Command::Trace(args) => trace::exec(args, &ctx).await,
         }
     });
     match result {

@@ -129,6 +129,9 @@ pub fn human_finding(f: &Finding, style: &Style) -> String {
             human_size(f.table_bytes.unwrap_or(0))
         ));
     }
+    if let Some(observed) = &f.observed {
+        out.push_str(&format!(" {pad} = observed: {observed}\n"));
+    }
     if let Some(fix) = &f.fix {
         out.push_str(&format!(" {pad} = safe rewrite:\n"));
         for line in fix.lines() {

@@ -12,6 +12,8 @@
 //!   per-object differences between two snapshots.
 
 pub mod catalog;
+pub mod spec;
+pub mod trace;
 
 use crate::db::DbError;
 use crate::engine::EngineError;
