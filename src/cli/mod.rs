@@ -24,6 +24,7 @@ mod redo;
 mod repair;
 mod restore;
 mod rules;
+mod spec;
 mod status;
 mod trace;
 mod up;
@@ -69,6 +70,7 @@ enum Command {
     Monitor(monitor::Args),
     Changelog(changelog::Args),
     Trace(trace::Args),
+    Spec(spec::Args),
 }
 
 /// The outcome of a command that did not fail outright.
@@ -144,6 +146,7 @@ pub fn main() -> ExitCode {
             Command::Monitor(args) => monitor::exec(args, &ctx).await,
             Command::Changelog(args) => changelog::exec(args, &ctx).await,
             Command::Trace(args) => trace::exec(args, &ctx).await,
+            Command::Spec(args) => spec::exec(args, &ctx).await,
         }
     });
     match result {

@@ -3,6 +3,7 @@ use anyhow::Context;
 use crate::cli::{args::Ctx, Outcome};
 use strata::engine::EngineError;
 use strata::verify::trace::{self, TraceOptions};
+use strata::verify::VerifyError;
 
 /// Observe what a migration really locks, rewrites and changes.
 ///
@@ -45,13 +46,15 @@ enum FormatArg {
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx.config(false, false).map_err(EngineError::from)?;
     let project = strata::engine::Project::load(config)?;
-    let (index, migration) = trace::find(&project, &args.migration)?;
+    let (index, migration) = trace::find(&project, &args.migration).map_err(verify_error)?;
     let options = TraceOptions {
         sample_rows: args.sample_rows,
     };
-    let result = trace::trace(&project, index, &options).await?;
+    let result = trace::trace(&project, index, &options)
+        .await
+        .map_err(verify_error)?;
     if !args.no_store {
-        let path = trace::store(&project.config, migration, &result)?;
+        let path = trace::store(&project.config, migration, &result).map_err(verify_error)?;
         if !ctx.global.quiet {
             strata::report::err(&format!("stored {}", path.display()));
         }
@@ -69,4 +72,17 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+/// A verification error as the error `main` takes the exit code from
+/// (`strata::Error`), so bad input exits 2 and a failed database operation
+/// 1; a file that cannot be written stays as it is (exit 1).
+pub fn verify_error(e: VerifyError) -> anyhow::Error {
+    match e {
+        VerifyError::Engine(e) => e.into(),
+        VerifyError::Db(e) => EngineError::from(e).into(),
+        VerifyError::LocalPg(e) => EngineError::from(e).into(),
+        VerifyError::Usage { message, help } => EngineError::Usage { message, help }.into(),
+        other => other.into(),
+    }
 }
