@@ -39,6 +39,7 @@ mod runner_overhead;
 mod safe_rewrites;
 mod scale;
 mod status;
+mod trace;
 mod up;
 mod up_monitoring;
 mod validate;
