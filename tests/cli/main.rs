@@ -38,6 +38,7 @@ mod rewrites_run;
 mod runner_overhead;
 mod safe_rewrites;
 mod scale;
+mod spec;
 mod status;
 mod trace;
 mod up;
