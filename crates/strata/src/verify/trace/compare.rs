@@ -133,10 +133,20 @@ pub fn annotate(config: &Config, report: &mut LintReport) -> usize {
             }
         }
     }
+    // Each mismatch goes after the findings of its line, files staying in
+    // the order lint reported them (run order, not path order).
+    if added.is_empty() {
+        return traces.len();
+    }
+    let mut rank: HashMap<PathBuf, usize> = HashMap::new();
+    for f in report.findings.iter().chain(&added) {
+        let next = rank.len();
+        rank.entry(f.file.clone()).or_insert(next);
+    }
     report.findings.extend(added);
     report
         .findings
-        .sort_by(|a, b| (canonical(&a.file), a.line).cmp(&(canonical(&b.file), b.line)));
+        .sort_by_cached_key(|f| (rank.get(&f.file).copied().unwrap_or(usize::MAX), f.line));
     traces.len()
 }
 
