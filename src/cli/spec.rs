@@ -49,7 +49,7 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
             &serde_json::to_string_pretty(&spec).context("cannot render the spec")?,
         ),
         (FormatArg::Md, _) => strata::report::out(
-            strata::verify::spec::markdown(&spec, &strata::report::lint::rel_path(&spec.file))
+            strata::verify::spec::markdown(&spec, &|p| strata::report::lint::rel_path(p))
                 .trim_end(),
         ),
     }

@@ -160,7 +160,7 @@ pub async fn spec(
     which: &str,
     target: Option<&Target>,
 ) -> Result<Spec, VerifyError> {
-    let (_, m) = trace::find(project, which)?;
+    let (index, m) = trace::find(project, which)?;
     let config = &project.config;
     let conn = match target {
         Some(t) => Some(t.connect().await?),
@@ -364,7 +364,13 @@ pub async fn spec(
     };
     let down = m.down.as_ref().filter(|d| !d.is_blank());
     let procedure = match down {
-        Some(_) => "`strata down --to <the version before this one>` runs the down script below".to_owned(),
+        Some(_) => match index.checked_sub(1).map(|i| &project.migrations[i]) {
+            Some(previous) => format!(
+                "`strata down --to {}` runs the down script below (after the down scripts of any later migration)",
+                previous.version.as_str()
+            ),
+            None => "`strata down --all` runs the down script below (after those of every later migration)".to_owned(),
+        },
         None if backup.starts_with("`up` dumps") => {
             "no down script: restore the backup `up` takes (`strata backups` lists it, `strata restore FILE --table …`)".to_owned()
         }
@@ -625,7 +631,8 @@ fn cell(text: &str) -> String {
 
 /// The spec as GitHub-flavoured markdown, with the design documents'
 /// template's sections in its order.
-pub fn markdown(spec: &Spec, file: &str) -> String {
+pub fn markdown(spec: &Spec, rel: &dyn Fn(&std::path::Path) -> String) -> String {
+    let file = rel(&spec.file);
     let mut out = format!("# Migration: {}\n\n", spec.label);
     out.push_str(&format!("`{file}`, runs {}.", spec.mode));
     if !spec.connected {
@@ -698,7 +705,7 @@ pub fn markdown(spec: &Spec, file: &str) -> String {
     if let (Some(f), Some(sql)) = (&spec.rollback.down_file, &spec.rollback.down_sql) {
         out.push_str(&format!(
             "- Down script: `{}`\n\n```sql\n{sql}\n```\n",
-            f.display()
+            rel(f)
         ));
     }
     out.push_str("\n## Testing Plan\n\n");
