@@ -15,7 +15,8 @@ use strata::engine::EngineError;
 /// take), deploy order relative to the application, and a testing plan.
 /// The markdown renders on GitHub (paste it into a pull request).
 ///
-/// Reads the configured database (never writes); without one, from the
+/// Reads the configured database, or the project's managed local cluster
+/// if it exists (never writes, never creates it); without either, from the
 /// files alone.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,12 +35,9 @@ enum FormatArg {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx.config(false, false).map_err(EngineError::from)?;
-    // Connected only when a database is configured; spec never starts the
-    // local cluster.
-    let target = match &config.database {
-        Some((url, _)) => Some(strata::Target::parse(url).map_err(EngineError::from)?),
-        None => None,
-    };
+    // The configured database, or the project's managed local cluster when
+    // it exists (never created for this), as `changelog` reads.
+    let target = strata::engine::changelog::target(&config)?;
     let project = strata::engine::Project::load(config)?;
     let spec = strata::verify::spec::spec(&project, &args.migration, target.as_ref())
         .await

@@ -212,7 +212,13 @@ pub async fn spec(
             line,
             summary: s.summary(),
             lock: predicted,
-            estimate_ms: here.iter().filter_map(|f| f.estimate_ms).max(),
+            // A lock span's finding carries the sum of the statements
+            // inside the span: each of those has its own.
+            estimate_ms: here
+                .iter()
+                .filter(|f| f.span.is_empty())
+                .filter_map(|f| f.estimate_ms)
+                .max(),
             observed: observed.get(&line).map(|o| trace::statement_line(o)),
         });
     }
