@@ -36,5 +36,6 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         dry_run: args.dry_run,
     };
     let report = strata::engine::down(&project, &target, &options, &mut ctx.observer()).await?;
+    crate::cli::dump::refresh_schema_file(&project, &target, &report, ctx).await;
     Ok(print_run(&report, ctx))
 }

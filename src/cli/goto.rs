@@ -20,5 +20,6 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         &mut ctx.observer(),
     )
     .await?;
+    crate::cli::dump::refresh_schema_file(&project, &target, &report, ctx).await;
     Ok(print_run(&report, ctx))
 }

@@ -12,6 +12,7 @@ mod backups;
 mod baseline;
 mod changelog;
 mod down;
+mod dump;
 mod explain;
 mod goto;
 mod init;
@@ -29,6 +30,7 @@ mod status;
 mod trace;
 mod up;
 mod validate;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -71,6 +73,8 @@ enum Command {
     Changelog(changelog::Args),
     Trace(trace::Args),
     Spec(spec::Args),
+    Dump(dump::Args),
+    Verify(verify::Args),
 }
 
 /// The outcome of a command that did not fail outright.
@@ -86,6 +90,9 @@ pub enum Outcome {
 /// `strata::Error` with `?`; anything else (writing a file the user named,
 /// JSON output) is an operation that failed, exit 1.
 fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(e) = error.downcast_ref::<strata::verify::VerifyError>() {
+        return e.exit_code();
+    }
     error
         .downcast_ref::<strata::Error>()
         .map_or(strata::error::exit::FAILED, strata::Error::exit_code)
@@ -147,6 +154,8 @@ pub fn main() -> ExitCode {
             Command::Changelog(args) => changelog::exec(args, &ctx).await,
             Command::Trace(args) => trace::exec(args, &ctx).await,
             Command::Spec(args) => spec::exec(args, &ctx).await,
+            Command::Dump(args) => dump::exec(args, &ctx).await,
+            Command::Verify(args) => verify::exec(args, &ctx).await,
         }
     });
     match result {
@@ -165,6 +174,9 @@ pub fn main() -> ExitCode {
 fn top_message(error: &anyhow::Error) -> String {
     if error.downcast_ref::<EngineError>().is_some()
         || error.downcast_ref::<strata::ConfigError>().is_some()
+        || error
+            .downcast_ref::<strata::verify::VerifyError>()
+            .is_some()
     {
         error.to_string()
     } else {

@@ -11,5 +11,6 @@ pub struct Args {
 pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let (project, target) = project_and_target(ctx, false, false).await?;
     let report = strata::engine::redo(&project, &target, args.dry_run, &mut ctx.observer()).await?;
+    crate::cli::dump::refresh_schema_file(&project, &target, &report, ctx).await;
     Ok(print_run(&report, ctx))
 }

@@ -6,7 +6,7 @@ use strata::verify::catalog::{OwnTables, Snapshot};
 use crate::support::TestDb;
 
 /// The schema every case starts from: one object of each kind.
-const BASE: &str = "
+pub const BASE: &str = "
 CREATE SCHEMA app;
 CREATE TYPE mood AS ENUM ('sad', 'ok');
 CREATE DOMAIN posint AS integer CHECK (VALUE > 0);

@@ -102,6 +102,10 @@ pub struct FileConfig {
     /// Directory of `pg_dump` and `pg_restore` (default: the newest
     /// PostgreSQL installation found, then `PATH`).
     pub pg_bindir: Option<PathBuf>,
+    /// A schema file (`schema.sql`), relative to the config file, that
+    /// `strata up` and `strata down` rewrite with `strata dump` after they
+    /// change the database, and `strata verify` checks (default: none).
+    pub schema_file: Option<PathBuf>,
     /// How long pre-flight waits for transactions that hold locks on the
     /// migration's tables before it warns and goes on (default `10s`).
     pub preflight_wait: Option<DurationSetting>,
@@ -316,6 +320,8 @@ pub struct Config {
     pub backup_min_rows: i64,
     /// Where to find `pg_dump`/`pg_restore`, when configured.
     pub pg_bindir: Option<PathBuf>,
+    /// See [`FileConfig::schema_file`]: resolved against the project directory.
+    pub schema_file: Option<PathBuf>,
     /// Bounded wait of the pre-flight check.
     pub preflight_wait: Duration,
     /// See [`FileConfig::max_blocked_queries`].
@@ -498,6 +504,7 @@ impl Config {
             backup_dir,
             backup_min_rows,
             pg_bindir: file.pg_bindir.as_ref().map(|d| project_dir.join(d)),
+            schema_file: file.schema_file.as_ref().map(|f| project_dir.join(f)),
             preflight_wait,
             max_blocked_queries: file.max_blocked_queries.filter(|n| *n > 0),
             max_lock_hold,
@@ -846,6 +853,11 @@ backup_min_rows = 10000
 # Where pg_dump/pg_restore live (default: the newest PostgreSQL found, then PATH).
 # Use a pg_dump at least as new as the server.
 # pg_bindir = "/usr/lib/postgresql/16/bin"
+
+# A schema file that `strata up` and `strata down` keep up to date (as
+# `strata dump` writes it), for fresh installs and review; `strata verify`
+# checks it against the migrations.
+# schema_file = "schema.sql"
 
 # Pre-flight: before each migration, wait at most this long for transactions
 # that hold locks on its tables, then warn and go on (lock_timeout keeps

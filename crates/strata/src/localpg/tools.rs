@@ -24,6 +24,8 @@ use std::process::{Command, Stdio};
 
 use super::{Binaries, LocalPgError};
 
+mod schema;
+
 /// `pg_dump` and `pg_restore` from one directory (or from `PATH`).
 #[derive(Debug, Clone)]
 pub struct ClientTools {

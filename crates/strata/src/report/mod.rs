@@ -25,6 +25,7 @@ pub mod adopt;
 pub mod changelog;
 pub mod lint;
 pub mod monitor;
+pub mod verify;
 
 use std::io::IsTerminal;
 

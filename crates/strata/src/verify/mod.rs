@@ -10,8 +10,15 @@
 //! - [`catalog`]: [`catalog::Snapshot`], every user object of a database
 //!   read from `pg_catalog`, and [`catalog::Snapshot::diff`], the
 //!   per-object differences between two snapshots.
+//! - [`dump`]: `strata dump` and `schema_file`, the schema as a
+//!   deterministic SQL file.
+//! - [`check`]: `strata verify` (checksums, drift, schema file) and
+//!   `strata baseline --verify`, against the migrations replayed on a
+//!   throwaway cluster with the engine's `up`.
 
 pub mod catalog;
+pub mod check;
+pub mod dump;
 pub mod spec;
 pub mod trace;
 
@@ -33,6 +40,12 @@ pub enum VerifyError {
     /// Replaying or reading the migrations failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The migrations did not replay on the throwaway cluster.
+    #[error("the migrations do not replay on a throwaway cluster, so the database cannot be compared with them:\n{source}")]
+    Replay {
+        /// What `up` said.
+        source: EngineError,
+    },
     /// Reading or writing a file failed.
     #[error("{what} {}: {source}\n  help: {help}", .path.display())]
     Io {
@@ -61,7 +74,9 @@ impl VerifyError {
     pub fn exit_code(&self) -> u8 {
         match self {
             VerifyError::Db(e) => crate::error::Failure::exit_code(e),
-            VerifyError::LocalPg(_) | VerifyError::Io { .. } => exit::FAILED,
+            VerifyError::LocalPg(_) | VerifyError::Io { .. } | VerifyError::Replay { .. } => {
+                exit::FAILED
+            }
             VerifyError::Engine(e) => e.exit_code(),
             VerifyError::Usage { .. } => exit::BAD_INPUT,
         }

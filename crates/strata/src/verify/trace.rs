@@ -345,6 +345,8 @@ async fn replay_before(
     let mut config = project.config.clone();
     config.lint.block_on = None;
     config.backup = BackupPolicy::Never;
+    // The copy's schema is not the project's: never write its schema file.
+    config.schema_file = None;
     let mut replay = project.clone();
     replay.config = config;
     let options = ApplyOptions {
