@@ -89,7 +89,7 @@ ALTER TABLE users ALTER COLUMN email TYPE varchar(200);
     );
     project.write(
         "3_concurrently.up.sql",
-        "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n",
+        "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);\nDROP INDEX CONCURRENTLY users_email_idx;\n",
     );
     let t = trace_json(&project, &["2", "--sample-rows", "500"]);
     assert_eq!(t["mode"], "transaction");
@@ -140,6 +140,9 @@ ALTER TABLE users ALTER COLUMN email TYPE varchar(200);
     assert_eq!(s["observed_from"], "second connection", "{c:#}");
     takes(s, "users", "SHARE UPDATE EXCLUSIVE");
     assert!(modes(s, "users").iter().all(|m| m != "SHARE"), "{c:#}");
+    let s = at(&c, 2);
+    assert_eq!(s["observed_from"], "second connection", "{c:#}");
+    takes(s, "users", "SHARE UPDATE EXCLUSIVE");
 }
 
 #[test]

@@ -555,18 +555,37 @@ impl<'c> Tracer<'c> {
     /// stay visible until the watcher has read them and lets go.
     async fn observed_outside(&mut self, s: &Statement) -> Result<StatementTrace, VerifyError> {
         let watcher = self.target.connect().await?;
-        watcher
-            .batch("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            .await?;
-        for table in statement_tables(s) {
+        // The tables to hold, resolved outside the transaction (a name
+        // to_regclass rejects must not abort it); an index stands for its
+        // table (DROP INDEX CONCURRENTLY waits for the table's lockers).
+        let mut tables = Vec::new();
+        for name in statement_tables(s).into_iter().chain(dropped_names(s)) {
             let found = watcher
-                .query_opt("SELECT to_regclass($1)::text", &[&table])
-                .await?
-                .and_then(|r| r.get::<_, Option<String>>(0));
-            if let Some(name) = found {
+                .query_opt(
+                    "SELECT COALESCE(i.indrelid, c.oid)::regclass::text FROM pg_class c
+                     LEFT JOIN pg_index i ON i.indexrelid = c.oid
+                     WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p', 'm', 'i')",
+                    &[&name],
+                )
+                .await;
+            if let Ok(Some(row)) = found {
+                tables.push(row.get::<_, String>(0));
+            }
+        }
+        watcher
+            .batch("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+            .await?;
+        for table in &tables {
+            if watcher
+                .batch(&format!("LOCK TABLE {table} IN ACCESS SHARE MODE"))
+                .await
+                .is_err()
+            {
+                // Still watch, with a snapshot only.
                 watcher
-                    .batch(&format!("LOCK TABLE {name} IN ACCESS SHARE MODE"))
+                    .batch("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
                     .await?;
+                break;
             }
         }
         let pid = self.conn.pid();
@@ -697,6 +716,23 @@ fn held_until_commit(statements: &[StatementTrace]) -> Vec<String> {
     strongest_by_relation(&locks)
         .into_iter()
         .map(|(rel, mode)| format!("{mode} on {rel}"))
+        .collect()
+}
+
+/// The objects a DROP names (`DROP INDEX CONCURRENTLY i`: the parser's
+/// table list does not include them).
+fn dropped_names(s: &Statement) -> Vec<String> {
+    s.nodes()
+        .iter()
+        .filter_map(|n| match n.node.as_ref() {
+            Some(pg_query::NodeEnum::DropStmt(d)) => Some(d),
+            _ => None,
+        })
+        .flat_map(|d| d.objects.iter())
+        .filter_map(|o| match o.node.as_ref() {
+            Some(pg_query::NodeEnum::List(l)) => Some(crate::lint::ast::name(&l.items)),
+            _ => None,
+        })
         .collect()
 }
 
