@@ -240,3 +240,36 @@ fn trace_of_an_unknown_migration_is_bad_input() {
     assert!(out.contains("no migration is named 42"), "{out}");
     assert!(!project.path().join(".strata/traces").exists());
 }
+
+#[test]
+fn a_statement_that_fails_on_the_copy_is_reported_with_exit_3() {
+    let project = project();
+    project.write(
+        "2_bad.up.sql",
+        "ALTER TABLE users ADD COLUMN y int;\nALTER TABLE users ADD COLUMN y int;\nALTER TABLE users ADD COLUMN z int;\n",
+    );
+    let out = expect_code(&strata(project.path(), None, &["trace", "2"]), 3);
+    assert!(
+        out.contains("migrations/2_bad.up.sql:2  failed: ")
+            && out.contains("column \"y\" of relation \"users\" already exists"),
+        "{out}"
+    );
+    // The trace stops at the failure, as the runner would.
+    assert!(!out.contains("2_bad.up.sql:3"), "{out}");
+}
+
+#[test]
+fn a_history_that_does_not_replay_is_bad_input_naming_the_migration() {
+    let project = project();
+    project.write(
+        "2_needs.up.sql",
+        "INSERT INTO schema_migrations VALUES (1);\n",
+    );
+    project.write("3_next.up.sql", "ALTER TABLE users ADD COLUMN y int;\n");
+    let out = expect_code(&strata(project.path(), None, &["trace", "3"]), 2);
+    assert!(
+        out.contains("the history up to 2_needs does not apply")
+            && out.contains("relation \"schema_migrations\" does not exist"),
+        "{out}"
+    );
+}

@@ -353,7 +353,15 @@ async fn replay_before(
         target: Some(previous.version.as_str().to_owned()),
         dry_run: false,
     };
-    engine::up(&replay, target, &options, &mut |_| {}).await?;
+    engine::up(&replay, target, &options, &mut |_| {})
+        .await
+        .map_err(|e| VerifyError::Usage {
+            message: format!(
+                "cannot build the copy to trace on: the history up to {} does not apply to an empty database on the throwaway cluster (your database was not touched):\n{e}",
+                previous.label()
+            ),
+            help: "a history that needs objects it does not create (another tool's history table, an extension, a role) cannot be replayed; trace an earlier migration or fix the history".to_owned(),
+        })?;
     Ok(())
 }
 
