@@ -664,10 +664,43 @@ impl<'c> Tracer<'c> {
         observed_from: &str,
         note: Option<String>,
     ) -> Result<StatementTrace, VerifyError> {
+        // Plain DML changes no catalog object and rewrites nothing: reading
+        // the catalog after each of a data file's thousands of INSERTs
+        // would make the trace quadratic.
+        if only_dml(s) {
+            return Ok(self.assemble(s, elapsed, taken, held, observed_from, note, None));
+        }
         let rels = relations(self.conn).await?;
         let snapshot = Snapshot::take_with(self.conn, &self.own).await?;
+        let out = self.assemble(
+            s,
+            elapsed,
+            taken,
+            held,
+            observed_from,
+            note,
+            Some((&rels, &snapshot)),
+        );
+        self.rels = rels;
+        self.snapshot = snapshot;
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        &self,
+        s: &Statement,
+        elapsed: Duration,
+        taken: &BTreeSet<(i64, String)>,
+        held: &BTreeSet<(i64, String)>,
+        observed_from: &str,
+        note: Option<String>,
+        after: Option<(&Relations, &Snapshot)>,
+    ) -> StatementTrace {
         let name = |oid: i64, mode: &str| -> Option<ObservedLock> {
-            let r = rels.get(&oid).or_else(|| self.rels.get(&oid))?;
+            let r = after
+                .and_then(|(rels, _)| rels.get(&oid))
+                .or_else(|| self.rels.get(&oid))?;
             Some(ObservedLock {
                 relation: r.name.clone(),
                 kind: r.kind.to_owned(),
@@ -680,23 +713,28 @@ impl<'c> Tracer<'c> {
             v.sort();
             v
         };
-        let mut rewrites: Vec<String> = self
-            .rels
-            .iter()
-            .filter_map(|(oid, before)| {
-                let now = rels.get(oid)?;
-                (before.filenode != 0 && now.filenode != 0 && before.filenode != now.filenode)
-                    .then(|| format!("{} {}", now.kind, now.name))
-            })
-            .collect();
+        let (mut rewrites, changes): (Vec<String>, Vec<String>) = match after {
+            Some((rels, snapshot)) => (
+                self.rels
+                    .iter()
+                    .filter_map(|(oid, before)| {
+                        let now = rels.get(oid)?;
+                        (before.filenode != 0
+                            && now.filenode != 0
+                            && before.filenode != now.filenode)
+                            .then(|| format!("{} {}", now.kind, now.name))
+                    })
+                    .collect(),
+                self.snapshot
+                    .diff(snapshot)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         rewrites.sort();
-        let changes = self
-            .snapshot
-            .diff(&snapshot)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let out = StatementTrace {
+        StatementTrace {
             line: self.line(s),
             summary: s.summary(),
             locks: named(taken),
@@ -707,10 +745,7 @@ impl<'c> Tracer<'c> {
             changes,
             note,
             error: None,
-        };
-        self.rels = rels;
-        self.snapshot = snapshot;
-        Ok(out)
+        }
     }
 }
 
@@ -725,6 +760,25 @@ fn held_until_commit(statements: &[StatementTrace]) -> Vec<String> {
         .into_iter()
         .map(|(rel, mode)| format!("{mode} on {rel}"))
         .collect()
+}
+
+/// True when every statement of `s` is INSERT, UPDATE, DELETE, MERGE or
+/// a plain SELECT (which cannot change the catalog, short of calling a
+/// function that does).
+fn only_dml(s: &Statement) -> bool {
+    let nodes = s.nodes();
+    !nodes.is_empty()
+        && nodes.iter().all(|n| {
+            matches!(
+                n.node.as_ref(),
+                Some(
+                    pg_query::NodeEnum::InsertStmt(_)
+                        | pg_query::NodeEnum::UpdateStmt(_)
+                        | pg_query::NodeEnum::DeleteStmt(_)
+                        | pg_query::NodeEnum::MergeStmt(_)
+                )
+            ) || matches!(n.node.as_ref(), Some(pg_query::NodeEnum::SelectStmt(sel)) if sel.into_clause.is_none())
+        })
 }
 
 /// The objects a DROP names (`DROP INDEX CONCURRENTLY i`: the parser's
