@@ -20,9 +20,13 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
             strata::verify::check::check_baseline(&project, &target, &args.version, &mut |_| {})
                 .await?;
         if !check.differences.is_empty() {
-            strata::report::out(
-                strata::report::verify::baseline_mismatch(&check, &args.version).trim_end(),
-            );
+            if ctx.global.json {
+                strata::report::out(&serde_json::to_string_pretty(&check)?);
+            } else {
+                strata::report::out(
+                    strata::report::verify::baseline_mismatch(&check, &args.version).trim_end(),
+                );
+            }
             return Ok(Outcome::CheckFailed);
         }
         if !ctx.global.quiet {

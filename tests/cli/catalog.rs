@@ -103,6 +103,10 @@ async fn each_kind_of_change_is_one_difference() {
         ),
         ("DROP TABLE audit", &["table audit: removed"]),
         (
+            "CREATE TABLE tags (id serial PRIMARY KEY, name text)",
+            &["table tags: added"],
+        ),
+        (
             "CREATE TABLE app.t (id integer PRIMARY KEY)",
             &["table app.t: added"],
         ),
@@ -251,4 +255,35 @@ async fn strata_tables_and_extension_members_are_left_out() {
     } else {
         eprintln!("citext is not available on this server: extension case not run");
     }
+}
+
+#[tokio::test]
+async fn a_database_search_path_does_not_change_printed_definitions() {
+    let schema = "CREATE SCHEMA app;
+        CREATE TABLE app.t (id integer DEFAULT 1);
+        CREATE VIEW v AS SELECT id FROM app.t;
+        CREATE TYPE app.color AS ENUM ('red');
+        CREATE TABLE u (c app.color DEFAULT 'red', k integer CHECK (k > 0));";
+    let a = TestDb::new().await;
+    let b = TestDb::new().await;
+    a.connect().await.batch(schema).await.unwrap();
+    let admin = b.connect().await;
+    admin.batch(schema).await.unwrap();
+    admin
+        .batch(&format!(
+            "ALTER DATABASE {} SET search_path = app, public",
+            b.name
+        ))
+        .await
+        .unwrap();
+    // A new session of b sees app first.
+    let cb = b.connect().await;
+    assert_eq!(b.column("SHOW search_path").await, ["app, public"]);
+    let sa = Snapshot::take(&a.connect().await).await.unwrap();
+    let sb = Snapshot::take(&cb).await.unwrap();
+    let got: Vec<String> = sa.diff(&sb).iter().map(|d| d.to_string()).collect();
+    assert_eq!(got, Vec::<String>::new());
+    // The caller's setting is back.
+    let rows = cb.query("SHOW search_path", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "app, public");
 }

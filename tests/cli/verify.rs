@@ -160,7 +160,6 @@ async fn a_schema_file_that_lacks_a_table_is_reported() {
         object_lines(&out),
         [
             "  function post_count(): removed",
-            "  sequence posts_id_seq: removed",
             "  table posts: removed",
             "  view recent: removed",
         ],
@@ -178,10 +177,15 @@ async fn a_schema_file_that_lacks_a_table_is_reported() {
         "{out}"
     );
 
-    // A configured schema_file that does not exist is bad input.
+    // A configured schema_file that does not exist is a problem found;
+    // the other checks still run.
     project.config("schema_file = \"missing.sql\"\n");
-    let out = expect_code(&project.run(&db, &["verify"]), 2);
-    assert!(out.contains("missing.sql does not exist"), "{out}");
+    let out = expect_code(&project.run(&db, &["verify"]), 3);
+    assert!(out.contains("drift: none"), "{out}");
+    assert!(
+        out.contains("schema file ") && out.contains("missing.sql: does not exist"),
+        "{out}"
+    );
 }
 
 fn project_with_only_first() -> Project {

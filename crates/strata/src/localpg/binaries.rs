@@ -19,46 +19,23 @@ impl Binaries {
     /// Looks on `PATH`, then at `pg_config --bindir`, then in
     /// `/usr/lib/postgresql/*/bin`, newest first.
     pub fn find() -> Result<Binaries, LocalPgError> {
-        let mut candidates: Vec<PathBuf> = Vec::new();
-        if let Some(path) = std::env::var_os("PATH") {
-            for dir in std::env::split_paths(&path) {
-                let initdb = dir.join("initdb");
-                if initdb.is_file() {
-                    // Debian links a few binaries into /usr/local/bin or
-                    // /usr/bin; the real directory has all of them.
-                    let real = std::fs::canonicalize(&initdb).unwrap_or(initdb);
-                    if let Some(parent) = real.parent() {
-                        candidates.push(parent.to_path_buf());
-                    }
-                }
-            }
-        }
-        if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-            if out.status.success() {
-                candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-            }
-        }
-        let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let major: u32 = e.file_name().to_string_lossy().parse().ok()?;
-                Some((major, e.path().join("bin")))
-            })
-            .collect();
-        debian.sort_by_key(|d| std::cmp::Reverse(d.0));
-        candidates.extend(debian.into_iter().map(|(_, p)| p));
-        for dir in candidates {
-            if ["initdb", "pg_ctl", "postgres"]
-                .iter()
-                .all(|b| dir.join(b).is_file())
-            {
+        for dir in candidates() {
+            if is_server_dir(&dir) {
                 let major = major_version(&dir.join("postgres"))?;
                 return Ok(Binaries { bindir: dir, major });
             }
         }
         Err(LocalPgError::NoBinaries)
+    }
+
+    /// The first server installation of PostgreSQL `major`, looked for
+    /// where [`Binaries::find`] looks; `None` when there is none.
+    pub fn find_major(major: u32) -> Option<Binaries> {
+        candidates()
+            .into_iter()
+            .filter(|dir| is_server_dir(dir))
+            .find(|dir| major_version(&dir.join("postgres")).ok() == Some(major))
+            .map(|bindir| Binaries { bindir, major })
     }
 
     /// The path of one binary: in the server's directory, or, for a client
@@ -73,6 +50,49 @@ impl Binaries {
         }
         which(name).unwrap_or(own)
     }
+}
+
+/// Where server binaries may be, in the order [`Binaries::find`] prefers:
+/// `PATH`, `pg_config --bindir`, `/usr/lib/postgresql/*/bin` newest first.
+fn candidates() -> Vec<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let initdb = dir.join("initdb");
+            if initdb.is_file() {
+                // Debian links a few binaries into /usr/local/bin or
+                // /usr/bin; the real directory has all of them.
+                let real = std::fs::canonicalize(&initdb).unwrap_or(initdb);
+                if let Some(parent) = real.parent() {
+                    candidates.push(parent.to_path_buf());
+                }
+            }
+        }
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        if out.status.success() {
+            candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+    }
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            Some((major, e.path().join("bin")))
+        })
+        .collect();
+    debian.sort_by_key(|d| std::cmp::Reverse(d.0));
+    candidates.extend(debian.into_iter().map(|(_, p)| p));
+    candidates
+}
+
+/// True when `dir` holds a server: `initdb`, `pg_ctl` and `postgres`.
+fn is_server_dir(dir: &Path) -> bool {
+    ["initdb", "pg_ctl", "postgres"]
+        .iter()
+        .all(|b| dir.join(b).is_file())
 }
 
 /// The programs that must come from the server's own directory.

@@ -58,6 +58,8 @@ pub struct Cluster {
     location_file: Option<PathBuf>,
     settings: Vec<(String, String)>,
     database: String,
+    /// The binaries to create it with; `None`: the newest found.
+    binaries: Option<Binaries>,
 }
 
 /// The file in `.strata/` that records where a project's cluster lives
@@ -96,6 +98,7 @@ impl Cluster {
             location_file: Some(location_file),
             settings: Vec::new(),
             database: PROJECT_DATABASE.to_owned(),
+            binaries: None,
         }
     }
 
@@ -110,7 +113,14 @@ impl Cluster {
             location_file: None,
             settings,
             database: database.to_owned(),
+            binaries: None,
         }
+    }
+
+    /// Creates the cluster with these binaries rather than the newest.
+    pub(crate) fn with_binaries(mut self, binaries: Binaries) -> Cluster {
+        self.binaries = Some(binaries);
+        self
     }
 
     /// True when the cluster lives outside `.strata/pg` (see `for_project`).
@@ -214,7 +224,10 @@ impl Cluster {
     }
 
     fn create_locked(&self) -> Result<(), LocalPgError> {
-        let bin = Binaries::find()?;
+        let bin = match &self.binaries {
+            Some(b) => b.clone(),
+            None => Binaries::find()?,
+        };
         let owner = server_owner()?;
         let data = self.data_dir();
         if data.exists() {

@@ -36,6 +36,18 @@ pub struct Throwaway {
 impl Throwaway {
     /// Creates and starts a throwaway cluster.
     pub fn start() -> Result<Throwaway, LocalPgError> {
+        Throwaway::start_with(None)
+    }
+
+    /// A throwaway cluster of PostgreSQL `major` when its binaries are on
+    /// the machine (see [`Binaries::find_major`]), else of the newest:
+    /// catalogs compared with another server's print alike only on the
+    /// same major version (extension versions, view definitions).
+    pub fn start_major(major: u32) -> Result<Throwaway, LocalPgError> {
+        Throwaway::start_with(Binaries::find_major(major))
+    }
+
+    fn start_with(binaries: Option<Binaries>) -> Result<Throwaway, LocalPgError> {
         let base = ["/dev/shm", "/tmp"]
             .iter()
             .map(Path::new)
@@ -56,6 +68,10 @@ impl Throwaway {
                 .collect(),
             "postgres",
         );
+        let cluster = match binaries {
+            Some(b) => cluster.with_binaries(b),
+            None => cluster,
+        };
         let (child, pipe) = reaper;
         let throwaway = Throwaway {
             cluster,

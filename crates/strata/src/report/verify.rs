@@ -56,7 +56,7 @@ pub fn verify_text(r: &VerifyReport) -> String {
         let path = s.path.display();
         match (&s.load_error, s.differences.is_empty()) {
             (Some(e), _) => out.push_str(&format!(
-                "schema file {path}: does not load with psql:\n  {}\n",
+                "schema file {path}: {}\n",
                 e.replace('\n', "\n  ")
             )),
             (None, true) => out.push_str(&format!("schema file {path}: matches the migrations\n")),

@@ -124,7 +124,9 @@ pub struct Difference {
     pub object: String,
     /// The identity as messages show it ([`Object::label`]).
     pub label: String,
-    /// What differs.
+    /// What differs (serialized flat: `"change": "added"`, or
+    /// `"change": "changed", "attributes": [...]`).
+    #[serde(flatten)]
     pub change: Change,
 }
 
@@ -247,20 +249,23 @@ impl Snapshot {
             )
             .await?;
         let excluded: Vec<u32> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
-        let mut snapshot = Snapshot::default();
-        for query in queries() {
-            let rows = if query.contains("$1") {
-                conn.query(&query, &[&excluded]).await?
-            } else {
-                conn.query(&query, &[]).await?
-            };
-            for row in &rows {
-                if let Some(object) = object_of(row) {
-                    snapshot.objects.insert(object.key(), object);
-                }
-            }
+        // The server qualifies names in the definitions it prints by the
+        // session's search_path, which a database or role setting may
+        // change: with an empty one every name is qualified, the same way
+        // on every server. The caller's setting is put back afterwards.
+        let saved = conn
+            .query_opt(
+                "SELECT current_setting('search_path'), set_config('search_path', '', false)",
+                &[],
+            )
+            .await?
+            .and_then(|r| r.try_get::<_, String>(0).ok());
+        let result = read_objects(conn, &excluded).await;
+        if let Some(path) = saved {
+            conn.execute("SELECT set_config('search_path', $1, false)", &[&path])
+                .await?;
         }
-        Ok(snapshot)
+        result
     }
 
     /// The objects added, removed or changed from `self` to `after`, one
@@ -335,6 +340,24 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// Every object, one query per family (see [`queries`]).
+async fn read_objects(conn: &Connection, excluded: &[u32]) -> Result<Snapshot, VerifyError> {
+    let mut snapshot = Snapshot::default();
+    for query in queries() {
+        let rows = if query.contains("$1") {
+            conn.query(&query, &[&excluded]).await?
+        } else {
+            conn.query(&query, &[]).await?
+        };
+        for row in &rows {
+            if let Some(object) = object_of(row) {
+                snapshot.objects.insert(object.key(), object);
+            }
+        }
+    }
+    Ok(snapshot)
 }
 
 /// For each table in both snapshots whose common columns are not in the
@@ -481,9 +504,16 @@ fn queries() -> Vec<String> {
          WHERE e.extname <> 'plpgsql'"
             .to_owned(),
         // Tables, views, materialized views, foreign tables, sequences
-        // (not those of identity columns: the column says it).
+        // (not those of identity columns: the column says it; a `serial`
+        // column's sequence is part of its table).
         format!(
-            "SELECT {REL_KIND}, n.nspname::text, c.relname::text, NULL::text,
+            "SELECT {REL_KIND}, n.nspname::text, c.relname::text,
+                CASE WHEN c.relkind = 'S' THEN
+                    (SELECT 'table ' || pn.nspname || '.' || pc.relname FROM pg_depend d
+                     JOIN pg_class pc ON pc.oid = d.refobjid
+                     JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                       AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' LIMIT 1) END,
             jsonb_build_object(
                 'partitioned by', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
                 'partition of', CASE WHEN c.relispartition THEN
@@ -682,4 +712,129 @@ fn queries() -> Vec<String> {
             not_extension("pg_type", "t.oid")
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(kind: &str, name: &str, parent: Option<&str>, attrs: &[(&str, &str)]) -> Object {
+        Object {
+            kind: kind.to_owned(),
+            schema: Some("public".to_owned()),
+            name: name.to_owned(),
+            parent: parent.map(str::to_owned),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            position: None,
+        }
+    }
+
+    fn snapshot(objects: Vec<Object>) -> Snapshot {
+        Snapshot {
+            objects: objects.into_iter().map(|o| (o.key(), o)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_removed_table_is_one_difference_not_one_per_column() {
+        let before = snapshot(vec![
+            object("table", "audit", None, &[]),
+            object(
+                "column",
+                "audit.id",
+                Some("table public.audit"),
+                &[("type", "integer")],
+            ),
+        ]);
+        let got: Vec<String> = before
+            .diff(&Snapshot::default())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["table audit: removed"]);
+        let got: Vec<String> = Snapshot::default()
+            .diff(&before)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["table audit: added"]);
+    }
+
+    #[test]
+    fn changed_attributes_are_named_and_long_texts_show_their_first_differing_line() {
+        let before = snapshot(vec![object(
+            "view",
+            "v",
+            None,
+            &[("definition", " SELECT a\n   FROM t;"), ("comment", "old")],
+        )]);
+        let after = snapshot(vec![object(
+            "view",
+            "v",
+            None,
+            &[("definition", " SELECT a\n   FROM u;")],
+        )]);
+        let diff = before.diff(&after);
+        assert_eq!(
+            diff[0].to_string(),
+            "view v: comment old → none; definition differs at line 2: `FROM t;` → `FROM u;`"
+        );
+        // Serialized flat, and read back the same.
+        let json = serde_json::to_value(&diff[0]).unwrap();
+        assert_eq!(json["change"], "changed");
+        assert_eq!(json["attributes"][0]["name"], "comment");
+        let back: Difference = serde_json::from_value(json).unwrap();
+        assert_eq!(back, diff[0]);
+    }
+
+    #[test]
+    fn column_order_is_compared_on_the_table_over_the_common_columns() {
+        let col = |name: &str, pos: i64| Object {
+            position: Some(pos),
+            ..object("column", &format!("t.{name}"), Some("table public.t"), &[])
+        };
+        let before = snapshot(vec![
+            object("table", "t", None, &[]),
+            col("a", 1),
+            col("b", 2),
+            col("c", 3),
+        ]);
+        // b dropped: c moves up, which is not a change of c's.
+        let dropped = snapshot(vec![
+            object("table", "t", None, &[]),
+            col("a", 1),
+            col("c", 2),
+        ]);
+        let got: Vec<String> = before
+            .diff(&dropped)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["column t.b: removed"]);
+        // a re-added at the end: the order changed.
+        let moved = snapshot(vec![
+            object("table", "t", None, &[]),
+            col("b", 1),
+            col("c", 2),
+            col("a", 3),
+        ]);
+        let got: Vec<String> = before
+            .diff(&moved)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["table t: column order a, b, c → b, c, a"]);
+    }
+
+    #[test]
+    fn bodies_are_compared_without_trailing_spaces_and_blank_edges() {
+        assert_eq!(
+            normalise("\r\n\nBEGIN  \r\n  x;\t\nEND\n\n"),
+            "BEGIN\n  x;\nEND"
+        );
+        assert_eq!(normalise(""), "");
+    }
 }

@@ -48,7 +48,7 @@ pub struct FileProblem {
 pub struct SchemaFileCheck {
     /// The file.
     pub path: PathBuf,
-    /// It did not load with psql: why.
+    /// It does not exist or did not load with psql: why.
     pub load_error: Option<String>,
     /// Migrations (replayed) → schema file.
     pub differences: Vec<Difference>,
@@ -135,7 +135,7 @@ pub async fn verify(
     let live_conn = target.connect().await?;
     let live = Snapshot::take_with(&live_conn, &own).await?;
     let live_major = catalog::server_version_num(&live_conn).await? / 10_000;
-    let replay = Replay::start()?;
+    let replay = Replay::start(live_major)?;
     let replayed = applied.len();
     let expected_target = replay.database("strata_replay").await?;
     replay
@@ -185,7 +185,8 @@ pub async fn check_baseline(
     let own = own_tables(project);
     let live_conn = target.connect().await?;
     let live = Snapshot::take_with(&live_conn, &own).await?;
-    let replay = Replay::start()?;
+    let live_major = catalog::server_version_num(&live_conn).await? / 10_000;
+    let replay = Replay::start(live_major)?;
     let replayed = upto.len();
     let expected_target = replay.database("strata_replay").await?;
     replay
@@ -216,9 +217,13 @@ async fn check_schema_file(
     path: &Path,
 ) -> Result<SchemaFileCheck, VerifyError> {
     if !path.is_file() {
-        return Err(VerifyError::Usage {
-            message: format!("the schema file {} does not exist", path.display()),
-            help: "run `strata dump --out FILE` to write it, or fix schema_file in strata.toml / --schema-file".to_owned(),
+        return Ok(SchemaFileCheck {
+            path: path.to_path_buf(),
+            load_error: Some(
+                "does not exist (write it with `strata dump --out FILE`, or fix schema_file in strata.toml)"
+                    .to_owned(),
+            ),
+            differences: Vec::new(),
         });
     }
     let target = replay.database("strata_schema_file").await?;
@@ -235,7 +240,7 @@ async fn check_schema_file(
     if let Err(e) = loaded {
         return Ok(SchemaFileCheck {
             path: path.to_path_buf(),
-            load_error: Some(e.to_string()),
+            load_error: Some(format!("does not load with psql:\n{e}")),
             differences: Vec::new(),
         });
     }
@@ -254,9 +259,11 @@ struct Replay {
 }
 
 impl Replay {
-    fn start() -> Result<Replay, VerifyError> {
+    /// A cluster of the live server's major version when one is
+    /// installed, else of the newest (the report then says so).
+    fn start(live_major: i32) -> Result<Replay, VerifyError> {
         Ok(Replay {
-            cluster: Throwaway::start()?,
+            cluster: Throwaway::start_major(u32::try_from(live_major).unwrap_or(0))?,
         })
     }
 
