@@ -282,7 +282,12 @@ pub async fn trace(
             },
         ]))
     })?;
-    let cluster = Throwaway::start()?;
+    // Locks and rewrites differ between majors: with `pg_version` set, the
+    // copy runs that major when it is installed (the header says which ran).
+    let cluster = match project.config.lint.pg_version {
+        Some(major) => Throwaway::start_major(major)?,
+        None => Throwaway::start()?,
+    };
     let admin = Target::parse(&cluster.conninfo("postgres"))?
         .connect()
         .await?;
@@ -347,6 +352,11 @@ async fn replay_before(
     config.backup = BackupPolicy::Never;
     // The copy's schema is not the project's: never write its schema file.
     config.schema_file = None;
+    // The production guards have nothing to guard on a copy nobody uses.
+    config.watchdog = None;
+    config.max_lock_hold = None;
+    config.max_replication_lag = None;
+    config.max_blocked_queries = None;
     let mut replay = project.clone();
     replay.config = config;
     let options = ApplyOptions {
