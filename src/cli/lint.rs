@@ -77,12 +77,15 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         (None, true) => Some(strata::engine::LintSelection::Changed(args.base)),
         (None, false) => None,
     };
-    let report = match selection {
+    let mut report = match selection {
         Some(selection) => {
             strata::engine::lint_selection(&config, target.as_ref(), selection).await?
         }
         None => strata::engine::lint_paths(&paths, &config, target.as_ref()).await?,
     };
+    // Observed facts from stored traces (`strata trace`), and where they
+    // differ from the prediction.
+    strata::verify::trace::compare::annotate(&config, &mut report);
     let format = match (args.format, ctx.global.json) {
         (_, true) | (FormatArg::Json, _) => Format::Json,
         (FormatArg::Human, _) => Format::Human,

@@ -26,8 +26,10 @@ mod redo;
 mod repair;
 mod restore;
 mod rules;
+mod spec;
 mod status;
 mod test;
+mod trace;
 mod up;
 mod validate;
 mod verify;
@@ -72,6 +74,8 @@ enum Command {
     Restore(restore::Args),
     Monitor(monitor::Args),
     Changelog(changelog::Args),
+    Trace(trace::Args),
+    Spec(spec::Args),
     Dump(dump::Args),
     Verify(verify::Args),
     Test(test::Args),
@@ -153,6 +157,8 @@ pub fn main() -> ExitCode {
             Command::Restore(args) => restore::exec(args, &ctx).await,
             Command::Monitor(args) => monitor::exec(args, &ctx).await,
             Command::Changelog(args) => changelog::exec(args, &ctx).await,
+            Command::Trace(args) => trace::exec(args, &ctx).await,
+            Command::Spec(args) => spec::exec(args, &ctx).await,
             Command::Dump(args) => dump::exec(args, &ctx).await,
             Command::Verify(args) => verify::exec(args, &ctx).await,
             Command::Test(args) => test::exec(args, &ctx).await,

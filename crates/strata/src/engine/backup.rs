@@ -127,7 +127,8 @@ impl Need {
         self.reasons.join("; ")
     }
 
-    fn what(&self) -> String {
+    /// What is dumped, as messages say it.
+    pub fn what(&self) -> String {
         if self.whole_database {
             "the whole database".to_owned()
         } else {
@@ -782,6 +783,17 @@ pub(super) async fn before_migration(
             Ok((!need.is_empty()).then_some(need))
         }
     }
+}
+
+/// What `up` would back up before `m` if it ran now (`strata spec`): the
+/// same decision [`before_migration`] makes right before the step.
+pub async fn decision(
+    config: &Config,
+    conn: &Connection,
+    m: &Migration,
+) -> Result<Option<Need>, EngineError> {
+    let statements = super::apply::parse(&m.up)?;
+    before_migration(config, conn, &m.up, &statements).await
 }
 
 /// Cheap pre-check: could this statement (or a statement of its DO block)

@@ -227,6 +227,10 @@ pub struct Finding {
     /// durations add to the hold.
     #[serde(skip)]
     pub span: Vec<usize>,
+    /// What `strata trace` observed this statement do, when a stored trace
+    /// of the file exists (`verify::trace::compare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
 }
 
 impl Finding {
@@ -250,6 +254,7 @@ impl Finding {
             allowed: false,
             columns: Vec::new(),
             span: Vec::new(),
+            observed: None,
         }
     }
 

@@ -18,7 +18,9 @@
 //! may be absent or null. `table` is the table's name as SQL, quoted where
 //! PostgreSQL needs it (`users`, `"Users"`, `"Sch".t`), so it is never
 //! ambiguous. Acknowledged findings (`-- strata:allow`) are
-//! included with `"acknowledged": true`.
+//! included with `"acknowledged": true`. `observed` (null unless the file
+//! has a stored `strata trace`) is what the trace saw the statement do:
+//! `"ACCESS EXCLUSIVE on users, rewrite, 12 ms"`.
 //!
 //! `github` prints workflow commands (`::error`, `::warning`, `::notice`),
 //! `sarif` prints SARIF 2.1.0 with every rule in `tool.driver.rules`, and
@@ -129,6 +131,9 @@ pub fn human_finding(f: &Finding, style: &Style) -> String {
             human_size(f.table_bytes.unwrap_or(0))
         ));
     }
+    if let Some(observed) = &f.observed {
+        out.push_str(&format!(" {pad} = observed: {observed}\n"));
+    }
     if let Some(fix) = &f.fix {
         out.push_str(&format!(" {pad} = safe rewrite:\n"));
         for line in fix.lines() {
@@ -181,6 +186,7 @@ fn json(report: &LintReport) -> String {
                 "file": rel(&f.file), "line": f.line, "column": f.column, "rule": f.rule, "risk": f.risk,
                 "lock": f.lock, "message": f.message, "fix": f.fix, "acknowledged": f.allowed,
                 "table": f.table, "table_rows": f.table_rows, "table_bytes": f.table_bytes, "estimate_ms": f.estimate_ms,
+                "observed": f.observed,
             })
         })
         .collect();

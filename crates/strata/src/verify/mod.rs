@@ -22,6 +22,8 @@ pub mod catalog;
 pub mod check;
 pub mod dump;
 pub mod roundtrip;
+pub mod spec;
+pub mod trace;
 
 use crate::db::DbError;
 use crate::engine::EngineError;
