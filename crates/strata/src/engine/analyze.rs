@@ -377,7 +377,13 @@ async fn lint_set(
     // A file that does not parse stays `None`: lint reports its error.
     let statements: Vec<Option<Vec<Statement>>> = migrations
         .iter()
-        .map(|m| crate::sql::split(&m.up.text, &m.up.blocks).ok())
+        .map(|m| {
+            let mut statements = crate::sql::split(&m.up.text, &m.up.blocks).ok()?;
+            // Rules judge a `-- strata:backfill` statement as batched; a
+            // misplaced directive is `validate`'s and `up`'s to report.
+            let _ = source::mark_backfills(&m.up, &mut statements);
+            Some(statements)
+        })
         .collect();
     let mut rewrites = Vec::new();
     if config.safe_rewrites {
