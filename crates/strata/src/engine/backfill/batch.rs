@@ -115,26 +115,8 @@ pub fn sql(spec: &BackfillSpec, key: &Key) -> Result<BatchSql, BackfillError> {
             let n = key.columns.len();
             let row = key.row(q);
             let bare_row = key.row(table);
-            // Output columns are named k0, k1, …: an output column named
-            // like the key column would make ORDER BY sort the text.
-            let select: Vec<String> = key
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    format!(
-                        "{table}.{}::text AS k{i}",
-                        crate::sql::names::quote_ident(&c.name)
-                    )
-                })
-                .collect();
-            let select = select.join(", ");
-            let order: Vec<String> = key
-                .columns
-                .iter()
-                .map(|c| format!("{table}.{}", crate::sql::names::quote_ident(&c.name)))
-                .collect();
-            let order = order.join(", ");
+            let select = key.text_outputs(table);
+            let order = key.order_by(table, "");
             let end_first = format!(
                 "SELECT {select} FROM {table} WHERE {bare_row} <= {upper} ORDER BY {order} LIMIT 1 OFFSET ${off}::text::bigint",
                 upper = key.params(1),

@@ -71,6 +71,30 @@ impl Key {
         format!("({})", cols.join(", "))
     }
 
+    /// The key columns of `table` as text output columns `k0, k1, …`, for
+    /// reading a key back. They are not named like the key columns: an
+    /// output column of that name would make `ORDER BY` sort the text.
+    pub fn text_outputs(&self, table: &str) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{table}.{}::text AS k{i}", quote_ident(&c.name)))
+            .collect();
+        cols.join(", ")
+    }
+
+    /// `ORDER BY` items over the key columns of `table`, in the key's own
+    /// order (not its text's), each followed by `direction` (`""` or `" DESC"`).
+    pub fn order_by(&self, table: &str, direction: &str) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{table}.{}{direction}", quote_ident(&c.name)))
+            .collect();
+        cols.join(", ")
+    }
+
     /// Bound values as a row of parameters `$from..`, each read from text
     /// and cast to its column's type: `($1::text::bigint, $2::text::uuid)`.
     pub fn params(&self, from: usize) -> String {

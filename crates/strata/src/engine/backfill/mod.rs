@@ -314,30 +314,12 @@ async fn upper_key(
     key: &Key,
 ) -> Result<Option<Vec<String>>, DbError> {
     let table = spec.keyed_table();
-    // Output columns k0, k1, … and qualified ORDER BY columns: the key's
-    // own order, not its text's.
-    let select: Vec<String> = key
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            format!(
-                "{table}.{}::text AS k{i}",
-                crate::sql::names::quote_ident(&c.name)
-            )
-        })
-        .collect();
-    let order: Vec<String> = key
-        .columns
-        .iter()
-        .map(|c| format!("{table}.{} DESC", crate::sql::names::quote_ident(&c.name)))
-        .collect();
     let row = conn
         .query_opt(
             &format!(
                 "SELECT {} FROM {table} ORDER BY {} LIMIT 1",
-                select.join(", "),
-                order.join(", ")
+                key.text_outputs(&table),
+                key.order_by(&table, " DESC")
             ),
             &[],
         )
