@@ -154,7 +154,7 @@ fn the_library_has_no_cli_dependencies() {
     }
 }
 
-/// Data flows one way: source → sql → lint → engine → report, with
+/// Data flows one way: source → sql → lint → plan → engine → report, with
 /// `config`, `db` and `localpg` as infrastructure below the engine.
 /// `source` and `sql` live in `strata-source`, which cannot import the
 /// library at all (Cargo enforces that); this checks the library's own
@@ -173,7 +173,7 @@ fn library_modules_import_only_downstream() {
         (
             "lib",
             &[
-                "config", "db", "engine", "error", "lint", "localpg", "migrator", "report",
+                "config", "db", "engine", "error", "lint", "localpg", "migrator", "plan", "report",
                 "verify",
             ],
         ),
@@ -183,18 +183,25 @@ fn library_modules_import_only_downstream() {
         ("db", &[]),
         ("localpg", &["db"]),
         ("lint", &[]),
-        ("engine", &["config", "db", "error", "lint", "localpg"]),
+        // Plans compile operations into SQL without a database; the engine
+        // runs what they compile to.
+        ("plan", &["lint"]),
+        (
+            "engine",
+            &["config", "db", "error", "lint", "localpg", "plan"],
+        ),
         ("error", &["config", "db", "engine", "localpg"]),
-        ("report", &["db", "engine", "lint", "verify"]),
+        ("report", &["db", "engine", "lint", "plan", "verify"]),
         // Verification reads catalogs and replays migrations with the
         // engine; it returns values, which `report` renders.
         (
             "verify",
-            &["config", "db", "engine", "error", "lint", "localpg"],
+            &["config", "db", "engine", "error", "lint", "localpg", "plan"],
         ),
     ];
     const MODULES: &[&str] = &[
-        "config", "db", "engine", "error", "lint", "localpg", "migrator", "report", "verify",
+        "config", "db", "engine", "error", "lint", "localpg", "migrator", "plan", "report",
+        "verify",
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/strata/src");
     let mut files = Vec::new();

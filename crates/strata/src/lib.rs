@@ -70,6 +70,10 @@ pub mod localpg;
 #[cfg(not(feature = "internal"))]
 mod localpg;
 #[cfg(feature = "internal")]
+pub mod plan;
+#[cfg(not(feature = "internal"))]
+mod plan;
+#[cfg(feature = "internal")]
 pub mod report;
 #[cfg(not(feature = "internal"))]
 mod report;

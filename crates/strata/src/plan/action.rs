@@ -1,0 +1,91 @@
+//! What a compiled operation is made of.
+
+use std::fmt;
+
+/// One thing a phase does. The engine runs a phase's actions in order and
+/// records each one done, so a crash resumes at the first unfinished one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Statements run together in one short transaction, under the
+    /// configured `lock_timeout` and retried as a whole when it expires:
+    /// catalog changes (add a column, install a trigger, swap two columns).
+    /// Each statement is one SQL statement, without a trailing `;`.
+    Transaction(Vec<String>),
+    /// One statement run on its own, outside a transaction block:
+    /// `CREATE INDEX CONCURRENTLY` (an invalid index left by a failed build
+    /// is dropped before a retry) or a long `VALIDATE CONSTRAINT`, whose
+    /// lock should not be held together with anything else.
+    Alone(String),
+    /// A batched, resumable data change through the backfill engine: one
+    /// `UPDATE … SET … [WHERE …]`, `DELETE … WHERE …` or
+    /// `INSERT INTO … SELECT … FROM …` statement, exactly as a migration
+    /// marked `-- strata:backfill` would hold it.
+    Backfill(String),
+    /// A check that must hold before the plan goes on: `sql` returns a
+    /// single `true`, or no rows. On failure the engine shows the first 20
+    /// rows it returned, and `message`.
+    Validate {
+        /// The query.
+        sql: String,
+        /// What a failure means, for the operator.
+        message: String,
+    },
+}
+
+impl fmt::Display for Action {
+    /// The action as SQL a reviewer can read (the dry run, `strata plan`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Transaction(statements) => {
+                f.write_str("BEGIN;\n")?;
+                for s in statements {
+                    writeln!(f, "{s};")?;
+                }
+                f.write_str("COMMIT;")
+            }
+            Action::Alone(sql) => write!(f, "{sql};"),
+            Action::Backfill(sql) => write!(f, "-- strata:backfill\n{sql};"),
+            Action::Validate { sql, message } => {
+                write!(f, "-- strata:validate ({message})\n{sql};")
+            }
+        }
+    }
+}
+
+/// One operation (one step of it, for operations that span phases),
+/// compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    /// What the phase runs for this operation, in order.
+    pub up: Vec<Action>,
+    /// What undoes `up`, in order (already newest first), or why nothing can:
+    /// e.g. a dropped column's data is gone, so only a backup brings it back.
+    pub down: Result<Vec<Action>, String>,
+    /// True when `up` destroys data the app may still read (a dropped column
+    /// or table): the engine takes a backup first, and the step may only run
+    /// after a `deploy` gate.
+    pub drops_data: bool,
+}
+
+/// What an operation's SQL may depend on besides the operation itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context<'a> {
+    /// The plan's version (`20260301120000`), used in the names of helper
+    /// objects so that two plans never share a trigger.
+    pub version: &'a str,
+    /// The step of a multi-phase operation this phase runs (`expand`,
+    /// `contract`, …); `None` for an operation written once.
+    pub step: Option<&'a str>,
+}
+
+/// Why an operation could not be compiled. The reader has already checked
+/// the file's shape, so these are problems only the compiler sees (an
+/// unknown step name, a table name that is not SQL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CompileError {
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub help: Option<String>,
+}
