@@ -318,8 +318,8 @@ async fn upper_key(
         .query_opt(
             &format!(
                 "SELECT {} FROM {table} ORDER BY {} LIMIT 1",
-                key.text_outputs(&table),
-                key.order_by(&table, " DESC")
+                key.text_outputs(table),
+                key.order_by(table, " DESC")
             ),
             &[],
         )
