@@ -22,3 +22,5 @@ mod action;
 pub mod ops;
 
 pub use action::{Action, CompileError, Compiled, Context};
+/// The plan-file reader (`strata_source::plan`): what a plan file says.
+pub use strata_source::plan as file;
