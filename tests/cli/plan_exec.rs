@@ -7,20 +7,36 @@
 #![allow(dead_code)]
 
 use strata::plan::file::OperationKind;
-use strata::plan::{ops, Action, Compiled, Context};
+use strata::plan::{ops, Action, Compiled, Context, TableFacts};
 
 use crate::support::TestDb;
 
 /// Compiles one operation from its TOML table (`{ op = "…", … }`), step
 /// `step`, for plan version `version`.
-pub fn compile(version: &str, step: Option<&str>, toml_table: &str) -> Compiled {
+///
+/// `table` is the operation's table as `engine::table_facts` reads it, for
+/// the operations that need it.
+pub fn compile(
+    version: &str,
+    step: Option<&str>,
+    table: Option<&TableFacts>,
+    toml_table: &str,
+) -> Compiled {
     let value: toml::Value =
         toml::from_str(&format!("x = {toml_table}")).expect("the operation is TOML");
     let op: OperationKind = value["x"]
         .clone()
         .try_into()
         .expect("the operation has a known shape");
-    ops::compile(&op, &Context { version, step }).expect("the operation compiles")
+    ops::compile(
+        &op,
+        &Context {
+            version,
+            step,
+            table,
+        },
+    )
+    .expect("the operation compiles")
 }
 
 /// Runs actions in order, as the engine would, but without retries,

@@ -76,6 +76,83 @@ pub struct Context<'a> {
     /// The step of a multi-phase operation this phase runs (`expand`,
     /// `contract`, …); `None` for an operation written once.
     pub step: Option<&'a str>,
+    /// The operation's table as the catalog had it when the step started,
+    /// when the operation needs it (a renamed column keeps its type, NOT
+    /// NULL, default and indexes). The engine reads it once per step and
+    /// keeps it with the step's progress, so a resumed step compiles to the
+    /// same SQL even though its first actions already changed the table.
+    pub table: Option<&'a TableFacts>,
+}
+
+/// A table as the catalog describes it, for compiling operations that must
+/// carry a column's properties over (read by `engine::table_facts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableFacts {
+    /// The table, schema-qualified and quoted as SQL (`public.users`).
+    pub name: String,
+    /// Its columns, in order.
+    pub columns: Vec<ColumnFacts>,
+    /// The primary key's columns, in order (empty without one).
+    pub primary_key: Vec<String>,
+    /// Its indexes (primary key included).
+    pub indexes: Vec<IndexFacts>,
+    /// Its constraints (check, unique, primary key, foreign key, exclusion),
+    /// and foreign keys of other tables that reference it.
+    pub constraints: Vec<ConstraintFacts>,
+    /// Triggers on it that are not Strata's.
+    pub triggers: Vec<String>,
+    /// Views that depend on it (schema-qualified, quoted).
+    pub dependent_views: Vec<String>,
+    /// The planner's row estimate (`pg_class.reltuples`, 0 when never analysed).
+    pub estimated_rows: i64,
+}
+
+/// One column of [`TableFacts`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ColumnFacts {
+    /// The column's name (unquoted).
+    pub name: String,
+    /// Its type as SQL (`format_type`, e.g. `character varying(20)`).
+    pub type_sql: String,
+    /// `NOT NULL`.
+    pub not_null: bool,
+    /// Its default expression as SQL (`pg_get_expr`).
+    pub default: Option<String>,
+    /// `a` (always) or `d` (by default) for an identity column.
+    pub identity: Option<String>,
+    /// The expression of a generated column.
+    pub generated: Option<String>,
+}
+
+/// One index of [`TableFacts`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexFacts {
+    /// The index's name (unquoted).
+    pub name: String,
+    /// `pg_get_indexdef`: the full `CREATE [UNIQUE] INDEX …` statement.
+    pub definition: String,
+    /// The table columns it uses (in its keys, expressions or predicate).
+    pub columns: Vec<String>,
+    /// It backs a constraint (primary key, unique, exclusion) of this name.
+    pub constraint: Option<String>,
+}
+
+/// One constraint of [`TableFacts`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConstraintFacts {
+    /// The constraint's name (unquoted).
+    pub name: String,
+    /// The table it is on, schema-qualified and quoted (another table's
+    /// for a foreign key that references this one).
+    pub on_table: String,
+    /// `p`, `u`, `c`, `f` or `x` (`pg_constraint.contype`).
+    pub kind: String,
+    /// `pg_get_constraintdef`.
+    pub definition: String,
+    /// The columns of this table it uses.
+    pub columns: Vec<String>,
+    /// Validated (false for NOT VALID).
+    pub validated: bool,
 }
 
 /// Why an operation could not be compiled. The reader has already checked

@@ -21,6 +21,8 @@
 mod action;
 pub mod ops;
 
-pub use action::{Action, CompileError, Compiled, Context};
+pub use action::{
+    Action, ColumnFacts, CompileError, Compiled, ConstraintFacts, Context, IndexFacts, TableFacts,
+};
 /// The plan-file reader (`strata_source::plan`): what a plan file says.
 pub use strata_source::plan as file;
