@@ -93,6 +93,15 @@ async fn reads_columns_keys_indexes_constraints_triggers_and_views_of_a_table() 
     assert!(facts.constraints.iter().all(|c| c.validated));
 
     assert_eq!(facts.triggers, ["touch"]);
+    // On the search path too, names keep their schema.
+    let public = {
+        conn.batch("CREATE TABLE plain (id int PRIMARY KEY)")
+            .await
+            .unwrap();
+        table_facts(&conn, "plain").await.unwrap()
+    };
+    assert_eq!(public.name, "public.plain");
+    assert_eq!(public.constraints[0].on_table, "public.plain");
     assert_eq!(facts.dependent_views, ["app.emails"]);
     assert_eq!(facts.estimated_rows, 100);
 }

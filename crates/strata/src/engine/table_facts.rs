@@ -35,7 +35,10 @@ pub async fn table_facts(conn: &Connection, table_sql: &str) -> Result<TableFact
     })
 }
 
-/// `$1` is the table as SQL. `to_regclass` resolves it without failing
+/// `$1` is the table as SQL. Names are always schema-qualified
+/// (`regclass::text` drops the schema of a table on the `search_path`,
+/// which differs between sessions), each looked up by oid.
+/// `to_regclass` resolves it without failing
 /// (NULL when there is no such relation), so a missing table is one clear
 /// error instead of a server error about a cast.
 const FACTS_QUERY: &str = r#"
@@ -50,7 +53,7 @@ cols AS (
     WHERE a.attnum > 0 AND NOT a.attisdropped
 )
 SELECT jsonb_build_object(
-    'name', (SELECT t.oid::regclass::text FROM t),
+    'name', (SELECT format('%I.%I', qn.nspname, qc.relname) FROM pg_class qc JOIN pg_namespace qn ON qn.oid = qc.relnamespace WHERE qc.oid = (SELECT oid FROM t)),
     'columns', coalesce((
         SELECT jsonb_agg(jsonb_build_object(
                    'name', a.attname::text,
@@ -91,7 +94,7 @@ SELECT jsonb_build_object(
     'constraints', coalesce((
         SELECT jsonb_agg(jsonb_build_object(
                    'name', co.conname::text,
-                   'on_table', co.conrelid::regclass::text,
+                   'on_table', (SELECT format('%I.%I', qn.nspname, qc.relname) FROM pg_class qc JOIN pg_namespace qn ON qn.oid = qc.relnamespace WHERE qc.oid = co.conrelid),
                    'kind', co.contype::text,
                    'definition', pg_get_constraintdef(co.oid),
                    'columns', coalesce((
@@ -110,7 +113,7 @@ SELECT jsonb_build_object(
         FROM pg_trigger tg JOIN t ON tg.tgrelid = t.oid
         WHERE NOT tg.tgisinternal AND tg.tgname NOT LIKE 'strata\_%'), '[]'::jsonb),
     'dependent_views', coalesce((
-        SELECT jsonb_agg(DISTINCT v.oid::regclass::text)
+        SELECT jsonb_agg(DISTINCT (SELECT format('%I.%I', qn.nspname, qc.relname) FROM pg_class qc JOIN pg_namespace qn ON qn.oid = qc.relnamespace WHERE qc.oid = v.oid))
         FROM pg_depend dep
         JOIN pg_rewrite r ON r.oid = dep.objid AND dep.classid = 'pg_rewrite'::regclass
         JOIN pg_class v ON v.oid = r.ev_class
