@@ -108,7 +108,10 @@ async fn stop_writers(
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
     for w in writers {
-        let n = w.await.expect("writer task").expect("every concurrent write succeeds");
+        let n = w
+            .await
+            .expect("writer task")
+            .expect("every concurrent write succeeds");
         assert!(n > 0, "a writer ran no statement");
     }
 }
@@ -182,7 +185,10 @@ async fn set_not_null_ends_as_the_naive_alter_and_lists_null_rows() {
         .unwrap();
     let c = step(&db, "\"User Data\"", None, op).await;
     let e = run(&db, &c.up).await.unwrap_err();
-    assert!(e.contains(r#"{"id": 7}"#) && e.contains(r#"{"id": 42}"#), "{e}");
+    assert!(
+        e.contains(r#"{"id": 7}"#) && e.contains(r#"{"id": 42}"#),
+        "{e}"
+    );
     db.connect()
         .await
         .batch("UPDATE \"User Data\" SET \"E Mail\" = 'fixed' WHERE \"E Mail\" IS NULL")
@@ -214,7 +220,12 @@ async fn rename_column_ends_as_the_naive_rename_and_reverses_step_by_step() {
     let expand = step(&db, table, Some("expand"), RENAME_OP).await;
     up(&db, &expand).await;
     let expanded = db.catalog().await;
-    assert!(expanded.iter().any(|c| c.contains("\"Full Name\" character varying(100) NOT NULL")), "{expanded:#?}");
+    assert!(
+        expanded
+            .iter()
+            .any(|c| c.contains("\"Full Name\" character varying(100) NOT NULL")),
+        "{expanded:#?}"
+    );
     down(&db, &expand).await;
     assert_eq!(db.catalog().await, before, "expand's reverse");
     assert!(helpers_left(&db).await.is_empty());
@@ -245,7 +256,8 @@ async fn rename_column_ends_as_the_naive_rename_and_reverses_step_by_step() {
     down(&db, &contract).await;
     assert_eq!(db.catalog().await, expanded, "contract's reverse");
     assert_eq!(
-        db.column("SELECT \"Name\" FROM \"User Data\" WHERE id = 1000").await,
+        db.column("SELECT \"Name\" FROM \"User Data\" WHERE id = 1000")
+            .await,
         ["late"]
     );
     down(&db, &contract).await; // twice
@@ -279,7 +291,14 @@ async fn rename_column_keeps_both_columns_equal_under_old_and_new_writers() {
         stop.clone(),
     );
     // The new app can only name the new column once it exists.
-    up(&db, &Compiled { up: expand.up[..1].to_vec(), ..expand.clone() }).await;
+    up(
+        &db,
+        &Compiled {
+            up: expand.up[..1].to_vec(),
+            ..expand.clone()
+        },
+    )
+    .await;
     let new_app = writer(
         &db,
         &[
@@ -289,15 +308,19 @@ async fn rename_column_keeps_both_columns_equal_under_old_and_new_writers() {
         ],
         stop.clone(),
     );
-    run(&db, &expand.up[1..]).await.expect("the rest of expand, with the writers");
+    run(&db, &expand.up[1..])
+        .await
+        .expect("the rest of expand, with the writers");
     stop_writers(&stop, vec![old_app, new_app]).await;
     assert_eq!(
-        db.column("SELECT count(*)::text FROM people WHERE name IS DISTINCT FROM full_name").await,
+        db.column("SELECT count(*)::text FROM people WHERE name IS DISTINCT FROM full_name")
+            .await,
         ["0"]
     );
 }
 
-const AGES: &str = "CREATE TABLE people (id int PRIMARY KEY, age varchar(10) NOT NULL, score integer DEFAULT 0);
+const AGES: &str =
+    "CREATE TABLE people (id int PRIMARY KEY, age varchar(10) NOT NULL, score integer DEFAULT 0);
     CREATE INDEX people_age_idx ON people (age);
     INSERT INTO people SELECT g, (g % 90)::text, g FROM generate_series(1, 400) g;";
 
@@ -350,20 +373,29 @@ async fn change_column_type_lists_rows_that_do_not_convert_before_any_batch() {
     let expand = step(&db, "people", None, op).await;
     let e = run(&db, &expand.up).await.unwrap_err();
     assert!(e.contains("does not convert to integer"), "{e}");
-    assert!(e.contains(r#"{"id": 3}"#) && e.contains(r#"{"id": 250}"#), "{e}");
+    assert!(
+        e.contains(r#"{"id": 3}"#) && e.contains(r#"{"id": 250}"#),
+        "{e}"
+    );
     let shadow = db
         .column("SELECT attname::text FROM pg_attribute WHERE attrelid = 'people'::regclass AND attname LIKE 'strata%'")
         .await
         .remove(0);
     assert_eq!(
-        db.column(&format!("SELECT count(*)::text FROM people WHERE {shadow} IS NOT NULL")).await,
+        db.column(&format!(
+            "SELECT count(*)::text FROM people WHERE {shadow} IS NOT NULL"
+        ))
+        .await,
         ["0"],
         "the backfill did not start"
     );
     // A write of a value that does not convert now fails, as the plain
     // ALTER would have failed.
     let conn = db.connect().await;
-    assert!(conn.batch("INSERT INTO people (id, age) VALUES (999, 'nope')").await.is_err());
+    assert!(conn
+        .batch("INSERT INTO people (id, age) VALUES (999, 'nope')")
+        .await
+        .is_err());
     down(&db, &expand).await;
     assert_eq!(db.catalog().await, before);
 }
@@ -457,7 +489,10 @@ async fn split_column_ends_as_the_naive_split_and_reverses_step_by_step() {
     let cols = "id, full_name, first_name, last_name FROM users";
     assert_eq!(checksum(&db, cols).await, checksum(&naive_db, cols).await);
     assert_eq!(
-        db.column("SELECT first_name || '|' || last_name FROM users WHERE id IN (2, 3) ORDER BY id").await,
+        db.column(
+            "SELECT first_name || '|' || last_name FROM users WHERE id IN (2, 3) ORDER BY id"
+        )
+        .await,
         ["Plato|", "Jean|Paul  Sartre"]
     );
     down(&db, &contract).await;
@@ -522,7 +557,12 @@ async fn helper_names_fit_so_contract_finds_them() {
     let db = TestDb::new().await;
     db.connect().await.batch(RENAME).await.unwrap();
     let version = "7".repeat(60);
-    let expand = compile(&version, None, Some(&facts(&db, "\"User Data\"").await), RENAME_OP);
+    let expand = compile(
+        &version,
+        None,
+        Some(&facts(&db, "\"User Data\"").await),
+        RENAME_OP,
+    );
     for a in &expand.up {
         let text = a.to_string();
         for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
