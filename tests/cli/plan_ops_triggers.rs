@@ -339,10 +339,21 @@ async fn change_column_type_ends_as_the_naive_alter_and_expand_reverses() {
             "ALTER TABLE people ALTER COLUMN score TYPE bigint",
             "id, age, score FROM people",
         ),
+        (
+            // Names that need quotes, in a schema off the search_path, a
+            // check constraint and a unique constraint on the column.
+            "CREATE SCHEMA app;
+             CREATE TABLE app.\"People\" (id int PRIMARY KEY,
+                 \"Age Text\" text NOT NULL CONSTRAINT \"Age ok\" CHECK ((\"Age Text\" || '') <> '-1') UNIQUE);
+             INSERT INTO app.\"People\" SELECT g, (g * 3)::text FROM generate_series(1, 300) g;",
+            r#"{ op = "change_column_type", table = 'app."People"', column = '"Age Text"', type = "numeric(10,2)", using = '"Age Text"::numeric / 2' }"#,
+            "ALTER TABLE app.\"People\" ALTER COLUMN \"Age Text\" TYPE numeric(10,2) USING \"Age Text\"::numeric / 2",
+            "id, \"Age Text\" FROM app.\"People\"",
+        ),
     ] {
         let (db, naive_db) = twin(setup).await;
         let before = db.catalog().await;
-        let table = "people";
+        let table = if op.contains("app.") { "app.\"People\"" } else { "people" };
         let expand = step(&db, table, Some("expand"), op).await;
         up(&db, &expand).await;
         down(&db, &expand).await;
