@@ -600,3 +600,66 @@ async fn helper_names_fit_so_contract_finds_them() {
         .await;
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `strata abort` runs the reverse of a step that stopped anywhere: after
+/// every prefix of a step's actions, the reverse returns the catalog from
+/// before the step, and it leaves no helper object behind.
+#[tokio::test]
+async fn a_step_stopped_anywhere_reverses_to_the_previous_catalog() {
+    let split = split_op(LAST);
+    for (setup, table, op, step_name) in [
+        (RENAME, "\"User Data\"", RENAME_OP, "expand"),
+        (RENAME, "\"User Data\"", RENAME_OP, "contract"),
+        (
+            AGES,
+            "people",
+            r#"{ op = "change_column_type", table = "people", column = "age", type = "integer" }"#,
+            "expand",
+        ),
+        (NAMES, "users", split.as_str(), "expand"),
+        (
+            USERS,
+            "users",
+            r#"{ op = "add_required_column", table = "users", column = "v", type = "int", default = "1", backfill = "id" }"#,
+            "expand",
+        ),
+        (
+            AGES,
+            "people",
+            r#"{ op = "set_not_null", table = "people", column = "score" }"#,
+            "expand",
+        ),
+    ] {
+        let db = TestDb::new().await;
+        db.connect().await.batch(setup).await.unwrap();
+        if step_name == "contract" {
+            let expand = step(&db, table, Some("expand"), op).await;
+            up(&db, &expand).await;
+        }
+        let s = if op.contains("set_not_null") || op.contains("add_required") {
+            None
+        } else {
+            Some(step_name)
+        };
+        let compiled = step(&db, table, s, op).await;
+        assert!(!compiled.up.is_empty(), "{op}");
+        let before = db.catalog().await;
+        let helpers_before = helpers_left(&db).await;
+        for k in 0..=compiled.up.len() {
+            run(&db, &compiled.up[..k])
+                .await
+                .unwrap_or_else(|e| panic!("{op}: first {k} actions: {e}"));
+            down(&db, &compiled).await;
+            assert_eq!(
+                db.catalog().await,
+                before,
+                "{op} {step_name}: reverse after {k} actions"
+            );
+            assert_eq!(
+                helpers_left(&db).await,
+                helpers_before,
+                "{op} {step_name}: after {k}"
+            );
+        }
+    }
+}
