@@ -362,6 +362,28 @@ mod tests {
         };
         let e = compile("\"User Data\"", "id", "key", &ctx).unwrap_err();
         assert!(e.message.contains("primary key"), "{e:?}");
+        let mut facts = users();
+        facts.constraints.push(ConstraintFacts {
+            name: "orders_user_name_fkey".into(),
+            on_table: "public.orders".into(),
+            kind: "f".into(),
+            definition: "FOREIGN KEY (user_name) REFERENCES \"User Data\"(\"Name\")".into(),
+            columns: vec!["Name".into()],
+            validated: true,
+        });
+        let ctx = Context {
+            version: "1",
+            step: None,
+            table: Some(&facts),
+        };
+        let e = compile("\"User Data\"", "\"Name\"", "n2", &ctx).unwrap_err();
+        assert!(
+            e.message
+                .contains("foreign key orders_user_name_fkey uses it"),
+            "{e:?}"
+        );
+        assert!(e.help.unwrap().contains("add_foreign_key"));
+        let facts = users();
         let ctx = Context {
             version: "1",
             step: Some("switch"),
