@@ -1,16 +1,91 @@
 //! One file per operation: each turns its part of a plan file into
 //! [`Compiled`] actions. `compile` dispatches on the operation's kind.
 
+mod add_foreign_key;
+mod add_index;
+mod add_jsonb_column;
+mod soft_delete;
+mod table_names;
+
 use strata_source::plan::OperationKind;
 
 use super::{CompileError, Compiled, Context};
 
 /// Compiles one operation (or one step of it) of a plan.
 pub fn compile(op: &OperationKind, ctx: &Context<'_>) -> Result<Compiled, CompileError> {
-    // Each operation gets a file and an arm here as it is built.
-    let _ = ctx;
-    Err(CompileError {
-        message: format!("operation `{}` is not supported yet", op.name()),
-        help: None,
-    })
+    match op {
+        OperationKind::AddIndex {
+            table,
+            name,
+            columns,
+            unique,
+            using,
+            predicate,
+        } => add_index::compile(
+            &add_index::AddIndex {
+                table,
+                name: name.as_deref(),
+                columns,
+                unique: *unique,
+                using: using.as_deref(),
+                predicate: predicate.as_deref(),
+            },
+            ctx,
+        ),
+        OperationKind::SoftDelete {
+            table,
+            column,
+            view,
+        } => soft_delete::compile(
+            &soft_delete::SoftDelete {
+                table,
+                column: column.as_deref(),
+                view: view.as_deref(),
+            },
+            ctx,
+        ),
+        OperationKind::AddJsonbColumn {
+            table,
+            column,
+            default,
+            backfill,
+            gin,
+            path_indexes,
+        } => add_jsonb_column::compile(
+            &add_jsonb_column::AddJsonbColumn {
+                table,
+                column,
+                default: default.as_deref(),
+                backfill: backfill.as_deref(),
+                gin: *gin,
+                path_indexes,
+            },
+            ctx,
+        ),
+        OperationKind::AddForeignKey {
+            table,
+            columns,
+            references,
+            references_columns,
+            name,
+            orphans,
+            on_delete,
+        } => add_foreign_key::compile(
+            &add_foreign_key::AddForeignKey {
+                table,
+                columns,
+                references,
+                references_columns,
+                name: name.as_deref(),
+                orphans,
+                on_delete: on_delete.as_deref(),
+            },
+            ctx,
+        ),
+        // Each operation gets a file and an arm here as it is built.
+        _ => Err(CompileError {
+            message: format!("operation `{}` is not supported yet", op.name()),
+            help: None,
+        }),
+    }
 }
