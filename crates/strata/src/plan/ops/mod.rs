@@ -4,6 +4,7 @@
 mod add_foreign_key;
 mod add_index;
 mod add_jsonb_column;
+mod normalize_json;
 mod soft_delete;
 mod table_names;
 
@@ -79,6 +80,20 @@ pub fn compile(op: &OperationKind, ctx: &Context<'_>) -> Result<Compiled, Compil
                 name: name.as_deref(),
                 orphans,
                 on_delete: on_delete.as_deref(),
+            },
+            ctx,
+        ),
+        OperationKind::NormalizeJson {
+            table,
+            column,
+            into,
+            columns,
+        } => normalize_json::compile(
+            &normalize_json::NormalizeJson {
+                table,
+                column,
+                into,
+                columns,
             },
             ctx,
         ),
