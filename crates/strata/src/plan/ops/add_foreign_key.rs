@@ -49,10 +49,7 @@ const CHILD: &str = "strata_child";
 /// The alias of the referenced table.
 const PARENT: &str = "strata_parent";
 
-pub(super) fn compile(
-    op: &AddForeignKey<'_>,
-    ctx: &Context<'_>,
-) -> Result<Compiled, CompileError> {
+pub(super) fn compile(op: &AddForeignKey<'_>, ctx: &Context<'_>) -> Result<Compiled, CompileError> {
     single_step("add_foreign_key", ctx)?;
     let facts = facts(ctx, "add_foreign_key")?;
     if op.columns.is_empty() {
@@ -437,17 +434,23 @@ mod tests {
         let text: Vec<String> = moved.up.iter().map(|a| a.to_string()).collect();
         assert!(text[2].contains("CREATE TABLE IF NOT EXISTS orphaned_orders (LIKE orders)"));
         assert!(text[2].contains("WITH moved AS (DELETE FROM orders AS strata_child WHERE"));
-        assert!(text[2].contains("INSERT INTO orphaned_orders (id, user_id, total) SELECT id, user_id, total FROM moved"));
+        assert!(text[2].contains(
+            "INSERT INTO orphaned_orders (id, user_id, total) SELECT id, user_id, total FROM moved"
+        ));
         assert!(moved.down.is_ok());
         assert!(!moved.drops_data);
 
         let deleted = compile_with(&f, &ForeignKeyOrphans::Delete, "orders", &cols).unwrap();
-        assert!(matches!(&deleted.up[2], Action::Backfill(s) if s.starts_with("DELETE FROM orders AS strata_child WHERE strata_child.user_id IS NOT NULL")));
+        assert!(
+            matches!(&deleted.up[2], Action::Backfill(s) if s.starts_with("DELETE FROM orders AS strata_child WHERE strata_child.user_id IS NOT NULL"))
+        );
         assert!(deleted.down.is_err());
         assert!(deleted.drops_data);
 
         let nulled = compile_with(&f, &ForeignKeyOrphans::SetNull, "orders", &cols).unwrap();
-        assert!(matches!(&nulled.up[2], Action::Backfill(s) if s.starts_with("UPDATE orders AS strata_child SET user_id = NULL WHERE")));
+        assert!(
+            matches!(&nulled.up[2], Action::Backfill(s) if s.starts_with("UPDATE orders AS strata_child SET user_id = NULL WHERE"))
+        );
         assert!(nulled.down.is_err());
 
         let mut strict = orders();

@@ -168,8 +168,8 @@ mod tests {
         let facts = TableFacts {
             indexes: vec![IndexFacts {
                 name: "orders_user_id_idx".into(),
-                definition: "CREATE INDEX orders_user_id_idx ON public.orders USING btree (user_id)"
-                    .into(),
+                definition:
+                    "CREATE INDEX orders_user_id_idx ON public.orders USING btree (user_id)".into(),
                 columns: vec!["user_id".into()],
                 constraint: None,
             }],
@@ -177,7 +177,10 @@ mod tests {
         };
         let cols = vec!["user_id".to_owned()];
         let o = op("orders", &cols);
-        assert_eq!(index_name(&o, &ctx(Some(&facts))).unwrap(), "orders_user_id_idx1");
+        assert_eq!(
+            index_name(&o, &ctx(Some(&facts))).unwrap(),
+            "orders_user_id_idx1"
+        );
         let long = "t".repeat(70);
         let cols = vec!["c".repeat(70)];
         let name = index_name(&op(&long, &cols), &ctx(None)).unwrap();

@@ -30,7 +30,10 @@ pub(super) fn compile(
     if let Some(f) = ctx.table {
         if f.columns.iter().any(|c| c.name == op.column) {
             return Err(CompileError {
-                message: format!("add_jsonb_column: {} already has a column `{}`", op.table, op.column),
+                message: format!(
+                    "add_jsonb_column: {} already has a column `{}`",
+                    op.table, op.column
+                ),
                 help: Some("choose another column name".into()),
             });
         }
@@ -211,6 +214,13 @@ mod tests {
             step: Some("contract"),
             ..ctx()
         };
-        assert!(compile(&AddJsonbColumn { path_indexes: &[], ..op }, &stepped).is_err());
+        assert!(compile(
+            &AddJsonbColumn {
+                path_indexes: &[],
+                ..op
+            },
+            &stepped
+        )
+        .is_err());
     }
 }

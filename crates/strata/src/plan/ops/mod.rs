@@ -5,6 +5,7 @@ mod add_foreign_key;
 mod add_index;
 mod add_jsonb_column;
 mod normalize_json;
+mod partition_table;
 mod soft_delete;
 mod table_names;
 
@@ -94,6 +95,22 @@ pub fn compile(op: &OperationKind, ctx: &Context<'_>) -> Result<Compiled, Compil
                 column,
                 into,
                 columns,
+            },
+            ctx,
+        ),
+        OperationKind::PartitionTable {
+            table,
+            key,
+            interval,
+            from,
+            to,
+        } => partition_table::compile(
+            &partition_table::PartitionTable {
+                table,
+                key,
+                interval: *interval,
+                from,
+                to,
             },
             ctx,
         ),

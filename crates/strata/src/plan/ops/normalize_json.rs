@@ -57,7 +57,11 @@ struct Names {
     function: String,
 }
 
-fn derive(op: &NormalizeJson<'_>, ctx: &Context<'_>, facts: &TableFacts) -> Result<Names, CompileError> {
+fn derive(
+    op: &NormalizeJson<'_>,
+    ctx: &Context<'_>,
+    facts: &TableFacts,
+) -> Result<Names, CompileError> {
     let json = column(facts, op.column)?;
     let kind = match json.type_sql.as_str() {
         "jsonb" => "jsonb",
@@ -75,7 +79,10 @@ fn derive(op: &NormalizeJson<'_>, ctx: &Context<'_>, facts: &TableFacts) -> Resu
     };
     if facts.primary_key.is_empty() {
         return Err(CompileError {
-            message: format!("normalize_json: {} has no primary key for the child rows to reference", op.table),
+            message: format!(
+                "normalize_json: {} has no primary key for the child rows to reference",
+                op.table
+            ),
             help: Some("add a primary key to the table first".into()),
         });
     }
@@ -83,7 +90,11 @@ fn derive(op: &NormalizeJson<'_>, ctx: &Context<'_>, facts: &TableFacts) -> Resu
     let mut keys = Vec::new();
     for k in &facts.primary_key {
         let c = column(facts, k)?;
-        keys.push((k.clone(), clip(&format!("{singular}_{k}")), c.type_sql.clone()));
+        keys.push((
+            k.clone(),
+            clip(&format!("{singular}_{k}")),
+            c.type_sql.clone(),
+        ));
     }
     let mut seen: Vec<&str> = vec!["id", "ordinal"];
     seen.extend(keys.iter().map(|k| k.1.as_str()));
@@ -219,7 +230,11 @@ fn expand(op: &NormalizeJson<'_>, n: &Names) -> Vec<Action> {
     }
     defs.push("ordinal bigint NOT NULL".into());
     for c in op.columns {
-        defs.push(format!("{} {}", names::quote_ident(&c.column), c.column_type));
+        defs.push(format!(
+            "{} {}",
+            names::quote_ident(&c.column),
+            c.column_type
+        ));
     }
     defs.push(format!(
         "FOREIGN KEY ({child_keys}) REFERENCES {} ({}) ON DELETE CASCADE",
@@ -232,7 +247,13 @@ fn expand(op: &NormalizeJson<'_>, n: &Names) -> Vec<Action> {
     let match_old = n
         .keys
         .iter()
-        .map(|k| format!("{} = OLD.{}", names::quote_ident(&k.1), names::quote_ident(&k.0)))
+        .map(|k| {
+            format!(
+                "{} = OLD.{}",
+                names::quote_ident(&k.1),
+                names::quote_ident(&k.0)
+            )
+        })
         .collect::<Vec<_>>()
         .join(" AND ");
     let function = format!(
@@ -279,7 +300,10 @@ fn expand(op: &NormalizeJson<'_>, n: &Names) -> Vec<Action> {
         })
         .collect::<Vec<_>>()
         .join(" AND ");
-    let found = format!("(SELECT count(*) FROM {} AS strata_c WHERE {child_match})", op.into);
+    let found = format!(
+        "(SELECT count(*) FROM {} AS strata_c WHERE {child_match})",
+        op.into
+    );
     let counts = Action::Validate {
         sql: format!(
             "SELECT {shown}, {expected} AS elements, {found} AS child_rows FROM {} AS {PARENT} \
@@ -387,7 +411,9 @@ mod tests {
         let Action::Backfill(copy) = &c.up[2] else {
             panic!()
         };
-        assert!(copy.contains("FOR SHARE OF strata_parent ON CONFLICT (order_id, ordinal) DO NOTHING"));
+        assert!(
+            copy.contains("FOR SHARE OF strata_parent ON CONFLICT (order_id, ordinal) DO NOTHING")
+        );
         crate::engine::backfill::BackfillSpec::from_sql(copy).unwrap();
         for a in &c.up {
             if let Action::Validate { sql, .. } = a {
@@ -400,7 +426,8 @@ mod tests {
         assert_eq!(
             c.down,
             Ok(vec![Action::Transaction(vec![
-                "DROP TRIGGER IF EXISTS strata_20260301120000_normalize_orders_items ON orders".into(),
+                "DROP TRIGGER IF EXISTS strata_20260301120000_normalize_orders_items ON orders"
+                    .into(),
                 "DROP FUNCTION IF EXISTS strata_20260301120000_normalize_orders_items()".into(),
                 "DROP TABLE IF EXISTS order_items".into(),
             ])])
@@ -421,7 +448,9 @@ mod tests {
         let c = compile(&op, &ctx(&f, Some("contract"))).unwrap();
         assert!(c.drops_data);
         assert!(c.down.is_err());
-        assert!(c.up[0].to_string().contains("ALTER TABLE orders DROP COLUMN items"));
+        assert!(c.up[0]
+            .to_string()
+            .contains("ALTER TABLE orders DROP COLUMN items"));
         let e = compile(&op, &ctx(&f, Some("swap"))).unwrap_err();
         assert!(e.message.contains("no step `swap`"));
     }
@@ -441,11 +470,25 @@ mod tests {
         let text = c.up[1].to_string();
         assert!(text.contains("\"User Data_id\" bigint NOT NULL"), "{text}");
         assert!(text.contains("json_array_elements(CASE WHEN json_typeof(NEW.\"Line Items\")"));
-        assert!(text.contains("CREATE FUNCTION app.strata_20260301120000_normalize_User Data_Line Items()") == false);
-        assert!(text.contains("CREATE FUNCTION app.\"strata_20260301120000_normalize_User Data_Line Items\"()"), "{text}");
+        assert!(
+            text.contains(
+                "CREATE FUNCTION app.strata_20260301120000_normalize_User Data_Line Items()"
+            ) == false
+        );
+        assert!(
+            text.contains(
+                "CREATE FUNCTION app.\"strata_20260301120000_normalize_User Data_Line Items\"()"
+            ),
+            "{text}"
+        );
 
         let text_col = orders("t", "text");
-        let op2 = NormalizeJson { table: "t", column: "items", into: "c", columns: &cols };
+        let op2 = NormalizeJson {
+            table: "t",
+            column: "items",
+            into: "c",
+            columns: &cols,
+        };
         assert!(compile(&op2, &ctx(&text_col, None)).is_err());
         let clash = vec![NewColumn {
             column: "ordinal".into(),
@@ -453,7 +496,12 @@ mod tests {
             expression: "1".into(),
         }];
         let f = orders("orders", "jsonb");
-        let op3 = NormalizeJson { table: "orders", column: "items", into: "c", columns: &clash };
+        let op3 = NormalizeJson {
+            table: "orders",
+            column: "items",
+            into: "c",
+            columns: &clash,
+        };
         assert!(compile(&op3, &ctx(&f, None)).is_err());
     }
 }

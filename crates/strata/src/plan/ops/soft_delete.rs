@@ -145,7 +145,9 @@ mod tests {
         );
         let down = c.down.unwrap();
         assert_eq!(down.len(), 3);
-        assert!(down[0].to_string().contains("DROP VIEW IF EXISTS active_users"));
+        assert!(down[0]
+            .to_string()
+            .contains("DROP VIEW IF EXISTS active_users"));
         assert!(down[2]
             .to_string()
             .contains("DROP COLUMN IF EXISTS deleted_at"));
@@ -165,7 +167,9 @@ mod tests {
         .unwrap();
         let text: Vec<String> = c.up.iter().map(|a| a.to_string()).collect();
         assert!(text[0].contains("ADD COLUMN \"Removed At\" timestamptz"));
-        assert!(text[1].contains("\"User Data_active_idx\" ON app.\"User Data\" (id) WHERE \"Removed At\" IS NULL"));
+        assert!(text[1].contains(
+            "\"User Data_active_idx\" ON app.\"User Data\" (id) WHERE \"Removed At\" IS NULL"
+        ));
         assert!(text[2].contains("CREATE VIEW app.\"active_User Data\""));
         let down: Vec<String> = c.down.unwrap().iter().map(|a| a.to_string()).collect();
         assert!(down[1].contains("DROP INDEX CONCURRENTLY IF EXISTS app.\"User Data_active_idx\""));
@@ -209,11 +213,7 @@ mod tests {
         )
         .unwrap();
         let view = c.up[2].to_string();
-        let name = view
-            .split_whitespace()
-            .nth(3)
-            .unwrap()
-            .to_owned();
+        let name = view.split_whitespace().nth(3).unwrap().to_owned();
         assert!(name.len() <= 63, "{name}");
     }
 }

@@ -49,7 +49,9 @@ pub(super) fn helper(version: &str, what: &[&str]) -> String {
 pub(super) fn facts<'a>(ctx: &Context<'a>, op: &str) -> Result<&'a TableFacts, CompileError> {
     ctx.table.ok_or_else(|| CompileError {
         message: format!("`{op}` needs the table's catalog facts, and none were given"),
-        help: Some("the engine reads them when the step starts; this is a bug in the caller".into()),
+        help: Some(
+            "the engine reads them when the step starts; this is a bug in the caller".into(),
+        ),
     })
 }
 
@@ -242,7 +244,10 @@ mod tests {
 
     #[test]
     fn siblings_keep_the_schema_and_quote() {
-        assert_eq!(sibling("app.\"Orders\"", "Orders_idx"), "app.\"Orders_idx\"");
+        assert_eq!(
+            sibling("app.\"Orders\"", "Orders_idx"),
+            "app.\"Orders_idx\""
+        );
         assert_eq!(sibling("orders", "orders_idx"), "orders_idx");
         assert_eq!(base("app.\"User Data\""), "User Data");
     }
