@@ -47,6 +47,7 @@ mod safe_rewrites;
 mod scale;
 mod spec;
 mod status;
+mod table_facts;
 mod trace;
 mod up;
 mod up_monitoring;

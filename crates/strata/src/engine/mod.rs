@@ -40,6 +40,7 @@ mod resume;
 mod rewrite;
 mod run;
 mod status;
+mod table_facts;
 mod up;
 mod validate;
 mod watchdog;
@@ -61,6 +62,7 @@ pub use history::{AppliedRow, History};
 pub use plan::{DownTarget, MigrationState, MigrationStatus};
 pub use repair::{repair, RepairOptions};
 pub use status::{status, StatusReport};
+pub use table_facts::table_facts;
 pub use up::{up, ApplyOptions};
 pub use validate::{validate, validate_config};
 
