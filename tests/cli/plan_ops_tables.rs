@@ -142,7 +142,12 @@ async fn soft_delete_matches_naive_and_reverses() {
     .await;
     let before = plan.catalog().await;
     let f = facts(&plan, "users").await;
-    let c = compile(V, None, Some(&f), r#"{ op = "soft_delete", table = "users" }"#);
+    let c = compile(
+        V,
+        None,
+        Some(&f),
+        r#"{ op = "soft_delete", table = "users" }"#,
+    );
     run(&plan, up(&c)).await.unwrap();
     assert_eq!(plan.catalog().await, naive.catalog().await);
     exec(&plan, "UPDATE users SET deleted_at = now() WHERE id <= 10").await;
@@ -168,7 +173,8 @@ async fn add_jsonb_column_matches_naive_and_reverses() {
          UPDATE users SET prefs = jsonb_strip_nulls(jsonb_build_object('theme', theme));
          CREATE INDEX ON users USING gin (prefs);
          CREATE INDEX ON users ((prefs->>'theme'));
-         CREATE INDEX ON users ((prefs->'lang'));",
+         CREATE INDEX ON users ((prefs->'lang'));
+         CREATE INDEX ON users (((prefs->>'n')::int));",
     )
     .await;
     let before = plan.catalog().await;
@@ -177,7 +183,7 @@ async fn add_jsonb_column_matches_naive_and_reverses() {
         V,
         None,
         Some(&f),
-        r#"{ op = "add_jsonb_column", table = "users", column = "prefs", backfill = "jsonb_strip_nulls(jsonb_build_object('theme', theme))", path_indexes = ["prefs->>'theme'", "prefs->'lang'"] }"#,
+        r#"{ op = "add_jsonb_column", table = "users", column = "prefs", backfill = "jsonb_strip_nulls(jsonb_build_object('theme', theme))", path_indexes = ["prefs->>'theme'", "prefs->'lang'", "(prefs->>'n')::int"] }"#,
     );
     run_batched(&plan, up(&c)).await.unwrap();
     assert_eq!(plan.catalog().await, naive.catalog().await);
@@ -223,13 +229,23 @@ async fn foreign_key_fail_policy_lists_orphans_and_changes_nothing() {
     assert_eq!(db.catalog().await, before);
 
     // Without orphans it adds the key, and its reverse gives the catalog back.
-    exec(&db, &format!("DELETE FROM orders WHERE id IN (SELECT id FROM ({ORPHANS}) x)")).await;
+    exec(
+        &db,
+        &format!("DELETE FROM orders WHERE id IN (SELECT id FROM ({ORPHANS}) x)"),
+    )
+    .await;
     let (naive, _) = pair(FK_SETUP).await;
-    exec(&naive, &format!("DELETE FROM orders WHERE id IN (SELECT id FROM ({ORPHANS}) x); {NAIVE_FK}")).await;
+    exec(
+        &naive,
+        &format!("DELETE FROM orders WHERE id IN (SELECT id FROM ({ORPHANS}) x); {NAIVE_FK}"),
+    )
+    .await;
     run(&db, up(&c)).await.unwrap();
     assert_eq!(db.catalog().await, naive.catalog().await);
     assert!(
-        db.catalog().await.iter().any(|l| l.contains("orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE") && !l.contains("not validated")),
+        db.catalog().await.iter().any(|l| l.contains(
+            "orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE"
+        ) && !l.contains("not validated")),
         "{:#?}",
         db.catalog().await
     );
@@ -252,7 +268,9 @@ async fn foreign_key_move_to_moves_exactly_the_orphans() {
     )
     .await;
     let orphan_ids = plan
-        .column(&format!("SELECT string_agg(id::text, ',' ORDER BY id) FROM ({ORPHANS}) x"))
+        .column(&format!(
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM ({ORPHANS}) x"
+        ))
         .await;
     let before = plan.catalog().await;
     let f = facts(&plan, "orders").await;
@@ -270,7 +288,8 @@ async fn foreign_key_move_to_moves_exactly_the_orphans() {
     // The move again (a resume) moves nothing more.
     run(&plan, &up(&c)[2..3]).await.unwrap();
     assert_eq!(
-        plan.column("SELECT count(*)::text FROM orphaned_orders").await,
+        plan.column("SELECT count(*)::text FROM orphaned_orders")
+            .await,
         vec![orphan_ids[0].split(',').count().to_string()]
     );
     // The reverse drops the key and its index; the moved rows stay.
@@ -288,7 +307,11 @@ async fn foreign_key_move_to_moves_exactly_the_orphans() {
 #[tokio::test]
 async fn foreign_key_delete_and_set_null_policies() {
     let (naive, plan) = pair(FK_SETUP).await;
-    exec(&naive, &format!("DELETE FROM orders WHERE id IN (SELECT id FROM ({ORPHANS}) x); {NAIVE_FK}")).await;
+    exec(
+        &naive,
+        &format!("DELETE FROM orders WHERE id IN (SELECT id FROM ({ORPHANS}) x); {NAIVE_FK}"),
+    )
+    .await;
     let f = facts(&plan, "orders").await;
     let c = compile(V, None, Some(&f), &fk("\"delete\""));
     assert!(c.drops_data);
@@ -306,8 +329,11 @@ async fn foreign_key_delete_and_set_null_policies() {
     assert_eq!(plan.catalog().await, naive.catalog().await);
     assert_eq!(checksum(&plan, q).await, checksum(&naive, q).await);
     assert_eq!(
-        plan.column("SELECT count(*)::text FROM orders WHERE user_id IS NULL").await,
-        naive.column("SELECT count(*)::text FROM orders WHERE user_id IS NULL").await
+        plan.column("SELECT count(*)::text FROM orders WHERE user_id IS NULL")
+            .await,
+        naive
+            .column("SELECT count(*)::text FROM orders WHERE user_id IS NULL")
+            .await
     );
 }
 
@@ -407,7 +433,10 @@ async fn normalize_json_refuses_values_that_are_not_arrays() {
     let c = compile(V, None, Some(&f), NORMALIZE);
     let err = run(&db, up(&c)).await.unwrap_err();
     assert!(err.contains("not an array"), "{err}");
-    assert!(err.contains("\"id\": 2") && err.contains("\"id\": 3"), "{err}");
+    assert!(
+        err.contains("\"id\": 2") && err.contains("\"id\": 3"),
+        "{err}"
+    );
     assert_eq!(db.catalog().await, before);
 }
 
@@ -416,7 +445,11 @@ async fn normalize_json_refuses_values_that_are_not_arrays() {
 fn json_writer(db: &TestDb, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     let url = db.url.clone();
     tokio::spawn(async move {
-        let conn = strata::Target::parse(&url).unwrap().connect().await.unwrap();
+        let conn = strata::Target::parse(&url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         let mut n = 0u64;
         let mut next_id = 10_000;
         while !stop.load(Ordering::SeqCst) {
@@ -453,7 +486,10 @@ async fn normalize_json_stays_exact_under_concurrent_writers() {
     run_batched(&db, &up(&c)[2..3]).await.unwrap();
     stop.store(true, Ordering::SeqCst);
     let writes = writer.await.unwrap();
-    assert!(writes > 10, "the writer ran during the copy ({writes} writes)");
+    assert!(
+        writes > 10,
+        "the writer ran during the copy ({writes} writes)"
+    );
     run(&db, &up(&c)[3..]).await.unwrap();
     assert_eq!(
         checksum(&db, ACTUAL_ITEMS).await,
@@ -491,7 +527,11 @@ const NAIVE_PARTITION: &str = "CREATE TABLE events_new (id bigint NOT NULL DEFAU
 fn events_writer(db: &TestDb, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     let url = db.url.clone();
     tokio::spawn(async move {
-        let conn = strata::Target::parse(&url).unwrap().connect().await.unwrap();
+        let conn = strata::Target::parse(&url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) {
             let id = (n * 53) % 5000 + 1;
@@ -522,7 +562,10 @@ async fn partition_table_copies_under_writes_swaps_and_matches_naive() {
     run_batched(&plan, &up(&expand)[1..2]).await.unwrap();
     stop.store(true, Ordering::SeqCst);
     let writes = writer.await.unwrap();
-    assert!(writes > 10, "the writer ran during the copy ({writes} writes)");
+    assert!(
+        writes > 10,
+        "the writer ran during the copy ({writes} writes)"
+    );
     run(&plan, &up(&expand)[2..]).await.unwrap();
     let all = "SELECT * FROM events";
     assert_eq!(
@@ -542,7 +585,8 @@ async fn partition_table_copies_under_writes_swaps_and_matches_naive() {
         vec!["0"]
     );
     assert_ne!(
-        plan.column("SELECT count(*)::text FROM events_default").await,
+        plan.column("SELECT count(*)::text FROM events_default")
+            .await,
         vec!["0"]
     );
     let expanded = plan.catalog().await;
@@ -573,7 +617,11 @@ async fn partition_table_copies_under_writes_swaps_and_matches_naive() {
     let contract = compile(V, Some("contract"), None, PARTITION);
     run(&plan, up(&contract)).await.unwrap();
     assert_eq!(plan.catalog().await, naive.catalog().await);
-    exec(&plan, "INSERT INTO events (created_at) VALUES ('2024-05-05')").await;
+    exec(
+        &plan,
+        "INSERT INTO events (created_at) VALUES ('2024-05-05')",
+    )
+    .await;
 
     // The reverse of expand, on a fresh copy.
     let db = TestDb::new().await;
@@ -606,6 +654,10 @@ async fn partition_table_refuses_a_key_without_the_partition_column() {
         },
     )
     .unwrap_err();
-    assert!(err.message.contains("does not include the partition key"), "{}", err.message);
+    assert!(
+        err.message.contains("does not include the partition key"),
+        "{}",
+        err.message
+    );
     assert!(err.help.unwrap().contains("(id, created_at)"));
 }

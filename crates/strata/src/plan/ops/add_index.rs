@@ -48,7 +48,7 @@ fn body(op: &AddIndex<'_>) -> Result<(String, Vec<Option<String>>), CompileError
                 .into(),
         ),
     })?;
-    Ok((sql, shape.keys))
+    Ok((sql, shape.key_names))
 }
 
 /// The index's name: as written, or PostgreSQL's default.
@@ -127,13 +127,13 @@ mod tests {
         assert_eq!(
             c.up,
             vec![Action::Alone(
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_user_id_expr_idx ON orders (user_id, (lower(email)))".into()
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_user_id_lower_idx ON orders (user_id, (lower(email)))".into()
             )]
         );
         assert_eq!(
             c.down,
             Ok(vec![Action::Alone(
-                "DROP INDEX CONCURRENTLY IF EXISTS orders_user_id_expr_idx".into()
+                "DROP INDEX CONCURRENTLY IF EXISTS orders_user_id_lower_idx".into()
             )])
         );
         assert!(!c.drops_data);

@@ -9,7 +9,7 @@
 //! the indexes and the column.
 
 use super::super::{Action, CompileError, Compiled, Context};
-use super::table_names::{choose_name, index_taken, sibling, single_step};
+use super::table_names::{choose_name, index_shape, index_taken, sibling, single_step};
 use crate::sql::names;
 
 /// What `add_jsonb_column` says.
@@ -70,9 +70,15 @@ pub(super) fn compile(
         index_names.push(name);
     }
     for path in op.path_indexes {
+        // PostgreSQL names an expression key (`lower`, a cast's type) or
+        // calls it `expr`; a path that does not parse is reported below.
+        let key = index_shape(&format!("CREATE INDEX ON t (({path}))"))
+            .ok()
+            .and_then(|s| s.key_names.into_iter().next().flatten())
+            .unwrap_or_else(|| "expr".to_owned());
         let name = choose_name(
             &table_base,
-            Some("expr"),
+            Some(&key),
             "idx",
             &index_taken(ctx.table, &index_names),
         );

@@ -17,10 +17,14 @@
 //! 3. The batched copy: `INSERT … SELECT … FROM parent,
 //!    jsonb_array_elements(col) WITH ORDINALITY … FOR SHARE OF parent ON
 //!    CONFLICT DO NOTHING`. The row lock orders each batch with the app's
-//!    writes to that parent row: an app update that came first is copied
-//!    in its new version, and the rows its trigger wrote are the conflicts
-//!    that are skipped; an app update that comes after waits for the batch
-//!    and then replaces what it wrote.
+//!    writes to that parent row. An app update that came first: the batch
+//!    waits for it, and PostgreSQL then re-reads the locked row but keeps
+//!    the elements it expanded from the old value, so the copy keeps only
+//!    elements the new value has at the same place (`elem = col -> i`); the
+//!    trigger already wrote those, and they are skipped as conflicts. An app
+//!    update that comes after waits for the batch, then its trigger replaces
+//!    what the batch wrote. (A test with a concurrent writer found the
+//!    first case before the `elem = col -> i` condition was there.)
 //! 4. A validation that every parent has as many child rows as elements
 //!    (NULL, JSON `null` and `[]` count as none).
 //!
@@ -278,9 +282,19 @@ fn expand(op: &NormalizeJson<'_>, n: &Names) -> Vec<Action> {
         op.table,
         n.function
     );
+    // When a batch waits for an app write to a row, PostgreSQL re-reads
+    // the locked row but keeps the elements it expanded from the old value
+    // (only locked relations are re-read): the condition keeps the elements
+    // the new value still has at their place, which the app's trigger also
+    // wrote (the conflicts skip them), and drops the others.
+    let same_elem = match kind {
+        "jsonb" => format!("strata_e.elem = {PARENT}.{col} -> (strata_e.ordinal - 1)::int"),
+        _ => format!("strata_e.elem::text = ({PARENT}.{col} -> (strata_e.ordinal - 1)::int)::text"),
+    };
     let copy = format!(
         "INSERT INTO {} ({insert_cols}) SELECT {shown}, strata_e.ordinal, {exprs} \
-         FROM {} AS {PARENT}, {} FOR SHARE OF {PARENT} ON CONFLICT ({child_keys}, ordinal) DO NOTHING",
+         FROM {} AS {PARENT}, {} WHERE {same_elem} \
+         FOR SHARE OF {PARENT} ON CONFLICT ({child_keys}, ordinal) DO NOTHING",
         op.into,
         op.table,
         elements(&format!("{PARENT}.{col}")),

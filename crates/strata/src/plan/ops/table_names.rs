@@ -140,6 +140,10 @@ pub(super) fn index_taken<'a>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct IndexShape {
     pub keys: Vec<Option<String>>,
+    /// Each key's name for a default index name: the column, or what
+    /// PostgreSQL calls an expression (`FigureIndexColname`: `lower` for
+    /// `lower(email)`), else `None` (then `expr`).
+    pub key_names: Vec<Option<String>>,
     pub method: String,
     pub partial: bool,
 }
@@ -164,8 +168,21 @@ pub(super) fn index_shape(definition: &str) -> Result<IndexShape, String> {
             _ => None,
         })
         .collect();
+    let key_names = stmt
+        .index_params
+        .iter()
+        .map(|p| match p.node.as_ref() {
+            Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
+            Some(NodeEnum::IndexElem(e)) => e
+                .expr
+                .as_deref()
+                .and_then(|n| figure_colname(n).map(|(name, _)| name)),
+            _ => None,
+        })
+        .collect();
     Ok(IndexShape {
         keys,
+        key_names,
         method: if stmt.access_method.is_empty() {
             "btree".into()
         } else {
@@ -173,6 +190,53 @@ pub(super) fn index_shape(definition: &str) -> Result<IndexShape, String> {
         },
         partial: stmt.where_clause.is_some(),
     })
+}
+
+/// The name PostgreSQL gives an expression (`FigureColnameInternal`), with
+/// its strength: 2 for a column or function name, 1 for a fallback such as
+/// `case`, which a cast's type name overrides.
+fn figure_colname(node: &pg_query::protobuf::Node) -> Option<(String, u8)> {
+    use pg_query::protobuf::{AExprKind, MinMaxOp};
+    let last_string = |nodes: &[pg_query::protobuf::Node]| {
+        nodes.iter().rev().find_map(|n| match n.node.as_ref() {
+            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        })
+    };
+    match node.node.as_ref()? {
+        NodeEnum::ColumnRef(c) => last_string(&c.fields).map(|n| (n, 2)),
+        NodeEnum::AIndirection(a) => last_string(&a.indirection)
+            .map(|n| (n, 2))
+            .or_else(|| a.arg.as_deref().and_then(figure_colname)),
+        NodeEnum::FuncCall(f) => last_string(&f.funcname).map(|n| (n, 2)),
+        NodeEnum::AExpr(a) if a.kind == AExprKind::AexprNullif as i32 => Some(("nullif".into(), 2)),
+        NodeEnum::TypeCast(t) => {
+            let inner = t.arg.as_deref().and_then(figure_colname);
+            match inner {
+                Some((n, 2)) => Some((n, 2)),
+                other => t
+                    .type_name
+                    .as_ref()
+                    .and_then(|tn| last_string(&tn.names))
+                    .map(|n| (n, 1))
+                    .or(other),
+            }
+        }
+        NodeEnum::CollateClause(c) => c.arg.as_deref().and_then(figure_colname),
+        NodeEnum::CaseExpr(_) => Some(("case".into(), 1)),
+        NodeEnum::AArrayExpr(_) => Some(("array".into(), 2)),
+        NodeEnum::RowExpr(_) => Some(("row".into(), 2)),
+        NodeEnum::CoalesceExpr(_) => Some(("coalesce".into(), 2)),
+        NodeEnum::MinMaxExpr(m) => Some((
+            if m.op == MinMaxOp::IsGreatest as i32 {
+                "greatest".into()
+            } else {
+                "least".into()
+            },
+            2,
+        )),
+        _ => None,
+    }
 }
 
 /// The column part of a default index name for these keys
@@ -268,7 +332,25 @@ mod tests {
             index_shape("CREATE INDEX i ON public.t USING btree (a, lower(b)) WHERE (c > 0)")
                 .unwrap();
         assert_eq!(shape.keys, vec![Some("a".into()), None]);
+        assert_eq!(
+            shape.key_names,
+            vec![Some("a".into()), Some("lower".into())]
+        );
         assert!(shape.partial);
+        let shape = index_shape(
+            "CREATE INDEX ON t ((a->>'x'), (b::int), (coalesce(c, 0)), (CASE WHEN d THEN 1 END))",
+        )
+        .unwrap();
+        assert_eq!(
+            shape.key_names,
+            vec![
+                None,
+                Some("b".into()),
+                Some("coalesce".into()),
+                Some("case".into())
+            ]
+        );
+        assert!(!shape.partial);
         let facts = TableFacts {
             indexes: vec![super::super::super::IndexFacts {
                 name: "t_a_b_idx".into(),
