@@ -3,9 +3,6 @@
 //! schedules, records and resumes it. Runner behaviour (gates, resume,
 //! progress) is tested through `strata up` in the plan runner's own tests.
 
-// Used by the operation test modules as each operation lands.
-#![allow(dead_code)]
-
 use strata::plan::file::OperationKind;
 use strata::plan::{ops, Action, Compiled, Context, TableFacts};
 

@@ -247,12 +247,10 @@ fn referenced_columns(
     if !op.references_columns.is_empty() {
         return Ok(op.references_columns.to_vec());
     }
-    if names::parts(op.references) == names::parts(&facts.name)
-        || names::parts(op.references) == names::parts(op.table)
-    {
-        if !facts.primary_key.is_empty() {
-            return Ok(facts.primary_key.clone());
-        }
+    let self_reference = names::parts(op.references) == names::parts(&facts.name)
+        || names::parts(op.references) == names::parts(op.table);
+    if self_reference && !facts.primary_key.is_empty() {
+        return Ok(facts.primary_key.clone());
     }
     Err(CompileError {
         message: format!(

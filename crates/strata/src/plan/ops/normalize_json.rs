@@ -37,7 +37,7 @@
 use strata_source::plan::NewColumn;
 
 use super::super::{Action, CompileError, Compiled, Context, TableFacts};
-use super::table_names::{base, column, facts, helper, sibling, unknown_step};
+use super::table_names::{base, clip, column, facts, helper, sibling, unknown_step};
 use crate::sql::names;
 
 /// What `normalize_json` says.
@@ -348,14 +348,6 @@ fn singular(name: &str) -> String {
     }
 }
 
-fn clip(name: &str) -> String {
-    let mut cut = name.len().min(63);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    name[..cut].to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::super::ColumnFacts;
@@ -484,11 +476,6 @@ mod tests {
         let text = c.up[1].to_string();
         assert!(text.contains("\"User Data_id\" bigint NOT NULL"), "{text}");
         assert!(text.contains("json_array_elements(CASE WHEN json_typeof(NEW.\"Line Items\")"));
-        assert!(
-            text.contains(
-                "CREATE FUNCTION app.strata_20260301120000_normalize_User Data_Line Items()"
-            ) == false
-        );
         assert!(
             text.contains(
                 "CREATE FUNCTION app.\"strata_20260301120000_normalize_User Data_Line Items\"()"

@@ -538,20 +538,18 @@ impl<'f> TableShape<'f> {
         let b = base(op.table);
         let q = names::quote_ident;
         let mut out = Vec::new();
-        let (tables, indexes): (Vec<(String, String)>, Vec<(String, String)>) = {
-            let t = vec![
-                (op.table.to_owned(), n.old_base.clone()),
-                (n.shadow.clone(), b.clone()),
-            ];
-            let mut i = Vec::new();
-            for (name, _, _) in &self.indexes {
-                i.push((name.clone(), Self::old_index(ctx, name)));
-            }
-            for (name, _, _) in &self.indexes {
-                i.push((Self::temp_index(ctx, name), name.clone()));
-            }
-            (t, i)
-        };
+        // (from, to) pairs, in the order the swap renames them.
+        let tables = [
+            (op.table.to_owned(), n.old_base.clone()),
+            (n.shadow.clone(), b.clone()),
+        ];
+        let mut indexes = Vec::new();
+        for (name, _, _) in &self.indexes {
+            indexes.push((name.clone(), Self::old_index(ctx, name)));
+        }
+        for (name, _, _) in &self.indexes {
+            indexes.push((Self::temp_index(ctx, name), name.clone()));
+        }
         if forward {
             for (from, to) in &tables {
                 out.push(format!("ALTER TABLE {from} RENAME TO {}", q(to)));

@@ -7,7 +7,7 @@
 //! The reverse drops the three, newest first.
 
 use super::super::{Action, CompileError, Compiled, Context};
-use super::table_names::{base, column_list, facts, sibling, single_step};
+use super::table_names::{base, clip, column_list, facts, sibling, single_step};
 use crate::sql::names;
 
 /// What `soft_delete` says.
@@ -39,7 +39,7 @@ pub(super) fn compile(op: &SoftDelete<'_>, ctx: &Context<'_>) -> Result<Compiled
     let table_base = base(op.table);
     let view = match op.view {
         Some(v) => v.to_owned(),
-        None => sibling(op.table, &clip_name(&format!("active_{table_base}"))),
+        None => sibling(op.table, &clip(&format!("active_{table_base}"))),
     };
     let index = names::object_name(&table_base, Some("active"), "idx");
     let col = names::quote_ident(column);
@@ -75,16 +75,6 @@ pub(super) fn compile(op: &SoftDelete<'_>, ctx: &Context<'_>) -> Result<Compiled
         down: Ok(down),
         drops_data: false,
     })
-}
-
-/// A generated name cut to 63 bytes on a character boundary, as the server
-/// would truncate it (so the view is found again by that name).
-fn clip_name(name: &str) -> String {
-    let mut cut = name.len().min(63);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    name[..cut].to_owned()
 }
 
 #[cfg(test)]

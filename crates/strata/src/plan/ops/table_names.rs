@@ -279,6 +279,16 @@ pub(super) fn has_leading_index(facts: &TableFacts, columns: &[String]) -> bool 
     })
 }
 
+/// A generated name cut to 63 bytes on a character boundary, as the server
+/// would cut it (so the object is found again by that name).
+pub(super) fn clip(name: &str) -> String {
+    let mut cut = name.len().min(MAX_NAME);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    name[..cut].to_owned()
+}
+
 /// `a, "B c"`: columns as SQL.
 pub(super) fn column_list(columns: &[String]) -> String {
     columns
