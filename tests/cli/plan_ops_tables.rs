@@ -440,6 +440,31 @@ async fn normalize_json_refuses_values_that_are_not_arrays() {
     assert_eq!(db.catalog().await, before);
 }
 
+#[tokio::test]
+async fn normalize_json_of_a_json_column() {
+    let db = TestDb::new().await;
+    exec(
+        &db,
+        "CREATE TABLE orders (id bigint PRIMARY KEY, items json);
+         INSERT INTO orders VALUES (1, '[]'), (2, NULL), (3, 'null'),
+           (4, '[{\"sku\": \"a\", \"qty\": 1}, {\"sku\": \"b\", \"qty\": 2}]');",
+    )
+    .await;
+    let f = facts(&db, "orders").await;
+    let c = compile(V, None, Some(&f), NORMALIZE);
+    run_batched(&db, up(&c)).await.unwrap();
+    exec(
+        &db,
+        "UPDATE orders SET items = '[{\"sku\": \"c\", \"qty\": 3}]' WHERE id = 1",
+    )
+    .await;
+    assert_eq!(
+        db.column("SELECT string_agg(order_id || ':' || ordinal || ':' || sku || ':' || qty, ',' ORDER BY order_id, ordinal) FROM order_items")
+            .await,
+        vec!["1:1:c:3,4:1:a:1,4:2:b:2"]
+    );
+}
+
 /// Writes to `orders` (updates of the array, inserts, deletes) until told
 /// to stop; returns how many statements it ran.
 fn json_writer(db: &TestDb, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
@@ -594,6 +619,9 @@ async fn partition_table_copies_under_writes_swaps_and_matches_naive() {
     // Swap, write through the new table, swap back: nothing is lost.
     let f = facts(&plan, "events").await;
     let swap = compile(V, Some("swap"), Some(&f), PARTITION);
+    // The swap's reverse before any swap (an abort) changes nothing.
+    run_down(&plan, &swap).await.unwrap();
+    assert_eq!(plan.catalog().await, expanded);
     run(&plan, up(&swap)).await.unwrap();
     exec(
         &plan,
