@@ -329,10 +329,22 @@ impl<'f> TableShape<'f> {
         n: &Names,
         parts: &[Partition],
     ) -> Vec<String> {
+        let own = |c: &&super::super::ConstraintFacts| {
+            names::parts(&c.on_table) == names::parts(&self.facts.name)
+        };
+        // PostgreSQL 18 keeps NOT NULL as named constraints (`kind = n`):
+        // those columns get theirs by name below, so the names carry over.
+        let named_not_null: Vec<&String> = self
+            .facts
+            .constraints
+            .iter()
+            .filter(|c| own(c) && c.kind == "n")
+            .flat_map(|c| c.columns.iter())
+            .collect();
         let mut defs = Vec::new();
         for c in &self.facts.columns {
             let mut d = format!("{} {}", names::quote_ident(&c.name), c.type_sql);
-            if c.not_null {
+            if c.not_null && !named_not_null.contains(&&c.name) {
                 d.push_str(" NOT NULL");
             }
             if let Some(g) = &c.generated {
@@ -342,10 +354,7 @@ impl<'f> TableShape<'f> {
             }
             defs.push(d);
         }
-        for c in &self.facts.constraints {
-            if names::parts(&c.on_table) != names::parts(&self.facts.name) {
-                continue;
-            }
+        for c in self.facts.constraints.iter().filter(own) {
             match c.kind.as_str() {
                 // Index-backed: created with the indexes, under temporary names.
                 "p" | "u" | "x" => {}
@@ -1022,6 +1031,30 @@ mod tests {
         assert!(compile(&op(Interval::Month), &ctx(Some(&f), None)).is_err());
         assert!(compile(&op(Interval::Month), &ctx(None, None)).is_err());
         assert!(compile(&op(Interval::Month), &ctx(Some(&f), Some("shrink"))).is_err());
+    }
+
+    #[test]
+    fn named_not_null_constraints_keep_their_names() {
+        let mut f = events(&["id", "created_at"]);
+        f.constraints.push(ConstraintFacts {
+            name: "events_id_not_null".into(),
+            on_table: "public.events".into(),
+            kind: "n".into(),
+            definition: "NOT NULL id".into(),
+            columns: vec!["id".into()],
+            validated: true,
+        });
+        let c = compile(&op(Interval::Month), &ctx(Some(&f), None)).unwrap();
+        let Action::Transaction(tx) = &c.up[0] else {
+            panic!()
+        };
+        assert!(
+            tx[0].starts_with("CREATE TABLE events_strata_new (id bigint DEFAULT"),
+            "{}",
+            tx[0]
+        );
+        assert!(tx[0].contains("created_at timestamp with time zone NOT NULL"));
+        assert!(tx[0].contains("CONSTRAINT events_id_not_null NOT NULL id"));
     }
 
     #[test]
