@@ -54,6 +54,20 @@ fn body(op: &AddIndex<'_>) -> Result<(String, Vec<Option<String>>), CompileError
 /// The index's name: as written, or PostgreSQL's default.
 pub(super) fn index_name(op: &AddIndex<'_>, ctx: &Context<'_>) -> Result<String, CompileError> {
     if let Some(n) = op.name {
+        // `IF NOT EXISTS` would silently keep another index of that name;
+        // the facts are those from before the step, so a resumed build is
+        // not mistaken for one.
+        if ctx
+            .table
+            .is_some_and(|f| f.indexes.iter().any(|i| i.name == n))
+        {
+            return Err(CompileError {
+                message: format!("add_index: {} already has an index named `{n}`", op.table),
+                help: Some(
+                    "choose another name, or leave `name` out for PostgreSQL's default".into(),
+                ),
+            });
+        }
         return Ok(n.to_owned());
     }
     let (_, keys) = body(op)?;
