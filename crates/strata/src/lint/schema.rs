@@ -24,8 +24,10 @@ pub struct Column {
     /// `"Sch".mood`), for rewrites that add a column like it.
     pub type_sql: String,
     /// The default expression, when the history sets one (rewrites that
-    /// replace the column put it back; deparsed only then).
-    pub default: Option<pg_query::protobuf::Node>,
+    /// replace the column put it back; deparsed only then). Boxed: a
+    /// `Node` is several hundred bytes inline, and a replayed history of
+    /// thousands of tables keeps every column.
+    pub default: Option<Box<pg_query::protobuf::Node>>,
 }
 
 /// A table as far as the migrations say.
@@ -291,7 +293,7 @@ impl Schema {
                     } else if ast::is(cmd, AlterTableType::AtDropColumn) {
                         table.columns.remove(&cmd.name);
                     } else if ast::is(cmd, AlterTableType::AtColumnDefault) {
-                        let default = cmd.def.as_deref().cloned();
+                        let default = cmd.def.clone();
                         table.columns.entry(cmd.name.clone()).or_default().default = default;
                     } else if ast::is(cmd, AlterTableType::AtSetNotNull) {
                         table.columns.entry(cmd.name.clone()).or_default().not_null = true;
@@ -679,7 +681,8 @@ fn add_column(table: &mut Table, col: &pg_query::protobuf::ColumnDef) {
                 .find(|c| ast::constr_is(c, ConstrType::ConstrDefault))
                 .and_then(|c| c.raw_expr.as_deref())
         })
-        .cloned();
+        .cloned()
+        .map(Box::new);
     let mut column = Column {
         type_sql: col
             .type_name
