@@ -1,12 +1,19 @@
 //! One file per operation: each turns its part of a plan file into
 //! [`Compiled`] actions. `compile` dispatches on the operation's kind.
 
+mod add_foreign_key;
+mod add_index;
+mod add_jsonb_column;
 mod add_required_column;
 mod change_column_type;
+mod normalize_json;
+mod partition_table;
 mod rename_column;
 mod set_not_null;
 mod shadow;
+mod soft_delete;
 mod split_column;
+mod table_names;
 
 use strata_source::plan::OperationKind;
 
@@ -43,6 +50,104 @@ pub fn compile(op: &OperationKind, ctx: &Context<'_>) -> Result<Compiled, Compil
             column,
             into,
         } => split_column::compile(table, column, into, ctx),
+        OperationKind::AddIndex {
+            table,
+            name,
+            columns,
+            unique,
+            using,
+            predicate,
+        } => add_index::compile(
+            &add_index::AddIndex {
+                table,
+                name: name.as_deref(),
+                columns,
+                unique: *unique,
+                using: using.as_deref(),
+                predicate: predicate.as_deref(),
+            },
+            ctx,
+        ),
+        OperationKind::SoftDelete {
+            table,
+            column,
+            view,
+        } => soft_delete::compile(
+            &soft_delete::SoftDelete {
+                table,
+                column: column.as_deref(),
+                view: view.as_deref(),
+            },
+            ctx,
+        ),
+        OperationKind::AddJsonbColumn {
+            table,
+            column,
+            default,
+            backfill,
+            gin,
+            path_indexes,
+        } => add_jsonb_column::compile(
+            &add_jsonb_column::AddJsonbColumn {
+                table,
+                column,
+                default: default.as_deref(),
+                backfill: backfill.as_deref(),
+                gin: *gin,
+                path_indexes,
+            },
+            ctx,
+        ),
+        OperationKind::AddForeignKey {
+            table,
+            columns,
+            references,
+            references_columns,
+            name,
+            orphans,
+            on_delete,
+        } => add_foreign_key::compile(
+            &add_foreign_key::AddForeignKey {
+                table,
+                columns,
+                references,
+                references_columns,
+                name: name.as_deref(),
+                orphans,
+                on_delete: on_delete.as_deref(),
+            },
+            ctx,
+        ),
+        OperationKind::NormalizeJson {
+            table,
+            column,
+            into,
+            columns,
+        } => normalize_json::compile(
+            &normalize_json::NormalizeJson {
+                table,
+                column,
+                into,
+                columns,
+            },
+            ctx,
+        ),
+        OperationKind::PartitionTable {
+            table,
+            key,
+            interval,
+            from,
+            to,
+        } => partition_table::compile(
+            &partition_table::PartitionTable {
+                table,
+                key,
+                interval: *interval,
+                from,
+                to,
+            },
+            ctx,
+        ),
         // Each operation gets a file and an arm here as it is built.
         _ => Err(CompileError {
             message: format!("operation `{}` is not supported yet", op.name()),
