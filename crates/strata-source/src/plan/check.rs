@@ -140,7 +140,7 @@ fn check_step<'a>(
         )),
         (0, None) => {}
         (_, Some(&(prev, prev_phase))) if prev + 1 == index && prev_phase < phase => {}
-        (_, Some(&(prev, prev_phase))) if prev + 1 == index => problems.push(at(
+        (_, Some(&(prev, _))) if prev + 1 == index => problems.push(at(
             format!(
                 "step {step:?} of `{name}` of {what} is in the same phase `{phase_name}` as its step {:?}",
                 steps[prev]

@@ -71,6 +71,14 @@ impl Parsed {
     /// unbalanced transactions (`apply::parse`), and applies safe rewrites
     /// when they are on.
     pub fn up(config: &Config, index: usize, m: &Migration) -> Result<Parsed, EngineError> {
+        if m.kind == crate::source::MigrationKind::Plan {
+            // A plan's TOML is not SQL; `engine::phases` runs it.
+            return Ok(Parsed {
+                index,
+                statements: Vec::new(),
+                rewritten: None,
+            });
+        }
         let statements = super::apply::parse(&m.up)?;
         let rewritten = config.safe_rewrites.then(|| {
             let pg_version = config.lint.pg_version.unwrap_or(lint::context::NEWEST_PG);

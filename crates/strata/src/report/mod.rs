@@ -344,12 +344,19 @@ pub fn findings(
 
 /// The summary after a run.
 pub fn run_summary(report: &RunReport) -> String {
-    match (report.applied.len(), report.reverted.len()) {
+    let mut text = match (report.applied.len(), report.reverted.len()) {
+        (0, 0) if !report.waiting.is_empty() => "nothing applied".to_owned(),
         (0, 0) => "nothing to do: the database is up to date".to_owned(),
         (a, 0) => format!("{a} migration(s) applied"),
         (0, r) => format!("{r} migration(s) reverted"),
         (a, r) => format!("{r} migration(s) reverted, {a} applied"),
+    };
+    // Plans waiting at a gate: what to do next.
+    for line in &report.waiting {
+        text.push('\n');
+        text.push_str(line);
     }
+    text
 }
 
 /// The JSON form of a run.
