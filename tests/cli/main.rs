@@ -36,6 +36,7 @@ mod nontransactional;
 mod own_tables;
 mod parse_once;
 mod plan_exec;
+mod plan_run;
 mod preflight;
 mod repair;
 mod replication;

@@ -509,6 +509,8 @@ impl PlanRunner<'_> {
             if let Err(error) = ran {
                 st.state = "failed".into();
                 st.error = Some(error.clone());
+                // The failed action runs again on the next `up`.
+                st.cursor.action = i;
                 st.cursor.failed_action = Some(i + 1);
                 st.backend_pid = None;
                 let _ = save(self.conn, self.history, &version, st).await;
@@ -1055,4 +1057,84 @@ pub fn compile_problems(m: &Migration) -> Vec<crate::source::SourceProblem> {
         }
     }
     out
+}
+
+/// A plan's progress as `status` shows it (and `status --json` as the
+/// `plan` object of the migration).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlanProgress {
+    /// `running`, `waiting` or `failed`.
+    pub state: String,
+    /// Finished phases.
+    pub phases_done: usize,
+    /// Phases in the plan.
+    pub phases: usize,
+    /// The gate it waits at (`deploy: …`, `wait 1h`), when waiting.
+    pub gate: Option<String>,
+    /// The phase that failed or runs (1-based), with its name.
+    pub phase: Option<(usize, String)>,
+    /// The failed action (1-based), when failed.
+    pub failed_action: Option<usize>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// One line: "phase 1 of 3 done; waiting for: deploy: …".
+    pub summary: String,
+}
+
+/// The progress of plan `m`, when it has started and is not applied.
+pub async fn progress(
+    conn: &Connection,
+    history: &History,
+    m: &Migration,
+) -> Result<Option<PlanProgress>, EngineError> {
+    let Ok(plan) = plan_of(m) else {
+        return Ok(None);
+    };
+    let Some(st) = read_state(conn, history, &m.version.canonical()).await? else {
+        return Ok(None);
+    };
+    let total = plan.phases.len();
+    let current = st.cursor.phase.min(total.saturating_sub(1));
+    let name = plan
+        .phases
+        .get(current)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let (gate, summary) = match st.state.as_str() {
+        "waiting" if st.done > 0 && st.done < total => {
+            let gate = &plan.phases[st.done - 1].gate;
+            (
+                Some(gate.to_string()),
+                format!("phase {} of {total} done; waiting for: {gate}", st.done),
+            )
+        }
+        "failed" => (
+            None,
+            format!(
+                "failed in phase {} of {total} `{name}` at action {}: {}",
+                current + 1,
+                st.cursor.failed_action.unwrap_or(st.cursor.action + 1),
+                st.error.clone().unwrap_or_default()
+            ),
+        ),
+        "done" => return Ok(None),
+        _ => (
+            None,
+            format!(
+                "phase {} of {total} `{name}` stopped or running at action {}",
+                current + 1,
+                st.cursor.action + 1
+            ),
+        ),
+    };
+    Ok(Some(PlanProgress {
+        state: st.state.clone(),
+        phases_done: st.done,
+        phases: total,
+        gate,
+        phase: Some((current + 1, name)),
+        failed_action: st.cursor.failed_action,
+        error: st.error.clone(),
+        summary,
+    }))
 }

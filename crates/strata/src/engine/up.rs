@@ -328,6 +328,7 @@ mod tests {
             applied_by: None,
             file: None,
             detail: None,
+            plan: None,
             index: Some(index),
             row: done.map(|d| AppliedRow {
                 version: index.to_string(),
