@@ -24,7 +24,6 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         phase: args.phase,
         from_backup: args.from_backup,
     };
-    let report =
-        strata::engine::rollback(&project, &target, &options, &mut ctx.observer()).await?;
+    let report = strata::engine::rollback(&project, &target, &options, &mut ctx.observer()).await?;
     Ok(print_run(&report, ctx))
 }

@@ -73,7 +73,11 @@ async fn a_deploy_gate_stops_up_and_later_migrations_until_continue() {
     assert_eq!(plan_state(&db, "2").await, "waiting 1");
     // The column is there, not yet filled.
     assert_eq!(
-        col(&db, "SELECT count(*)::text FROM users WHERE email_lower IS NULL").await,
+        col(
+            &db,
+            "SELECT count(*)::text FROM users WHERE email_lower IS NULL"
+        )
+        .await,
         ["500"]
     );
 
@@ -125,7 +129,11 @@ async fn a_deploy_gate_stops_up_and_later_migrations_until_continue() {
         ]
     );
     assert_eq!(
-        col(&db, "SELECT count(*)::text FROM users WHERE email_lower = lower(email)").await,
+        col(
+            &db,
+            "SELECT count(*)::text FROM users WHERE email_lower = lower(email)"
+        )
+        .await,
         ["500"]
     );
     assert_eq!(plan_state(&db, "2").await, "done 2");
@@ -210,13 +218,19 @@ operations = [
 "#,
     );
     let out = expect_code(&project.run(&db, &["up"]), 1);
-    assert!(out.contains("validation failed: some users are special"), "{out}");
+    assert!(
+        out.contains("validation failed: some users are special"),
+        "{out}"
+    );
     assert!(out.contains(r#"{"id":100,"legacy":"x"}"#), "{out}");
     assert!(out.contains(r#"{"id":500,"legacy":"x"}"#), "{out}");
     assert!(out.contains("action 4 of 4"), "{out}");
     assert_eq!(plan_state(&db, "2").await, "failed 0");
     let status = expect_code(&project.run(&db, &["status"]), 0);
-    assert!(status.contains("failed in phase 1 of 1 `expand` at action 4"), "{status}");
+    assert!(
+        status.contains("failed in phase 1 of 1 `expand` at action 4"),
+        "{status}"
+    );
     // What ran before the validation stays until the plan is aborted.
     assert_ne!(db.catalog().await, before);
 
@@ -266,7 +280,10 @@ operations = [
     assert_eq!(db.history().await.len(), 1);
     assert_eq!(plan_state(&db, "2").await, "waiting 1");
     let status = expect_code(&project.run(&db, &["status"]), 0);
-    assert!(status.contains("phase 1 of 2 done; waiting for: deploy"), "{status}");
+    assert!(
+        status.contains("phase 1 of 2 done; waiting for: deploy"),
+        "{status}"
+    );
 
     expect_code(&project.run(&db, &["rollback", "2"]), 0);
     assert_eq!(db.catalog().await, c0);
@@ -303,7 +320,10 @@ operations = [
     assert_eq!(db.history().await.len(), 2);
     let after = db.catalog().await;
     let out = expect_code(&project.run(&db, &["rollback", "2"]), 2);
-    assert!(out.contains("users.legacy was dropped and its data is gone"), "{out}");
+    assert!(
+        out.contains("users.legacy was dropped and its data is gone"),
+        "{out}"
+    );
     assert!(out.contains("--from-backup"), "{out}");
     assert_eq!(db.catalog().await, after);
     assert_eq!(db.history().await.len(), 2);
@@ -356,7 +376,10 @@ operations = [
     assert_eq!(plan_state(&db, "2").await, "running 0");
     let out = expect_code(&project.run(&db, &["up"]), 0);
     assert!(out.contains("resumes at action 2 of 2"), "{out}");
-    assert!(out.contains("backfill of t resumes") || out.contains("backfill of public.t resumes"), "{out}");
+    assert!(
+        out.contains("backfill of t resumes") || out.contains("backfill of public.t resumes"),
+        "{out}"
+    );
     assert_eq!(col(&db, &sum("t")).await, want);
     assert_eq!(db.history().await.len(), 2);
 }

@@ -798,7 +798,14 @@ operations = [
         let early = RENAME.replace("deploy = \"app v2 reads full_name\"", "wait = \"1h\"");
         assert_eq!(problems(&early).len(), 1);
         assert!(problems(&early)[0].contains("before any deploy gate"));
-        let orphan = RENAME.replace("from = \"name\", to = \"full_name\" },\n]\ngate", "from = \"nick\", to = \"full_name\" },\n]\ngate");
-        assert!(problems(&orphan)[0].contains("has no step \"expand\" in an earlier phase"), "{:?}", problems(&orphan));
+        let orphan = RENAME.replace(
+            "from = \"name\", to = \"full_name\" },\n]\ngate",
+            "from = \"nick\", to = \"full_name\" },\n]\ngate",
+        );
+        assert!(
+            problems(&orphan)[0].contains("has no step \"expand\" in an earlier phase"),
+            "{:?}",
+            problems(&orphan)
+        );
     }
 }

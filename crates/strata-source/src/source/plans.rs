@@ -26,14 +26,16 @@ pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<Sourc
     listing.files = rest;
     for (name, path) in plans {
         let stem = &name[..name.len() - SUFFIX.len()];
-        let Some((version, label)) = leading_version(stem)
-            .and_then(|(v, label)| Some((format.parse_version(v)?, label)))
+        let Some((version, label)) =
+            leading_version(stem).and_then(|(v, label)| Some((format.parse_version(v)?, label)))
         else {
             problems.push(
                 SourceProblem::new(
                     &path,
                     None,
-                    format!("a plan file is named <version>_<name>{SUFFIX}, with a {format} version"),
+                    format!(
+                        "a plan file is named <version>_<name>{SUFFIX}, with a {format} version"
+                    ),
                 )
                 .help("rename it, e.g. 20260301120000_users_email_verified.plan.toml"),
             );

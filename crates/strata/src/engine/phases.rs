@@ -150,7 +150,11 @@ pub(super) async fn save(
 }
 
 /// Deletes a plan's progress row and its backfill cursors.
-pub(super) async fn forget(conn: &Connection, history: &History, version: &str) -> Result<(), DbError> {
+pub(super) async fn forget(
+    conn: &Connection,
+    history: &History,
+    version: &str,
+) -> Result<(), DbError> {
     conn.execute(
         &format!(
             "DELETE FROM {} WHERE history_table = $1 AND ((kind = '{KIND}' AND version = $2)
@@ -673,7 +677,10 @@ impl PlanRunner<'_> {
                 let label = m.label();
                 let mut on_event = |e: backfill::BackfillEvent| {
                     if let backfill::BackfillEvent::Started {
-                        table, resumed, progress, ..
+                        table,
+                        resumed,
+                        progress,
+                        ..
                     } = e
                     {
                         observer(Progress::Notice(format!(
@@ -884,7 +891,12 @@ fn summary(action: &Action) -> String {
         Action::Backfill(s) => format!("backfill: {s}"),
         Action::Validate { message, .. } => format!("validate: {message}"),
     };
-    text.lines().next().unwrap_or("").chars().take(100).collect()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(100)
+        .collect()
 }
 
 /// The dry run of a plan from where it is: each remaining phase's SQL and
@@ -1029,7 +1041,6 @@ pub fn irreversible(
     }
     Ok(out)
 }
-
 
 /// What `validate` reports for a plan beyond the loader's checks: every
 /// operation the compiler refuses, at its line.

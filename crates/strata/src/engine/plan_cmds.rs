@@ -111,7 +111,10 @@ pub async fn rollback(
     let to = options.phase.unwrap_or(1);
     if to == 0 || to > done {
         return Err(EngineError::Usage {
-            message: format!("--phase {to}: plan {} has finished phases 1 to {done}", m.label()),
+            message: format!(
+                "--phase {to}: plan {} has finished phases 1 to {done}",
+                m.label()
+            ),
             help: format!("give a phase from 1 to {done}: phases from it to {done} are reversed"),
         });
     }
@@ -146,9 +149,8 @@ pub async fn rollback(
                 })
             }
             Some(path) => {
-                let same = |f: &String| {
-                    std::fs::canonicalize(f).ok() == std::fs::canonicalize(path).ok()
-                };
+                let same =
+                    |f: &String| std::fs::canonicalize(f).ok() == std::fs::canonicalize(path).ok();
                 if !taken.iter().any(|(_, f)| same(f)) {
                     return Err(EngineError::BadBackup {
                         path: path.clone(),
@@ -229,10 +231,7 @@ pub async fn rollback(
     conn.batch("COMMIT").await?;
     lock.release().await?;
     Ok(RunReport {
-        reverted: vec![(
-            format!("{} (phases {} to {done})", m.label(), to),
-            0,
-        )],
+        reverted: vec![(format!("{} (phases {} to {done})", m.label(), to), 0)],
         ..RunReport::default()
     })
 }
@@ -264,7 +263,10 @@ pub async fn abort(
     }
     let Some(st) = phases::read_state(&conn, &history, &canonical).await? else {
         return Err(EngineError::Usage {
-            message: format!("plan {} has not started: there is nothing to abort", m.label()),
+            message: format!(
+                "plan {} has not started: there is nothing to abort",
+                m.label()
+            ),
             help: "`strata status` shows where each plan is".into(),
         });
     };
@@ -289,10 +291,7 @@ pub async fn abort(
         .run_downs(m, &plan, &st.cursor, &started, true, observer)
         .await?;
     for s in &skipped {
-        observer(Progress::Notice(format!(
-            "{}: not undone, {s}",
-            m.label()
-        )));
+        observer(Progress::Notice(format!("{}: not undone, {s}", m.label())));
     }
     phases::forget(&conn, &history, &canonical).await?;
     event(

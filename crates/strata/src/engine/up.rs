@@ -212,7 +212,10 @@ pub async fn up(
     } else {
         parse_up_steps(project, &statuses_now, &sql_only(project, &plan_now))?
     };
-    let report = run_in_order(project, target, &conn, &history, &plan_now, &steps, options, observer).await;
+    let report = run_in_order(
+        project, target, &conn, &history, &plan_now, &steps, options, observer,
+    )
+    .await;
     lock.release().await?;
     report
 }
@@ -253,7 +256,16 @@ async fn run_in_order(
             .filter(|&&j| project.migrations[j].kind != MigrationKind::Plan)
             .count();
         if before > next {
-            let ran = run_steps(project, target, conn, history, &steps[next..before], Direction::Up, observer).await?;
+            let ran = run_steps(
+                project,
+                target,
+                conn,
+                history,
+                &steps[next..before],
+                Direction::Up,
+                observer,
+            )
+            .await?;
             report.applied.extend(ran.applied);
             next = before;
         }
@@ -288,7 +300,16 @@ async fn run_in_order(
         }
     }
     if steps.len() > next {
-        let ran = run_steps(project, target, conn, history, &steps[next..], Direction::Up, observer).await?;
+        let ran = run_steps(
+            project,
+            target,
+            conn,
+            history,
+            &steps[next..],
+            Direction::Up,
+            observer,
+        )
+        .await?;
         report.applied.extend(ran.applied);
     }
     Ok(report)

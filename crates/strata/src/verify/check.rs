@@ -345,7 +345,10 @@ impl Replay {
         let options = engine::ApplyOptions {
             target: None,
             dry_run: false,
-            gates: engine::Gates { through: true, pass: Vec::new() },
+            gates: engine::Gates {
+                through: true,
+                pass: Vec::new(),
+            },
         };
         engine::up(&replay, target, &options, observer)
             .await

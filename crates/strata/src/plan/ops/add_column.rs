@@ -6,9 +6,7 @@ use super::super::{Action, Compiled};
 /// `ALTER TABLE … ADD COLUMN IF NOT EXISTS` in one short transaction; the
 /// reverse drops it (nothing existed before, so nothing is lost).
 pub fn compile(table: &str, column: &str, column_type: &str, default: Option<&str>) -> Compiled {
-    let default = default
-        .map(|d| format!(" DEFAULT {d}"))
-        .unwrap_or_default();
+    let default = default.map(|d| format!(" DEFAULT {d}")).unwrap_or_default();
     Compiled {
         up: vec![Action::Transaction(vec![format!(
             "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {column_type}{default}"
