@@ -420,3 +420,28 @@ async fn bad_plan_files_exit_2_with_path_and_line_and_touch_nothing() {
     let out = project.run(&TestDb::new().await, &["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn the_sql_a_plan_compiles_to_is_linted_at_its_operations_line() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_users.up.sql", USERS);
+    project.write(
+        "2_index.plan.toml",
+        r#"
+[[phase]]
+name = "expand"
+operations = [
+  { op = "add_column", table = "users", column = "nick", type = "text" },
+  { op = "sql", up = "CREATE INDEX users_email ON users (email)", down = "DROP INDEX users_email" },
+]
+"#,
+    );
+    let out = project.run(&db, &["lint"]);
+    let out = text(&out);
+    assert!(out.contains("2_index.plan.toml:6"), "{out}");
+    assert!(out.contains("require-concurrent-index-creation"), "{out}");
+    // The add_column on line 5 is fine, and the backfill-free plan has no
+    // other finding there.
+    assert!(!out.contains("2_index.plan.toml:5"), "{out}");
+}

@@ -12,6 +12,7 @@
 use super::formats::{leading_version, Listing};
 use super::{checksum, read_text, Format, Migration, MigrationKind, Script, SourceProblem};
 
+
 /// How a plan file's name ends.
 pub const SUFFIX: &str = ".plan.toml";
 
@@ -67,7 +68,12 @@ pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<Sourc
                 text,
                 first_line: 1,
                 blocks: Vec::new(),
-                no_transaction: None,
+                // Each action runs in its own short transaction or alone;
+                // lint reads the compiled statements that way.
+                no_transaction: Some(super::NoTransaction {
+                    line: None,
+                    source: "a plan runs each action in its own transaction or alone".to_owned(),
+                }),
                 directives: Vec::new(),
             },
             down: None,

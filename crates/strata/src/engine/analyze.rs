@@ -901,7 +901,22 @@ async fn lint_measuring<'p>(
     } else {
         Vec::new()
     };
-    let parsed = &|i: usize| parsed(i).or_else(|| kept.get(i)?.as_deref());
+    // Plans are linted as the statements they compile to, each at its
+    // operation's line.
+    let plans: Vec<Option<Vec<Statement>>> = migrations
+        .iter()
+        .map(|m| {
+            (m.kind == crate::source::MigrationKind::Plan)
+                .then(|| super::phases::lint_statements(m))
+        })
+        .collect();
+    let parsed = &|i: usize| {
+        plans
+            .get(i)
+            .and_then(Option::as_deref)
+            .or_else(|| parsed(i))
+            .or_else(|| kept.get(i)?.as_deref())
+    };
     let findings = lint::lint_parsed(migrations, report, opts, parsed);
     let (Some(rates), Some(facts)) = (rates, opts.facts.as_mut()) else {
         return findings;

@@ -1149,3 +1149,53 @@ pub async fn progress(
         summary,
     }))
 }
+
+/// The statements plan `m` compiles to, for lint: every phase's actions
+/// (a short transaction between `BEGIN` and `COMMIT`, a statement alone, a
+/// backfill marked as batched; validations are queries and left out), each
+/// placed at its operation's line in the plan file. Operations that do not
+/// compile without catalog facts give nothing (`validate` reports them).
+pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
+    let Ok(plan) = plan_of(m) else {
+        return Vec::new();
+    };
+    let version = m.version.canonical();
+    let mut out = Vec::new();
+    for phase in &plan.phases {
+        for op in &phase.operations {
+            let ctx = Context {
+                version: &version,
+                step: op.step_name(),
+                table: None,
+            };
+            let Ok(compiled) = ops::compile(&op.kind, &ctx) else {
+                continue;
+            };
+            let mut push = |sql: &str, backfill: bool| {
+                if let Ok(statements) = crate::sql::split(sql, &[]) {
+                    out.extend(statements.into_iter().map(|mut s| {
+                        s.line = op.line;
+                        s.column = 1;
+                        s.backfill = backfill;
+                        s
+                    }));
+                }
+            };
+            for action in &compiled.up {
+                match action {
+                    Action::Transaction(statements) => {
+                        push("BEGIN", false);
+                        for s in statements {
+                            push(s, false);
+                        }
+                        push("COMMIT", false);
+                    }
+                    Action::Alone(s) => push(s, false),
+                    Action::Backfill(s) => push(s, true),
+                    Action::Validate { .. } => {}
+                }
+            }
+        }
+    }
+    out
+}

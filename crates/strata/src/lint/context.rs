@@ -308,10 +308,10 @@ pub fn lint_parsed<'p>(
         let wanted = report.contains(&i);
         let split;
         let statements = match parsed(i) {
-            // A plan's TOML is not SQL: its fragments were parsed in their
-            // roles when it was loaded.
-            _ if m.kind == crate::source::MigrationKind::Plan => Ok(&[][..]),
             Some(statements) => Ok(statements),
+            // A plan's TOML is not SQL: the engine hands over its compiled
+            // statements (`engine::phases::lint_statements`), else nothing.
+            None if m.kind == crate::source::MigrationKind::Plan => Ok(&[][..]),
             None => {
                 // Rules judge a `-- strata:backfill` statement as batched;
                 // a misplaced one is `validate`'s and `up`'s to report.
