@@ -295,10 +295,13 @@ operations = [
 }
 
 #[tokio::test]
-async fn rollback_refuses_a_phase_that_dropped_data_without_its_backup() {
+async fn rollback_of_a_phase_that_dropped_data_needs_the_backup_taken_before_it() {
     let db = TestDb::new().await;
     let project = Project::new();
     project.write("1_users.up.sql", USERS);
+    expect_code(&project.run(&db, &["up"]), 0);
+    let c0 = db.catalog().await;
+    let rows = col(&db, "SELECT md5(string_agg(id || legacy, ',' ORDER BY id)) FROM users").await;
     project.write(
         "2_drop_legacy.plan.toml",
         r#"
@@ -330,6 +333,27 @@ operations = [
     // Reversing only the phase that dropped the column is refused too.
     expect_code(&project.run(&db, &["rollback", "2", "--phase", "2"]), 2);
     assert_eq!(db.catalog().await, after);
+    // Another file is not that backup.
+    let other = project.path().join("other.dump");
+    std::fs::write(&other, "not a dump").unwrap();
+    let out = expect_code(
+        &project.run(&db, &["rollback", "2", "--from-backup", other.to_str().unwrap()]),
+        2,
+    );
+    assert!(out.contains("not the backup taken before the phase"), "{out}");
+    // The backup taken before the contract phase brings the column back
+    // with its data.
+    let backup = col(&db, "SELECT cursor->'backups'->0->>1 FROM strata_progress WHERE kind = 'plan'").await;
+    let out = expect_code(
+        &project.run(&db, &["rollback", "2", "--from-backup", &backup[0]]),
+        0,
+    );
+    assert_eq!(db.catalog().await, c0, "{out}");
+    assert_eq!(
+        col(&db, "SELECT md5(string_agg(id || legacy, ',' ORDER BY id)) FROM users").await,
+        rows
+    );
+    assert_eq!(db.history().await.len(), 1);
 }
 
 #[tokio::test]
