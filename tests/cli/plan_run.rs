@@ -301,7 +301,11 @@ async fn rollback_of_a_phase_that_dropped_data_needs_the_backup_taken_before_it(
     project.write("1_users.up.sql", USERS);
     expect_code(&project.run(&db, &["up"]), 0);
     let c0 = db.catalog().await;
-    let rows = col(&db, "SELECT md5(string_agg(id || legacy, ',' ORDER BY id)) FROM users").await;
+    let rows = col(
+        &db,
+        "SELECT md5(string_agg(id || legacy, ',' ORDER BY id)) FROM users",
+    )
+    .await;
     project.write(
         "2_drop_legacy.plan.toml",
         r#"
@@ -337,20 +341,34 @@ operations = [
     let other = project.path().join("other.dump");
     std::fs::write(&other, "not a dump").unwrap();
     let out = expect_code(
-        &project.run(&db, &["rollback", "2", "--from-backup", other.to_str().unwrap()]),
+        &project.run(
+            &db,
+            &["rollback", "2", "--from-backup", other.to_str().unwrap()],
+        ),
         2,
     );
-    assert!(out.contains("not the backup taken before the phase"), "{out}");
+    assert!(
+        out.contains("not the backup taken before the phase"),
+        "{out}"
+    );
     // The backup taken before the contract phase brings the column back
     // with its data.
-    let backup = col(&db, "SELECT cursor->'backups'->0->>1 FROM strata_progress WHERE kind = 'plan'").await;
+    let backup = col(
+        &db,
+        "SELECT cursor->'backups'->0->>1 FROM strata_progress WHERE kind = 'plan'",
+    )
+    .await;
     let out = expect_code(
         &project.run(&db, &["rollback", "2", "--from-backup", &backup[0]]),
         0,
     );
     assert_eq!(db.catalog().await, c0, "{out}");
     assert_eq!(
-        col(&db, "SELECT md5(string_agg(id || legacy, ',' ORDER BY id)) FROM users").await,
+        col(
+            &db,
+            "SELECT md5(string_agg(id || legacy, ',' ORDER BY id)) FROM users"
+        )
+        .await,
         rows
     );
     assert_eq!(db.history().await.len(), 1);

@@ -12,7 +12,6 @@
 use super::formats::{leading_version, Listing};
 use super::{checksum, read_text, Format, Migration, MigrationKind, Script, SourceProblem};
 
-
 /// How a plan file's name ends.
 pub const SUFFIX: &str = ".plan.toml";
 
@@ -86,4 +85,64 @@ pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<Sourc
 /// so an error here means the migration was built by hand).
 pub fn plan_of(m: &Migration) -> Result<crate::plan::Plan, Vec<crate::plan::PlanProblem>> {
     crate::plan::parse(&m.up.text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_files_load_in_version_order_and_bad_ones_name_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        };
+        write("1_a.up.sql", "CREATE TABLE a (id int);\n");
+        write(
+            "2_b.plan.toml",
+            "[[phase]]\nname = \"x\"\noperations = [\n  { op = \"add_column\", table = \"a\", column = \"c\", type = \"int\" },\n]\n",
+        );
+        write("3_c.up.sql", "CREATE TABLE c (id int);\n");
+        let loaded = crate::source::load(dir.path(), None);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let kinds: Vec<_> = loaded
+            .migrations
+            .iter()
+            .map(|m| (m.label(), m.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("1_a".to_owned(), MigrationKind::Versioned),
+                ("2_b".to_owned(), MigrationKind::Plan),
+                ("3_c".to_owned(), MigrationKind::Versioned),
+            ]
+        );
+        assert_eq!(
+            loaded.migrations[1].checksum,
+            checksum(&loaded.migrations[1].up.text)
+        );
+
+        write(
+            "4_d.plan.toml",
+            "[[phase]]\nname = \"x\"\noperations = [\n  { op = \"drop_table\", table = \"a\", cascade = true },\n]\n",
+        );
+        write("x_e.plan.toml", "");
+        let loaded = crate::source::load(dir.path(), None);
+        let problems: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("4_d.plan.toml:4: unknown field `cascade`")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("x_e.plan.toml: a plan file is named")),
+            "{problems:?}"
+        );
+    }
 }

@@ -208,19 +208,26 @@ async fn facts_for(
 }
 
 /// The facts of every operation of phase `phase` that has a table: the
-/// stored ones when the phase already started, else read now and stored.
-async fn phase_facts(
-    conn: &Connection,
-    plan: &Plan,
+/// stored ones when the phase already started (a resumed step compiles to
+/// the same SQL although its first actions changed the table), else read
+/// now with `read` and stored in the cursor, which is saved before the
+/// phase's first action runs.
+async fn phase_facts<'p, F, Fut>(
+    plan: &'p Plan,
     phase: usize,
     cursor: &mut Cursor,
-) -> Result<(), EngineError> {
+    mut read: F,
+) -> Result<(), EngineError>
+where
+    F: FnMut(&'p OperationKind) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<TableFacts>, EngineError>>,
+{
     for (j, op) in plan.phases[phase].operations.iter().enumerate() {
         let key = format!("{phase}:{j}");
         if cursor.facts.contains_key(&key) || op.kind.table().is_none() {
             continue;
         }
-        if let Some(facts) = facts_for(conn, &op.kind).await? {
+        if let Some(facts) = read(&op.kind).await? {
             cursor.facts.insert(key, facts);
         }
     }
@@ -454,7 +461,7 @@ impl PlanRunner<'_> {
             st.cursor.action = 0;
             st.cursor.failed_action = None;
         }
-        phase_facts(self.conn, plan, k, &mut st.cursor).await?;
+        phase_facts(plan, k, &mut st.cursor, |op| facts_for(self.conn, op)).await?;
         let compiled = compile_phase(m, plan, k, &st.cursor)?;
         let steps: Vec<Step> = compiled
             .iter()
@@ -1198,4 +1205,102 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+[[phase]]
+name = "expand"
+operations = [
+  { op = "add_column", table = "users", column = "a", type = "int" },
+  { op = "validate", sql = "SELECT true" },
+  { op = "backfill", table = "orders", set = "a = 1" },
+]
+"#;
+
+    #[tokio::test]
+    async fn facts_are_read_once_per_step_and_reused_on_resume() {
+        let plan = crate::plan::file::parse(PLAN).expect("valid plan");
+        let reads = std::cell::RefCell::new(Vec::new());
+        let read = |op: &OperationKind| {
+            let table = op.table().unwrap_or_default().to_owned();
+            reads.borrow_mut().push(table.clone());
+            async move {
+                Ok(Some(TableFacts {
+                    name: table,
+                    ..TableFacts::default()
+                }))
+            }
+        };
+        let mut cursor = Cursor::default();
+        phase_facts(&plan, 0, &mut cursor, read)
+            .await
+            .expect("read");
+        // Operations without a table (validate) get none.
+        assert_eq!(*reads.borrow(), ["users", "orders"]);
+        assert_eq!(cursor.facts.keys().collect::<Vec<_>>(), ["0:0", "0:2"]);
+        // Saved with the progress row and read back by a resumed run: the
+        // stored facts are used, nothing is read again.
+        let stored: Cursor =
+            serde_json::from_str(&serde_json::to_string(&cursor).expect("json")).expect("json");
+        let mut resumed = stored.clone();
+        phase_facts(&plan, 0, &mut resumed, read)
+            .await
+            .expect("read");
+        assert_eq!(reads.borrow().len(), 2);
+        assert_eq!(resumed, stored);
+    }
+
+    #[test]
+    fn a_phase_compiles_each_operation_with_its_stored_facts() {
+        let plan = crate::plan::file::parse(PLAN).expect("valid plan");
+        let m = Migration {
+            version: crate::source::Version::integer("7").expect("version"),
+            kind: crate::source::MigrationKind::Plan,
+            name: "p".into(),
+            up: crate::source::Script {
+                path: "7_p.plan.toml".into(),
+                text: PLAN.into(),
+                first_line: 1,
+                blocks: Vec::new(),
+                no_transaction: None,
+                directives: Vec::new(),
+            },
+            down: None,
+            checksum: String::new(),
+        };
+        let compiled = compile_phase(&m, &plan, 0, &Cursor::default()).expect("compiles");
+        assert_eq!(compiled.len(), 3);
+        let text = describe(&m, None).expect("describes");
+        assert!(text.contains("-- phase 1 of 1: expand"), "{text}");
+        assert!(
+            text.contains("ALTER TABLE users ADD COLUMN IF NOT EXISTS a int;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-- strata:backfill\nUPDATE orders SET a = 1;"),
+            "{text}"
+        );
+        assert!(text.contains("-- gate: none"), "{text}");
+        // Lint sees the statements at their operations' lines.
+        let lines: Vec<(usize, String)> = lint_statements(&m)
+            .into_iter()
+            .map(|s| (s.line, s.sql))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (4, "BEGIN".to_owned()),
+                (
+                    4,
+                    "ALTER TABLE users ADD COLUMN IF NOT EXISTS a int".to_owned()
+                ),
+                (4, "COMMIT".to_owned()),
+                (6, "UPDATE orders SET a = 1".to_owned()),
+            ]
+        );
+    }
 }
