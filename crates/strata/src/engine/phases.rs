@@ -1293,13 +1293,13 @@ operations = [
         assert_eq!(
             lines,
             [
-                (4, "BEGIN".to_owned()),
+                (5, "BEGIN".to_owned()),
                 (
-                    4,
+                    5,
                     "ALTER TABLE users ADD COLUMN IF NOT EXISTS a int".to_owned()
                 ),
-                (4, "COMMIT".to_owned()),
-                (6, "UPDATE orders SET a = 1".to_owned()),
+                (5, "COMMIT".to_owned()),
+                (7, "UPDATE orders SET a = 1".to_owned()),
             ]
         );
     }
