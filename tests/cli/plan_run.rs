@@ -285,6 +285,13 @@ operations = [
         "{status}"
     );
 
+    // `down` does not skip over a plan: it says how to reverse it.
+    expect_code(&project.run(&db, &["up", "--continue", "2"]), 0);
+    let out = expect_code(&project.run(&db, &["down"]), 2);
+    assert!(out.contains("reverse it with `strata rollback 2`"), "{out}");
+    assert_eq!(db.catalog().await, c2);
+    expect_code(&project.run(&db, &["rollback", "2", "--phase", "2"]), 0);
+
     expect_code(&project.run(&db, &["rollback", "2"]), 0);
     assert_eq!(db.catalog().await, c0);
     assert_eq!(plan_state(&db, "2").await, "none");

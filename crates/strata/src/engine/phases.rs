@@ -358,6 +358,9 @@ impl PlanRunner<'_> {
             };
         }
         let resuming = st.state == "running" || st.state == "failed";
+        if let Some(pid) = st.backend_pid.filter(|_| st.state == "running") {
+            self.wait_for_backend(m, pid).await?;
+        }
         let mut first = true;
         loop {
             if st.state == "waiting" && st.done > 0 && st.done < total {
@@ -405,6 +408,33 @@ impl PlanRunner<'_> {
             first = false;
             self.run_phase(m, &plan, &mut st, resume_at, observer)
                 .await?;
+        }
+    }
+
+    /// A killed run's statement may still run on the server until it
+    /// notices the client has gone (`client_connection_check_interval`):
+    /// wait a little for its backend to end before running anything.
+    async fn wait_for_backend(&self, m: &Migration, pid: i32) -> Result<(), EngineError> {
+        let started = Instant::now();
+        loop {
+            let alive = self
+                .conn
+                .query_opt(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid()",
+                    &[&pid],
+                )
+                .await?
+                .is_some();
+            if !alive {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(EngineError::StillRunning {
+                    label: m.label(),
+                    pid,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -422,7 +422,7 @@ pub fn plan_down(
     let applied: Vec<&MigrationStatus> = statuses
         .iter()
         .rev()
-        .filter(|s| s.kind == MigrationKind::Versioned)
+        .filter(|s| matches!(s.kind, MigrationKind::Versioned | MigrationKind::Plan))
         .filter(|s| {
             matches!(
                 s.state,
@@ -465,6 +465,14 @@ pub fn plan_down(
             });
         };
         let m = &migrations[i];
+        if m.kind == MigrationKind::Plan {
+            // Reversed phase by phase by its operations, not by a script.
+            return Err(EngineError::Irreversible {
+                label: m.label(),
+                reason: "it is a plan: it has no down script".into(),
+                help: format!("reverse it with `strata rollback {}`", m.version),
+            });
+        }
         if m.down.is_none() {
             return Err(EngineError::Irreversible {
                 label: m.label(),
