@@ -690,7 +690,7 @@ impl PlanRunner<'_> {
         st.cursor.action = index + 1;
         match action {
             Action::Transaction(statements) => {
-                self.transaction(m, statements, &version, st, observer)
+                self.transaction(m, statements, Some((&version, st)), observer)
                     .await
             }
             Action::Alone(sql) => {
@@ -750,14 +750,14 @@ impl PlanRunner<'_> {
         }
     }
 
-    /// One short transaction under lock_timeout, with its progress row,
-    /// retried as a whole on lock timeouts within the budget.
+    /// One short transaction under lock_timeout, with the plan's progress
+    /// row when given, retried as a whole on lock timeouts within the
+    /// budget.
     async fn transaction(
         &self,
         m: &Migration,
         statements: &[String],
-        version: &str,
-        st: &PlanState,
+        progress: Option<(&str, &PlanState)>,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<(), String> {
         let timeouts = self.timeouts();
@@ -771,7 +771,9 @@ impl PlanRunner<'_> {
         loop {
             let ran = async {
                 self.conn.batch(&body).await?;
-                save(self.conn, self.history, version, st).await?;
+                if let Some((version, st)) = progress {
+                    save(self.conn, self.history, version, st).await?;
+                }
                 self.conn.batch("COMMIT").await
             }
             .await;
@@ -1023,18 +1025,7 @@ impl Reverse<'_> {
                 };
                 for a in actions {
                     let result = match a {
-                        Action::Transaction(s) => {
-                            let body = format!(
-                                "BEGIN; {};\n{};\nCOMMIT",
-                                r.timeouts().local_settings(),
-                                s.join(";\n")
-                            );
-                            let ran = r.conn.batch(&body).await;
-                            if ran.is_err() {
-                                let _ = r.conn.batch("ROLLBACK").await;
-                            }
-                            ran.map_err(|e| e.to_string())
-                        }
+                        Action::Transaction(s) => r.transaction(m, s, None, observer).await,
                         Action::Alone(s) | Action::Backfill(s) => r.alone(m, s, observer).await,
                         Action::Validate { sql, message } => validate(r.conn, sql, message).await,
                     };
