@@ -118,6 +118,21 @@ async fn a_deploy_gate_stops_up_and_later_migrations_until_continue() {
     );
     assert_eq!(plan_state(&db, "2").await, "waiting 1");
 
+    // A plan file edited between its phases is refused, and nothing runs.
+    let path = project.migrations().join("2_email_lower.plan.toml");
+    std::fs::write(
+        &path,
+        EMAIL_LOWER.replace("rows not backfilled", "rows left"),
+    )
+    .unwrap();
+    let out = expect_code(&project.run(&db, &["up", "--continue", "2"]), 2);
+    assert!(
+        out.contains("plan 2_email_lower changed since its first phase ran"),
+        "{out}"
+    );
+    assert_eq!(plan_state(&db, "2").await, "waiting 1");
+    std::fs::write(&path, EMAIL_LOWER).unwrap();
+
     let done = expect_code(&project.run(&db, &["up", "--continue", "2"]), 0);
     assert!(done.contains("gate after phase 1 passed"), "{done}");
     assert_eq!(

@@ -56,6 +56,10 @@ pub struct Cursor {
     /// The failed action, 1-based, when the plan failed.
     #[serde(default)]
     pub failed_action: Option<usize>,
+    /// The plan file's checksum when its first phase started: the phases
+    /// that ran are those of that text.
+    #[serde(default)]
+    pub checksum: Option<String>,
 }
 
 /// A plan's progress row.
@@ -356,6 +360,23 @@ impl PlanRunner<'_> {
                 error: None,
                 backend_pid: None,
             };
+        }
+        match &st.cursor.checksum {
+            Some(sum) if *sum != m.checksum && st.state != "done" => {
+                return Err(EngineError::Usage {
+                    message: format!(
+                        "plan {} changed since its first phase ran ({} of {total} phases done)",
+                        m.label(),
+                        st.done
+                    ),
+                    help: format!(
+                        "restore the file as it was (the phases that ran are its), or undo the plan with `strata abort {}` and run the new one",
+                        m.version
+                    ),
+                })
+            }
+            Some(_) => {}
+            None => st.cursor.checksum = Some(m.checksum.clone()),
         }
         let resuming = st.state == "running" || st.state == "failed";
         if let Some(pid) = st.backend_pid.filter(|_| st.state == "running") {

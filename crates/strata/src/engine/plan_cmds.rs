@@ -119,6 +119,14 @@ pub async fn rollback(
         });
     }
     let cursor = st.as_ref().map(|s| s.cursor.clone()).unwrap_or_default();
+    if cursor.checksum.as_ref().is_some_and(|c| *c != m.checksum) {
+        return Err(EngineError::Usage {
+            message: format!("plan {} changed since its phases ran", m.label()),
+            help:
+                "restore the file as it was: its operations' reverses are what undoes those phases"
+                    .into(),
+        });
+    }
     let reversed: Vec<usize> = (to - 1..done).rev().collect();
     let gone = phases::irreversible(m, &plan, &cursor, &reversed)?;
     if !gone.is_empty() {
