@@ -5,6 +5,7 @@
 //! arguments into options, makes one library call and hands the result to
 //! `strata::report`.
 
+mod abort;
 mod adopt;
 mod args;
 mod backfill;
@@ -25,6 +26,7 @@ mod new;
 mod redo;
 mod repair;
 mod restore;
+mod rollback;
 mod rules;
 mod spec;
 mod status;
@@ -58,6 +60,8 @@ enum Command {
     Status(status::Args),
     Up(up::Args),
     Down(down::Args),
+    Rollback(rollback::Args),
+    Abort(abort::Args),
     Redo(redo::Args),
     Goto(goto::Args),
     Validate(validate::Args),
@@ -141,6 +145,8 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status::exec(args, &ctx).await,
             Command::Up(args) => up::exec(args, &ctx).await,
             Command::Down(args) => down::exec(args, &ctx).await,
+            Command::Rollback(args) => rollback::exec(args, &ctx).await,
+            Command::Abort(args) => abort::exec(args, &ctx).await,
             Command::Redo(args) => redo::exec(args, &ctx).await,
             Command::Goto(args) => goto::exec(args, &ctx).await,
             Command::Validate(args) => validate::exec(args, &ctx),

@@ -56,6 +56,7 @@ async fn up_and_its_dry_run_parse_each_migration_once() {
         let options = ApplyOptions {
             target: None,
             dry_run,
+            gates: Default::default(),
         };
         let report = engine::up(&loaded, &target, &options, &mut |_| {})
             .await

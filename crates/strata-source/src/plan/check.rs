@@ -7,7 +7,7 @@
 //! PostgreSQL's parser for exactly one statement back, so a fragment that
 //! closes the wrapper and smuggles in a second statement is refused too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::file::{Gate, Operation, OperationKind, Plan, PlanProblem};
 
@@ -24,6 +24,8 @@ pub fn check(plan: &Plan, _text: &str) -> Vec<PlanProblem> {
     }
     let mut names = HashSet::new();
     let mut deployed = false;
+    // The step each multi-step operation reached, and in which phase.
+    let mut reached: HashMap<(&str, String), (usize, usize)> = HashMap::new();
     let last = plan.phases.len() - 1;
     for (i, phase) in plan.phases.iter().enumerate() {
         let at = |message: String, help: &str| PlanProblem {
@@ -72,6 +74,7 @@ pub fn check(plan: &Plan, _text: &str) -> Vec<PlanProblem> {
                     ),
                 });
             }
+            check_step(op, i, &phase.name, deployed, &mut reached, &mut problems);
             check_operation(op, &mut problems);
         }
         if matches!(phase.gate, Gate::Deploy(_)) {
@@ -79,6 +82,92 @@ pub fn check(plan: &Plan, _text: &str) -> Vec<PlanProblem> {
         }
     }
     problems
+}
+
+/// Which multi-step operation an operation is a step of: its kind and the
+/// keys that name what it changes.
+fn identity(kind: &OperationKind) -> String {
+    use OperationKind as K;
+    match kind {
+        K::RenameColumn { table, from, .. } => format!("{table}.{from}"),
+        K::ChangeColumnType { table, column, .. }
+        | K::SplitColumn { table, column, .. }
+        | K::NormalizeJson { table, column, .. } => format!("{table}.{column}"),
+        other => other.table().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Checks an operation's `step`: known for its kind, after its previous
+/// step in an earlier phase, and a `contract` only after a deploy gate.
+fn check_step<'a>(
+    op: &'a Operation,
+    phase: usize,
+    phase_name: &str,
+    deployed: bool,
+    reached: &mut HashMap<(&'a str, String), (usize, usize)>,
+    problems: &mut Vec<PlanProblem>,
+) {
+    let steps = op.kind.steps();
+    let name = op.kind.name();
+    let at = |message: String, help: String| PlanProblem {
+        line: Some(op.line),
+        message,
+        help: Some(help),
+    };
+    if steps.is_empty() {
+        if let Some(step) = &op.step {
+            problems.push(at(
+                format!("`{name}` has no steps, but this one says step = {step:?}"),
+                format!("remove `step`: `{name}` runs whole in one phase"),
+            ));
+        }
+        return;
+    }
+    let step = op.step_name().unwrap_or(steps[0]);
+    let Some(index) = steps.iter().position(|s| *s == step) else {
+        problems.push(at(
+            format!("`{name}` has no step {step:?}"),
+            format!("its steps are, in order: {}", steps.join(", ")),
+        ));
+        return;
+    };
+    let what = identity(&op.kind);
+    let key = (name, what.clone());
+    match (index, reached.get(&key)) {
+        (0, Some(_)) => problems.push(at(
+            format!("`{name}` of {what} starts twice (step {step:?})"),
+            format!("each step appears once: {}", steps.join(", ")),
+        )),
+        (0, None) => {}
+        (_, Some(&(prev, prev_phase))) if prev + 1 == index && prev_phase < phase => {}
+        (_, Some(&(prev, _))) if prev + 1 == index => problems.push(at(
+            format!(
+                "step {step:?} of `{name}` of {what} is in the same phase `{phase_name}` as its step {:?}",
+                steps[prev]
+            ),
+            "move it to a later phase, after the gate the app needs between them".to_owned(),
+        )),
+        (_, _) => problems.push(at(
+            format!(
+                "step {step:?} of `{name}` of {what} has no step {:?} in an earlier phase",
+                steps[index - 1]
+            ),
+            format!(
+                "the steps run in order, each in a later phase: {}",
+                steps.join(", ")
+            ),
+        )),
+    }
+    if step == "contract" && !deployed {
+        problems.push(at(
+            format!(
+                "step \"contract\" of `{name}` of {what} in phase `{phase_name}` runs before any deploy gate: the running app may still use what it removes"
+            ),
+            "move it to a phase after a gate = { deploy = \"app version that no longer uses it\" }"
+                .to_owned(),
+        ));
+    }
+    reached.insert(key, (index, phase));
 }
 
 /// The role a fragment of SQL plays, and how it is wrapped to be parsed.
@@ -652,5 +741,71 @@ operations = [
         assert_eq!(ps.len(), 2, "{ps:#?}");
         assert!(ps[0].starts_with("line 5: missing field `type`"), "{ps:?}");
         assert!(ps[1].starts_with("line 7: missing field `table`"), "{ps:?}");
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::super::parse;
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text) {
+            Ok(_) => Vec::new(),
+            Err(ps) => ps.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    const RENAME: &str = r#"
+[[phase]]
+name = "expand"
+operations = [
+  { op = "rename_column", table = "users", from = "name", to = "full_name" },
+]
+gate = { deploy = "app v2 reads full_name" }
+
+[[phase]]
+name = "contract"
+operations = [
+  { op = "rename_column", step = "contract", table = "users", from = "name", to = "full_name" },
+]
+"#;
+
+    #[test]
+    fn steps_in_later_phases_after_a_deploy_gate_are_accepted() {
+        assert_eq!(problems(RENAME), Vec::<String>::new());
+        let plan = parse(RENAME).expect("valid");
+        let ops: Vec<_> = plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.operations)
+            .map(|o| o.step_name())
+            .collect();
+        assert_eq!(ops, [Some("expand"), Some("contract")]);
+    }
+
+    #[test]
+    fn bad_steps_are_reported_on_their_line() {
+        let unknown = RENAME.replace("step = \"contract\"", "step = \"shrink\"");
+        assert_eq!(
+            problems(&unknown),
+            ["line 12: `rename_column` has no step \"shrink\" (help: its steps are, in order: expand, contract)"]
+        );
+        let single = "[[phase]]\nname = \"a\"\noperations = [\n  { op = \"add_column\", step = \"expand\", table = \"t\", column = \"c\", type = \"int\" },\n]\n";
+        assert_eq!(
+            problems(single),
+            ["line 4: `add_column` has no steps, but this one says step = \"expand\" (help: remove `step`: `add_column` runs whole in one phase)"]
+        );
+        let early = RENAME.replace("deploy = \"app v2 reads full_name\"", "wait = \"1h\"");
+        assert_eq!(problems(&early).len(), 1);
+        assert!(problems(&early)[0].contains("before any deploy gate"));
+        let orphan = RENAME.replace(
+            "from = \"name\", to = \"full_name\" },\n]\ngate",
+            "from = \"nick\", to = \"full_name\" },\n]\ngate",
+        );
+        assert!(
+            problems(&orphan)[0].contains("has no step \"expand\" in an earlier phase"),
+            "{:?}",
+            problems(&orphan)
+        );
     }
 }

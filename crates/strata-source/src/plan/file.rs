@@ -50,6 +50,17 @@ pub enum Gate {
     Wait(#[serde(with = "humantime_serde_secs")] Duration),
 }
 
+impl Operation {
+    /// The step this operation runs: the written one, the first step of a
+    /// multi-step operation when omitted, `None` for a single-step one.
+    pub fn step_name(&self) -> Option<&str> {
+        match &self.step {
+            Some(step) => Some(step),
+            None => self.kind.steps().first().copied(),
+        }
+    }
+}
+
 impl fmt::Display for Gate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -74,6 +85,11 @@ mod humantime_serde_secs {
 pub struct Operation {
     /// The 1-based line where the operation's table starts.
     pub line: usize,
+    /// Which step of a multi-phase operation this is (`expand`,
+    /// `contract`, …; see [`OperationKind::steps`]), as written; `None` for
+    /// a single-step operation, or for the first step when the key is
+    /// omitted (see [`Operation::step_name`]).
+    pub step: Option<String>,
     /// What it does.
     #[serde(flatten)]
     pub kind: OperationKind,
@@ -303,6 +319,43 @@ impl OperationKind {
         }
     }
 
+    /// The steps of an operation that spans phases, in order: it appears
+    /// once per step, in later and later phases, with `step = "…"` (the
+    /// first step may omit it). Empty for an operation written once.
+    pub fn steps(&self) -> &'static [&'static str] {
+        match self {
+            OperationKind::RenameColumn { .. }
+            | OperationKind::ChangeColumnType { .. }
+            | OperationKind::SplitColumn { .. }
+            | OperationKind::NormalizeJson { .. } => &["expand", "contract"],
+            OperationKind::PartitionTable { .. } => &["expand", "swap", "contract"],
+            _ => &[],
+        }
+    }
+
+    /// The table the operation concerns (all but `sql` and `validate` have one).
+    pub fn table(&self) -> Option<&str> {
+        use OperationKind as K;
+        match self {
+            K::AddColumn { table, .. }
+            | K::AddRequiredColumn { table, .. }
+            | K::RenameColumn { table, .. }
+            | K::ChangeColumnType { table, .. }
+            | K::SplitColumn { table, .. }
+            | K::AddIndex { table, .. }
+            | K::SetNotNull { table, .. }
+            | K::SoftDelete { table, .. }
+            | K::AddJsonbColumn { table, .. }
+            | K::AddForeignKey { table, .. }
+            | K::PartitionTable { table, .. }
+            | K::NormalizeJson { table, .. }
+            | K::Backfill { table, .. }
+            | K::DropColumn { table, .. }
+            | K::DropTable { table } => Some(table),
+            K::Sql { .. } | K::Validate { .. } => None,
+        }
+    }
+
     /// Whether the operation destroys data the app might still read, and so
     /// may only run after a deploy gate.
     pub fn drops_data(&self) -> bool {
@@ -462,8 +515,23 @@ pub(super) fn from_toml(text: &str) -> Result<Plan, Vec<PlanProblem>> {
         let mut operations = Vec::with_capacity(phase.operations.len());
         for op in phase.operations {
             let line = line_at(text, op.span().start);
-            match op.into_inner().try_into::<OperationKind>() {
-                Ok(kind) => operations.push(Operation { line, kind }),
+            let mut value = op.into_inner();
+            // `step` is the operation's place in its multi-phase life, not
+            // one of its keys: taken out before the keys are checked.
+            let step = match value.as_table_mut().and_then(|t| t.remove("step")) {
+                None => None,
+                Some(toml::Value::String(s)) => Some(s),
+                Some(_) => {
+                    problems.push(PlanProblem {
+                        line: Some(line),
+                        message: "`step` takes a string".to_owned(),
+                        help: Some("write step = \"contract\"".to_owned()),
+                    });
+                    continue;
+                }
+            };
+            match value.try_into::<OperationKind>() {
+                Ok(kind) => operations.push(Operation { line, step, kind }),
                 Err(e) => problems.push(PlanProblem {
                     line: Some(line),
                     message: e.message().trim_end().to_owned(),

@@ -60,6 +60,10 @@ pub fn scan(base: &Path, dir: &Path) -> Result<Scanned, Vec<SourceProblem>> {
             if !files.contains(&script.path) {
                 files.push(script.path.clone());
             }
+            if m.kind == super::MigrationKind::Plan {
+                // Checked by the loader (`source::plans`); not SQL.
+                continue;
+            }
             if placeholders::opted_in(script) {
                 // The run-time copy has no file to look at for a goose
                 // preamble: record the opt-in on the script itself.

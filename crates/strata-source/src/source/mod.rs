@@ -16,6 +16,7 @@ mod directives;
 pub mod embedded;
 pub mod formats;
 pub mod placeholders;
+pub mod plans;
 mod version;
 
 use std::fmt;
@@ -149,6 +150,10 @@ pub enum MigrationKind {
     /// Flyway's `R__` migrations: run after all versioned ones, and again
     /// whenever their checksum changes.
     Repeatable,
+    /// A multi-phase plan (`<version>_<name>.plan.toml`): ordered by version
+    /// with the versioned migrations, run phase by phase between gates, and
+    /// recorded in the history once its last phase is done.
+    Plan,
 }
 
 impl MigrationKind {
@@ -157,6 +162,7 @@ impl MigrationKind {
         match self {
             MigrationKind::Versioned => "versioned",
             MigrationKind::Repeatable => "repeatable",
+            MigrationKind::Plan => "plan",
         }
     }
 }
@@ -221,7 +227,9 @@ impl Migration {
     /// A short label for messages: `20240101120000_add_users`.
     pub fn label(&self) -> String {
         match self.kind {
-            MigrationKind::Versioned => format!("{}_{}", self.version, self.name),
+            MigrationKind::Versioned | MigrationKind::Plan => {
+                format!("{}_{}", self.version, self.name)
+            }
             MigrationKind::Repeatable => format!("R__{}", self.name),
         }
     }
@@ -291,7 +299,7 @@ pub struct Loaded {
 ///
 /// A missing directory is a problem, not a panic; an empty directory is fine.
 pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
-    let listing = match formats::Listing::read(dir) {
+    let mut listing = match formats::Listing::read(dir) {
         Ok(listing) => listing,
         Err(problem) => {
             return Loaded {
@@ -311,7 +319,12 @@ pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
     };
     problems.extend(listing.problems.iter().cloned());
     let mut warnings = Vec::new();
-    let (mut migrations, more) = formats::load(format, &listing, &mut warnings);
+    // Plan files are Strata's own, the same in every layout: the layouts
+    // never see them.
+    let (plans, more) = plans::load(format, &mut listing);
+    let (mut migrations, more_sql) = formats::load(format, &listing, &mut warnings);
+    problems.extend(more_sql);
+    migrations.extend(plans);
     problems.extend(more);
     migrations.sort_by(|a, b| {
         (a.kind == MigrationKind::Repeatable, &a.version)

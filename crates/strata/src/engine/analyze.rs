@@ -71,6 +71,14 @@ impl Parsed {
     /// unbalanced transactions (`apply::parse`), and applies safe rewrites
     /// when they are on.
     pub fn up(config: &Config, index: usize, m: &Migration) -> Result<Parsed, EngineError> {
+        if m.kind == crate::source::MigrationKind::Plan {
+            // A plan's TOML is not SQL; `engine::phases` runs it.
+            return Ok(Parsed {
+                index,
+                statements: Vec::new(),
+                rewritten: None,
+            });
+        }
         let statements = super::apply::parse(&m.up)?;
         let rewritten = config.safe_rewrites.then(|| {
             let pg_version = config.lint.pg_version.unwrap_or(lint::context::NEWEST_PG);
@@ -893,7 +901,22 @@ async fn lint_measuring<'p>(
     } else {
         Vec::new()
     };
-    let parsed = &|i: usize| parsed(i).or_else(|| kept.get(i)?.as_deref());
+    // Plans are linted as the statements they compile to, each at its
+    // operation's line.
+    let plans: Vec<Option<Vec<Statement>>> = migrations
+        .iter()
+        .map(|m| {
+            (m.kind == crate::source::MigrationKind::Plan)
+                .then(|| super::phases::lint_statements(m))
+        })
+        .collect();
+    let parsed = &|i: usize| {
+        plans
+            .get(i)
+            .and_then(Option::as_deref)
+            .or_else(|| parsed(i))
+            .or_else(|| kept.get(i)?.as_deref())
+    };
     let findings = lint::lint_parsed(migrations, report, opts, parsed);
     let (Some(rates), Some(facts)) = (rates, opts.facts.as_mut()) else {
         return findings;

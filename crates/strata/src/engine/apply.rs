@@ -1365,7 +1365,7 @@ fn batch_len(rest: &[Statement]) -> usize {
 
 /// The quoted, schema-qualified name of the index a `CREATE INDEX
 /// CONCURRENTLY` statement builds, when it names one.
-fn concurrent_index_name(stmt: &Statement) -> Option<String> {
+pub(super) fn concurrent_index_name(stmt: &Statement) -> Option<String> {
     let nodes = stmt.nodes();
     let Some(NodeEnum::IndexStmt(index)) = nodes.first().and_then(|n| n.node.as_ref()) else {
         return None;

@@ -41,7 +41,7 @@ pub async fn baseline(
     {
         let Some(i) = s.index else { continue };
         let m = &project.migrations[i];
-        if m.kind != source::MigrationKind::Versioned || m.version > v {
+        if m.kind == source::MigrationKind::Repeatable || m.version > v {
             continue;
         }
         history.insert_baseline(&conn, m, &actor).await?;

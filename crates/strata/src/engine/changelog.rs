@@ -139,7 +139,7 @@ pub async fn changelog(
                 entries.push(match m {
                     Some(m) => entry(m, &risks, Some(applied)),
                     None => Entry {
-                        version: (s.kind == MigrationKind::Versioned).then(|| s.version.clone()),
+                        version: (s.kind != MigrationKind::Repeatable).then(|| s.version.clone()),
                         name: s.name.clone(),
                         description: None,
                         has_down: None,
@@ -177,7 +177,7 @@ fn entry(
     applied: Option<Applied>,
 ) -> Entry {
     Entry {
-        version: (m.kind == MigrationKind::Versioned).then(|| m.version.to_string()),
+        version: (m.kind != MigrationKind::Repeatable).then(|| m.version.to_string()),
         name: m.name.clone(),
         description: description(m),
         has_down: Some(m.down.is_some()),

@@ -35,6 +35,7 @@ pub async fn goto(
         &ApplyOptions {
             target: Some(version.to_owned()),
             dry_run,
+            gates: Default::default(),
         },
         observer,
     )
@@ -86,6 +87,7 @@ pub async fn redo(
         &ApplyOptions {
             target: Some(version),
             dry_run,
+            gates: Default::default(),
         },
         observer,
     )

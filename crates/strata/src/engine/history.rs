@@ -985,6 +985,8 @@ SELECT $10, $2, $1, $3, $4, true, current_user || ' ' || $7, (SELECT ms FROM d),
 pub fn kind_of(row: &AppliedRow) -> MigrationKind {
     if row.kind == "repeatable" {
         MigrationKind::Repeatable
+    } else if row.kind == "plan" {
+        MigrationKind::Plan
     } else {
         MigrationKind::Versioned
     }

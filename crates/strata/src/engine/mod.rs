@@ -33,7 +33,9 @@ mod history;
 mod lock;
 pub mod monitor;
 mod notices;
+pub mod phases;
 mod plan;
+mod plan_cmds;
 mod preflight;
 mod repair;
 mod resume;
@@ -59,7 +61,9 @@ pub use down::{down, DownOptions};
 pub use error::{ChangedFile, EngineError};
 pub use goto::{goto, redo};
 pub use history::{AppliedRow, History};
+pub use phases::Gates;
 pub use plan::{DownTarget, MigrationState, MigrationStatus};
+pub use plan_cmds::{abort, rollback, RollbackOptions};
 pub use repair::{repair, RepairOptions};
 pub use status::{status, StatusReport};
 pub use table_facts::table_facts;
@@ -295,6 +299,9 @@ pub struct RunReport {
     pub dry_run_sql: Option<String>,
     /// For dry runs: risk analysis would block the real run.
     pub blocked: bool,
+    /// Plans that stopped at a gate ("V: phase k of n done; waiting for:
+    /// …"), and which later migrations wait behind them.
+    pub waiting: Vec<String>,
 }
 
 /// A planned step with its parsed statements.

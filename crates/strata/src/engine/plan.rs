@@ -65,6 +65,10 @@ pub struct MigrationStatus {
     pub file: Option<PathBuf>,
     /// Details: where a failed migration stopped, what changed.
     pub detail: Option<String>,
+    /// A plan's progress, while it is between its first and last phase
+    /// (see `engine::phases`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<super::phases::PlanProgress>,
     /// Index into the migration list, when there is a file.
     #[serde(skip)]
     pub index: Option<usize>,
@@ -207,6 +211,7 @@ pub fn statuses_with(
                 applied_by: row.map(|r| r.applied_by.clone()),
                 file: Some(m.up.path.clone()),
                 detail: detail.or_else(|| crate::source::pairing_note(m)),
+                plan: None,
                 index: Some(index),
                 row: row.cloned(),
             },
@@ -253,6 +258,7 @@ pub fn statuses_with(
                     Some(env) => format!("applied (from {}, env {env})", f.dir),
                     None => format!("applied (from {}, without --env)", f.dir),
                 }),
+                plan: None,
                 index: None,
                 row: Some(row.clone()),
             },
@@ -362,6 +368,11 @@ pub fn plan_up(
         match s.state {
             MigrationState::Failed => plan.insert(0, i),
             MigrationState::Pending => {
+                if m.kind == MigrationKind::Plan
+                    && rules.target.as_ref().is_some_and(|t| &m.version > t)
+                {
+                    continue;
+                }
                 if m.kind == MigrationKind::Versioned {
                     if rules.target.as_ref().is_some_and(|t| &m.version > t) {
                         continue;
@@ -411,7 +422,7 @@ pub fn plan_down(
     let applied: Vec<&MigrationStatus> = statuses
         .iter()
         .rev()
-        .filter(|s| s.kind == MigrationKind::Versioned)
+        .filter(|s| matches!(s.kind, MigrationKind::Versioned | MigrationKind::Plan))
         .filter(|s| {
             matches!(
                 s.state,
@@ -454,6 +465,14 @@ pub fn plan_down(
             });
         };
         let m = &migrations[i];
+        if m.kind == MigrationKind::Plan {
+            // Reversed phase by phase by its operations, not by a script.
+            return Err(EngineError::Irreversible {
+                label: m.label(),
+                reason: "it is a plan: it has no down script".into(),
+                help: format!("reverse it with `strata rollback {}`", m.version),
+            });
+        }
         if m.down.is_none() {
             return Err(EngineError::Irreversible {
                 label: m.label(),

@@ -22,7 +22,19 @@ pub async fn status(project: &Project, target: &Target) -> Result<StatusReport, 
     let history = project.history();
     let rows = history.read(&conn).await?;
     let backfills = super::backfill::progress_rows(&conn, &history).await?;
-    let migrations = project.statuses(&rows);
+    let mut migrations = project.statuses(&rows);
+    for s in migrations.iter_mut() {
+        if s.state == MigrationState::Pending {
+            if let Some(m) = s.index.and_then(|i| project.migrations.get(i)) {
+                if m.kind == crate::source::MigrationKind::Plan {
+                    s.plan = super::phases::progress(&conn, &history, m).await?;
+                    if let Some(p) = &s.plan {
+                        s.detail = Some(p.summary.clone());
+                    }
+                }
+            }
+        }
+    }
     let pending: Vec<usize> = migrations
         .iter()
         .filter(|s| s.state == MigrationState::Pending)

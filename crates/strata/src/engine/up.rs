@@ -4,11 +4,11 @@ use super::analyze::{analyze_parsed, Parsed};
 use super::lock::MigrationLock;
 use super::run::{run_steps, Direction};
 use super::{
-    adopt, apply, backup, dry_run, open, plan, timeouts, EngineError, MigrationStatus, Progress,
-    Project, RunReport, Step,
+    adopt, apply, backup, dry_run, open, phases, plan, timeouts, EngineError, MigrationStatus,
+    Progress, Project, RunReport, Step,
 };
 use crate::db::Target;
-use crate::source::{self, Migration};
+use crate::source::{self, Migration, MigrationKind};
 use crate::sql::Statement;
 
 /// Options of `up`.
@@ -18,6 +18,8 @@ pub struct ApplyOptions {
     pub target: Option<String>,
     /// Print the SQL instead of running it.
     pub dry_run: bool,
+    /// Which plan gates this run may pass (`--continue`, `--through-gates`).
+    pub gates: super::phases::Gates,
 }
 
 /// Parses the planned migrations, each once for the whole run (see
@@ -142,11 +144,23 @@ pub async fn up(
     }
     let statuses = project.statuses(&rows);
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
+    for v in &options.gates.pass {
+        if !plan.iter().any(|&i| {
+            let m = &project.migrations[i];
+            m.kind == MigrationKind::Plan && &m.version.canonical() == v
+        }) {
+            return Err(EngineError::Usage {
+                message: format!("`--continue {v}`: no plan with version {v} is in progress"),
+                help: "`strata status` shows the plans and the gates they wait at".into(),
+            });
+        }
+    }
+    let sql_plan = sql_only(project, &plan);
     // Parse everything once, before taking the lock: bad SQL must fail
     // before anything runs, and analysis, rewrites, backups, the dry run
     // and apply all use this one parse.
-    let parsed = parse_pending(project, &plan)?;
-    let findings = analyze_parsed(project, Some(&conn), &plan, &parsed).await?;
+    let parsed = parse_pending(project, &sql_plan)?;
+    let findings = analyze_parsed(project, Some(&conn), &sql_plan, &parsed).await?;
     let mut steps = up_steps(project, &statuses, parsed)?;
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
@@ -162,8 +176,17 @@ pub async fn up(
     if options.dry_run {
         backup::describe(&project.config, &conn, &mut steps, false).await?;
         dry_run::plan_backfills(&conn, &project.config.backfill, &mut steps).await;
+        let mut sql = dry_run::dry_run_up(&history, &timeouts(project), &steps);
+        for &i in &plan {
+            let m = &project.migrations[i];
+            if m.kind == MigrationKind::Plan {
+                let st = phases::read_state(&conn, &history, &m.version.canonical()).await?;
+                sql.push('\n');
+                sql.push_str(&phases::describe(m, st.as_ref())?);
+            }
+        }
         return Ok(RunReport {
-            dry_run_sql: Some(dry_run::dry_run_up(&history, &timeouts(project), &steps)),
+            dry_run_sql: Some(sql),
             blocked: blocking > 0,
             ..RunReport::default()
         });
@@ -174,7 +197,7 @@ pub async fn up(
             threshold,
         });
     }
-    if steps.is_empty() {
+    if plan.is_empty() {
         return Ok(RunReport::default());
     }
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
@@ -187,20 +210,109 @@ pub async fn up(
     let steps = if plan_now == plan && same_rows(&statuses, &statuses_now, &plan) {
         steps
     } else {
-        parse_up_steps(project, &statuses_now, &plan_now)?
+        parse_up_steps(project, &statuses_now, &sql_only(project, &plan_now))?
     };
-    let report = run_steps(
-        project,
-        target,
-        &conn,
-        &history,
-        &steps,
-        Direction::Up,
-        observer,
+    let report = run_in_order(
+        project, target, &conn, &history, &plan_now, &steps, options, observer,
     )
     .await;
     lock.release().await?;
     report
+}
+
+/// The SQL migrations of `plan` (plans run through `engine::phases`).
+fn sql_only(project: &Project, plan: &[usize]) -> Vec<usize> {
+    plan.iter()
+        .copied()
+        .filter(|&i| project.migrations[i].kind != MigrationKind::Plan)
+        .collect()
+}
+
+/// Runs the planned migrations in version order: runs of SQL migrations
+/// through the runner, each plan through `engine::phases`. A plan that
+/// stops at a gate stops the run unless it is `independent`.
+#[allow(clippy::too_many_arguments)]
+async fn run_in_order(
+    project: &Project,
+    target: &Target,
+    conn: &crate::db::Connection,
+    history: &super::History,
+    plan: &[usize],
+    steps: &[Step<'_>],
+    options: &ApplyOptions,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
+    let mut report = RunReport::default();
+    let actor = super::os_actor();
+    let mut next = 0;
+    for (n, &i) in plan.iter().enumerate() {
+        let m = &project.migrations[i];
+        if m.kind != MigrationKind::Plan {
+            continue;
+        }
+        // The SQL migrations before this plan.
+        let before = plan[..n]
+            .iter()
+            .filter(|&&j| project.migrations[j].kind != MigrationKind::Plan)
+            .count();
+        if before > next {
+            let ran = run_steps(
+                project,
+                target,
+                conn,
+                history,
+                &steps[next..before],
+                Direction::Up,
+                observer,
+            )
+            .await?;
+            report.applied.extend(ran.applied);
+            next = before;
+        }
+        let runner = phases::PlanRunner {
+            project,
+            target,
+            conn,
+            history,
+            actor: &actor,
+        };
+        match runner.run(m, &options.gates, observer).await? {
+            phases::Outcome::Finished => report.applied.push((m.label(), 0)),
+            phases::Outcome::Waiting(line) => {
+                report.waiting.push(line);
+                let independent = phases::load_plan(m)?.independent;
+                if !independent {
+                    let later: Vec<String> = plan[n + 1..]
+                        .iter()
+                        .map(|&j| project.migrations[j].label())
+                        .collect();
+                    if !later.is_empty() {
+                        report.waiting.push(format!(
+                            "{} later migration(s) wait for plan {} (not independent): {}",
+                            later.len(),
+                            m.label(),
+                            later.join(", ")
+                        ));
+                    }
+                    return Ok(report);
+                }
+            }
+        }
+    }
+    if steps.len() > next {
+        let ran = run_steps(
+            project,
+            target,
+            conn,
+            history,
+            &steps[next..],
+            Direction::Up,
+            observer,
+        )
+        .await?;
+        report.applied.extend(ran.applied);
+    }
+    Ok(report)
 }
 
 /// True when the planned migrations have the same history rows in both
@@ -237,6 +349,7 @@ mod tests {
             applied_by: None,
             file: None,
             detail: None,
+            plan: None,
             index: Some(index),
             row: done.map(|d| AppliedRow {
                 version: index.to_string(),

@@ -44,6 +44,12 @@ fn validate_loaded(
 ) {
     let mut problems = loaded.problems;
     for m in &loaded.migrations {
+        if m.kind == source::MigrationKind::Plan {
+            // Checked by the loader, and compiled here: an operation the
+            // compiler refuses is reported at its line.
+            problems.extend(super::phases::compile_problems(m));
+            continue;
+        }
         for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
             match apply::parse(script) {
                 Ok(statements) => problems.extend(self_undoing(script, &statements)),

@@ -309,6 +309,9 @@ pub fn lint_parsed<'p>(
         let split;
         let statements = match parsed(i) {
             Some(statements) => Ok(statements),
+            // A plan's TOML is not SQL: the engine hands over its compiled
+            // statements (`engine::phases::lint_statements`), else nothing.
+            None if m.kind == crate::source::MigrationKind::Plan => Ok(&[][..]),
             None => {
                 // Rules judge a `-- strata:backfill` statement as batched;
                 // a misplaced one is `validate`'s and `up`'s to report.

@@ -343,6 +343,7 @@ impl Migrator {
         let options = ApplyOptions {
             target: to,
             dry_run: self.settings.dry_run,
+            gates: Default::default(),
         };
         let report = engine::up(&project, &target, &options, &mut self.observer()).await?;
         Ok(report.into())

@@ -20,6 +20,21 @@
 //! `reverting` (applied, and a `down` outside a transaction stopped part
 //! way; `detail` says where, and `strata down` resumes it).
 //! `applied_at`, `duration_ms`, `applied_by`, `file` and `detail` may be null.
+//!
+//! A plan (`"kind": "plan"`) that has started and is not applied yet is
+//! `pending`, with `detail` its one-line state and a `plan` object (absent
+//! on every other migration):
+//!
+//! ```json
+//! "plan": {"state": "waiting", "phases_done": 1, "phases": 3,
+//!          "gate": "deploy: app v2, which writes both columns",
+//!          "phase": [2, "migrate"], "failed_action": null, "error": null,
+//!          "summary": "phase 1 of 3 done; waiting for: deploy: app v2, which writes both columns"}
+//! ```
+//!
+//! `state` is `running` (or interrupted), `waiting` (at the gate after
+//! phase `phases_done`; `gate` says which) or `failed` (`phase`, the
+//! 1-based `failed_action` and `error` say where and why).
 
 pub mod adopt;
 pub mod backfill;
@@ -344,12 +359,19 @@ pub fn findings(
 
 /// The summary after a run.
 pub fn run_summary(report: &RunReport) -> String {
-    match (report.applied.len(), report.reverted.len()) {
+    let mut text = match (report.applied.len(), report.reverted.len()) {
+        (0, 0) if !report.waiting.is_empty() => "nothing applied".to_owned(),
         (0, 0) => "nothing to do: the database is up to date".to_owned(),
         (a, 0) => format!("{a} migration(s) applied"),
         (0, r) => format!("{r} migration(s) reverted"),
         (a, r) => format!("{r} migration(s) reverted, {a} applied"),
+    };
+    // Plans waiting at a gate: what to do next.
+    for line in &report.waiting {
+        text.push('\n');
+        text.push_str(line);
     }
+    text
 }
 
 /// The JSON form of a run.

@@ -179,7 +179,7 @@ pub async fn check_baseline(
     let upto: Vec<Migration> = project
         .migrations
         .iter()
-        .filter(|m| m.kind == MigrationKind::Versioned && m.version <= v)
+        .filter(|m| m.kind != MigrationKind::Repeatable && m.version <= v)
         .cloned()
         .collect();
     let own = own_tables(project);
@@ -345,6 +345,10 @@ impl Replay {
         let options = engine::ApplyOptions {
             target: None,
             dry_run: false,
+            gates: engine::Gates {
+                through: true,
+                pass: Vec::new(),
+            },
         };
         engine::up(&replay, target, &options, observer)
             .await

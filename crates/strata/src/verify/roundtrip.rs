@@ -298,6 +298,10 @@ pub async fn roundtrip(
         let options = ApplyOptions {
             target: Some(before.version.to_string()),
             dry_run: false,
+            gates: engine::Gates {
+                through: true,
+                pass: Vec::new(),
+            },
         };
         engine::up(&full, &work, &options, &mut |_| {}).await?;
     }
@@ -509,6 +513,10 @@ impl Step<'_> {
         let options = ApplyOptions {
             target: Some(self.migration.version.to_string()),
             dry_run: false,
+            gates: engine::Gates {
+                through: true,
+                pass: Vec::new(),
+            },
         };
         let started = Instant::now();
         let result = engine::up(self.project, target, &options, &mut |_| {}).await;

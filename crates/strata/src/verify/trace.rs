@@ -362,6 +362,10 @@ async fn replay_before(
     let options = ApplyOptions {
         target: Some(previous.version.as_str().to_owned()),
         dry_run: false,
+        gates: engine::Gates {
+            through: true,
+            pass: Vec::new(),
+        },
     };
     engine::up(&replay, target, &options, &mut |_| {})
         .await

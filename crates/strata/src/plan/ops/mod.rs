@@ -1,11 +1,15 @@
 //! One file per operation: each turns its part of a plan file into
 //! [`Compiled`] actions. `compile` dispatches on the operation's kind.
 
+mod add_column;
 mod add_foreign_key;
 mod add_index;
 mod add_jsonb_column;
 mod add_required_column;
+mod backfill;
 mod change_column_type;
+mod drop_column;
+mod drop_table;
 mod normalize_json;
 mod partition_table;
 mod rename_column;
@@ -13,7 +17,9 @@ mod set_not_null;
 mod shadow;
 mod soft_delete;
 mod split_column;
+mod sql;
 mod table_names;
+mod validate;
 
 use strata_source::plan::OperationKind;
 
@@ -23,6 +29,26 @@ use super::{CompileError, Compiled, Context};
 pub fn compile(op: &OperationKind, ctx: &Context<'_>) -> Result<Compiled, CompileError> {
     use OperationKind as K;
     match op {
+        K::AddColumn {
+            table,
+            column,
+            column_type,
+            default,
+        } => Ok(add_column::compile(
+            table,
+            column,
+            column_type,
+            default.as_deref(),
+        )),
+        K::DropColumn { table, column } => Ok(drop_column::compile(table, column)),
+        K::DropTable { table } => Ok(drop_table::compile(table)),
+        K::Sql { up, down } => sql::compile(up, down.as_deref()),
+        K::Validate { sql, message } => Ok(validate::compile(sql, message.as_deref())),
+        K::Backfill {
+            table,
+            set,
+            predicate,
+        } => Ok(backfill::compile(table, set, predicate.as_deref())),
         K::AddRequiredColumn {
             table,
             column,
@@ -148,10 +174,5 @@ pub fn compile(op: &OperationKind, ctx: &Context<'_>) -> Result<Compiled, Compil
             },
             ctx,
         ),
-        // Each operation gets a file and an arm here as it is built.
-        _ => Err(CompileError {
-            message: format!("operation `{}` is not supported yet", op.name()),
-            help: None,
-        }),
     }
 }

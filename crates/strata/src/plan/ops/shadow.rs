@@ -138,15 +138,9 @@ pub(super) fn step_index(
         })
 }
 
-/// The operation's table facts, which the engine reads for the operations
-/// that carry a column's properties over.
+/// The operation's table facts (see `table_names::facts`).
 pub(super) fn facts<'a>(op: &str, ctx: &Context<'a>) -> Result<&'a TableFacts, CompileError> {
-    ctx.table.ok_or_else(|| CompileError {
-        message: format!("`{op}` needs the table's catalog facts, and none were read"),
-        help: Some(
-            "this is a bug in Strata: the engine reads them when the step starts".to_owned(),
-        ),
-    })
+    super::table_names::facts(ctx, op)
 }
 
 /// The facts' column `name`.

@@ -45,12 +45,18 @@ pub(super) fn helper(version: &str, what: &[&str]) -> String {
     format!("{}_{hash}", &full[..cut])
 }
 
-/// The operation's table facts, which the engine reads when the step starts.
+/// The operation's table facts, which the engine reads when the phase
+/// starts (none when the table did not exist then).
 pub(super) fn facts<'a>(ctx: &Context<'a>, op: &str) -> Result<&'a TableFacts, CompileError> {
     ctx.table.ok_or_else(|| CompileError {
-        message: format!("`{op}` needs the table's catalog facts, and none were given"),
+        message: format!(
+            "`{op}` needs its table's catalog, and the table did not exist when the phase started"
+        ),
         help: Some(
-            "the engine reads them when the step starts; this is a bug in the caller".into(),
+            "create the table in an earlier migration or an earlier phase of the plan: \
+             operations that carry a table's columns, indexes and constraints over read \
+             them when their phase starts"
+                .into(),
         ),
     })
 }

@@ -1,0 +1,148 @@
+//! Plan files in a migration directory: `<version>_<name>.plan.toml`.
+//!
+//! A plan is a migration of kind [`MigrationKind::Plan`]: versioned with
+//! the layout's own version rules, ordered with the SQL migrations, and
+//! checksummed like any file. Its `up` script holds the TOML text (so the
+//! checksum, the path and `embed_migrations!` treat it like any file), and
+//! it has no down script: a plan is reversed phase by phase from its own
+//! operations. The file is read and checked here with
+//! [`crate::plan::parse`], so a bad plan is a load problem with its line,
+//! like a bad SQL file, and nothing runs.
+
+use super::formats::{leading_version, Listing};
+use super::{checksum, read_text, Format, Migration, MigrationKind, Script, SourceProblem};
+
+/// How a plan file's name ends.
+pub const SUFFIX: &str = ".plan.toml";
+
+/// Takes the plan files out of `listing` (the layouts never see them) and
+/// loads them: the plans, and every problem of every plan file.
+pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
+    let mut migrations = Vec::new();
+    let mut problems = Vec::new();
+    let (plans, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut listing.files)
+        .into_iter()
+        .partition(|(name, _)| name.ends_with(SUFFIX));
+    listing.files = rest;
+    for (name, path) in plans {
+        let stem = &name[..name.len() - SUFFIX.len()];
+        let Some((version, label)) =
+            leading_version(stem).and_then(|(v, label)| Some((format.parse_version(v)?, label)))
+        else {
+            problems.push(
+                SourceProblem::new(
+                    &path,
+                    None,
+                    format!(
+                        "a plan file is named <version>_<name>{SUFFIX}, with a {format} version"
+                    ),
+                )
+                .help("rename it, e.g. 20260301120000_users_email_verified.plan.toml"),
+            );
+            continue;
+        };
+        let text = match read_text(&path) {
+            Ok(text) => text,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
+        };
+        if let Err(found) = crate::plan::parse(&text) {
+            problems.extend(found.into_iter().map(|p| SourceProblem {
+                path: path.clone(),
+                line: p.line,
+                message: p.message,
+                help: p.help,
+            }));
+            continue;
+        }
+        migrations.push(Migration {
+            version,
+            kind: MigrationKind::Plan,
+            name: label.to_owned(),
+            checksum: checksum(&text),
+            up: Script {
+                path,
+                text,
+                first_line: 1,
+                blocks: Vec::new(),
+                // Each action runs in its own short transaction or alone;
+                // lint reads the compiled statements that way.
+                no_transaction: Some(super::NoTransaction {
+                    line: None,
+                    source: "a plan runs each action in its own transaction or alone".to_owned(),
+                }),
+                directives: Vec::new(),
+            },
+            down: None,
+        });
+    }
+    (migrations, problems)
+}
+
+/// The checked plan of a plan migration (loading already refused a bad one,
+/// so an error here means the migration was built by hand).
+pub fn plan_of(m: &Migration) -> Result<crate::plan::Plan, Vec<crate::plan::PlanProblem>> {
+    crate::plan::parse(&m.up.text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_files_load_in_version_order_and_bad_ones_name_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        };
+        write("1_a.up.sql", "CREATE TABLE a (id int);\n");
+        write(
+            "2_b.plan.toml",
+            "[[phase]]\nname = \"x\"\noperations = [\n  { op = \"add_column\", table = \"a\", column = \"c\", type = \"int\" },\n]\n",
+        );
+        write("3_c.up.sql", "CREATE TABLE c (id int);\n");
+        let loaded = crate::source::load(dir.path(), None);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let kinds: Vec<_> = loaded
+            .migrations
+            .iter()
+            .map(|m| (m.label(), m.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("1_a".to_owned(), MigrationKind::Versioned),
+                ("2_b".to_owned(), MigrationKind::Plan),
+                ("3_c".to_owned(), MigrationKind::Versioned),
+            ]
+        );
+        assert_eq!(
+            loaded.migrations[1].checksum,
+            checksum(&loaded.migrations[1].up.text)
+        );
+
+        write(
+            "4_d.plan.toml",
+            "[[phase]]\nname = \"x\"\noperations = [\n  { op = \"drop_table\", table = \"a\", cascade = true },\n]\n",
+        );
+        write("x_e.plan.toml", "");
+        let loaded = crate::source::load(dir.path(), None);
+        let problems: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("4_d.plan.toml:4: unknown field `cascade`")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("x_e.plan.toml: a plan file is named")),
+            "{problems:?}"
+        );
+    }
+}

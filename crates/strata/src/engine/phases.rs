@@ -1,0 +1,1368 @@
+//! Runs multi-phase plans (`<version>_<name>.plan.toml`): each phase's
+//! operations compiled (`crate::plan::ops::compile`) into actions, run in
+//! order, with progress recorded after each action, then the gate.
+//!
+//! State lives in one `strata_progress` row per plan (kind `plan`, the
+//! plan's version, step `plan`): `state` is `running`, `waiting` (at the
+//! gate after phase `done`), `failed` or `done`; `done` counts finished
+//! phases; the cursor holds the phase and action to run next, when the
+//! last phase finished (for `wait` gates), the table facts read when each
+//! operation started (so a resumed phase compiles to the same SQL), and
+//! the backups taken before phases that drop data. A `Transaction` action
+//! commits with its progress update; any other action is recorded right
+//! after it, so a `kill -9` re-runs at most that one action, and every
+//! action is safe to run again (DDL with `IF [NOT] EXISTS`, a backfill
+//! resumes its own cursor, a validation is a query).
+//!
+//! When the last phase is done the plan's row is written to the history
+//! table like any migration's, so `status` shows it applied. The progress
+//! row stays (state `done`) with its facts and backups, for `rollback`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::apply::{backoff, concurrent_index_name, Timeouts};
+use super::backfill::{self, BackfillId, BackfillSpec};
+use super::history::Event;
+use super::{backup, EngineError, History, Progress, Project};
+use crate::db::{Connection, DbError, Target};
+use crate::plan::file::{Gate, OperationKind, Plan};
+use crate::plan::{ops, Action, Compiled, Context, TableFacts};
+use crate::source::{plans::plan_of, Migration};
+
+/// The `kind` and `step` of a plan's row in `strata_progress`.
+pub const KIND: &str = "plan";
+const STEP: &str = "plan";
+
+/// How many rows of a failed validation are shown.
+const SHOWN_ROWS: usize = 20;
+
+/// Where a plan is, as kept in its `strata_progress` row.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// The phase to run next (0-based), or the one running.
+    pub phase: usize,
+    /// Actions of that phase already done.
+    pub action: usize,
+    /// When the last finished phase finished (unix seconds), for `wait`.
+    pub phase_done_at: Option<i64>,
+    /// Table facts, read when an operation's phase started, by
+    /// `"<phase>:<operation>"`; `None` when its table did not exist then
+    /// (kept too, so that a resumed phase compiles the same way even after
+    /// an earlier operation created the table).
+    #[serde(default)]
+    pub facts: BTreeMap<String, Option<TableFacts>>,
+    /// Backups taken before a phase that drops data: (phase, file).
+    #[serde(default)]
+    pub backups: Vec<(usize, String)>,
+    /// The failed action, 1-based, when the plan failed.
+    #[serde(default)]
+    pub failed_action: Option<usize>,
+    /// The plan file's checksum when its first phase started: the phases
+    /// that ran are those of that text.
+    #[serde(default)]
+    pub checksum: Option<String>,
+}
+
+/// A plan's progress row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanState {
+    /// `running`, `waiting`, `failed` or `done`.
+    pub state: String,
+    /// Finished phases.
+    pub done: usize,
+    /// Phases in the plan.
+    pub total: usize,
+    /// Where it is.
+    pub cursor: Cursor,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The backend that ran it.
+    pub backend_pid: Option<i32>,
+}
+
+/// Reads the progress row of the plan with `version`, if any.
+pub async fn read_state(
+    conn: &Connection,
+    history: &History,
+    version: &str,
+) -> Result<Option<PlanState>, DbError> {
+    let exists = conn
+        .query_opt(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&history.progress_table()],
+        )
+        .await?
+        .is_some_and(|r| r.get::<_, bool>(0));
+    if !exists {
+        return Ok(None);
+    }
+    let row = conn
+        .query_opt(
+            &format!(
+                "SELECT state, done, total, cursor::text, error, backend_pid FROM {}
+                 WHERE history_table = $1 AND kind = '{KIND}' AND version = $2 AND step = '{STEP}'",
+                history.progress_table()
+            ),
+            &[&history.name(), &version],
+        )
+        .await?;
+    Ok(row.map(|r| PlanState {
+        state: r.get(0),
+        done: r.get::<_, i32>(1).max(0) as usize,
+        total: r.get::<_, i32>(2).max(0) as usize,
+        cursor: serde_json::from_str(&r.get::<_, String>(3)).unwrap_or_default(),
+        error: r.get(4),
+        backend_pid: r.get(5),
+    }))
+}
+
+/// The statement that writes a plan's progress row (parameters: history
+/// table, version, state, done, total, cursor, backend pid, error).
+fn save_sql(history: &History) -> String {
+    format!(
+        "INSERT INTO {} AS p (history_table, kind, version, step, state, done, total, cursor, backend_pid, error, updated_at)
+         VALUES ($1, '{KIND}', $2, '{STEP}', $3, $4, $5, $6::text::jsonb, $7, $8, clock_timestamp())
+         ON CONFLICT (history_table, kind, version, step) DO UPDATE SET
+            state = EXCLUDED.state, done = EXCLUDED.done, total = EXCLUDED.total, cursor = EXCLUDED.cursor,
+            backend_pid = EXCLUDED.backend_pid, error = EXCLUDED.error, updated_at = EXCLUDED.updated_at",
+        history.progress_table()
+    )
+}
+
+pub(super) async fn save(
+    conn: &Connection,
+    history: &History,
+    version: &str,
+    st: &PlanState,
+) -> Result<(), DbError> {
+    let cursor = serde_json::to_string(&st.cursor).unwrap_or_else(|_| "{}".into());
+    let (done, total) = (st.done as i32, st.total as i32);
+    conn.execute(
+        &save_sql(history),
+        &[
+            &history.name(),
+            &version,
+            &st.state,
+            &done,
+            &total,
+            &cursor,
+            &st.backend_pid,
+            &st.error,
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Deletes a plan's progress row and its backfill cursors.
+pub(super) async fn forget(
+    conn: &Connection,
+    history: &History,
+    version: &str,
+) -> Result<(), DbError> {
+    conn.execute(
+        &format!(
+            "DELETE FROM {} WHERE history_table = $1 AND ((kind = '{KIND}' AND version = $2)
+                OR (kind = '{}' AND version = $3))",
+            history.progress_table(),
+            backfill::cursor::KIND
+        ),
+        &[&history.name(), &version, &backfill_version(version)],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The version under which a plan's backfills keep their cursors.
+fn backfill_version(version: &str) -> String {
+    format!("plan:{version}")
+}
+
+/// Which gates a run may pass.
+#[derive(Debug, Clone, Default)]
+pub struct Gates {
+    /// Pass every gate (`--through-gates`).
+    pub through: bool,
+    /// Pass the current gate of these plans (`--continue V`), canonical versions.
+    pub pass: Vec<String>,
+}
+
+/// How a plan run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every phase is done; the plan is recorded applied.
+    Finished,
+    /// Stopped at a gate: "V: phase k of n done; waiting for: …".
+    Waiting(String),
+}
+
+/// One action of a phase, with the operation it belongs to.
+struct Step {
+    op: usize,
+    action: Action,
+}
+
+/// Reads an operation's table facts when its phase starts
+/// (`engine::table_facts`). A table that does not exist yet gives none:
+/// operations that only add to it (or create it) need none, and those that
+/// carry its columns over refuse to compile with the reason.
+///
+/// Facts are read once per phase, before its first action: an operation
+/// that needs what an earlier operation of the same phase creates (a
+/// column, an index) must go in a later phase.
+async fn facts_for(
+    conn: &Connection,
+    op: &OperationKind,
+) -> Result<Option<TableFacts>, EngineError> {
+    let Some(table) = op.table() else {
+        return Ok(None);
+    };
+    let exists = conn
+        .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await?
+        .and_then(|row| row.try_get::<_, bool>(0).ok())
+        .unwrap_or(false);
+    if !exists {
+        return Ok(None);
+    }
+    super::table_facts(conn, table).await.map(Some)
+}
+
+/// The facts of every operation of phase `phase` that has a table: the
+/// stored ones when the phase already started (a resumed step compiles to
+/// the same SQL although its first actions changed the table), else read
+/// now with `read` and stored in the cursor, which is saved before the
+/// phase's first action runs.
+async fn phase_facts<'p, F, Fut>(
+    plan: &'p Plan,
+    phase: usize,
+    cursor: &mut Cursor,
+    mut read: F,
+) -> Result<(), EngineError>
+where
+    F: FnMut(&'p OperationKind) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<TableFacts>, EngineError>>,
+{
+    for (j, op) in plan.phases[phase].operations.iter().enumerate() {
+        let key = format!("{phase}:{j}");
+        if cursor.facts.contains_key(&key) || op.kind.table().is_none() {
+            continue;
+        }
+        let facts = read(&op.kind).await?;
+        cursor.facts.insert(key, facts);
+    }
+    Ok(())
+}
+
+/// Compiles every operation of phase `phase` with its step and facts.
+pub fn compile_phase(
+    m: &Migration,
+    plan: &Plan,
+    phase: usize,
+    cursor: &Cursor,
+) -> Result<Vec<Compiled>, EngineError> {
+    let version = m.version.canonical();
+    plan.phases[phase]
+        .operations
+        .iter()
+        .enumerate()
+        .map(|(j, op)| {
+            let ctx = Context {
+                version: &version,
+                step: op.step_name(),
+                table: cursor
+                    .facts
+                    .get(&format!("{phase}:{j}"))
+                    .and_then(Option::as_ref),
+            };
+            ops::compile(&op.kind, &ctx).map_err(|e| EngineError::Usage {
+                message: format!(
+                    "{}:{}: `{}`: {}",
+                    m.up.path.display(),
+                    op.line,
+                    op.kind.name(),
+                    e.message
+                ),
+                help: e
+                    .help
+                    .unwrap_or_else(|| "fix the operation in the plan file".to_owned()),
+            })
+        })
+        .collect()
+}
+
+/// The plan of a plan migration, or a usage error.
+pub fn load_plan(m: &Migration) -> Result<Plan, EngineError> {
+    plan_of(m).map_err(|problems| {
+        EngineError::Source(
+            problems
+                .into_iter()
+                .map(|p| crate::source::SourceProblem {
+                    path: m.up.path.clone(),
+                    line: p.line,
+                    message: p.message,
+                    help: p.help,
+                })
+                .collect(),
+        )
+    })
+}
+
+/// What a plan runner needs.
+pub(super) struct PlanRunner<'a> {
+    pub project: &'a Project,
+    pub target: &'a Target,
+    pub conn: &'a Connection,
+    pub history: &'a History,
+    pub actor: &'a str,
+}
+
+/// The line `up` and `status` show for a plan waiting at a gate.
+pub fn waiting_line(m: &Migration, done: usize, total: usize, gate: &Gate) -> String {
+    format!(
+        "{}: phase {done} of {total} done; waiting for: {gate}",
+        m.label()
+    )
+}
+
+impl PlanRunner<'_> {
+    fn timeouts(&self) -> Timeouts {
+        super::timeouts(self.project)
+    }
+
+    async fn event(&self, m: &Migration, action: &str, success: bool, details: serde_json::Value) {
+        let _ = self
+            .history
+            .event(
+                self.conn,
+                self.actor,
+                &Event {
+                    action,
+                    migration: Some(m),
+                    success,
+                    duration_ms: None,
+                    details,
+                },
+            )
+            .await;
+    }
+
+    /// Runs plan `m` from where it is: phases until a gate that `gates`
+    /// does not pass, or to the end.
+    pub async fn run(
+        &self,
+        m: &Migration,
+        gates: &Gates,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<Outcome, EngineError> {
+        let plan = load_plan(m)?;
+        let version = m.version.canonical();
+        let total = plan.phases.len();
+        let mut st = match read_state(self.conn, self.history, &version).await? {
+            Some(st) => st,
+            None => PlanState {
+                state: "running".into(),
+                done: 0,
+                total,
+                cursor: Cursor::default(),
+                error: None,
+                backend_pid: None,
+            },
+        };
+        if st.state == "done" {
+            // Rolled forward again after a rollback kept nothing: start over.
+            st = PlanState {
+                state: "running".into(),
+                done: 0,
+                total,
+                cursor: Cursor::default(),
+                error: None,
+                backend_pid: None,
+            };
+        }
+        match &st.cursor.checksum {
+            Some(sum) if *sum != m.checksum && st.state != "done" => {
+                return Err(EngineError::Usage {
+                    message: format!(
+                        "plan {} changed since its first phase ran ({} of {total} phases done)",
+                        m.label(),
+                        st.done
+                    ),
+                    help: format!(
+                        "restore the file as it was (the phases that ran are its), or undo the plan with `strata abort {}` and run the new one",
+                        m.version
+                    ),
+                })
+            }
+            Some(_) => {}
+            None => st.cursor.checksum = Some(m.checksum.clone()),
+        }
+        let resuming = st.state == "running" || st.state == "failed";
+        if let Some(pid) = st.backend_pid.filter(|_| st.state == "running") {
+            self.wait_for_backend(m, pid).await?;
+        }
+        let mut first = true;
+        loop {
+            if st.state == "waiting" && st.done > 0 && st.done < total {
+                let gate = &plan.phases[st.done - 1].gate;
+                let elapsed = st
+                    .cursor
+                    .phase_done_at
+                    .map(|t| chrono::Utc::now().timestamp().saturating_sub(t).max(0) as u64)
+                    .unwrap_or(0);
+                let (pass, how) = match gate {
+                    Gate::None => (true, "none"),
+                    _ if gates.through => (true, "--through-gates"),
+                    _ if gates.pass.contains(&version) => (true, "--continue"),
+                    Gate::Wait(d) if Duration::from_secs(elapsed) >= *d => (true, "time elapsed"),
+                    _ => (false, ""),
+                };
+                if !pass {
+                    return Ok(Outcome::Waiting(waiting_line(m, st.done, total, gate)));
+                }
+                if !matches!(gate, Gate::None) {
+                    self.event(
+                        m,
+                        "plan-gate-passed",
+                        true,
+                        serde_json::json!({ "phase": st.done, "gate": gate.to_string(), "how": how }),
+                    )
+                    .await;
+                    observer(Progress::Notice(format!(
+                        "{}: gate after phase {} passed ({gate}; {how})",
+                        m.label(),
+                        st.done
+                    )));
+                }
+                st.state = "running".into();
+            }
+            if st.done >= total {
+                self.finish(m, &mut st).await?;
+                return Ok(Outcome::Finished);
+            }
+            let resume_at = if first && resuming {
+                Some(st.cursor.action)
+            } else {
+                None
+            };
+            first = false;
+            self.run_phase(m, &plan, &mut st, resume_at, observer)
+                .await?;
+        }
+    }
+
+    /// A killed run's statement may still run on the server until it
+    /// notices the client has gone (`client_connection_check_interval`):
+    /// wait a little for its backend to end before running anything.
+    async fn wait_for_backend(&self, m: &Migration, pid: i32) -> Result<(), EngineError> {
+        let started = Instant::now();
+        loop {
+            let alive = self
+                .conn
+                .query_opt(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid()",
+                    &[&pid],
+                )
+                .await?
+                .is_some();
+            if !alive {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(EngineError::StillRunning {
+                    label: m.label(),
+                    pid,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Records the plan applied: its history row and event, and its
+    /// progress row `done`, in one transaction.
+    async fn finish(&self, m: &Migration, st: &mut PlanState) -> Result<(), EngineError> {
+        let version = m.version.canonical();
+        st.state = "done".into();
+        st.error = None;
+        st.backend_pid = None;
+        let record = self.history.prepare_record(self.conn).await?;
+        self.conn.batch("BEGIN").await?;
+        let result = async {
+            save(self.conn, self.history, &version, st).await?;
+            self.history
+                .record(
+                    self.conn,
+                    &record,
+                    m,
+                    st.total as i32,
+                    self.actor,
+                    0,
+                    "up",
+                    &serde_json::json!({ "plan": true, "phases": st.total }),
+                )
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => self.conn.batch("COMMIT").await?,
+            Err(e) => {
+                let _ = self.conn.batch("ROLLBACK").await;
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs phase `st.done` from action `resume_at` (or from the start).
+    async fn run_phase(
+        &self,
+        m: &Migration,
+        plan: &Plan,
+        st: &mut PlanState,
+        resume_at: Option<usize>,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), EngineError> {
+        let version = m.version.canonical();
+        let k = st.done;
+        let phase = &plan.phases[k];
+        let total = plan.phases.len();
+        if resume_at.is_none() {
+            st.cursor.phase = k;
+            st.cursor.action = 0;
+            st.cursor.failed_action = None;
+        }
+        phase_facts(plan, k, &mut st.cursor, |op| facts_for(self.conn, op)).await?;
+        let compiled = compile_phase(m, plan, k, &st.cursor)?;
+        let steps: Vec<Step> = compiled
+            .iter()
+            .enumerate()
+            .flat_map(|(op, c)| {
+                c.up.iter().map(move |a| Step {
+                    op,
+                    action: a.clone(),
+                })
+            })
+            .collect();
+        let from = resume_at.unwrap_or(0).min(steps.len());
+        st.state = "running".into();
+        st.error = None;
+        st.backend_pid = Some(self.conn.pid());
+        save(self.conn, self.history, &version, st).await?;
+        let started = Instant::now();
+        if from == 0 {
+            self.event(
+                m,
+                "plan-phase-started",
+                true,
+                serde_json::json!({ "phase": k + 1, "name": phase.name }),
+            )
+            .await;
+        }
+        observer(Progress::Notice(format!(
+            "{}: phase {} of {total} `{}`{}",
+            m.label(),
+            k + 1,
+            phase.name,
+            if from > 0 {
+                format!(" resumes at action {} of {}", from + 1, steps.len())
+            } else {
+                format!(": {} action(s)", steps.len())
+            }
+        )));
+        for i in from..steps.len() {
+            let step = &steps[i];
+            // A backup before the first action of an operation that drops data.
+            let first_of_op = i == 0 || steps[i - 1].op != step.op;
+            if first_of_op && compiled[step.op].drops_data {
+                self.backup_before(m, k, &compiled[step.op], st, observer)
+                    .await?;
+            }
+            observer(Progress::Statement {
+                label: m.label(),
+                index: i + 1,
+                total: steps.len(),
+                summary: summary(&step.action),
+            });
+            let resumed_here = resume_at == Some(i);
+            let ran = self
+                .run_action(m, k, i, &step.action, resumed_here, st, observer)
+                .await;
+            if let Err(error) = ran {
+                st.state = "failed".into();
+                st.error = Some(error.clone());
+                // The failed action runs again on the next `up`.
+                st.cursor.action = i;
+                st.cursor.failed_action = Some(i + 1);
+                st.backend_pid = None;
+                let _ = save(self.conn, self.history, &version, st).await;
+                let op = &phase.operations[step.op];
+                self.event(
+                    m,
+                    "plan-failed",
+                    false,
+                    serde_json::json!({
+                        "phase": k + 1, "action": i + 1, "line": op.line, "error": error,
+                    }),
+                )
+                .await;
+                return Err(EngineError::Failed {
+                    label: m.label(),
+                    detail: format!(
+                        "phase {} of {total} `{}`, action {} of {} (`{}` at {}:{}): {error}; actions 1 to {i} of the phase are done, and the next `strata up` resumes at action {}, or `strata abort {}` undoes the plan",
+                        k + 1,
+                        phase.name,
+                        i + 1,
+                        steps.len(),
+                        op.kind.name(),
+                        m.up.path.display(),
+                        op.line,
+                        i + 1,
+                        m.version
+                    ),
+                });
+            }
+        }
+        st.done = k + 1;
+        st.cursor.phase = k + 1;
+        st.cursor.action = 0;
+        st.cursor.phase_done_at = Some(chrono::Utc::now().timestamp());
+        st.state = "waiting".into();
+        st.backend_pid = None;
+        save(self.conn, self.history, &version, st).await?;
+        self.event(
+            m,
+            "plan-phase-done",
+            true,
+            serde_json::json!({
+                "phase": k + 1, "name": phase.name, "ms": started.elapsed().as_millis() as u64,
+                "gate": phase.gate.to_string(),
+            }),
+        )
+        .await;
+        observer(Progress::Notice(format!(
+            "{}: phase {} of {total} `{}` done",
+            m.label(),
+            k + 1,
+            phase.name
+        )));
+        Ok(())
+    }
+
+    /// Takes a backup of what `compiled` drops, before its first action.
+    async fn backup_before(
+        &self,
+        m: &Migration,
+        phase: usize,
+        compiled: &Compiled,
+        st: &mut PlanState,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), EngineError> {
+        let text: String = compiled
+            .up
+            .iter()
+            .flat_map(|a| match a {
+                Action::Transaction(s) => s.clone(),
+                Action::Alone(s) | Action::Backfill(s) => vec![s.clone()],
+                Action::Validate { .. } => Vec::new(),
+            })
+            .map(|s| s + ";\n")
+            .collect();
+        let script = crate::source::Script {
+            path: m.up.path.clone(),
+            text: text.clone(),
+            first_line: 1,
+            blocks: Vec::new(),
+            no_transaction: None,
+            directives: Vec::new(),
+        };
+        let statements = crate::sql::split(&text, &[]).map_err(|e| EngineError::Usage {
+            message: format!("{}: compiled SQL does not parse: {e}", m.label()),
+            help: "report this as a bug".into(),
+        })?;
+        let Some(need) =
+            backup::before_migration(&self.project.config, self.conn, &script, &statements).await?
+        else {
+            return Ok(());
+        };
+        if let Some(b) = backup::take(
+            &self.project.config,
+            self.target,
+            self.conn,
+            Some((self.history, self.actor)),
+            &need,
+            Some(m),
+        )
+        .await?
+        {
+            observer(Progress::Notice(format!(
+                "{}: backed up {} to {} before phase {} ({} bytes)",
+                m.label(),
+                if b.whole_database {
+                    "the whole database".to_owned()
+                } else {
+                    b.tables.join(", ")
+                },
+                b.file.display(),
+                phase + 1,
+                b.bytes
+            )));
+            st.cursor
+                .backups
+                .push((phase, b.file.display().to_string()));
+            save(self.conn, self.history, &m.version.canonical(), st).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one action and records it done. Returns the error as text.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_action(
+        &self,
+        m: &Migration,
+        phase: usize,
+        index: usize,
+        action: &Action,
+        resumed_here: bool,
+        st: &mut PlanState,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), String> {
+        let version = m.version.canonical();
+        st.cursor.action = index + 1;
+        match action {
+            Action::Transaction(statements) => {
+                self.transaction(m, statements, Some((&version, st)), observer)
+                    .await
+            }
+            Action::Alone(sql) => {
+                self.alone(m, sql, observer).await?;
+                save(self.conn, self.history, &version, st)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Action::Backfill(sql) => {
+                let spec = BackfillSpec::from_sql(sql).map_err(|e| e.to_string())?;
+                let id = BackfillId::new(
+                    self.history.clone(),
+                    backfill_version(&version),
+                    (phase + 1) * 100_000 + index,
+                );
+                if !resumed_here {
+                    backfill::cursor::delete(self.conn, &id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                let label = m.label();
+                let mut on_event = |e: backfill::BackfillEvent| {
+                    if let backfill::BackfillEvent::Started {
+                        table,
+                        resumed,
+                        progress,
+                        ..
+                    } = e
+                    {
+                        observer(Progress::Notice(format!(
+                            "{label}: backfill of {table} {}, about {} rows",
+                            if resumed { "resumes" } else { "starts" },
+                            progress.estimated_rows
+                        )));
+                    }
+                };
+                backfill::run(
+                    self.target,
+                    self.conn,
+                    &id,
+                    &spec,
+                    &self.project.config.backfill,
+                    &mut on_event,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                save(self.conn, self.history, &version, st)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Action::Validate { sql, message } => {
+                validate(self.conn, sql, message).await?;
+                save(self.conn, self.history, &version, st)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// One short transaction under lock_timeout, with the plan's progress
+    /// row when given, retried as a whole on lock timeouts within the
+    /// budget.
+    async fn transaction(
+        &self,
+        m: &Migration,
+        statements: &[String],
+        progress: Option<(&str, &PlanState)>,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), String> {
+        let timeouts = self.timeouts();
+        let started = Instant::now();
+        let mut attempt = 0;
+        let body = format!(
+            "BEGIN; {};\n{};",
+            timeouts.local_settings(),
+            statements.join(";\n")
+        );
+        loop {
+            let ran = async {
+                self.conn.batch(&body).await?;
+                if let Some((version, st)) = progress {
+                    save(self.conn, self.history, version, st).await?;
+                }
+                self.conn.batch("COMMIT").await
+            }
+            .await;
+            match ran {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let _ = self.conn.batch("ROLLBACK").await;
+                    if !self.retry(m, &e, started, &mut attempt, observer).await {
+                        return Err(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// One statement outside a transaction under the session timeouts; an
+    /// invalid index left by a failed CONCURRENTLY build is dropped first.
+    async fn alone(
+        &self,
+        m: &Migration,
+        sql: &str,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<(), String> {
+        let statements = crate::sql::split(sql, &[]).map_err(|e| e.to_string())?;
+        let Some(stmt) = statements.first() else {
+            return Ok(());
+        };
+        let timeouts = self.timeouts();
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            if let Some(name) = concurrent_index_name(stmt) {
+                self.drop_invalid(&name, observer).await;
+            }
+            let ran = async {
+                self.conn.batch(&timeouts.session_settings(stmt)).await?;
+                let ran = self.conn.batch(sql).await;
+                let _ = self
+                    .conn
+                    .batch("RESET lock_timeout; RESET statement_timeout")
+                    .await;
+                ran
+            }
+            .await;
+            match ran {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if !self.retry(m, &e, started, &mut attempt, observer).await {
+                        if let Some(name) = concurrent_index_name(stmt) {
+                            self.drop_invalid(&name, observer).await;
+                        }
+                        return Err(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// After an error: whether to retry (lock timeouts, deadlocks and
+    /// serialization failures within the retry budget), after a pause.
+    async fn retry(
+        &self,
+        m: &Migration,
+        error: &DbError,
+        started: Instant,
+        attempt: &mut u32,
+        observer: &mut dyn FnMut(Progress),
+    ) -> bool {
+        let budget = self.timeouts().budget;
+        if !matches!(error.code(), Some("55P03" | "40P01" | "40001")) || started.elapsed() >= budget
+        {
+            return false;
+        }
+        *attempt += 1;
+        let pause = backoff(*attempt).min(budget.saturating_sub(started.elapsed()));
+        observer(Progress::Retry {
+            attempt: *attempt,
+            message: format!(
+                "{}: {error}; retry {} in {} ms",
+                m.label(),
+                attempt,
+                pause.as_millis()
+            ),
+        });
+        tokio::time::sleep(pause).await;
+        true
+    }
+
+    async fn drop_invalid(&self, name: &str, observer: &mut dyn FnMut(Progress)) {
+        let invalid = self
+            .conn
+            .query_opt(
+                "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
+                &[&name],
+            )
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.get::<_, bool>(0));
+        if invalid
+            && self
+                .conn
+                .batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                .await
+                .is_ok()
+        {
+            observer(Progress::Notice(format!(
+                "dropped the invalid index {name} left by a failed build"
+            )));
+        }
+    }
+}
+
+/// A validation passes when its query returns no rows, or one row of one
+/// `true` column. On failure, the message and the first rows as JSON.
+async fn validate(conn: &Connection, sql: &str, message: &str) -> Result<(), String> {
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT row_to_json(v)::text FROM ({sql}) v LIMIT {}",
+                SHOWN_ROWS + 1
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| format!("validation query failed: {e}"))?;
+    let rows: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let single_true = rows.len() == 1
+        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&rows[0])
+            .is_ok_and(|o| o.len() == 1 && o.values().all(|v| v == &serde_json::Value::Bool(true)));
+    if rows.is_empty() || single_true {
+        return Ok(());
+    }
+    let more = if rows.len() > SHOWN_ROWS {
+        " (first 20 shown)"
+    } else {
+        ""
+    };
+    Err(format!(
+        "validation failed: {message}; the query returned{more}:\n    {}",
+        rows.iter()
+            .take(SHOWN_ROWS)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n    ")
+    ))
+}
+
+/// The first line of an action, for progress.
+fn summary(action: &Action) -> String {
+    let text = match action {
+        Action::Transaction(s) => s.join("; "),
+        Action::Alone(s) => s.clone(),
+        Action::Backfill(s) => format!("backfill: {s}"),
+        Action::Validate { message, .. } => format!("validate: {message}"),
+    };
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(100)
+        .collect()
+}
+
+/// The dry run of a plan from where it is: each remaining phase's SQL and
+/// gate.
+pub fn describe(m: &Migration, st: Option<&PlanState>) -> Result<String, EngineError> {
+    let plan = load_plan(m)?;
+    let total = plan.phases.len();
+    let from = st.map(|s| s.done).unwrap_or(0);
+    let cursor = st.map(|s| s.cursor.clone()).unwrap_or_default();
+    let mut out = format!("-- plan {} ({} phases)\n", m.label(), total);
+    if let Some(d) = &plan.description {
+        out.push_str(&format!("-- {d}\n"));
+    }
+    for k in from..total {
+        let phase = &plan.phases[k];
+        out.push_str(&format!(
+            "\n-- phase {} of {total}: {}\n",
+            k + 1,
+            phase.name
+        ));
+        match compile_phase(m, &plan, k, &cursor) {
+            Ok(compiled) => {
+                for (op, c) in phase.operations.iter().zip(&compiled) {
+                    out.push_str(&format!(
+                        "-- {} (line {}){}\n",
+                        op.kind.name(),
+                        op.line,
+                        if c.drops_data {
+                            "; a backup is taken first"
+                        } else {
+                            ""
+                        }
+                    ));
+                    for a in &c.up {
+                        out.push_str(&format!("{a}\n"));
+                    }
+                }
+            }
+            Err(e) => out.push_str(&format!("-- cannot compile: {e}\n")),
+        }
+        out.push_str(&format!("-- gate: {}\n", phase.gate));
+    }
+    Ok(out)
+}
+
+/// Reverses phases of an applied or in-progress plan, newest first, down
+/// to phase `to` (1-based; all by default); see [`super::rollback`].
+pub(super) struct Reverse<'a> {
+    pub runner: PlanRunner<'a>,
+}
+
+impl Reverse<'_> {
+    /// Runs the down actions of phases `phases` (0-based, newest first),
+    /// each operation's down in reverse operation order.
+    pub async fn run_downs(
+        &self,
+        m: &Migration,
+        plan: &Plan,
+        cursor: &Cursor,
+        phases: &[usize],
+        skip_irreversible: bool,
+        observer: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<String>, EngineError> {
+        let r = &self.runner;
+        let mut skipped = Vec::new();
+        for &k in phases {
+            let compiled = compile_phase(m, plan, k, cursor)?;
+            observer(Progress::Notice(format!(
+                "{}: reversing phase {} `{}`",
+                m.label(),
+                k + 1,
+                plan.phases[k].name
+            )));
+            for (j, c) in compiled.iter().enumerate().rev() {
+                let actions = match &c.down {
+                    Ok(a) => a,
+                    Err(why) if skip_irreversible => {
+                        skipped.push(format!(
+                            "phase {} `{}` (line {}): {why}",
+                            k + 1,
+                            plan.phases[k].operations[j].kind.name(),
+                            plan.phases[k].operations[j].line
+                        ));
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                for a in actions {
+                    let result = match a {
+                        Action::Transaction(s) => r.transaction(m, s, None, observer).await,
+                        Action::Alone(s) | Action::Backfill(s) => r.alone(m, s, observer).await,
+                        Action::Validate { sql, message } => validate(r.conn, sql, message).await,
+                    };
+                    if let Err(error) = result {
+                        return Err(EngineError::Failed {
+                            label: m.label(),
+                            detail: format!(
+                                "reversing phase {} `{}`, `{}` (line {}): {error}",
+                                k + 1,
+                                plan.phases[k].name,
+                                plan.phases[k].operations[j].kind.name(),
+                                plan.phases[k].operations[j].line
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(skipped)
+    }
+}
+
+/// Reasons the downs of `phases` cannot run (data dropped), by phase.
+pub fn irreversible(
+    m: &Migration,
+    plan: &Plan,
+    cursor: &Cursor,
+    phases: &[usize],
+) -> Result<Vec<(usize, String)>, EngineError> {
+    let mut out = Vec::new();
+    for &k in phases {
+        for (op, c) in plan.phases[k]
+            .operations
+            .iter()
+            .zip(compile_phase(m, plan, k, cursor)?)
+        {
+            if let Err(why) = c.down {
+                out.push((k, format!("{}:{}: {why}", m.up.path.display(), op.line)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What `validate` reports for a plan beyond the loader's checks: every
+/// operation the compiler refuses, at its line.
+pub fn compile_problems(m: &Migration) -> Vec<crate::source::SourceProblem> {
+    let Ok(plan) = plan_of(m) else {
+        return Vec::new();
+    };
+    let version = m.version.canonical();
+    let mut out = Vec::new();
+    for phase in &plan.phases {
+        for op in &phase.operations {
+            let ctx = Context {
+                version: &version,
+                step: op.step_name(),
+                table: None,
+            };
+            if let Err(e) = ops::compile(&op.kind, &ctx) {
+                out.push(crate::source::SourceProblem {
+                    path: m.up.path.clone(),
+                    line: Some(op.line),
+                    message: format!("`{}`: {}", op.kind.name(), e.message),
+                    help: e.help,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A plan's progress as `status` shows it (and `status --json` as the
+/// `plan` object of the migration).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlanProgress {
+    /// `running`, `waiting` or `failed`.
+    pub state: String,
+    /// Finished phases.
+    pub phases_done: usize,
+    /// Phases in the plan.
+    pub phases: usize,
+    /// The gate it waits at (`deploy: …`, `wait 1h`), when waiting.
+    pub gate: Option<String>,
+    /// The phase that failed or runs (1-based), with its name.
+    pub phase: Option<(usize, String)>,
+    /// The failed action (1-based), when failed.
+    pub failed_action: Option<usize>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// One line: "phase 1 of 3 done; waiting for: deploy: …".
+    pub summary: String,
+}
+
+/// The progress of plan `m`, when it has started and is not applied.
+pub async fn progress(
+    conn: &Connection,
+    history: &History,
+    m: &Migration,
+) -> Result<Option<PlanProgress>, EngineError> {
+    let Ok(plan) = plan_of(m) else {
+        return Ok(None);
+    };
+    let Some(st) = read_state(conn, history, &m.version.canonical()).await? else {
+        return Ok(None);
+    };
+    let total = plan.phases.len();
+    let current = st.cursor.phase.min(total.saturating_sub(1));
+    let name = plan
+        .phases
+        .get(current)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let (gate, summary) = match st.state.as_str() {
+        "waiting" if st.done > 0 && st.done < total => {
+            let gate = &plan.phases[st.done - 1].gate;
+            (
+                Some(gate.to_string()),
+                format!("phase {} of {total} done; waiting for: {gate}", st.done),
+            )
+        }
+        "failed" => (
+            None,
+            format!(
+                "failed in phase {} of {total} `{name}` at action {}: {}",
+                current + 1,
+                st.cursor.failed_action.unwrap_or(st.cursor.action + 1),
+                st.error.clone().unwrap_or_default()
+            ),
+        ),
+        "done" => return Ok(None),
+        _ => (
+            None,
+            format!(
+                "phase {} of {total} `{name}` stopped or running at action {}",
+                current + 1,
+                st.cursor.action + 1
+            ),
+        ),
+    };
+    Ok(Some(PlanProgress {
+        state: st.state.clone(),
+        phases_done: st.done,
+        phases: total,
+        gate,
+        phase: Some((current + 1, name)),
+        failed_action: st.cursor.failed_action,
+        error: st.error.clone(),
+        summary,
+    }))
+}
+
+/// The statements plan `m` compiles to, for lint: every phase's actions
+/// (a short transaction between `BEGIN` and `COMMIT`, a statement alone, a
+/// backfill marked as batched; validations are queries and left out), each
+/// placed at its operation's line in the plan file. Operations that do not
+/// compile without catalog facts give nothing (`validate` reports them).
+pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
+    let Ok(plan) = plan_of(m) else {
+        return Vec::new();
+    };
+    let version = m.version.canonical();
+    let mut out = Vec::new();
+    for phase in &plan.phases {
+        for op in &phase.operations {
+            let ctx = Context {
+                version: &version,
+                step: op.step_name(),
+                table: None,
+            };
+            let Ok(compiled) = ops::compile(&op.kind, &ctx) else {
+                continue;
+            };
+            let mut push = |sql: &str, backfill: bool| {
+                if let Ok(statements) = crate::sql::split(sql, &[]) {
+                    out.extend(statements.into_iter().map(|mut s| {
+                        s.line = op.line;
+                        s.column = 1;
+                        s.backfill = backfill;
+                        s
+                    }));
+                }
+            };
+            for action in &compiled.up {
+                match action {
+                    Action::Transaction(statements) => {
+                        push("BEGIN", false);
+                        for s in statements {
+                            push(s, false);
+                        }
+                        push("COMMIT", false);
+                    }
+                    Action::Alone(s) => push(s, false),
+                    Action::Backfill(s) => push(s, true),
+                    Action::Validate { .. } => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+[[phase]]
+name = "expand"
+operations = [
+  { op = "add_column", table = "users", column = "a", type = "int" },
+  { op = "validate", sql = "SELECT true" },
+  { op = "backfill", table = "orders", set = "a = 1" },
+]
+"#;
+
+    #[tokio::test]
+    async fn facts_are_read_once_per_step_and_reused_on_resume() {
+        let plan = crate::plan::file::parse(PLAN).expect("valid plan");
+        let reads = std::cell::RefCell::new(Vec::new());
+        let read = |op: &OperationKind| {
+            let table = op.table().unwrap_or_default().to_owned();
+            reads.borrow_mut().push(table.clone());
+            async move {
+                Ok(Some(TableFacts {
+                    name: table,
+                    ..TableFacts::default()
+                }))
+            }
+        };
+        let mut cursor = Cursor::default();
+        phase_facts(&plan, 0, &mut cursor, read)
+            .await
+            .expect("read");
+        // Operations without a table (validate) get none.
+        assert_eq!(*reads.borrow(), ["users", "orders"]);
+        assert_eq!(cursor.facts.keys().collect::<Vec<_>>(), ["0:0", "0:2"]);
+        // Saved with the progress row and read back by a resumed run: the
+        // stored facts are used, nothing is read again.
+        let stored: Cursor =
+            serde_json::from_str(&serde_json::to_string(&cursor).expect("json")).expect("json");
+        let mut resumed = stored.clone();
+        phase_facts(&plan, 0, &mut resumed, read)
+            .await
+            .expect("read");
+        assert_eq!(reads.borrow().len(), 2);
+        assert_eq!(resumed, stored);
+    }
+
+    #[test]
+    fn a_phase_compiles_each_operation_with_its_stored_facts() {
+        let plan = crate::plan::file::parse(PLAN).expect("valid plan");
+        let m = Migration {
+            version: crate::source::Version::integer("7").expect("version"),
+            kind: crate::source::MigrationKind::Plan,
+            name: "p".into(),
+            up: crate::source::Script {
+                path: "7_p.plan.toml".into(),
+                text: PLAN.into(),
+                first_line: 1,
+                blocks: Vec::new(),
+                no_transaction: None,
+                directives: Vec::new(),
+            },
+            down: None,
+            checksum: String::new(),
+        };
+        let compiled = compile_phase(&m, &plan, 0, &Cursor::default()).expect("compiles");
+        assert_eq!(compiled.len(), 3);
+        let text = describe(&m, None).expect("describes");
+        assert!(text.contains("-- phase 1 of 1: expand"), "{text}");
+        assert!(
+            text.contains("ALTER TABLE users ADD COLUMN IF NOT EXISTS a int;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-- strata:backfill\nUPDATE orders SET a = 1;"),
+            "{text}"
+        );
+        assert!(text.contains("-- gate: none"), "{text}");
+        // Lint sees the statements at their operations' lines.
+        let lines: Vec<(usize, String)> = lint_statements(&m)
+            .into_iter()
+            .map(|s| (s.line, s.sql))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (5, "BEGIN".to_owned()),
+                (
+                    5,
+                    "ALTER TABLE users ADD COLUMN IF NOT EXISTS a int".to_owned()
+                ),
+                (5, "COMMIT".to_owned()),
+                (7, "UPDATE orders SET a = 1".to_owned()),
+            ]
+        );
+    }
+}
