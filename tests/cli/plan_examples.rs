@@ -103,7 +103,10 @@ impl Run {
                 .run(&self.db, &["up", "--continue", self.ex.version]),
             0,
         );
-        assert!(out.contains(&format!("gate after phase {k} passed")), "{out}");
+        assert!(
+            out.contains(&format!("gate after phase {k} passed")),
+            "{out}"
+        );
         let n = self.ex.gates.len() + 1;
         if k < self.ex.gates.len() {
             let want = format!(
@@ -545,8 +548,10 @@ async fn example_08_jsonb_preferences() {
     // app v1.1 changes a preference.
     run.app("INSERT INTO users (id, email) VALUES (1001, 'old@example.com')")
         .await;
-    run.app("UPDATE users SET preferences = jsonb_set(preferences, '{theme}', '\"dark\"') WHERE id = 1")
-        .await;
+    run.app(
+        "UPDATE users SET preferences = jsonb_set(preferences, '{theme}', '\"dark\"') WHERE id = 1",
+    )
+    .await;
     run.pass(1);
     assert_eq!(
         run.one("SELECT string_agg(id || '=' || preferences::text, ' ' ORDER BY id) FROM users WHERE id IN (1, 2, 1001)")

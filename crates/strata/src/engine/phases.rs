@@ -1386,4 +1386,44 @@ operations = [
             ]
         );
     }
+
+    #[test]
+    fn lint_leaves_out_gated_drops_and_the_plans_own_helper_checks() {
+        let text = r#"
+[[phase]]
+name = "expand"
+operations = [
+  { op = "add_required_column", table = "users", column = "v", type = "boolean", default = "false" },
+]
+gate = { deploy = "app v2" }
+
+[[phase]]
+name = "contract"
+operations = [
+  { op = "drop_column", table = "users", column = "legacy" },
+]
+"#;
+        let m = Migration {
+            version: crate::source::Version::integer("7").expect("version"),
+            kind: crate::source::MigrationKind::Plan,
+            name: "p".into(),
+            up: crate::source::Script {
+                path: "7_p.plan.toml".into(),
+                text: text.into(),
+                first_line: 1,
+                blocks: Vec::new(),
+                no_transaction: None,
+                directives: Vec::new(),
+            },
+            down: None,
+            checksum: String::new(),
+        };
+        let sql: Vec<String> = lint_statements(&m).into_iter().map(|s| s.sql).collect();
+        assert!(sql.iter().any(|s| s.contains("ADD COLUMN")), "{sql:?}");
+        assert!(
+            !sql.iter().any(|s| s.contains("DROP CONSTRAINT")),
+            "{sql:?}"
+        );
+        assert!(!sql.iter().any(|s| s.contains("DROP COLUMN")), "{sql:?}");
+    }
 }
