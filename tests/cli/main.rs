@@ -35,6 +35,7 @@ mod no_panic;
 mod nontransactional;
 mod own_tables;
 mod parse_once;
+mod plan_examples;
 mod plan_exec;
 mod plan_ops_tables;
 mod plan_ops_triggers;

@@ -403,6 +403,9 @@ impl PlanRunner<'_> {
             self.wait_for_backend(m, pid).await?;
         }
         let mut first = true;
+        // `--continue V` passes V's next gate only: the gates after it
+        // stand for later deploys, each passed by a `--continue` of its own.
+        let mut continued = false;
         loop {
             if st.state == "waiting" && st.done > 0 && st.done < total {
                 let gate = &plan.phases[st.done - 1].gate;
@@ -414,7 +417,10 @@ impl PlanRunner<'_> {
                 let (pass, how) = match gate {
                     Gate::None => (true, "none"),
                     _ if gates.through => (true, "--through-gates"),
-                    _ if gates.pass.contains(&version) => (true, "--continue"),
+                    _ if !continued && gates.pass.contains(&version) => {
+                        continued = true;
+                        (true, "--continue")
+                    }
                     Gate::Wait(d) if Duration::from_secs(elapsed) >= *d => (true, "time elapsed"),
                     _ => (false, ""),
                 };
@@ -1229,9 +1235,21 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
         return Vec::new();
     };
     let version = m.version.canonical();
+    // The plan's own helper constraints (`add_required_column`'s and
+    // `set_not_null`'s temporary checks): nothing of the app relies on
+    // them, so dropping them is no finding.
+    let helper_check = format!("DROP CONSTRAINT IF EXISTS strata_{version}_");
     let mut out = Vec::new();
     for phase in &plan.phases {
         for op in &phase.operations {
+            // A drop or a contract step is the plan's deliberate end of
+            // what the app no longer uses: the plan file is refused unless
+            // it comes after a `deploy` gate, and the runner backs the
+            // tables up before it, which is the very fix the drop rules
+            // ask for. Linting it would flag every correct plan.
+            if op.kind.drops_data() || op.step_name() == Some("contract") {
+                continue;
+            }
             let ctx = Context {
                 version: &version,
                 step: op.step_name(),
@@ -1241,6 +1259,9 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
                 continue;
             };
             let mut push = |sql: &str, backfill: bool| {
+                if sql.contains(&helper_check) {
+                    return;
+                }
                 if let Ok(statements) = crate::sql::split(sql, &[]) {
                     out.extend(statements.into_iter().map(|mut s| {
                         s.line = op.line;
@@ -1364,5 +1385,45 @@ operations = [
                 (7, "UPDATE orders SET a = 1".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn lint_leaves_out_gated_drops_and_the_plans_own_helper_checks() {
+        let text = r#"
+[[phase]]
+name = "expand"
+operations = [
+  { op = "add_required_column", table = "users", column = "v", type = "boolean", default = "false" },
+]
+gate = { deploy = "app v2" }
+
+[[phase]]
+name = "contract"
+operations = [
+  { op = "drop_column", table = "users", column = "legacy" },
+]
+"#;
+        let m = Migration {
+            version: crate::source::Version::integer("7").expect("version"),
+            kind: crate::source::MigrationKind::Plan,
+            name: "p".into(),
+            up: crate::source::Script {
+                path: "7_p.plan.toml".into(),
+                text: text.into(),
+                first_line: 1,
+                blocks: Vec::new(),
+                no_transaction: None,
+                directives: Vec::new(),
+            },
+            down: None,
+            checksum: String::new(),
+        };
+        let sql: Vec<String> = lint_statements(&m).into_iter().map(|s| s.sql).collect();
+        assert!(sql.iter().any(|s| s.contains("ADD COLUMN")), "{sql:?}");
+        assert!(
+            !sql.iter().any(|s| s.contains("DROP CONSTRAINT")),
+            "{sql:?}"
+        );
+        assert!(!sql.iter().any(|s| s.contains("DROP COLUMN")), "{sql:?}");
     }
 }

@@ -1,0 +1,6 @@
+-- The starting point of example 8: users without preferences.
+CREATE TABLE users (
+  id bigserial PRIMARY KEY,
+  email text NOT NULL
+);
+INSERT INTO users (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, 300) g;
