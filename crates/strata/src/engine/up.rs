@@ -182,7 +182,7 @@ pub async fn up(
             if m.kind == MigrationKind::Plan {
                 let st = phases::read_state(&conn, &history, &m.version.canonical()).await?;
                 sql.push('\n');
-                sql.push_str(&phases::describe(m, st.as_ref())?);
+                sql.push_str(&phases::describe(m, st.as_ref(), Some(&conn)).await?);
             }
         }
         return Ok(RunReport {
