@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::apply::{backoff, concurrent_index_name, Timeouts};
+use super::watchdog::Watchdog;
 use super::backfill::{self, BackfillId, BackfillSpec};
 use super::history::Event;
 use super::{backup, EngineError, History, Progress, Project};
@@ -358,6 +359,12 @@ pub(super) struct PlanRunner<'a> {
     pub conn: &'a Connection,
     pub history: &'a History,
     pub actor: &'a str,
+    /// Watches `conn` while a `Transaction` or `Alone` action runs, as it
+    /// watches a SQL migration's statements (`engine::watchdog`): a DDL
+    /// that queues app queries behind it, or holds them too long, is
+    /// cancelled, and retried within the budget when retrying may help.
+    /// Backfills have their own.
+    pub watchdog: Option<Watchdog>,
 }
 
 /// The line `up` and `status` show for a plan waiting at a gate.
@@ -368,7 +375,80 @@ pub fn waiting_line(m: &Migration, done: usize, total: usize, gate: &Gate) -> St
     )
 }
 
-impl PlanRunner<'_> {
+impl<'a> PlanRunner<'a> {
+    /// A runner on `conn`, with its watchdog started.
+    pub async fn start(
+        project: &'a Project,
+        target: &'a Target,
+        conn: &'a Connection,
+        history: &'a History,
+        actor: &'a str,
+    ) -> Result<PlanRunner<'a>, EngineError> {
+        let limits = super::run::watchdog_limits(project);
+        Ok(PlanRunner {
+            project,
+            target,
+            conn,
+            history,
+            actor,
+            watchdog: Some(Watchdog::start(target, conn.pid(), limits).await?),
+        })
+    }
+
+    /// Runs `sql` (a batch) under the watchdog. A cancellation by the
+    /// watchdog comes back as lock_not_available (55P03) when running it
+    /// again may succeed, so [`Self::retry`] retries it like a lock
+    /// timeout, else as query_canceled (57014) with the reason.
+    async fn watched(&self, sql: &str, index_build: bool) -> Result<(), DbError> {
+        let Some(watchdog) = &self.watchdog else {
+            return self.conn.batch(sql).await;
+        };
+        watchdog.arm(index_build);
+        let result = self.conn.batch(sql).await;
+        let cancel = watchdog.disarm();
+        match (result, cancel) {
+            (Err(e), Some(cancel)) if e.code() == Some("57014") => Err(DbError::Server {
+                severity: "ERROR".into(),
+                code: if cancel.retry { "55P03" } else { "57014" }.into(),
+                message: format!(
+                    "cancelled by the watchdog: {}{}",
+                    cancel.reason,
+                    if cancel.retry {
+                        ""
+                    } else {
+                        "; not retried, it would stall the application again"
+                    }
+                ),
+                detail: None,
+                hint: None,
+                position: None,
+            }),
+            (result, _) => result,
+        }
+    }
+
+    /// Waits (up to `preflight_wait`) for transactions that hold locks on
+    /// the tables `statements` lock, before the action takes its first
+    /// lock, like a SQL migration's pre-flight (`engine::preflight`), and
+    /// says what it saw.
+    async fn preflight(&self, m: &Migration, sql: &str, observer: &mut dyn FnMut(Progress)) {
+        let Ok(statements) = crate::sql::split(sql, &[]) else {
+            return;
+        };
+        if let Ok(checked) = super::preflight::check(
+            self.conn,
+            &statements,
+            self.project.config.preflight_wait,
+            false,
+        )
+        .await
+        {
+            if let Some(line) = super::preflight::describe(&checked) {
+                observer(Progress::Notice(format!("{}: {line}", m.label())));
+            }
+        }
+    }
+
     fn timeouts(&self) -> Timeouts {
         super::timeouts(self.project)
     }
@@ -616,7 +696,7 @@ impl PlanRunner<'_> {
             }
         )));
         let mut offset = 0;
-        for (j, op) in phase.operations.iter().enumerate() {
+        for j in 0..phase.operations.len() {
             let read = op_facts(plan, k, j, &mut st.cursor, |op| facts_for(self.conn, op)).await?;
             if read {
                 save(self.conn, self.history, &version, st).await?;
@@ -917,9 +997,10 @@ impl PlanRunner<'_> {
             timeouts.local_settings(),
             statements.join(";\n")
         );
+        self.preflight(m, &statements.join(";\n"), observer).await;
         loop {
             let ran = async {
-                self.conn.batch(&body).await?;
+                self.watched(&body, false).await?;
                 if let Some((version, st)) = progress {
                     save(self.conn, self.history, version, st).await?;
                 }
@@ -953,13 +1034,14 @@ impl PlanRunner<'_> {
         let timeouts = self.timeouts();
         let started = Instant::now();
         let mut attempt = 0;
+        self.preflight(m, sql, observer).await;
         loop {
             if let Some(name) = concurrent_index_name(stmt) {
                 self.drop_invalid(&name, observer).await;
             }
             let ran = async {
                 self.conn.batch(&timeouts.session_settings(stmt)).await?;
-                let ran = self.conn.batch(sql).await;
+                let ran = self.watched(sql, concurrent_index_name(stmt).is_some()).await;
                 let _ = self
                     .conn
                     .batch("RESET lock_timeout; RESET statement_timeout")

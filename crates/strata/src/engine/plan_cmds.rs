@@ -187,13 +187,7 @@ pub async fn rollback(
     }
     let actor = os_actor();
     let reverse = Reverse {
-        runner: PlanRunner {
-            project,
-            target,
-            conn: &conn,
-            history: &history,
-            actor: &actor,
-        },
+        runner: PlanRunner::start(project, target, &conn, &history, &actor).await?,
     };
     reverse
         .run_downs(m, &plan, &cursor, &reversed, None, true, observer)
@@ -291,13 +285,7 @@ pub async fn abort(
         .then_some((st.cursor.phase, st.cursor.action));
     let actor = os_actor();
     let reverse = Reverse {
-        runner: PlanRunner {
-            project,
-            target,
-            conn: &conn,
-            history: &history,
-            actor: &actor,
-        },
+        runner: PlanRunner::start(project, target, &conn, &history, &actor).await?,
     };
     let skipped = reverse
         .run_downs(m, &plan, &st.cursor, &started, stopped, true, observer)
