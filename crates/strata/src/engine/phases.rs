@@ -687,12 +687,12 @@ impl<'a> PlanRunner<'a> {
             phase.name,
             if from > 0 {
                 format!(
-                    " resumes at action {} of about {}",
+                    " resumes at action {} of {}",
                     from + 1,
                     counts.iter().sum::<usize>()
                 )
             } else {
-                format!(": about {} action(s)", counts.iter().sum::<usize>())
+                format!(": {} action(s)", counts.iter().sum::<usize>())
             }
         )));
         let mut offset = 0;
@@ -1430,6 +1430,37 @@ pub async fn progress(
         error: st.error.clone(),
         summary,
     }))
+}
+
+/// Marks acknowledged the findings on the operations of plans in
+/// `migrations` that drop data on purpose (`drop_column`, `drop_table`, a
+/// contract step): the plan reader lets them run only after a `deploy`
+/// gate and the engine backs up their data first, which is the safe path
+/// those findings ask for; `up`'s `block_on` then judges the rest of a
+/// plan's statements like a SQL migration's.
+pub fn acknowledge_planned_drops(migrations: &[Migration], report: &mut crate::lint::LintReport) {
+    let mut lines: Vec<(std::path::PathBuf, usize)> = Vec::new();
+    for m in migrations {
+        let Ok(plan) = plan_of(m) else {
+            continue;
+        };
+        let version = m.version.canonical();
+        for op in plan.phases.iter().flat_map(|p| &p.operations) {
+            let ctx = Context {
+                version: &version,
+                step: op.step_name(),
+                table: None,
+            };
+            if ops::compile(&op.kind, &ctx).is_ok_and(|c| c.drops_data) {
+                lines.push((m.up.path.clone(), op.line));
+            }
+        }
+    }
+    for f in &mut report.findings {
+        if lines.iter().any(|(path, line)| *path == f.file && *line == f.line) {
+            f.allowed = true;
+        }
+    }
 }
 
 /// The statements plan `m` compiles to, for lint: every phase's actions

@@ -163,7 +163,14 @@ pub async fn up(
     // Plans are analysed as the statements they compile to (lint and
     // status see them so), so `block_on` refuses a risky plan like a risky
     // SQL migration.
-    let findings = analyze_parsed(project, Some(&conn), &plan, &parsed).await?;
+    let mut findings = analyze_parsed(project, Some(&conn), &plan, &parsed).await?;
+    let planned: Vec<Migration> = plan
+        .iter()
+        .map(|&i| &project.migrations[i])
+        .filter(|m| m.kind == MigrationKind::Plan)
+        .cloned()
+        .collect();
+    phases::acknowledge_planned_drops(&planned, &mut findings);
     let mut steps = up_steps(project, &statuses, parsed)?;
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
