@@ -525,6 +525,10 @@ impl<'a> PlanRunner<'a> {
             self.wait_for_backend(m, pid).await?;
         }
         let mut first = true;
+        // `--continue V` passes one gate: the one V waits at (or, when it
+        // is part way through a phase, the next it reaches), not the gates
+        // after it, which wait for their own deploys.
+        let mut continued = false;
         loop {
             if st.state == "waiting" && st.done > 0 && st.done < total {
                 let gate = &plan.phases[st.done - 1].gate;
@@ -536,13 +540,14 @@ impl<'a> PlanRunner<'a> {
                 let (pass, how) = match gate {
                     Gate::None => (true, "none"),
                     _ if gates.through => (true, "--through-gates"),
-                    _ if gates.pass.contains(&version) => (true, "--continue"),
+                    _ if !continued && gates.pass.contains(&version) => (true, "--continue"),
                     Gate::Wait(d) if Duration::from_secs(elapsed) >= *d => (true, "time elapsed"),
                     _ => (false, ""),
                 };
                 if !pass {
                     return Ok(Outcome::Waiting(waiting_line(m, st.done, total, gate)));
                 }
+                continued |= how == "--continue";
                 if !matches!(gate, Gate::None) {
                     self.event(
                         m,
@@ -709,7 +714,8 @@ impl<'a> PlanRunner<'a> {
                         // (the fix may be in the database).
                         st.cursor.facts.remove(&facts_key(k, j));
                     }
-                    return Err(self.fail(m, plan, st, j, offset.max(from), e.to_string()).await);
+                    let (at, of) = (offset.max(from), counts.iter().sum());
+                    return Err(self.fail(m, plan, st, (j, at, of), e.to_string()).await);
                 }
             };
             counts[j] = compiled.up.len();
@@ -734,7 +740,7 @@ impl<'a> PlanRunner<'a> {
                     .run_action(m, k, i, action, resumed_here, st, observer)
                     .await;
                 if let Err(error) = ran {
-                    return Err(self.fail(m, plan, st, j, i, error).await);
+                    return Err(self.fail(m, plan, st, (j, i, known), error).await);
                 }
             }
             offset += compiled.up.len();
@@ -766,15 +772,14 @@ impl<'a> PlanRunner<'a> {
     }
 
     /// Records phase `st.done` failed at action `i` (0-based, global to the
-    /// phase) of operation `j`, so the next `up` runs that action again,
-    /// and gives the error to return.
+    /// phase, of about `of`) of operation `j`, so the next `up` runs that
+    /// action again, and gives the error to return.
     async fn fail(
         &self,
         m: &Migration,
         plan: &Plan,
         st: &mut PlanState,
-        j: usize,
-        i: usize,
+        (j, i, of): (usize, usize, usize),
         error: String,
     ) -> EngineError {
         let k = st.done;
@@ -799,7 +804,7 @@ impl<'a> PlanRunner<'a> {
         EngineError::Failed {
             label: m.label(),
             detail: format!(
-                "phase {} of {total} `{}`, action {} (`{}` at {}:{}): {error}; actions 1 to {i} of the phase are done, and the next `strata up` resumes at action {}, or `strata abort {}` undoes the plan",
+                "phase {} of {total} `{}`, action {} of {of} (`{}` at {}:{}): {error}; actions 1 to {i} of the phase are done, and the next `strata up` resumes at action {}, or `strata abort {}` undoes the plan",
                 k + 1,
                 phase.name,
                 i + 1,
