@@ -85,7 +85,9 @@ async fn a_rename_plan_through_its_gates_ends_in_the_naive_rename_and_rolls_back
         out.contains("phase 2 of 3 done; waiting for: deploy: app v3"),
         "{out}"
     );
-    conn.batch("DELETE FROM users WHERE id > 5000").await.unwrap();
+    conn.batch("DELETE FROM users WHERE id > 5000")
+        .await
+        .unwrap();
     expect_code(&project.run(&db, &["up", "--continue", "2"]), 0);
     assert_eq!(db.history().await.len(), 2);
     assert_eq!(

@@ -28,7 +28,8 @@ operations = [
 "#;
 
 /// The same change written as one SQL migration.
-const SAME_PHASE_NAIVE: &str = "CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint, at timestamptz);
+const SAME_PHASE_NAIVE: &str =
+    "CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint, at timestamptz);
 CREATE INDEX events_user_id_idx ON events (user_id);
 ALTER TABLE users ADD COLUMN nick text;
 UPDATE users SET nick = split_part(email, '@', 1);
@@ -57,7 +58,9 @@ async fn an_operation_compiles_from_what_the_earlier_operations_of_its_phase_mad
     // runs.
     let dry = expect_code(&project.run(&db, &["up", "--dry-run"]), 0);
     assert!(
-        dry.contains("CREATE INDEX CONCURRENTLY IF NOT EXISTS events_user_id_idx ON events (user_id);"),
+        dry.contains(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_user_id_idx ON events (user_id);"
+        ),
         "{dry}"
     );
     assert!(
@@ -137,12 +140,14 @@ INSERT INTO users SELECT g, 'user' || g || '@example.com' FROM generate_series(1
         "{catalog:#?}"
     );
     assert!(
-        catalog
-            .iter()
-            .any(|l| l.contains("CREATE INDEX events_user_id_idx ON public.events USING btree (user_id)")),
+        catalog.iter().any(|l| l
+            .contains("CREATE INDEX events_user_id_idx ON public.events USING btree (user_id)")),
         "{catalog:#?}"
     );
-    assert!(!catalog.iter().any(|l| l.contains("INVALID")), "{catalog:#?}");
+    assert!(
+        !catalog.iter().any(|l| l.contains("INVALID")),
+        "{catalog:#?}"
+    );
 }
 
 #[tokio::test]

@@ -22,9 +22,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::apply::{backoff, concurrent_index_name, Timeouts};
-use super::watchdog::Watchdog;
 use super::backfill::{self, BackfillId, BackfillSpec};
 use super::history::Event;
+use super::watchdog::Watchdog;
 use super::{backup, EngineError, History, Progress, Project};
 use crate::db::{Connection, DbError, Target};
 use crate::plan::file::{Gate, OperationKind, Plan};
@@ -1046,7 +1046,9 @@ impl<'a> PlanRunner<'a> {
             }
             let ran = async {
                 self.conn.batch(&timeouts.session_settings(stmt)).await?;
-                let ran = self.watched(sql, concurrent_index_name(stmt).is_some()).await;
+                let ran = self
+                    .watched(sql, concurrent_index_name(stmt).is_some())
+                    .await;
                 let _ = self
                     .conn
                     .batch("RESET lock_timeout; RESET statement_timeout")
@@ -1462,7 +1464,10 @@ pub fn acknowledge_planned_drops(migrations: &[Migration], report: &mut crate::l
         }
     }
     for f in &mut report.findings {
-        if lines.iter().any(|(path, line)| *path == f.file && *line == f.line) {
+        if lines
+            .iter()
+            .any(|(path, line)| *path == f.file && *line == f.line)
+        {
             f.allowed = true;
         }
     }
@@ -1548,11 +1553,17 @@ operations = [
         };
         let mut cursor = Cursor::default();
         // One operation at a time, right before it runs.
-        assert!(op_facts(&plan, 0, 0, &mut cursor, read).await.expect("read"));
+        assert!(op_facts(&plan, 0, 0, &mut cursor, read)
+            .await
+            .expect("read"));
         assert_eq!(*reads.borrow(), ["users"]);
         // Operations without a table (validate) get none.
-        assert!(!op_facts(&plan, 0, 1, &mut cursor, read).await.expect("read"));
-        assert!(op_facts(&plan, 0, 2, &mut cursor, read).await.expect("read"));
+        assert!(!op_facts(&plan, 0, 1, &mut cursor, read)
+            .await
+            .expect("read"));
+        assert!(op_facts(&plan, 0, 2, &mut cursor, read)
+            .await
+            .expect("read"));
         assert_eq!(*reads.borrow(), ["users", "orders"]);
         assert_eq!(cursor.facts.keys().collect::<Vec<_>>(), ["0:0", "0:2"]);
         // Saved with the progress row and read back by a resumed run: the
@@ -1561,7 +1572,9 @@ operations = [
             serde_json::from_str(&serde_json::to_string(&cursor).expect("json")).expect("json");
         let mut resumed = stored.clone();
         for j in 0..3 {
-            assert!(!op_facts(&plan, 0, j, &mut resumed, read).await.expect("read"));
+            assert!(!op_facts(&plan, 0, j, &mut resumed, read)
+                .await
+                .expect("read"));
         }
         assert_eq!(reads.borrow().len(), 2);
         assert_eq!(resumed, stored);

@@ -17,7 +17,8 @@ async fn runner<'a>(
 ) -> Result<Runner<'a>, EngineError> {
     // The watchdog also samples index-build progress, so it runs even when
     // all its limits are off.
-    let watchdog = Some(watchdog::Watchdog::start(target, conn.pid(), watchdog_limits(project)).await?);
+    let watchdog =
+        Some(watchdog::Watchdog::start(target, conn.pid(), watchdog_limits(project)).await?);
     Ok(Runner {
         watchdog,
         conn,
