@@ -1251,7 +1251,9 @@ pub(super) struct Reverse<'a> {
 
 impl Reverse<'_> {
     /// Runs the down actions of phases `phases` (0-based, newest first),
-    /// each operation's down in reverse operation order.
+    /// each operation's down in reverse operation order; `stopped` is where
+    /// a plan stopped part way (see [`compile_started`]). Returns the
+    /// operations whose data cannot come back (no reverse), skipped.
     pub async fn run_downs(
         &self,
         m: &Migration,
@@ -1259,7 +1261,6 @@ impl Reverse<'_> {
         cursor: &Cursor,
         phases: &[usize],
         stopped: Option<(usize, usize)>,
-        skip_irreversible: bool,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<Vec<String>, EngineError> {
         let r = &self.runner;
@@ -1276,7 +1277,7 @@ impl Reverse<'_> {
                 let j = *j;
                 let actions = match &c.down {
                     Ok(a) => a,
-                    Err(why) if skip_irreversible => {
+                    Err(why) => {
                         skipped.push(format!(
                             "phase {} `{}` (line {}): {why}",
                             k + 1,
@@ -1285,7 +1286,6 @@ impl Reverse<'_> {
                         ));
                         continue;
                     }
-                    Err(_) => continue,
                 };
                 for a in actions {
                     let result = match a {

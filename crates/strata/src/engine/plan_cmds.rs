@@ -190,7 +190,7 @@ pub async fn rollback(
         runner: PlanRunner::start(project, target, &conn, &history, &actor).await?,
     };
     reverse
-        .run_downs(m, &plan, &cursor, &reversed, None, true, observer)
+        .run_downs(m, &plan, &cursor, &reversed, None, observer)
         .await?;
     conn.batch("BEGIN").await?;
     if applied {
@@ -288,7 +288,7 @@ pub async fn abort(
         runner: PlanRunner::start(project, target, &conn, &history, &actor).await?,
     };
     let skipped = reverse
-        .run_downs(m, &plan, &st.cursor, &started, stopped, true, observer)
+        .run_downs(m, &plan, &st.cursor, &started, stopped, observer)
         .await?;
     for s in &skipped {
         observer(Progress::Notice(format!("{}: not undone, {s}", m.label())));
