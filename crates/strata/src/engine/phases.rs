@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use super::apply::{backoff, concurrent_index_name, Timeouts};
 use super::backfill::{self, BackfillId, BackfillSpec};
 use super::history::Event;
+use super::watchdog::Watchdog;
 use super::{backup, EngineError, History, Progress, Project};
 use crate::db::{Connection, DbError, Target};
 use crate::plan::file::{Gate, OperationKind, Plan};
@@ -197,20 +198,10 @@ pub enum Outcome {
     Waiting(String),
 }
 
-/// One action of a phase, with the operation it belongs to.
-struct Step {
-    op: usize,
-    action: Action,
-}
-
-/// Reads an operation's table facts when its phase starts
-/// (`engine::table_facts`). A table that does not exist yet gives none:
-/// operations that only add to it (or create it) need none, and those that
-/// carry its columns over refuse to compile with the reason.
-///
-/// Facts are read once per phase, before its first action: an operation
-/// that needs what an earlier operation of the same phase creates (a
-/// column, an index) must go in a later phase.
+/// Reads an operation's table facts (`engine::table_facts`). A table that
+/// does not exist gives none: operations that only add to it (or create
+/// it) need none, and those that carry its columns over refuse to compile
+/// with the reason.
 async fn facts_for(
     conn: &Connection,
     op: &OperationKind,
@@ -229,67 +220,119 @@ async fn facts_for(
     super::table_facts(conn, table).await.map(Some)
 }
 
-/// The facts of every operation of phase `phase` that has a table: the
-/// stored ones when the phase already started (a resumed step compiles to
-/// the same SQL although its first actions changed the table), else read
-/// now with `read` and stored in the cursor, which is saved before the
-/// phase's first action runs.
-async fn phase_facts<'p, F, Fut>(
-    plan: &'p Plan,
-    phase: usize,
-    cursor: &mut Cursor,
-    mut read: F,
-) -> Result<(), EngineError>
-where
-    F: FnMut(&'p OperationKind) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<TableFacts>, EngineError>>,
-{
-    for (j, op) in plan.phases[phase].operations.iter().enumerate() {
-        let key = format!("{phase}:{j}");
-        if cursor.facts.contains_key(&key) || op.kind.table().is_none() {
-            continue;
-        }
-        let facts = read(&op.kind).await?;
-        cursor.facts.insert(key, facts);
-    }
-    Ok(())
+/// The cursor key of operation `op` of phase `phase`.
+fn facts_key(phase: usize, op: usize) -> String {
+    format!("{phase}:{op}")
 }
 
-/// Compiles every operation of phase `phase` with its step and facts.
-pub fn compile_phase(
+/// Makes sure operation `j` of phase `phase` has its facts in the cursor:
+/// the stored ones when it already started (a resumed operation compiles
+/// to the same SQL although its first actions changed the table), else
+/// read now with `read`. Facts are read right before an operation's first
+/// action, so an operation sees what the earlier operations of its phase
+/// created (a column, a table). Returns true when it read them: the caller
+/// saves the cursor before the operation's first action runs.
+async fn op_facts<'p, F, Fut>(
+    plan: &'p Plan,
+    phase: usize,
+    j: usize,
+    cursor: &mut Cursor,
+    read: F,
+) -> Result<bool, EngineError>
+where
+    F: FnOnce(&'p OperationKind) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<TableFacts>, EngineError>>,
+{
+    let op = &plan.phases[phase].operations[j];
+    let key = facts_key(phase, j);
+    if cursor.facts.contains_key(&key) || op.kind.table().is_none() {
+        return Ok(false);
+    }
+    let facts = read(&op.kind).await?;
+    cursor.facts.insert(key, facts);
+    Ok(true)
+}
+
+/// Compiles operation `j` of phase `phase` with `facts`.
+fn compile_op(
+    m: &Migration,
+    plan: &Plan,
+    phase: usize,
+    j: usize,
+    facts: Option<&TableFacts>,
+) -> Result<Compiled, EngineError> {
+    let version = m.version.canonical();
+    let op = &plan.phases[phase].operations[j];
+    let ctx = Context {
+        version: &version,
+        step: op.step_name(),
+        table: facts,
+    };
+    ops::compile(&op.kind, &ctx).map_err(|e| EngineError::Usage {
+        message: format!(
+            "{}:{}: `{}`: {}",
+            m.up.path.display(),
+            op.line,
+            op.kind.name(),
+            e.message
+        ),
+        help: e
+            .help
+            .unwrap_or_else(|| "fix the operation in the plan file".to_owned()),
+    })
+}
+
+/// Whether operation `j` of phase `phase` can be compiled from the cursor
+/// alone: it has no table, or its facts are stored.
+fn has_facts(plan: &Plan, phase: usize, j: usize, cursor: &Cursor) -> bool {
+    plan.phases[phase].operations[j].kind.table().is_none()
+        || cursor.facts.contains_key(&facts_key(phase, j))
+}
+
+/// Compiles operation `j` of phase `phase` with its stored facts (none when
+/// it has no table or none were stored).
+fn compile_stored(
+    m: &Migration,
+    plan: &Plan,
+    phase: usize,
+    j: usize,
+    cursor: &Cursor,
+) -> Result<Compiled, EngineError> {
+    let facts = cursor
+        .facts
+        .get(&facts_key(phase, j))
+        .and_then(Option::as_ref);
+    compile_op(m, plan, phase, j, facts)
+}
+
+/// The operations of phase `phase` that started, compiled with their
+/// stored facts, by operation index, for reversing them. `stopped` is the
+/// (phase, action) where a plan stopped part way: in that phase only the
+/// operations whose first action is at or before that action started (an
+/// operation that needs facts and has none stored never started either,
+/// since facts are stored before an operation's first action). Other
+/// phases ran whole.
+pub fn compile_started(
     m: &Migration,
     plan: &Plan,
     phase: usize,
     cursor: &Cursor,
-) -> Result<Vec<Compiled>, EngineError> {
-    let version = m.version.canonical();
-    plan.phases[phase]
-        .operations
-        .iter()
-        .enumerate()
-        .map(|(j, op)| {
-            let ctx = Context {
-                version: &version,
-                step: op.step_name(),
-                table: cursor
-                    .facts
-                    .get(&format!("{phase}:{j}"))
-                    .and_then(Option::as_ref),
-            };
-            ops::compile(&op.kind, &ctx).map_err(|e| EngineError::Usage {
-                message: format!(
-                    "{}:{}: `{}`: {}",
-                    m.up.path.display(),
-                    op.line,
-                    op.kind.name(),
-                    e.message
-                ),
-                help: e
-                    .help
-                    .unwrap_or_else(|| "fix the operation in the plan file".to_owned()),
-            })
-        })
-        .collect()
+    stopped: Option<(usize, usize)>,
+) -> Result<Vec<(usize, Compiled)>, EngineError> {
+    let limit = stopped.filter(|(k, _)| *k == phase).map(|(_, a)| a);
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for j in 0..plan.phases[phase].operations.len() {
+        if let Some(limit) = limit {
+            if offset > limit || !has_facts(plan, phase, j, cursor) {
+                break;
+            }
+        }
+        let c = compile_stored(m, plan, phase, j, cursor)?;
+        offset += c.up.len();
+        out.push((j, c));
+    }
+    Ok(out)
 }
 
 /// The plan of a plan migration, or a usage error.
@@ -316,6 +359,12 @@ pub(super) struct PlanRunner<'a> {
     pub conn: &'a Connection,
     pub history: &'a History,
     pub actor: &'a str,
+    /// Watches `conn` while a `Transaction` or `Alone` action runs, as it
+    /// watches a SQL migration's statements (`engine::watchdog`): a DDL
+    /// that queues app queries behind it, or holds them too long, is
+    /// cancelled, and retried within the budget when retrying may help.
+    /// Backfills have their own.
+    pub watchdog: Option<Watchdog>,
 }
 
 /// The line `up` and `status` show for a plan waiting at a gate.
@@ -326,7 +375,80 @@ pub fn waiting_line(m: &Migration, done: usize, total: usize, gate: &Gate) -> St
     )
 }
 
-impl PlanRunner<'_> {
+impl<'a> PlanRunner<'a> {
+    /// A runner on `conn`, with its watchdog started.
+    pub async fn start(
+        project: &'a Project,
+        target: &'a Target,
+        conn: &'a Connection,
+        history: &'a History,
+        actor: &'a str,
+    ) -> Result<PlanRunner<'a>, EngineError> {
+        let limits = super::run::watchdog_limits(project);
+        Ok(PlanRunner {
+            project,
+            target,
+            conn,
+            history,
+            actor,
+            watchdog: Some(Watchdog::start(target, conn.pid(), limits).await?),
+        })
+    }
+
+    /// Runs `sql` (a batch) under the watchdog. A cancellation by the
+    /// watchdog comes back as lock_not_available (55P03) when running it
+    /// again may succeed, so [`Self::retry`] retries it like a lock
+    /// timeout, else as query_canceled (57014) with the reason.
+    async fn watched(&self, sql: &str, index_build: bool) -> Result<(), DbError> {
+        let Some(watchdog) = &self.watchdog else {
+            return self.conn.batch(sql).await;
+        };
+        watchdog.arm(index_build);
+        let result = self.conn.batch(sql).await;
+        let cancel = watchdog.disarm();
+        match (result, cancel) {
+            (Err(e), Some(cancel)) if e.code() == Some("57014") => Err(DbError::Server {
+                severity: "ERROR".into(),
+                code: if cancel.retry { "55P03" } else { "57014" }.into(),
+                message: format!(
+                    "cancelled by the watchdog: {}{}",
+                    cancel.reason,
+                    if cancel.retry {
+                        ""
+                    } else {
+                        "; not retried, it would stall the application again"
+                    }
+                ),
+                detail: None,
+                hint: None,
+                position: None,
+            }),
+            (result, _) => result,
+        }
+    }
+
+    /// Waits (up to `preflight_wait`) for transactions that hold locks on
+    /// the tables `statements` lock, before the action takes its first
+    /// lock, like a SQL migration's pre-flight (`engine::preflight`), and
+    /// says what it saw.
+    async fn preflight(&self, m: &Migration, sql: &str, observer: &mut dyn FnMut(Progress)) {
+        let Ok(statements) = crate::sql::split(sql, &[]) else {
+            return;
+        };
+        if let Ok(checked) = super::preflight::check(
+            self.conn,
+            &statements,
+            self.project.config.preflight_wait,
+            false,
+        )
+        .await
+        {
+            if let Some(line) = super::preflight::describe(&checked) {
+                observer(Progress::Notice(format!("{}: {line}", m.label())));
+            }
+        }
+    }
+
     fn timeouts(&self) -> Timeouts {
         super::timeouts(self.project)
     }
@@ -403,8 +525,9 @@ impl PlanRunner<'_> {
             self.wait_for_backend(m, pid).await?;
         }
         let mut first = true;
-        // `--continue V` passes V's next gate only: the gates after it
-        // stand for later deploys, each passed by a `--continue` of its own.
+        // `--continue V` passes one gate: the one V waits at (or, when it
+        // is part way through a phase, the next it reaches), not the gates
+        // after it, which wait for their own deploys.
         let mut continued = false;
         loop {
             if st.state == "waiting" && st.done > 0 && st.done < total {
@@ -417,16 +540,14 @@ impl PlanRunner<'_> {
                 let (pass, how) = match gate {
                     Gate::None => (true, "none"),
                     _ if gates.through => (true, "--through-gates"),
-                    _ if !continued && gates.pass.contains(&version) => {
-                        continued = true;
-                        (true, "--continue")
-                    }
+                    _ if !continued && gates.pass.contains(&version) => (true, "--continue"),
                     Gate::Wait(d) if Duration::from_secs(elapsed) >= *d => (true, "time elapsed"),
                     _ => (false, ""),
                 };
                 if !pass {
                     return Ok(Outcome::Waiting(waiting_line(m, st.done, total, gate)));
                 }
+                continued |= how == "--continue";
                 if !matches!(gate, Gate::None) {
                     self.event(
                         m,
@@ -521,6 +642,14 @@ impl PlanRunner<'_> {
     }
 
     /// Runs phase `st.done` from action `resume_at` (or from the start).
+    ///
+    /// Each operation is compiled right before its first action, with its
+    /// table's facts as they are then (stored in the cursor, and the cursor
+    /// saved, before that action runs): so an operation sees what the
+    /// earlier operations of its phase did. The action index is global to
+    /// the phase; on resume, the operations before the resume point
+    /// compile from their stored facts to the same actions, which places
+    /// the resume point.
     async fn run_phase(
         &self,
         m: &Migration,
@@ -538,23 +667,14 @@ impl PlanRunner<'_> {
             st.cursor.action = 0;
             st.cursor.failed_action = None;
         }
-        phase_facts(plan, k, &mut st.cursor, |op| facts_for(self.conn, op)).await?;
-        let compiled = compile_phase(m, plan, k, &st.cursor)?;
-        let steps: Vec<Step> = compiled
-            .iter()
-            .enumerate()
-            .flat_map(|(op, c)| {
-                c.up.iter().map(move |a| Step {
-                    op,
-                    action: a.clone(),
-                })
-            })
-            .collect();
-        let from = resume_at.unwrap_or(0).min(steps.len());
+        let from = resume_at.unwrap_or(0);
         st.state = "running".into();
         st.error = None;
         st.backend_pid = Some(self.conn.pid());
         save(self.conn, self.history, &version, st).await?;
+        // For progress only: exact for operations compiled from stored
+        // facts, estimated from the catalog as it is now for the others.
+        let mut counts = self.estimate_counts(m, plan, k, &st.cursor).await;
         let started = Instant::now();
         if from == 0 {
             self.event(
@@ -571,63 +691,59 @@ impl PlanRunner<'_> {
             k + 1,
             phase.name,
             if from > 0 {
-                format!(" resumes at action {} of {}", from + 1, steps.len())
+                format!(
+                    " resumes at action {} of {}",
+                    from + 1,
+                    counts.iter().sum::<usize>()
+                )
             } else {
-                format!(": {} action(s)", steps.len())
+                format!(": {} action(s)", counts.iter().sum::<usize>())
             }
         )));
-        for i in from..steps.len() {
-            let step = &steps[i];
-            // A backup before the first action of an operation that drops data.
-            let first_of_op = i == 0 || steps[i - 1].op != step.op;
-            if first_of_op && compiled[step.op].drops_data {
-                self.backup_before(m, k, &compiled[step.op], st, observer)
-                    .await?;
+        let mut offset = 0;
+        for j in 0..phase.operations.len() {
+            let read = op_facts(plan, k, j, &mut st.cursor, |op| facts_for(self.conn, op)).await?;
+            if read {
+                save(self.conn, self.history, &version, st).await?;
             }
-            observer(Progress::Statement {
-                label: m.label(),
-                index: i + 1,
-                total: steps.len(),
-                summary: summary(&step.action),
-            });
-            let resumed_here = resume_at == Some(i);
-            let ran = self
-                .run_action(m, k, i, &step.action, resumed_here, st, observer)
-                .await;
-            if let Err(error) = ran {
-                st.state = "failed".into();
-                st.error = Some(error.clone());
-                // The failed action runs again on the next `up`.
-                st.cursor.action = i;
-                st.cursor.failed_action = Some(i + 1);
-                st.backend_pid = None;
-                let _ = save(self.conn, self.history, &version, st).await;
-                let op = &phase.operations[step.op];
-                self.event(
-                    m,
-                    "plan-failed",
-                    false,
-                    serde_json::json!({
-                        "phase": k + 1, "action": i + 1, "line": op.line, "error": error,
-                    }),
-                )
-                .await;
-                return Err(EngineError::Failed {
+            let compiled = match compile_stored(m, plan, k, j, &st.cursor) {
+                Ok(c) => c,
+                Err(e) => {
+                    if read {
+                        // It never started: read its facts again next time
+                        // (the fix may be in the database).
+                        st.cursor.facts.remove(&facts_key(k, j));
+                    }
+                    let (at, of) = (offset.max(from), counts.iter().sum());
+                    return Err(self.fail(m, plan, st, (j, at, of), e.to_string()).await);
+                }
+            };
+            counts[j] = compiled.up.len();
+            let known: usize = counts.iter().sum();
+            for (a, action) in compiled.up.iter().enumerate() {
+                let i = offset + a;
+                if i < from {
+                    continue;
+                }
+                // A backup before the first action of an operation that drops data.
+                if a == 0 && compiled.drops_data {
+                    self.backup_before(m, k, &compiled, st, observer).await?;
+                }
+                observer(Progress::Statement {
                     label: m.label(),
-                    detail: format!(
-                        "phase {} of {total} `{}`, action {} of {} (`{}` at {}:{}): {error}; actions 1 to {i} of the phase are done, and the next `strata up` resumes at action {}, or `strata abort {}` undoes the plan",
-                        k + 1,
-                        phase.name,
-                        i + 1,
-                        steps.len(),
-                        op.kind.name(),
-                        m.up.path.display(),
-                        op.line,
-                        i + 1,
-                        m.version
-                    ),
+                    index: i + 1,
+                    total: known,
+                    summary: summary(action),
                 });
+                let resumed_here = resume_at == Some(i);
+                let ran = self
+                    .run_action(m, k, i, action, resumed_here, st, observer)
+                    .await;
+                if let Err(error) = ran {
+                    return Err(self.fail(m, plan, st, (j, i, known), error).await);
+                }
             }
+            offset += compiled.up.len();
         }
         st.done = k + 1;
         st.cursor.phase = k + 1;
@@ -653,6 +769,77 @@ impl PlanRunner<'_> {
             phase.name
         )));
         Ok(())
+    }
+
+    /// Records phase `st.done` failed at action `i` (0-based, global to the
+    /// phase, of about `of`) of operation `j`, so the next `up` runs that
+    /// action again, and gives the error to return.
+    async fn fail(
+        &self,
+        m: &Migration,
+        plan: &Plan,
+        st: &mut PlanState,
+        (j, i, of): (usize, usize, usize),
+        error: String,
+    ) -> EngineError {
+        let k = st.done;
+        let phase = &plan.phases[k];
+        let total = plan.phases.len();
+        st.state = "failed".into();
+        st.error = Some(error.clone());
+        st.cursor.action = i;
+        st.cursor.failed_action = Some(i + 1);
+        st.backend_pid = None;
+        let _ = save(self.conn, self.history, &m.version.canonical(), st).await;
+        let op = &phase.operations[j];
+        self.event(
+            m,
+            "plan-failed",
+            false,
+            serde_json::json!({
+                "phase": k + 1, "action": i + 1, "line": op.line, "error": error,
+            }),
+        )
+        .await;
+        EngineError::Failed {
+            label: m.label(),
+            detail: format!(
+                "phase {} of {total} `{}`, action {} of {of} (`{}` at {}:{}): {error}; actions 1 to {i} of the phase are done, and the next `strata up` resumes at action {}, or `strata abort {}` undoes the plan",
+                k + 1,
+                phase.name,
+                i + 1,
+                op.kind.name(),
+                m.up.path.display(),
+                op.line,
+                i + 1,
+                m.version
+            ),
+        }
+    }
+
+    /// How many actions each operation of phase `phase` has: exact from
+    /// the stored facts, else compiled with its table as it is now (not
+    /// stored: it is read again right before the operation runs), else 1.
+    async fn estimate_counts(
+        &self,
+        m: &Migration,
+        plan: &Plan,
+        phase: usize,
+        cursor: &Cursor,
+    ) -> Vec<usize> {
+        let mut counts = Vec::new();
+        for (j, op) in plan.phases[phase].operations.iter().enumerate() {
+            let compiled = if has_facts(plan, phase, j, cursor) {
+                compile_stored(m, plan, phase, j, cursor).ok()
+            } else {
+                match facts_for(self.conn, &op.kind).await {
+                    Ok(facts) => compile_op(m, plan, phase, j, facts.as_ref()).ok(),
+                    Err(_) => None,
+                }
+            };
+            counts.push(compiled.map_or(1, |c| c.up.len()));
+        }
+        counts
     }
 
     /// Takes a backup of what `compiled` drops, before its first action.
@@ -815,9 +1002,10 @@ impl PlanRunner<'_> {
             timeouts.local_settings(),
             statements.join(";\n")
         );
+        self.preflight(m, &statements.join(";\n"), observer).await;
         loop {
             let ran = async {
-                self.conn.batch(&body).await?;
+                self.watched(&body, false).await?;
                 if let Some((version, st)) = progress {
                     save(self.conn, self.history, version, st).await?;
                 }
@@ -851,13 +1039,16 @@ impl PlanRunner<'_> {
         let timeouts = self.timeouts();
         let started = Instant::now();
         let mut attempt = 0;
+        self.preflight(m, sql, observer).await;
         loop {
             if let Some(name) = concurrent_index_name(stmt) {
                 self.drop_invalid(&name, observer).await;
             }
             let ran = async {
                 self.conn.batch(&timeouts.session_settings(stmt)).await?;
-                let ran = self.conn.batch(sql).await;
+                let ran = self
+                    .watched(sql, concurrent_index_name(stmt).is_some())
+                    .await;
                 let _ = self
                     .conn
                     .batch("RESET lock_timeout; RESET statement_timeout")
@@ -986,8 +1177,17 @@ fn summary(action: &Action) -> String {
 }
 
 /// The dry run of a plan from where it is: each remaining phase's SQL and
-/// gate.
-pub fn describe(m: &Migration, st: Option<&PlanState>) -> Result<String, EngineError> {
+/// gate. An operation that started compiles from its stored facts; one
+/// that did not, from its table as the catalog has it now when `conn` is
+/// given (a plan's run reads them again right before the operation, after
+/// the earlier operations changed the table); an operation that cannot
+/// compile yet (its table is made by an earlier operation) is shown as
+/// compiled when it runs.
+pub async fn describe(
+    m: &Migration,
+    st: Option<&PlanState>,
+    conn: Option<&Connection>,
+) -> Result<String, EngineError> {
     let plan = load_plan(m)?;
     let total = plan.phases.len();
     let from = st.map(|s| s.done).unwrap_or(0);
@@ -1003,9 +1203,19 @@ pub fn describe(m: &Migration, st: Option<&PlanState>) -> Result<String, EngineE
             k + 1,
             phase.name
         ));
-        match compile_phase(m, &plan, k, &cursor) {
-            Ok(compiled) => {
-                for (op, c) in phase.operations.iter().zip(&compiled) {
+        for (j, op) in phase.operations.iter().enumerate() {
+            let stored = has_facts(&plan, k, j, &cursor);
+            let compiled = if stored {
+                compile_stored(m, &plan, k, j, &cursor)
+            } else {
+                let facts = match conn {
+                    Some(conn) => facts_for(conn, &op.kind).await.ok().flatten(),
+                    None => None,
+                };
+                compile_op(m, &plan, k, j, facts.as_ref())
+            };
+            match compiled {
+                Ok(c) => {
                     out.push_str(&format!(
                         "-- {} (line {}){}\n",
                         op.kind.name(),
@@ -1020,8 +1230,13 @@ pub fn describe(m: &Migration, st: Option<&PlanState>) -> Result<String, EngineE
                         out.push_str(&format!("{a}\n"));
                     }
                 }
+                Err(e) if !stored => out.push_str(&format!(
+                    "-- {} (line {}): compiled when it runs, from its table's catalog then (now: {e})\n",
+                    op.kind.name(),
+                    op.line
+                )),
+                Err(e) => out.push_str(&format!("-- cannot compile: {e}\n")),
             }
-            Err(e) => out.push_str(&format!("-- cannot compile: {e}\n")),
         }
         out.push_str(&format!("-- gate: {}\n", phase.gate));
     }
@@ -1036,30 +1251,33 @@ pub(super) struct Reverse<'a> {
 
 impl Reverse<'_> {
     /// Runs the down actions of phases `phases` (0-based, newest first),
-    /// each operation's down in reverse operation order.
+    /// each operation's down in reverse operation order; `stopped` is where
+    /// a plan stopped part way (see [`compile_started`]). Returns the
+    /// operations whose data cannot come back (no reverse), skipped.
     pub async fn run_downs(
         &self,
         m: &Migration,
         plan: &Plan,
         cursor: &Cursor,
         phases: &[usize],
-        skip_irreversible: bool,
+        stopped: Option<(usize, usize)>,
         observer: &mut dyn FnMut(Progress),
     ) -> Result<Vec<String>, EngineError> {
         let r = &self.runner;
         let mut skipped = Vec::new();
         for &k in phases {
-            let compiled = compile_phase(m, plan, k, cursor)?;
+            let compiled = compile_started(m, plan, k, cursor, stopped)?;
             observer(Progress::Notice(format!(
                 "{}: reversing phase {} `{}`",
                 m.label(),
                 k + 1,
                 plan.phases[k].name
             )));
-            for (j, c) in compiled.iter().enumerate().rev() {
+            for (j, c) in compiled.iter().rev() {
+                let j = *j;
                 let actions = match &c.down {
                     Ok(a) => a,
-                    Err(why) if skip_irreversible => {
+                    Err(why) => {
                         skipped.push(format!(
                             "phase {} `{}` (line {}): {why}",
                             k + 1,
@@ -1068,7 +1286,6 @@ impl Reverse<'_> {
                         ));
                         continue;
                     }
-                    Err(_) => continue,
                 };
                 for a in actions {
                     let result = match a {
@@ -1104,11 +1321,8 @@ pub fn irreversible(
 ) -> Result<Vec<(usize, String)>, EngineError> {
     let mut out = Vec::new();
     for &k in phases {
-        for (op, c) in plan.phases[k]
-            .operations
-            .iter()
-            .zip(compile_phase(m, plan, k, cursor)?)
-        {
+        for (j, c) in compile_started(m, plan, k, cursor, None)? {
+            let op = &plan.phases[k].operations[j];
             if let Err(why) = c.down {
                 out.push((k, format!("{}:{}: {why}", m.up.path.display(), op.line)));
             }
@@ -1225,6 +1439,40 @@ pub async fn progress(
     }))
 }
 
+/// Marks acknowledged the findings on the operations of plans in
+/// `migrations` that drop data on purpose (`drop_column`, `drop_table`, a
+/// contract step): the plan reader lets them run only after a `deploy`
+/// gate and the engine backs up their data first, which is the safe path
+/// those findings ask for; `up`'s `block_on` then judges the rest of a
+/// plan's statements like a SQL migration's.
+pub fn acknowledge_planned_drops(migrations: &[Migration], report: &mut crate::lint::LintReport) {
+    let mut lines: Vec<(std::path::PathBuf, usize)> = Vec::new();
+    for m in migrations {
+        let Ok(plan) = plan_of(m) else {
+            continue;
+        };
+        let version = m.version.canonical();
+        for op in plan.phases.iter().flat_map(|p| &p.operations) {
+            let ctx = Context {
+                version: &version,
+                step: op.step_name(),
+                table: None,
+            };
+            if ops::compile(&op.kind, &ctx).is_ok_and(|c| c.drops_data) {
+                lines.push((m.up.path.clone(), op.line));
+            }
+        }
+    }
+    for f in &mut report.findings {
+        if lines
+            .iter()
+            .any(|(path, line)| *path == f.file && *line == f.line)
+        {
+            f.allowed = true;
+        }
+    }
+}
+
 /// The statements plan `m` compiles to, for lint: every phase's actions
 /// (a short transaction between `BEGIN` and `COMMIT`, a statement alone, a
 /// backfill marked as batched; validations are queries and left out), each
@@ -1305,7 +1553,7 @@ operations = [
 "#;
 
     #[tokio::test]
-    async fn facts_are_read_once_per_step_and_reused_on_resume() {
+    async fn facts_are_read_once_per_operation_and_reused_on_resume() {
         let plan = crate::plan::file::parse(PLAN).expect("valid plan");
         let reads = std::cell::RefCell::new(Vec::new());
         let read = |op: &OperationKind| {
@@ -1319,10 +1567,18 @@ operations = [
             }
         };
         let mut cursor = Cursor::default();
-        phase_facts(&plan, 0, &mut cursor, read)
+        // One operation at a time, right before it runs.
+        assert!(op_facts(&plan, 0, 0, &mut cursor, read)
             .await
-            .expect("read");
+            .expect("read"));
+        assert_eq!(*reads.borrow(), ["users"]);
         // Operations without a table (validate) get none.
+        assert!(!op_facts(&plan, 0, 1, &mut cursor, read)
+            .await
+            .expect("read"));
+        assert!(op_facts(&plan, 0, 2, &mut cursor, read)
+            .await
+            .expect("read"));
         assert_eq!(*reads.borrow(), ["users", "orders"]);
         assert_eq!(cursor.facts.keys().collect::<Vec<_>>(), ["0:0", "0:2"]);
         // Saved with the progress row and read back by a resumed run: the
@@ -1330,17 +1586,35 @@ operations = [
         let stored: Cursor =
             serde_json::from_str(&serde_json::to_string(&cursor).expect("json")).expect("json");
         let mut resumed = stored.clone();
-        phase_facts(&plan, 0, &mut resumed, read)
-            .await
-            .expect("read");
+        for j in 0..3 {
+            assert!(!op_facts(&plan, 0, j, &mut resumed, read)
+                .await
+                .expect("read"));
+        }
         assert_eq!(reads.borrow().len(), 2);
         assert_eq!(resumed, stored);
     }
 
     #[test]
-    fn a_phase_compiles_each_operation_with_its_stored_facts() {
+    fn a_stopped_phase_reverses_only_the_operations_that_started() {
         let plan = crate::plan::file::parse(PLAN).expect("valid plan");
-        let m = Migration {
+        let m = migration();
+        let mut cursor = Cursor::default();
+        cursor.facts.insert("0:0".into(), None);
+        // Stopped at action 2 (the validation): the backfill never started
+        // and has no facts.
+        let started = compile_started(&m, &plan, 0, &cursor, Some((0, 1))).expect("compiles");
+        assert_eq!(started.iter().map(|(j, _)| *j).collect::<Vec<_>>(), [0, 1]);
+        // Stopped at action 1: only the add_column started.
+        let started = compile_started(&m, &plan, 0, &cursor, Some((0, 0))).expect("compiles");
+        assert_eq!(started.iter().map(|(j, _)| *j).collect::<Vec<_>>(), [0]);
+        // A phase that ran whole: every operation.
+        let all = compile_started(&m, &plan, 0, &cursor, None).expect("compiles");
+        assert_eq!(all.len(), 3);
+    }
+
+    fn migration() -> Migration {
+        Migration {
             version: crate::source::Version::integer("7").expect("version"),
             kind: crate::source::MigrationKind::Plan,
             name: "p".into(),
@@ -1354,10 +1628,16 @@ operations = [
             },
             down: None,
             checksum: String::new(),
-        };
-        let compiled = compile_phase(&m, &plan, 0, &Cursor::default()).expect("compiles");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_phase_compiles_each_operation_with_its_stored_facts() {
+        let plan = crate::plan::file::parse(PLAN).expect("valid plan");
+        let m = migration();
+        let compiled = compile_started(&m, &plan, 0, &Cursor::default(), None).expect("compiles");
         assert_eq!(compiled.len(), 3);
-        let text = describe(&m, None).expect("describes");
+        let text = describe(&m, None, None).await.expect("describes");
         assert!(text.contains("-- phase 1 of 1: expand"), "{text}");
         assert!(
             text.contains("ALTER TABLE users ADD COLUMN IF NOT EXISTS a int;"),

@@ -187,16 +187,10 @@ pub async fn rollback(
     }
     let actor = os_actor();
     let reverse = Reverse {
-        runner: PlanRunner {
-            project,
-            target,
-            conn: &conn,
-            history: &history,
-            actor: &actor,
-        },
+        runner: PlanRunner::start(project, target, &conn, &history, &actor).await?,
     };
     reverse
-        .run_downs(m, &plan, &cursor, &reversed, true, observer)
+        .run_downs(m, &plan, &cursor, &reversed, None, observer)
         .await?;
     conn.batch("BEGIN").await?;
     if applied {
@@ -285,18 +279,16 @@ pub async fn abort(
         _ => st.done.min(total),
     };
     let started: Vec<usize> = (0..last).rev().collect();
+    // The phase it stopped in ran up to this action: its later operations
+    // never started.
+    let stopped = matches!(st.state.as_str(), "running" | "failed")
+        .then_some((st.cursor.phase, st.cursor.action));
     let actor = os_actor();
     let reverse = Reverse {
-        runner: PlanRunner {
-            project,
-            target,
-            conn: &conn,
-            history: &history,
-            actor: &actor,
-        },
+        runner: PlanRunner::start(project, target, &conn, &history, &actor).await?,
     };
     let skipped = reverse
-        .run_downs(m, &plan, &st.cursor, &started, true, observer)
+        .run_downs(m, &plan, &st.cursor, &started, stopped, observer)
         .await?;
     for s in &skipped {
         observer(Progress::Notice(format!("{}: not undone, {s}", m.label())));

@@ -17,13 +17,8 @@ async fn runner<'a>(
 ) -> Result<Runner<'a>, EngineError> {
     // The watchdog also samples index-build progress, so it runs even when
     // all its limits are off.
-    let limits = watchdog::Limits {
-        lock_queue: project.config.watchdog,
-        max_blocked: project.config.max_blocked_queries,
-        max_replication_lag: project.config.max_replication_lag,
-        max_lock_hold: project.config.max_lock_hold,
-    };
-    let watchdog = Some(watchdog::Watchdog::start(target, conn.pid(), limits).await?);
+    let watchdog =
+        Some(watchdog::Watchdog::start(target, conn.pid(), watchdog_limits(project)).await?);
     Ok(Runner {
         watchdog,
         conn,
@@ -37,6 +32,17 @@ async fn runner<'a>(
         target,
         backfill: project.config.backfill.clone(),
     })
+}
+
+/// The watchdog's limits from the configuration (SQL migrations and plan
+/// actions alike).
+pub(super) fn watchdog_limits(project: &Project) -> watchdog::Limits {
+    watchdog::Limits {
+        lock_queue: project.config.watchdog,
+        max_blocked: project.config.max_blocked_queries,
+        max_replication_lag: project.config.max_replication_lag,
+        max_lock_hold: project.config.max_lock_hold,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -160,7 +160,17 @@ pub async fn up(
     // before anything runs, and analysis, rewrites, backups, the dry run
     // and apply all use this one parse.
     let parsed = parse_pending(project, &sql_plan)?;
-    let findings = analyze_parsed(project, Some(&conn), &sql_plan, &parsed).await?;
+    // Plans are analysed as the statements they compile to (lint and
+    // status see them so), so `block_on` refuses a risky plan like a risky
+    // SQL migration.
+    let mut findings = analyze_parsed(project, Some(&conn), &plan, &parsed).await?;
+    let planned: Vec<Migration> = plan
+        .iter()
+        .map(|&i| &project.migrations[i])
+        .filter(|m| m.kind == MigrationKind::Plan)
+        .cloned()
+        .collect();
+    phases::acknowledge_planned_drops(&planned, &mut findings);
     let mut steps = up_steps(project, &statuses, parsed)?;
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
@@ -182,7 +192,7 @@ pub async fn up(
             if m.kind == MigrationKind::Plan {
                 let st = phases::read_state(&conn, &history, &m.version.canonical()).await?;
                 sql.push('\n');
-                sql.push_str(&phases::describe(m, st.as_ref())?);
+                sql.push_str(&phases::describe(m, st.as_ref(), Some(&conn)).await?);
             }
         }
         return Ok(RunReport {
@@ -269,13 +279,7 @@ async fn run_in_order(
             report.applied.extend(ran.applied);
             next = before;
         }
-        let runner = phases::PlanRunner {
-            project,
-            target,
-            conn,
-            history,
-            actor: &actor,
-        };
+        let runner = phases::PlanRunner::start(project, target, conn, history, &actor).await?;
         match runner.run(m, &options.gates, observer).await? {
             phases::Outcome::Finished => report.applied.push((m.label(), 0)),
             phases::Outcome::Waiting(line) => {

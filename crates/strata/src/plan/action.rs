@@ -76,9 +76,10 @@ pub struct Context<'a> {
     /// The step of a multi-phase operation this phase runs (`expand`,
     /// `contract`, …); `None` for an operation written once.
     pub step: Option<&'a str>,
-    /// The operation's table as the catalog had it when the step started,
-    /// when the operation needs it (a renamed column keeps its type, NOT
-    /// NULL, default and indexes). The engine reads it once per step and
+    /// The operation's table as the catalog had it right before the step's
+    /// first action (after the earlier operations of its phase), when the
+    /// operation needs it (a renamed column keeps its type, NOT NULL,
+    /// default and indexes). The engine reads it once per step and
     /// keeps it with the step's progress, so a resumed step compiles to the
     /// same SQL even though its first actions already changed the table.
     pub table: Option<&'a TableFacts>,
