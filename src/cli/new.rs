@@ -1,8 +1,8 @@
 use crate::cli::{args::Ctx, Outcome};
 use strata::engine::EngineError;
-use strata::source::create::{Kind, NewOptions, Numbering};
 use strata::plan::file::generate::{generate, Pattern, PatternArgs, PatternError};
 use strata::source::create::CreateError;
+use strata::source::create::{Kind, NewOptions, Numbering};
 
 /// Create the next migration's files in the directory's layout.
 ///
@@ -122,9 +122,11 @@ pub fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Some(name) => {
             let pattern = Pattern::from_name(name)
                 .ok_or_else(|| PatternError::Unknown { name: name.clone() });
-            Some(pattern.and_then(|p| generate(p, &flags)).map_err(|e| {
-                EngineError::from(CreateError::from(e))
-            })?)
+            Some(
+                pattern
+                    .and_then(|p| generate(p, &flags))
+                    .map_err(|e| EngineError::from(CreateError::from(e)))?,
+            )
         }
         None => {
             if let Some(flag) = flags.given().first() {

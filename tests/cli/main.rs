@@ -36,6 +36,7 @@ mod nontransactional;
 mod own_tables;
 mod parse_once;
 mod plan_exec;
+mod plan_new;
 mod plan_ops_tables;
 mod plan_ops_triggers;
 mod plan_run;

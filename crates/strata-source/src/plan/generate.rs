@@ -106,10 +106,9 @@ impl Pattern {
         use Flag as F;
         match self {
             Pattern::AddColumn => (&[F::Table, F::Column, F::Type], &[F::Default]),
-            Pattern::AddRequiredColumn => (
-                &[F::Table, F::Column, F::Type, F::Default],
-                &[F::Backfill],
-            ),
+            Pattern::AddRequiredColumn => {
+                (&[F::Table, F::Column, F::Type, F::Default], &[F::Backfill])
+            }
             Pattern::RenameColumn => (&[F::Table, F::From, F::To], &[]),
             Pattern::ChangeColumnType => (&[F::Table, F::Column, F::Type], &[F::Using]),
             Pattern::SplitColumn => (&[F::Table, F::Column, F::Into], &[]),
@@ -596,7 +595,12 @@ fn comment(out: &mut String, indent: &str, text: &str) {
 }
 
 /// The whole file: header comments, description, phases.
-fn render(pattern: Pattern, description: &str, header: &[String], phases: Vec<PhaseText>) -> String {
+fn render(
+    pattern: Pattern,
+    description: &str,
+    header: &[String],
+    phases: Vec<PhaseText>,
+) -> String {
     let mut out = String::new();
     comment(
         &mut out,
@@ -635,13 +639,8 @@ fn render(pattern: Pattern, description: &str, header: &[String], phases: Vec<Ph
                     comment(&mut out, "  ", c);
                 }
                 out.push_str("  ");
-                V::Table(
-                    op.pairs
-                        .iter()
-                        .map(|(k, v)| (*k, v.clone()))
-                        .collect(),
-                )
-                .write(&mut out, "  ");
+                V::Table(op.pairs.iter().map(|(k, v)| (*k, v.clone())).collect())
+                    .write(&mut out, "  ");
                 out.push_str(",\n");
             }
             out.push_str("]\n");
@@ -668,7 +667,11 @@ fn new_column(text: &str) -> Option<(String, String, String)> {
     if name.is_empty() || column_type.is_empty() || expression.is_empty() {
         return None;
     }
-    Some((name.to_owned(), column_type.to_owned(), expression.to_owned()))
+    Some((
+        name.to_owned(),
+        column_type.to_owned(),
+        expression.to_owned(),
+    ))
 }
 
 /// The generator of one pattern's text from its flags (all required flags
@@ -685,7 +688,11 @@ impl Gen<'_> {
 
     /// The single `--column` (a pattern that takes several uses `columns`).
     fn column(&self) -> &str {
-        self.args.columns.first().map(String::as_str).unwrap_or_default()
+        self.args
+            .columns
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     fn opt(&self, value: &Option<String>) -> Option<V> {
@@ -722,7 +729,10 @@ impl Gen<'_> {
         let mut pairs = vec![
             ("table", s(t)),
             ("column", s(c)),
-            ("type", s(self.args.column_type.as_deref().unwrap_or_default())),
+            (
+                "type",
+                s(self.args.column_type.as_deref().unwrap_or_default()),
+            ),
         ];
         pairs.extend(self.opt(&self.args.default).map(|d| ("default", d)));
         self.render(
@@ -746,7 +756,10 @@ impl Gen<'_> {
         let mut pairs = vec![
             ("table", s(t)),
             ("column", s(c)),
-            ("type", s(self.args.column_type.as_deref().unwrap_or_default())),
+            (
+                "type",
+                s(self.args.column_type.as_deref().unwrap_or_default()),
+            ),
             ("default", s(default)),
         ];
         pairs.extend(self.opt(&self.args.backfill).map(|b| ("backfill", b)));
@@ -955,7 +968,11 @@ impl Gen<'_> {
             pairs.push(("unique", V::B(true)));
         }
         pairs.extend(self.opt(&self.args.predicate).map(|p| ("where", p)));
-        let what = if self.args.unique { "a unique index" } else { "an index" };
+        let what = if self.args.unique {
+            "a unique index"
+        } else {
+            "an index"
+        };
         self.render(
             &format!("{what} on {t} ({})", self.args.columns.join(", ")),
             &["CREATE INDEX CONCURRENTLY runs outside a transaction, so reads and writes go on while it builds; an INVALID index left by a failed build is dropped before the retry.".to_owned()],
@@ -994,9 +1011,16 @@ impl Gen<'_> {
     fn soft_delete(&self) -> String {
         let t = self.table();
         let mut pairs = vec![("table", s(t))];
-        pairs.extend(self.opt(&self.args.columns.first().cloned()).map(|c| ("column", c)));
+        pairs.extend(
+            self.opt(&self.args.columns.first().cloned())
+                .map(|c| ("column", c)),
+        );
         pairs.extend(self.opt(&self.args.view).map(|v| ("view", v)));
-        let column = self.args.columns.first().map_or("deleted_at", String::as_str);
+        let column = self
+            .args
+            .columns
+            .first()
+            .map_or("deleted_at", String::as_str);
         self.render(
             &format!("soft delete for {t}"),
             &[format!(
@@ -1048,12 +1072,24 @@ impl Gen<'_> {
         }
         let orphans_text = self.args.orphans.as_deref().unwrap_or_default();
         let (orphans, policy) = match orphans_text.replace('-', "_").as_str() {
-            "fail" => (s("fail"), "the plan stops and lists the first 20 orphans before anything changes".to_owned()),
-            "delete" => (s("delete"), "orphans are deleted in batches, after a backup".to_owned()),
-            "set_null" => (s("set_null"), "the key columns of orphans are set to NULL in batches, after a backup".to_owned()),
+            "fail" => (
+                s("fail"),
+                "the plan stops and lists the first 20 orphans before anything changes".to_owned(),
+            ),
+            "delete" => (
+                s("delete"),
+                "orphans are deleted in batches, after a backup".to_owned(),
+            ),
+            "set_null" => (
+                s("set_null"),
+                "the key columns of orphans are set to NULL in batches, after a backup".to_owned(),
+            ),
             other => match other.strip_prefix("move_to:") {
                 Some(side) if !side.trim().is_empty() => (
-                    V::Table(vec![("move_to", s(orphans_text["move_to:".len()..].trim()))]),
+                    V::Table(vec![(
+                        "move_to",
+                        s(orphans_text["move_to:".len()..].trim()),
+                    )]),
                     format!("orphans are moved to {} in one statement", side.trim()),
                 ),
                 _ => {
@@ -1067,11 +1103,17 @@ impl Gen<'_> {
         };
         let mut pairs = vec![
             ("table", s(t)),
-            ("columns", V::List(self.args.columns.iter().map(|c| s(c)).collect())),
+            (
+                "columns",
+                V::List(self.args.columns.iter().map(|c| s(c)).collect()),
+            ),
             ("references", s(&ref_table)),
         ];
         if !ref_columns.is_empty() {
-            pairs.push(("references_columns", V::List(ref_columns.iter().map(|c| s(c)).collect())));
+            pairs.push((
+                "references_columns",
+                V::List(ref_columns.iter().map(|c| s(c)).collect()),
+            ));
         }
         pairs.extend(self.opt(&self.args.constraint_name).map(|n| ("name", n)));
         pairs.push(("orphans", orphans));
@@ -1093,7 +1135,11 @@ impl Gen<'_> {
         let t = self.table();
         let interval = self.args.interval.as_deref().unwrap_or_default();
         if !matches!(interval, "day" | "month" | "quarter" | "year") {
-            return Err(self.invalid(Flag::Interval, interval, "write day, month, quarter or year"));
+            return Err(self.invalid(
+                Flag::Interval,
+                interval,
+                "write day, month, quarter or year",
+            ));
         }
         for (flag, value) in [
             (Flag::RangeFrom, &self.args.range_from),
@@ -1111,7 +1157,10 @@ impl Gen<'_> {
                 ("table", s(t)),
                 ("key", s(key)),
                 ("interval", s(interval)),
-                ("from", s(self.args.range_from.as_deref().unwrap_or_default())),
+                (
+                    "from",
+                    s(self.args.range_from.as_deref().unwrap_or_default()),
+                ),
                 ("to", s(self.args.range_to.as_deref().unwrap_or_default())),
             ]
         };
@@ -1253,7 +1302,11 @@ impl Gen<'_> {
             vec![
                 phase("prepare", &[], vec![])
                     .deploy(format!("deploy the app version that no longer uses {t}")),
-                phase("contract", &[], vec![op("drop_table", vec![("table", s(t))])]),
+                phase(
+                    "contract",
+                    &[],
+                    vec![op("drop_table", vec![("table", s(t))])],
+                ),
             ],
         )
     }
@@ -1370,8 +1423,14 @@ mod tests {
                 default: some("'none'"),
             }
         );
-        assert!(text.starts_with("# Generated by `strata new --pattern add-column`"), "{text}");
-        assert_eq!(p.description.as_deref(), Some("users.nickname: a new column"));
+        assert!(
+            text.starts_with("# Generated by `strata new --pattern add-column`"),
+            "{text}"
+        );
+        assert_eq!(
+            p.description.as_deref(),
+            Some("users.nickname: a new column")
+        );
     }
 
     #[test]
@@ -1382,7 +1441,10 @@ mod tests {
         a.default = some("false");
         a.backfill = some("email IS NOT NULL");
         let (p, _) = plan(Pattern::AddRequiredColumn, &a);
-        assert_eq!(shape(&p), phases(&[("expand", &["add_required_column"], "none")]));
+        assert_eq!(
+            shape(&p),
+            phases(&[("expand", &["add_required_column"], "none")])
+        );
         assert!(matches!(
             &p.phases[0].operations[0].kind,
             K::AddRequiredColumn { default, backfill: Some(b), .. } if default == "false" && b == "email IS NOT NULL"
@@ -1486,7 +1548,10 @@ mod tests {
         let mut a = args("users");
         a.columns = vec!["email".into()];
         let (p, _) = plan(Pattern::SetNotNull, &a);
-        assert_eq!(shape(&p), phases(&[("contract", &["set_not_null"], "none")]));
+        assert_eq!(
+            shape(&p),
+            phases(&[("contract", &["set_not_null"], "none")])
+        );
         a.default = some("''");
         let (p, _) = plan(Pattern::SetNotNull, &a);
         assert_eq!(
@@ -1508,7 +1573,10 @@ mod tests {
         a.path_indexes = vec!["prefs->>'theme'".into()];
         a.backfill = some("jsonb_build_object('v', 1)");
         let (p, _) = plan(Pattern::AddJsonbColumn, &a);
-        assert_eq!(shape(&p), phases(&[("expand", &["add_jsonb_column"], "none")]));
+        assert_eq!(
+            shape(&p),
+            phases(&[("expand", &["add_jsonb_column"], "none")])
+        );
     }
 
     #[test]
@@ -1593,13 +1661,19 @@ mod tests {
         let (p, _) = plan(Pattern::DropColumn, &a);
         assert_eq!(
             shape(&p),
-            phases(&[("prepare", &[], "deploy"), ("contract", &["drop_column"], "none")])
+            phases(&[
+                ("prepare", &[], "deploy"),
+                ("contract", &["drop_column"], "none")
+            ])
         );
         assert!(deploy_text(&p, 0).contains("no longer reads or writes users.legacy"));
         let (p, _) = plan(Pattern::DropTable, &args("old_sessions"));
         assert_eq!(
             shape(&p),
-            phases(&[("prepare", &[], "deploy"), ("contract", &["drop_table"], "none")])
+            phases(&[
+                ("prepare", &[], "deploy"),
+                ("contract", &["drop_table"], "none")
+            ])
         );
     }
 
@@ -1635,22 +1709,50 @@ mod tests {
     #[test]
     fn missing_unused_and_bad_flags_are_refused_with_an_example() {
         let e = generate(Pattern::RenameColumn, &args("users")).unwrap_err();
-        assert!(matches!(e, PatternError::Missing { flag: "--from", .. }), "{e}");
-        assert!(e.to_string().contains("strata new users_full_name --pattern rename-column"), "{e}");
+        assert!(
+            matches!(e, PatternError::Missing { flag: "--from", .. }),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("strata new users_full_name --pattern rename-column"),
+            "{e}"
+        );
 
         let mut a = args("users");
         a.from = some("a");
         a.to = some("b");
         a.columns = vec!["c".into()];
         let e = generate(Pattern::RenameColumn, &a).unwrap_err();
-        assert!(matches!(e, PatternError::Unused { flag: "--column", .. }), "{e}");
-        assert!(e.to_string().contains("it takes --table, --from, --to"), "{e}");
+        assert!(
+            matches!(
+                e,
+                PatternError::Unused {
+                    flag: "--column",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("it takes --table, --from, --to"),
+            "{e}"
+        );
 
         let mut a = args("users");
         a.columns = vec!["a".into(), "b".into()];
         a.column_type = some("text");
         let e = generate(Pattern::AddColumn, &a).unwrap_err();
-        assert!(matches!(e, PatternError::Invalid { flag: "--column", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                PatternError::Invalid {
+                    flag: "--column",
+                    ..
+                }
+            ),
+            "{e}"
+        );
 
         let mut a = args("users");
         a.columns = vec!["full_name".into()];
@@ -1667,7 +1769,16 @@ mod tests {
         a.references = some("users(id)");
         a.orphans = some("ignore");
         let e = generate(Pattern::AddForeignKey, &a).unwrap_err();
-        assert!(matches!(e, PatternError::Invalid { flag: "--orphans", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                PatternError::Invalid {
+                    flag: "--orphans",
+                    ..
+                }
+            ),
+            "{e}"
+        );
 
         let mut a = args("events");
         a.key = some("created_at");
@@ -1675,7 +1786,16 @@ mod tests {
         a.range_from = some("2024-01-01");
         a.range_to = some("2025-01-01");
         let e = generate(Pattern::PartitionTable, &a).unwrap_err();
-        assert!(matches!(e, PatternError::Invalid { flag: "--interval", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                PatternError::Invalid {
+                    flag: "--interval",
+                    ..
+                }
+            ),
+            "{e}"
+        );
 
         // SQL that does not parse is caught by reading the plan back.
         let mut a = args("users");
@@ -1690,9 +1810,14 @@ mod tests {
     fn every_pattern_has_a_working_example() {
         for pattern in Pattern::ALL {
             assert_eq!(Pattern::from_name(pattern.name()), Some(pattern));
-            assert!(pattern.example().contains(&format!("--pattern {}", pattern.name())));
+            assert!(pattern
+                .example()
+                .contains(&format!("--pattern {}", pattern.name())));
         }
-        assert_eq!(Pattern::from_name("rename_column"), Some(Pattern::RenameColumn));
+        assert_eq!(
+            Pattern::from_name("rename_column"),
+            Some(Pattern::RenameColumn)
+        );
         assert_eq!(Pattern::from_name("nope"), None);
     }
 }

