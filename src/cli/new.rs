@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, value_name = "PATTERN", value_parser = clap::builder::PossibleValuesParser::new(Pattern::ALL.map(Pattern::name)))]
     pattern: Option<String>,
     #[command(flatten)]
-    flags: PatternFlags,
+    flags: Box<PatternFlags>,
     /// Number migrations 0001, 0002, … (an empty directory starts at 0001;
     /// same as `numbering = "sequential"` in strata.toml).
     #[arg(long)]
@@ -117,7 +117,7 @@ pub fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     } else {
         config.numbering
     };
-    let flags = pattern_args(args.flags, args.pattern.as_ref().and(args.kind.clone()));
+    let flags = pattern_args(*args.flags, args.pattern.as_ref().and(args.kind.clone()));
     let plan = match &args.pattern {
         Some(name) => {
             let pattern = Pattern::from_name(name)

@@ -1118,20 +1118,9 @@ pub fn compile_problems(m: &Migration) -> Vec<crate::source::SourceProblem> {
         return Vec::new();
     };
     let version = m.version.canonical();
-    // Dropping a helper object the plan made (its temporary check, named
-    // `strata_<version>_…`) takes away no guarantee the app relies on.
-    let own_helper = format!("DROP CONSTRAINT IF EXISTS strata_{version}_");
-    let mut deployed = false;
     let mut out = Vec::new();
     for phase in &plan.phases {
         for op in &phase.operations {
-            // A drop after a deploy gate, with a backup first, is what the
-            // drop rules ask for: the plan file is that safe rewrite.
-            let sanctioned_drop =
-                deployed && (op.kind.drops_data() || op.step_name() == Some("contract"));
-            if sanctioned_drop {
-                continue;
-            }
             let ctx = Context {
                 version: &version,
                 step: op.step_name(),
