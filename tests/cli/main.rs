@@ -38,6 +38,7 @@ mod parse_once;
 mod plan_e2e;
 mod plan_examples;
 mod plan_exec;
+mod plan_new;
 mod plan_ops_tables;
 mod plan_ops_triggers;
 mod plan_run;

@@ -14,6 +14,7 @@
 
 mod check;
 mod file;
+pub mod generate;
 
 pub use check::check;
 pub use file::{

@@ -26,6 +26,9 @@ pub enum CreateError {
     /// versions are not small numbers.
     #[error("cannot number the migration sequentially: the directory already uses version `{0}`\n  help: sequential numbers (0001, 0002, …) can start only in an empty directory or continue a sequence; drop --sequential (or `numbering = \"sequential\"` in strata.toml)")]
     NotSequential(String),
+    /// `--pattern` could not generate a plan from the flags given.
+    #[error(transparent)]
+    Pattern(#[from] crate::plan::generate::PatternError),
     /// Writing failed.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -176,6 +179,46 @@ pub fn create(
         })?;
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// Writes a generated plan (`strata new NAME --pattern …`) as
+/// `<version>_<name>.plan.toml`, numbered as the directory numbers new
+/// migrations, and returns its path. `text` is the plan (see
+/// [`crate::plan::generate`]).
+pub fn create_plan(
+    dir: &Path,
+    format: Format,
+    existing: &[Migration],
+    name: &str,
+    now: DateTime<Utc>,
+    numbering: Numbering,
+    text: &str,
+) -> Result<PathBuf, CreateError> {
+    let slug = slug(name);
+    if slug.is_empty() {
+        return Err(CreateError::BadName(name.to_owned()));
+    }
+    // A plan's version is digits before the first `_` in every layout
+    // (`plans::load`): Flyway's next number without its `V`, diesel's
+    // timestamp without dashes.
+    let version = match format {
+        Format::Flyway if existing.is_empty() => "1".to_owned(),
+        Format::Flyway => flyway_next(existing),
+        _ => next_version(existing, &versions_on_disk(dir), now, numbering)?,
+    };
+    let path = dir.join(format!("{version}_{slug}{}", super::plans::SUFFIX));
+    if path.exists() {
+        return Err(CreateError::Exists(path));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| CreateError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    std::fs::write(&path, text).map_err(|source| CreateError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
 }
 
 /// The leading version digits of every entry of `dir` (`0003_x.sql`,

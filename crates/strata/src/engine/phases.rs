@@ -1483,19 +1483,18 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
         return Vec::new();
     };
     let version = m.version.canonical();
-    // The plan's own helper constraints (`add_required_column`'s and
-    // `set_not_null`'s temporary checks): nothing of the app relies on
-    // them, so dropping them is no finding.
-    let helper_check = format!("DROP CONSTRAINT IF EXISTS strata_{version}_");
+    // Dropping a helper object the plan made (its temporary check, named
+    // `strata_<version>_…`) takes away no guarantee the app relies on.
+    let own_helper = format!("DROP CONSTRAINT IF EXISTS strata_{version}_");
+    let mut deployed = false;
     let mut out = Vec::new();
     for phase in &plan.phases {
         for op in &phase.operations {
-            // A drop or a contract step is the plan's deliberate end of
-            // what the app no longer uses: the plan file is refused unless
-            // it comes after a `deploy` gate, and the runner backs the
-            // tables up before it, which is the very fix the drop rules
-            // ask for. Linting it would flag every correct plan.
-            if op.kind.drops_data() || op.step_name() == Some("contract") {
+            // A drop after a deploy gate, with a backup first, is what the
+            // drop rules ask for: the plan file is that safe rewrite.
+            let sanctioned_drop =
+                deployed && (op.kind.drops_data() || op.step_name() == Some("contract"));
+            if sanctioned_drop {
                 continue;
             }
             let ctx = Context {
@@ -1507,7 +1506,7 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
                 continue;
             };
             let mut push = |sql: &str, backfill: bool| {
-                if sql.contains(&helper_check) {
+                if sql.contains(&own_helper) {
                     return;
                 }
                 if let Ok(statements) = crate::sql::split(sql, &[]) {
@@ -1534,6 +1533,7 @@ pub fn lint_statements(m: &Migration) -> Vec<crate::sql::Statement> {
                 }
             }
         }
+        deployed |= matches!(phase.gate, crate::plan::file::Gate::Deploy(_));
     }
     out
 }
