@@ -11,6 +11,7 @@
 pub mod activity;
 pub mod catalog;
 mod conninfo;
+pub mod dependents;
 mod tls;
 
 use std::fmt;

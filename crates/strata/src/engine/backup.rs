@@ -62,8 +62,9 @@ use pg_query::NodeEnum;
 use super::history::{Event, History};
 use super::{EngineError, Step};
 use crate::config::{BackupPolicy, Config};
+use crate::db::dependents::{self, FunctionDef};
 use crate::db::{catalog, quote_ident, Connection, Target};
-use crate::localpg::{ClientTools, DumpScope};
+use crate::localpg::{Around, ClientTools, DumpScope};
 use crate::source::{Migration, Script};
 use crate::sql::Statement;
 
@@ -161,6 +162,11 @@ pub struct Backup {
     pub database: String,
     /// Why it was taken.
     pub reason: String,
+    /// The functions the dumped tables' triggers call, which `pg_dump
+    /// --table` leaves out: a restore recreates those that are gone by
+    /// then (a plan's contract phase drops its sync triggers' functions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<FunctionDef>,
 }
 
 /// One table in the replay.
@@ -972,7 +978,7 @@ pub async fn take(
     };
     let catalog_now = catalog::tables(conn, false).await?;
     // The tables whose rows must be in the dump, by oid.
-    let (names, expected): (Vec<TableName>, Vec<(u32, TableName)>) = {
+    let (names, expected, chosen_oids): (Vec<TableName>, Vec<(u32, TableName)>, Vec<u32>) = {
         let chosen: Vec<&catalog::Relation> = if need.whole_database {
             catalog_now
                 .tables
@@ -996,6 +1002,7 @@ pub async fn take(
                 .filter(|t| t.kind == 'r')
                 .map(|t| (t.oid, TableName::new(&t.schema, &t.name)))
                 .collect(),
+            chosen.iter().map(|t| t.oid).collect(),
         )
     };
     let mut names = names;
@@ -1127,6 +1134,12 @@ pub async fn take(
         bytes,
         database: target.to_string(),
         reason: need.reason(),
+        // A whole-database dump holds every function itself.
+        functions: if need.whole_database {
+            Vec::new()
+        } else {
+            dependents::trigger_functions(conn, &chosen_oids).await?
+        },
     };
     write_sidecar(&backup).map_err(|e| fail(e, "check the directory's permissions"))?;
     if let Some((history, actor)) = history {
@@ -1198,6 +1211,7 @@ pub fn list(config: &Config) -> Vec<Backup> {
                     whole_database: false,
                     database: String::new(),
                     reason: "no description (.json) next to the dump".into(),
+                    functions: Vec::new(),
                 })
         })
         .collect();
@@ -1262,11 +1276,29 @@ pub async fn restore(
     };
     let conn = target.connect().await?;
     let server_major = crate::db::catalog::server_version_num(&conn).await? as u32 / 10000;
+    let around = around_restore(&conn, file, &contents, &names).await?;
     let env = target.libpq_env();
     let path = file.to_path_buf();
-    tokio::task::spawn_blocking(move || tools.restore(&env, &path, &names, server_major))
+    let lifted_keys = !around.after.is_empty();
+    tokio::task::spawn_blocking(move || tools.restore(&env, &path, &names, server_major, &around))
         .await
-        .map_err(|e| bad(e.to_string()))??;
+        .map_err(|e| bad(e.to_string()))?
+        .map_err(|e| match e.to_string() {
+            // A foreign key put back after the restore found rows written
+            // since the backup that reference rows it does not hold.
+            text if lifted_keys && text.contains("violates foreign key constraint") => {
+                EngineError::RestoreConflict {
+                    path: file.to_path_buf(),
+                    detail: text
+                        .lines()
+                        .filter(|l| l.starts_with("ERROR:") || l.starts_with("DETAIL:"))
+                        .map(|l| format!("  {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                }
+            }
+            _ => EngineError::from(e),
+        })?;
     history.ensure(&conn).await?;
     history
         .event(
@@ -1282,6 +1314,47 @@ pub async fn restore(
         )
         .await?;
     Ok(())
+}
+
+/// What the restore runs before and after the dump's own script, in its
+/// transaction, because a table-level dump does not hold it: the trigger
+/// functions recorded with the backup that are gone now (created first),
+/// and other tables' foreign keys into the restored tables (lifted first,
+/// so that `--clean` can drop the primary keys they depend on, and put
+/// back last, checked against the restored rows).
+async fn around_restore(
+    conn: &Connection,
+    file: &Path,
+    contents: &[String],
+    chosen: &[String],
+) -> Result<Around, EngineError> {
+    let recorded: Vec<FunctionDef> = std::fs::read_to_string(sidecar(file))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Backup>(&t).ok())
+        .map(|b| b.functions)
+        .unwrap_or_default();
+    let mut before: String = dependents::missing_functions(conn, &recorded)
+        .await?
+        .iter()
+        .map(|f| format!("{};\n", f.definition.trim_end().trim_end_matches(';')))
+        .collect();
+    // `contents` reads "schema.name" (pg_restore --list); `chosen` holds
+    // the bare names picked by --table, empty for the whole dump.
+    let restored: Vec<(String, String)> = contents
+        .iter()
+        .filter_map(|c| c.split_once('.'))
+        .filter(|(_, name)| chosen.is_empty() || chosen.iter().any(|c| c == name))
+        .map(|(s, n)| (s.to_owned(), n.to_owned()))
+        .collect();
+    let keys = dependents::foreign_keys_into(conn, &restored).await?;
+    let mut after = String::new();
+    for k in &keys {
+        before.push_str(&k.drop_sql());
+        before.push('\n');
+        after.push_str(&k.add_sql());
+        after.push('\n');
+    }
+    Ok(Around { before, after })
 }
 
 /// `tables` (as given to `restore --table`: `name` or `schema.name`) as

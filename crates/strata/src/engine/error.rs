@@ -180,6 +180,15 @@ pub enum EngineError {
         /// What is wrong.
         message: String,
     },
+    /// Restoring a backup would leave rows written since it pointing at
+    /// rows it does not hold; the restore's one transaction was rolled back.
+    #[error("cannot restore {}: rows written since the backup was taken reference rows it does not hold, so the restore would orphan them; nothing was changed:\n{detail}\n  help: a restore puts the tables back as they were when the backup was taken, and rows written since are lost; move or delete the rows named above (or restore them by hand with pg_restore), then run it again", .path.display())]
+    RestoreConflict {
+        /// The file.
+        path: PathBuf,
+        /// The server's error.
+        detail: String,
+    },
     /// A killed run may have left a statement done but unrecorded, and
     /// nothing in the database tells; running it again could apply it twice.
     #[error("migration {label} was interrupted at statement {statement} ({what}), which commits on its own before its progress is recorded; nothing in the database tells whether it finished, so it is not run again on a guess\n  help: check whether statement {statement} ({summary}) took effect; if it did, run `strata repair --skip-statement {version}` (records it as done); if it did not, run `strata repair --rerun-statement {version}` (runs it again); then `strata {command}`")]
@@ -248,6 +257,7 @@ impl EngineError {
             | EngineError::ResumeChanged { .. }
             | EngineError::NothingToSkip { .. }
             | EngineError::BadBackup { .. }
+            | EngineError::RestoreConflict { .. }
             | EngineError::Adopt(_)
             | EngineError::Create(_)
             | EngineError::Git(_)

@@ -19,7 +19,7 @@ mod tools;
 pub use binaries::Binaries;
 pub use cluster::{Cluster, ClusterState};
 pub use throwaway::{Standby, Throwaway};
-pub use tools::{remove_stale_partials, ClientTools, DumpScope};
+pub use tools::{remove_stale_partials, Around, ClientTools, DumpScope};
 
 /// A local-cluster failure.
 #[derive(Debug, thiserror::Error)]

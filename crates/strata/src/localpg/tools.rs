@@ -26,6 +26,22 @@ use super::{Binaries, LocalPgError};
 
 mod schema;
 
+/// SQL a restore runs in its transaction before and after the dump's own
+/// script (see `engine::backup`): what a table-level dump leaves out.
+#[derive(Debug, Clone, Default)]
+pub struct Around {
+    /// Runs first.
+    pub before: String,
+    /// Runs last.
+    pub after: String,
+}
+
+impl Around {
+    fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+}
+
 /// `pg_dump` and `pg_restore` from one directory (or from `PATH`).
 #[derive(Debug, Clone)]
 pub struct ClientTools {
@@ -158,6 +174,7 @@ impl ClientTools {
         file: &Path,
         tables: &[String],
         server_major: u32,
+        around: &Around,
     ) -> Result<(), LocalPgError> {
         let dbname = env
             .iter()
@@ -191,8 +208,17 @@ impl ClientTools {
             .env("PATH", "/usr/bin:/bin")
             .envs(env.iter().map(|(k, v)| (*k, v)))
             .stdin(Stdio::null());
+        // pg_restore runs its script alone; anything around it, and a
+        // script for an older server, goes through psql in one transaction.
         let older_server = server_major < 17 && self.pg_restore_major().is_ok_and(|m| m >= 17);
-        match (&self.psql, older_server) {
+        match (&self.psql, older_server || !around.is_empty()) {
+            (None, _) if !around.is_empty() => Err(LocalPgError::Failed {
+                step: "restore".into(),
+                output: format!(
+                    "psql was not found next to pg_restore ({}), and this restore must run SQL around the dump's script in one transaction (trigger functions the dump leaves out, or other tables' foreign keys into it)",
+                    self.pg_restore.display()
+                ),
+            }),
             (Some(psql), true) => {
                 cmd.arg("--file=-").arg(file);
                 let mut psql_cmd = command(psql);
@@ -210,7 +236,7 @@ impl ClientTools {
                     .env("PATH", "/usr/bin:/bin")
                     .envs(env.iter().map(|(k, v)| (*k, v)))
                     .stdout(Stdio::null());
-                pipe_script(cmd, psql_cmd)
+                pipe_script(cmd, psql_cmd, around)
             }
             _ => {
                 cmd.args(["--single-transaction", "--exit-on-error"])
@@ -373,7 +399,11 @@ fn command(program: &Path) -> Command {
 /// is filtered: from the first line that is not a comment, a blank line, a
 /// `SET` or a `set_config` call on, the script passes through untouched, so
 /// table data can never be altered.
-fn pipe_script(mut restore: Command, mut psql: Command) -> Result<(), LocalPgError> {
+fn pipe_script(
+    mut restore: Command,
+    mut psql: Command,
+    around: &Around,
+) -> Result<(), LocalPgError> {
     use std::io::{BufRead, BufReader, Write};
     let mut producer = restore
         .stdout(Stdio::piped())
@@ -404,11 +434,11 @@ fn pipe_script(mut restore: Command, mut psql: Command) -> Result<(), LocalPgErr
     };
     let restore_err = drain(producer.stderr.take());
     let psql_err = drain(consumer.stderr.take());
-    let mut copied: std::io::Result<()> = Ok(());
+    let mut copied = sink.write_all(around.before.as_bytes());
     let mut in_preamble = true;
     let mut reader = BufReader::new(script);
     let mut line = Vec::new();
-    loop {
+    while copied.is_ok() {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
             Ok(0) => break,
@@ -434,6 +464,9 @@ fn pipe_script(mut restore: Command, mut psql: Command) -> Result<(), LocalPgErr
             copied = Err(e);
             break;
         }
+    }
+    if copied.is_ok() {
+        copied = sink.write_all(around.after.as_bytes());
     }
     drop(sink);
     let restored = producer.wait();

@@ -19,9 +19,11 @@
 //! 5. `VALIDATE CONSTRAINT` alone: it scans, but under a lock that lets
 //!    reads and writes go on.
 //!
-//! The reverse drops the constraint and the index it built. Moved rows stay
-//! in the side table (move them back by hand if wanted); deleted rows and
-//! nulled keys are gone, so those policies have no reverse but a backup.
+//! The reverse drops the constraint, moves every row of the `move_to` side
+//! table back (in one statement, as they left, keeping their identity
+//! values) and drops the side table, then drops the index it built: a
+//! rollback ends with the rows where they were. Deleted rows and nulled
+//! keys are gone, so those policies have no reverse but a backup.
 
 use strata_source::plan::ForeignKeyOrphans;
 
@@ -144,6 +146,8 @@ pub(super) fn compile(op: &AddForeignKey<'_>, ctx: &Context<'_>) -> Result<Compi
     }
     add.push_str(" NOT VALID");
     up.push(Action::Transaction(vec![add]));
+    // Moves the side table's rows back, for the reverse.
+    let mut move_back = None;
     match op.orphans {
         ForeignKeyOrphans::Fail => {}
         ForeignKeyOrphans::MoveTo(side) => {
@@ -162,6 +166,15 @@ pub(super) fn compile(op: &AddForeignKey<'_>, ctx: &Context<'_>) -> Result<Compi
                     op.table
                 ),
             ]));
+            move_back = Some(vec![
+                format!("CREATE TABLE IF NOT EXISTS {side} (LIKE {})", op.table),
+                format!(
+                    "WITH back AS (DELETE FROM {side} RETURNING *) \
+                     INSERT INTO {} ({list}) OVERRIDING SYSTEM VALUE SELECT {list} FROM back",
+                    op.table
+                ),
+                format!("DROP TABLE {side}"),
+            ]);
         }
         ForeignKeyOrphans::Delete => {
             up.push(Action::Backfill(format!(
@@ -221,6 +234,12 @@ pub(super) fn compile(op: &AddForeignKey<'_>, ctx: &Context<'_>) -> Result<Compi
                 op.table,
                 names::quote_ident(&name)
             )])];
+            // After the key is gone, so the orphans can come back. The side
+            // table is created when missing (a reverse after a step that
+            // stopped before the move) so that one plain transaction does it.
+            if let Some(back) = move_back {
+                down.push(Action::Transaction(back));
+            }
             if let Some(index) = &index {
                 down.push(Action::Alone(format!(
                     "DROP INDEX CONCURRENTLY IF EXISTS {}",
