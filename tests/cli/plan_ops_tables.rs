@@ -531,8 +531,10 @@ const PARTITION: &str = r#"{ op = "partition_table", table = "events", key = "cr
 
 /// The naive form: a partitioned copy filled in one statement, the old
 /// table dropped and the copy renamed.
-const NAIVE_PARTITION: &str = "CREATE TABLE events_new (id bigint NOT NULL DEFAULT nextval('events_id_seq'::regclass),
-      created_at timestamptz NOT NULL, note text, kind text NOT NULL DEFAULT 'x',
+/// NOT NULL constraints keep the table's names (they have names on
+/// PostgreSQL 18; older servers ignore them), as the plan does.
+const NAIVE_PARTITION: &str = "CREATE TABLE events_new (id bigint CONSTRAINT events_id_not_null NOT NULL DEFAULT nextval('events_id_seq'::regclass),
+      created_at timestamptz CONSTRAINT events_created_at_not_null NOT NULL, note text, kind text CONSTRAINT events_kind_not_null NOT NULL DEFAULT 'x',
       CONSTRAINT events_kind_check CHECK (kind <> '')) PARTITION BY RANGE (created_at);
     CREATE TABLE events_p2024_q1 PARTITION OF events_new FOR VALUES FROM ('2024-01-01') TO ('2024-04-01');
     CREATE TABLE events_p2024_q2 PARTITION OF events_new FOR VALUES FROM ('2024-04-01') TO ('2024-07-01');

@@ -163,3 +163,91 @@ async fn qualified(
     ended?;
     Ok(rows)
 }
+
+/// The name of a NOT NULL constraint when the backup was taken.
+///
+/// PostgreSQL 18 names NOT NULL constraints, and `pg_dump` writes a name
+/// only when it is not the default `<table>_<column>_not_null`. Restored,
+/// such a column gets a name chosen anew, unique in the schema: another
+/// table holding the same name (`CREATE TABLE … (LIKE t)` copies them)
+/// makes it `…_not_null1`. The restore renames it back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NotNullName {
+    /// The table's schema (unquoted).
+    pub schema: String,
+    /// The table (unquoted).
+    pub table: String,
+    /// The column (unquoted).
+    pub column: String,
+    /// The constraint's name (unquoted).
+    pub name: String,
+}
+
+/// The NOT NULL constraint names of `tables` (oids); none before
+/// PostgreSQL 18, whose NOT NULL constraints have no names.
+pub async fn not_null_names(
+    conn: &Connection,
+    tables: &[u32],
+) -> Result<Vec<NotNullName>, DbError> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = qualified(
+        conn,
+        "SELECT n.nspname::text, r.relname::text, a.attname::text, c.conname::text
+           FROM pg_constraint c
+           JOIN pg_class r ON r.oid = c.conrelid
+           JOIN pg_namespace n ON n.oid = r.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+          WHERE c.contype::text = 'n' AND c.conrelid = ANY($1::oid[])
+          ORDER BY 1, 2",
+        &[&tables],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(NotNullName {
+                schema: r.try_get(0).ok()?,
+                table: r.try_get(1).ok()?,
+                column: r.try_get(2).ok()?,
+                name: r.try_get(3).ok()?,
+            })
+        })
+        .collect())
+}
+
+/// One statement that gives the restored NOT NULL constraints the names
+/// they had (see [`NotNullName`]); it runs after the dump's script, whose
+/// search_path is empty, so every name in it is qualified.
+pub fn rename_not_null_sql(names: &[NotNullName]) -> Option<String> {
+    if names.is_empty() {
+        return None;
+    }
+    let values = names
+        .iter()
+        .map(|n| {
+            format!(
+                "({}, {}, {}, {})",
+                super::quote_literal(&n.schema),
+                super::quote_literal(&n.table),
+                super::quote_literal(&n.column),
+                super::quote_literal(&n.name)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "DO $strata$DECLARE r record; BEGIN
+FOR r IN SELECT c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS cur, v.want
+  FROM (VALUES {values}) AS v(sch, tbl, col, want)
+  JOIN pg_catalog.pg_attribute a
+    ON a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', v.sch, v.tbl)) AND a.attname = v.col
+  JOIN pg_catalog.pg_constraint c ON c.conrelid = a.attrelid AND c.contype::text = 'n' AND c.conkey = ARRAY[a.attnum]
+  WHERE c.conname <> v.want
+LOOP
+  EXECUTE pg_catalog.format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', r.tbl, r.cur, r.want);
+END LOOP;
+END$strata$;"
+    ))
+}

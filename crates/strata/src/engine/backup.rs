@@ -62,7 +62,7 @@ use pg_query::NodeEnum;
 use super::history::{Event, History};
 use super::{EngineError, Step};
 use crate::config::{BackupPolicy, Config};
-use crate::db::dependents::{self, FunctionDef};
+use crate::db::dependents::{self, FunctionDef, NotNullName};
 use crate::db::{catalog, quote_ident, Connection, Target};
 use crate::localpg::{Around, ClientTools, DumpScope};
 use crate::source::{Migration, Script};
@@ -167,6 +167,10 @@ pub struct Backup {
     /// then (a plan's contract phase drops its sync triggers' functions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<FunctionDef>,
+    /// The dumped tables' NOT NULL constraint names (PostgreSQL 18), which
+    /// a restore gives back (see `db::dependents::NotNullName`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_null_names: Vec<NotNullName>,
 }
 
 /// One table in the replay.
@@ -1140,6 +1144,7 @@ pub async fn take(
         } else {
             dependents::trigger_functions(conn, &chosen_oids).await?
         },
+        not_null_names: dependents::not_null_names(conn, &chosen_oids).await?,
     };
     write_sidecar(&backup).map_err(|e| fail(e, "check the directory's permissions"))?;
     if let Some((history, actor)) = history {
@@ -1212,6 +1217,7 @@ pub fn list(config: &Config) -> Vec<Backup> {
                     database: String::new(),
                     reason: "no description (.json) next to the dump".into(),
                     functions: Vec::new(),
+                    not_null_names: Vec::new(),
                 })
         })
         .collect();
@@ -1328,11 +1334,12 @@ async fn around_restore(
     contents: &[String],
     chosen: &[String],
 ) -> Result<Around, EngineError> {
-    let recorded: Vec<FunctionDef> = std::fs::read_to_string(sidecar(file))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Backup>(&t).ok())
-        .map(|b| b.functions)
-        .unwrap_or_default();
+    let (recorded, not_null): (Vec<FunctionDef>, Vec<NotNullName>) =
+        std::fs::read_to_string(sidecar(file))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Backup>(&t).ok())
+            .map(|b| (b.functions, b.not_null_names))
+            .unwrap_or_default();
     let mut before: String = dependents::missing_functions(conn, &recorded)
         .await?
         .iter()
@@ -1352,6 +1359,19 @@ async fn around_restore(
         before.push_str(&k.drop_sql());
         before.push('\n');
         after.push_str(&k.add_sql());
+        after.push('\n');
+    }
+    // Only the restored tables' names are given back.
+    let restored_names: Vec<NotNullName> = not_null
+        .into_iter()
+        .filter(|n| {
+            restored
+                .iter()
+                .any(|(s, t)| *s == n.schema && *t == n.table)
+        })
+        .collect();
+    if let Some(sql) = dependents::rename_not_null_sql(&restored_names) {
+        after.push_str(&sql);
         after.push('\n');
     }
     Ok(Around { before, after })

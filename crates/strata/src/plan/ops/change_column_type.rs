@@ -35,8 +35,8 @@ use strata_source::sql::names::quote_ident;
 use super::super::{Action, CompileError, Compiled, Context};
 use super::set_not_null::not_null_via_check;
 use super::shadow::{
-    carried, column, column_name, facts, install_trigger, refuse_uncarried, remove_trigger,
-    row_expression, row_keys, step_index, Helpers,
+    carried, column, column_name, facts, install_trigger, not_null_names, refuse_uncarried,
+    remove_trigger, row_expression, row_keys, step_index, Helpers,
 };
 
 const OP: &str = "change_column_type";
@@ -76,6 +76,13 @@ pub(super) fn compile(
         up.push(format!(
             "ALTER TABLE {table} RENAME COLUMN {shadow} TO {col}"
         ));
+        if let Some((kept, given)) = not_null_names(facts, &name, &shadow_name) {
+            up.push(format!(
+                "ALTER TABLE {table} RENAME CONSTRAINT {} TO {}",
+                quote_ident(&given),
+                quote_ident(&kept)
+            ));
+        }
         up.extend(carried.take_names(table, &helpers));
         return Ok(Compiled {
             up: vec![Action::Transaction(up)],

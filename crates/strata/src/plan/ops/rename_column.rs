@@ -34,15 +34,16 @@
 //! collation, comments and privileges, statistics targets, and PL/pgSQL
 //! bodies that name the column (the plain rename does not fix those
 //! either). On PostgreSQL 18, whose NOT NULL constraints have names, the
-//! new column's keeps the name PostgreSQL gave it.
+//! contract gives the new column's the old column's name, which the plain
+//! rename keeps, and the reverse gives it back.
 
 use strata_source::sql::names::quote_ident;
 
 use super::super::{Action, CompileError, Compiled, Context};
 use super::set_not_null::not_null_via_check;
 use super::shadow::{
-    carried, column, column_name, facts, has_column, install_trigger, refuse_uncarried,
-    remove_trigger, row_keys, step_index, when, Helpers,
+    carried, column, column_name, facts, has_column, install_trigger, not_null_names,
+    refuse_uncarried, remove_trigger, row_keys, step_index, when, Helpers,
 };
 
 const OP: &str = "rename_column";
@@ -133,6 +134,14 @@ pub(super) fn compile(
     })?;
     let mut up = remove_trigger(&helpers, table);
     up.push(format!("ALTER TABLE {table} DROP COLUMN {old}"));
+    let nn_names = not_null_names(facts, &from, &to);
+    if let Some((kept, given)) = &nn_names {
+        up.push(format!(
+            "ALTER TABLE {table} RENAME CONSTRAINT {} TO {}",
+            quote_ident(given),
+            quote_ident(kept)
+        ));
+    }
     if let Some(d) = &old_col.default {
         up.push(format!(
             "ALTER TABLE {table} ALTER COLUMN {new} SET DEFAULT {d}"
@@ -154,6 +163,13 @@ pub(super) fn compile(
     if new_col.default.is_none() {
         restore.push(format!(
             "ALTER TABLE {table} ALTER COLUMN {new} DROP DEFAULT"
+        ));
+    }
+    if let Some((kept, given)) = &nn_names {
+        restore.push(format!(
+            "ALTER TABLE {table} RENAME CONSTRAINT {} TO {}",
+            quote_ident(kept),
+            quote_ident(given)
         ));
     }
     restore.extend(carried.give_names_back(table, &helpers));

@@ -143,6 +143,22 @@ pub(super) fn facts<'a>(op: &str, ctx: &Context<'a>) -> Result<&'a TableFacts, C
     super::table_names::facts(ctx, op)
 }
 
+/// The NOT NULL constraint names of columns `from` and `to` (PostgreSQL 18
+/// gives NOT NULL constraints names; older servers have none, and this is
+/// `None`). `RENAME COLUMN` and `ALTER COLUMN … TYPE` keep a column's
+/// constraint name, so an operation that ends with another column in its
+/// place renames that column's constraint to the name the naive form keeps.
+pub(super) fn not_null_names(facts: &TableFacts, from: &str, to: &str) -> Option<(String, String)> {
+    let name_of = |col: &str| {
+        facts
+            .constraints
+            .iter()
+            .find(|c| c.kind == "n" && c.on_table == facts.name && c.columns == [col])
+            .map(|c| c.name.clone())
+    };
+    Some((name_of(from)?, name_of(to)?))
+}
+
 /// The facts' column `name`.
 pub(super) fn column<'a>(
     op: &str,
