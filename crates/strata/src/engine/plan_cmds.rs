@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use super::history::Event;
 use super::lock::MigrationLock;
 use super::phases::{self, PlanRunner, PlanState, Reverse};
-use super::{backup, open, os_actor, EngineError, Progress, Project, RunReport};
-use crate::db::Target;
+use super::{backup, open, os_actor, EngineError, History, Progress, Project, RunReport};
+use crate::db::{Connection, Target};
+use crate::plan::file::Plan;
 use crate::source::{Migration, MigrationKind};
 
 /// Options of `rollback`.
@@ -62,14 +63,28 @@ async fn event(
     Ok(())
 }
 
-/// Reverses finished phases of a plan, newest first.
-pub async fn rollback(
-    project: &Project,
+/// A plan opened for `rollback` or `abort`: its file and its state, read
+/// under the migration lock, which it holds until released.
+struct Opened<'a> {
+    m: &'a Migration,
+    plan: Plan,
+    /// The canonical version.
+    version: String,
+    history: History,
+    conn: Connection,
+    lock: MigrationLock,
+    /// Its history row says applied (every phase done).
+    applied: bool,
+    /// Its progress row, if it started and was not forgotten.
+    state: Option<PlanState>,
+}
+
+async fn open_plan<'a>(
+    project: &'a Project,
     target: &Target,
-    options: &RollbackOptions,
-    observer: &mut dyn FnMut(Progress),
-) -> Result<RunReport, EngineError> {
-    let m = find_plan(project, &options.version)?;
+    version: &str,
+) -> Result<Opened<'a>, EngineError> {
+    let m = find_plan(project, version)?;
     let plan = phases::load_plan(m)?;
     let version = m.version.canonical();
     let history = project.history();
@@ -81,7 +96,36 @@ pub async fn rollback(
         .await?
         .iter()
         .any(|r| r.kind == "plan" && r.version == version && r.state == "applied");
-    let st = phases::read_state(&conn, &history, &version).await?;
+    let state = phases::read_state(&conn, &history, &version).await?;
+    Ok(Opened {
+        m,
+        plan,
+        version,
+        history,
+        conn,
+        lock,
+        applied,
+        state,
+    })
+}
+
+/// Reverses finished phases of a plan, newest first.
+pub async fn rollback(
+    project: &Project,
+    target: &Target,
+    options: &RollbackOptions,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<RunReport, EngineError> {
+    let Opened {
+        m,
+        plan,
+        version,
+        history,
+        conn,
+        lock,
+        applied,
+        state: st,
+    } = open_plan(project, target, &options.version).await?;
     let total = plan.phases.len();
     let done = match (&st, applied) {
         (_, true) => total,
@@ -245,25 +289,23 @@ pub async fn abort(
     version: &str,
     observer: &mut dyn FnMut(Progress),
 ) -> Result<RunReport, EngineError> {
-    let m = find_plan(project, version)?;
-    let plan = phases::load_plan(m)?;
-    let canonical = m.version.canonical();
-    let history = project.history();
-    let conn = open(target).await?;
-    let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
-    history.ensure(&conn).await?;
-    let applied = history
-        .read(&conn)
-        .await?
-        .iter()
-        .any(|r| r.kind == "plan" && r.version == canonical && r.state == "applied");
+    let Opened {
+        m,
+        plan,
+        version: canonical,
+        history,
+        conn,
+        lock,
+        applied,
+        state,
+    } = open_plan(project, target, version).await?;
     if applied {
         return Err(EngineError::Usage {
             message: format!("plan {} is applied", m.label()),
             help: format!("roll it back with `strata rollback {}`", m.version),
         });
     }
-    let Some(st) = phases::read_state(&conn, &history, &canonical).await? else {
+    let Some(st) = state else {
         return Err(EngineError::Usage {
             message: format!(
                 "plan {} has not started: there is nothing to abort",
