@@ -509,3 +509,67 @@ operations = [
     // other finding there.
     assert!(!out.contains("2_index.plan.toml:5"), "{out}");
 }
+
+#[tokio::test]
+async fn a_plan_acknowledges_findings_with_strata_allow_comments() {
+    let db = TestDb::new().await;
+    let project = Project::new();
+    project.write("1_users.up.sql", USERS);
+    // The index is built on a table the app does not use yet, say.
+    let plan = |allow: &str| {
+        format!(
+            r#"
+[[phase]]
+name = "expand"
+operations = [
+  {{ op = "add_column", table = "users", column = "nick", type = "text" }},
+{allow}
+  {{ op = "sql", up = "CREATE INDEX users_email ON users (email); CREATE INDEX users_nick ON users (nick)", down = "DROP INDEX users_nick; DROP INDEX users_email" }},
+]
+"#
+        )
+    };
+    // Unacknowledged, both index builds are findings, and `up` refuses.
+    project.write("2_index.plan.toml", &plan(""));
+    let out = text(&project.run(&db, &["lint"]));
+    assert_eq!(
+        out.matches("require-concurrent-index-creation").count(),
+        2,
+        "{out}"
+    );
+    // One allow above the operation covers every statement it compiles to.
+    project.write(
+        "2_index.plan.toml",
+        &plan("  # strata:allow require-concurrent-index-creation reason: users is empty until v2 ships"),
+    );
+    let out = project.run(&db, &["lint"]);
+    let shown = text(&out);
+    assert!(!shown.contains("2_index.plan.toml:7"), "{shown}");
+    assert!(!shown.contains("unused-allow"), "{shown}");
+    let out = project.run(&db, &["up", "--through-gates"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(db.has_table("users").await);
+    // An allow that acknowledges nothing is reported at its line.
+    let project = Project::new();
+    project.write("1_users.up.sql", USERS);
+    project.write(
+        "2_index.plan.toml",
+        "[[phase]]\nname = \"x\"\noperations = [\n  # strata:allow ban-drop-column reason: nothing is dropped\n  { op = \"add_column\", table = \"users\", column = \"nick\", type = \"text\" },\n]\n",
+    );
+    let out = text(&project.run(&TestDb::new().await, &["lint"]));
+    assert!(
+        out.contains("2_index.plan.toml:4") && out.contains("unused-allow"),
+        "{out}"
+    );
+    // Other directives have no meaning in a plan: a load error at the line.
+    let project = Project::new();
+    project.write(
+        "2_index.plan.toml",
+        "# strata:no-transaction\n[[phase]]\nname = \"x\"\noperations = [\n  { op = \"add_column\", table = \"users\", column = \"nick\", type = \"text\" },\n]\n",
+    );
+    let out = expect_code(&project.run(&TestDb::new().await, &["validate"]), 2);
+    assert!(
+        out.contains("2_index.plan.toml:1") && out.contains("no meaning in a plan file"),
+        "{out}"
+    );
+}

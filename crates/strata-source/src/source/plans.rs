@@ -57,6 +57,15 @@ pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<Sourc
             }));
             continue;
         }
+        let directives = match allows(&text) {
+            Ok(d) => d,
+            Err(found) => {
+                problems.extend(found.into_iter().map(|(line, message, help)| {
+                    SourceProblem::new(&path, Some(line), message).help(help)
+                }));
+                continue;
+            }
+        };
         migrations.push(Migration {
             version,
             kind: MigrationKind::Plan,
@@ -73,12 +82,50 @@ pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<Sourc
                     line: None,
                     source: "a plan runs each action in its own transaction or alone".to_owned(),
                 }),
-                directives: Vec::new(),
+                directives,
             },
             down: None,
         });
     }
     (migrations, problems)
+}
+
+/// The `# strata:allow RULE[, RULE] reason: …` comments of a plan file,
+/// with their lines: TOML comments start with `#`, and otherwise they read
+/// as in SQL files. An allow acknowledges the findings of the operation
+/// that starts on the next operation line below it (every statement that
+/// operation compiles to), or of the whole plan when it stands in the
+/// file's header, separated from the first operation by a blank line. Any
+/// other directive is an error: a plan has no file-wide run mode to set.
+fn allows(text: &str) -> Result<Vec<(usize, super::Directive)>, Vec<(usize, String, String)>> {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix('#') else {
+            continue;
+        };
+        let as_sql = format!("--{rest}");
+        match super::parse_strata_directive(&as_sql) {
+            None => {}
+            Some(Ok(d @ super::Directive::Allow { .. })) => found.push((i + 1, d)),
+            Some(Ok(_)) => problems.push((
+                i + 1,
+                format!("`#{}` has no meaning in a plan file", rest.trim_end()),
+                "only `# strata:allow RULE reason: …` is read in a plan file; remove the line"
+                    .to_owned(),
+            )),
+            Some(Err(message)) => problems.push((
+                i + 1,
+                message,
+                "write it as `# strata:allow RULE[, RULE] reason: why it is safe`".to_owned(),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(found)
+    } else {
+        Err(problems)
+    }
 }
 
 /// The checked plan of a plan migration (loading already refused a bad one,

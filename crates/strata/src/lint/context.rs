@@ -1106,8 +1106,13 @@ fn apply_allows(
         for id in ids {
             let known = RULES.iter().any(|r| r.meta().id == id);
             let mut used = false;
+            // Every statement on the line below it: in a plan file, all the
+            // statements an operation compiles to sit on its line.
+            let next_line = next.and_then(|n| statements.get(n)).map(|s| s.line);
             for (index, f) in findings.iter_mut() {
-                if f.rule == id && (file_level || Some(*index) == next) {
+                let below =
+                    next_line.is_some() && statements.get(*index).map(|s| s.line) == next_line;
+                if f.rule == id && (file_level || below) {
                     f.allowed = true;
                     used = true;
                 }
