@@ -90,6 +90,9 @@ pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<Sourc
     (migrations, problems)
 }
 
+/// A problem at a line: the line, what is wrong, how to fix it.
+type LineProblem = (usize, String, String);
+
 /// The `# strata:allow RULE[, RULE] reason: …` comments of a plan file,
 /// with their lines: TOML comments start with `#`, and otherwise they read
 /// as in SQL files. An allow acknowledges the findings of the operation
@@ -97,7 +100,7 @@ pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<Sourc
 /// operation compiles to), or of the whole plan when it stands in the
 /// file's header, separated from the first operation by a blank line. Any
 /// other directive is an error: a plan has no file-wide run mode to set.
-fn allows(text: &str) -> Result<Vec<(usize, super::Directive)>, Vec<(usize, String, String)>> {
+fn allows(text: &str) -> Result<Vec<(usize, super::Directive)>, Vec<LineProblem>> {
     let mut found = Vec::new();
     let mut problems = Vec::new();
     for (i, line) in text.lines().enumerate() {
