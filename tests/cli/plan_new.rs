@@ -1,5 +1,6 @@
 //! `strata new NAME --pattern P`: every generated plan lints with no MEDIUM
-//! or HIGH finding and runs through all its gates on a real database; bad
+//! or HIGH finding and runs gate by gate (`up`, then `up --continue V` at
+//! each gate) on a real database; bad
 //! flags exit 2 and write nothing.
 
 use crate::support::{expect_code, strata, Project, TestDb};
@@ -13,8 +14,9 @@ CREATE TABLE events (id bigint, created_at timestamptz NOT NULL, payload text, P
 INSERT INTO events SELECT g, '2024-01-01'::timestamptz + g * interval '1 day', 'p' FROM generate_series(1, 100) g;
 CREATE TABLE old_sessions (id int);";
 
-/// Generates a plan with `flags`, lints it, runs it through every gate,
-/// and returns the database for the test's own checks.
+/// Generates a plan with `flags`, lints it, runs it gate by gate as a
+/// deploy would (`up` stops at each gate it names, `up --continue V`
+/// passes it), and returns the database for the test's own checks.
 async fn generated_plan_runs(flags: &[&str]) -> TestDb {
     let db = TestDb::new().await;
     let project = Project::new();
@@ -23,10 +25,35 @@ async fn generated_plan_runs(flags: &[&str]) -> TestDb {
     args.extend_from_slice(flags);
     let out = expect_code(&strata(project.path(), None, &args), 0);
     assert!(out.contains("_change.plan.toml"), "{out}");
+    let file = out.trim().to_owned();
+    let name = std::path::Path::new(&file)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("the plan's file name");
+    let version = name.split('_').next().expect("its version").to_owned();
+    let gates = std::fs::read_to_string(&file)
+        .expect("the generated plan")
+        .lines()
+        .filter(|l| l.starts_with("gate = ") && *l != "gate = \"none\"")
+        .count();
     let lint = expect_code(&project.run(&db, &["lint"]), 0);
     assert!(lint.contains("0 HIGH, 0 MEDIUM"), "{flags:?}:\n{lint}");
-    let up = project.run(&db, &["up", "--through-gates"]);
-    expect_code(&up, 0);
+    let out = expect_code(&project.run(&db, &["up"]), 0);
+    for passed in 0..gates {
+        assert!(
+            out.contains("waiting for") || passed > 0,
+            "{flags:?}: `up` should stop at the first gate:\n{out}"
+        );
+        assert_eq!(
+            db.history().await.len(),
+            1,
+            "{flags:?}: applied before its last gate"
+        );
+        // `up` alone does not pass a gate.
+        let again = expect_code(&project.run(&db, &["up"]), 0);
+        assert!(again.contains("waiting for"), "{flags:?}:\n{again}");
+        expect_code(&project.run(&db, &["up", "--continue", &version]), 0);
+    }
     assert_eq!(db.history().await.len(), 2, "{flags:?}");
     db
 }
