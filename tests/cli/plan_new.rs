@@ -1,7 +1,6 @@
 //! `strata new NAME --pattern P`: every generated plan lints with no MEDIUM
 //! or HIGH finding and runs gate by gate (`up`, then `up --continue V` at
-//! each gate) on a real database; bad
-//! flags exit 2 and write nothing.
+//! each gate) on a real database; bad flags exit 2 and write nothing.
 
 use crate::support::{expect_code, strata, Project, TestDb};
 
