@@ -13,19 +13,25 @@
 #                 stops at the first deploy gate): new column, sync trigger,
 #                 batched backfill, validation. The contract step drops
 #                 `name`, which this harness's app still writes, so it is
-#                 not run under its load.
+#                 not run under its load here; rename-whole does.
+#   rename-whole  a whole rename_column plan (expand, both gates, contract)
+#                 by `strata up --through-gates` on `created_at`, the column
+#                 this harness's app never names (its inserts take the
+#                 default): the sync trigger fires on every app write, the
+#                 backfill copies 2M rows, and the contract drops the old
+#                 column and the triggers while the app runs.
 # Every strata run uses the DEFAULT config (an empty strata.toml).
 # Reported by the harness per run: wall time, app p99/max latency and failed
 # requests in the window that overlaps the change; the targets for strata:
 # app max <= 50 ms and 0 failed requests.
 #
-# Usage: bench/plan.sh [ROWS] [RUN...]    (default 2000000, all four runs)
+# Usage: bench/plan.sh [ROWS] [RUN...]    (default 2000000, all five runs)
 # Env:   ZDT: the reference harness (default ../shared/bench/zdt.sh next
 #        to the checkout); STRATA_BIN (default: a release build made here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-2000000}; shift || true
-RUNS=("$@"); [ ${#RUNS[@]} -gt 0 ] || RUNS=(type-naive type-strata rename-naive rename-strata)
+RUNS=("$@"); [ ${#RUNS[@]} -gt 0 ] || RUNS=(type-naive type-strata rename-naive rename-strata rename-whole)
 ZDT=${ZDT:-$(realpath -m ../shared/bench/zdt.sh)}
 [ -x "$ZDT" ] || { echo "plan.sh: the reference harness is not at $ZDT (set ZDT)" >&2; exit 2; }
 if [ -z "${STRATA_BIN:-}" ]; then
@@ -65,6 +71,19 @@ gate = { deploy = "app that no longer uses name" }
 name = "contract"
 operations = [ { op = "rename_column", step = "contract", table = "users", from = "name", to = "full_name" } ]'
 
+plan_dir whole '
+description = "users.created_at -> signed_up_at"
+[[phase]]
+name = "expand"
+operations = [ { op = "rename_column", table = "users", from = "created_at", to = "signed_up_at" } ]
+gate = { deploy = "app that reads signed_up_at" }
+[[phase]]
+name = "switch"
+gate = { deploy = "app that no longer uses created_at" }
+[[phase]]
+name = "contract"
+operations = [ { op = "rename_column", step = "contract", table = "users", from = "created_at", to = "signed_up_at" } ]'
+
 "$ZDT" up >/dev/null
 "$ZDT" seed "$ROWS" >/dev/null
 url='host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE'
@@ -77,6 +96,7 @@ for run in "${RUNS[@]}"; do
         type-strata) cmd=$(strata_up type --through-gates) ;;
         rename-naive) cmd='psql -X -v ON_ERROR_STOP=1 -c "ALTER TABLE users RENAME COLUMN name TO full_name"' ;;
         rename-strata) cmd=$(strata_up rename) ;;
+        rename-whole) cmd=$(strata_up whole --through-gates) ;;
         *) echo "plan.sh: unknown run $run" >&2; exit 2 ;;
     esac
     "$ZDT" measure -r -l "$run" "$cmd" | grep -E "^# \[|^dur " || true
