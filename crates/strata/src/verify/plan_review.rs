@@ -358,7 +358,7 @@ pub async fn review(
     let mut op_risks: Vec<(Risk, String)> = Vec::new();
     let mut impact: BTreeMap<String, TableImpact> = BTreeMap::new();
     let mut validations = Vec::new();
-    let done = state.as_ref().map(|s| s.done);
+    let done = conn.is_some().then(|| state.as_ref().map_or(0, |s| s.done));
     for (k, (phase, ops)) in plan.phases.iter().zip(&previews).enumerate() {
         let mut operations = Vec::new();
         let mut changes = Vec::new();
@@ -447,6 +447,18 @@ pub async fn review(
                     estimate = None;
                     let drops = drops_data_by_definition(op);
                     backup_first |= drops;
+                    if drops {
+                        op_risks.push((
+                            Risk::Medium,
+                            format!(
+                                "phase {} `{}`: `{}` (line {}) drops data (by its definition; it compiles when it runs): only after a deploy gate, after a backup; only that backup brings the data back",
+                                k + 1,
+                                phase.name,
+                                op.kind.name(),
+                                op.line
+                            ),
+                        ));
+                    }
                     changes.push(format!(
                         "`{}` (line {}): {}",
                         op.kind.name(),
@@ -735,33 +747,20 @@ impl Estimator<'_> {
                     .map(|s| s.keyed_table().to_owned())
                     .or_else(|| op.kind.table().map(str::to_owned));
                 match table.as_deref().and_then(|t| size_of(self.sizes, t)) {
-                    Some((rows, bytes)) => {
+                    Some((rows, _)) => {
                         let rows = rows.max(0);
                         review.rows = Some(rows);
-                        let (ms, rate) = match (self.backfill_rate, self.rate) {
-                            (Some((per_sec, runs)), _) => (
+                        let (ms, rate) = match self.backfill_rate {
+                            Some((per_sec, runs)) => (
                                 rows as f64 / per_sec * 1000.0,
                                 format!(
                                     "{per_sec:.0} rows/s (measured by the {runs} backfill(s) that finished on this database)"
                                 ),
                             ),
-                            (None, Some(r)) if rows > 0 => {
-                                let per_row = bytes as f64 / rows as f64;
-                                let rows_per_sec = r / per_row.max(1.0);
-                                (
-                                    rows as f64 / rows_per_sec * 1000.0,
-                                    format!(
-                                        "{:.0} rows/s (this server's measured rewrite rate, {}/s, over {:.0} bytes per row)",
-                                        rows_per_sec,
-                                        human_bytes(r),
-                                        per_row
-                                    ),
-                                )
-                            }
                             _ => (
                                 rows as f64 / NOMINAL_ROWS_PER_SEC * 1000.0,
                                 format!(
-                                    "the default {NOMINAL_ROWS_PER_SEC:.0} rows/s (no rate measured on this server)"
+                                    "the default {NOMINAL_ROWS_PER_SEC:.0} rows/s (no batched backfill has finished on this database to measure by)"
                                 ),
                             ),
                         };
@@ -816,10 +815,12 @@ impl Estimator<'_> {
     }
 }
 
-/// The rate of the batched backfills that finished on this database
-/// (`strata_progress`: rows walked over time spent), when at least one
-/// walked 1,000 rows or more: what this server really did with batches,
-/// throttling included. `None` without such a run.
+/// The rate of the batched backfills that finished on this database:
+/// rows changed over time spent, from the `finish` events of backfills
+/// that changed 1,000 rows or more (`strata_events`), i.e. what this
+/// server really did with batches, throttling included. `None` without
+/// such a run. (A resumed backfill's event counts the rows of every run
+/// and the time of the last, so it reads faster than it was.)
 async fn measured_backfill_rate(
     conn: &Connection,
     history: &engine::History,
@@ -827,7 +828,7 @@ async fn measured_backfill_rate(
     let exists = conn
         .query_opt(
             "SELECT to_regclass($1) IS NOT NULL",
-            &[&history.progress_table()],
+            &[&history.events_table()],
         )
         .await?
         .is_some_and(|r| r.get::<_, bool>(0));
@@ -837,15 +838,14 @@ async fn measured_backfill_rate(
     let row = conn
         .query_opt(
             &format!(
-                "SELECT coalesce(sum((cursor->>'rows_done')::bigint), 0)::float8,
-                        coalesce(sum((cursor->>'elapsed_ms')::bigint), 0)::float8,
+                "SELECT coalesce(sum((details->>'rows_changed')::bigint), 0)::float8,
+                        coalesce(sum(duration_ms), 0)::float8,
                         count(*)
-                 FROM {} WHERE history_table = $1 AND kind = $2 AND state = 'done'
-                   AND (cursor->>'rows_done')::bigint >= 1000
-                   AND (cursor->>'elapsed_ms')::bigint > 0",
-                history.progress_table()
+                 FROM {} WHERE action = 'backfill' AND success AND details->>'phase' = 'finish'
+                   AND duration_ms > 0 AND (details->>'rows_changed')::bigint >= 1000",
+                history.events_table()
             ),
-            &[&history.name(), &engine::backfill::cursor::KIND],
+            &[],
         )
         .await?;
     Ok(row.and_then(|r| {
@@ -892,7 +892,7 @@ fn estimate_basis(est: &Estimator<'_>, rate: Option<Option<(f64, RateSource)>>) 
                 human_bytes(est.rate())
             ),
             _ => format!(
-                "no rate could be measured on this server: the defaults {}/s for scans and {NOMINAL_ROWS_PER_SEC:.0} rows/s for backfills",
+                "no rewrite rate could be measured on this server: the default {}/s for scans and index builds",
                 human_bytes(DEFAULT_REWRITE_BYTES_PER_SEC)
             ),
         };
@@ -900,13 +900,14 @@ fn estimate_basis(est: &Estimator<'_>, rate: Option<Option<(f64, RateSource)>>) 
             format!("rate: {source}; sizes from the live statistics (pg_class.reltuples, total relation size): run ANALYZE first on tables that changed a lot"),
             match est.backfill_rate {
                 Some((per_sec, runs)) => format!(
-                    "backfills: the table's rows ÷ {per_sec:.0} rows/s, the rate of the {runs} batched backfill(s) that finished on this database (rows walked over time spent)"
+                    "backfills: the table's rows ÷ {per_sec:.0} rows/s, the rate of the {runs} batched backfill(s) that finished on this database (rows changed over time spent, from their `finish` events), in batches of {} ms",
+                    est.batch.as_millis()
                 ),
                 None => format!(
-                "backfills: the table's rows ÷ the rate in rows per second (the rewrite rate over the table's bytes per row; no backfill has finished on this database to measure batches by), in batches of {} ms{}; a lower bound (batches also update indexes and write WAL)",
-                est.batch.as_millis(),
-                if est.sleep.is_zero() { String::new() } else { format!(" plus {} ms between batches", est.sleep.as_millis()) }
-            ),
+                    "backfills: the table's rows ÷ the default {NOMINAL_ROWS_PER_SEC:.0} rows/s (the backfill engine's nominal rate, as `up --dry-run` uses; no batched backfill has finished on this database to measure by), in batches of {} ms{}",
+                    est.batch.as_millis(),
+                    if est.sleep.is_zero() { String::new() } else { format!(" plus {} ms between batches", est.sleep.as_millis()) }
+                ),
             },
             "concurrent index builds and VALIDATE CONSTRAINT: the table's total size at the rewrite rate (a build may also wait for older transactions)".to_owned(),
             "validations: a scan of the operation's table at the same rate (an upper bound)".to_owned(),
