@@ -669,8 +669,8 @@ impl Estimator<'_> {
         findings: &[&crate::lint::Finding],
     ) -> ActionReview {
         let lock = match a {
-            Action::Transaction(s) => sql_summary::strongest_lock(&s.join(";\n")),
-            Action::Alone(s) => sql_summary::strongest_lock(s),
+            Action::Transaction(s) => sql_summary::strongest_lock(&s.join(";\n"), op.kind.table()),
+            Action::Alone(s) => sql_summary::strongest_lock(s, op.kind.table()),
             Action::Backfill(_) | Action::Validate { .. } => None,
         };
         let (kind, summary) = match a {
@@ -938,8 +938,8 @@ fn lock_of(
     config: &crate::config::Config,
 ) -> Option<LockReview> {
     let (lock, table) = match a {
-        Action::Transaction(s) => sql_summary::strongest_lock(&s.join(";\n"))?,
-        Action::Alone(s) => sql_summary::strongest_lock(s)?,
+        Action::Transaction(s) => sql_summary::strongest_lock(&s.join(";\n"), op.kind.table())?,
+        Action::Alone(s) => sql_summary::strongest_lock(s, op.kind.table())?,
         Action::Backfill(sql) => (
             Lock::RowExclusive,
             BackfillSpec::from_sql(sql)
@@ -1220,7 +1220,11 @@ fn phase_rollback(
     let n = k + 1;
     let reversible = irreversible.is_empty() && !drops;
     let command = if reversible {
-        format!("`strata rollback {version} --phase {n}` (after the later phases are reversed: it reverses them first)")
+        if n == plan.phases.len() {
+            format!("`strata rollback {version} --phase {n}`")
+        } else {
+            format!("`strata rollback {version} --phase {n}` (reverses the later phases first, newest first)")
+        }
     } else {
         let named = backup
             .clone()
@@ -1335,7 +1339,9 @@ fn testing(version: &str, plan: &Plan, validations: Vec<String>) -> Testing {
 /// Milliseconds in words.
 pub fn human_ms(ms: i64) -> String {
     let ms = ms as f64;
-    if ms >= 3_600_000.0 {
+    if ms < 1.0 {
+        "< 1 ms".to_owned()
+    } else if ms >= 3_600_000.0 {
         format!("{:.1} h", ms / 3_600_000.0)
     } else if ms >= 60_000.0 {
         format!("{:.1} min", ms / 60_000.0)

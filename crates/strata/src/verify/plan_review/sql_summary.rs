@@ -30,29 +30,47 @@ pub fn changes(sql: &str) -> Vec<String> {
 }
 
 /// The strongest table lock the statements of `sql` take, with its table
-/// (`LOCK TABLE` included), when one does.
-pub fn strongest_lock(sql: &str) -> Option<(Lock, String)> {
+/// (`LOCK TABLE` included), when one does. Locks on tables created earlier
+/// in `sql` block nobody and are left out, as are index renames (the
+/// index's table is locked by the statement that matters); among equal
+/// locks, one on `prefer` (the operation's table) wins.
+pub fn strongest_lock(sql: &str, prefer: Option<&str>) -> Option<(Lock, String)> {
     let statements = crate::sql::split(sql, &[]).ok()?;
-    statements
+    let mut created: Vec<String> = Vec::new();
+    let mut locks: Vec<(Lock, String)> = Vec::new();
+    for node in statements
         .iter()
         .flat_map(|s| s.nodes().into_iter().filter_map(|n| n.node))
-        .filter_map(|node| match &node {
+    {
+        match &node {
+            NodeEnum::CreateStmt(c) => {
+                if let Some(r) = &c.relation {
+                    created.push(ast::relation(r));
+                }
+            }
             NodeEnum::LockStmt(l) => {
-                let table = l.relations.first().and_then(|r| match &r.node {
-                    Some(NodeEnum::RangeVar(rv)) => Some(ast::relation(rv)),
+                locks.extend(l.relations.iter().filter_map(|r| match &r.node {
+                    Some(NodeEnum::RangeVar(rv)) => Some((lock_mode(l.mode), ast::relation(rv))),
                     _ => None,
-                })?;
-                Some((lock_mode(l.mode), table))
+                }));
             }
             NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectTrigger as i32 => {
                 // `DROP TRIGGER t ON tbl`: the object is (tbl, t).
-                let names = list_names(&d.objects).into_iter().next()?;
-                let (table, _) = names.rsplit_once('.')?;
-                Some((Lock::AccessExclusive, table.to_owned()))
+                let first = list_names(&d.objects).into_iter().next();
+                if let Some((table, _)) = first.as_deref().and_then(|n| n.rsplit_once('.')) {
+                    locks.push((Lock::AccessExclusive, table.to_owned()));
+                }
             }
-            other => table_lock(other),
-        })
-        .max_by_key(|(lock, _)| *lock)
+            NodeEnum::RenameStmt(r) if r.rename_type == ObjectType::ObjectIndex as i32 => {}
+            other => locks.extend(table_lock(other)),
+        }
+    }
+    let key = |t: &str| crate::lint::schema::key(&t.replace('"', ""));
+    let prefer = prefer.map(key);
+    locks
+        .into_iter()
+        .filter(|(_, t)| !created.iter().any(|c| key(c) == key(t)))
+        .max_by_key(|(lock, t)| (*lock, prefer.as_deref() == Some(key(t).as_str())))
 }
 
 /// `LockStmt.mode` (PostgreSQL's LOCKMODE, 1 to 8) as a [`Lock`].
@@ -191,9 +209,10 @@ fn node_changes(node: &NodeEnum) -> Vec<String> {
                 _ => Vec::new(),
             }
         }
-        NodeEnum::AlterObjectSchemaStmt(_) | NodeEnum::AlterSeqStmt(_) => {
-            vec!["ownership or schema of an object changed".to_owned()]
-        }
+        NodeEnum::AlterSeqStmt(a) => vec![format!(
+            "sequence {} altered (its owner column)",
+            a.sequence.as_ref().map(ast::relation).unwrap_or_default()
+        )],
         _ => Vec::new(),
     }
 }
@@ -284,19 +303,27 @@ mod tests {
 
     #[test]
     fn the_strongest_lock_counts_lock_table_and_drop_trigger() {
-        let sql = "LOCK TABLE events IN ACCESS EXCLUSIVE MODE";
+        let sql = "LOCK TABLE events_new, events IN ACCESS EXCLUSIVE MODE;
+                   ALTER INDEX events_new_pkey RENAME TO events_pkey";
         assert_eq!(
-            strongest_lock(sql),
+            strongest_lock(sql, Some("events")),
             Some((Lock::AccessExclusive, "events".to_owned()))
         );
         assert_eq!(
-            strongest_lock("DROP TRIGGER IF EXISTS t ON users"),
+            strongest_lock("DROP TRIGGER IF EXISTS t ON users", None),
             Some((Lock::AccessExclusive, "users".to_owned()))
         );
         assert_eq!(
-            strongest_lock("CREATE INDEX CONCURRENTLY i ON users (a)"),
+            strongest_lock("CREATE INDEX CONCURRENTLY i ON users (a)", None),
             Some((Lock::ShareUpdateExclusive, "users".to_owned()))
         );
-        assert_eq!(strongest_lock("SELECT 1"), None);
+        assert_eq!(strongest_lock("SELECT 1", None), None);
+        // A table created in the same transaction blocks nobody: the
+        // trigger on the existing table is the lock that matters.
+        let sql = "CREATE TABLE t_new (id int); CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()";
+        assert_eq!(
+            strongest_lock(sql, None),
+            Some((Lock::ShareRowExclusive, "t".to_owned()))
+        );
     }
 }
