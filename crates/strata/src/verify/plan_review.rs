@@ -1362,3 +1362,152 @@ pub fn human_bytes(b: f64) -> String {
         format!("{:.0} kB", b / 1e3)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+[[phase]]
+name = "expand"
+operations = [{ op = "add_column", table = "users", column = "a", type = "int" }]
+gate = "none"
+
+[[phase]]
+name = "migrate"
+operations = [{ op = "backfill", table = "users", set = "a = 1" }]
+gate = { wait = "1h" }
+
+[[phase]]
+name = "switch"
+operations = [{ op = "validate", sql = "SELECT true" }]
+gate = { deploy = "app v2, which reads a" }
+
+[[phase]]
+name = "contract"
+operations = [{ op = "drop_column", table = "users", column = "b" }]
+"#;
+
+    fn migration() -> Migration {
+        Migration {
+            version: crate::source::Version::integer("7").expect("version"),
+            kind: MigrationKind::Plan,
+            name: "p".into(),
+            up: crate::source::Script {
+                path: "7_p.plan.toml".into(),
+                text: PLAN.into(),
+                first_line: 1,
+                blocks: Vec::new(),
+                no_transaction: None,
+                directives: Vec::new(),
+            },
+            down: None,
+            checksum: String::new(),
+        }
+    }
+
+    fn phase(plan: &Plan, k: usize, backup_first: bool) -> PhaseReview {
+        PhaseReview {
+            number: k + 1,
+            name: plan.phases[k].name.clone(),
+            line: plan.phases[k].line,
+            state: None,
+            operations: Vec::new(),
+            schema_changes: Vec::new(),
+            findings: Vec::new(),
+            estimate_ms: None,
+            backup_first,
+            gate: gate_review(&plan.phases[k].gate),
+            rollback: PhaseRollback {
+                reversible: true,
+                command: String::new(),
+                reverse_changes: Vec::new(),
+                irreversible: Vec::new(),
+                backup: None,
+            },
+        }
+    }
+
+    #[test]
+    fn deploy_steps_interleave_up_with_waits_and_deploys() {
+        let plan = crate::plan::file::parse(PLAN).expect("valid plan");
+        let phases: Vec<_> = (0..4).map(|k| phase(&plan, k, k == 3)).collect();
+        assert_eq!(
+            deploy_steps("7", &plan, &phases),
+            [
+                "`strata up`: runs phase 1 `expand`, then phase 2 `migrate`",
+                "Wait at least 1h after phase 2 (the gate passes by itself)",
+                "`strata up` (after the wait): runs phase 3 `switch`",
+                "`strata up` stops: \"phase 3 of 4 done; waiting for: deploy: app v2, which reads a\"",
+                "Deploy: app v2, which reads a",
+                "`strata up --continue 7` (once the deploy is done): runs phase 4 `contract` (a backup of the tables it drops data from first)",
+                "`strata status`: 7 is `applied`; later migrations ran only after it",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_phase_that_drops_data_rolls_back_only_from_its_backup() {
+        let m = migration();
+        let plan = crate::plan::file::parse(PLAN).expect("valid plan");
+        let previews: Vec<Vec<Preview>> = plan
+            .phases
+            .iter()
+            .map(|p| {
+                p.operations
+                    .iter()
+                    .map(|op| {
+                        let ctx = crate::plan::Context {
+                            version: "7",
+                            step: op.step_name(),
+                            table: None,
+                        };
+                        Preview::Compiled(
+                            crate::plan::ops::compile(&op.kind, &ctx).expect("compiles"),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let first = phase_rollback(&m, &plan, 0, &previews[0], None, BackupPolicy::Auto);
+        assert!(first.reversible);
+        assert_eq!(
+            first.command,
+            "`strata rollback 7 --phase 1` (reverses the later phases first, newest first)"
+        );
+        assert_eq!(
+            first.reverse_changes,
+            ["column users.a dropped (its data with it)"]
+        );
+
+        let last = phase_rollback(&m, &plan, 3, &previews[3], None, BackupPolicy::Auto);
+        assert!(!last.reversible);
+        assert_eq!(
+            last.command,
+            "irreversible: drops data; rollback needs `strata rollback 7 --phase 4 --from-backup <the backup taken before phase 4>` (`strata backups` lists it)"
+        );
+        // Once the phase ran, the backup `up` took is named.
+        let mut state = PlanState {
+            state: "done".into(),
+            done: 4,
+            total: 4,
+            cursor: phases::Cursor::default(),
+            error: None,
+            backend_pid: None,
+        };
+        state
+            .cursor
+            .backups
+            .push((3, "/b/7_before_phase_4.dump".into()));
+        let ran = phase_rollback(&m, &plan, 3, &previews[3], Some(&state), BackupPolicy::Auto);
+        assert!(
+            ran.command
+                .contains("--from-backup /b/7_before_phase_4.dump`"),
+            "{}",
+            ran.command
+        );
+        // With backups switched off, it says none is taken.
+        let never = phase_rollback(&m, &plan, 3, &previews[3], None, BackupPolicy::Never);
+        assert!(never.command.contains("none is taken"), "{}", never.command);
+    }
+}
