@@ -497,7 +497,7 @@ pub async fn review(
             .findings
             .iter()
             .filter(|f| !f.allowed && phase.operations.iter().any(|o| o.line == f.line))
-            .map(|f| finding_line(f))
+            .map(&finding_line)
             .collect();
         let rollback = phase_rollback(m, &plan, k, ops, state.as_ref(), config.backup);
         phase_reviews.push(PhaseReview {
@@ -795,7 +795,7 @@ impl Estimator<'_> {
                     Some((t, (_, bytes))) => {
                         review.estimate_ms = Some(self.bytes_ms(bytes));
                         review.how = Some(format!(
-                            "a scan of {t}: {} at {} (an upper bound: a scan writes nothing)",
+                            "a scan of {t}: {} at {} (longer when it calls a function per row)",
                             human_bytes(bytes as f64),
                             self.rate_words()
                         ));
@@ -910,7 +910,7 @@ fn estimate_basis(est: &Estimator<'_>, rate: Option<Option<(f64, RateSource)>>) 
                 ),
             },
             "concurrent index builds and VALIDATE CONSTRAINT: the table's total size at the rewrite rate (a build may also wait for older transactions)".to_owned(),
-            "validations: a scan of the operation's table at the same rate (an upper bound)".to_owned(),
+            "validations: a scan of the operation's table at the same rate (a lower bound: a check that calls a function per row, such as a conversion check, takes longer)".to_owned(),
             "short transactions: catalog changes, milliseconds; gates (deploys, waits) are not counted".to_owned(),
         ]
     };
