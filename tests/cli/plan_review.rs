@@ -14,9 +14,16 @@ const GATE: &str = "app v1.1, which reads age as a number and writes only digits
 
 /// A project holding example 3's migrations.
 fn project() -> Project {
+    example("03_age_to_integer")
+}
+
+/// A project holding the migrations of one of examples/plans.
+fn example(dir: &str) -> Project {
     let project = Project::new();
-    let src =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plans/03_age_to_integer/migrations");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/plans")
+        .join(dir)
+        .join("migrations");
     for entry in std::fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), project.migrations().join(entry.file_name())).unwrap();
@@ -340,4 +347,43 @@ fn a_sql_migration_or_an_unknown_version_is_a_clear_error() {
     );
     let out = expect_code(&strata(project.path(), None, &["plan", "99"]), 2);
     assert!(out.contains("no migration is named 99"), "{out}");
+}
+
+#[tokio::test]
+async fn a_concurrent_index_build_is_estimated_from_the_table_size_and_blocks_no_writes() {
+    let db = TestDb::new().await;
+    let project = example("04_composite_index");
+    expect_code(&project.run(&db, &["up", "--to", BASE]), 0);
+    db.connect().await.batch("ANALYZE orders").await.unwrap();
+    let r = json(&project.run(&db, &["plan", PLAN, "--format", "json"]));
+    let build = &r["phases"][0]["operations"][0]["actions"][0];
+    assert_eq!(build["kind"], "alone");
+    assert_eq!(build["lock"], "SHARE UPDATE EXCLUSIVE on orders");
+    assert!(build["estimate_ms"].is_i64(), "{build}");
+    let how = build["how"].as_str().unwrap();
+    assert!(
+        how.starts_with("an index build scans and sorts the table: orders, ")
+            && (how.contains("measured on this server") || how.contains("the default")),
+        "{how}"
+    );
+    // Reads and writes go on: no lock of the plan blocks the application.
+    let lock = &r["longest_lock"];
+    assert_eq!(lock["lock"], "SHARE UPDATE EXCLUSIVE", "{r:#}");
+    assert_eq!(lock["blocks_app"], false);
+    assert!(lock["bound_ms"].is_null());
+    assert!(r["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["blocks_app"] == false));
+    assert_eq!(
+        strings(&r["phases"][0]["schema_changes"]),
+        ["index idx_orders_user_created on orders built concurrently"]
+    );
+    // Both phases have a reverse.
+    assert_eq!(r["phases"][1]["rollback"]["reversible"], true);
+    assert_eq!(
+        strings(&r["phases"][1]["rollback"]["reverse_changes"]),
+        ["index orders_user_id_idx on orders built concurrently"]
+    );
 }

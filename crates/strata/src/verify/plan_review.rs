@@ -725,7 +725,7 @@ impl Estimator<'_> {
                     (Some(what), Some((t, (_, bytes)))) => {
                         review.estimate_ms = Some(self.bytes_ms(bytes));
                         review.how = Some(format!(
-                            "{what}: {t}'s {} at {} (a lower bound: it may wait for older transactions)",
+                            "{what}: {t}, {} at {} (a lower bound: it may wait for older transactions)",
                             human_bytes(bytes as f64),
                             self.rate_words()
                         ));
