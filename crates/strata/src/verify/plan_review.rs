@@ -406,7 +406,7 @@ pub async fn review(
                                 op.line
                             ));
                         }
-                        if let Some(lock) = lock_of(a, k, phase.name.as_str(), op, &r, config) {
+                        if let Some(lock) = lock_of(a, k, op, &r, config) {
                             if lock.blocks_app && lock.lock == Lock::AccessExclusive.name() {
                                 op_risks.push((
                                     Risk::Low,
@@ -444,6 +444,7 @@ pub async fn review(
                     }
                 }
                 Preview::WhenItRuns(why) | Preview::Broken(why) => {
+                    let broken = matches!(preview, Preview::Broken(_));
                     estimate = None;
                     let drops = drops_data_by_definition(op);
                     backup_first |= drops;
@@ -471,7 +472,12 @@ pub async fn review(
                         step: op.step_name().map(str::to_owned),
                         table: op.kind.table().map(str::to_owned),
                         compiled: false,
-                        note: Some(if conn.is_some() {
+                        note: Some(if broken {
+                            format!(
+                                "started, but does not compile from the facts stored when it started: {}",
+                                why.lines().next().unwrap_or_default()
+                            )
+                        } else if conn.is_some() {
                             format!(
                                 "compiled when it runs, from its table's catalog then (now: {})",
                                 why.lines().next().unwrap_or_default()
@@ -932,7 +938,6 @@ fn estimate_basis(est: &Estimator<'_>, rate: Option<Option<(f64, RateSource)>>) 
 fn lock_of(
     a: &Action,
     phase: usize,
-    phase_name: &str,
     op: &Operation,
     r: &ActionReview,
     config: &crate::config::Config,
@@ -949,7 +954,6 @@ fn lock_of(
         ),
         Action::Validate { .. } => return None,
     };
-    let _ = phase_name;
     let blocks_app = lock >= Lock::Share;
     let lock_timeout = config.lock_timeout;
     let budget = config.lock_retry_budget;
@@ -1109,8 +1113,7 @@ fn what_it_does(op: &Operation) -> String {
         K::ChangeColumnType { table, column, column_type, .. } => format!(
             "{column_type} shadow of {table}.{column} with a sync trigger, conversion validated, backfilled"
         ),
-        K::SplitColumn { table, column, into } if step == "contract" => {
-            let _ = into;
+        K::SplitColumn { table, column, .. } if step == "contract" => {
             format!("the sync trigger from {table}.{column} dropped")
         }
         K::SplitColumn { table, column, into } => format!(
