@@ -9,15 +9,17 @@ use strata::engine::EngineError;
 /// findings as `up` judges them, and what its operations lock and drop),
 /// each phase's operations and schema changes and the gate after it, data
 /// impact (rows and size of each table, from the live statistics), the
-/// estimated duration of each phase (from table sizes and the rewrite rate
-/// measured on this server; the output says how), the longest expected
+/// estimated duration of each phase (from table sizes, the rate of the
+/// backfills that finished on the database and the rewrite rate measured
+/// on this server; the output says how), the longest expected
 /// lock and what bounds it, rollback per phase, the deploy steps
 /// interleaved with the app deploys the gates name, and a testing plan.
 /// The markdown renders on GitHub (paste it into a pull request).
 ///
 /// Reads the configured database, or the project's managed local cluster
-/// if it exists (never writes, never creates it); without either, from the
-/// files alone.
+/// if it exists (never changes it or creates it; the rewrite rate may be
+/// measured once on a temporary table, as `lint` does); without either,
+/// from the files alone.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The plan: its version, or the path of its plan file.
