@@ -521,6 +521,10 @@ pub async fn review(
         });
     }
 
+    // One line per operation and kind of risk, however many of its
+    // transactions take the lock.
+    let mut seen = std::collections::BTreeSet::new();
+    op_risks.retain(|(_, text)| seen.insert(text.clone()));
     let ops_class = op_risks.iter().map(|(r, _)| *r).max();
     let class = lint_class.max(ops_class);
     let total_estimate_ms = phase_reviews
@@ -1041,8 +1045,9 @@ fn lock_rank(name: &str) -> usize {
 }
 
 /// The schema changes of an action.
-/// A `DROP … IF EXISTS` right before the `CREATE` of the same object (how
-/// a re-runnable action installs a trigger) is not a change of its own.
+/// A `DROP … IF EXISTS` before the `CREATE` or `ADD` of the same object
+/// in one action (how a re-runnable action installs a trigger or a check)
+/// is not a change of its own.
 fn action_changes(a: &Action) -> Vec<String> {
     let all: Vec<String> = match a {
         Action::Transaction(s) => s.iter().flat_map(|s| sql_summary::changes(s)).collect(),
@@ -1055,8 +1060,11 @@ fn action_changes(a: &Action) -> Vec<String> {
             let Some(object) = c.strip_suffix(" dropped") else {
                 return true;
             };
-            let created = format!("{object} created");
-            !all[i + 1..].contains(&created)
+            // `trigger t on users created`, `constraint c on users added …`.
+            let again = format!("{object} ");
+            !all[i + 1..]
+                .iter()
+                .any(|later| later.starts_with(&again) && !later.ends_with(" dropped"))
         })
         .map(|(_, c)| c.clone())
         .collect()
