@@ -154,6 +154,7 @@ async fn review_of_a_plan_on_a_live_table_has_every_section() {
     let p1 = phases[0]["estimate_ms"].as_i64().unwrap();
     let p2 = phases[1]["estimate_ms"].as_i64().unwrap();
     assert_eq!(r["total_estimate_ms"].as_i64(), Some(p1 + p2));
+    assert_eq!(r["total_estimate_complete"], true);
 
     // The longest lock: the swap's ACCESS EXCLUSIVE, bounded by lock_timeout.
     let lock = &r["longest_lock"];

@@ -73,8 +73,12 @@ pub struct PlanReview {
     pub data_impact: Vec<TableImpact>,
     /// How durations were estimated.
     pub estimates: EstimateBasis,
-    /// Sum of the phases' estimates, gates not counted (connected only).
+    /// Sum of the phases' estimates, gates not counted (connected only);
+    /// of the phases that have one when `total_estimate_complete` is false.
     pub total_estimate_ms: Option<i64>,
+    /// False when a phase has no estimate (an operation compiles only when
+    /// it runs): the total is then a lower bound.
+    pub total_estimate_complete: bool,
     /// The longest expected lock that blocks the application, or when none
     /// does, the longest lock.
     pub longest_lock: Option<LockReview>,
@@ -527,11 +531,11 @@ pub async fn review(
     op_risks.retain(|(_, text)| seen.insert(text.clone()));
     let ops_class = op_risks.iter().map(|(r, _)| *r).max();
     let class = lint_class.max(ops_class);
-    let total_estimate_ms = phase_reviews
-        .iter()
-        .map(|p| p.estimate_ms)
-        .sum::<Option<i64>>()
-        .filter(|_| conn.is_some());
+    let total_estimate_ms = conn
+        .is_some()
+        .then(|| phase_reviews.iter().filter_map(|p| p.estimate_ms).sum());
+    let total_estimate_complete =
+        conn.is_some() && phase_reviews.iter().all(|p| p.estimate_ms.is_some());
     let longest_lock = longest(&locks);
     let progress = match (&conn, &state) {
         (None, _) => None,
@@ -564,6 +568,7 @@ pub async fn review(
         data_impact: impact.into_values().collect(),
         estimates,
         total_estimate_ms,
+        total_estimate_complete,
         longest_lock,
         locks,
     })

@@ -168,14 +168,16 @@ pub fn markdown(r: &PlanReview, rel: &dyn Fn(&std::path::Path) -> String) -> Str
             }
         }
     }
-    match r.total_estimate_ms {
-        Some(ms) => out.push_str(&format!(
+    match (r.total_estimate_ms, r.total_estimate_complete) {
+        (Some(ms), true) => out.push_str(&format!(
             "\nTotal: about {} of work, plus the time the gates take.\n",
             human_ms(ms)
         )),
-        None => out.push_str(
-            "\nTotal: unknown (not connected, or an operation compiles only when it runs).\n",
-        ),
+        (Some(ms), false) => out.push_str(&format!(
+            "\nTotal: at least {} of work (phases with an operation compiled only when it runs are not counted), plus the time the gates take.\n",
+            human_ms(ms)
+        )),
+        (None, _) => out.push_str("\nTotal: unknown (not connected).\n"),
     }
     out.push_str("\nHow:\n\n");
     for h in &r.estimates.how {
