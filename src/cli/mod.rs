@@ -23,6 +23,7 @@ mod live;
 mod local;
 mod monitor;
 mod new;
+mod plan;
 mod redo;
 mod repair;
 mod restore;
@@ -80,6 +81,7 @@ enum Command {
     Changelog(changelog::Args),
     Trace(trace::Args),
     Spec(spec::Args),
+    Plan(plan::Args),
     Dump(dump::Args),
     Verify(verify::Args),
     Test(test::Args),
@@ -165,6 +167,7 @@ pub fn main() -> ExitCode {
             Command::Changelog(args) => changelog::exec(args, &ctx).await,
             Command::Trace(args) => trace::exec(args, &ctx).await,
             Command::Spec(args) => spec::exec(args, &ctx).await,
+            Command::Plan(args) => plan::exec(args, &ctx).await,
             Command::Dump(args) => dump::exec(args, &ctx).await,
             Command::Verify(args) => verify::exec(args, &ctx).await,
             Command::Test(args) => test::exec(args, &ctx).await,

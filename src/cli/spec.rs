@@ -15,6 +15,8 @@ use strata::engine::EngineError;
 /// take), deploy order relative to the application, and a testing plan.
 /// The markdown renders on GitHub (paste it into a pull request).
 ///
+/// For a plan (`.plan.toml`), writes what `strata plan` writes.
+///
 /// Reads the configured database, or the project's managed local cluster
 /// if it exists (never writes, never creates it); without either, from the
 /// files alone.
@@ -39,6 +41,17 @@ pub async fn exec(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     // it exists (never created for this), as `changelog` reads.
     let target = strata::engine::changelog::target(&config)?;
     let project = strata::engine::Project::load(config)?;
+    // A plan has its own review spec (phases, gates, rollback per phase).
+    if strata::verify::plan_review::is_plan(&project, &args.migration) {
+        let review =
+            strata::verify::plan_review::review(&project, &args.migration, target.as_ref())
+                .await
+                .map_err(verify_error)?;
+        return crate::cli::plan::render(
+            &review,
+            matches!(args.format, FormatArg::Json) || ctx.global.json,
+        );
+    }
     let spec = strata::verify::spec::spec(&project, &args.migration, target.as_ref())
         .await
         .map_err(verify_error)?;

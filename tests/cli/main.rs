@@ -41,6 +41,7 @@ mod plan_exec;
 mod plan_new;
 mod plan_ops_tables;
 mod plan_ops_triggers;
+mod plan_review;
 mod plan_run;
 mod plan_runner;
 mod preflight;

@@ -972,6 +972,30 @@ fn called_functions(migrations: &[Migration]) -> Vec<String> {
     names
 }
 
+/// Where a rewrite rate came from, for estimates that must say how they
+/// were made (`strata plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateSource {
+    /// Read from `rates.json`, measured on this server by an earlier run.
+    Cached,
+    /// Measured now (and cached).
+    Measured,
+}
+
+/// This server's rewrite rate in bytes per second, as lint's estimates use
+/// it: the cached one, or measured now (a third of a second) and cached.
+/// `None` when it cannot be measured (a read-only replica, no TEMP
+/// privilege).
+pub async fn rewrite_rate(config: &Config, conn: &Connection) -> Option<(f64, RateSource)> {
+    let version = catalog::server_version_num(conn).await.ok()?;
+    let mut rates = Rates::open(config, conn, version);
+    if let Some(rate) = rates.cached() {
+        return Some((rate, RateSource::Cached));
+    }
+    rates.get().await.map(|rate| (rate, RateSource::Measured))
+}
+
 /// The server's rewrite rate (bytes per second), from the cache or
 /// measured on first need; a failed measurement (read-only replica, no TEMP
 /// privilege) is not retried in the same run.

@@ -226,6 +226,11 @@ impl History {
         &self.progress
     }
 
+    /// `strata_events`, qualified and quoted (the event log).
+    pub fn events_table(&self) -> &str {
+        &self.events
+    }
+
     /// The history table's name, unquoted: its key in `strata_progress`.
     pub fn name(&self) -> &str {
         &self.table_name

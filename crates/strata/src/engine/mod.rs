@@ -51,7 +51,8 @@ use std::time::Duration;
 
 pub use adopt::{adopt, AdoptOptions, AdoptReport};
 pub use analyze::{
-    analyze, lint_paths, lint_selection, options as lint_options, shown_in_full, LintSelection,
+    analyze, lint_paths, lint_selection, options as lint_options, rewrite_rate, shown_in_full,
+    LintSelection, RateSource,
 };
 pub use apply::Mode;
 pub use backup::Backup;
@@ -233,7 +234,8 @@ impl Project {
         plan::statuses_with(self.format, &self.migrations, &self.foreign, rows)
     }
 
-    fn history(&self) -> History {
+    /// The history table of this project (and where its migrations live).
+    pub fn history(&self) -> History {
         let dirs = self.config.dirs.iter().map(|d| {
             let shown = d.strip_prefix(&self.config.project_dir).unwrap_or(d);
             (d.clone(), shown.display().to_string())

@@ -1176,13 +1176,61 @@ fn summary(action: &Action) -> String {
         .collect()
 }
 
+/// One operation of a plan compiled for a reader (the dry run, `strata
+/// plan`), without running anything.
+#[derive(Debug, Clone)]
+pub enum Preview {
+    /// Its actions, from its stored facts (it started) or its table as the
+    /// catalog has it now.
+    Compiled(Compiled),
+    /// It cannot compile yet and will when it runs, from its table's
+    /// catalog then (the table is made by an earlier operation, or no
+    /// database is connected): why it cannot now.
+    WhenItRuns(String),
+    /// It started, yet does not compile from its stored facts.
+    Broken(String),
+}
+
+/// Every operation of every phase of plan `m`, by phase then operation,
+/// compiled as the dry run compiles it: an operation that started from
+/// its stored facts; one that did not, from its table as the catalog has it
+/// now when `conn` is given (a plan's run reads them again right before the
+/// operation, after the earlier operations changed the table).
+pub async fn preview(
+    m: &Migration,
+    plan: &Plan,
+    st: Option<&PlanState>,
+    conn: Option<&Connection>,
+) -> Vec<Vec<Preview>> {
+    let cursor = st.map(|s| s.cursor.clone()).unwrap_or_default();
+    let mut out = Vec::new();
+    for (k, phase) in plan.phases.iter().enumerate() {
+        let mut ops = Vec::new();
+        for (j, op) in phase.operations.iter().enumerate() {
+            let stored = has_facts(plan, k, j, &cursor);
+            let compiled = if stored {
+                compile_stored(m, plan, k, j, &cursor)
+            } else {
+                let facts = match conn {
+                    Some(conn) => facts_for(conn, &op.kind).await.ok().flatten(),
+                    None => None,
+                };
+                compile_op(m, plan, k, j, facts.as_ref())
+            };
+            ops.push(match compiled {
+                Ok(c) => Preview::Compiled(c),
+                Err(e) if !stored => Preview::WhenItRuns(e.to_string()),
+                Err(e) => Preview::Broken(e.to_string()),
+            });
+        }
+        out.push(ops);
+    }
+    out
+}
+
 /// The dry run of a plan from where it is: each remaining phase's SQL and
-/// gate. An operation that started compiles from its stored facts; one
-/// that did not, from its table as the catalog has it now when `conn` is
-/// given (a plan's run reads them again right before the operation, after
-/// the earlier operations changed the table); an operation that cannot
-/// compile yet (its table is made by an earlier operation) is shown as
-/// compiled when it runs.
+/// gate (see [`preview`]); an operation that cannot compile yet (its table
+/// is made by an earlier operation) is shown as compiled when it runs.
 pub async fn describe(
     m: &Migration,
     st: Option<&PlanState>,
@@ -1191,31 +1239,21 @@ pub async fn describe(
     let plan = load_plan(m)?;
     let total = plan.phases.len();
     let from = st.map(|s| s.done).unwrap_or(0);
-    let cursor = st.map(|s| s.cursor.clone()).unwrap_or_default();
+    let previews = preview(m, &plan, st, conn).await;
     let mut out = format!("-- plan {} ({} phases)\n", m.label(), total);
     if let Some(d) = &plan.description {
         out.push_str(&format!("-- {d}\n"));
     }
-    for k in from..total {
+    for (k, ops) in previews.iter().enumerate().skip(from) {
         let phase = &plan.phases[k];
         out.push_str(&format!(
             "\n-- phase {} of {total}: {}\n",
             k + 1,
             phase.name
         ));
-        for (j, op) in phase.operations.iter().enumerate() {
-            let stored = has_facts(&plan, k, j, &cursor);
-            let compiled = if stored {
-                compile_stored(m, &plan, k, j, &cursor)
-            } else {
-                let facts = match conn {
-                    Some(conn) => facts_for(conn, &op.kind).await.ok().flatten(),
-                    None => None,
-                };
-                compile_op(m, &plan, k, j, facts.as_ref())
-            };
+        for (op, compiled) in phase.operations.iter().zip(ops) {
             match compiled {
-                Ok(c) => {
+                Preview::Compiled(c) => {
                     out.push_str(&format!(
                         "-- {} (line {}){}\n",
                         op.kind.name(),
@@ -1230,12 +1268,12 @@ pub async fn describe(
                         out.push_str(&format!("{a}\n"));
                     }
                 }
-                Err(e) if !stored => out.push_str(&format!(
+                Preview::WhenItRuns(e) => out.push_str(&format!(
                     "-- {} (line {}): compiled when it runs, from its table's catalog then (now: {e})\n",
                     op.kind.name(),
                     op.line
                 )),
-                Err(e) => out.push_str(&format!("-- cannot compile: {e}\n")),
+                Preview::Broken(e) => out.push_str(&format!("-- cannot compile: {e}\n")),
             }
         }
         out.push_str(&format!("-- gate: {}\n", phase.gate));

@@ -15,12 +15,15 @@
 //! - [`check`]: `strata verify` (checksums, drift, schema file) and
 //!   `strata baseline --verify`, against the migrations replayed on a
 //!   throwaway cluster with the engine's `up`.
+//! - [`spec`] and [`plan_review`]: `strata spec` and `strata plan`, the
+//!   review specs of a SQL migration and of a multi-phase plan.
 //! - [`roundtrip`]: `strata test`, each migration's up, down and up again
 //!   on a throwaway cluster, compared snapshot by snapshot.
 
 pub mod catalog;
 pub mod check;
 pub mod dump;
+pub mod plan_review;
 pub mod roundtrip;
 pub mod spec;
 pub mod trace;
