@@ -59,6 +59,15 @@ async fn an_embedded_plan_stops_at_its_gate_and_continue_plan_passes_it() {
         ["50"]
     );
 
+    // `status` says where the plan is, as `strata status` does.
+    let status = m.status().await.unwrap();
+    let plan = status.iter().find(|s| s.version == "2").unwrap();
+    assert_eq!(plan.state, strata::MigrationState::Pending);
+    assert_eq!(
+        plan.detail.as_deref(),
+        Some("phase 1 of 2 done; waiting for: deploy: app v2, which writes email_lower")
+    );
+
     // Running again without passing the gate changes nothing.
     let again = m.up().await.unwrap();
     assert!(again.applied.is_empty(), "{again:?}");
