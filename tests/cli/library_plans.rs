@@ -23,12 +23,11 @@ fn fixture() -> &'static Path {
 /// A migrator for `db` that needs no `pg_dump` on the host (the plan drops
 /// nothing) and keeps `.strata/` out of the source tree.
 fn migrator(m: strata::Migrator, db: &TestDb, project: &Path) -> strata::Migrator {
-    m.database_url(&db.url)
-        .project_dir(project)
-        .backups(false)
+    m.database_url(&db.url).project_dir(project).backups(false)
 }
 
-const ROWS: &str = "SELECT version || ' ' || kind || ' ' || name || ' ' || checksum || ' ' || state \
+const ROWS: &str =
+    "SELECT version || ' ' || kind || ' ' || name || ' ' || checksum || ' ' || state \
     FROM strata_migrations ORDER BY version";
 
 #[tokio::test]
@@ -98,16 +97,17 @@ async fn an_embedded_plan_stops_at_its_gate_and_continue_plan_passes_it() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
     }
-    let out = expect_code(
-        &strata(cli_project.path(), Some(&cli_db.url), &["up"]),
-        0,
-    );
+    let out = expect_code(&strata(cli_project.path(), Some(&cli_db.url), &["up"]), 0);
     assert!(
         out.contains("2_email_lower: phase 1 of 2 done; waiting for: deploy: app v2"),
         "{out}"
     );
     expect_code(
-        &strata(cli_project.path(), Some(&cli_db.url), &["up", "--continue", "2"]),
+        &strata(
+            cli_project.path(),
+            Some(&cli_db.url),
+            &["up", "--continue", "2"],
+        ),
         0,
     );
     let (lib, cli) = (db.column(ROWS).await, cli_db.column(ROWS).await);
@@ -115,7 +115,11 @@ async fn an_embedded_plan_stops_at_its_gate_and_continue_plan_passes_it() {
     assert_eq!(lib, cli, "history rows differ");
     // And the CLI takes the library's database over as if it had migrated it.
     expect_code(
-        &strata(cli_project.path(), Some(&db.url), &["status", "--exit-code"]),
+        &strata(
+            cli_project.path(),
+            Some(&db.url),
+            &["status", "--exit-code"],
+        ),
         0,
     );
 }

@@ -154,9 +154,10 @@ impl Report {
         for line in &r.waiting {
             if let Some(w) = parse_waiting(line, labels) {
                 waiting.push(w);
-            } else if let Some(w) = waiting.iter_mut().find(|w| {
-                line.contains(&format!(" wait for plan {} (not independent): ", w.plan))
-            }) {
+            } else if let Some(w) = waiting
+                .iter_mut()
+                .find(|w| line.contains(&format!(" wait for plan {} (not independent): ", w.plan)))
+            {
                 if let Some((_, list)) = line.split_once(" (not independent): ") {
                     w.held_back = list.split(", ").map(str::to_owned).collect();
                 }
@@ -175,7 +176,9 @@ impl Report {
 /// waiting for: gate") back, `None` for any other line.
 fn parse_waiting(line: &str, labels: &[(String, String)]) -> Option<Waiting> {
     labels.iter().find_map(|(label, version)| {
-        let rest = line.strip_prefix(label.as_str())?.strip_prefix(": phase ")?;
+        let rest = line
+            .strip_prefix(label.as_str())?
+            .strip_prefix(": phase ")?;
         let (done, rest) = rest.split_once(" of ")?;
         let (total, gate) = rest.split_once(" done; waiting for: ")?;
         Some(Waiting {
