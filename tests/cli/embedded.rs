@@ -214,3 +214,32 @@ fn a_bad_embedded_file_fails_the_build_with_file_and_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_bad_embedded_plan_file_fails_the_build_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(migrations.join("1_a.up.sql"), "CREATE TABLE a (id int);\n").unwrap();
+    let plan = |extra: &str| {
+        format!("[[phase]]\nname = \"expand\"\noperations = [\n  {{ op = \"add_column\", table = \"a\", column = \"c\", type = \"int\"{extra} }},\n]\n")
+    };
+    std::fs::write(migrations.join("2_c.plan.toml"), plan(", nullable = true")).unwrap();
+    let out = compile_embedding(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("migrations/2_c.plan.toml:4: unknown field `nullable`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help:"), "{stderr}");
+
+    // The control: fixed, the same crate compiles.
+    std::fs::write(migrations.join("2_c.plan.toml"), plan("")).unwrap();
+    let out = compile_embedding(dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -25,6 +25,7 @@ mod example;
 mod formats;
 mod goto_redo;
 mod init_new;
+mod library_plans;
 mod lint;
 mod local;
 mod lock_hold;

@@ -190,3 +190,138 @@ fn flyway_without_undo_files_is_irreversible() {
     assert_eq!(code, 3, "{out}");
     assert_eq!(out, "irreversible    1_create (no down script)\n");
 }
+
+/// A history with plans: one that adds an index, one that adds and fills
+/// a column across a deploy gate, a rename across a deploy gate (its
+/// contract has a reverse, which brings the old column back filled from
+/// the new one, but at the end of the table), a type change whose contract
+/// drops the old values, and a SQL migration after them.
+fn history_with_plans() -> Project {
+    let p = Project::new();
+    p.write(
+        "1_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, age text);\n\
+         INSERT INTO users SELECT g, 'User ' || g, g::text FROM generate_series(1, 100) g;\n",
+    );
+    p.write("1_users.down.sql", "DROP TABLE users;\n");
+    p.write(
+        "2_name_idx.plan.toml",
+        r#"[[phase]]
+name = "expand"
+operations = [
+  { op = "add_index", table = "users", columns = ["name"] },
+]
+"#,
+    );
+    p.write(
+        "3_name_lower.plan.toml",
+        r#"[[phase]]
+name = "expand"
+operations = [
+  { op = "add_column", table = "users", column = "name_lower", type = "text" },
+]
+gate = { deploy = "app v2, which writes name_lower" }
+
+[[phase]]
+name = "migrate"
+operations = [
+  { op = "backfill", table = "users", set = "name_lower = lower(name)", where = "name_lower IS NULL" },
+  { op = "validate", sql = "SELECT id FROM users WHERE name_lower IS DISTINCT FROM lower(name)", message = "rows not backfilled" },
+]
+"#,
+    );
+    p.write(
+        "4_rename.plan.toml",
+        r#"[[phase]]
+name = "expand"
+operations = [
+  { op = "rename_column", table = "users", from = "name", to = "full_name" },
+]
+gate = { deploy = "app v3, which reads full_name" }
+
+[[phase]]
+name = "contract"
+operations = [
+  { op = "rename_column", step = "contract", table = "users", from = "name", to = "full_name" },
+]
+"#,
+    );
+    p.write(
+        "5_age_int.plan.toml",
+        r#"[[phase]]
+name = "expand"
+operations = [
+  { op = "change_column_type", table = "users", column = "age", type = "integer", using = "age::integer" },
+]
+gate = { deploy = "app v4, which writes integers" }
+
+[[phase]]
+name = "contract"
+operations = [
+  { op = "change_column_type", step = "contract", table = "users", column = "age", type = "integer", using = "age::integer" },
+]
+"#,
+    );
+    p.write("6_audit.up.sql", "CREATE TABLE audit (user_id bigint);\n");
+    p.write("6_audit.down.sql", "DROP TABLE audit;\n");
+    p
+}
+
+#[test]
+fn plans_run_through_their_gates_and_roll_back_or_are_irreversible_with_the_reason() {
+    let p = history_with_plans();
+    let (code, out) = run_test(&p, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "ok              1_users",
+            "ok              2_name_idx",
+            "ok              3_name_lower",
+            // PostgreSQL cannot put a column back in its place: the
+            // rolled-back rename is the same table but for the order.
+            "not inverse     4_rename",
+            "    after down: table users: column order id, name, age, name_lower → id, age, name_lower, name",
+            // The contract dropped the old text values: only the backup
+            // taken before it brings them back, and a test cluster has none.
+            "irreversible    5_age_int (its rollback needs the backup taken before the phase: phase 2: migrations/5_age_int.plan.toml:11: the contract step of `change_column_type` dropped the old age values; only the backup taken before it brings them back)",
+            // The run goes on from the state the plan's up gave.
+            "ok              6_audit",
+        ],
+        "{out}"
+    );
+
+    // A plan tested alone after replaying the ones before it, its up
+    // applied twice.
+    let (code, out) = run_test(&p, &["--from", "3", "--to", "3", "--idempotent"]);
+    assert_eq!((code, out.as_str()), (0, "ok              3_name_lower\n"));
+}
+
+#[test]
+fn a_plan_whose_reverse_does_not_undo_it_is_not_inverse() {
+    let p = Project::new();
+    p.write("1_t.up.sql", "CREATE TABLE t (id int);\n");
+    p.write("1_t.down.sql", "DROP TABLE t;\n");
+    // The `sql` operation's down forgets the index its up made.
+    p.write(
+        "2_u.plan.toml",
+        r#"[[phase]]
+name = "expand"
+operations = [
+  { op = "sql", up = "ALTER TABLE t ADD COLUMN u int; CREATE INDEX t_id ON t (id);", down = "ALTER TABLE t DROP COLUMN u;" },
+]
+"#,
+    );
+    p.write("3_v.up.sql", "CREATE TABLE v (id int);\n");
+    p.write("3_v.down.sql", "DROP TABLE v;\n");
+    let (code, out) = run_test(&p, &[]);
+    assert_eq!(code, 3, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "ok              1_t", "{out}");
+    assert_eq!(lines[1], "not inverse     2_u", "{out}");
+    assert!(
+        lines.contains(&"    after down: index t_id: added"),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"ok              3_v"), "{out}");
+}

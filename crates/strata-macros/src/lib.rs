@@ -17,9 +17,11 @@ use quote::quote;
 ///
 /// The path is relative to the calling crate's `Cargo.toml` directory. Any
 /// layout Strata reads is accepted (native/golang-migrate, goose, diesel,
-/// sqlx, Flyway, dbmate), detected as the CLI detects it. A bad file (an
-/// unknown directive, a broken pair, SQL the PostgreSQL parser rejects) fails
-/// the build with `file:line`, the problem and how to fix it.
+/// sqlx, Flyway, dbmate), detected as the CLI detects it, with the plan
+/// files (`<version>_<name>.plan.toml`) among the migrations. A bad file (an
+/// unknown directive, a broken pair, SQL the PostgreSQL parser rejects, a
+/// plan file with an unknown key or operation) fails the build with
+/// `file:line`, the problem and how to fix it.
 ///
 /// Cargo rebuilds the binary when an embedded file changes. A file *added*
 /// to the directory is only seen when something else triggers a rebuild:

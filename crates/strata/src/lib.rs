@@ -133,7 +133,7 @@ use {
 pub use error::Error;
 pub use migrator::{
     Direction, EmbeddedMigrations, Event, Finding, MigrationState, MigrationStatus, Migrator,
-    Report, Risk, Step,
+    Report, Risk, Step, Waiting,
 };
 pub use source::Format;
 pub use strata_macros::embed_migrations;

@@ -219,6 +219,35 @@ mod tests {
     }
 
     #[test]
+    fn plan_files_are_embedded_as_the_loader_reads_them() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("migrations");
+        write(&dir, "1_a.up.sql", "CREATE TABLE a (id int);\n");
+        let plan = "[[phase]]\nname = \"expand\"\noperations = [\n  { op = \"add_column\", table = \"a\", column = \"c\", type = \"int\" },\n]\n";
+        write(&dir, "2_c.plan.toml", plan);
+        let scanned = scan(base.path(), Path::new("migrations")).unwrap();
+        let loaded = load(&dir, None);
+        let back = Embedded::from_json(&scanned.embedded.to_json().unwrap()).unwrap();
+        let m = &back.migrations[1];
+        assert_eq!(m.kind, super::super::MigrationKind::Plan);
+        assert_eq!(m.checksum, loaded.migrations[1].checksum);
+        assert_eq!(m.up.text, plan);
+        assert_eq!(m.up.path, Path::new("migrations").join("2_c.plan.toml"));
+        assert!(crate::source::plans::plan_of(m).is_ok());
+        // Cargo rebuilds the binary when the plan file changes.
+        assert!(scanned.files.contains(&dir.join("2_c.plan.toml")));
+
+        write(&dir, "2_c.plan.toml", &plan.replace("type = ", "typ = "));
+        let problems = scan(base.path(), Path::new("migrations")).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("migrations/2_c.plan.toml:4: unknown field `typ`")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
     fn placeholder_files_are_left_for_run_time() {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("m");

@@ -21,7 +21,9 @@ use crate::engine::{self, ApplyOptions, DownOptions, DownTarget, EngineError, Pr
 use crate::source;
 use crate::Error;
 
-pub use types::{Direction, Event, Finding, MigrationState, MigrationStatus, Report, Risk, Step};
+pub use types::{
+    Direction, Event, Finding, MigrationState, MigrationStatus, Report, Risk, Step, Waiting,
+};
 
 /// Migrations compiled into the binary by [`crate::embed_migrations!`].
 ///
@@ -75,6 +77,8 @@ struct Settings {
     backups: Option<bool>,
     placeholders: BTreeMap<String, String>,
     dry_run: bool,
+    through_gates: bool,
+    continue_plans: Vec<String>,
 }
 
 type Callback = Arc<dyn Fn(Event) + Send + Sync>;
@@ -281,6 +285,48 @@ impl Migrator {
         self
     }
 
+    /// Run every phase of every plan in one go, passing all their gates,
+    /// as `strata up --through-gates` does (default: off, `up` stops at
+    /// each gate and reports it in [`Report::waiting`]). For development
+    /// and CI databases, and tests: in production a `deploy` gate stands
+    /// for an application deploy that must happen in between.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), strata::Error> {
+    /// strata::Migrator::from_dir("migrations")
+    ///     .database_url("postgres://app@localhost/app_test")
+    ///     .through_gates(true)
+    ///     .up()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn through_gates(mut self, on: bool) -> Migrator {
+        self.settings.through_gates = on;
+        self
+    }
+
+    /// Pass the gate the plan with `version` (as written in its file name)
+    /// waits at, and run on, as `strata up --continue V` does: that one
+    /// gate, not the gates after it, which wait for their own deploys.
+    /// Call it once per plan to pass several.
+    ///
+    /// Why an option of the builder and not an operation of its own: it
+    /// changes what `up` (and `up_to`, `dry_run`) may do, like the CLI's
+    /// flag changes `strata up`; the run, its lock, its report and its
+    /// errors are `up`'s. `up` refuses (nothing runs) when no plan with
+    /// that version is in progress.
+    ///
+    /// ```no_run
+    /// # async fn f(m: strata::Migrator) -> Result<(), strata::Error> {
+    /// // app v2 is deployed: the plan that waited for it runs on.
+    /// let report = m.continue_plan("20260301120000").up().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn continue_plan(mut self, version: impl Into<String>) -> Migrator {
+        self.settings.continue_plans.push(version.into());
+        self
+    }
+
     /// Calls `f` with every [`Event`] of a run (migration started, statement,
     /// lock retry, index build progress, finished). Send the events to a
     /// channel from `f` to handle them on another thread or task.
@@ -340,13 +386,28 @@ impl Migrator {
 
     async fn apply(&self, to: Option<String>) -> Result<Report, Error> {
         let (project, target) = self.connect_project()?;
+        let pass = self
+            .settings
+            .continue_plans
+            .iter()
+            .map(|v| {
+                project
+                    .format
+                    .parse_version(v)
+                    .map(|v| v.canonical())
+                    .ok_or_else(|| EngineError::UnknownVersion(v.clone()))
+            })
+            .collect::<Result<_, _>>()?;
         let options = ApplyOptions {
             target: to,
             dry_run: self.settings.dry_run,
-            gates: Default::default(),
+            gates: engine::Gates {
+                through: self.settings.through_gates,
+                pass,
+            },
         };
         let report = engine::up(&project, &target, &options, &mut self.observer()).await?;
-        Ok(report.into())
+        Ok(Report::from_engine(report, &labels(&project)))
     }
 
     /// Reverts the newest `steps` applied migrations with their down
@@ -365,7 +426,7 @@ impl Migrator {
             dry_run: self.settings.dry_run,
         };
         let report = engine::down(&project, &target, &options, &mut self.observer()).await?;
-        Ok(report.into())
+        Ok(Report::from_engine(report, &labels(&project)))
     }
 
     /// Moves to exactly `version`: applies what is missing up to it and
@@ -386,7 +447,7 @@ impl Migrator {
             &mut self.observer(),
         )
         .await?;
-        Ok(report.into())
+        Ok(Report::from_engine(report, &labels(&project)))
     }
 
     /// The risk analysis of every migration, offline, as `strata lint`
@@ -551,6 +612,16 @@ impl Migrator {
             .extend(s.placeholders.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(config)
     }
+}
+
+/// Every migration's (`version_name`, version as written), for
+/// [`Report::from_engine`].
+fn labels(project: &Project) -> Vec<(String, String)> {
+    project
+        .migrations
+        .iter()
+        .map(|m| (m.label(), m.version.to_string()))
+        .collect()
 }
 
 /// A mistake in how the library was called (exit code 2: nothing ran).

@@ -91,10 +91,57 @@ pub struct Report {
     /// With [`crate::Migrator::dry_run`]: the exact SQL the run would send,
     /// history writes included. Nothing was changed.
     pub dry_run_sql: Option<String>,
+    /// Plans that stopped at a gate, in order: a deploy the application
+    /// must make first, or a wait that has not elapsed. Empty when every
+    /// plan is done. `up` succeeds in that case (the plan is where it
+    /// should be); an application that must not start before a plan is
+    /// through looks here.
+    pub waiting: Vec<Waiting>,
 }
 
-impl From<engine::RunReport> for Report {
-    fn from(r: engine::RunReport) -> Report {
+/// A plan (`<version>_<name>.plan.toml`) that `up` left at a gate, as
+/// `strata up` prints it (`V_name: phase 1 of 2 done; waiting for: deploy:
+/// app v2`).
+///
+/// Why a value and not an error: stopping at a gate is the plan working as
+/// written. The application deploys what the gate names, then passes it
+/// with [`crate::Migrator::continue_plan`] (`strata up --continue V`).
+///
+/// ```no_run
+/// # async fn f(m: strata::Migrator) -> Result<(), strata::Error> {
+/// for w in m.up().await?.waiting {
+///     println!("{}: phase {} of {} done; waiting for: {}", w.plan, w.phases_done, w.phases, w.gate);
+///     // After the deploy: pass that one gate and run on.
+///     m.clone().continue_plan(&w.version).up().await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Waiting {
+    /// `version_name` of the plan.
+    pub plan: String,
+    /// Its version as written in the file name (what
+    /// [`crate::Migrator::continue_plan`] takes).
+    pub version: String,
+    /// Phases finished.
+    pub phases_done: usize,
+    /// Phases in the plan.
+    pub phases: usize,
+    /// The gate, as the plan file states it: `deploy: <text>` or
+    /// `wait <duration>`.
+    pub gate: String,
+    /// Later migrations (`version_name`) that wait for this plan because
+    /// it is not `independent`.
+    pub held_back: Vec<String>,
+}
+
+impl Report {
+    /// The library's report of an engine run. `labels` are the project's
+    /// migrations as (`version_name`, version as written): the engine
+    /// reports waiting plans as the lines the CLI prints, and the labels
+    /// find where a plan's name ends in them (a name may hold `: `).
+    pub(super) fn from_engine(r: engine::RunReport, labels: &[(String, String)]) -> Report {
         let steps = |v: Vec<(String, i64)>| {
             v.into_iter()
                 .map(|(migration, ms)| Step {
@@ -103,12 +150,46 @@ impl From<engine::RunReport> for Report {
                 })
                 .collect()
         };
+        let mut waiting: Vec<Waiting> = Vec::new();
+        for line in &r.waiting {
+            if let Some(w) = parse_waiting(line, labels) {
+                waiting.push(w);
+            } else if let Some(w) = waiting
+                .iter_mut()
+                .find(|w| line.contains(&format!(" wait for plan {} (not independent): ", w.plan)))
+            {
+                if let Some((_, list)) = line.split_once(" (not independent): ") {
+                    w.held_back = list.split(", ").map(str::to_owned).collect();
+                }
+            }
+        }
         Report {
             applied: steps(r.applied),
             reverted: steps(r.reverted),
             dry_run_sql: r.dry_run_sql,
+            waiting,
         }
     }
+}
+
+/// Reads one `engine::phases::waiting_line` ("V_name: phase k of n done;
+/// waiting for: gate") back, `None` for any other line.
+fn parse_waiting(line: &str, labels: &[(String, String)]) -> Option<Waiting> {
+    labels.iter().find_map(|(label, version)| {
+        let rest = line
+            .strip_prefix(label.as_str())?
+            .strip_prefix(": phase ")?;
+        let (done, rest) = rest.split_once(" of ")?;
+        let (total, gate) = rest.split_once(" done; waiting for: ")?;
+        Some(Waiting {
+            plan: label.clone(),
+            version: version.clone(),
+            phases_done: done.parse().ok()?,
+            phases: total.parse().ok()?,
+            gate: gate.to_owned(),
+            held_back: Vec::new(),
+        })
+    })
 }
 
 /// One migration's state, as `strata status` shows it.
@@ -369,5 +450,54 @@ impl From<engine::Progress> for Event {
                 duration: Duration::from_millis(duration_ms.max(0) as u64),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_plans_are_read_from_the_engines_lines() {
+        // The line as the runner writes it, for a name holding ": phase ".
+        let loaded = {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join("2_a.plan.toml"),
+                "[[phase]]\nname = \"x\"\noperations = [\n  { op = \"add_column\", table = \"a\", column = \"c\", type = \"int\" },\n]\ngate = { deploy = \"app v2: writes c; done\" }\n\n[[phase]]\nname = \"y\"\noperations = [\n  { op = \"add_column\", table = \"a\", column = \"d\", type = \"int\" },\n]\n",
+            )
+            .unwrap();
+            crate::source::load(dir.path(), None)
+        };
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let m = &loaded.migrations[0];
+        let plan = crate::source::plans::plan_of(m).unwrap();
+        let line = engine::phases::waiting_line(m, 1, 2, &plan.phases[0].gate);
+        let labels = [
+            ("1_x".to_owned(), "1".to_owned()),
+            (m.label(), m.version.to_string()),
+            ("3_after".to_owned(), "3".to_owned()),
+        ];
+        let report = Report::from_engine(
+            engine::RunReport {
+                waiting: vec![
+                    line,
+                    "2 later migration(s) wait for plan 2_a (not independent): 3_after, 4_b".into(),
+                ],
+                ..Default::default()
+            },
+            &labels,
+        );
+        assert_eq!(
+            report.waiting,
+            [Waiting {
+                plan: "2_a".into(),
+                version: "2".into(),
+                phases_done: 1,
+                phases: 2,
+                gate: "deploy: app v2: writes c; done".into(),
+                held_back: vec!["3_after".into(), "4_b".into()],
+            }]
+        );
     }
 }

@@ -28,6 +28,15 @@
 //! - Risk analysis does not block, no backups are taken and the watchdog
 //!   is off: nobody else uses the throwaway cluster, and the test is about
 //!   what the scripts do, not how safely they lock.
+//! - A plan (`.plan.toml`, `engine::phases`) is tested the same way with
+//!   its own up and down: every phase in one go (`--through-gates`: the
+//!   app deploys the gates wait for do not exist here), then `strata
+//!   rollback V` of all its phases, each operation's defined reverse. A
+//!   phase whose data is gone after it ran (a dropped column, the old
+//!   values of a type change) has no reverse but the backup taken before
+//!   it; the rollback refuses before anything runs, and the plan is
+//!   reported irreversible with that reason, as a SQL migration without a
+//!   down script is.
 //!
 //! Results are values ([`RoundTrip`], one [`Checked`] per migration); the
 //! command line renders them.
@@ -149,7 +158,8 @@ pub enum Verdict {
     /// Down restored the catalog before the up, and up again gave the same
     /// catalog as the first up.
     Ok,
-    /// No down script, or one without statements.
+    /// No down script, or one without statements; for a plan, a phase
+    /// whose reverse needs the backup taken before it.
     Irreversible {
         /// Why.
         reason: String,
@@ -256,6 +266,14 @@ fn step_error(e: EngineError) -> Result<StepError, VerifyError> {
     }
 }
 
+/// Why a down did not undo the up.
+enum Undone {
+    /// It failed.
+    Failed(StepError),
+    /// A plan whose rollback needs a backup; the reason.
+    Irreversible(String),
+}
+
 /// The database names on the throwaway cluster.
 const WORK: &str = "strata_test";
 const KEPT: &str = "strata_test_kept";
@@ -285,11 +303,11 @@ pub async fn roundtrip(
     let replay_started = Instant::now();
     let replayed = project.migrations[..first]
         .iter()
-        .filter(|m| m.kind == MigrationKind::Versioned)
+        .filter(|m| tested_kind(m.kind))
         .count();
     if let Some(before) = project.migrations[..first]
         .iter()
-        .rfind(|m| m.kind == MigrationKind::Versioned)
+        .rfind(|m| tested_kind(m.kind))
     {
         let full = Project {
             config: config.clone(),
@@ -325,7 +343,7 @@ pub async fn roundtrip(
     let clock = Clock::default();
     let tested: Vec<&Migration> = project.migrations[first..=last]
         .iter()
-        .filter(|m| m.kind == MigrationKind::Versioned)
+        .filter(|m| tested_kind(m.kind))
         .collect();
     for (n, m) in tested.iter().enumerate() {
         let one = Project {
@@ -371,6 +389,12 @@ pub async fn roundtrip(
     Ok(out)
 }
 
+/// Versioned migrations and plans are tested; repeatable ones are not
+/// (they have no down, and run after every versioned one).
+fn tested_kind(kind: MigrationKind) -> bool {
+    matches!(kind, MigrationKind::Versioned | MigrationKind::Plan)
+}
+
 /// The indexes of the first and last migration to test.
 fn select(project: &Project, options: &Options) -> Result<(usize, usize), VerifyError> {
     let find = |flag: &str, text: &str| -> Result<usize, VerifyError> {
@@ -380,7 +404,7 @@ fn select(project: &Project, options: &Options) -> Result<(usize, usize), Verify
                 project
                     .migrations
                     .iter()
-                    .position(|m| m.kind == MigrationKind::Versioned && m.version == v)
+                    .position(|m| tested_kind(m.kind) && m.version == v)
             })
             .ok_or_else(|| VerifyError::Usage {
                 message: format!("{flag} {text}: no migration has this version"),
@@ -398,7 +422,7 @@ fn select(project: &Project, options: &Options) -> Result<(usize, usize), Verify
     let any = project
         .migrations
         .get(first..=last)
-        .is_some_and(|ms| ms.iter().any(|m| m.kind == MigrationKind::Versioned));
+        .is_some_and(|ms| ms.iter().any(|m| tested_kind(m.kind)));
     if !any {
         return Err(VerifyError::Usage {
             message: match (&options.from, &options.to) {
@@ -527,17 +551,47 @@ impl Step<'_> {
         }
     }
 
-    async fn down(&self) -> Result<Result<(), StepError>, VerifyError> {
-        let options = DownOptions {
-            target: DownTarget::Steps(1),
-            dry_run: false,
-        };
+    /// Reverts the migration: its down script, or for a plan the
+    /// rollback of all its phases. `Ok(Err(Undone::Irreversible))` when a
+    /// plan's rollback refused before running anything because a phase's
+    /// data is gone.
+    async fn down(&self) -> Result<Result<(), Undone>, VerifyError> {
         let started = Instant::now();
-        let result = engine::down(self.project, self.work, &options, &mut |_| {}).await;
+        let result = if self.migration.kind == MigrationKind::Plan {
+            let options = engine::RollbackOptions {
+                version: self.migration.version.to_string(),
+                phase: None,
+                from_backup: None,
+            };
+            engine::rollback(self.project, self.work, &options, &mut |_| {}).await
+        } else {
+            let options = DownOptions {
+                target: DownTarget::Steps(1),
+                dry_run: false,
+            };
+            engine::down(self.project, self.work, &options, &mut |_| {}).await
+        };
         Clock::add(&self.clock.engine, started);
         match result {
             Ok(_) => Ok(Ok(())),
-            Err(e) => step_error(e).map(Err),
+            Err(EngineError::Irreversible { reason, .. })
+                if self.migration.kind == MigrationKind::Plan =>
+            {
+                // The reason names the plan file by its full path; show it
+                // relative to the project, as the other results do.
+                let path = &self.migration.up.path;
+                let reason = match path.strip_prefix(&self.project.config.project_dir) {
+                    Ok(rel) => reason.replace(
+                        &format!("{}:", path.display()),
+                        &format!("{}:", rel.display()),
+                    ),
+                    Err(_) => reason,
+                };
+                Ok(Err(Undone::Irreversible(format!(
+                    "its rollback needs the backup taken before the phase: {reason}"
+                ))))
+            }
+            Err(e) => step_error(e).map(|e| Err(Undone::Failed(e))),
         }
     }
 
@@ -577,6 +631,8 @@ impl Step<'_> {
             None
         };
         let irreversible = match &self.migration.down {
+            // Reversed by its operations (see `down`), not by a script.
+            _ if self.migration.kind == MigrationKind::Plan => None,
             None => Some("no down script"),
             Some(script) if script.is_blank() => Some("the down script has no statements"),
             Some(_) => None,
@@ -588,9 +644,19 @@ impl Step<'_> {
             return Ok((verdict, not_idempotent, Some(after)));
         }
         self.copy(self.admin.create(KEPT, Some(WORK))).await?;
-        if let Err(error) = self.down().await? {
-            self.copy(self.admin.restore()).await?;
-            return Ok((Verdict::BrokenDown { error }, not_idempotent, Some(after)));
+        match self.down().await? {
+            Ok(()) => {}
+            Err(Undone::Failed(error)) => {
+                self.copy(self.admin.restore()).await?;
+                return Ok((Verdict::BrokenDown { error }, not_idempotent, Some(after)));
+            }
+            Err(Undone::Irreversible(reason)) => {
+                // Refused before anything ran; the copy goes back anyway,
+                // so the next migration surely starts from the up's state.
+                self.copy(self.admin.restore()).await?;
+                let verdict = Verdict::Irreversible { reason };
+                return Ok((verdict, not_idempotent, Some(after)));
+            }
         }
         let reverted = self.snapshot().await?;
         let after_down = before.diff(&reverted);
@@ -636,7 +702,7 @@ impl Step<'_> {
             engine::History::new(&config.history_schema, &config.history_table)
                 .delete(
                     &conn,
-                    MigrationKind::Versioned.as_str(),
+                    self.migration.kind.as_str(),
                     &self.migration.version.canonical(),
                 )
                 .await?;
