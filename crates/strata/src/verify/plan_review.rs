@@ -1330,7 +1330,7 @@ fn testing(version: &str, plan: &Plan, validations: Vec<String>) -> Testing {
         format!("There, `strata rollback {version}` and check the schema is back (`strata verify`); the phases that drop data need `--from-backup` with the backup `up` took"),
         format!("`strata up --dry-run` against production: the exact SQL of each remaining phase, compiled from the live catalog"),
         "`strata lint`: the plan's findings (the same as in the risk section)".to_owned(),
-        "`strata test` checks SQL migrations' down scripts; it does not run plans, so the rollback above is the plan's test".to_owned(),
+        format!("`strata test --from {version} --to {version}`: on a throwaway cluster, {version} through every gate, rolled back phase by phase, the catalog compared with before, and up again (a plan whose phases drop data is reported irreversible, with the phase)"),
     ];
     let mut watch = vec![
         "`strata status`: the plan's phase and the gate it waits at".to_owned(),
