@@ -252,6 +252,16 @@ async fn kill_dash_nine_twenty_times_then_resume_gives_the_single_updates_result
         .column("SELECT count(*)::text FROM strata_events WHERE action = 'backfill' AND details->>'phase' = 'resume'")
         .await;
     assert_eq!(resumes, ["20"], "every run after the first resumed");
+    // The time of the killed runs counts: the finish event's total is more
+    // than its last run's.
+    let finish = last_event(&db, "finish").await;
+    let total = finish["elapsed_ms"].as_i64().unwrap_or(0);
+    let last_run = db
+        .column("SELECT duration_ms::text FROM strata_events WHERE action = 'backfill' AND details->>'phase' = 'finish'")
+        .await[0]
+        .parse::<i64>()
+        .unwrap();
+    assert!(total > last_run, "{finish}");
 }
 
 /// An application keeps inserting and updating rows while the backfill runs:

@@ -834,8 +834,8 @@ impl Estimator<'_> {
 /// rows changed over time spent, from the `finish` events of backfills
 /// that changed 1,000 rows or more (`strata_events`), i.e. what this
 /// server really did with batches, throttling included. `None` without
-/// such a run. (A resumed backfill's event counts the rows of every run
-/// and the time of the last, so it reads faster than it was.)
+/// such a run. The time is the event's `elapsed_ms` (every run of a
+/// resumed backfill), or its `duration_ms` for events written before.
 async fn measured_backfill_rate(
     conn: &Connection,
     history: &engine::History,
@@ -854,7 +854,7 @@ async fn measured_backfill_rate(
         .query_opt(
             &format!(
                 "SELECT coalesce(sum((details->>'rows_changed')::bigint), 0)::float8,
-                        coalesce(sum(duration_ms), 0)::float8,
+                        coalesce(sum(greatest(duration_ms, (details->>'elapsed_ms')::bigint)), 0)::float8,
                         count(*)
                  FROM {} WHERE action = 'backfill' AND success AND details->>'phase' = 'finish'
                    AND duration_ms > 0 AND (details->>'rows_changed')::bigint >= 1000",

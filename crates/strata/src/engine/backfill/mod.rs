@@ -567,6 +567,9 @@ impl Runner<'_> {
         self.event(if resumed { "resume" } else { "start" }, &cur, None)
             .await?;
         let rows_at_start = cur.rows_done;
+        // Time of the earlier runs of a resumed backfill: the cursor's
+        // `elapsed_ms` is the total, so its rate is right across resumes.
+        let elapsed_before = cur.elapsed_ms;
         on_event(BackfillEvent::Started {
             table: self.spec.keyed_table().to_owned(),
             key: self.walk.key.describe(),
@@ -608,6 +611,8 @@ impl Runner<'_> {
                 if let Some(w) = &watchdog {
                     w.arm(false);
                 }
+                // Written with the batch: the time up to its start.
+                cur.elapsed_ms = elapsed_before + started.elapsed().as_millis() as u64;
                 let result = self.batch(&cur, size.size()).await;
                 let cancel = watchdog.as_ref().and_then(Watchdog::disarm);
                 match result {
@@ -657,8 +662,9 @@ impl Runner<'_> {
             }
         }
         drop(watchdog);
-        cursor::write(self.conn, self.id, "done", &cur, None).await?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        cur.elapsed_ms = elapsed_before + elapsed_ms;
+        cursor::write(self.conn, self.id, "done", &cur, None).await?;
         self.event("finish", &cur, Some(elapsed_ms)).await?;
         let mut vacuumed = false;
         if self.settings.vacuum_after {
@@ -963,6 +969,9 @@ impl Runner<'_> {
                         "key": self.walk.key.describe(),
                         "batches": c.batches,
                         "rows_changed": c.rows_changed,
+                        // Every run's time (a resumed backfill's
+                        // `duration_ms` is its last run's alone).
+                        "elapsed_ms": c.elapsed_ms,
                         "error": error,
                     }),
                 },
