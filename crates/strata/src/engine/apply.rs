@@ -449,23 +449,7 @@ impl Runner<'_> {
         let Some(cancel) = watchdog.disarm() else {
             return result;
         };
-        let cancelled = DbError::Server {
-            severity: "ERROR".into(),
-            // A lock timeout is retried; a long hold would stall again.
-            code: if cancel.retry { "55P03" } else { "57014" }.into(),
-            message: format!(
-                "cancelled by the watchdog: {}{}",
-                cancel.reason,
-                if cancel.retry {
-                    ""
-                } else {
-                    "; not retried, it would stall the application again"
-                }
-            ),
-            detail: None,
-            hint: (!cancel.retry).then(|| super::watchdog::safe_alternative(stmt)),
-            position: None,
-        };
+        let cancelled = cancel.as_error(Some(super::watchdog::safe_alternative(stmt)));
         match result {
             Sent {
                 ran: Err(e),

@@ -407,22 +407,7 @@ impl<'a> PlanRunner<'a> {
         let result = self.conn.batch(sql).await;
         let cancel = watchdog.disarm();
         match (result, cancel) {
-            (Err(e), Some(cancel)) if e.code() == Some("57014") => Err(DbError::Server {
-                severity: "ERROR".into(),
-                code: if cancel.retry { "55P03" } else { "57014" }.into(),
-                message: format!(
-                    "cancelled by the watchdog: {}{}",
-                    cancel.reason,
-                    if cancel.retry {
-                        ""
-                    } else {
-                        "; not retried, it would stall the application again"
-                    }
-                ),
-                detail: None,
-                hint: None,
-                position: None,
-            }),
+            (Err(e), Some(cancel)) if e.code() == Some("57014") => Err(cancel.as_error(None)),
             (result, _) => result,
         }
     }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use pg_query::NodeEnum;
 
 use crate::db::activity::{self, IndexBuild};
-use crate::db::{Connection, Target};
+use crate::db::{Connection, DbError, Target};
 
 /// What the watchdog enforces.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,6 +52,31 @@ pub struct Cancel {
     /// Whether running the statement again may succeed (false for a
     /// statement that blocked the application by itself for too long).
     pub retry: bool,
+}
+
+impl Cancel {
+    /// The error the runner reports for the cancelled statement in place
+    /// of the server's query_canceled: lock_not_available (55P03) when
+    /// running it again may succeed, so that it is retried like a lock
+    /// timeout, else query_canceled (57014) with the reason and `hint`.
+    pub fn as_error(&self, hint: Option<String>) -> DbError {
+        DbError::Server {
+            severity: "ERROR".into(),
+            code: if self.retry { "55P03" } else { "57014" }.into(),
+            message: format!(
+                "cancelled by the watchdog: {}{}",
+                self.reason,
+                if self.retry {
+                    ""
+                } else {
+                    "; not retried, it would stall the application again"
+                }
+            ),
+            detail: None,
+            hint: if self.retry { None } else { hint },
+            position: None,
+        }
+    }
 }
 
 /// A running watchdog. Dropping it stops the task.
