@@ -5,7 +5,7 @@ use super::lock::MigrationLock;
 use super::run::{run_steps, Direction};
 use super::{
     adopt, apply, backup, dry_run, open, phases, plan, timeouts, EngineError, MigrationStatus,
-    Progress, Project, RunReport, Step,
+    Progress, Project, RunReport, Step, StepMigration,
 };
 use crate::db::Target;
 use crate::source::{self, Migration, MigrationKind};
@@ -97,9 +97,9 @@ pub(super) fn up_steps<'a>(
 pub(super) fn with_rewrites(
     m: &Migration,
     parsed: Parsed,
-) -> (Vec<Statement>, std::borrow::Cow<'_, Migration>, Vec<String>) {
+) -> (Vec<Statement>, StepMigration<'_>, Vec<String>) {
     let Some(result) = parsed.rewritten else {
-        return (parsed.statements, std::borrow::Cow::Borrowed(m), Vec::new());
+        return (parsed.statements, StepMigration::Borrowed(m), Vec::new());
     };
     let mut owned = m.clone();
     owned.up.no_transaction = Some(source::NoTransaction {
@@ -108,7 +108,7 @@ pub(super) fn with_rewrites(
     });
     (
         result.statements,
-        std::borrow::Cow::Owned(owned),
+        StepMigration::Owned(Box::new(owned)),
         result.notes,
     )
 }
@@ -355,7 +355,8 @@ mod tests {
             detail: None,
             plan: None,
             index: Some(index),
-            row: done.map(|d| AppliedRow {
+            row: done.map(|d| {
+                Box::new(AppliedRow {
                 version: index.to_string(),
                 kind: "versioned".into(),
                 name: "m".into(),
@@ -371,6 +372,7 @@ mod tests {
                 error: None,
                 backend_pid: None,
                 down: None,
+                })
             }),
         }
     }

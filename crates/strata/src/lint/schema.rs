@@ -86,8 +86,10 @@ impl IndexDef {
 /// written; `public.x` is stored as `x`).
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
-    /// Tables.
-    pub tables: HashMap<String, Table>,
+    /// Tables. Boxed: the map keeps room for more entries than it holds,
+    /// and a replayed history of thousands of tables would pay a whole
+    /// `Table` for each spare slot.
+    pub tables: HashMap<String, Box<Table>>,
     /// Volatility ('i', 's', 'v') of the functions the migrations created,
     /// by lower-case unqualified name (as `ast::called_functions` names
     /// calls); without a marker PostgreSQL makes a function VOLATILE. The
@@ -117,7 +119,7 @@ pub fn key(name: &str) -> String {
 impl Schema {
     /// The table, if the migrations created it.
     pub fn table(&self, name: &str) -> Option<&Table> {
-        self.tables.get(&key(name))
+        self.tables.get(&key(name)).map(|t| &**t)
     }
 
     /// The table an index is on (as its key), when the migrations created it.
@@ -278,7 +280,7 @@ impl Schema {
                         })
                         .collect();
                 }
-                self.tables.insert(key(&ast::relation(rv)), table);
+                self.tables.insert(key(&ast::relation(rv)), Box::new(table));
             }
             NodeEnum::AlterTableStmt(_) => {
                 let Some((name, cmds)) = ast::alter_table(node) else {
