@@ -72,6 +72,23 @@ pub struct IndexDef {
     pub stmt: Box<pg_query::protobuf::IndexStmt>,
 }
 
+impl Table {
+    fn shrink_to_fit(&mut self) {
+        self.columns.shrink_to_fit();
+        self.checked_not_null.shrink_to_fit();
+        self.indexes.shrink_to_fit();
+        for cols in &mut self.indexes {
+            cols.shrink_to_fit();
+        }
+        self.unvalidated_not_null.shrink_to_fit();
+        self.unique_keys.shrink_to_fit();
+        self.index_defs.shrink_to_fit();
+        self.primary_key.shrink_to_fit();
+        self.partition_key.shrink_to_fit();
+        self.constrained.shrink_to_fit();
+    }
+}
+
 impl IndexDef {
     /// The statement with CONCURRENTLY (and without IF NOT EXISTS).
     pub fn concurrent_sql(&self) -> String {
@@ -376,6 +393,28 @@ impl Schema {
             _ => {}
         }
         self.apply_more(node);
+        self.shrink(node);
+    }
+
+    /// Gives back the spare room of the table a statement created or
+    /// changed: a replayed history keeps every table it leaves, and a
+    /// vector's first push reserves room for four.
+    fn shrink(&mut self, node: &NodeEnum) {
+        let name = match node {
+            NodeEnum::CreateStmt(c) => c.relation.as_ref().map(ast::relation),
+            NodeEnum::IndexStmt(i) => i.relation.as_ref().map(ast::relation),
+            NodeEnum::AlterTableStmt(_) => ast::alter_table(node).map(|(name, _)| name),
+            _ => None,
+        };
+        let Some(table_key) = name.map(|n| key(&n)) else {
+            return;
+        };
+        if let Some(t) = self.tables.get_mut(&table_key) {
+            t.shrink_to_fit();
+        }
+        if let Some(list) = self.table_indexes.get_mut(&table_key) {
+            list.shrink_to_fit();
+        }
     }
 
     /// The schema effects kept beside the tables' columns and indexes:
