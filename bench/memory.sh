@@ -29,7 +29,12 @@ touch "$work/strata.toml"
 "$STRATA" --config "$work/strata.toml" local start -q
 URL=$("$STRATA" --config "$work/strata.toml" local url)
 admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$URL" -c "$1" >/dev/null; }
-db_url() { echo "$URL" | sed "s#dbname=[^ ]*#dbname=$1#"; }
+# The URL with another database, in either form (`local url` prints a
+# postgresql:// URL; a key=value string has dbname=).
+db_url() {
+    echo "$URL" | sed -e "s#dbname=[^ ]*#dbname=$1#" \
+        -e "s#^\(postgres[a-z]*://[^/?]*\)/[^?]*#\1/$1#"
+}
 
 gen() { # DIR COUNT
     mkdir -p "$1"

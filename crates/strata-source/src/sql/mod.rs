@@ -399,6 +399,10 @@ impl<'t> Builder<'t> {
         for (stmt, end) in self.statements.iter_mut().zip(&self.ends) {
             stmt.sql = self.text[stmt.offset..*end].to_owned();
         }
+        // A run holds the statements of every pending migration until it
+        // ends: no spare capacity (a one-statement file would otherwise
+        // keep room for four).
+        self.statements.shrink_to_fit();
         self.statements
     }
 }

@@ -188,7 +188,7 @@ fn entry(
 
 /// The state of one migration, from its status and its latest event.
 fn applied(s: &plan::MigrationStatus, last: Option<&(String, DateTime<Utc>, String)>) -> Applied {
-    let Some(r) = s.row.as_ref() else {
+    let Some(r) = s.row.as_deref() else {
         return Applied::No {
             reverted: last
                 .filter(|(action, _, _)| action == "down")

@@ -4,7 +4,7 @@ use super::lock::MigrationLock;
 use super::run::{run_steps, Direction};
 use super::{
     apply, backup, dry_run, open, plan, timeouts, DownTarget, EngineError, MigrationStatus,
-    Progress, Project, RunReport, Step,
+    Progress, Project, RunReport, Step, StepMigration,
 };
 use crate::db::Target;
 
@@ -58,7 +58,7 @@ fn parse_down_steps<'a>(
                 None => apply::Resume::default(),
             };
             Ok(Step {
-                migration: std::borrow::Cow::Borrowed(m),
+                migration: StepMigration::Borrowed(m),
                 rewrites: Vec::new(),
                 statements,
                 resume,

@@ -310,7 +310,7 @@ pub struct RunReport {
 struct Step<'a> {
     /// The migration; a modified copy when safe rewrites force it outside a
     /// transaction.
-    migration: std::borrow::Cow<'a, Migration>,
+    migration: StepMigration<'a>,
     statements: Vec<Statement>,
     resume: apply::Resume,
     /// Safe rewrites applied, one description each.
@@ -321,6 +321,26 @@ struct Step<'a> {
     /// Dry runs: the batched plan of each `-- strata:backfill` statement
     /// (its index, the plan's lines; see `dry_run::plan_backfills`).
     backfills: Vec<(usize, String)>,
+}
+
+/// The migration of a [`Step`]: the project's own, or a modified copy
+/// (boxed). Not a `Cow<Migration>`, which holds a whole `Migration` inline
+/// even when it borrows: `up` keeps one step per pending migration, and
+/// memory must stay flat in their number.
+enum StepMigration<'a> {
+    Borrowed(&'a Migration),
+    Owned(Box<Migration>),
+}
+
+impl std::ops::Deref for StepMigration<'_> {
+    type Target = Migration;
+
+    fn deref(&self) -> &Migration {
+        match self {
+            StepMigration::Borrowed(m) => m,
+            StepMigration::Owned(m) => m,
+        }
+    }
 }
 
 fn timeouts(project: &Project) -> apply::Timeouts {

@@ -68,13 +68,15 @@ pub struct MigrationStatus {
     /// A plan's progress, while it is between its first and last phase
     /// (see `engine::phases`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<super::phases::PlanProgress>,
+    pub plan: Option<Box<super::phases::PlanProgress>>,
     /// Index into the migration list, when there is a file.
     #[serde(skip)]
     pub index: Option<usize>,
-    /// The history row, when there is one.
+    /// The history row, when there is one. Boxed, like `plan`: `up` holds
+    /// a status per migration, most of them pending (no row, no plan),
+    /// and memory must stay flat in their number.
     #[serde(skip)]
-    pub row: Option<AppliedRow>,
+    pub row: Option<Box<AppliedRow>>,
 }
 
 /// A migration in a directory that another environment of the config
@@ -120,7 +122,7 @@ impl<'a> RowIndex<'a> {
         RowIndex(
             statuses
                 .iter()
-                .filter_map(|s| Some((s.index?, s.row.as_ref()?)))
+                .filter_map(|s| Some((s.index?, s.row.as_deref()?)))
                 .collect(),
         )
     }
@@ -213,7 +215,7 @@ pub fn statuses_with(
                 detail: detail.or_else(|| crate::source::pairing_note(m)),
                 plan: None,
                 index: Some(index),
-                row: row.cloned(),
+                row: row.cloned().map(Box::new),
             },
         ));
     }
@@ -260,7 +262,7 @@ pub fn statuses_with(
                 }),
                 plan: None,
                 index: None,
-                row: Some(row.clone()),
+                row: Some(Box::new(row.clone())),
             },
         ));
     }
@@ -339,7 +341,7 @@ pub fn plan_up(
             Some(ChangedFile {
                 label: m.label(),
                 path: m.up.path.clone(),
-                recorded: s.row.as_ref()?.checksum.clone(),
+                recorded: s.row.as_deref()?.checksum.clone(),
                 current: m.checksum.clone(),
             })
         })

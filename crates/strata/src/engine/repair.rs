@@ -66,7 +66,7 @@ pub async fn repair(
     // Check everything before changing anything.
     let mut stopped = Vec::new();
     for s in &statuses {
-        let (Some(i), Some(row)) = (s.index, s.row.as_ref()) else {
+        let (Some(i), Some(row)) = (s.index, s.row.as_deref()) else {
             continue;
         };
         let m = &project.migrations[i];
@@ -158,7 +158,7 @@ pub async fn repair(
     let mut actions = Vec::new();
     conn.batch("BEGIN").await?;
     for s in &statuses {
-        let (Some(i), Some(row)) = (s.index, s.row.as_ref()) else {
+        let (Some(i), Some(row)) = (s.index, s.row.as_deref()) else {
             continue;
         };
         if s.state != MigrationState::Modified {

@@ -27,7 +27,9 @@ pub async fn status(project: &Project, target: &Target) -> Result<StatusReport, 
         if s.state == MigrationState::Pending {
             if let Some(m) = s.index.and_then(|i| project.migrations.get(i)) {
                 if m.kind == crate::source::MigrationKind::Plan {
-                    s.plan = super::phases::progress(&conn, &history, m).await?;
+                    s.plan = super::phases::progress(&conn, &history, m)
+                        .await?
+                        .map(Box::new);
                     if let Some(p) = &s.plan {
                         s.detail = Some(p.summary.clone());
                     }

@@ -5,7 +5,7 @@ use super::lock::MigrationLock;
 use super::run::{run_steps, Direction};
 use super::{
     adopt, apply, backup, dry_run, open, phases, plan, timeouts, EngineError, MigrationStatus,
-    Progress, Project, RunReport, Step,
+    Progress, Project, RunReport, Step, StepMigration,
 };
 use crate::db::Target;
 use crate::source::{self, Migration, MigrationKind};
@@ -97,9 +97,9 @@ pub(super) fn up_steps<'a>(
 pub(super) fn with_rewrites(
     m: &Migration,
     parsed: Parsed,
-) -> (Vec<Statement>, std::borrow::Cow<'_, Migration>, Vec<String>) {
+) -> (Vec<Statement>, StepMigration<'_>, Vec<String>) {
     let Some(result) = parsed.rewritten else {
-        return (parsed.statements, std::borrow::Cow::Borrowed(m), Vec::new());
+        return (parsed.statements, StepMigration::Borrowed(m), Vec::new());
     };
     let mut owned = m.clone();
     owned.up.no_transaction = Some(source::NoTransaction {
@@ -108,7 +108,7 @@ pub(super) fn with_rewrites(
     });
     (
         result.statements,
-        std::borrow::Cow::Owned(owned),
+        StepMigration::Owned(Box::new(owned)),
         result.notes,
     )
 }
@@ -143,7 +143,9 @@ pub async fn up(
         adopt::refuse_if_foreign(project, &conn, &history).await?;
     }
     let statuses = project.statuses(&rows);
+    drop(rows);
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
+    let statuses = planned_rows(statuses, &plan);
     for v in &options.gates.pass {
         if !plan.iter().any(|&i| {
             let m = &project.migrations[i];
@@ -215,6 +217,7 @@ pub async fn up(
     // Check again under the lock: another runner may have done the work.
     let statuses_now = project.statuses(&history.read(&conn).await?);
     let plan_now = plan::plan_up(&project.migrations, &statuses_now, &rules)?;
+    let statuses_now = planned_rows(statuses_now, &plan_now);
     // Usually nothing changed while we waited for the lock; then the steps
     // parsed above stand.
     let steps = if plan_now == plan && same_rows(&statuses, &statuses_now, &plan) {
@@ -228,6 +231,22 @@ pub async fn up(
     .await;
     lock.release().await?;
     report
+}
+
+/// The statuses `up` needs once it has planned: those of planned
+/// migrations with a history row (a failed or interrupted run to resume;
+/// none on a fresh database). The rest, a status per migration of the
+/// directory, is not kept while the run goes on, so memory stays flat in
+/// the number of migrations. [`up_steps`] and [`same_rows`] look planned
+/// migrations up by index and see the same rows in both.
+fn planned_rows(statuses: Vec<MigrationStatus>, plan: &[usize]) -> Vec<MigrationStatus> {
+    let planned: std::collections::HashSet<usize> = plan.iter().copied().collect();
+    let mut kept: Vec<MigrationStatus> = statuses
+        .into_iter()
+        .filter(|s| s.row.is_some() && s.index.is_some_and(|i| planned.contains(&i)))
+        .collect();
+    kept.shrink_to_fit();
+    kept
 }
 
 /// The SQL migrations of `plan` (plans run through `engine::phases`).
@@ -355,24 +374,44 @@ mod tests {
             detail: None,
             plan: None,
             index: Some(index),
-            row: done.map(|d| AppliedRow {
-                version: index.to_string(),
-                kind: "versioned".into(),
-                name: "m".into(),
-                checksum: String::new(),
-                checksum_algorithm: 1,
-                state: "failed".into(),
-                statements_done: d,
-                statements_total: 9,
-                done_checksum: None,
-                applied_at: chrono::Utc::now(),
-                applied_by: "me".into(),
-                duration_ms: 0,
-                error: None,
-                backend_pid: None,
-                down: None,
+            row: done.map(|d| {
+                Box::new(AppliedRow {
+                    version: index.to_string(),
+                    kind: "versioned".into(),
+                    name: "m".into(),
+                    checksum: String::new(),
+                    checksum_algorithm: 1,
+                    state: "failed".into(),
+                    statements_done: d,
+                    statements_total: 9,
+                    done_checksum: None,
+                    applied_at: chrono::Utc::now(),
+                    applied_by: "me".into(),
+                    duration_ms: 0,
+                    error: None,
+                    backend_pid: None,
+                    down: None,
+                })
             }),
         }
+    }
+
+    #[test]
+    fn only_planned_migrations_with_a_row_are_kept_for_the_run() {
+        // 20,000 statuses, as many as the directory's migrations: the run
+        // keeps the two planned ones with a row (to resume), not the rest.
+        let statuses: Vec<MigrationStatus> = (0..20_000)
+            .map(|i| status(i, (i % 2 == 0).then_some(1)))
+            .collect();
+        let plan = [3, 4, 6, 19_998];
+        let kept = planned_rows(statuses, &plan);
+        let indexes: Vec<usize> = kept.iter().filter_map(|s| s.index).collect();
+        assert_eq!(indexes, [4, 6, 19_998]);
+        assert!(kept.capacity() < 20_000);
+        // What resumes and what is compared under the lock is unchanged.
+        let rows = plan::RowIndex::new(&kept);
+        assert_eq!(rows.get(4).map(|r| r.statements_done), Some(1));
+        assert!(rows.get(3).is_none());
     }
 
     #[test]

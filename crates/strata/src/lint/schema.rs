@@ -72,6 +72,23 @@ pub struct IndexDef {
     pub stmt: Box<pg_query::protobuf::IndexStmt>,
 }
 
+impl Table {
+    fn shrink_to_fit(&mut self) {
+        self.columns.shrink_to_fit();
+        self.checked_not_null.shrink_to_fit();
+        self.indexes.shrink_to_fit();
+        for cols in &mut self.indexes {
+            cols.shrink_to_fit();
+        }
+        self.unvalidated_not_null.shrink_to_fit();
+        self.unique_keys.shrink_to_fit();
+        self.index_defs.shrink_to_fit();
+        self.primary_key.shrink_to_fit();
+        self.partition_key.shrink_to_fit();
+        self.constrained.shrink_to_fit();
+    }
+}
+
 impl IndexDef {
     /// The statement with CONCURRENTLY (and without IF NOT EXISTS).
     pub fn concurrent_sql(&self) -> String {
@@ -86,8 +103,10 @@ impl IndexDef {
 /// written; `public.x` is stored as `x`).
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
-    /// Tables.
-    pub tables: HashMap<String, Table>,
+    /// Tables. Boxed: the map keeps room for more entries than it holds,
+    /// and a replayed history of thousands of tables would pay a whole
+    /// `Table` for each spare slot.
+    pub tables: HashMap<String, Box<Table>>,
     /// Volatility ('i', 's', 'v') of the functions the migrations created,
     /// by lower-case unqualified name (as `ast::called_functions` names
     /// calls); without a marker PostgreSQL makes a function VOLATILE. The
@@ -117,7 +136,7 @@ pub fn key(name: &str) -> String {
 impl Schema {
     /// The table, if the migrations created it.
     pub fn table(&self, name: &str) -> Option<&Table> {
-        self.tables.get(&key(name))
+        self.tables.get(&key(name)).map(|t| &**t)
     }
 
     /// The table an index is on (as its key), when the migrations created it.
@@ -278,7 +297,7 @@ impl Schema {
                         })
                         .collect();
                 }
-                self.tables.insert(key(&ast::relation(rv)), table);
+                self.tables.insert(key(&ast::relation(rv)), Box::new(table));
             }
             NodeEnum::AlterTableStmt(_) => {
                 let Some((name, cmds)) = ast::alter_table(node) else {
@@ -356,7 +375,9 @@ impl Schema {
                 for obj in &drop.objects {
                     if let Some(NodeEnum::List(list)) = &obj.node {
                         let name = ast::name(&list.items);
-                        self.tables.remove(&key(&name));
+                        if let Some(table) = self.tables.remove(&key(&name)) {
+                            self.forget_names(&name, &table);
+                        }
                     }
                 }
             }
@@ -372,6 +393,28 @@ impl Schema {
             _ => {}
         }
         self.apply_more(node);
+        self.shrink(node);
+    }
+
+    /// Gives back the spare room of the table a statement created or
+    /// changed: a replayed history keeps every table it leaves, and a
+    /// vector's first push reserves room for four.
+    fn shrink(&mut self, node: &NodeEnum) {
+        let name = match node {
+            NodeEnum::CreateStmt(c) => c.relation.as_ref().map(ast::relation),
+            NodeEnum::IndexStmt(i) => i.relation.as_ref().map(ast::relation),
+            NodeEnum::AlterTableStmt(_) => ast::alter_table(node).map(|(name, _)| name),
+            _ => None,
+        };
+        let Some(table_key) = name.map(|n| key(&n)) else {
+            return;
+        };
+        if let Some(t) = self.tables.get_mut(&table_key) {
+            t.shrink_to_fit();
+        }
+        if let Some(list) = self.table_indexes.get_mut(&table_key) {
+            list.shrink_to_fit();
+        }
     }
 
     /// The schema effects kept beside the tables' columns and indexes:
@@ -457,6 +500,7 @@ impl Schema {
                     return;
                 };
                 let mut added = false;
+                let before: Vec<String> = table.unique_keys.keys().cloned().collect();
                 for cmd in cmds {
                     if ast::is(cmd, AlterTableType::AtAddColumn) {
                         if let Some(col) = ast::column_def(cmd) {
@@ -484,11 +528,52 @@ impl Schema {
                         table.primary_key_name = None;
                     }
                 }
+                let gone: Vec<&String> = before
+                    .iter()
+                    .filter(|k| !table.unique_keys.contains_key(*k))
+                    .collect();
+                if !gone.is_empty() {
+                    self.forget_unique_keys(&name, &gone);
+                }
                 if added {
                     self.register_unique_keys(&name);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Forgets the names that point at a dropped table (`table`, named
+    /// as SQL): the indexes backing its unique keys and its named indexes.
+    /// The replayed schema then holds what exists, not the history: a
+    /// history that creates and drops many tables costs no more than the
+    /// tables left.
+    fn forget_names(&mut self, name: &str, table: &Table) {
+        let table_key = key(name);
+        let keys: Vec<&String> = table.unique_keys.keys().collect();
+        self.forget_unique_keys(name, &keys);
+        let parts = names::parts(name);
+        let schema = match parts.as_slice() {
+            [schema, _] => schema.as_str(),
+            _ => "",
+        };
+        for def in table.index_defs.iter().filter(|d| !d.name.is_empty()) {
+            let index = index_key(schema, &def.name);
+            if self.index_tables.get(&index) == Some(&table_key) {
+                self.index_tables.remove(&index);
+            }
+        }
+    }
+
+    /// Forgets the indexes of unique keys of `table` (named as SQL) that
+    /// were dropped, unless they now back another table's key.
+    fn forget_unique_keys(&mut self, table: &str, names: &[&String]) {
+        let table_key = key(table);
+        for name in names {
+            let index = sibling(table, name);
+            if self.unique_key_tables.get(&index) == Some(&table_key) {
+                self.unique_key_tables.remove(&index);
+            }
         }
     }
 
@@ -796,5 +881,78 @@ pub fn is_not_null_test(expr: &pg_query::protobuf::Node) -> Option<String> {
     match test.arg.as_deref().and_then(|a| a.node.as_ref()) {
         Some(NodeEnum::ColumnRef(c)) => ast::strings(&c.fields).last().cloned(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays `sql` statement by statement, as lint does.
+    fn replay(schema: &mut Schema, sql: &str) {
+        for s in crate::sql::split(sql, &[]).expect("valid SQL") {
+            for n in s.nodes().iter().filter_map(|n| n.node.as_ref()) {
+                schema.apply(n);
+            }
+        }
+    }
+
+    /// Every name the schema holds, table or index.
+    fn names(schema: &Schema) -> usize {
+        schema.tables.len()
+            + schema.unique_key_tables.len()
+            + schema.indexes.len()
+            + schema.table_indexes.len()
+            + schema.index_tables.len()
+    }
+
+    #[test]
+    fn a_dropped_table_leaves_nothing_behind() {
+        let mut schema = Schema::default();
+        replay(
+            &mut schema,
+            "CREATE TABLE keep (id bigint PRIMARY KEY);
+             CREATE INDEX keep_id ON keep (id);",
+        );
+        let kept = names(&schema);
+        // A long history of tables created and dropped again: the replayed
+        // schema holds what exists, not the history.
+        for i in 0..50 {
+            replay(
+                &mut schema,
+                &format!(
+                    "CREATE TABLE s{i} (id bigint PRIMARY KEY, email text UNIQUE);
+                     CREATE INDEX s{i}_email ON s{i} (email);
+                     ALTER TABLE s{i} ADD CONSTRAINT s{i}_both UNIQUE (id, email);
+                     DROP TABLE s{i};
+                     CREATE TABLE other.t{i} (id bigint PRIMARY KEY);
+                     CREATE INDEX t{i}_id ON other.t{i} (id);
+                     DROP TABLE other.t{i};"
+                ),
+            );
+        }
+        assert_eq!(names(&schema), kept, "{schema:#?}");
+        assert!(schema.table("keep").is_some());
+        assert_eq!(schema.index_table("keep_pkey"), Some("keep"));
+        assert_eq!(
+            schema
+                .unique_key_tables
+                .get("keep_pkey")
+                .map(String::as_str),
+            Some("keep")
+        );
+    }
+
+    #[test]
+    fn a_dropped_unique_key_is_forgotten() {
+        let mut schema = Schema::default();
+        replay(
+            &mut schema,
+            "CREATE TABLE t (id bigint PRIMARY KEY, email text);
+             ALTER TABLE t ADD CONSTRAINT t_email_key UNIQUE (email);
+             ALTER TABLE t DROP CONSTRAINT t_email_key;",
+        );
+        assert!(!schema.unique_key_tables.contains_key("t_email_key"));
+        assert!(schema.unique_key_tables.contains_key("t_pkey"));
     }
 }
