@@ -388,3 +388,35 @@ async fn a_concurrent_index_build_is_estimated_from_the_table_size_and_blocks_no
         ["index orders_user_id_idx on orders built concurrently"]
     );
 }
+
+/// A `backfill` operation's WHERE counts the rows it selects (the
+/// planner's estimate), not the whole table.
+#[tokio::test]
+async fn a_backfill_with_a_where_touches_the_rows_it_selects() {
+    let db = TestDb::new().await;
+    db.connect()
+        .await
+        .batch(
+            "CREATE TABLE items (id bigint PRIMARY KEY, flag boolean NOT NULL DEFAULT false);
+             INSERT INTO items SELECT g, false FROM generate_series(1, 10000) g;
+             ANALYZE items;",
+        )
+        .await
+        .unwrap();
+    let project = Project::new();
+    project.write(
+        "1_flag.plan.toml",
+        "[[phase]]\nname = \"mark\"\noperations = [\n  { op = \"backfill\", table = \"items\", set = \"flag = true\", where = \"id <= 1000\" },\n]\n",
+    );
+    let r = json(&project.run(&db, &["plan", "1", "--format", "json"]));
+    let items = r["data_impact"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "items")
+        .unwrap_or_else(|| panic!("{r:#}"))
+        .clone();
+    assert_eq!(items["rows"], 10000, "{items}");
+    let touched = items["rows_touched"].as_i64().unwrap();
+    assert!((800..=1200).contains(&touched), "{items}");
+}

@@ -207,7 +207,8 @@ pub struct TableImpact {
     pub rows: Option<i64>,
     /// Total bytes, indexes and TOAST included.
     pub bytes: Option<i64>,
-    /// Rows the plan's backfills write or copy (at most the table's rows).
+    /// Rows the plan's backfills write or copy (at most the table's rows;
+    /// a `backfill` operation's WHERE counted by the planner's estimate).
     pub rows_touched: Option<i64>,
     /// What happens to it, per phase.
     pub effects: Vec<String>,
@@ -428,7 +429,17 @@ pub async fn review(
                             locks.push(lock);
                         }
                         if let Action::Backfill(sql) = a {
-                            note_backfill(&mut impact, &sizes, sql, k, &phase.name);
+                            // A `backfill` operation's WHERE is the user's
+                            // filter: the planner says how many rows it
+                            // selects. The other operations' backfills walk
+                            // the whole table.
+                            let planned = match (&conn, &op.kind) {
+                                (Some(c), OperationKind::Backfill { .. }) => {
+                                    crate::db::catalog::estimated_rows(c, sql).await
+                                }
+                                _ => None,
+                            };
+                            note_backfill(&mut impact, &sizes, sql, planned, k, &phase.name);
                         }
                         for change in action_changes(a) {
                             if !changes.contains(&change) {
@@ -623,6 +634,7 @@ fn note_backfill(
     impact: &mut BTreeMap<String, TableImpact>,
     sizes: &Sizes,
     sql: &str,
+    planned: Option<f64>,
     phase: usize,
     name: &str,
 ) {
@@ -632,7 +644,11 @@ fn note_backfill(
     let keyed = spec.keyed_table().to_owned();
     let entry = table_entry(impact, sizes, &keyed);
     if let Some(rows) = entry.rows {
-        entry.rows_touched = Some(entry.rows_touched.unwrap_or(0).max(rows.max(0)));
+        let touched = match planned {
+            Some(p) => (p.round() as i64).clamp(0, rows.max(0)),
+            None => rows.max(0),
+        };
+        entry.rows_touched = Some(entry.rows_touched.unwrap_or(0).max(touched));
     }
     let effect = match spec.kind() {
         SpecKind::Update => format!("phase {} `{name}`: rows updated in batches", phase + 1),
