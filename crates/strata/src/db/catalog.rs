@@ -269,6 +269,17 @@ pub async fn estimated_rows(conn: &Connection, sql: &str) -> Option<f64> {
     node.get("Plan Rows")?.as_f64()
 }
 
+/// True when `name` (as SQL writes it: `t`, `app.t`, `"T"`; the
+/// search_path applies) names a table, index, sequence or view that exists.
+/// A name that is not valid SQL is an error from the server.
+pub async fn relation_exists(conn: &Connection, name: &str) -> Result<bool, DbError> {
+    Ok(conn
+        .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await?
+        .and_then(|r| r.try_get::<_, bool>(0).ok())
+        .unwrap_or(false))
+}
+
 /// The bytes of the main forks of `oids` together, exact (file sizes, not
 /// statistics, which lag behind fresh inserts). 0 means the tables hold no
 /// row at all: not even an uncommitted or deleted one, which would occupy

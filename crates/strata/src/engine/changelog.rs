@@ -226,11 +226,7 @@ async fn last_events(
         quote_ident(&project.config.history_schema),
         quote_ident("strata_events")
     );
-    let exists = conn
-        .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&events])
-        .await?
-        .map(|r| r.get::<_, bool>(0))
-        .unwrap_or(false);
+    let exists = crate::db::catalog::relation_exists(conn, &events).await?;
     if !exists {
         return Ok(HashMap::new());
     }

@@ -487,10 +487,7 @@ ON CONFLICT DO NOTHING;
 
     /// True once the history table exists.
     pub async fn exists(&self, conn: &Connection) -> Result<bool, DbError> {
-        let row = conn
-            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&self.table])
-            .await?;
-        Ok(row.map(|r| r.get::<_, bool>(0)).unwrap_or(false))
+        crate::db::catalog::relation_exists(conn, &self.table).await
     }
 
     /// Every row, or nothing when the table does not exist yet. A table of
@@ -578,10 +575,7 @@ ON CONFLICT DO NOTHING;
     ) -> Result<std::collections::HashMap<(String, String), DownProgress>, DbError> {
         // Both tables are created together; a history table made by hand
         // without the event log simply has no down progress.
-        let events = conn
-            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&self.events])
-            .await?
-            .is_some_and(|r| r.get::<_, bool>(0));
+        let events = crate::db::catalog::relation_exists(conn, &self.events).await?;
         if !events {
             return Ok(Default::default());
         }

@@ -88,13 +88,7 @@ pub async fn read_state(
     history: &History,
     version: &str,
 ) -> Result<Option<PlanState>, DbError> {
-    let exists = conn
-        .query_opt(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[&history.progress_table()],
-        )
-        .await?
-        .is_some_and(|r| r.get::<_, bool>(0));
+    let exists = crate::db::catalog::relation_exists(conn, &history.progress_table()).await?;
     if !exists {
         return Ok(None);
     }
@@ -209,11 +203,7 @@ async fn facts_for(
     let Some(table) = op.table() else {
         return Ok(None);
     };
-    let exists = conn
-        .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&table])
-        .await?
-        .and_then(|row| row.try_get::<_, bool>(0).ok())
-        .unwrap_or(false);
+    let exists = crate::db::catalog::relation_exists(conn, table).await?;
     if !exists {
         return Ok(None);
     }

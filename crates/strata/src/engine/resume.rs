@@ -229,11 +229,7 @@ impl Runner<'_> {
                 if !interrupted {
                     return Ok(OnResume::Run);
                 }
-                let exists = self
-                    .conn
-                    .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&name])
-                    .await?
-                    .is_some_and(|r| r.get::<_, bool>(0));
+                let exists = crate::db::catalog::relation_exists(self.conn, &name).await?;
                 if exists {
                     // A killed drop leaves the index invalid; running the
                     // statement again finishes it.
@@ -289,11 +285,8 @@ impl Runner<'_> {
                         Ok(OnResume::Instead(finalize))
                     }
                     None => {
-                        let exists = self
-                            .conn
-                            .query_opt("SELECT to_regclass($1) IS NOT NULL", &[&partition])
-                            .await?
-                            .is_some_and(|r| r.get::<_, bool>(0));
+                        let exists =
+                            crate::db::catalog::relation_exists(self.conn, &partition).await?;
                         if !exists {
                             // Let the statement report what is wrong.
                             return Ok(OnResume::Run);

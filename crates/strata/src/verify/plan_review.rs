@@ -856,13 +856,7 @@ async fn measured_backfill_rate(
     conn: &Connection,
     history: &engine::History,
 ) -> Result<Option<(f64, i64)>, VerifyError> {
-    let exists = conn
-        .query_opt(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[&history.events_table()],
-        )
-        .await?
-        .is_some_and(|r| r.get::<_, bool>(0));
+    let exists = crate::db::catalog::relation_exists(conn, &history.events_table()).await?;
     if !exists {
         return Ok(None);
     }

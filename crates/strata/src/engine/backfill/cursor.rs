@@ -112,14 +112,7 @@ async fn read_where(
     id: &BackfillId,
     only: Option<(&str, &str)>,
 ) -> Result<Vec<ProgressRow>, DbError> {
-    let exists = conn
-        .query_opt(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[&id.progress_table()],
-        )
-        .await?
-        .map(|r| r.get::<_, bool>(0))
-        .unwrap_or(false);
+    let exists = crate::db::catalog::relation_exists(conn, &id.progress_table()).await?;
     if !exists {
         return Ok(Vec::new());
     }
