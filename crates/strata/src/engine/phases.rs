@@ -88,7 +88,7 @@ pub async fn read_state(
     history: &History,
     version: &str,
 ) -> Result<Option<PlanState>, DbError> {
-    let exists = crate::db::catalog::relation_exists(conn, &history.progress_table()).await?;
+    let exists = crate::db::catalog::relation_exists(conn, history.progress_table()).await?;
     if !exists {
         return Ok(None);
     }

@@ -856,7 +856,7 @@ async fn measured_backfill_rate(
     conn: &Connection,
     history: &engine::History,
 ) -> Result<Option<(f64, i64)>, VerifyError> {
-    let exists = crate::db::catalog::relation_exists(conn, &history.events_table()).await?;
+    let exists = crate::db::catalog::relation_exists(conn, history.events_table()).await?;
     if !exists {
         return Ok(None);
     }

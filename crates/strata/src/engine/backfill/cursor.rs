@@ -112,7 +112,7 @@ async fn read_where(
     id: &BackfillId,
     only: Option<(&str, &str)>,
 ) -> Result<Vec<ProgressRow>, DbError> {
-    let exists = crate::db::catalog::relation_exists(conn, &id.progress_table()).await?;
+    let exists = crate::db::catalog::relation_exists(conn, id.progress_table()).await?;
     if !exists {
         return Ok(Vec::new());
     }
