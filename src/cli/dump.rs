@@ -48,7 +48,7 @@ pub async fn refresh_schema_file(
         return;
     };
     let changed = !report.applied.is_empty() || !report.reverted.is_empty();
-    if report.dry_run_sql.is_some() || (!changed && path.is_file()) {
+    if report.dry_run || (!changed && path.is_file()) {
         return;
     }
     match strata::verify::dump::write_schema_file(&project.config, target, path).await {

@@ -46,6 +46,16 @@ impl Live {
     /// Handles one event.
     pub fn handle(&mut self, p: &Progress) {
         match p {
+            Progress::DryRunSql(sql) => {
+                // The run's result, on stdout even with -q: printed as it
+                // comes, so a dry run of thousands of migrations never
+                // holds all its text.
+                match &self.bar {
+                    Some(bar) => bar.suspend(|| strata::report::out_raw(sql)),
+                    None => strata::report::out_raw(sql),
+                }
+                return;
+            }
             Progress::Started { label, .. } => {
                 self.current = label.clone();
                 self.retries = 0;

@@ -216,8 +216,10 @@ async fn project_and_target(
 
 /// Prints a run's result.
 fn print_run(report: &strata::RunReport, ctx: &Ctx) -> Outcome {
-    if let Some(sql) = &report.dry_run_sql {
-        strata::report::out(sql);
+    if report.dry_run {
+        // The SQL went to stdout as it was made (`Live`); the line end
+        // after its last piece.
+        strata::report::out("");
         if report.blocked {
             strata::report::err("risk analysis: the findings above would block `strata up` (see block_on in strata.toml)");
             return Outcome::CheckFailed;

@@ -58,7 +58,13 @@ async fn up_and_its_dry_run_parse_each_migration_once() {
             dry_run,
             gates: Default::default(),
         };
-        let report = engine::up(&loaded, &target, &options, &mut |_| {})
+        let mut sql = String::new();
+        let mut collect = |p| {
+            if let engine::Progress::DryRunSql(piece) = p {
+                sql.push_str(&piece);
+            }
+        };
+        let report = engine::up(&loaded, &target, &options, &mut collect)
             .await
             .unwrap();
         // The applied migration is read once for the schema, each pending
@@ -69,8 +75,8 @@ async fn up_and_its_dry_run_parse_each_migration_once() {
             files + pending as u64,
             "dry_run = {dry_run}"
         );
+        assert_eq!(report.dry_run, dry_run);
         if dry_run {
-            let sql = report.dry_run_sql.unwrap();
             assert!(sql.contains("CONCURRENTLY"), "{sql}");
         } else {
             assert_eq!(report.applied.len(), pending);

@@ -56,7 +56,7 @@ pub fn scan(base: &Path, dir: &Path) -> Result<Scanned, Vec<SourceProblem>> {
     let mut migrations = loaded.migrations;
     let mut files = Vec::new();
     for m in &mut migrations {
-        for script in std::iter::once(&mut m.up).chain(m.down.as_mut()) {
+        for script in std::iter::once(&mut m.up).chain(m.down.as_deref_mut()) {
             if !files.contains(&script.path) {
                 files.push(script.path.clone());
             }
@@ -104,7 +104,7 @@ pub fn scan(base: &Path, dir: &Path) -> Result<Scanned, Vec<SourceProblem>> {
         return Err(problems);
     }
     for m in &mut migrations {
-        for script in std::iter::once(&mut m.up).chain(m.down.as_mut()) {
+        for script in std::iter::once(&mut m.up).chain(m.down.as_deref_mut()) {
             script.path = relative(&script.path);
         }
     }

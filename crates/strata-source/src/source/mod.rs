@@ -218,7 +218,7 @@ pub struct Migration {
     /// The forward script.
     pub up: Script,
     /// The reverse script, when the layout has one for this migration.
-    pub down: Option<Script>,
+    pub down: Option<Box<Script>>,
     /// Hex SHA-256 of the normalised forward source (see [`checksum`]).
     pub checksum: String,
 }

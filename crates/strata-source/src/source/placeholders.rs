@@ -55,7 +55,7 @@ pub fn apply(
 ) -> Vec<SourceProblem> {
     let opted: BTreeSet<PathBuf> = migrations
         .iter()
-        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_deref()))
         .filter(|s| opted_in(s))
         .map(|s| s.path.clone())
         .collect();
@@ -64,7 +64,7 @@ pub fn apply(
         return problems;
     }
     for m in migrations.iter_mut() {
-        for script in std::iter::once(&mut m.up).chain(m.down.as_mut()) {
+        for script in std::iter::once(&mut m.up).chain(m.down.as_deref_mut()) {
             if opted.contains(&script.path) {
                 problems.extend(substitute_script(script, values));
             }

@@ -855,14 +855,18 @@ pub(super) async fn describe(
     let mut sim = Sim::from_catalog(&tables);
     for step in steps.iter_mut() {
         sim.next_migration();
-        let script = if down {
-            step.migration.down.clone()
+        // Only the line the script starts on is needed: cloning the script
+        // would copy its text once per step.
+        let first_line = if down {
+            step.migration.down.as_ref().map(|s| s.first_line)
         } else {
-            Some(step.migration.up.clone())
+            Some(step.migration.up.first_line)
         };
-        let Some(script) = script else { continue };
+        let Some(first_line) = first_line else {
+            continue;
+        };
         let pending = &step.statements[step.resume.at.min(step.statements.len())..];
-        let losses = sim.replay(pending, script.first_line);
+        let losses = sim.replay(pending, first_line);
         let need = if config.backup == BackupPolicy::Always {
             always()
         } else {

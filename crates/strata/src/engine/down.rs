@@ -84,8 +84,9 @@ pub async fn down(
     if options.dry_run {
         backup::describe(&project.config, &conn, &mut steps, true).await?;
         dry_run::plan_backfills(&conn, &project.config.backfill, &mut steps).await;
+        dry_run::dry_run_down(&history, &timeouts(project), &steps, observer);
         return Ok(RunReport {
-            dry_run_sql: Some(dry_run::dry_run_down(&history, &timeouts(project), &steps)),
+            dry_run: true,
             ..RunReport::default()
         });
     }

@@ -1,25 +1,28 @@
 //! `--dry-run`: the SQL that `up` and `down` would run, as text.
 
-use super::{apply, os_actor, History, Mode, Step, SESSION_SETUP};
+use super::{apply, os_actor, History, Mode, Progress, Step, SESSION_SETUP};
 use crate::source::Migration;
 use crate::sql::Statement;
 
+/// The SQL `up` would send, handed to `emit` a migration at a time (see
+/// [`Progress::DryRunSql`]).
 pub(super) fn dry_run_up(
     history: &History,
     timeouts: &apply::Timeouts,
     steps: &[Step<'_>],
-) -> String {
+    emit: &mut dyn FnMut(Progress),
+) {
     let actor = os_actor();
-    let mut out = String::new();
     if steps.is_empty() {
-        out.push_str("-- nothing to apply\n");
-        return out;
+        emit(Progress::DryRunSql("-- nothing to apply\n".into()));
+        return;
     }
-    out.push_str(&format!(
+    emit(Progress::DryRunSql(format!(
         "{SESSION_SETUP};\n-- the history tables are created if missing:\n{}\n",
         history.create_sql()
-    ));
+    )));
     for step in steps {
+        let mut out = String::new();
         let m: &Migration = &step.migration;
         let mode = apply::mode(&m.up, &step.statements);
         out.push_str(&format!(
@@ -54,24 +57,26 @@ pub(super) fn dry_run_up(
                 ));
             }
         }
+        emit(Progress::DryRunSql(out));
     }
-    out
 }
 
 fn dry_run_backup(step: &Step<'_>) -> String {
     step.backup.clone().unwrap_or_default()
 }
 
+/// The SQL `down` would send, handed to `emit` a migration at a time.
 pub(super) fn dry_run_down(
     history: &History,
     timeouts: &apply::Timeouts,
     steps: &[Step<'_>],
-) -> String {
-    let mut out = String::new();
+    emit: &mut dyn FnMut(Progress),
+) {
     if steps.is_empty() {
-        out.push_str("-- nothing to revert\n");
+        emit(Progress::DryRunSql("-- nothing to revert\n".into()));
     }
     for step in steps {
+        let mut out = String::new();
         let m: &Migration = &step.migration;
         let script = m
             .down
@@ -113,8 +118,8 @@ pub(super) fn dry_run_down(
                 out.push_str(&format!("BEGIN;\n{forget}"));
             }
         }
+        emit(Progress::DryRunSql(out));
     }
-    out
 }
 
 /// The statements of a script that runs outside one transaction, as the

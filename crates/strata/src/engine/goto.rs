@@ -41,9 +41,6 @@ pub async fn goto(
     )
     .await?;
     report.applied = up_report.applied;
-    if let Some(sql) = up_report.dry_run_sql {
-        report.dry_run_sql = Some(format!("{}{}", report.dry_run_sql.unwrap_or_default(), sql));
-    }
     Ok(report)
 }
 
@@ -73,12 +70,8 @@ pub async fn redo(
     )
     .await?;
     if dry_run {
-        let sql = report.dry_run_sql.take().unwrap_or_default();
         let steps = parse_up_steps(project, &[], &[last])?;
-        report.dry_run_sql = Some(format!(
-            "{sql}{}",
-            dry_run::dry_run_up(&history, &timeouts(project), &steps)
-        ));
+        dry_run::dry_run_up(&history, &timeouts(project), &steps, observer);
         return Ok(report);
     }
     let up_report = up(

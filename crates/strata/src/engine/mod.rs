@@ -83,6 +83,11 @@ use crate::sql::Statement;
 /// What the engine reports while it works.
 #[derive(Debug, Clone)]
 pub enum Progress {
+    /// A dry run's next piece of SQL (what one migration would send, with
+    /// its comments), in the order it would run. Handed over as it is
+    /// made, so that a dry run of many migrations never holds all of its
+    /// text: the caller prints it, or collects it.
+    DryRunSql(String),
     /// Something the user should know (a file runs outside a transaction,
     /// an invalid index was dropped, ...).
     Notice(String),
@@ -297,8 +302,9 @@ pub struct RunReport {
     pub applied: Vec<(String, i64)>,
     /// Migrations reverted: (label, ms).
     pub reverted: Vec<(String, i64)>,
-    /// For dry runs: the exact SQL that would run.
-    pub dry_run_sql: Option<String>,
+    /// A dry run: nothing ran, and the exact SQL that would run went to
+    /// the observer as [`Progress::DryRunSql`], piece by piece.
+    pub dry_run: bool,
     /// For dry runs: risk analysis would block the real run.
     pub blocked: bool,
     /// Plans that stopped at a gate ("V: phase k of n done; waiting for:

@@ -515,7 +515,7 @@ mod tests {
             kind: MigrationKind::Versioned,
             name: "m".into(),
             up: script(sql),
-            down: down.then(|| script("SELECT 1")),
+            down: down.then(|| Box::new(script("SELECT 1"))),
             checksum: crate::source::checksum(sql),
         }
     }

@@ -80,7 +80,7 @@ pub(super) async fn run_steps(
         // Decided now, from the catalog as the earlier steps left it.
         let script = match direction {
             Direction::Up => &m.up,
-            Direction::Down => m.down.as_ref().unwrap_or(&m.up),
+            Direction::Down => m.down.as_deref().unwrap_or(&m.up),
         };
         if let Some(need) = backup::before_migration(&project.config, conn, script, pending).await?
         {

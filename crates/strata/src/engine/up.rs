@@ -188,17 +188,17 @@ pub async fn up(
     if options.dry_run {
         backup::describe(&project.config, &conn, &mut steps, false).await?;
         dry_run::plan_backfills(&conn, &project.config.backfill, &mut steps).await;
-        let mut sql = dry_run::dry_run_up(&history, &timeouts(project), &steps);
+        dry_run::dry_run_up(&history, &timeouts(project), &steps, observer);
         for &i in &plan {
             let m = &project.migrations[i];
             if m.kind == MigrationKind::Plan {
                 let st = phases::read_state(&conn, &history, &m.version.canonical()).await?;
-                sql.push('\n');
-                sql.push_str(&phases::describe(m, st.as_ref(), Some(&conn)).await?);
+                let described = phases::describe(m, st.as_ref(), Some(&conn)).await?;
+                observer(Progress::DryRunSql(format!("\n{described}")));
             }
         }
         return Ok(RunReport {
-            dry_run_sql: Some(sql),
+            dry_run: true,
             blocked: blocking > 0,
             ..RunReport::default()
         });

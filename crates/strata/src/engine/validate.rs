@@ -50,7 +50,7 @@ fn validate_loaded(
             problems.extend(super::phases::compile_problems(m));
             continue;
         }
-        for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
+        for script in std::iter::once(&m.up).chain(m.down.as_deref()) {
             match apply::parse(script) {
                 Ok(statements) => problems.extend(self_undoing(script, &statements)),
                 // Unbalanced transactions (apply::transaction_problems).

@@ -17,6 +17,7 @@
 pub mod ast;
 pub mod builtins;
 pub mod context;
+pub mod name_map;
 pub mod rewrite;
 pub mod rules;
 pub mod schema;

@@ -9,6 +9,7 @@ use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
 use super::ast;
+use super::name_map::NameMap;
 use crate::sql::names;
 
 /// A column as far as the migrations say.
@@ -34,18 +35,18 @@ pub struct Column {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     /// Columns by name.
-    pub columns: HashMap<String, Column>,
+    pub columns: NameMap<Column>,
     /// Columns proven NOT NULL by a *validated* `CHECK (col IS NOT NULL)`.
     pub checked_not_null: Vec<String>,
     /// Leading columns of each index (and PK/UNIQUE constraint).
     pub indexes: Vec<Vec<String>>,
     /// `CHECK (col IS NOT NULL) NOT VALID` constraints not yet validated:
     /// constraint name → column.
-    pub unvalidated_not_null: HashMap<String, String>,
+    pub unvalidated_not_null: NameMap<String>,
     /// UNIQUE and PRIMARY KEY constraints: name (PostgreSQL's default name
     /// when the migration gave none) → columns. Lets a later DROP
     /// CONSTRAINT say what guarantee it removes.
-    pub unique_keys: HashMap<String, Vec<String>>,
+    pub unique_keys: NameMap<Vec<String>>,
     /// The name of the PRIMARY KEY constraint among `unique_keys`.
     pub primary_key_name: Option<String>,
     /// Indexes made by `CREATE INDEX`, to re-create after a column is
@@ -313,15 +314,15 @@ impl Schema {
                         table.columns.remove(&cmd.name);
                     } else if ast::is(cmd, AlterTableType::AtColumnDefault) {
                         let default = cmd.def.clone();
-                        table.columns.entry(cmd.name.clone()).or_default().default = default;
+                        table.columns.entry_or_default(&cmd.name).default = default;
                     } else if ast::is(cmd, AlterTableType::AtSetNotNull) {
-                        table.columns.entry(cmd.name.clone()).or_default().not_null = true;
+                        table.columns.entry_or_default(&cmd.name).not_null = true;
                     } else if ast::is(cmd, AlterTableType::AtDropNotNull) {
-                        table.columns.entry(cmd.name.clone()).or_default().not_null = false;
+                        table.columns.entry_or_default(&cmd.name).not_null = false;
                     } else if ast::is(cmd, AlterTableType::AtAlterColumnType) {
                         if let Some(tn) = ast::column_def(cmd).and_then(|c| c.type_name.as_ref()) {
                             let (t, m) = ast::type_of(tn);
-                            let col = table.columns.entry(cmd.name.clone()).or_default();
+                            let col = table.columns.entry_or_default(&cmd.name);
                             col.type_name = t;
                             col.type_mods = m;
                             col.type_sql = super::rewrite::type_sql(tn);

@@ -406,8 +406,9 @@ impl Migrator {
                 pass,
             },
         };
-        let report = engine::up(&project, &target, &options, &mut self.observer()).await?;
-        Ok(Report::from_engine(report, &labels(&project)))
+        let mut sql = String::new();
+        let report = engine::up(&project, &target, &options, &mut self.observer(&mut sql)).await?;
+        Ok(Report::from_engine(report, sql, &labels(&project)))
     }
 
     /// Reverts the newest `steps` applied migrations with their down
@@ -425,8 +426,10 @@ impl Migrator {
             target: DownTarget::Steps(steps),
             dry_run: self.settings.dry_run,
         };
-        let report = engine::down(&project, &target, &options, &mut self.observer()).await?;
-        Ok(Report::from_engine(report, &labels(&project)))
+        let mut sql = String::new();
+        let report =
+            engine::down(&project, &target, &options, &mut self.observer(&mut sql)).await?;
+        Ok(Report::from_engine(report, sql, &labels(&project)))
     }
 
     /// Moves to exactly `version`: applies what is missing up to it and
@@ -439,15 +442,16 @@ impl Migrator {
     /// ```
     pub async fn goto(&self, version: &str) -> Result<Report, Error> {
         let (project, target) = self.connect_project()?;
+        let mut sql = String::new();
         let report = engine::goto(
             &project,
             &target,
             version,
             self.settings.dry_run,
-            &mut self.observer(),
+            &mut self.observer(&mut sql),
         )
         .await?;
-        Ok(Report::from_engine(report, &labels(&project)))
+        Ok(Report::from_engine(report, sql, &labels(&project)))
     }
 
     /// The risk analysis of every migration, offline, as `strata lint`
@@ -474,10 +478,16 @@ impl Migrator {
         Ok(report.findings.iter().map(Finding::from).collect())
     }
 
-    fn observer(&self) -> impl FnMut(engine::Progress) + '_ {
-        move |p| {
-            if let Some(f) = &self.on_progress {
-                f(Event::from(p))
+    /// The engine's observer for one run: a dry run's SQL is collected
+    /// into `sql` (for [`Report::dry_run_sql`]), every other event goes to
+    /// the `on_progress` callback.
+    fn observer<'s>(&'s self, sql: &'s mut String) -> impl FnMut(engine::Progress) + 's {
+        move |p| match p {
+            engine::Progress::DryRunSql(piece) => sql.push_str(&piece),
+            p => {
+                if let (Some(f), Some(event)) = (&self.on_progress, Event::of(p)) {
+                    f(event)
+                }
             }
         }
     }

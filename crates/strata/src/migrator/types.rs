@@ -141,7 +141,13 @@ impl Report {
     /// migrations as (`version_name`, version as written): the engine
     /// reports waiting plans as the lines the CLI prints, and the labels
     /// find where a plan's name ends in them (a name may hold `: `).
-    pub(super) fn from_engine(r: engine::RunReport, labels: &[(String, String)]) -> Report {
+    /// `dry_run_sql` is the SQL the engine handed over piece by piece
+    /// ([`engine::Progress::DryRunSql`]), kept only for a dry run.
+    pub(super) fn from_engine(
+        r: engine::RunReport,
+        dry_run_sql: String,
+        labels: &[(String, String)],
+    ) -> Report {
         let steps = |v: Vec<(String, i64)>| {
             v.into_iter()
                 .map(|(migration, ms)| Step {
@@ -166,7 +172,7 @@ impl Report {
         Report {
             applied: steps(r.applied),
             reverted: steps(r.reverted),
-            dry_run_sql: r.dry_run_sql,
+            dry_run_sql: r.dry_run.then_some(dry_run_sql),
             waiting,
         }
     }
@@ -395,10 +401,13 @@ pub enum Event {
     },
 }
 
-impl From<engine::Progress> for Event {
-    fn from(p: engine::Progress) -> Event {
+impl Event {
+    /// The event of an engine progress report; `None` for a dry run's SQL,
+    /// which [`Report::dry_run_sql`] carries instead.
+    pub(super) fn of(p: engine::Progress) -> Option<Event> {
         use engine::Progress as P;
-        match p {
+        Some(match p {
+            P::DryRunSql(_) => return None,
             P::Notice(text) => Event::Notice(text),
             P::Findings { report, .. } => {
                 Event::Findings(report.findings.iter().map(Finding::from).collect())
@@ -449,7 +458,7 @@ impl From<engine::Progress> for Event {
                 direction: Direction::of(direction),
                 duration: Duration::from_millis(duration_ms.max(0) as u64),
             },
-        }
+        })
     }
 }
 
@@ -486,6 +495,7 @@ mod tests {
                 ],
                 ..Default::default()
             },
+            String::new(),
             &labels,
         );
         assert_eq!(

@@ -121,6 +121,12 @@ pub fn stdout_error() -> Option<String> {
     STDOUT_ERROR.lock().ok().and_then(|slot| slot.clone())
 }
 
+/// Writes text to stdout as it is, without adding a line end: a dry run's
+/// SQL arrives in pieces ([`Progress::DryRunSql`]) that already end in one.
+pub fn out_raw(text: &str) {
+    write_stdout(format_args!("{text}"));
+}
+
 /// Writes a line to stdout (results).
 pub fn out(text: &str) {
     write_stdout(format_args!("{text}\n"));
@@ -251,6 +257,8 @@ pub fn progress(p: &Progress, style: &Style) -> Option<String> {
         Progress::Retry { message, .. } => format!("{} {message}", style.paint("33", "retry:")),
         // Shown by the status line on a terminal (see `Live`).
         Progress::Statement { .. } => return None,
+        // Results, not progress: written to stdout as they come.
+        Progress::DryRunSql(_) => return None,
         Progress::IndexBuild(b) => format!(
             "{} {}",
             style.paint("36", "progress:"),

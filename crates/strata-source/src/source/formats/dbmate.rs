@@ -181,7 +181,7 @@ pub(super) fn parse_file(
         name: name.to_owned(),
         checksum: checksum(text),
         up: up_script,
-        down: Some(down_script),
+        down: Some(Box::new(down_script)),
     })
 }
 

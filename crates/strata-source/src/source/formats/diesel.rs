@@ -110,7 +110,7 @@ pub fn load(
             kind: MigrationKind::Versioned,
             name: name.to_owned(),
             up,
-            down,
+            down: down.map(Box::new),
             checksum: sum,
         });
     }

@@ -183,7 +183,7 @@ fn build(
         kind,
         name,
         up,
-        down,
+        down: down.map(Box::new),
         checksum: sum,
     })
 }

@@ -276,7 +276,7 @@ pub(super) fn parse_file(
         name: name.to_owned(),
         checksum: checksum(text),
         up,
-        down,
+        down: down.map(Box::new),
     })
 }
 

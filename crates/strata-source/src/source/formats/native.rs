@@ -199,7 +199,7 @@ pub(super) fn build(
         kind: MigrationKind::Versioned,
         name,
         up,
-        down,
+        down: down.map(Box::new),
         checksum: sum,
     })
 }
