@@ -531,7 +531,7 @@ impl Schema {
                 }
                 let gone: Vec<&String> = before
                     .iter()
-                    .filter(|k| !table.unique_keys.contains_key(*k))
+                    .filter(|k| !table.unique_keys.contains_key(k))
                     .collect();
                 if !gone.is_empty() {
                     self.forget_unique_keys(&name, &gone);
