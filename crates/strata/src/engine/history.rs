@@ -56,7 +56,7 @@ pub struct History {
 }
 
 /// One row of the history table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppliedRow {
     /// Canonical version (see [`crate::source::Version::canonical`]).
     pub version: String,

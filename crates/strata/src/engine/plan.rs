@@ -2,6 +2,7 @@
 //! state, and from states to what `up` and `down` must run. No I/O here, so
 //! every rule is unit-tested.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -147,7 +148,11 @@ pub fn statuses_with(
         .iter()
         .map(|r| ((r.kind.as_str(), r.version.clone()), r))
         .collect();
-    let mut out: Vec<(bool, Version, MigrationStatus)> = Vec::new();
+    // One status per migration of the directory and per row left over:
+    // room for exactly those, and the files' versions borrowed as sort
+    // keys, since `up` builds this list for a directory of any size.
+    let mut out: Vec<(bool, Cow<'_, Version>, MigrationStatus)> =
+        Vec::with_capacity(migrations.len() + rows.len());
     for (index, m) in migrations.iter().enumerate() {
         let row = by_key.remove(&(m.kind.as_str(), m.version.canonical()));
         let (state, detail) = match row {
@@ -202,7 +207,7 @@ pub fn statuses_with(
         };
         out.push((
             m.kind == MigrationKind::Repeatable,
-            m.version.clone(),
+            Cow::Borrowed(&m.version),
             MigrationStatus {
                 version: m.version.to_string(),
                 name: m.name.clone(),
@@ -243,7 +248,7 @@ pub fn statuses_with(
             .filter(|_| row.state == "applied");
         out.push((
             repeatable,
-            parsed,
+            Cow::Owned(parsed),
             MigrationStatus {
                 version: version.clone(),
                 name: row.name.clone(),

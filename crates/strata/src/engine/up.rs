@@ -26,9 +26,14 @@ pub struct ApplyOptions {
 /// [`Parsed`]): bad SQL and unbalanced transactions fail here, before
 /// anything runs.
 pub(super) fn parse_pending(project: &Project, plan: &[usize]) -> Result<Vec<Parsed>, EngineError> {
-    plan.iter()
-        .map(|&i| Parsed::up(&project.config, i, &project.migrations[i]))
-        .collect()
+    // Sized up front: collecting into a `Result` cannot know the length,
+    // and doubling a vector of one entry per pending migration would
+    // reserve up to twice the room.
+    let mut parsed = Vec::with_capacity(plan.len());
+    for &i in plan {
+        parsed.push(Parsed::up(&project.config, i, &project.migrations[i])?);
+    }
+    Ok(parsed)
 }
 
 /// Parses the planned migrations and turns them into steps.
@@ -49,46 +54,44 @@ pub(super) fn up_steps<'a>(
     parsed: Vec<Parsed>,
 ) -> Result<Vec<Step<'a>>, EngineError> {
     let rows = plan::RowIndex::new(statuses);
-    parsed
-        .into_iter()
-        .map(|p| {
-            let i = p.index;
-            let m = &project.migrations[i];
-            let (statements, migration, rewrites) = with_rewrites(m, p);
-            let row = rows.get(i);
-            let resume = match row.filter(|r| r.state != "applied") {
-                Some(r) => {
-                    let done = r.statements_done.max(0) as usize;
-                    if done > statements.len()
-                        || r.done_checksum.as_deref()
-                            != Some(&apply::done_checksum(&statements, done))
-                    {
-                        return Err(EngineError::ResumeChanged {
-                            label: m.label(),
-                            command: "up",
-                            done,
-                            total: statements.len(),
-                        });
-                    }
-                    apply::Resume {
-                        at: done,
-                        pid: r.backend_pid,
-                        interrupted: true,
-                        killed: r.state == "running",
-                    }
+    let mut steps = Vec::with_capacity(parsed.len());
+    for p in parsed {
+        let i = p.index;
+        let m = &project.migrations[i];
+        let (statements, migration, rewrites) = with_rewrites(m, p);
+        let row = rows.get(i);
+        let resume = match row.filter(|r| r.state != "applied") {
+            Some(r) => {
+                let done = r.statements_done.max(0) as usize;
+                if done > statements.len()
+                    || r.done_checksum.as_deref() != Some(&apply::done_checksum(&statements, done))
+                {
+                    return Err(EngineError::ResumeChanged {
+                        label: m.label(),
+                        command: "up",
+                        done,
+                        total: statements.len(),
+                    });
                 }
-                None => apply::Resume::default(),
-            };
-            Ok(Step {
-                migration,
-                statements,
-                resume,
-                rewrites,
-                backup: None,
-                backfills: Vec::new(),
-            })
-        })
-        .collect()
+                apply::Resume {
+                    at: done,
+                    pid: r.backend_pid,
+                    interrupted: true,
+                    killed: r.state == "running",
+                }
+            }
+            None => apply::Resume::default(),
+        };
+        steps.push(Step {
+            migration,
+            statements,
+            resume,
+            rewrites,
+            backup: None,
+            backfills: Vec::new(),
+        });
+    }
+    Ok(steps)
 }
 
 /// The statements that run: the safe rewrites' when they changed anything
@@ -142,8 +145,10 @@ pub async fn up(
         // would fail on "already exists" (or worse, succeed twice).
         adopt::refuse_if_foreign(project, &conn, &history).await?;
     }
+    // The rows are kept: under the lock, the same rows mean the same plan
+    // (it is a function of the files and the history), so nothing is
+    // planned or parsed again.
     let statuses = project.statuses(&rows);
-    drop(rows);
     let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
     let statuses = planned_rows(statuses, &plan);
     for v in &options.gates.pass {
@@ -215,16 +220,21 @@ pub async fn up(
     let lock = MigrationLock::acquire(target, history.lock_key(), project.config.lock_wait).await?;
     history.ensure(&conn).await?;
     // Check again under the lock: another runner may have done the work.
-    let statuses_now = project.statuses(&history.read(&conn).await?);
-    let plan_now = plan::plan_up(&project.migrations, &statuses_now, &rules)?;
-    let statuses_now = planned_rows(statuses_now, &plan_now);
-    // Usually nothing changed while we waited for the lock; then the steps
-    // parsed above stand.
-    let steps = if plan_now == plan && same_rows(&statuses, &statuses_now, &plan) {
-        steps
+    // Usually nothing changed while we waited for it: the same history
+    // rows, so the plan and the steps parsed above stand, and no status
+    // per migration of the directory is built again beside them.
+    let rows_now = history.read(&conn).await?;
+    let (plan_now, steps) = if rows_now == rows {
+        (plan, steps)
     } else {
-        parse_up_steps(project, &statuses_now, &sql_only(project, &plan_now))?
+        drop((rows, steps));
+        let statuses_now = project.statuses(&rows_now);
+        let plan_now = plan::plan_up(&project.migrations, &statuses_now, &rules)?;
+        let statuses_now = planned_rows(statuses_now, &plan_now);
+        let steps = parse_up_steps(project, &statuses_now, &sql_only(project, &plan_now))?;
+        (plan_now, steps)
     };
+    drop(rows_now);
     let report = run_in_order(
         project, target, &conn, &history, &plan_now, &steps, options, observer,
     )
@@ -338,24 +348,6 @@ async fn run_in_order(
     Ok(report)
 }
 
-/// True when the planned migrations have the same history rows in both
-/// readings (nobody applied or resumed them in between). Linear: each
-/// reading is indexed once (see [`plan::RowIndex`]).
-fn same_rows(before: &[MigrationStatus], after: &[MigrationStatus], plan: &[usize]) -> bool {
-    let (before, after) = (plan::RowIndex::new(before), plan::RowIndex::new(after));
-    let key = |rows: &plan::RowIndex<'_>, i: usize| {
-        rows.get(i).map(|r| {
-            (
-                r.state.clone(),
-                r.statements_done,
-                r.done_checksum.clone(),
-                r.backend_pid,
-            )
-        })
-    };
-    plan.iter().all(|&i| key(&before, i) == key(&after, i))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,21 +404,5 @@ mod tests {
         let rows = plan::RowIndex::new(&kept);
         assert_eq!(rows.get(4).map(|r| r.statements_done), Some(1));
         assert!(rows.get(3).is_none());
-    }
-
-    #[test]
-    fn same_rows_compares_each_planned_migration_among_many() {
-        let n = 20_000;
-        let before: Vec<MigrationStatus> = (0..n).map(|i| status(i, Some(1))).collect();
-        // The second reading lists them in another order: lookups go by
-        // migration index, not position.
-        let mut after: Vec<MigrationStatus> = (0..n).rev().map(|i| status(i, Some(1))).collect();
-        let plan: Vec<usize> = (0..n).collect();
-        assert!(same_rows(&before, &after, &plan));
-        // Another runner resumed the last planned migration in between.
-        after[0] = status(n - 1, Some(2));
-        assert!(!same_rows(&before, &after, &plan));
-        // Not planned: not compared.
-        assert!(same_rows(&before, &after, &plan[..n - 1]));
     }
 }
