@@ -404,7 +404,12 @@ pub fn load_all(
         }
         problems.extend(loaded.problems);
         warnings.extend(loaded.warnings);
-        migrations.extend(loaded.migrations);
+        if migrations.is_empty() {
+            // One directory (the usual case): its list as it is, not a copy.
+            migrations = loaded.migrations;
+        } else {
+            migrations.extend(loaded.migrations);
+        }
     }
     if dirs.len() > 1 {
         migrations.sort_by(|a, b| {

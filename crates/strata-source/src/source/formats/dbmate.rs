@@ -45,7 +45,8 @@ pub fn load(
     warn_non_sql(listing, warnings);
     warn_dirs(listing, warnings);
     let mut problems = Vec::new();
-    let mut migrations = Vec::new();
+    // At most one migration per file (see `native::finish`).
+    let mut migrations = Vec::with_capacity(listing.files.len());
     for (file, path) in listing.sql_files() {
         let stem = file.trim_end_matches(".sql");
         let digits = stem.bytes().take_while(u8::is_ascii_digit).count();

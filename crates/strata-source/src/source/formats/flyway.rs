@@ -61,7 +61,8 @@ pub fn load(
     }
     let mut versioned: BTreeMap<String, (Version, String, PathBuf)> = BTreeMap::new();
     let mut undo: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut migrations = Vec::new();
+    // At most one migration per file (see `native::finish`).
+    let mut migrations = Vec::with_capacity(listing.files.len());
     for (file, path) in listing.sql_files() {
         let Some((prefix, version_text, description)) = parse_name(file) else {
             warnings.push(ignored(

@@ -112,7 +112,9 @@ fn finish(
     mut problems: Vec<SourceProblem>,
     warnings: &mut Vec<SourceProblem>,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
-    let mut migrations = Vec::new();
+    // At most one migration per pair: sized once, since a directory of
+    // thousands of migrations would otherwise reserve up to twice the room.
+    let mut migrations = Vec::with_capacity(pairs.len());
     for pair in pairs {
         let (Some((name, up_path)), Some(version)) = (pair.up, pair.version) else {
             if let Some((_, down)) = pair.down {
