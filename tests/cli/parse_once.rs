@@ -58,10 +58,14 @@ async fn up_and_its_dry_run_parse_each_migration_once() {
             dry_run,
             gates: Default::default(),
         };
+        // A dry run hands its SQL over a migration at a time (after the
+        // session setup), never as one text of the whole run.
         let mut sql = String::new();
+        let mut pieces = 0;
         let mut collect = |p| {
             if let engine::Progress::DryRunSql(piece) = p {
                 sql.push_str(&piece);
+                pieces += 1;
             }
         };
         let report = engine::up(&loaded, &target, &options, &mut collect)
@@ -76,6 +80,7 @@ async fn up_and_its_dry_run_parse_each_migration_once() {
             "dry_run = {dry_run}"
         );
         assert_eq!(report.dry_run, dry_run);
+        assert_eq!(pieces, if dry_run { 1 + pending } else { 0 });
         if dry_run {
             assert!(sql.contains("CONCURRENTLY"), "{sql}");
         } else {
