@@ -1,4 +1,5 @@
-//! `--dry-run`: the SQL that `up` and `down` would run, as text.
+//! `--dry-run`: the SQL that `up` and `down` would run, handed to the
+//! observer a migration at a time (`Progress::DryRunSql`), never held whole.
 
 use super::{apply, os_actor, History, Mode, Progress, Step, SESSION_SETUP};
 use crate::source::Migration;
