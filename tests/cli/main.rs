@@ -16,6 +16,7 @@ mod catalog;
 mod changelog;
 mod concurrency;
 mod crash;
+mod db_catalog;
 mod down;
 mod down_resume;
 mod dump;

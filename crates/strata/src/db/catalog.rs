@@ -118,27 +118,54 @@ impl Tables {
     }
 }
 
+/// Which tables [`tables`] measures the size of.
+#[derive(Debug, Clone, Copy)]
+pub enum Sizes<'a> {
+    /// None: bytes are 0, and no table is opened.
+    None,
+    /// Every table.
+    All,
+    /// Tables with one of these names (in any schema), tables of indexes
+    /// with one of these names, and their partitions and inheritance
+    /// children (a parent's total is its own plus theirs). The risk
+    /// analysis passes the names its migrations mention, so a database of
+    /// thousands of tables is not measured whole for one migration.
+    Named(&'a [String]),
+}
+
 /// Reads [`Tables`]. Every value that can be NULL is read as an Option:
 /// a table dropped by another session while this runs has a `pg_class`
 /// row in our snapshot but no size any more (`pg_total_relation_size`
 /// returns NULL), and that must not stop anything.
 ///
-/// Without `sizes`, bytes are 0 and nothing is locked: the size functions
-/// open each table (ACCESS SHARE), which waits behind a session holding an
-/// ACCESS EXCLUSIVE lock, and a backup must not wait for that before its
-/// pg_dump even starts.
-pub async fn tables(conn: &Connection, sizes: bool) -> Result<Tables, DbError> {
-    let size = if sizes {
-        "pg_total_relation_size(c.oid)::bigint"
-    } else {
-        "NULL::bigint"
+/// Without sizes ([`Sizes::None`]), bytes are 0 and nothing is locked: the
+/// size functions open each table (ACCESS SHARE), which waits behind a
+/// session holding an ACCESS EXCLUSIVE lock, and a backup must not wait
+/// for that before its pg_dump even starts.
+pub async fn tables(conn: &Connection, sizes: Sizes<'_>) -> Result<Tables, DbError> {
+    // Which relations get `pg_total_relation_size` (it stats every file
+    // of the table, its indexes and TOAST: 2.4 s for 20,000 tables).
+    let (sized, names): (&str, Vec<String>) = match sizes {
+        Sizes::None => ("false", Vec::new()),
+        Sizes::All => ("true", Vec::new()),
+        Sizes::Named(names) => ("c.oid IN (SELECT oid FROM sized)", names.to_vec()),
     };
     let rows = conn
         .query(
-            &format!("SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text,
+            &format!("WITH RECURSIVE named AS (
+                    SELECT oid FROM pg_class WHERE relname = ANY($1::text[])
+                    UNION
+                    SELECT x.indrelid FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                     WHERE i.relname = ANY($1::text[])
+                ), sized AS (
+                    SELECT oid FROM named
+                    UNION
+                    SELECT i.inhrelid FROM pg_inherits i JOIN sized s ON i.inhparent = s.oid
+                )
+             SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text,
                     CASE WHEN c.relkind = 'p' THEN 0
                          ELSE greatest(coalesce(s.n_live_tup, 0), c.reltuples::bigint, 0) END::bigint,
-                    {size},
+                    CASE WHEN {sized} THEN pg_total_relation_size(c.oid) END::bigint,
                     EXISTS (SELECT 1 FROM pg_depend d
                             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
              FROM pg_class c
@@ -147,7 +174,7 @@ pub async fn tables(conn: &Connection, sizes: bool) -> Result<Tables, DbError> {
              WHERE c.relkind IN ('r', 'p', 'm')
                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
                AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"),
-            &[],
+            &[&names],
         )
         .await?;
     let text = |r: &tokio_postgres::Row, i: usize| -> String {
@@ -222,7 +249,7 @@ pub async fn tables(conn: &Connection, sizes: bool) -> Result<Tables, DbError> {
 /// partitioned or inheritance parent counts all its partitions or
 /// children, recursively: a statement on the parent touches them all.
 pub async fn table_sizes(conn: &Connection) -> Result<Vec<(String, String, i64, i64)>, DbError> {
-    let all = tables(conn, true).await?;
+    let all = tables(conn, Sizes::All).await?;
     let totals = all.totals();
     Ok(all
         .tables

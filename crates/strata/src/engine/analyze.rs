@@ -155,7 +155,7 @@ async fn analyze_with<'p>(
 ) -> Result<LintReport, EngineError> {
     let mut rates = None;
     if let Some(conn) = conn {
-        let (facts, r) = server_facts(config, conn, migrations).await?;
+        let (facts, r) = server_facts(config, conn, migrations, which).await?;
         opts.facts = Some(facts);
         rates = Some(r);
     }
@@ -821,18 +821,24 @@ fn lines_of<'m>(
 }
 
 /// What the server says about the tables, functions and version, and its
-/// rewrite rate if a measurement is cached (see [`Rates`]).
+/// rewrite rate if a measurement is cached (see [`Rates`]). Sizes and
+/// functions are looked up for what the reported migrations (`which`)
+/// mention, not for the whole history replayed before them: one pending
+/// migration in a database of thousands of tables measures its own.
 async fn server_facts<'c>(
     config: &Config,
     conn: &'c Connection,
     migrations: &[Migration],
+    which: &HashSet<usize>,
 ) -> Result<(ServerFacts, Rates<'c>), EngineError> {
     let mut facts = ServerFacts::default();
+    let reported: Vec<&Migration> = which.iter().filter_map(|&i| migrations.get(i)).collect();
     // A parent's size is its own plus every partition's and child's
     // (`Tables::total`). Bare names resolve through the search path, first
     // schema first, as PostgreSQL resolves them; `public` last for
     // sessions whose path lacks it.
-    let all = catalog::tables(conn, true).await?;
+    let names = mentioned_names(&reported);
+    let all = catalog::tables(conn, catalog::Sizes::Named(&names)).await?;
     let mut path = all.search_path.clone();
     path.push("public".to_owned());
     let totals = all.totals();
@@ -866,7 +872,7 @@ async fn server_facts<'c>(
     }
     let version = catalog::server_version_num(conn).await?;
     facts.major_version = Some((version / 10_000) as u32);
-    facts.volatility = catalog::volatility(conn, &called_functions(migrations)).await?;
+    facts.volatility = catalog::volatility(conn, &called_functions(&reported)).await?;
     let rates = Rates::open(config, conn, version);
     facts.rewrite_bytes_per_sec = rates.cached();
     Ok((facts, rates))
@@ -943,9 +949,56 @@ fn needs_estimate(report: &LintReport) -> bool {
     })
 }
 
+/// Every name the migrations' text may use for a table or an index, as
+/// `pg_class.relname` holds it: unquoted words folded to lower case, quoted
+/// identifiers as written. Over-approximated from the text (keywords,
+/// columns and comments come along), which costs only a size lookup that
+/// finds nothing; missing a name would lose a finding's size.
+fn mentioned_names(migrations: &[&Migration]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for m in migrations {
+        let text = &m.up.text;
+        let mut chars = text.char_indices().peekable();
+        while let Some((start, c)) = chars.next() {
+            if c == '"' {
+                let mut name = String::new();
+                while let Some((_, c)) = chars.next() {
+                    if c != '"' {
+                        name.push(c);
+                    } else if chars.peek().is_some_and(|&(_, next)| next == '"') {
+                        chars.next();
+                        name.push('"');
+                    } else {
+                        break;
+                    }
+                }
+                names.push(name);
+            } else if c.is_alphabetic() || c == '_' {
+                let mut end = start + c.len_utf8();
+                while let Some(&(i, c)) = chars.peek() {
+                    if !(c.is_alphanumeric() || c == '_' || c == '$') {
+                        break;
+                    }
+                    end = i + c.len_utf8();
+                    chars.next();
+                }
+                names.push(text[start..end].to_lowercase());
+            } else if c.is_ascii_digit() {
+                // A number: its digits and letters (`1e5`) name nothing.
+                while chars.peek().is_some_and(|&(_, c)| c.is_alphanumeric()) {
+                    chars.next();
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Every function name called in the migrations' defaults and expressions,
 /// cheaply over-approximated from the text: volatility lookups are one query.
-fn called_functions(migrations: &[Migration]) -> Vec<String> {
+fn called_functions(migrations: &[&Migration]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for m in migrations {
         let text = m.up.text.to_ascii_lowercase();
@@ -1069,6 +1122,42 @@ mod tests {
     use super::*;
     use lint::rules::{ban_statements_after_access_exclusive, ban_unbatched_update_delete};
     use lint::{Finding, Risk};
+
+    #[test]
+    fn mentioned_names_are_the_words_and_quoted_identifiers_of_the_text() {
+        let m = crate::source::Migration {
+            version: crate::source::Version::integer("1").unwrap(),
+            kind: crate::source::MigrationKind::Versioned,
+            name: "m".into(),
+            up: crate::source::Script {
+                path: "1_m.up.sql".into(),
+                text: "ALTER TABLE app.\"Big \"\"Orders\"\"\" ADD COLUMN n2 int DEFAULT 1e5;\n\
+                       DROP INDEX Users_Email_Idx; -- café"
+                    .into(),
+                first_line: 1,
+                blocks: Vec::new(),
+                no_transaction: None,
+                directives: Vec::new(),
+            },
+            down: None,
+            checksum: String::new(),
+        };
+        let names = mentioned_names(&[&m]);
+        for name in [
+            "app",
+            "Big \"Orders\"",
+            "n2",
+            "users_email_idx",
+            "café",
+            "table",
+        ] {
+            assert!(names.contains(&name.to_owned()), "{name}: {names:?}");
+        }
+        // Numbers name nothing; unquoted words are folded, quoted ones not.
+        assert!(!names
+            .iter()
+            .any(|n| n == "e5" || n == "1e5" || n == "Users_Email_Idx"));
+    }
 
     fn finding(meta: &'static lint::RuleMeta, line: usize, rows: i64, ms: Option<i64>) -> Finding {
         let mut f = Finding::new(meta, "m").table("users");

@@ -786,7 +786,7 @@ pub(super) async fn before_migration(
             if !statements.iter().any(might_lose) {
                 return Ok(None);
             }
-            let tables = catalog::tables(conn, false).await?;
+            let tables = catalog::tables(conn, catalog::Sizes::None).await?;
             let mut sim = Sim::from_catalog(&tables);
             let losses = sim.replay(statements, script.first_line);
             let need = decide(config, conn, &sim, losses, false).await;
@@ -851,7 +851,7 @@ pub(super) async fn describe(
     if config.backup == BackupPolicy::Never || steps.is_empty() {
         return Ok(());
     }
-    let tables = catalog::tables(conn, false).await?;
+    let tables = catalog::tables(conn, catalog::Sizes::None).await?;
     let mut sim = Sim::from_catalog(&tables);
     for step in steps.iter_mut() {
         sim.next_migration();
@@ -924,7 +924,7 @@ pub(super) async fn manual(
         ..Need::default()
     };
     if !names.is_empty() {
-        let sim = Sim::from_catalog(&catalog::tables(&conn, false).await?);
+        let sim = Sim::from_catalog(&catalog::tables(&conn, catalog::Sizes::None).await?);
         let mut missing = Vec::new();
         for n in names {
             match parse_name(n).and_then(|(s, t)| sim.lookup(&s, &t)) {
@@ -984,7 +984,7 @@ pub async fn take(
         message,
         help: help.to_owned(),
     };
-    let catalog_now = catalog::tables(conn, false).await?;
+    let catalog_now = catalog::tables(conn, catalog::Sizes::None).await?;
     // The tables whose rows must be in the dump, by oid.
     let (names, expected, chosen_oids): (Vec<TableName>, Vec<(u32, TableName)>, Vec<u32>) = {
         let chosen: Vec<&catalog::Relation> = if need.whole_database {
@@ -1098,7 +1098,7 @@ pub async fn take(
         .await
         .map_err(|e| fail(e.to_string(), "run it again"));
     // A table another session dropped meanwhile is not missing from the dump.
-    let still: HashSet<u32> = catalog::tables(conn, false)
+    let still: HashSet<u32> = catalog::tables(conn, catalog::Sizes::None)
         .await?
         .tables
         .iter()
