@@ -1125,23 +1125,11 @@ mod tests {
 
     #[test]
     fn mentioned_names_are_the_words_and_quoted_identifiers_of_the_text() {
-        let m = crate::source::Migration {
-            version: crate::source::Version::integer("1").unwrap(),
-            kind: crate::source::MigrationKind::Versioned,
-            name: "m".into(),
-            up: crate::source::Script {
-                path: "1_m.up.sql".into(),
-                text: "ALTER TABLE app.\"Big \"\"Orders\"\"\" ADD COLUMN n2 int DEFAULT 1e5;\n\
-                       DROP INDEX Users_Email_Idx; -- café"
-                    .into(),
-                first_line: 1,
-                blocks: Vec::new(),
-                no_transaction: None,
-                directives: Vec::new(),
-            },
-            down: None,
-            checksum: String::new(),
-        };
+        let m = lint::test_utils::migration(
+            "1",
+            "ALTER TABLE app.\"Big \"\"Orders\"\"\" ADD COLUMN n2 int DEFAULT 1e5;\n\
+             DROP INDEX Users_Email_Idx; -- café",
+        );
         let names = mentioned_names(&[&m]);
         for name in [
             "app",
