@@ -106,3 +106,99 @@ async fn lint_parses_each_migration_once() {
     // The same through the CLI, for the record: it still lints.
     expect_code(&project.run(&db, &["lint"]), 0);
 }
+
+/// Past the run's memory budget (`engine::statements`: 1 MiB of parsed
+/// statements), a run drops the statements of later migrations after the
+/// first parse and parses them again where they are used. The dry run and
+/// the real run then print and run exactly what the first parse gave, in
+/// both directions, and memory does not hold every migration's statements.
+#[tokio::test]
+async fn past_the_memory_budget_statements_are_parsed_again_where_used() {
+    let db = TestDb::new().await;
+    let project = Project::applied(&db, "CREATE TABLE t (id int PRIMARY KEY, v text);\n");
+    project.config("safe_rewrites = true\nbackup = \"never\"\n");
+    // Four data migrations of about 800 KB of statements each (a 400 KB
+    // literal: its text and its parse tree), twice that with the safe
+    // rewrite's copy: none fits in the budget.
+    let pending = 4u64;
+    let big = "x".repeat(400_000);
+    for i in 0..pending {
+        let v = i + 2;
+        project.write(
+            &format!("{v}_m{v}.up.sql"),
+            &format!("INSERT INTO t VALUES ({v}, '{big}');\nCREATE INDEX t_v_{v} ON t (id);\n"),
+        );
+        project.write(
+            &format!("{v}_m{v}.down.sql"),
+            &format!("DROP INDEX t_v_{v};\nDELETE FROM t WHERE id = {v} AND v = '{big}';\n"),
+        );
+    }
+    let (loaded, target) = load(&project, &db);
+    for dry_run in [true, false] {
+        let before = splits();
+        let mut sql = String::new();
+        let mut collect = |p| {
+            if let engine::Progress::DryRunSql(piece) = p {
+                sql.push_str(&piece);
+            }
+        };
+        let options = ApplyOptions {
+            target: None,
+            dry_run,
+            gates: Default::default(),
+        };
+        let report = engine::up(&loaded, &target, &options, &mut collect)
+            .await
+            .unwrap();
+        // Held, the first parse (and its safe rewrite's generated SQL)
+        // would serve everything: 1 + 2 * pending splits. Released, each
+        // file is split again by the analysis (once per lint pass, and for
+        // estimates) and parsed again (with its rewrite) by the dry run or
+        // the run: more splits, but a bounded number per migration.
+        let count = splits() - before;
+        assert!(
+            count > 1 + 2 * pending && count <= 1 + 2 * pending + 6 * pending,
+            "dry_run = {dry_run}: {count} splits"
+        );
+        if dry_run {
+            assert_eq!(sql.matches(big.as_str()).count(), pending as usize);
+            assert_eq!(
+                sql.matches("CREATE INDEX CONCURRENTLY t_v_").count(),
+                pending as usize
+            );
+        } else {
+            assert_eq!(report.applied.len(), pending as usize);
+        }
+    }
+    let lengths = db
+        .column("SELECT id || ':' || length(v) FROM t ORDER BY id")
+        .await;
+    assert_eq!(lengths, ["2:400000", "3:400000", "4:400000", "5:400000"]);
+    let indexes = db
+        .column("SELECT indexname::text FROM pg_indexes WHERE indexname LIKE 't_v_%' ORDER BY 1")
+        .await;
+    assert_eq!(indexes, ["t_v_2", "t_v_3", "t_v_4", "t_v_5"]);
+    // Down, past the budget too: each down script runs as written.
+    for dry_run in [true, false] {
+        let mut sql = String::new();
+        let mut collect = |p| {
+            if let engine::Progress::DryRunSql(piece) = p {
+                sql.push_str(&piece);
+            }
+        };
+        let options = engine::DownOptions {
+            target: engine::DownTarget::Steps(pending as usize),
+            dry_run,
+        };
+        let report = engine::down(&loaded, &target, &options, &mut collect)
+            .await
+            .unwrap();
+        if dry_run {
+            assert_eq!(sql.matches(big.as_str()).count(), pending as usize);
+        } else {
+            assert_eq!(report.reverted.len(), pending as usize);
+        }
+    }
+    assert!(db.column("SELECT id::text FROM t").await.is_empty());
+    assert_eq!(db.history().await.len(), 1);
+}

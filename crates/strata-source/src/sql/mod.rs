@@ -115,6 +115,16 @@ impl Statement {
         count
     }
 
+    /// The bytes this statement takes: its own size and what it holds on
+    /// the heap (text, encoded parse trees), for callers that hold
+    /// statements within a memory budget.
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Statement>()
+            + self.sql.capacity()
+            + self.tree.0.capacity()
+            + self.unparsed.as_ref().map_or(0, String::capacity)
+    }
+
     /// The first line of the statement, shortened, for progress messages.
     pub fn summary(&self) -> String {
         let first = self.sql.lines().next().unwrap_or("").trim();

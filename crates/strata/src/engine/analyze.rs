@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::statements::{size_of, Budget, Released, BUDGET};
 use super::{rewrite, EngineError, Project};
 use crate::config::Config;
 use crate::db::{catalog, Connection, Target};
@@ -64,6 +65,10 @@ pub(super) struct Parsed {
     pub statements: Vec<Statement>,
     /// The statements safe rewrites run instead, with their notes.
     pub rewritten: Option<rewrite::Rewritten>,
+    /// Past the run's memory budget: the statements (both lists) were
+    /// dropped after this parse checked them, and are parsed again where
+    /// they are used (`engine::statements`).
+    pub released: Option<Released>,
 }
 
 impl Parsed {
@@ -77,6 +82,7 @@ impl Parsed {
                 index,
                 statements: Vec::new(),
                 rewritten: None,
+                released: None,
             });
         }
         let statements = super::apply::parse(&m.up)?;
@@ -88,7 +94,36 @@ impl Parsed {
             index,
             statements,
             rewritten: rewritten.filter(|r| !r.notes.is_empty()),
+            released: None,
         })
+    }
+
+    /// Keeps the statements if they fit in `budget`; else drops them and
+    /// keeps what parsing them again needs (see `engine::statements`).
+    pub fn hold_within(&mut self, budget: &mut Budget) {
+        let rewritten = self
+            .rewritten
+            .as_ref()
+            .map_or(0, |r| size_of(&r.statements));
+        if budget.take(size_of(&self.statements) + rewritten) {
+            return;
+        }
+        let runs = match &self.rewritten {
+            Some(r) => &r.statements,
+            None => &self.statements,
+        };
+        self.released = Some(Released::of(self.index, false, runs));
+        self.statements = Vec::new();
+        if let Some(r) = &mut self.rewritten {
+            r.statements = Vec::new();
+        }
+    }
+
+    /// The statements as written, if this parse holds them.
+    fn held(&self) -> Option<&[Statement]> {
+        self.released
+            .is_none()
+            .then_some(self.statements.as_slice())
     }
 }
 
@@ -124,9 +159,10 @@ pub(super) async fn analyze_parsed(
     if indexes.is_empty() {
         return Ok(LintReport::default());
     }
+    // Those released past the memory budget are parsed again by lint.
     let by_index: HashMap<usize, &[Statement]> = parsed
         .iter()
-        .map(|p| (p.index, p.statements.as_slice()))
+        .filter_map(|p| Some((p.index, p.held()?)))
         .collect();
     let report: HashSet<usize> = indexes.iter().copied().collect();
     analyze_with(
@@ -547,9 +583,22 @@ async fn add_estimates<'p>(
     let mut open = false;
     let mut added = Vec::new();
     for &i in indexes {
-        // A file that does not parse has no estimates (lint reports it).
-        let (Some(m), Some(statements)) = (migrations.get(i), parsed(i)) else {
+        let Some(m) = migrations.get(i) else {
             continue;
+        };
+        // Released past the run's memory budget (or not parsed by the
+        // caller): parsed again here. A file that does not parse has no
+        // estimates (lint reports it).
+        let split;
+        let statements = match parsed(i) {
+            Some(statements) => statements,
+            None => {
+                split = lint_split(m);
+                match &split {
+                    Ok(statements) => statements.as_slice(),
+                    Err(_) => continue,
+                }
+            }
         };
         // A backfill runs in short batches: no lock is held for long
         // (`apply::parse` marked its statement).
@@ -889,19 +938,21 @@ async fn lint_measuring<'p>(
     parsed: &'p dyn Fn(usize) -> Option<&'p [Statement]>,
 ) -> LintReport {
     // A second pass may follow (no rate cached yet): then the files the
-    // caller did not parse are parsed here once and kept for both passes.
+    // caller did not parse are parsed here once and kept for both passes,
+    // within the memory budget (past it, each pass parses them).
     let second_pass = rates.is_some()
         && opts
             .facts
             .as_ref()
             .is_some_and(|f| f.rewrite_bytes_per_sec.is_none());
     let kept: Vec<Option<Vec<Statement>>> = if second_pass {
+        let mut budget = Budget::new(BUDGET);
         migrations
             .iter()
             .enumerate()
             .map(|(i, m)| match parsed(i) {
                 Some(_) => None,
-                None => crate::sql::split(&m.up.text, &m.up.blocks).ok(),
+                None => lint_split(m).ok().filter(|s| budget.take(size_of(s))),
             })
             .collect()
     } else {
@@ -937,6 +988,15 @@ async fn lint_measuring<'p>(
     lint::lint_parsed(migrations, report, opts, parsed)
 }
 
+/// A migration's up script split as lint reads it: rules judge a
+/// `-- strata:backfill` statement as batched (a misplaced one is
+/// `validate`'s and `up`'s to report).
+fn lint_split(m: &Migration) -> Result<Vec<Statement>, crate::sql::SqlError> {
+    let mut statements = crate::sql::split(&m.up.text, &m.up.blocks)?;
+    let _ = source::mark_backfills(&m.up, &mut statements);
+    Ok(statements)
+}
+
 /// Whether a finding is about an existing, non-empty table and comes from a
 /// rule whose statement scans or rewrites it: those carry an estimate of
 /// how long they hold their lock (`lint::context`), which needs the rate.
@@ -954,25 +1014,30 @@ fn needs_estimate(report: &LintReport) -> bool {
 /// identifiers as written. Over-approximated from the text (keywords,
 /// columns and comments come along), which costs only a size lookup that
 /// finds nothing; missing a name would lose a finding's size.
+///
+/// Distinct names are kept as they are found, so memory follows the
+/// vocabulary of the migrations (a few hundred words), not their length:
+/// 20,000 data migrations repeat the same dozen words.
 fn mentioned_names(migrations: &[&Migration]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+    let mut names = Distinct::default();
+    let mut word = String::new();
     for m in migrations {
         let text = &m.up.text;
         let mut chars = text.char_indices().peekable();
         while let Some((start, c)) = chars.next() {
             if c == '"' {
-                let mut name = String::new();
+                word.clear();
                 while let Some((_, c)) = chars.next() {
                     if c != '"' {
-                        name.push(c);
+                        word.push(c);
                     } else if chars.peek().is_some_and(|&(_, next)| next == '"') {
                         chars.next();
-                        name.push('"');
+                        word.push('"');
                     } else {
                         break;
                     }
                 }
-                names.push(name);
+                names.add(&word);
             } else if c.is_alphabetic() || c == '_' {
                 let mut end = start + c.len_utf8();
                 while let Some(&(i, c)) = chars.peek() {
@@ -982,7 +1047,12 @@ fn mentioned_names(migrations: &[&Migration]) -> Vec<String> {
                     end = i + c.len_utf8();
                     chars.next();
                 }
-                names.push(text[start..end].to_lowercase());
+                // PostgreSQL folds only ASCII letters of unquoted names
+                // in UTF-8 databases (`downcase_identifier`).
+                word.clear();
+                word.push_str(&text[start..end]);
+                word.make_ascii_lowercase();
+                names.add(&word);
             } else if c.is_ascii_digit() {
                 // A number: its digits and letters (`1e5`) name nothing.
                 while chars.peek().is_some_and(|&(_, c)| c.is_alphanumeric()) {
@@ -991,17 +1061,18 @@ fn mentioned_names(migrations: &[&Migration]) -> Vec<String> {
             }
         }
     }
-    names.sort();
-    names.dedup();
-    names
+    names.into_sorted()
 }
 
 /// Every function name called in the migrations' defaults and expressions,
 /// cheaply over-approximated from the text: volatility lookups are one query.
 fn called_functions(migrations: &[&Migration]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+    let mut names = Distinct::default();
+    let mut text = String::new();
     for m in migrations {
-        let text = m.up.text.to_ascii_lowercase();
+        text.clear();
+        text.push_str(&m.up.text);
+        text.make_ascii_lowercase();
         let bytes = text.as_bytes();
         for (i, _) in text.match_indices('(') {
             // `f ()`: formatters put a space before the parenthesis.
@@ -1016,13 +1087,27 @@ fn called_functions(migrations: &[&Migration]) -> Vec<String> {
                 start -= 1;
             }
             if start < end {
-                names.push(text[start..end].to_owned());
+                names.add(&text[start..end]);
             }
         }
     }
-    names.sort();
-    names.dedup();
-    names
+    names.into_sorted()
+}
+
+/// A set of names that allocates only for a name it has not seen.
+#[derive(Default)]
+struct Distinct(std::collections::BTreeSet<String>);
+
+impl Distinct {
+    fn add(&mut self, name: &str) {
+        if !self.0.contains(name) {
+            self.0.insert(name.to_owned());
+        }
+    }
+
+    fn into_sorted(self) -> Vec<String> {
+        self.0.into_iter().collect()
+    }
 }
 
 /// Where a rewrite rate came from, for estimates that must say how they
@@ -1128,9 +1213,12 @@ mod tests {
         let m = lint::test_utils::migration(
             "1",
             "ALTER TABLE app.\"Big \"\"Orders\"\"\" ADD COLUMN n2 int DEFAULT 1e5;\n\
-             DROP INDEX Users_Email_Idx; -- café",
+             DROP INDEX Users_Email_Idx; -- café\n\
+             DROP TABLE RÉSUMÉS; DROP TABLE app.\"Big \"\"Orders\"\"\";",
         );
         let names = mentioned_names(&[&m]);
+        // Each name once, in order, however often the text repeats it.
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
         for name in [
             "app",
             "Big \"Orders\"",
@@ -1138,6 +1226,8 @@ mod tests {
             "users_email_idx",
             "café",
             "table",
+            // PostgreSQL folds only ASCII letters in UTF-8 databases.
+            "rÉsumÉs",
         ] {
             assert!(names.contains(&name.to_owned()), "{name}: {names:?}");
         }

@@ -60,7 +60,7 @@ use pg_query::protobuf::{
 use pg_query::NodeEnum;
 
 use super::history::{Event, History};
-use super::{EngineError, Step};
+use super::EngineError;
 use crate::config::{BackupPolicy, Config};
 use crate::db::dependents::{self, FunctionDef, NotNullName};
 use crate::db::{catalog, quote_ident, Connection, Target};
@@ -841,36 +841,49 @@ fn always() -> Need {
 
 /// For `--dry-run`: replays the planned steps in order over the catalog
 /// as it is now, exactly as [`before_migration`] will before each of them,
-/// and stores in each step what will be backed up, as dry-run text.
-pub(super) async fn describe(
-    config: &Config,
-    conn: &Connection,
-    steps: &mut [Step<'_>],
-    down: bool,
-) -> Result<(), EngineError> {
-    if config.backup == BackupPolicy::Never || steps.is_empty() {
-        return Ok(());
+/// and says for each what will be backed up, as dry-run text. Steps are
+/// described one at a time, as the dry run prints them, so their
+/// statements need not all be held at once (`engine::statements`).
+pub(super) struct Describer<'c> {
+    config: &'c Config,
+    /// The replay, from the catalog read at the first step.
+    sim: Option<Sim>,
+}
+
+impl<'c> Describer<'c> {
+    pub fn new(config: &'c Config) -> Describer<'c> {
+        Describer { config, sim: None }
     }
-    let tables = catalog::tables(conn, catalog::Sizes::None).await?;
-    let mut sim = Sim::from_catalog(&tables);
-    for step in steps.iter_mut() {
+
+    /// What will be backed up before the next step: `pending` are its
+    /// statements still to run, of a script starting at `first_line`
+    /// (`None`: a step without a script, which only counts as a step).
+    pub async fn next(
+        &mut self,
+        conn: &Connection,
+        first_line: Option<usize>,
+        pending: &[Statement],
+    ) -> Result<Option<String>, EngineError> {
+        let config = self.config;
+        if config.backup == BackupPolicy::Never {
+            return Ok(None);
+        }
+        let sim = match &mut self.sim {
+            Some(sim) => sim,
+            None => {
+                let tables = catalog::tables(conn, catalog::Sizes::None).await?;
+                self.sim.insert(Sim::from_catalog(&tables))
+            }
+        };
         sim.next_migration();
-        // Only the line the script starts on is needed: cloning the script
-        // would copy its text once per step.
-        let first_line = if down {
-            step.migration.down.as_ref().map(|s| s.first_line)
-        } else {
-            Some(step.migration.up.first_line)
-        };
         let Some(first_line) = first_line else {
-            continue;
+            return Ok(None);
         };
-        let pending = &step.statements[step.resume.at.min(step.statements.len())..];
         let losses = sim.replay(pending, first_line);
         let need = if config.backup == BackupPolicy::Always {
             always()
         } else {
-            decide(config, conn, &sim, losses, true).await
+            decide(config, conn, sim, losses, true).await
         };
         let mut text = String::new();
         if !need.is_empty() {
@@ -883,9 +896,8 @@ pub(super) async fn describe(
         for note in &need.at_run_time {
             text.push_str(&format!("-- backup decided at run time: {note}\n"));
         }
-        step.backup = (!text.is_empty()).then_some(text);
+        Ok((!text.is_empty()).then_some(text))
     }
-    Ok(())
 }
 
 /// Parses a table name as SQL would (`users`, `"Users"`, `app."my.table"`):

@@ -2,9 +2,10 @@
 
 use super::lock::MigrationLock;
 use super::run::{run_steps, Direction};
+use super::statements::{Budget, Statements, BUDGET};
 use super::{
-    apply, backup, dry_run, open, plan, timeouts, DownTarget, EngineError, MigrationStatus,
-    Progress, Project, RunReport, Step, StepMigration,
+    apply, dry_run, open, plan, DownTarget, EngineError, MigrationStatus, Progress, Project,
+    RunReport, Step, StepMigration,
 };
 use crate::db::Target;
 
@@ -19,13 +20,15 @@ pub struct DownOptions {
 
 /// The down steps of `plan`. A migration whose `down` stopped part way
 /// resumes at the statement it stopped at, after the same check as an `up`
-/// resume: the down statements that ran are unchanged.
+/// resume: the down statements that ran are unchanged. Statements are
+/// held within the run's memory budget (`engine::statements`).
 fn parse_down_steps<'a>(
     project: &'a Project,
     statuses: &[MigrationStatus],
     plan: &[usize],
 ) -> Result<Vec<Step<'a>>, EngineError> {
     let rows = plan::RowIndex::new(statuses);
+    let mut budget = Budget::new(BUDGET);
     plan.iter()
         .map(|&i| {
             let m = &project.migrations[i];
@@ -60,10 +63,8 @@ fn parse_down_steps<'a>(
             Ok(Step {
                 migration: StepMigration::Borrowed(m),
                 rewrites: Vec::new(),
-                statements,
+                statements: Statements::within(&mut budget, i, true, statements),
                 resume,
-                backup: None,
-                backfills: Vec::new(),
             })
         })
         .collect()
@@ -80,11 +81,9 @@ pub async fn down(
     let conn = open(target).await?;
     let statuses = project.statuses(&history.read(&conn).await?);
     let plan = plan::plan_down(&project.migrations, &statuses, &options.target)?;
-    let mut steps = parse_down_steps(project, &statuses, &plan)?;
+    let steps = parse_down_steps(project, &statuses, &plan)?;
     if options.dry_run {
-        backup::describe(&project.config, &conn, &mut steps, true).await?;
-        dry_run::plan_backfills(&conn, &project.config.backfill, &mut steps).await;
-        dry_run::dry_run_down(&history, &timeouts(project), &steps, observer);
+        dry_run::dry_run(project, &conn, &history, &steps, Direction::Down, observer).await?;
         return Ok(RunReport {
             dry_run: true,
             ..RunReport::default()

@@ -1,31 +1,101 @@
 //! `--dry-run`: the SQL that `up` and `down` would run, handed to the
 //! observer a migration at a time (`Progress::DryRunSql`), never held whole.
+//! Each step is described, planned and printed before the next one is
+//! looked at, so a step whose statements the run did not hold
+//! (`engine::statements`) is parsed once here, and dropped after.
 
-use super::{apply, os_actor, History, Mode, Progress, Step, SESSION_SETUP};
+use super::run::Direction;
+use super::{
+    apply, backup, os_actor, timeouts, EngineError, History, Mode, Progress, Project, Step,
+    SESSION_SETUP,
+};
+use crate::db::Connection;
 use crate::source::Migration;
 use crate::sql::Statement;
 
-/// The SQL `up` would send, handed to `emit` a migration at a time (see
-/// [`Progress::DryRunSql`]).
-pub(super) fn dry_run_up(
+/// The SQL the steps would send in `direction`, handed to `emit` a
+/// migration at a time (see [`Progress::DryRunSql`]): each with what
+/// will be backed up before it (`backup::Describer`) and the batched plan
+/// of its `-- strata:backfill` statements.
+pub(super) async fn dry_run(
+    project: &Project,
+    conn: &Connection,
     history: &History,
-    timeouts: &apply::Timeouts,
     steps: &[Step<'_>],
+    direction: Direction,
     emit: &mut dyn FnMut(Progress),
-) {
-    let actor = os_actor();
+) -> Result<(), EngineError> {
     if steps.is_empty() {
-        emit(Progress::DryRunSql("-- nothing to apply\n".into()));
-        return;
+        emit(Progress::DryRunSql(
+            match direction {
+                Direction::Up => "-- nothing to apply\n",
+                Direction::Down => "-- nothing to revert\n",
+            }
+            .into(),
+        ));
+        return Ok(());
     }
-    emit(Progress::DryRunSql(format!(
-        "{SESSION_SETUP};\n-- the history tables are created if missing:\n{}\n",
-        history.create_sql()
-    )));
+    if direction == Direction::Up {
+        emit(Progress::DryRunSql(format!(
+            "{SESSION_SETUP};\n-- the history tables are created if missing:\n{}\n",
+            history.create_sql()
+        )));
+    }
+    let timeouts = timeouts(project);
+    let actor = os_actor();
+    let mut backups = backup::Describer::new(&project.config);
     for step in steps {
+        let m: &Migration = &step.migration;
+        let statements = step.statements.get(project)?;
+        let at = step.resume.at.min(statements.len());
+        let first_line = match direction {
+            Direction::Up => Some(m.up.first_line),
+            Direction::Down => m.down.as_ref().map(|s| s.first_line),
+        };
+        let backup = backups.next(conn, first_line, &statements[at..]).await?;
+        let plans = plan_backfills(conn, &project.config.backfill, &statements, at).await;
+        let text = Text {
+            history,
+            timeouts: &timeouts,
+            step,
+            statements: &statements,
+            backup: backup.as_deref().unwrap_or(""),
+            backfills: &plans,
+        };
+        emit(Progress::DryRunSql(match direction {
+            Direction::Up => text.up(&actor),
+            Direction::Down => text.down(),
+        }));
+    }
+    Ok(())
+}
+
+/// What one step's dry-run text is made of.
+struct Text<'a> {
+    history: &'a History,
+    timeouts: &'a apply::Timeouts,
+    step: &'a Step<'a>,
+    statements: &'a [Statement],
+    /// What will be backed up first, as comment lines (or nothing).
+    backup: &'a str,
+    /// The batched plan of each `-- strata:backfill` statement (its
+    /// index, the plan's lines).
+    backfills: &'a [(usize, String)],
+}
+
+impl Text<'_> {
+    /// The SQL `up` would send for the step.
+    fn up(&self, actor: &str) -> String {
+        let Text {
+            history,
+            timeouts,
+            step,
+            statements,
+            ..
+        } = *self;
         let mut out = String::new();
         let m: &Migration = &step.migration;
-        let mode = apply::mode(&m.up, &step.statements);
+        let mode = apply::mode(&m.up, statements);
         out.push_str(&format!(
             "\n-- {} ({}): {}\n",
             m.label(),
@@ -35,8 +105,8 @@ pub(super) fn dry_run_up(
         for note in &step.rewrites {
             out.push_str(&format!("-- safe rewrite, {note}\n"));
         }
-        out.push_str(&dry_run_backup(step));
-        let body: Vec<&Statement> = step.statements.iter().skip(step.resume.at).collect();
+        out.push_str(self.backup);
+        let body: Vec<&Statement> = statements.iter().skip(step.resume.at).collect();
         match mode {
             Mode::Transaction => {
                 out.push_str(&format!(
@@ -46,51 +116,44 @@ pub(super) fn dry_run_up(
                 for s in body {
                     out.push_str(&format!("{};\n", s.sql));
                 }
-                out.push_str(&history.record_display(m, step.statements.len(), &actor));
+                out.push_str(&history.record_display(m, statements.len(), actor));
                 out.push_str("\nCOMMIT;\n");
                 out.push_str("-- on a lock timeout (55P03) the transaction is rolled back and retried with backoff\n");
             }
             _ => {
-                outside_transaction(&mut out, history, timeouts, &body, &step.backfills);
+                outside_transaction(&mut out, history, timeouts, &body, self.backfills);
                 out.push_str(&format!(
                     "BEGIN;\n{}\nCOMMIT;\n",
-                    history.record_display(m, step.statements.len(), &actor)
+                    history.record_display(m, statements.len(), actor)
                 ));
             }
         }
-        emit(Progress::DryRunSql(out));
+        out
     }
-}
 
-fn dry_run_backup(step: &Step<'_>) -> String {
-    step.backup.clone().unwrap_or_default()
-}
-
-/// The SQL `down` would send, handed to `emit` a migration at a time.
-pub(super) fn dry_run_down(
-    history: &History,
-    timeouts: &apply::Timeouts,
-    steps: &[Step<'_>],
-    emit: &mut dyn FnMut(Progress),
-) {
-    if steps.is_empty() {
-        emit(Progress::DryRunSql("-- nothing to revert\n".into()));
-    }
-    for step in steps {
+    /// The SQL `down` would send for the step.
+    fn down(&self) -> String {
+        let Text {
+            history,
+            timeouts,
+            step,
+            statements,
+            ..
+        } = *self;
         let mut out = String::new();
         let m: &Migration = &step.migration;
         let script = m
             .down
             .as_ref()
             .expect("invariant: plan_down checked the down script");
-        let mode = apply::mode(script, &step.statements);
+        let mode = apply::mode(script, statements);
         out.push_str(&format!(
             "\n-- revert {} ({}): {}\n",
             m.label(),
             script.path.display(),
             mode.describe()
         ));
-        out.push_str(&dry_run_backup(step));
+        out.push_str(self.backup);
         if step.resume.at > 0 {
             out.push_str(&format!(
                 "-- resumes at statement {}: statements 1 to {} ran before and are recorded\n",
@@ -98,7 +161,7 @@ pub(super) fn dry_run_down(
                 step.resume.at
             ));
         }
-        let body: Vec<&Statement> = step.statements.iter().skip(step.resume.at).collect();
+        let body: Vec<&Statement> = statements.iter().skip(step.resume.at).collect();
         let forget = format!(
             "{}\nINSERT INTO strata_events (action, ...) VALUES ('down', ...);\nCOMMIT;\n",
             history.delete_display(m.kind.as_str(), &m.version.canonical())
@@ -115,11 +178,11 @@ pub(super) fn dry_run_down(
                 out.push_str(&forget);
             }
             _ => {
-                outside_transaction(&mut out, history, timeouts, &body, &step.backfills);
+                outside_transaction(&mut out, history, timeouts, &body, self.backfills);
                 out.push_str(&format!("BEGIN;\n{forget}"));
             }
         }
-        emit(Progress::DryRunSql(out));
+        out
     }
 }
 
@@ -192,37 +255,35 @@ fn outside_transaction(
     }
 }
 
-/// Fills each step's `backfills` with the batched plan of its
-/// `-- strata:backfill` statements (`backfill::plan`: key, bounds, first
-/// batch, estimates; nothing is written). A statement that needs the
-/// statements before it (a column added just above) cannot be planned
+/// The batched plan of each `-- strata:backfill` statement of a step from
+/// statement `at` on (`backfill::plan`: key, bounds, first batch,
+/// estimates; nothing is written), with its index. A statement that needs
+/// the statements before it (a column added just above) cannot be planned
 /// before they run; the plan says so instead.
-pub(super) async fn plan_backfills(
-    conn: &crate::db::Connection,
+async fn plan_backfills(
+    conn: &Connection,
     settings: &crate::config::BackfillSettings,
-    steps: &mut [Step<'_>],
-) {
-    for step in steps.iter_mut() {
-        let at = step.resume.at;
-        let mut plans = Vec::new();
-        for (i, s) in step.statements.iter().enumerate().skip(at) {
-            if !s.backfill {
-                continue;
-            }
-            let text = match super::backfill::BackfillSpec::from_sql(&s.sql) {
-                Ok(spec) => match super::backfill::plan(conn, &spec, settings).await {
-                    Ok(plan) => describe_plan(&plan, settings),
-                    Err(e) => format!(
-                        "--   no plan now: {} (in a dry run, the statements above it have not run)\n",
-                        e.to_string().replace('\n', " ")
-                    ),
-                },
-                Err(e) => format!("--   {}\n", e.to_string().replace('\n', " ")),
-            };
-            plans.push((i, text));
+    statements: &[Statement],
+    at: usize,
+) -> Vec<(usize, String)> {
+    let mut plans = Vec::new();
+    for (i, s) in statements.iter().enumerate().skip(at) {
+        if !s.backfill {
+            continue;
         }
-        step.backfills = plans;
+        let text = match super::backfill::BackfillSpec::from_sql(&s.sql) {
+            Ok(spec) => match super::backfill::plan(conn, &spec, settings).await {
+                Ok(plan) => describe_plan(&plan, settings),
+                Err(e) => format!(
+                    "--   no plan now: {} (in a dry run, the statements above it have not run)\n",
+                    e.to_string().replace('\n', " ")
+                ),
+            },
+            Err(e) => format!("--   {}\n", e.to_string().replace('\n', " ")),
+        };
+        plans.push((i, text));
     }
+    plans
 }
 
 /// The plan's lines, as comments.

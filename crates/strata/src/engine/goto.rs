@@ -1,9 +1,10 @@
 //! `strata goto` and `strata redo`: a down and an up in one command.
 
+use super::run::Direction;
 use super::up::parse_up_steps;
 use super::{
-    down, dry_run, plan, timeouts, up, ApplyOptions, DownOptions, DownTarget, EngineError,
-    Progress, Project, RunReport,
+    down, dry_run, plan, up, ApplyOptions, DownOptions, DownTarget, EngineError, Progress, Project,
+    RunReport,
 };
 use crate::db::Target;
 
@@ -71,7 +72,7 @@ pub async fn redo(
     .await?;
     if dry_run {
         let steps = parse_up_steps(project, &[], &[last])?;
-        dry_run::dry_run_up(&history, &timeouts(project), &steps, observer);
+        dry_run::dry_run(project, &conn, &history, &steps, Direction::Up, observer).await?;
         return Ok(report);
     }
     let up_report = up(

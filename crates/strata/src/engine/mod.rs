@@ -41,6 +41,7 @@ mod repair;
 mod resume;
 mod rewrite;
 mod run;
+mod statements;
 mod status;
 mod table_facts;
 mod up;
@@ -78,7 +79,6 @@ use crate::config::Config;
 use crate::db::{Connection, Target};
 use crate::localpg::Cluster;
 use crate::source::{self, Format, Migration, SourceProblem, Version};
-use crate::sql::Statement;
 
 /// What the engine reports while it works.
 #[derive(Debug, Clone)]
@@ -317,16 +317,12 @@ struct Step<'a> {
     /// The migration; a modified copy when safe rewrites force it outside a
     /// transaction.
     migration: StepMigration<'a>,
-    statements: Vec<Statement>,
+    /// The statements it runs: held from the run's one parse, or parsed
+    /// again right before use past the run's memory budget.
+    statements: statements::Statements,
     resume: apply::Resume,
     /// Safe rewrites applied, one description each.
     rewrites: Vec<String>,
-    /// Dry runs: what will be backed up before the step runs (the real
-    /// run decides right before each step, see `backup`).
-    backup: Option<String>,
-    /// Dry runs: the batched plan of each `-- strata:backfill` statement
-    /// (its index, the plan's lines; see `dry_run::plan_backfills`).
-    backfills: Vec<(usize, String)>,
 }
 
 /// The migration of a [`Step`]: the project's own, or a modified copy

@@ -71,7 +71,10 @@ pub(super) async fn run_steps(
     let mut report = RunReport::default();
     for (n, step) in steps.iter().enumerate() {
         let m: &Migration = &step.migration;
-        let pending = &step.statements[step.resume.at.min(step.statements.len())..];
+        // Parsed again here if the run did not hold them (its memory
+        // budget), and checked against the first parse.
+        let statements = step.statements.get(project)?;
+        let pending = &statements[step.resume.at.min(statements.len())..];
         let checked =
             preflight::check(conn, pending, project.config.preflight_wait, n == 0).await?;
         if let Some(line) = preflight::describe(&checked) {
@@ -108,24 +111,18 @@ pub(super) async fn run_steps(
                 )));
             }
         }
-        let mut notices = notices::Forward::new(conn, m, script, &step.statements);
+        let mut notices = notices::Forward::new(conn, m, script, &statements);
         let ran = {
             let mut observer = |p: Progress| notices.observe(p, observer);
             match direction {
                 Direction::Up => {
                     runner
-                        .up(
-                            m,
-                            &step.statements,
-                            step.resume,
-                            &step.rewrites,
-                            &mut observer,
-                        )
+                        .up(m, &statements, step.resume, &step.rewrites, &mut observer)
                         .await
                 }
                 Direction::Down => {
                     runner
-                        .down(m, &step.statements, step.resume, &mut observer)
+                        .down(m, &statements, step.resume, &mut observer)
                         .await
                 }
             }

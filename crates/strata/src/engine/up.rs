@@ -3,9 +3,10 @@
 use super::analyze::{analyze_parsed, Parsed};
 use super::lock::MigrationLock;
 use super::run::{run_steps, Direction};
+use super::statements::{Budget, Statements, BUDGET};
 use super::{
-    adopt, apply, backup, dry_run, open, phases, plan, timeouts, EngineError, MigrationStatus,
-    Progress, Project, RunReport, Step, StepMigration,
+    adopt, apply, dry_run, open, phases, plan, EngineError, MigrationStatus, Progress, Project,
+    RunReport, Step, StepMigration,
 };
 use crate::db::Target;
 use crate::source::{self, Migration, MigrationKind};
@@ -24,14 +25,18 @@ pub struct ApplyOptions {
 
 /// Parses the planned migrations, each once for the whole run (see
 /// [`Parsed`]): bad SQL and unbalanced transactions fail here, before
-/// anything runs.
+/// anything runs. The statements are held within the run's memory budget
+/// (`engine::statements`); past it, they are parsed again where used.
 pub(super) fn parse_pending(project: &Project, plan: &[usize]) -> Result<Vec<Parsed>, EngineError> {
     // Sized up front: collecting into a `Result` cannot know the length,
     // and doubling a vector of one entry per pending migration would
     // reserve up to twice the room.
     let mut parsed = Vec::with_capacity(plan.len());
+    let mut budget = Budget::new(BUDGET);
     for &i in plan {
-        parsed.push(Parsed::up(&project.config, i, &project.migrations[i])?);
+        let mut p = Parsed::up(&project.config, i, &project.migrations[i])?;
+        p.hold_within(&mut budget);
+        parsed.push(p);
     }
     Ok(parsed)
 }
@@ -58,11 +63,17 @@ pub(super) fn up_steps<'a>(
     for p in parsed {
         let i = p.index;
         let m = &project.migrations[i];
+        let released = p.released;
         let (statements, migration, rewrites) = with_rewrites(m, p);
+        let statements = match released {
+            Some(r) => Statements::Released(r),
+            None => Statements::Held(statements),
+        };
         let row = rows.get(i);
         let resume = match row.filter(|r| r.state != "applied") {
             Some(r) => {
                 let done = r.statements_done.max(0) as usize;
+                let statements = statements.get(project)?;
                 if done > statements.len()
                     || r.done_checksum.as_deref() != Some(&apply::done_checksum(&statements, done))
                 {
@@ -87,8 +98,6 @@ pub(super) fn up_steps<'a>(
             statements,
             resume,
             rewrites,
-            backup: None,
-            backfills: Vec::new(),
         });
     }
     Ok(steps)
@@ -178,7 +187,7 @@ pub async fn up(
         .cloned()
         .collect();
     phases::acknowledge_planned_drops(&planned, &mut findings);
-    let mut steps = up_steps(project, &statuses, parsed)?;
+    let steps = up_steps(project, &statuses, parsed)?;
     let threshold = project.config.lint.block_on;
     let blocking = match threshold {
         Some(t) => findings.active().filter(|f| f.risk >= t).count(),
@@ -191,9 +200,7 @@ pub async fn up(
         });
     }
     if options.dry_run {
-        backup::describe(&project.config, &conn, &mut steps, false).await?;
-        dry_run::plan_backfills(&conn, &project.config.backfill, &mut steps).await;
-        dry_run::dry_run_up(&history, &timeouts(project), &steps, observer);
+        dry_run::dry_run(project, &conn, &history, &steps, Direction::Up, observer).await?;
         for &i in &plan {
             let m = &project.migrations[i];
             if m.kind == MigrationKind::Plan {
