@@ -20,10 +20,17 @@ pub const SUFFIX: &str = ".plan.toml";
 pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<SourceProblem>) {
     let mut migrations = Vec::new();
     let mut problems = Vec::new();
-    let (plans, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut listing.files)
-        .into_iter()
-        .partition(|(name, _)| name.ends_with(SUFFIX));
-    listing.files = rest;
+    // Taken out of the listing in place: partitioning it would copy every
+    // entry of the directory into a second list.
+    let mut plans = Vec::new();
+    listing.files.retain_mut(|(name, path)| {
+        if name.ends_with(SUFFIX) {
+            plans.push((std::mem::take(name), std::mem::take(path)));
+            false
+        } else {
+            true
+        }
+    });
     for (name, path) in plans {
         let stem = &name[..name.len() - SUFFIX.len()];
         let Some((version, label)) =

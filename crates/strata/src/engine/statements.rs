@@ -79,7 +79,11 @@ pub(super) struct Released {
     /// rewrites of the run's configuration).
     down: bool,
     count: usize,
-    digest: [u8; 32],
+    /// The first 8 bytes of a SHA-256 over the statements: a check that
+    /// the same parse came back, not a defence against forgery (the text
+    /// is Strata's own memory), so 64 bits suffice and keep each released
+    /// step small.
+    digest: u64,
 }
 
 impl Released {
@@ -150,7 +154,7 @@ fn changed(r: &Released) -> EngineError {
 
 /// A digest of what a statement runs as: its text, where it is, and how
 /// it runs.
-fn digest(statements: &[Statement]) -> [u8; 32] {
+fn digest(statements: &[Statement]) -> u64 {
     let mut hash = Sha256::new();
     for s in statements {
         hash.update((s.sql.len() as u64).to_le_bytes());
@@ -159,7 +163,10 @@ fn digest(statements: &[Statement]) -> [u8; 32] {
         hash.update((s.line as u64).to_le_bytes());
         hash.update([u8::from(s.backfill)]);
     }
-    hash.finalize().into()
+    let full: [u8; 32] = hash.finalize().into();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&full[..8]);
+    u64::from_le_bytes(first)
 }
 
 #[cfg(test)]
@@ -168,6 +175,13 @@ mod tests {
 
     fn statements(sql: &str) -> Vec<Statement> {
         crate::sql::split(sql, &[]).expect("parses")
+    }
+
+    #[test]
+    fn a_step_is_no_larger_than_a_parse() {
+        // `up::up_steps` turns the parses into steps in place.
+        assert!(std::mem::size_of::<super::super::Step<'_>>() <= std::mem::size_of::<Parsed>());
+        assert!(std::mem::size_of::<Statements>() <= 40);
     }
 
     #[test]

@@ -59,48 +59,52 @@ pub(super) fn up_steps<'a>(
     parsed: Vec<Parsed>,
 ) -> Result<Vec<Step<'a>>, EngineError> {
     let rows = plan::RowIndex::new(statuses);
-    let mut steps = Vec::with_capacity(parsed.len());
-    for p in parsed {
-        let i = p.index;
-        let m = &project.migrations[i];
-        let released = p.released;
-        let (statements, migration, rewrites) = with_rewrites(m, p);
-        let statements = match released {
-            Some(r) => Statements::Released(r),
-            None => Statements::Held(statements),
-        };
-        let row = rows.get(i);
-        let resume = match row.filter(|r| r.state != "applied") {
-            Some(r) => {
-                let done = r.statements_done.max(0) as usize;
-                let statements = statements.get(project)?;
-                if done > statements.len()
-                    || r.done_checksum.as_deref() != Some(&apply::done_checksum(&statements, done))
-                {
-                    return Err(EngineError::ResumeChanged {
-                        label: m.label(),
-                        command: "up",
-                        done,
-                        total: statements.len(),
-                    });
+    // Collected in place: a step is no larger than a parse, so the steps
+    // take over the parses' vector instead of a second one per pending
+    // migration beside it.
+    parsed
+        .into_iter()
+        .map(|p| {
+            let i = p.index;
+            let m = &project.migrations[i];
+            let released = p.released;
+            let (statements, migration, rewrites) = with_rewrites(m, p);
+            let statements = match released {
+                Some(r) => Statements::Released(r),
+                None => Statements::Held(statements),
+            };
+            let resume = match rows.get(i).filter(|r| r.state != "applied") {
+                Some(r) => {
+                    let done = r.statements_done.max(0) as usize;
+                    let statements = statements.get(project)?;
+                    if done > statements.len()
+                        || r.done_checksum.as_deref()
+                            != Some(&apply::done_checksum(&statements, done))
+                    {
+                        return Err(EngineError::ResumeChanged {
+                            label: m.label(),
+                            command: "up",
+                            done,
+                            total: statements.len(),
+                        });
+                    }
+                    apply::Resume {
+                        at: done,
+                        pid: r.backend_pid,
+                        interrupted: true,
+                        killed: r.state == "running",
+                    }
                 }
-                apply::Resume {
-                    at: done,
-                    pid: r.backend_pid,
-                    interrupted: true,
-                    killed: r.state == "running",
-                }
-            }
-            None => apply::Resume::default(),
-        };
-        steps.push(Step {
-            migration,
-            statements,
-            resume,
-            rewrites,
-        });
-    }
-    Ok(steps)
+                None => apply::Resume::default(),
+            };
+            Ok(Step {
+                migration,
+                statements,
+                resume,
+                rewrites,
+            })
+        })
+        .collect()
 }
 
 /// The statements that run: the safe rewrites' when they changed anything

@@ -32,8 +32,9 @@ pub fn load(
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     warn_non_sql(listing, warnings);
     warn_dirs(listing, warnings);
-    let files: Vec<_> = listing.sql_files().cloned().collect();
-    let (pairs, problems) = pair_files(&files, |path| {
+    // Paired straight from the listing: a copy of every name and path
+    // would be one more allocation per file of the directory.
+    let (pairs, problems) = pair_files(listing.sql_files(), |path| {
         warnings.push(ignored(
             path,
             "not named <version>_<name>.up.sql or .down.sql (golang-migrate skips such files)",
@@ -46,8 +47,8 @@ pub fn load(
 /// `1` are the same version). Two up files (or two down files) with one
 /// version are a problem, as in golang-migrate. `skip` is told about
 /// `.sql` files that are not named like either.
-fn pair_files(
-    files: &[(String, PathBuf)],
+fn pair_files<'f>(
+    files: impl IntoIterator<Item = &'f (String, PathBuf)>,
     mut skip: impl FnMut(&std::path::Path),
 ) -> (Vec<Pair>, Vec<SourceProblem>) {
     let mut problems = Vec::new();
