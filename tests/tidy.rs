@@ -154,6 +154,50 @@ fn the_library_has_no_cli_dependencies() {
     }
 }
 
+/// What an application that embeds the library links: no CLI crate and no
+/// `anyhow` (the library's errors are `thiserror` types with exit codes).
+/// Proc-macros run in the compiler and link nothing into the application:
+/// `prost-derive`, which `pg_query`'s protobuf types derive from, is one,
+/// and every release of it uses `anyhow` internally, so `anyhow` is built
+/// (for the compiler) but never linked; that is the one way it may appear.
+#[test]
+fn an_embedding_application_links_no_cli_crate_and_no_anyhow() {
+    let tree = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["tree", "-p", "strata", "--prefix", "none"])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let linked: Vec<String> = tree(&["-e", "normal,no-proc-macro"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    assert!(linked.iter().any(|n| n == "pg_query"), "{linked:?}");
+    for name in ["clap", "indicatif", "anyhow"] {
+        assert!(
+            !linked.iter().any(|n| n == name),
+            "the library links {name}"
+        );
+    }
+    // With proc-macros: anyhow only as a proc-macro's dependency.
+    let dependents = tree(&["-e", "normal", "-i", "anyhow", "--depth", "1"]);
+    for line in dependents.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains("(proc-macro)"),
+            "anyhow is linked through {line}"
+        );
+    }
+}
+
 /// Data flows one way: source → sql → lint → plan → engine → report, with
 /// `config`, `db` and `localpg` as infrastructure below the engine.
 /// `source` and `sql` live in `strata-source`, which cannot import the
