@@ -239,6 +239,24 @@ impl Project {
         plan::statuses_with(self.format, &self.migrations, &self.foreign, rows)
     }
 
+    /// What `up` runs given the history `rows`, planned from the statuses
+    /// one at a time (see [`plan::UpPlanner`]).
+    fn plan_up(
+        &self,
+        rows: &[history::AppliedRow],
+        rules: &plan::UpRules,
+    ) -> Result<plan::UpPlan, EngineError> {
+        let mut planner = plan::UpPlanner::new(&self.migrations, rules);
+        plan::each_status(
+            self.format,
+            &self.migrations,
+            &self.foreign,
+            rows,
+            &mut |s| planner.see(s),
+        );
+        planner.finish()
+    }
+
     /// The history table of this project (and where its migrations live).
     pub fn history(&self) -> History {
         let dirs = self.config.dirs.iter().map(|d| {

@@ -144,17 +144,73 @@ pub fn statuses_with(
     foreign: &[Foreign],
     rows: &[AppliedRow],
 ) -> Vec<MigrationStatus> {
-    let mut by_key: HashMap<(&str, String), &AppliedRow> = rows
+    // Room for exactly one status per migration and per row left over.
+    let mut out = Vec::with_capacity(migrations.len() + rows.len());
+    each_status(format, migrations, foreign, rows, &mut |s| out.push(s));
+    out.shrink_to_fit();
+    out
+}
+
+/// [`statuses_with`] a status at a time, in the same order, without a list
+/// of them: `up` plans from them and keeps only the few it needs
+/// ([`UpPlanner`]), so planning a directory of any size holds no status
+/// per migration. The migrations come in run order from the loaders; the
+/// rows without a file (usually none) are sorted and merged in, after the
+/// files of the same version.
+pub fn each_status(
+    format: Format,
+    migrations: &[Migration],
+    foreign: &[Foreign],
+    rows: &[AppliedRow],
+    emit: &mut dyn FnMut(MigrationStatus),
+) {
+    fn key(m: &Migration) -> (bool, &Version) {
+        (m.kind == MigrationKind::Repeatable, &m.version)
+    }
+    let mut left = leftover_statuses(format, migrations, foreign, rows);
+    left.sort_unstable_by(|a, b| (a.0, &a.1, &a.2.version).cmp(&(b.0, &b.1, &b.2.version)));
+    if migrations.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
+        let mut left = left.into_iter().peekable();
+        file_statuses(migrations, rows, &mut |m, s| {
+            while let Some(l) = left.next_if(|l| (l.0, &l.1) < key(m)) {
+                emit(l.2);
+            }
+            emit(s);
+        });
+        left.for_each(|l| emit(l.2));
+        return;
+    }
+    // Not in run order (a caller's own list): sort a full list, in place
+    // (a stable sort would borrow scratch room for half of it or more);
+    // files come before rows of the same version, each in its own order.
+    let mut all: Vec<(bool, Cow<'_, Version>, usize, MigrationStatus)> =
+        Vec::with_capacity(migrations.len() + left.len());
+    file_statuses(migrations, rows, &mut |m, s| {
+        let (repeatable, version) = key(m);
+        all.push((repeatable, Cow::Borrowed(version), all.len(), s));
+    });
+    for (repeatable, version, s) in left {
+        all.push((repeatable, Cow::Owned(version), all.len(), s));
+    }
+    all.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    all.into_iter().for_each(|(_, _, _, s)| emit(s));
+}
+
+/// The status of each migration of the directory, in its order, with its
+/// history row if it has one.
+fn file_statuses<'m>(
+    migrations: &'m [Migration],
+    rows: &[AppliedRow],
+    emit: &mut dyn FnMut(&'m Migration, MigrationStatus),
+) {
+    let by_key: HashMap<(&str, &str), &AppliedRow> = rows
         .iter()
-        .map(|r| ((r.kind.as_str(), r.version.clone()), r))
+        .map(|r| ((r.kind.as_str(), r.version.as_str()), r))
         .collect();
-    // One status per migration of the directory and per row left over:
-    // room for exactly those, and the files' versions borrowed as sort
-    // keys, since `up` builds this list for a directory of any size.
-    let mut out: Vec<(bool, Cow<'_, Version>, MigrationStatus)> =
-        Vec::with_capacity(migrations.len() + rows.len());
     for (index, m) in migrations.iter().enumerate() {
-        let row = by_key.remove(&(m.kind.as_str(), m.version.canonical()));
+        let row = by_key
+            .get(&(m.kind.as_str(), m.version.canonical().as_str()))
+            .copied();
         let (state, detail) = match row {
             None => (MigrationState::Pending, None),
             Some(r) if r.state != "applied" => (
@@ -205,9 +261,8 @@ pub fn statuses_with(
             }
             Some(_) => (MigrationState::Applied, None),
         };
-        out.push((
-            m.kind == MigrationKind::Repeatable,
-            Cow::Borrowed(&m.version),
+        emit(
+            m,
             MigrationStatus {
                 version: m.version.to_string(),
                 name: m.name.clone(),
@@ -222,17 +277,33 @@ pub fn statuses_with(
                 index: Some(index),
                 row: row.cloned().map(Box::new),
             },
-        ));
+        );
     }
-    // Rows left over are looked up among the other environments' files by
-    // key, not by scanning them per row.
+}
+
+/// The status of each history row without a file in the directory, with
+/// its sort key: applied from another environment's directory when one
+/// has it (looked up by key, not by scanning them per row), else missing.
+fn leftover_statuses(
+    format: Format,
+    migrations: &[Migration],
+    foreign: &[Foreign],
+    rows: &[AppliedRow],
+) -> Vec<(bool, Version, MigrationStatus)> {
+    let mut by_key: HashMap<(&str, String), &AppliedRow> = rows
+        .iter()
+        .map(|r| ((r.kind.as_str(), r.version.clone()), r))
+        .collect();
+    for m in migrations {
+        by_key.remove(&(m.kind.as_str(), m.version.canonical()));
+    }
     let mut first: HashMap<(&str, &str), &Foreign> = HashMap::new();
     for f in foreign {
         first
             .entry((f.kind.as_str(), f.version.as_str()))
             .or_insert(f);
     }
-    let foreign = first;
+    let mut left = Vec::with_capacity(by_key.len());
     for ((kind, version), row) in by_key {
         let repeatable = kind == "repeatable";
         let parsed = if repeatable {
@@ -242,15 +313,14 @@ pub fn statuses_with(
                 .parse_version(&version)
                 .unwrap_or_else(|| Version::repeatable(&version))
         };
-        let elsewhere = foreign
+        let elsewhere = first
             .get(&(kind, version.as_str()))
             .copied()
             .filter(|_| row.state == "applied");
-        out.push((
+        left.push((
             repeatable,
-            Cow::Owned(parsed),
+            parsed,
             MigrationStatus {
-                version: version.clone(),
                 name: row.name.clone(),
                 kind: super::history::kind_of(row),
                 state: match elsewhere {
@@ -268,19 +338,11 @@ pub fn statuses_with(
                 plan: None,
                 index: None,
                 row: Some(Box::new(row.clone())),
+                version,
             },
         ));
     }
-    // In place: a stable sort would borrow scratch room for half the list
-    // or more (about 5 MB at 20,000 migrations). The position each status
-    // was pushed at breaks ties, which gives the stable order.
-    out.sort_unstable_by(|a, b| {
-        (a.0, &a.1, a.2.index.is_none())
-            .cmp(&(b.0, &b.1, b.2.index.is_none()))
-            .then_with(|| a.2.index.cmp(&b.2.index))
-            .then_with(|| a.2.version.cmp(&b.2.version))
-    });
-    out.into_iter().map(|(_, _, s)| s).collect()
+    left
 }
 
 /// Where a `down` outside a transaction stopped, for `status` and errors.
@@ -340,74 +402,155 @@ pub struct UpRules {
 
 /// The migrations `up` must run, in order (indexes into the migration list),
 /// after checking the rules. Failed migrations come first: they resume.
+#[cfg(test)]
 pub fn plan_up(
     migrations: &[Migration],
     statuses: &[MigrationStatus],
     rules: &UpRules,
 ) -> Result<Vec<usize>, EngineError> {
-    refuse_reverting(statuses, None)?;
-    let modified: Vec<ChangedFile> = statuses
-        .iter()
-        .filter(|s| s.state == MigrationState::Modified)
-        .filter_map(|s| {
-            let m = &migrations[s.index?];
-            Some(ChangedFile {
-                label: m.label(),
-                path: m.up.path.clone(),
-                recorded: s.row.as_deref()?.checksum.clone(),
-                current: m.checksum.clone(),
-            })
-        })
-        .collect();
-    if !modified.is_empty() {
-        return Err(EngineError::Modified(modified));
-    }
-    let missing: Vec<String> = statuses
-        .iter()
-        .filter(|s| s.state == MigrationState::Missing)
-        .map(|s| format!("{}_{}", s.version, s.name))
-        .collect();
-    if !missing.is_empty() && !rules.ignore_missing {
-        return Err(EngineError::Missing(missing));
-    }
-    let newest_applied = statuses
-        .iter()
-        .filter(|s| s.kind == MigrationKind::Versioned && s.state == MigrationState::Applied)
-        .filter_map(|s| s.index.map(|i| &migrations[i].version))
-        .max();
-    let mut plan = Vec::new();
-    let mut older = Vec::new();
-    for s in statuses {
-        let Some(i) = s.index else { continue };
-        let m = &migrations[i];
-        match s.state {
-            MigrationState::Failed => plan.insert(0, i),
-            MigrationState::Pending => {
-                if m.kind == MigrationKind::Plan
-                    && rules.target.as_ref().is_some_and(|t| &m.version > t)
-                {
-                    continue;
-                }
-                if m.kind == MigrationKind::Versioned {
-                    if rules.target.as_ref().is_some_and(|t| &m.version > t) {
-                        continue;
-                    }
-                    if newest_applied.is_some_and(|n| &m.version < n) {
-                        older.push(m.up.path.clone());
-                    }
-                }
-                plan.push(i);
-            }
-            _ => {}
+    let mut planner = UpPlanner::new(migrations, rules);
+    statuses.iter().cloned().for_each(|s| planner.see(s));
+    Ok(planner.finish()?.plan)
+}
+
+/// What `up` runs: the plan, and the statuses it still needs.
+#[derive(Debug)]
+pub struct UpPlan {
+    /// Indexes into the migration list, in run order; failed migrations
+    /// first (they resume).
+    pub plan: Vec<usize>,
+    /// The statuses of planned migrations that have a history row (a
+    /// failed or interrupted run to resume; none on a fresh database), for
+    /// [`RowIndex`]. The others are not kept, so memory stays flat in the
+    /// number of migrations.
+    pub rows: Vec<MigrationStatus>,
+}
+
+/// Plans `up` from the statuses seen one at a time, in run order
+/// ([`each_status`]): the checks (partly reverted, modified, missing, out
+/// of order) and the plan, keeping only what the run needs.
+pub struct UpPlanner<'a> {
+    migrations: &'a [Migration],
+    rules: &'a UpRules,
+    reverting: Option<EngineError>,
+    modified: Vec<ChangedFile>,
+    missing: Vec<String>,
+    newest_applied: Option<&'a Version>,
+    /// Failed migrations, in the order seen (they run first, newest first).
+    failed: Vec<usize>,
+    pending: Vec<usize>,
+    /// Statuses with a history row of failed or pending migrations: those
+    /// the plan keeps are [`UpPlan::rows`].
+    with_rows: Vec<MigrationStatus>,
+}
+
+impl<'a> UpPlanner<'a> {
+    pub fn new(migrations: &'a [Migration], rules: &'a UpRules) -> UpPlanner<'a> {
+        UpPlanner {
+            migrations,
+            rules,
+            reverting: None,
+            modified: Vec::new(),
+            missing: Vec::new(),
+            newest_applied: None,
+            failed: Vec::new(),
+            pending: Vec::new(),
+            with_rows: Vec::new(),
         }
     }
-    if !older.is_empty() && !rules.allow_out_of_order {
-        return Err(EngineError::OutOfOrder {
-            newest: newest_applied.map(|v| v.to_string()).unwrap_or_default(),
-            pending: older,
-        });
+
+    /// Takes the next status in run order.
+    pub fn see(&mut self, s: MigrationStatus) {
+        let migrations = self.migrations;
+        match s.state {
+            MigrationState::Reverting => {
+                if self.reverting.is_none() {
+                    self.reverting = Some(EngineError::PartlyReverted {
+                        label: format!("{}_{}", s.version, s.name),
+                        detail: s.detail.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            MigrationState::Modified => {
+                if let (Some(i), Some(row)) = (s.index, s.row.as_deref()) {
+                    let m = &migrations[i];
+                    self.modified.push(ChangedFile {
+                        label: m.label(),
+                        path: m.up.path.clone(),
+                        recorded: row.checksum.clone(),
+                        current: m.checksum.clone(),
+                    });
+                }
+            }
+            MigrationState::Missing => self.missing.push(format!("{}_{}", s.version, s.name)),
+            MigrationState::Applied => {
+                if s.kind == MigrationKind::Versioned {
+                    if let Some(i) = s.index {
+                        let v = &migrations[i].version;
+                        match self.newest_applied {
+                            Some(n) if n >= v => {}
+                            _ => self.newest_applied = Some(v),
+                        }
+                    }
+                }
+            }
+            MigrationState::Failed | MigrationState::Pending => {
+                let Some(i) = s.index else { return };
+                if s.state == MigrationState::Failed {
+                    self.failed.push(i);
+                } else {
+                    let m = &migrations[i];
+                    let beyond = self.rules.target.as_ref().is_some_and(|t| &m.version > t);
+                    if beyond && matches!(m.kind, MigrationKind::Plan | MigrationKind::Versioned) {
+                        return;
+                    }
+                    self.pending.push(i);
+                }
+                if s.row.is_some() {
+                    self.with_rows.push(s);
+                }
+            }
+        }
     }
-    Ok(plan)
+
+    /// The plan, or why `up` refuses to run.
+    pub fn finish(self) -> Result<UpPlan, EngineError> {
+        if let Some(e) = self.reverting {
+            return Err(e);
+        }
+        if !self.modified.is_empty() {
+            return Err(EngineError::Modified(self.modified));
+        }
+        if !self.missing.is_empty() && !self.rules.ignore_missing {
+            return Err(EngineError::Missing(self.missing));
+        }
+        let migrations = self.migrations;
+        let older: Vec<PathBuf> = self
+            .pending
+            .iter()
+            .map(|&i| &migrations[i])
+            .filter(|m| m.kind == MigrationKind::Versioned)
+            .filter(|m| self.newest_applied.is_some_and(|n| &m.version < n))
+            .map(|m| m.up.path.clone())
+            .collect();
+        if !older.is_empty() && !self.rules.allow_out_of_order {
+            return Err(EngineError::OutOfOrder {
+                newest: self
+                    .newest_applied
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                pending: older,
+            });
+        }
+        let mut plan = self.failed;
+        plan.reverse();
+        plan.extend(self.pending);
+        let planned: std::collections::HashSet<usize> = plan.iter().copied().collect();
+        let mut rows = self.with_rows;
+        rows.retain(|s| s.index.is_some_and(|i| planned.contains(&i)));
+        rows.shrink_to_fit();
+        Ok(UpPlan { plan, rows })
+    }
 }
 
 /// How far `down` goes.
@@ -580,6 +723,71 @@ mod tests {
                 ),
                 None => assert_eq!(v % 2, 1, "migration {v} lost its row"),
             }
+        }
+    }
+
+    #[test]
+    fn up_plans_from_statuses_seen_one_at_a_time_and_keeps_only_planned_rows() {
+        // 20,000 migrations: the first 10,000 applied except one that
+        // failed part way, the rest pending. The run keeps the failed
+        // one's row (to resume it), not a status per migration.
+        let n = 20_000;
+        let ms: Vec<Migration> = (1..=n)
+            .map(|v| migration(&v.to_string(), "SELECT 1", false))
+            .collect();
+        let rows: Vec<AppliedRow> = (1..=n / 2)
+            .map(|v| {
+                let state = if v == 7 { "failed" } else { "applied" };
+                row(&v.to_string(), "SELECT 1", state)
+            })
+            .collect();
+        let rules = UpRules::default();
+        let mut planner = UpPlanner::new(&ms, &rules);
+        each_status(Format::Native, &ms, &[], &rows, &mut |s| planner.see(s));
+        let up = planner.finish().unwrap();
+        let expected: Vec<usize> = std::iter::once(6)
+            .chain(n as usize / 2..n as usize)
+            .collect();
+        assert_eq!(up.plan, expected);
+        assert_eq!(
+            up.rows.iter().map(|s| s.index).collect::<Vec<_>>(),
+            [Some(6)]
+        );
+        // The same plan as from the whole list of statuses.
+        let st = statuses(Format::Native, &ms, &rows);
+        assert_eq!(plan_up(&ms, &st, &rules).unwrap(), expected);
+        assert_eq!(
+            RowIndex::new(&up.rows).get(6).map(|r| r.state.as_str()),
+            Some("failed")
+        );
+    }
+
+    #[test]
+    fn statuses_come_in_run_order_whatever_the_order_of_the_list() {
+        let rows = vec![
+            row("0", "z", "applied"),
+            row("2", "b", "applied"),
+            row("9", "y", "applied"),
+        ];
+        let sorted = vec![
+            migration("1", "a", true),
+            migration("2", "b", true),
+            migration("3", "c", true),
+        ];
+        let mut shuffled = sorted.clone();
+        shuffled.swap(0, 2);
+        for ms in [sorted, shuffled] {
+            let versions: Vec<(String, &str)> = states(&ms, &rows);
+            assert_eq!(
+                versions,
+                [
+                    ("0".into(), "missing"),
+                    ("1".into(), "pending"),
+                    ("2".into(), "applied"),
+                    ("3".into(), "pending"),
+                    ("9".into(), "missing"),
+                ]
+            );
         }
     }
 

@@ -161,9 +161,10 @@ pub async fn up(
     // The rows are kept: under the lock, the same rows mean the same plan
     // (it is a function of the files and the history), so nothing is
     // planned or parsed again.
-    let statuses = project.statuses(&rows);
-    let plan = plan::plan_up(&project.migrations, &statuses, &rules)?;
-    let statuses = planned_rows(statuses, &plan);
+    let plan::UpPlan {
+        plan,
+        rows: statuses,
+    } = project.plan_up(&rows, &rules)?;
     for v in &options.gates.pass {
         if !plan.iter().any(|&i| {
             let m = &project.migrations[i];
@@ -239,9 +240,10 @@ pub async fn up(
         (plan, steps)
     } else {
         drop((rows, steps));
-        let statuses_now = project.statuses(&rows_now);
-        let plan_now = plan::plan_up(&project.migrations, &statuses_now, &rules)?;
-        let statuses_now = planned_rows(statuses_now, &plan_now);
+        let plan::UpPlan {
+            plan: plan_now,
+            rows: statuses_now,
+        } = project.plan_up(&rows_now, &rules)?;
         let steps = parse_up_steps(project, &statuses_now, &sql_only(project, &plan_now))?;
         (plan_now, steps)
     };
@@ -252,22 +254,6 @@ pub async fn up(
     .await;
     lock.release().await?;
     report
-}
-
-/// The statuses `up` needs once it has planned: those of planned
-/// migrations with a history row (a failed or interrupted run to resume;
-/// none on a fresh database). The rest, a status per migration of the
-/// directory, is not kept while the run goes on, so memory stays flat in
-/// the number of migrations. [`up_steps`] and [`same_rows`] look planned
-/// migrations up by index and see the same rows in both.
-fn planned_rows(statuses: Vec<MigrationStatus>, plan: &[usize]) -> Vec<MigrationStatus> {
-    let planned: std::collections::HashSet<usize> = plan.iter().copied().collect();
-    let mut kept: Vec<MigrationStatus> = statuses
-        .into_iter()
-        .filter(|s| s.row.is_some() && s.index.is_some_and(|i| planned.contains(&i)))
-        .collect();
-    kept.shrink_to_fit();
-    kept
 }
 
 /// The SQL migrations of `plan` (plans run through `engine::phases`).
@@ -357,63 +343,4 @@ async fn run_in_order(
         report.applied.extend(ran.applied);
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::{AppliedRow, MigrationState};
-
-    fn status(index: usize, done: Option<i32>) -> MigrationStatus {
-        MigrationStatus {
-            version: index.to_string(),
-            name: "m".into(),
-            kind: crate::source::MigrationKind::Versioned,
-            state: MigrationState::Pending,
-            applied_at: None,
-            duration_ms: None,
-            applied_by: None,
-            file: None,
-            detail: None,
-            plan: None,
-            index: Some(index),
-            row: done.map(|d| {
-                Box::new(AppliedRow {
-                    version: index.to_string(),
-                    kind: "versioned".into(),
-                    name: "m".into(),
-                    checksum: String::new(),
-                    checksum_algorithm: 1,
-                    state: "failed".into(),
-                    statements_done: d,
-                    statements_total: 9,
-                    done_checksum: None,
-                    applied_at: chrono::Utc::now(),
-                    applied_by: "me".into(),
-                    duration_ms: 0,
-                    error: None,
-                    backend_pid: None,
-                    down: None,
-                })
-            }),
-        }
-    }
-
-    #[test]
-    fn only_planned_migrations_with_a_row_are_kept_for_the_run() {
-        // 20,000 statuses, as many as the directory's migrations: the run
-        // keeps the two planned ones with a row (to resume), not the rest.
-        let statuses: Vec<MigrationStatus> = (0..20_000)
-            .map(|i| status(i, (i % 2 == 0).then_some(1)))
-            .collect();
-        let plan = [3, 4, 6, 19_998];
-        let kept = planned_rows(statuses, &plan);
-        let indexes: Vec<usize> = kept.iter().filter_map(|s| s.index).collect();
-        assert_eq!(indexes, [4, 6, 19_998]);
-        assert!(kept.capacity() < 20_000);
-        // What resumes and what is compared under the lock is unchanged.
-        let rows = plan::RowIndex::new(&kept);
-        assert_eq!(rows.get(4).map(|r| r.statements_done), Some(1));
-        assert!(rows.get(3).is_none());
-    }
 }
