@@ -41,6 +41,12 @@ impl Budget {
         Budget { left: bytes }
     }
 
+    /// Whether nothing more may be held: parsing something only to hold
+    /// it is then wasted.
+    pub fn is_spent(&self) -> bool {
+        self.left == 0
+    }
+
     /// Whether statements of `bytes` bytes may be held; if so, they are
     /// counted against the budget. Once one does not fit, none after it
     /// does either, so the held steps are the first ones of the run.
