@@ -229,6 +229,13 @@ pub enum EngineError {
     /// A backfill refused or failed (`engine::backfill`).
     #[error(transparent)]
     Backfill(#[from] super::backfill::BackfillError),
+    /// A migration parsed again past the run's memory budget gave other
+    /// statements than the first parse (`engine::statements`).
+    #[error("migration {label} did not run: parsed again right before it ran, its statements differ from those analysed at the start of the run (a bug in strata)\n  help: run the command again (what ran before it is recorded); if it happens again, report it with the migration file")]
+    Reparsed {
+        /// The migration.
+        label: String,
+    },
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {
@@ -273,6 +280,7 @@ impl EngineError {
             | EngineError::PartlyReverted { .. }
             | EngineError::Backup { .. }
             | EngineError::Undecided { .. }
+            | EngineError::Reparsed { .. }
             | EngineError::StillRunning { .. } => exit::FAILED,
         }
     }

@@ -127,9 +127,12 @@ impl Statements {
             Statements::Held(s) => return Ok(Cow::Borrowed(s)),
             Statements::Released(r) => r,
         };
-        let m = project.migrations.get(r.index).ok_or_else(|| changed(r))?;
+        let m = project
+            .migrations
+            .get(r.index)
+            .ok_or_else(|| changed(project, r))?;
         let statements = if r.down {
-            let script = m.down.as_deref().ok_or_else(|| changed(r))?;
+            let script = m.down.as_deref().ok_or_else(|| changed(project, r))?;
             apply::parse(script)?
         } else {
             let parsed = Parsed::up(&project.config, r.index, m)?;
@@ -139,22 +142,21 @@ impl Statements {
             }
         };
         if Released::of(r.index, r.down, &statements) != *r {
-            return Err(changed(r));
+            return Err(changed(project, r));
         }
         Ok(Cow::Owned(statements))
     }
 }
 
 /// A second parse that differs from the first: a bug, reported rather than
-/// run on.
-fn changed(r: &Released) -> EngineError {
-    EngineError::Usage {
-        message: format!(
-            "internal error: the statements of migration #{} parsed again differ from those analysed at the start of the run; it did not run",
-            r.index + 1
-        ),
-        help: "run the command again; if it happens again, report it with the migration file"
-            .into(),
+/// run on. Steps before it may have run, so it is a failure (exit 1), not
+/// bad input.
+fn changed(project: &Project, r: &Released) -> EngineError {
+    EngineError::Reparsed {
+        label: project
+            .migrations
+            .get(r.index)
+            .map_or_else(|| format!("#{}", r.index + 1), |m| m.label()),
     }
 }
 
@@ -296,6 +298,7 @@ mod tests {
                 .get(&project)
                 .expect_err("differs");
             assert!(error.to_string().contains("differ"), "{error}");
+            assert_eq!(error.exit_code(), crate::error::exit::FAILED);
         }
     }
 }
