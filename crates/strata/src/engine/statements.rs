@@ -10,9 +10,11 @@
 //! So a run holds parsed statements up to [`BUDGET`] bytes, in run order.
 //! The steps past it keep only the number of their statements and a
 //! digest, and are parsed again right before they are printed or run
-//! ([`Statements::get`]). Parsing again is cheap beside running: about
-//! 15 µs for a small migration against a round trip of a millisecond or
-//! more. The text is the one loaded at the start of the run (held in
+//! ([`Statements::get`]). Parsing again is cheap beside running: a few
+//! microseconds for a small migration against a round trip of a
+//! millisecond or more (measured: `up` of 20,000 one-INSERT migrations
+//! takes 1.05× the wall time of holding every parse, with 36 MiB instead
+//! of 50). The text is the one loaded at the start of the run (held in
 //! memory, never read from disk again) and the configuration is the same,
 //! so the second parse gives the same statements; the digest proves it,
 //! and a difference stops the run before that step runs.
