@@ -83,16 +83,21 @@ struct Text<'a> {
     backfills: &'a [(usize, String)],
 }
 
-impl Text<'_> {
+impl<'a> Text<'a> {
+    fn parts(
+        &self,
+    ) -> (
+        &'a History,
+        &'a apply::Timeouts,
+        &'a Step<'a>,
+        &'a [Statement],
+    ) {
+        (self.history, self.timeouts, self.step, self.statements)
+    }
+
     /// The SQL `up` would send for the step.
     fn up(&self, actor: &str) -> String {
-        let Text {
-            history,
-            timeouts,
-            step,
-            statements,
-            ..
-        } = *self;
+        let (history, timeouts, step, statements) = self.parts();
         let mut out = String::new();
         let m: &Migration = &step.migration;
         let mode = apply::mode(&m.up, statements);
@@ -133,13 +138,7 @@ impl Text<'_> {
 
     /// The SQL `down` would send for the step.
     fn down(&self) -> String {
-        let Text {
-            history,
-            timeouts,
-            step,
-            statements,
-            ..
-        } = *self;
+        let (history, timeouts, step, statements) = self.parts();
         let mut out = String::new();
         let m: &Migration = &step.migration;
         let script = m
