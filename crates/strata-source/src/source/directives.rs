@@ -5,7 +5,7 @@
 //! that a typo such as `-- strata:no-transacton` never silently runs a file in
 //! the wrong mode.
 
-use super::{Script, SourceProblem};
+use super::{SourceProblem, Sql};
 use crate::sql::{Statement, TransactionBehavior};
 
 /// A recognised `-- strata:` directive.
@@ -107,7 +107,7 @@ const BACKFILL_TARGETS: &str = "an UPDATE, a DELETE … WHERE, or an INSERT INTO
 /// Only the statement's shape is checked here; the backfill engine checks
 /// the rest of what it supports when it turns the statement into batches.
 /// Linear in the script: one pass over its lines and its statements.
-pub fn mark_backfills(script: &Script, statements: &mut [Statement]) -> Vec<SourceProblem> {
+pub fn mark_backfills(script: &Sql<'_>, statements: &mut [Statement]) -> Vec<SourceProblem> {
     let mut problems = Vec::new();
     let lines: Vec<usize> = script
         .directives
@@ -120,7 +120,7 @@ pub fn mark_backfills(script: &Script, statements: &mut [Statement]) -> Vec<Sour
     }
     // Byte offset of the start of each line of the text.
     let starts: Vec<usize> = std::iter::once(0)
-        .chain(script.text.match_indices('\n').map(|(i, _)| i + 1))
+        .chain(script.text().match_indices('\n').map(|(i, _)| i + 1))
         .collect();
     // Whether each statement runs inside a block the script opened itself.
     let mut open = false;
@@ -140,7 +140,7 @@ pub fn mark_backfills(script: &Script, statements: &mut [Statement]) -> Vec<Sour
     let move_it = "put `-- strata:backfill` on the line right above the UPDATE, DELETE or INSERT … SELECT it batches, or remove it";
     for line in lines {
         let rel = line + 1 - script.first_line; // 1-based line of the text
-        let at = starts.get(rel - 1).copied().unwrap_or(script.text.len());
+        let at = starts.get(rel - 1).copied().unwrap_or(script.text().len());
         let next = statements.partition_point(|s| s.offset < at);
         if let Some(prev) = next.checked_sub(1).map(|k| &statements[k]) {
             if prev.offset + prev.sql.len() > at {
@@ -285,7 +285,10 @@ mod tests {
 
     /// Loads `text` as a script starting at line `first` of `f.sql` and
     /// attaches its backfill directives.
-    fn marked(text: &str, first: usize) -> (Script, Vec<Statement>, Vec<SourceProblem>) {
+    fn marked(
+        text: &str,
+        first: usize,
+    ) -> (crate::source::Script, Vec<Statement>, Vec<SourceProblem>) {
         let mut problems = Vec::new();
         let script = crate::source::formats::script(
             std::path::Path::new("f.sql"),
@@ -296,8 +299,9 @@ mod tests {
             &mut problems,
         );
         assert!(problems.is_empty(), "{problems:?}");
-        let mut statements = crate::sql::split(&script.text, &script.blocks).unwrap();
-        let problems = mark_backfills(&script, &mut statements);
+        let sql = script.load().unwrap();
+        let mut statements = crate::sql::split(sql.text(), &script.blocks).unwrap();
+        let problems = mark_backfills(&sql, &mut statements);
         (script, statements, problems)
     }
 

@@ -76,7 +76,14 @@ pub fn scan(base: &Path, dir: &Path) -> Result<Scanned, Vec<SourceProblem>> {
                 }
                 continue;
             }
-            if let Err(error) = crate::sql::split(&script.text, &script.blocks) {
+            let sql = match script.load() {
+                Ok(sql) => sql,
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            };
+            if let Err(error) = crate::sql::split(sql.text(), &script.blocks) {
                 problems.push(SourceProblem {
                     path: script.path.clone(),
                     line: Some(script.first_line + error.line() - 1),
@@ -171,14 +178,14 @@ mod tests {
             assert_eq!(a.version.as_str(), b.version.as_str());
             assert_eq!(a.name, b.name);
             assert_eq!(a.checksum, b.checksum);
-            assert_eq!(a.up.text, b.up.text);
+            assert_eq!(a.up.text.held().unwrap(), b.up.text.held().unwrap());
             assert_eq!(a.up.first_line, b.up.first_line);
             assert_eq!(a.up.blocks, b.up.blocks);
             assert_eq!(a.up.no_transaction, b.up.no_transaction);
             assert_eq!(a.up.directives, b.up.directives);
             assert_eq!(
-                a.down.as_ref().map(|d| &d.text),
-                b.down.as_ref().map(|d| &d.text)
+                a.down.as_ref().map(|d| d.text.held().unwrap()),
+                b.down.as_ref().map(|d| d.text.held().unwrap())
             );
         }
         assert_eq!(
@@ -231,7 +238,7 @@ mod tests {
         let m = &back.migrations[1];
         assert_eq!(m.kind, super::super::MigrationKind::Plan);
         assert_eq!(m.checksum, loaded.migrations[1].checksum);
-        assert_eq!(m.up.text, plan);
+        assert_eq!(m.up.text.held().unwrap(), plan);
         assert_eq!(m.up.path, Path::new("migrations").join("2_c.plan.toml"));
         assert!(crate::source::plans::plan_of(m).is_ok());
         // Cargo rebuilds the binary when the plan file changes.
@@ -262,6 +269,6 @@ mod tests {
         drop(base);
         let values = [("role".to_owned(), "app".to_owned())].into();
         assert!(placeholders::apply(&mut migrations, &values).is_empty());
-        assert!(migrations[0].up.text.contains("TO app"));
+        assert!(migrations[0].up.text.held().unwrap().contains("TO app"));
     }
 }

@@ -17,6 +17,7 @@ pub mod embedded;
 pub mod formats;
 pub mod placeholders;
 pub mod plans;
+mod text;
 mod version;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use checksum::{checksum, normalize, CHECKSUM_ALGORITHM};
 pub use directives::{mark_backfills, parse_strata_directive, Directive};
+pub use text::{Sql, Text, HOLD_ALL, TEXT_BUDGET};
 pub use version::{Version, VersionKey};
 
 /// A migration directory layout. Each one follows the conventions of the tool
@@ -172,8 +174,10 @@ impl MigrationKind {
 pub struct Script {
     /// The file the script was read from.
     pub path: PathBuf,
-    /// The script text, with a BOM removed and line endings normalised.
-    pub text: String,
+    /// The script text, with a BOM removed, line endings normalised and
+    /// placeholders substituted; in memory or released (read it with
+    /// [`Script::load`]).
+    pub text: Text,
     /// The 1-based line of `path` on which `text` starts (goose keeps up and
     /// down in one file, so the down script starts part way down).
     pub first_line: usize,
@@ -184,13 +188,6 @@ pub struct Script {
     pub no_transaction: Option<NoTransaction>,
     /// Strata directives found in the script (`-- strata:…`).
     pub directives: Vec<(usize, Directive)>,
-}
-
-impl Script {
-    /// True when the script holds no SQL at all, only comments and blanks.
-    pub fn is_blank(&self) -> bool {
-        crate::sql::is_blank(&self.text)
-    }
 }
 
 /// Where a "run outside a transaction" instruction came from.
@@ -296,9 +293,75 @@ pub struct Loaded {
 }
 
 /// Reads a migration directory. With `format = None` the layout is detected.
+/// Every text stays in memory and no placeholders are substituted (see
+/// [`load_all`] for both).
 ///
 /// A missing directory is a problem, not a panic; an empty directory is fine.
 pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
+    load_with(dir, format, &mut Finish::new(None, HOLD_ALL))
+}
+
+/// What loading does with each migration as soon as its layout has built
+/// it, before the next file is read: substitutes placeholders in the
+/// scripts that opt in, then holds its texts or releases them within the
+/// text budget (see [`Text`]). Done per migration so that a load never
+/// holds more text than the budget and one file.
+#[derive(Debug)]
+pub(crate) struct Finish<'v> {
+    /// The placeholder values; `None`: scripts are left as written.
+    values: Option<&'v std::collections::BTreeMap<String, String>>,
+    /// `values`, shared by every released script that was substituted.
+    shared: Option<std::sync::Arc<std::collections::BTreeMap<String, String>>>,
+    budget: text::TextBudget,
+    /// Undefined placeholders.
+    problems: Vec<SourceProblem>,
+}
+
+impl<'v> Finish<'v> {
+    fn new(
+        values: Option<&'v std::collections::BTreeMap<String, String>>,
+        budget: usize,
+    ) -> Finish<'v> {
+        Finish {
+            values,
+            shared: None,
+            budget: text::TextBudget::new(budget),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Finishes `m` and adds it to `migrations`.
+    pub(crate) fn push(&mut self, migrations: &mut Vec<Migration>, mut m: Migration) {
+        let opted = match self.values {
+            Some(_) => placeholders::opted_paths(&m),
+            None => Vec::new(),
+        };
+        let releasable = m.kind != MigrationKind::Plan;
+        for script in std::iter::once(&mut m.up).chain(m.down.as_deref_mut()) {
+            // Loading built the text, so it is held.
+            let raw_len = script.text.held().map_or(0, str::len);
+            let values = match self.values {
+                Some(values) if opted.contains(&script.path) => {
+                    self.problems
+                        .extend(placeholders::substitute_script(script, values));
+                    Some(
+                        self.shared
+                            .get_or_insert_with(|| std::sync::Arc::new(values.clone()))
+                            .clone(),
+                    )
+                }
+                _ => None,
+            };
+            if releasable {
+                self.budget.hold_or_release(script, raw_len, values);
+            }
+        }
+        migrations.push(m);
+    }
+}
+
+/// [`load`] with the given finish (placeholders and text budget).
+fn load_with(dir: &Path, format: Option<Format>, finish: &mut Finish) -> Loaded {
     let mut listing = match formats::Listing::read(dir) {
         Ok(listing) => listing,
         Err(problem) => {
@@ -322,7 +385,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Loaded {
     // Plan files are Strata's own, the same in every layout: the layouts
     // never see them.
     let (plans, more) = plans::load(format, &mut listing);
-    let (mut migrations, more_sql) = formats::load(format, &listing, &mut warnings);
+    let (mut migrations, more_sql) = formats::load(format, &listing, &mut warnings, finish);
     problems.extend(more_sql);
     migrations.extend(plans);
     problems.extend(more);
@@ -357,6 +420,11 @@ pub fn pairing_note(m: &Migration) -> Option<String> {
 /// used in two directories is an error naming both files, and placeholders
 /// are substituted (see [`placeholders`]) in the files that opt in.
 ///
+/// Script texts are held in memory up to `text_budget` bytes (in load
+/// order) and released past it: pass [`TEXT_BUDGET`] for a run, whose
+/// steps read each text when they use it ([`Script::load`]), or
+/// [`HOLD_ALL`].
+///
 /// Every directory must use the same layout (versions of different layouts
 /// do not compare). `nested` are directories of other environments: when
 /// one sits inside a directory loaded here (`migrations/development` in
@@ -366,14 +434,16 @@ pub fn load_all(
     format: Option<Format>,
     placeholders: &std::collections::BTreeMap<String, String>,
     nested: &[PathBuf],
+    text_budget: usize,
 ) -> Loaded {
+    let mut finish = Finish::new(Some(placeholders), text_budget);
     let mut layout: Option<(Format, &Path)> = None;
     let mut migrations = Vec::new();
     let mut problems: Vec<SourceProblem> = Vec::new();
     let mut warnings: Vec<SourceProblem> = Vec::new();
     let mut fallback = format;
     for dir in dirs {
-        let mut loaded = load(dir, format);
+        let mut loaded = load_with(dir, format, &mut finish);
         fallback.get_or_insert(loaded.format);
         loaded.problems.retain(|p| {
             !dirs
@@ -416,7 +486,7 @@ pub fn load_all(
             }
         }
     }
-    problems.extend(placeholders::apply(&mut migrations, placeholders));
+    problems.extend(finish.problems);
     Loaded {
         format: layout
             .map(|(f, _)| f)
@@ -548,7 +618,7 @@ mod tests {
         for v in 1..=300 {
             std::fs::write(dir.path().join(format!("{v}_m{v}.up.sql")), "SELECT 1;\n").unwrap();
         }
-        let loaded = load_all(&[dir.path().to_path_buf()], None, &Default::default(), &[]);
+        let loaded = load_all(&[dir.path().to_path_buf()], None, &Default::default(), &[], HOLD_ALL);
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
         // Listed by name ("1", "10", "100", …), run by number.
         let versions: Vec<String> = loaded

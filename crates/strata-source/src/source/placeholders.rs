@@ -32,7 +32,7 @@
 //! only needs to tell code, literals, identifiers, comments and dollar
 //! quotes apart.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -49,21 +49,15 @@ struct Found {
 
 /// Substitutes placeholders in every script of a file that opted in.
 /// Returns one problem per undefined placeholder (`file:line`).
+/// (Loading does it per migration as it reads the files; this is for
+/// migrations built elsewhere, such as embedded ones.)
 pub fn apply(
     migrations: &mut [Migration],
     values: &BTreeMap<String, String>,
 ) -> Vec<SourceProblem> {
-    let opted: BTreeSet<PathBuf> = migrations
-        .iter()
-        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_deref()))
-        .filter(|s| opted_in(s))
-        .map(|s| s.path.clone())
-        .collect();
     let mut problems = Vec::new();
-    if opted.is_empty() {
-        return problems;
-    }
     for m in migrations.iter_mut() {
+        let opted = opted_paths(m);
         for script in std::iter::once(&mut m.up).chain(m.down.as_deref_mut()) {
             if opted.contains(&script.path) {
                 problems.extend(substitute_script(script, values));
@@ -71,6 +65,18 @@ pub fn apply(
         }
     }
     problems
+}
+
+/// The files of a migration that opted in: a directive in one script of a
+/// file (a goose or dbmate file holds both) covers the whole file.
+pub(crate) fn opted_paths(m: &Migration) -> Vec<PathBuf> {
+    let mut opted: Vec<PathBuf> = Vec::new();
+    for script in std::iter::once(&m.up).chain(m.down.as_deref()) {
+        if !opted.contains(&script.path) && opted_in(script) {
+            opted.push(script.path.clone());
+        }
+    }
+    opted
 }
 
 /// True when the script's file opted in to placeholders: the directive in
@@ -97,12 +103,21 @@ fn in_preamble(script: &Script) -> bool {
         .any(|line| super::parse_strata_directive(line) == Some(Ok(Directive::Placeholders)))
 }
 
-fn substitute_script(script: &mut Script, values: &BTreeMap<String, String>) -> Vec<SourceProblem> {
-    let found = scan(&script.text);
+/// Substitutes the placeholders of a held script (loading's), or returns
+/// one problem per undefined name and leaves it as written.
+pub(crate) fn substitute_script(
+    script: &mut Script,
+    values: &BTreeMap<String, String>,
+) -> Vec<SourceProblem> {
+    let Some(raw) = script.text.held() else {
+        // Released texts were substituted before they were released.
+        return Vec::new();
+    };
+    let found = scan(raw);
     let mut problems = Vec::new();
     for f in &found {
         if !values.contains_key(&f.name) {
-            let line = script.first_line + crate::sql::line_col(&script.text, f.range.start).0 - 1;
+            let line = script.first_line + crate::sql::line_col(raw, f.range.start).0 - 1;
             let defined: Vec<&str> = values.keys().map(String::as_str).collect();
             problems.push(
                 SourceProblem::new(
@@ -127,20 +142,7 @@ fn substitute_script(script: &mut Script, values: &BTreeMap<String, String>) -> 
     if !problems.is_empty() || found.is_empty() {
         return problems;
     }
-    let mut text = String::with_capacity(script.text.len());
-    // (old offset, shift) after each replacement, to move block ranges.
-    let mut shifts: Vec<(usize, isize)> = Vec::new();
-    let mut last = 0;
-    let mut shift = 0isize;
-    for f in &found {
-        let value = &values[&f.name];
-        text.push_str(&script.text[last..f.range.start]);
-        text.push_str(value);
-        last = f.range.end;
-        shift += value.len() as isize - f.range.len() as isize;
-        shifts.push((f.range.end, shift));
-    }
-    text.push_str(&script.text[last..]);
+    let (text, shifts) = replace(raw, &found, values);
     let moved = |offset: usize| -> usize {
         let s = shifts
             .iter()
@@ -155,8 +157,42 @@ fn substitute_script(script: &mut Script, values: &BTreeMap<String, String>) -> 
         .iter()
         .map(|b| moved(b.start)..moved(b.end))
         .collect();
-    script.text = text;
+    script.text = text.into();
     problems
+}
+
+/// The text with every placeholder replaced by its value (a released
+/// script read again: its names were checked when it was loaded; an
+/// undefined one is left as written, and the digest check then fails).
+pub(crate) fn substitute_text(raw: &str, values: &BTreeMap<String, String>) -> String {
+    let found: Vec<Found> = scan(raw)
+        .into_iter()
+        .filter(|f| values.contains_key(&f.name))
+        .collect();
+    replace(raw, &found, values).0
+}
+
+/// Replaces each found placeholder (all defined) with its value. Returns
+/// the text and, after each replacement, (old end offset, total shift).
+fn replace(
+    raw: &str,
+    found: &[Found],
+    values: &BTreeMap<String, String>,
+) -> (String, Vec<(usize, isize)>) {
+    let mut text = String::with_capacity(raw.len());
+    let mut shifts: Vec<(usize, isize)> = Vec::new();
+    let mut last = 0;
+    let mut shift = 0isize;
+    for f in found {
+        let value = values.get(&f.name).map_or("", String::as_str);
+        text.push_str(&raw[last..f.range.start]);
+        text.push_str(value);
+        last = f.range.end;
+        shift += value.len() as isize - f.range.len() as isize;
+        shifts.push((f.range.end, shift));
+    }
+    text.push_str(&raw[last..]);
+    (text, shifts)
 }
 
 /// Finds every `${name}` in code, quoted identifiers and string literals;
@@ -297,11 +333,11 @@ mod tests {
         )
         .unwrap();
         let values = BTreeMap::from([("t".to_owned(), "items".to_owned())]);
-        let loaded = super::super::load_all(&[dir.path().to_path_buf()], None, &values, &[]);
+        let loaded = super::super::load_all(&[dir.path().to_path_buf()], None, &values, &[], super::super::HOLD_ALL);
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
         let m = &loaded.migrations[0];
-        assert!(m.up.text.contains("CREATE TABLE items"), "{}", m.up.text);
-        assert!(m.down.as_ref().unwrap().text.contains("DROP TABLE items"));
+        assert!(m.up.text.held().unwrap().contains("CREATE TABLE items"), "{}", m.up.text.held().unwrap());
+        assert!(m.down.as_ref().unwrap().text.held().unwrap().contains("DROP TABLE items"));
     }
 
     #[test]
@@ -317,11 +353,11 @@ mod tests {
         let values = BTreeMap::from([("a".to_owned(), "long value".to_owned())]);
         assert!(substitute_script(&mut script, &values).is_empty());
         assert_eq!(
-            script.text,
+            script.text.held().unwrap(),
             "SELECT 'long value';\nCREATE FUNCTION f() AS $$ ${a} $$;\n"
         );
         assert_eq!(script.blocks, [0..21, 21..56]);
-        assert_eq!(&script.text[21..56], "CREATE FUNCTION f() AS $$ ${a} $$;\n");
+        assert_eq!(&script.text.held().unwrap()[21..56], "CREATE FUNCTION f() AS $$ ${a} $$;\n");
 
         let mut script = Script {
             text: "SELECT 1;\nSELECT ${nope};\n".into(),

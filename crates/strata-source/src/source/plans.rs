@@ -80,7 +80,7 @@ pub fn load(format: Format, listing: &mut Listing) -> (Vec<Migration>, Vec<Sourc
             checksum: checksum(&text),
             up: Script {
                 path,
-                text,
+                text: text.into(),
                 first_line: 1,
                 blocks: Vec::new(),
                 // Each action runs in its own short transaction or alone;
@@ -141,7 +141,16 @@ fn allows(text: &str) -> Result<Vec<(usize, super::Directive)>, Vec<LineProblem>
 /// The checked plan of a plan migration (loading already refused a bad one,
 /// so an error here means the migration was built by hand).
 pub fn plan_of(m: &Migration) -> Result<crate::plan::Plan, Vec<crate::plan::PlanProblem>> {
-    crate::plan::parse(&m.up.text)
+    // Loading never releases a plan's text (see `Finish::push`); a file
+    // that cannot be read again is reported like a bad plan.
+    let sql = m.up.load().map_err(|p| {
+        vec![crate::plan::PlanProblem {
+            line: p.line,
+            message: p.message,
+            help: p.help,
+        }]
+    })?;
+    crate::plan::parse(sql.text())
 }
 
 #[cfg(test)]
@@ -178,7 +187,7 @@ mod tests {
         );
         assert_eq!(
             loaded.migrations[1].checksum,
-            checksum(&loaded.migrations[1].up.text)
+            checksum(&loaded.migrations[1].up.text.held().unwrap())
         );
 
         write(

@@ -14,7 +14,7 @@ use std::path::Path;
 use super::{
     check_not_blank, ignored, reject_strata_markers, script, warn_dirs, warn_non_sql, Listing,
 };
-use crate::source::{
+use crate::source::{Finish, 
     checksum, read_text, Migration, MigrationKind, NoTransaction, SourceProblem, Version,
 };
 
@@ -41,11 +41,12 @@ pub fn has_marker(text: &str) -> bool {
 pub fn load(
     listing: &Listing,
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     warn_non_sql(listing, warnings);
     warn_dirs(listing, warnings);
     let mut problems = Vec::new();
-    // At most one migration per file (see `native::finish`).
+    // At most one migration per file (see `native::build_pairs`).
     let mut migrations = Vec::with_capacity(listing.files.len());
     for (file, path) in listing.sql_files() {
         let stem = file.trim_end_matches(".sql");
@@ -63,7 +64,7 @@ pub fn load(
         };
         reject_strata_markers(path, &text, "-- migrate:up/down", &mut problems);
         if let Some(m) = parse_file(path, &text, version, name, &mut problems) {
-            migrations.push(m);
+            finish.push(&mut migrations, m);
         }
     }
     (migrations, problems)
@@ -211,7 +212,7 @@ mod tests {
         let m = m.unwrap();
         assert_eq!(m.up.first_line, 3);
         assert!(m.up.no_transaction.is_some());
-        assert!(!m.up.text.contains("DROP"));
+        assert!(!m.up.text.held().unwrap().contains("DROP"));
         let down = m.down.unwrap();
         assert_eq!(down.first_line, 6);
         assert!(down.no_transaction.is_none());

@@ -6,7 +6,7 @@
 //! removed, compared as a string; see [`Version::diesel`].
 
 use super::{check_not_blank, ignored, reject_goose, script, split_markers, Listing};
-use crate::source::{
+use crate::source::{Finish, 
     checksum, read_text, Migration, MigrationKind, NoTransaction, SourceProblem, Version,
 };
 
@@ -16,6 +16,7 @@ use crate::source::{
 pub fn load(
     listing: &Listing,
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     let mut problems = Vec::new();
     let mut migrations = Vec::new();
@@ -105,14 +106,15 @@ pub fn load(
         } else {
             None
         };
-        migrations.push(Migration {
+        let m = Migration {
             version,
             kind: MigrationKind::Versioned,
             name: name.to_owned(),
             up,
             down: down.map(Box::new),
             checksum: sum,
-        });
+        };
+        finish.push(&mut migrations, m);
     }
     (migrations, problems)
 }

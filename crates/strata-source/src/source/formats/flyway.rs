@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{check_not_blank, ignored, reject_goose, script, split_markers, warn_non_sql, Listing};
-use crate::source::{checksum, read_text, Migration, MigrationKind, SourceProblem, Version};
+use crate::source::{Finish, checksum, read_text, Migration, MigrationKind, SourceProblem, Version};
 
 /// True when a file name looks like a Flyway migration.
 pub fn matches(name: &str) -> bool {
@@ -41,6 +41,7 @@ fn parse_name(name: &str) -> Option<(char, &str, &str)> {
 pub fn load(
     listing: &Listing,
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     let mut problems = Vec::new();
     warn_non_sql(listing, warnings);
@@ -61,7 +62,7 @@ pub fn load(
     }
     let mut versioned: BTreeMap<String, (Version, String, PathBuf)> = BTreeMap::new();
     let mut undo: BTreeMap<String, PathBuf> = BTreeMap::new();
-    // At most one migration per file (see `native::finish`).
+    // At most one migration per file (see `native::build_pairs`).
     let mut migrations = Vec::with_capacity(listing.files.len());
     for (file, path) in listing.sql_files() {
         let Some((prefix, version_text, description)) = parse_name(file) else {
@@ -81,7 +82,7 @@ pub fn load(
                 None,
                 &mut problems,
             ) {
-                migrations.push(m);
+                finish.push(&mut migrations, m);
             }
             continue;
         }
@@ -133,7 +134,7 @@ pub fn load(
             undo_path,
             &mut problems,
         ) {
-            migrations.push(m);
+            finish.push(&mut migrations, m);
         }
     }
     (migrations, problems)

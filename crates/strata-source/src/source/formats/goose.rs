@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use super::{leading_version, reject_strata_markers, script, warn_dirs, Listing};
-use crate::source::{
+use crate::source::{Finish, 
     checksum, read_text, Migration, MigrationKind, NoTransaction, Script, SourceProblem, Version,
 };
 
@@ -53,6 +53,7 @@ fn annotation(line: &str) -> Option<String> {
 pub fn load(
     listing: &Listing,
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     warn_dirs(listing, warnings);
     let mut problems = Vec::new();
@@ -92,7 +93,7 @@ pub fn load(
         };
         reject_strata_markers(path, &text, "-- +goose Up/Down", &mut problems);
         if let Some(m) = parse_file(path, &text, version, name, &mut problems) {
-            migrations.push(m);
+            finish.push(&mut migrations, m);
         }
     }
     (migrations, problems)
@@ -256,7 +257,7 @@ pub(super) fn parse_file(
         )
     };
     let up = make(up_part, problems);
-    if up.is_blank() {
+    if up.text.held().is_some_and(crate::sql::is_blank) {
         problems.push(
             SourceProblem::new(
                 path,
@@ -304,13 +305,13 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         let m = m.unwrap();
         assert_eq!(m.up.first_line, 2);
-        assert!(m.up.text.starts_with("CREATE TABLE a"));
-        assert!(!m.up.text.contains("DROP TABLE"));
+        assert!(m.up.text.held().unwrap().starts_with("CREATE TABLE a"));
+        assert!(!m.up.text.held().unwrap().contains("DROP TABLE"));
         assert_eq!(m.up.blocks.len(), 1);
-        assert!(m.up.text[m.up.blocks[0].clone()].starts_with("CREATE FUNCTION"));
+        assert!(m.up.text.held().unwrap()[m.up.blocks[0].clone()].starts_with("CREATE FUNCTION"));
         let down = m.down.unwrap();
         assert_eq!(down.first_line, 8);
-        assert_eq!(down.text.trim(), "DROP TABLE a;");
+        assert_eq!(down.text.held().unwrap().trim(), "DROP TABLE a;");
     }
 
     #[test]

@@ -219,18 +219,19 @@ pub fn detect(listing: &Listing) -> Result<Format, SourceProblem> {
 
 /// Loads every migration of `listing` with the given layout. Entries the
 /// layout's own tool ignores go to `warnings`, never to the problems.
-pub fn load(
+pub(crate) fn load(
     format: Format,
     listing: &Listing,
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut super::Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     match format {
-        Format::Native => native::load(listing, warnings),
-        Format::Goose => goose::load(listing, warnings),
-        Format::Diesel => diesel::load(listing, warnings),
-        Format::Sqlx => sqlx::load(listing, warnings),
-        Format::Flyway => flyway::load(listing, warnings),
-        Format::Dbmate => dbmate::load(listing, warnings),
+        Format::Native => native::load(listing, warnings, finish),
+        Format::Goose => goose::load(listing, warnings, finish),
+        Format::Diesel => diesel::load(listing, warnings, finish),
+        Format::Sqlx => sqlx::load(listing, warnings, finish),
+        Format::Flyway => flyway::load(listing, warnings, finish),
+        Format::Dbmate => dbmate::load(listing, warnings, finish),
     }
 }
 
@@ -409,7 +410,7 @@ pub fn script(
     }
     Script {
         path: path.to_path_buf(),
-        text,
+        text: text.into(),
         first_line,
         blocks,
         no_transaction,
@@ -432,7 +433,8 @@ pub fn sqlx_no_transaction(text: &str) -> Option<NoTransaction> {
 /// An up script that holds no SQL is almost always a mistake (a file created
 /// by `new` and never filled in), so it is an error rather than a no-op.
 pub(crate) fn check_not_blank(up: &Script, problems: &mut Vec<SourceProblem>) {
-    if up.is_blank() {
+    // Loading checks each script while its text is still held.
+    if up.text.held().is_some_and(crate::sql::is_blank) {
         problems.push(
             SourceProblem::new(&up.path, None, "migration has no SQL statements")
                 .help("write the migration, or delete the file if it is not needed"),

@@ -16,7 +16,7 @@ use super::{
     check_not_blank, ignored, leading_version, reject_goose, script, split_markers,
     sqlx_no_transaction, warn_dirs, warn_non_sql, Listing,
 };
-use crate::source::{checksum, read_text, Migration, MigrationKind, SourceProblem, Version};
+use crate::source::{checksum, Finish, read_text, Migration, MigrationKind, SourceProblem, Version};
 
 #[derive(Default)]
 struct Pair {
@@ -29,6 +29,7 @@ struct Pair {
 pub fn load(
     listing: &Listing,
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     warn_non_sql(listing, warnings);
     warn_dirs(listing, warnings);
@@ -40,7 +41,7 @@ pub fn load(
             "not named <version>_<name>.up.sql or .down.sql (golang-migrate skips such files)",
         ))
     });
-    finish(pairs, problems, warnings)
+    build_pairs(pairs, problems, warnings, finish)
 }
 
 /// Pairs `.up.sql` and `.down.sql` files by version (numerically: `01` and
@@ -101,17 +102,19 @@ fn pair_files<'f>(
 pub(super) fn load_reversible(
     files: &[(String, PathBuf)],
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     let (pairs, problems) = pair_files(files, |_| {});
-    finish(pairs, problems, warnings)
+    build_pairs(pairs, problems, warnings, finish)
 }
 
 /// Builds the migrations of paired files; a down file without an up file
 /// is a problem.
-fn finish(
+fn build_pairs(
     pairs: Vec<Pair>,
     mut problems: Vec<SourceProblem>,
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     // At most one migration per pair: sized once, since a directory of
     // thousands of migrations would otherwise reserve up to twice the room.
@@ -140,7 +143,7 @@ fn finish(
             path
         });
         if let Some(m) = build(&up_path, down.as_ref(), version, name, &mut problems) {
-            migrations.push(m);
+            finish.push(&mut migrations, m);
         }
     }
     (migrations, problems)

@@ -13,12 +13,13 @@
 use std::collections::BTreeMap;
 
 use super::{ignored, native, warn_dirs, warn_non_sql, Listing};
-use crate::source::{Migration, SourceProblem, Version};
+use crate::source::{Finish, Migration, SourceProblem, Version};
 
 /// Loads a sqlx-layout directory.
 pub fn load(
     listing: &Listing,
     warnings: &mut Vec<SourceProblem>,
+    finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     warn_non_sql(listing, warnings);
     warn_dirs(listing, warnings);
@@ -27,7 +28,7 @@ pub fn load(
         .filter(|(n, _)| n.ends_with(".up.sql") || n.ends_with(".down.sql"))
         .cloned()
         .collect();
-    let (mut migrations, mut problems) = native::load_reversible(&reversible, warnings);
+    let (mut migrations, mut problems) = native::load_reversible(&reversible, warnings, finish);
     let simple: BTreeMap<&str, &std::path::PathBuf> = listing
         .sql_files()
         .filter(|(n, _)| !n.ends_with(".up.sql") && !n.ends_with(".down.sql"))
@@ -63,7 +64,7 @@ pub fn load(
             .map(|p| (*p).clone());
         if let Some(m) = native::build(path, down.as_ref(), version, name.to_owned(), &mut problems)
         {
-            migrations.push(m);
+            finish.push(&mut migrations, m);
         }
     }
     (migrations, problems)
