@@ -178,6 +178,7 @@ fn lint_case(case: &str) -> Vec<strata::lint::Finding> {
         &report,
         &strata::lint::LintOptions::default(),
     )
+    .unwrap()
     .findings
 }
 

@@ -618,7 +618,13 @@ mod tests {
         for v in 1..=300 {
             std::fs::write(dir.path().join(format!("{v}_m{v}.up.sql")), "SELECT 1;\n").unwrap();
         }
-        let loaded = load_all(&[dir.path().to_path_buf()], None, &Default::default(), &[], HOLD_ALL);
+        let loaded = load_all(
+            &[dir.path().to_path_buf()],
+            None,
+            &Default::default(),
+            &[],
+            HOLD_ALL,
+        );
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
         // Listed by name ("1", "10", "100", …), run by number.
         let versions: Vec<String> = loaded

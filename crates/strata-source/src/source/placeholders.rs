@@ -333,11 +333,28 @@ mod tests {
         )
         .unwrap();
         let values = BTreeMap::from([("t".to_owned(), "items".to_owned())]);
-        let loaded = super::super::load_all(&[dir.path().to_path_buf()], None, &values, &[], super::super::HOLD_ALL);
+        let loaded = super::super::load_all(
+            &[dir.path().to_path_buf()],
+            None,
+            &values,
+            &[],
+            super::super::HOLD_ALL,
+        );
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
         let m = &loaded.migrations[0];
-        assert!(m.up.text.held().unwrap().contains("CREATE TABLE items"), "{}", m.up.text.held().unwrap());
-        assert!(m.down.as_ref().unwrap().text.held().unwrap().contains("DROP TABLE items"));
+        assert!(
+            m.up.text.held().unwrap().contains("CREATE TABLE items"),
+            "{}",
+            m.up.text.held().unwrap()
+        );
+        assert!(m
+            .down
+            .as_ref()
+            .unwrap()
+            .text
+            .held()
+            .unwrap()
+            .contains("DROP TABLE items"));
     }
 
     #[test]
@@ -357,7 +374,10 @@ mod tests {
             "SELECT 'long value';\nCREATE FUNCTION f() AS $$ ${a} $$;\n"
         );
         assert_eq!(script.blocks, [0..21, 21..56]);
-        assert_eq!(&script.text.held().unwrap()[21..56], "CREATE FUNCTION f() AS $$ ${a} $$;\n");
+        assert_eq!(
+            &script.text.held().unwrap()[21..56],
+            "CREATE FUNCTION f() AS $$ ${a} $$;\n"
+        );
 
         let mut script = Script {
             text: "SELECT 1;\nSELECT ${nope};\n".into(),

@@ -187,7 +187,7 @@ mod tests {
         );
         assert_eq!(
             loaded.migrations[1].checksum,
-            checksum(&loaded.migrations[1].up.text.held().unwrap())
+            checksum(loaded.migrations[1].up.text.held().unwrap())
         );
 
         write(

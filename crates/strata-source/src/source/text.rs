@@ -260,7 +260,11 @@ mod tests {
     fn a_released_text_is_read_again_from_its_lines_of_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1_a.sql");
-        std::fs::write(&path, "-- +goose Up\nCREATE TABLE a ();\n-- +goose Down\nDROP TABLE a;\n").unwrap();
+        std::fs::write(
+            &path,
+            "-- +goose Up\nCREATE TABLE a ();\n-- +goose Down\nDROP TABLE a;\n",
+        )
+        .unwrap();
         let mut up = script_in(&path, 2, "CREATE TABLE a ();\n");
         up.release("CREATE TABLE a ();\n".len(), None);
         assert_eq!(up.text.held(), None);
@@ -369,7 +373,9 @@ mod every_layout {
                 .all(|m| m.up.text.held().is_none()));
             let texts = texts(&released.migrations);
             assert_eq!(texts, self::texts(&held.migrations), "{}", dir.display());
-            substituted |= texts.iter().any(|(_, _, t)| t.contains("DROP TABLE a_much_longer_table_name;"));
+            substituted |= texts
+                .iter()
+                .any(|(_, _, t)| t.contains("DROP TABLE a_much_longer_table_name;"));
             seen += released.migrations.len();
         }
         assert!(substituted);

@@ -195,7 +195,9 @@ async fn analyze_with<'p>(
         opts.facts = Some(facts);
         rates = Some(r);
     }
-    let mut report = lint_measuring(migrations, which, opts, rates.as_mut(), parsed).await;
+    let mut report = lint_measuring(migrations, which, opts, rates.as_mut(), parsed)
+        .await
+        .map_err(EngineError::Reread)?;
     let mut every: Vec<usize> = which.iter().copied().collect();
     every.sort_unstable();
     let planned = match (conn, rates.as_mut()) {
@@ -273,6 +275,7 @@ pub async fn lint_paths(
                     config.format,
                     &config.placeholders,
                     &[],
+                    source::TEXT_BUDGET,
                 )
             };
             if !loaded.problems.is_empty() {
@@ -421,14 +424,8 @@ async fn lint_set(
     // A file that does not parse stays `None`: lint reports its error.
     let statements: Vec<Option<Vec<Statement>>> = migrations
         .iter()
-        .map(|m| {
-            let mut statements = crate::sql::split(&m.up.text, &m.up.blocks).ok()?;
-            // Rules judge a `-- strata:backfill` statement as batched; a
-            // misplaced directive is `validate`'s and `up`'s to report.
-            let _ = source::mark_backfills(&m.up, &mut statements);
-            Some(statements)
-        })
-        .collect();
+        .map(|m| Ok(lint_split(&super::apply::load(&m.up)?).ok()))
+        .collect::<Result<_, EngineError>>()?;
     let mut rewrites = Vec::new();
     if config.safe_rewrites {
         let pg_version = config.lint.pg_version.unwrap_or(lint::context::NEWEST_PG);
@@ -594,13 +591,17 @@ async fn add_estimates<'p>(
             Some(statements) => statements,
             // Only UPDATE, DELETE and foreign keys get estimates here: a
             // text without those words has none, and is not parsed.
-            None if !mentions_any(&m.up.text, &["update", "delete", "references", "foreign"]) => {
-                continue
-            }
             None => {
-                split = lint_split(m);
+                let Ok(sql) = m.up.load() else {
+                    // Changed since loading: the run stops where it reads it.
+                    continue;
+                };
+                if !mentions_any(sql.text(), &["update", "delete", "references", "foreign"]) {
+                    continue;
+                }
+                split = lint_split(&sql).map(|statements| (sql, statements));
                 match &split {
-                    Ok(statements) => statements.as_slice(),
+                    Ok((_, statements)) => statements.as_slice(),
                     Err(_) => continue,
                 }
             }
@@ -757,7 +758,12 @@ fn acknowledged(
     index: usize,
     rule: &str,
 ) -> bool {
-    let lines: Vec<&str> = script.text.lines().collect();
+    // Read again if released; a file changed since loading is not
+    // acknowledged (the run stops where it reads it).
+    let Ok(sql) = script.load() else {
+        return false;
+    };
+    let lines: Vec<&str> = sql.text().lines().collect();
     script.directives.iter().any(|(line, directive)| {
         let source::Directive::Allow { rules, .. } = directive else {
             return false;
@@ -891,7 +897,7 @@ async fn server_facts<'c>(
     // (`Tables::total`). Bare names resolve through the search path, first
     // schema first, as PostgreSQL resolves them; `public` last for
     // sessions whose path lacks it.
-    let names = mentioned_names(&reported);
+    let names = mentioned_names(&reported)?;
     let all = catalog::tables(conn, catalog::Sizes::Named(&names)).await?;
     let mut path = all.search_path.clone();
     path.push("public".to_owned());
@@ -926,7 +932,7 @@ async fn server_facts<'c>(
     }
     let version = catalog::server_version_num(conn).await?;
     facts.major_version = Some((version / 10_000) as u32);
-    facts.volatility = catalog::volatility(conn, &called_functions(&reported)).await?;
+    facts.volatility = catalog::volatility(conn, &called_functions(&reported)?).await?;
     let rates = Rates::open(config, conn, version);
     facts.rewrite_bytes_per_sec = rates.cached();
     Ok((facts, rates))
@@ -941,7 +947,7 @@ async fn lint_measuring<'p>(
     opts: &mut LintOptions,
     rates: Option<&mut Rates<'_>>,
     parsed: &'p dyn Fn(usize) -> Option<&'p [Statement]>,
-) -> LintReport {
+) -> Result<LintReport, source::SourceProblem> {
     // A second pass may follow (no rate cached yet): then the files the
     // caller did not parse are parsed here once and kept for both passes,
     // within the memory budget (past it, each pass parses them).
@@ -958,7 +964,12 @@ async fn lint_measuring<'p>(
             .map(|(i, m)| match parsed(i) {
                 Some(_) => None,
                 None if budget.is_spent() => None,
-                None => lint_split(m).ok().filter(|s| budget.take(size_of(s))),
+                None => {
+                    m.up.load()
+                        .ok()
+                        .and_then(|sql| lint_split(&sql).ok())
+                        .filter(|s| budget.take(size_of(s)))
+                }
             })
             .collect()
     } else {
@@ -980,16 +991,16 @@ async fn lint_measuring<'p>(
             .or_else(|| parsed(i))
             .or_else(|| kept.get(i)?.as_deref())
     };
-    let findings = lint::lint_parsed(migrations, report, opts, parsed);
+    let findings = lint::lint_parsed(migrations, report, opts, parsed)?;
     let (Some(rates), Some(facts)) = (rates, opts.facts.as_mut()) else {
-        return findings;
+        return Ok(findings);
     };
     if facts.rewrite_bytes_per_sec.is_some() || !needs_estimate(&findings) {
-        return findings;
+        return Ok(findings);
     }
     facts.rewrite_bytes_per_sec = rates.get().await;
     if facts.rewrite_bytes_per_sec.is_none() {
-        return findings;
+        return Ok(findings);
     }
     lint::lint_parsed(migrations, report, opts, parsed)
 }
@@ -1007,9 +1018,9 @@ fn mentions_any(text: &str, words: &[&str]) -> bool {
 /// A migration's up script split as lint reads it: rules judge a
 /// `-- strata:backfill` statement as batched (a misplaced one is
 /// `validate`'s and `up`'s to report).
-fn lint_split(m: &Migration) -> Result<Vec<Statement>, crate::sql::SqlError> {
-    let mut statements = crate::sql::split(&m.up.text, &m.up.blocks)?;
-    let _ = source::mark_backfills(&m.up, &mut statements);
+fn lint_split(sql: &source::Sql<'_>) -> Result<Vec<Statement>, crate::sql::SqlError> {
+    let mut statements = crate::sql::split(sql.text(), &sql.blocks)?;
+    let _ = source::mark_backfills(sql, &mut statements);
     Ok(statements)
 }
 
@@ -1034,11 +1045,12 @@ fn needs_estimate(report: &LintReport) -> bool {
 /// Distinct names are kept as they are found, so memory follows the
 /// vocabulary of the migrations (a few hundred words), not their length:
 /// 20,000 data migrations repeat the same dozen words.
-fn mentioned_names(migrations: &[&Migration]) -> Vec<String> {
+fn mentioned_names(migrations: &[&Migration]) -> Result<Vec<String>, EngineError> {
     let mut names = Distinct::default();
     let mut word = String::new();
     for m in migrations {
-        let text = &m.up.text;
+        let sql = super::apply::load(&m.up)?;
+        let text = sql.text();
         let mut chars = text.char_indices().peekable();
         while let Some((start, c)) = chars.next() {
             if c == '"' {
@@ -1077,17 +1089,17 @@ fn mentioned_names(migrations: &[&Migration]) -> Vec<String> {
             }
         }
     }
-    names.into_sorted()
+    Ok(names.into_sorted())
 }
 
 /// Every function name called in the migrations' defaults and expressions,
 /// cheaply over-approximated from the text: volatility lookups are one query.
-fn called_functions(migrations: &[&Migration]) -> Vec<String> {
+fn called_functions(migrations: &[&Migration]) -> Result<Vec<String>, EngineError> {
     let mut names = Distinct::default();
     let mut text = String::new();
     for m in migrations {
         text.clear();
-        text.push_str(&m.up.text);
+        text.push_str(super::apply::load(&m.up)?.text());
         text.make_ascii_lowercase();
         let bytes = text.as_bytes();
         for (i, _) in text.match_indices('(') {
@@ -1107,7 +1119,7 @@ fn called_functions(migrations: &[&Migration]) -> Vec<String> {
             }
         }
     }
-    names.into_sorted()
+    Ok(names.into_sorted())
 }
 
 /// A set of names that allocates only for a name it has not seen.
@@ -1232,7 +1244,7 @@ mod tests {
              DROP INDEX Users_Email_Idx; -- café\n\
              DROP TABLE RÉSUMÉS; DROP TABLE app.\"Big \"\"Orders\"\"\";",
         );
-        let names = mentioned_names(&[&m]);
+        let names = mentioned_names(&[&m]).unwrap();
         // Each name once, in order, however often the text repeats it.
         assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
         for name in [

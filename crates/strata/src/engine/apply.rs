@@ -20,9 +20,10 @@ pub use crate::sql::RunMode as Mode;
 /// refused here, before anything runs: run as written, the statements
 /// before the bad `BEGIN` would commit and only then would the problem show.
 pub fn parse(script: &Script) -> Result<Vec<Statement>, EngineError> {
-    let mut statements = split(script)?;
+    let sql = load(script)?;
+    let mut statements = split(&sql)?;
     // A misplaced `-- strata:backfill` is refused here too, before anything runs.
-    let mut problems = crate::source::mark_backfills(script, &mut statements);
+    let mut problems = crate::source::mark_backfills(&sql, &mut statements);
     problems.extend(super::backfill_step::spec_problems(script, &statements));
     problems.extend(transaction_problems(script, &statements));
     if !problems.is_empty() {
@@ -48,8 +49,14 @@ pub fn transaction_problems(
         .collect()
 }
 
-fn split(script: &Script) -> Result<Vec<Statement>, EngineError> {
-    sql::split(&script.text, &script.blocks).map_err(|error| {
+/// The script with its text (read again from its file when loading
+/// released it past the memory budget; see `source::Text`).
+pub fn load(script: &Script) -> Result<crate::source::Sql<'_>, EngineError> {
+    script.load().map_err(EngineError::Reread)
+}
+
+fn split(script: &crate::source::Sql<'_>) -> Result<Vec<Statement>, EngineError> {
+    sql::split(script.text(), &script.blocks).map_err(|error| {
         let (line, column) = match &error {
             sql::SqlError::Syntax { line, column, .. } => (*line, *column),
             other => (other.line(), 1),

@@ -123,7 +123,7 @@ pub async fn changelog(
         }
         None => (None, HashMap::new(), None),
     };
-    let risks = risks(project);
+    let risks = risks(project)?;
     let mut entries = Vec::new();
     match statuses {
         Some(statuses) => {
@@ -253,10 +253,11 @@ async fn last_events(
 
 /// The highest unacknowledged finding of each up file, from the offline
 /// analysis of the whole directory (later files see earlier ones' schema).
-fn risks(project: &Project) -> HashMap<std::path::PathBuf, (Risk, Vec<&'static str>)> {
+fn risks(project: &Project) -> Result<Risks, EngineError> {
     let all: HashSet<usize> = (0..project.migrations.len()).collect();
     let options = super::analyze::options(&project.config);
-    let report = lint::lint_migrations(&project.migrations, &all, &options);
+    let report =
+        lint::lint_migrations(&project.migrations, &all, &options).map_err(EngineError::Reread)?;
     let mut out: HashMap<std::path::PathBuf, (Risk, Vec<&'static str>)> = HashMap::new();
     for f in report.active() {
         let slot = out.entry(f.file.clone()).or_insert((f.risk, Vec::new()));
@@ -270,8 +271,11 @@ fn risks(project: &Project) -> HashMap<std::path::PathBuf, (Risk, Vec<&'static s
     for (_, rules) in out.values_mut() {
         rules.sort_unstable();
     }
-    out
+    Ok(out)
 }
+
+/// Each up file's highest risk and the rules that gave it.
+type Risks = HashMap<std::path::PathBuf, (Risk, Vec<&'static str>)>;
 
 /// The first paragraph of comment lines at the top of the up script
 /// (`--` lines up to the first blank line or statement), without tool
@@ -288,7 +292,9 @@ pub fn description(m: &Migration) -> Option<String> {
             }
         }
     }
-    text.push_str(&m.up.text);
+    // A file that can no longer be read has no description here (the
+    // changelog's risk analysis reports it).
+    text.push_str(m.up.load().ok()?.text());
     header_paragraph(&text)
 }
 

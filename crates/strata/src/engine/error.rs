@@ -236,6 +236,14 @@ pub enum EngineError {
         /// The migration.
         label: String,
     },
+    /// A migration's text, released past the run's memory budget
+    /// (`source::Text`), could not be read back as it was at the start of
+    /// the run: its file changed or went away. Exit 1: migrations before
+    /// it may have run.
+    #[error(
+        "{0}\n  note: migrations before it in this run may have run; `strata status` shows which"
+    )]
+    Reread(SourceProblem),
     /// The previous runner's statement still runs on the server.
     #[error("migration {label} was interrupted, and its statement is still running on the server in backend {pid}\n  help: wait for it to finish, or cancel it with SELECT pg_cancel_backend({pid})")]
     StillRunning {
@@ -281,6 +289,7 @@ impl EngineError {
             | EngineError::Backup { .. }
             | EngineError::Undecided { .. }
             | EngineError::Reparsed { .. }
+            | EngineError::Reread(_)
             | EngineError::StillRunning { .. } => exit::FAILED,
         }
     }

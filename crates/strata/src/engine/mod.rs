@@ -168,14 +168,22 @@ pub struct Project {
 }
 
 /// Loads the configured directories of this run as one (see
-/// [`source::load_all`]).
+/// [`source::load_all`]), holding script texts within
+/// [`source::TEXT_BUDGET`]: past it, each step reads its file again where
+/// it uses the text, so memory does not grow with the directory's size.
 pub fn load_dirs(config: &Config) -> source::Loaded {
     let nested: Vec<std::path::PathBuf> = config
         .environments
         .iter()
         .flat_map(|e| e.dirs.iter().cloned())
         .collect();
-    source::load_all(&config.dirs, config.format, &config.placeholders, &nested)
+    source::load_all(
+        &config.dirs,
+        config.format,
+        &config.placeholders,
+        &nested,
+        source::TEXT_BUDGET,
+    )
 }
 
 /// The migrations of directories that other environments of the config

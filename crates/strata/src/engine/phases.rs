@@ -838,7 +838,7 @@ impl<'a> PlanRunner<'a> {
             .collect();
         let script = crate::source::Script {
             path: m.up.path.clone(),
-            text: text.clone(),
+            text: text.clone().into(),
             first_line: 1,
             blocks: Vec::new(),
             no_transaction: None,

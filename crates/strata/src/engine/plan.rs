@@ -660,7 +660,7 @@ mod tests {
     fn migration(version: &str, sql: &str, down: bool) -> Migration {
         let script = |text: &str| Script {
             path: PathBuf::from(format!("{version}_m.up.sql")),
-            text: text.to_owned(),
+            text: text.to_owned().into(),
             first_line: 1,
             blocks: vec![],
             no_transaction: None,

@@ -10,7 +10,7 @@ use pg_query::NodeEnum;
 use super::rules::{self, RULES};
 use super::schema::{self, Schema};
 use super::{ast, Finding, LintReport, Lock, Risk, ServerFacts};
-use crate::source::{Directive, Migration, Script};
+use crate::source::{Directive, Migration, Script, SourceProblem, Sql};
 use crate::sql::{self, RunMode, Statement, TransactionBehavior};
 
 /// The newest PostgreSQL major version the rules know about.
@@ -282,11 +282,14 @@ pub fn locked_table(
 /// Lints `migrations` (all of them, in run order, so the schema replay sees
 /// everything); findings are reported only for those whose index is in
 /// `report`.
+///
+/// A text released past the loading budget is read again here, one file
+/// at a time; a file that changed since it was loaded is the error.
 pub fn lint_migrations(
     migrations: &[Migration],
     report: &HashSet<usize>,
     options: &LintOptions,
-) -> LintReport {
+) -> Result<LintReport, SourceProblem> {
     lint_parsed(migrations, report, options, &|_| None)
 }
 
@@ -299,63 +302,68 @@ pub fn lint_parsed<'p>(
     report: &HashSet<usize>,
     options: &LintOptions,
     parsed: &'p dyn Fn(usize) -> Option<&'p [Statement]>,
-) -> LintReport {
+) -> Result<LintReport, SourceProblem> {
     let mut schema = Schema::default();
     let mut out = LintReport::default();
     // What earlier migrations of this run created (see `NewObjects`).
     let mut new = NewObjects::default();
     for (i, m) in migrations.iter().enumerate() {
         let wanted = report.contains(&i);
+        let given = parsed(i);
+        let is_plan = m.kind == crate::source::MigrationKind::Plan;
+        // The text: for the findings' lines and allows, and to split a
+        // file the caller did not parse. A replayed file the caller parsed
+        // needs only its statements.
+        let text = if wanted || (given.is_none() && !is_plan) {
+            Some(m.up.load()?)
+        } else {
+            None
+        };
         let split;
-        let statements = match parsed(i) {
-            Some(statements) => Ok(statements),
+        let statements = match (given, &text) {
+            (Some(statements), _) => Ok(statements),
             // A plan's TOML is not SQL: the engine hands over its compiled
             // statements (`engine::phases::lint_statements`), else nothing.
-            None if m.kind == crate::source::MigrationKind::Plan => Ok(&[][..]),
-            None => {
+            _ if is_plan => Ok(&[][..]),
+            (None, Some(sql)) => {
                 // Rules judge a `-- strata:backfill` statement as batched;
                 // a misplaced one is `validate`'s and `up`'s to report.
-                split = sql::split(&m.up.text, &m.up.blocks).map(|mut statements| {
-                    let _ = crate::source::mark_backfills(&m.up, &mut statements);
+                split = sql::split(sql.text(), &m.up.blocks).map(|mut statements| {
+                    let _ = crate::source::mark_backfills(sql, &mut statements);
                     statements
                 });
                 split.as_deref().map_err(Clone::clone)
             }
+            (None, None) => Ok(&[][..]),
         };
-        match statements {
-            Ok(statements) => {
-                if wanted {
-                    out.files += 1;
-                    out.statements += statements.len();
-                    out.findings.extend(lint_script(
-                        &m.up,
-                        statements,
-                        &mut schema,
-                        options,
-                        &mut new,
-                    ));
-                    if options.run_is_pending {
-                        // A table the server already has is not new, even
-                        // if a migration of the run dropped and re-created
-                        // it: somebody may be using it.
-                        let added = std::mem::take(&mut new.added);
-                        if let Some(facts) = &options.facts {
-                            for k in added.iter().filter(|k| facts.table(k).is_some()) {
-                                new.tables.remove(k);
-                            }
+        match (statements, &text) {
+            (Ok(statements), Some(sql)) if wanted => {
+                out.files += 1;
+                out.statements += statements.len();
+                out.findings
+                    .extend(lint_script(sql, statements, &mut schema, options, &mut new));
+                if options.run_is_pending {
+                    // A table the server already has is not new, even
+                    // if a migration of the run dropped and re-created
+                    // it: somebody may be using it.
+                    let added = std::mem::take(&mut new.added);
+                    if let Some(facts) = &options.facts {
+                        for k in added.iter().filter(|k| facts.table(k).is_some()) {
+                            new.tables.remove(k);
                         }
-                    } else {
-                        new = NewObjects::default();
                     }
                 } else {
-                    for s in statements {
-                        for n in s.nodes().iter().filter_map(|n| n.node.as_ref()) {
-                            schema.apply(n);
-                        }
+                    new = NewObjects::default();
+                }
+            }
+            (Ok(statements), _) => {
+                for s in statements {
+                    for n in s.nodes().iter().filter_map(|n| n.node.as_ref()) {
+                        schema.apply(n);
                     }
                 }
             }
-            Err(error) if wanted => {
+            (Err(error), Some(sql)) if wanted => {
                 out.files += 1;
                 let (line, column) = match &error {
                     sql::SqlError::Syntax { line, column, .. } => (*line, *column),
@@ -365,13 +373,13 @@ pub fn lint_parsed<'p>(
                 f.file = m.up.path.clone();
                 f.line = m.up.first_line + line - 1;
                 f.column = column;
-                f.source_line = m.up.text.lines().nth(line - 1).unwrap_or("").to_owned();
+                f.source_line = sql.text().lines().nth(line - 1).unwrap_or("").to_owned();
                 out.findings.push(f);
             }
-            Err(_) => {}
+            (Err(_), _) => {}
         }
     }
-    out
+    Ok(out)
 }
 
 /// How the script runs. Strata's runner takes a file with a CONCURRENTLY
@@ -398,7 +406,7 @@ fn run_mode(script: &Script, statements: &[Statement], options: &LintOptions) ->
 }
 
 fn lint_script(
-    script: &Script,
+    script: &Sql<'_>,
     statements: &[Statement],
     schema: &mut Schema,
     options: &LintOptions,
@@ -1082,11 +1090,11 @@ fn is_utc(set: &pg_query::protobuf::VariableSetStmt) -> bool {
 /// file's header (above the first statement and separated from it by a
 /// blank line) applies to the whole file.
 fn apply_allows(
-    script: &Script,
+    script: &Sql<'_>,
     statements: &[Statement],
     findings: Vec<(usize, Finding)>,
 ) -> Vec<Finding> {
-    let lines: Vec<&str> = script.text.lines().collect();
+    let lines: Vec<&str> = script.text().lines().collect();
     let mut findings = findings;
     let mut extra = Vec::new();
     for (line, directive) in &script.directives {
@@ -1181,7 +1189,7 @@ mod tests {
             facts,
             ..LintOptions::default()
         };
-        lint_migrations(&ms, &report, &options).findings
+        lint_migrations(&ms, &report, &options).unwrap().findings
     }
 
     fn risk_of(found: &[Finding], rule: &str) -> Option<Risk> {

@@ -38,7 +38,7 @@ pub fn lint_after(earlier: &[&str], sql: &str, options: &LintOptions) -> Vec<Fin
         .collect();
     ms.push(migration(&(earlier.len() + 1).to_string(), sql));
     let report: HashSet<usize> = [ms.len() - 1].into();
-    lint_migrations(&ms, &report, options).findings
+    lint_migrations(&ms, &report, options).unwrap().findings
 }
 
 /// Lints `sql` alone with default options.

@@ -474,7 +474,8 @@ impl Migrator {
         let project = self.project(self.config()?)?;
         let all: HashSet<usize> = (0..project.migrations.len()).collect();
         let options = engine::lint_options(&project.config);
-        let report = crate::lint::lint_migrations(&project.migrations, &all, &options);
+        let report = crate::lint::lint_migrations(&project.migrations, &all, &options)
+            .map_err(EngineError::Reread)?;
         Ok(report.findings.iter().map(Finding::from).collect())
     }
 

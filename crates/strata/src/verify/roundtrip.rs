@@ -634,7 +634,10 @@ impl Step<'_> {
             // Reversed by its operations (see `down`), not by a script.
             _ if self.migration.kind == MigrationKind::Plan => None,
             None => Some("no down script"),
-            Some(script) if script.is_blank() => Some("the down script has no statements"),
+            // A file that cannot be read back fails where the down runs.
+            Some(script) if script.load().is_ok_and(|sql| sql.is_blank()) => {
+                Some("the down script has no statements")
+            }
             Some(_) => None,
         };
         if let Some(reason) = irreversible {

@@ -167,7 +167,8 @@ pub async fn spec(
         None => None,
     };
     let report = engine::lint_paths(std::slice::from_ref(&m.up.path), config, target).await?;
-    let statements = sql::split(&m.up.text, &m.up.blocks).map_err(|e| VerifyError::Usage {
+    let up = m.up.load().map_err(engine::EngineError::Reread)?;
+    let statements = sql::split(up.text(), &m.up.blocks).map_err(|e| VerifyError::Usage {
         message: format!(
             "{}:{}: {e}",
             m.up.path.display(),
@@ -368,7 +369,11 @@ pub async fn spec(
                 .to_owned()
         }
     };
-    let down = m.down.as_ref().filter(|d| !d.is_blank());
+    let down = match m.down.as_deref() {
+        Some(d) => Some(d.load().map_err(engine::EngineError::Reread)?),
+        None => None,
+    };
+    let down = down.filter(|d| !d.is_blank());
     let procedure = match down {
         Some(_) => match index.checked_sub(1).map(|i| &project.migrations[i]) {
             Some(previous) => format!(
@@ -386,8 +391,8 @@ pub async fn spec(
         None => "no down script and no backup: irreversible; write a down script or take a backup (`strata backup`) before running it".to_owned(),
     };
     let rollback = Rollback {
-        down_file: down.map(|d| d.path.clone()),
-        down_sql: down.map(|d| d.text.trim().to_owned()),
+        down_file: down.as_ref().map(|d| d.path.clone()),
+        down_sql: down.as_ref().map(|d| d.text().trim().to_owned()),
         backup,
         procedure,
     };

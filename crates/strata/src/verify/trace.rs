@@ -272,7 +272,8 @@ pub async fn trace(
     options: &TraceOptions,
 ) -> Result<Trace, VerifyError> {
     let m = &project.migrations[index];
-    let statements = sql::split(&m.up.text, &m.up.blocks).map_err(|e| {
+    let up = m.up.load().map_err(engine::EngineError::Reread)?;
+    let statements = sql::split(up.text(), &m.up.blocks).map_err(|e| {
         VerifyError::from(engine::EngineError::Source(vec![
             crate::source::SourceProblem {
                 path: m.up.path.clone(),

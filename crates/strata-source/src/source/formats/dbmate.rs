@@ -14,8 +14,8 @@ use std::path::Path;
 use super::{
     check_not_blank, ignored, reject_strata_markers, script, warn_dirs, warn_non_sql, Listing,
 };
-use crate::source::{Finish, 
-    checksum, read_text, Migration, MigrationKind, NoTransaction, SourceProblem, Version,
+use crate::source::{
+    checksum, read_text, Finish, Migration, MigrationKind, NoTransaction, SourceProblem, Version,
 };
 
 /// Which marker a line is, with the options written after it.

@@ -6,8 +6,8 @@
 //! removed, compared as a string; see [`Version::diesel`].
 
 use super::{check_not_blank, ignored, reject_goose, script, split_markers, Listing};
-use crate::source::{Finish, 
-    checksum, read_text, Migration, MigrationKind, NoTransaction, SourceProblem, Version,
+use crate::source::{
+    checksum, read_text, Finish, Migration, MigrationKind, NoTransaction, SourceProblem, Version,
 };
 
 /// Loads a diesel-layout directory. diesel reads only the sub-directories:

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{check_not_blank, ignored, reject_goose, script, split_markers, warn_non_sql, Listing};
-use crate::source::{Finish, checksum, read_text, Migration, MigrationKind, SourceProblem, Version};
+use crate::source::{
+    checksum, read_text, Finish, Migration, MigrationKind, SourceProblem, Version,
+};
 
 /// True when a file name looks like a Flyway migration.
 pub fn matches(name: &str) -> bool {

@@ -11,8 +11,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use super::{leading_version, reject_strata_markers, script, warn_dirs, Listing};
-use crate::source::{Finish, 
-    checksum, read_text, Migration, MigrationKind, NoTransaction, Script, SourceProblem, Version,
+use crate::source::{
+    checksum, read_text, Finish, Migration, MigrationKind, NoTransaction, Script, SourceProblem,
+    Version,
 };
 
 const PREFIX: &str = "-- +goose";

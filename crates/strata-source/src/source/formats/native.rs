@@ -16,7 +16,9 @@ use super::{
     check_not_blank, ignored, leading_version, reject_goose, script, split_markers,
     sqlx_no_transaction, warn_dirs, warn_non_sql, Listing,
 };
-use crate::source::{checksum, Finish, read_text, Migration, MigrationKind, SourceProblem, Version};
+use crate::source::{
+    checksum, read_text, Finish, Migration, MigrationKind, SourceProblem, Version,
+};
 
 #[derive(Default)]
 struct Pair {

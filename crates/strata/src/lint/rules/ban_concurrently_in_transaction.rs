@@ -81,7 +81,7 @@ mod tests {
             layout: Some(loaded.format),
             ..Default::default()
         };
-        crate::lint::lint_migrations(&loaded.migrations, &[0].into(), &options).findings
+        crate::lint::lint_migrations(&loaded.migrations, &[0].into(), &options).unwrap().findings
     }
 
     #[test]

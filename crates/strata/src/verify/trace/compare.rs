@@ -85,7 +85,12 @@ pub fn annotate(config: &Config, report: &mut LintReport) -> usize {
     }
     let mut added = Vec::new();
     for (path, (trace, m)) in &traces {
-        let statements = crate::sql::split(&m.up.text, &m.up.blocks).unwrap_or_default();
+        // Traced from this text moments ago; unreadable now, it adds nothing.
+        let statements =
+            m.up.load()
+                .ok()
+                .and_then(|sql| crate::sql::split(sql.text(), &m.up.blocks).ok())
+                .unwrap_or_default();
         let observed: HashMap<usize, &StatementTrace> =
             trace.statements.iter().map(|s| (s.line, s)).collect();
         for s in &statements {
