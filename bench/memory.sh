@@ -13,6 +13,8 @@
 #   row into it (data migrations). The schema stays one table, so what
 #   grows is only what the run keeps per migration. Target: LARGE / SMALL
 #   at most 1.5.
+# PAD=10000 adds a comment of that many bytes to each migration (the
+# issue's "10 KB each"): what a run keeps of each migration's text shows.
 # Also prints wall and CPU time: a dry run that waits on the database
 # (wall far above CPU) makes round trips per migration.
 #
@@ -21,6 +23,7 @@
 #        checkout's debug build, built here; the issue's figures are debug).
 #        MODES="dry-run up"      which commands to measure.
 #        SHAPE="tables rows"     which shapes of migrations (see above).
+#        PAD=0                   bytes of comment added to each migration.
 # Needs: PostgreSQL binaries, psql, GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,9 @@ SMALL=${1:-2000}
 LARGE=${2:-20000}
 MODES=${MODES:-"dry-run up"}
 SHAPES=${SHAPE:-"tables rows"}
+PAD=${PAD:-0}
+pad=""
+[ "$PAD" -gt 0 ] && pad="-- $(head -c "$PAD" /dev/zero | tr '\0' x)"$'\n'
 if [ -z "${STRATA:-}" ]; then
     cargo build --quiet --bin strata
     STRATA=$PWD/target/debug/strata
@@ -49,13 +55,16 @@ db_url() {
 gen() { # DIR COUNT SHAPE
     mkdir -p "$1"
     for i in $(seq 1 "$2"); do
-        if [ "$3" = tables ]; then
-            printf 'CREATE TABLE t%d (id bigint PRIMARY KEY, name text);\n' "$i"
-        elif [ "$i" = 1 ]; then
-            printf 'CREATE TABLE seen (id bigint PRIMARY KEY, name text);\n'
-        else
-            printf "INSERT INTO seen (id, name) VALUES (%d, 'row %d');\n" "$i" "$i"
-        fi > "$1/$(printf '%06d' "$i")_m$i.up.sql"
+        {
+            printf '%s' "$pad"
+            if [ "$3" = tables ]; then
+                printf 'CREATE TABLE t%d (id bigint PRIMARY KEY, name text);\n' "$i"
+            elif [ "$i" = 1 ]; then
+                printf 'CREATE TABLE seen (id bigint PRIMARY KEY, name text);\n'
+            else
+                printf "INSERT INTO seen (id, name) VALUES (%d, 'row %d');\n" "$i" "$i"
+            fi
+        } > "$1/$(printf '%06d' "$i")_m$i.up.sql"
     done
 }
 

@@ -202,3 +202,94 @@ async fn past_the_memory_budget_statements_are_parsed_again_where_used() {
     assert!(db.column("SELECT id::text FROM t").await.is_empty());
     assert_eq!(db.history().await.len(), 1);
 }
+
+/// Past the loading budget (`source::TEXT_BUDGET`, 2 MiB of script text),
+/// a run holds no migration's text: each step reads its file again, and
+/// checks it is the text loaded at the start. A file edited after loading
+/// never runs as other SQL under the checksum recorded at the start: edited
+/// before anything ran, the run refuses (exit 2, nothing ran); edited while
+/// the run goes, it stops at that migration (exit 1, the ones before it
+/// applied and recorded). Held in memory, the edit would go unseen.
+#[tokio::test]
+async fn past_the_text_budget_files_are_read_again_and_an_edit_mid_run_stops_there() {
+    let db = TestDb::new().await;
+    let project = Project::applied(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text, pad text);\n",
+    );
+    project.config("backup = \"never\"\n");
+    // 30 migrations of one 100 KB INSERT: 3 MB of text (2 MiB held) and
+    // more statements than the parse budget holds (`engine::statements`).
+    let big = "x".repeat(100_000);
+    let pending = 30;
+    let mut last = std::path::PathBuf::new();
+    for v in 2..2 + pending {
+        last = project.write(
+            &format!("{v}_m{v}.up.sql"),
+            &format!("INSERT INTO t VALUES ({v}, 'as loaded', '{big}');\n"),
+        );
+    }
+    let options = ApplyOptions {
+        target: None,
+        dry_run: false,
+        gates: Default::default(),
+    };
+    let original = std::fs::read_to_string(&last).unwrap();
+    // Same length, other SQL, in the last migration.
+    let edited = original.replace("'as loaded'", "'as edited'");
+
+    // Edited after loading, before the run.
+    let (loaded, target) = load(&project, &db);
+    let released = loaded
+        .migrations
+        .iter()
+        .filter(|m| m.up.text.held().is_none())
+        .count();
+    assert!((5..pending).contains(&released), "{released} released");
+    std::fs::write(&last, &edited).unwrap();
+    let error = engine::up(&loaded, &target, &options, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("{}:1: changed since", last.display())),
+        "{message}"
+    );
+    assert_eq!(db.history().await.len(), 1);
+
+    // Edited while the run goes: when the first pending migration starts.
+    std::fs::write(&last, &original).unwrap();
+    let (loaded, target) = load(&project, &db);
+    let mut edit = Some((last.clone(), edited));
+    let mut observer = |p| {
+        if let engine::Progress::Started { .. } = p {
+            if let Some((path, text)) = edit.take() {
+                std::fs::write(path, text).unwrap();
+            }
+        }
+    };
+    let error = engine::up(&loaded, &target, &options, &mut observer)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, engine::EngineError::Reread(_)), "{error}");
+    assert_eq!(error.exit_code(), 1);
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("{}:1: changed since", last.display())),
+        "{error}"
+    );
+    let rows = db.column("SELECT v FROM t ORDER BY id").await;
+    assert_eq!(rows.len(), pending - 1);
+    assert!(rows.iter().all(|v| v == "as loaded"), "{rows:?}");
+    assert_eq!(db.history().await.len(), pending);
+
+    // Loaded again, the edited file runs as it now is.
+    let (loaded, target) = load(&project, &db);
+    engine::up(&loaded, &target, &options, &mut |_| {})
+        .await
+        .unwrap();
+    let rows = db.column("SELECT v FROM t ORDER BY id DESC LIMIT 1").await;
+    assert_eq!(rows, ["as edited"]);
+}

@@ -197,7 +197,7 @@ async fn analyze_with<'p>(
     }
     let mut report = lint_measuring(migrations, which, opts, rates.as_mut(), parsed)
         .await
-        .map_err(EngineError::Reread)?;
+        .map_err(|problem| EngineError::Source(vec![problem]))?;
     let mut every: Vec<usize> = which.iter().copied().collect();
     every.sort_unstable();
     let planned = match (conn, rates.as_mut()) {
@@ -424,7 +424,7 @@ async fn lint_set(
     // A file that does not parse stays `None`: lint reports its error.
     let statements: Vec<Option<Vec<Statement>>> = migrations
         .iter()
-        .map(|m| Ok(lint_split(&super::apply::load(&m.up)?).ok()))
+        .map(|m| Ok(lint_split(&load_for_analysis(&m.up)?).ok()))
         .collect::<Result<_, EngineError>>()?;
     let mut rewrites = Vec::new();
     if config.safe_rewrites {
@@ -1015,6 +1015,14 @@ fn mentions_any(text: &str, words: &[&str]) -> bool {
     })
 }
 
+/// A script's text for analysis, which runs before any migration does: a
+/// file that cannot be read back as loaded is bad input (exit 2).
+fn load_for_analysis(script: &source::Script) -> Result<source::Sql<'_>, EngineError> {
+    script
+        .load()
+        .map_err(|problem| EngineError::Source(vec![problem]))
+}
+
 /// A migration's up script split as lint reads it: rules judge a
 /// `-- strata:backfill` statement as batched (a misplaced one is
 /// `validate`'s and `up`'s to report).
@@ -1049,7 +1057,7 @@ fn mentioned_names(migrations: &[&Migration]) -> Result<Vec<String>, EngineError
     let mut names = Distinct::default();
     let mut word = String::new();
     for m in migrations {
-        let sql = super::apply::load(&m.up)?;
+        let sql = load_for_analysis(&m.up)?;
         let text = sql.text();
         let mut chars = text.char_indices().peekable();
         while let Some((start, c)) = chars.next() {
@@ -1099,7 +1107,7 @@ fn called_functions(migrations: &[&Migration]) -> Result<Vec<String>, EngineErro
     let mut text = String::new();
     for m in migrations {
         text.clear();
-        text.push_str(super::apply::load(&m.up)?.text());
+        text.push_str(load_for_analysis(&m.up)?.text());
         text.make_ascii_lowercase();
         let bytes = text.as_bytes();
         for (i, _) in text.match_indices('(') {

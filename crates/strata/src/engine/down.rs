@@ -36,7 +36,7 @@ fn parse_down_steps<'a>(
                 .down
                 .as_ref()
                 .expect("invariant: plan_down checked the down script");
-            let statements = apply::parse(script)?;
+            let statements = apply::parse(script).map_err(EngineError::before_run)?;
             let progress = rows.get(i).and_then(|r| r.down.as_ref());
             let resume = match progress {
                 Some(d) => {

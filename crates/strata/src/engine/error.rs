@@ -294,6 +294,16 @@ impl EngineError {
         }
     }
 
+    /// The error of a step that runs before any migration does (parsing
+    /// and analysing the planned migrations): a file that cannot be read
+    /// back as loaded is then bad input, exit 2, nothing ran.
+    pub(crate) fn before_run(self) -> EngineError {
+        match self {
+            EngineError::Reread(problem) => EngineError::Source(vec![problem]),
+            other => other,
+        }
+    }
+
     /// How to fix it: the `help:` text of the message.
     pub fn help(&self) -> Option<String> {
         crate::error::help_of(&self.to_string())

@@ -34,7 +34,8 @@ pub(super) fn parse_pending(project: &Project, plan: &[usize]) -> Result<Vec<Par
     let mut parsed = Vec::with_capacity(plan.len());
     let mut budget = Budget::new(BUDGET);
     for &i in plan {
-        let mut p = Parsed::up(&project.config, i, &project.migrations[i])?;
+        let mut p = Parsed::up(&project.config, i, &project.migrations[i])
+            .map_err(EngineError::before_run)?;
         p.hold_within(&mut budget);
         parsed.push(p);
     }
@@ -184,7 +185,9 @@ pub async fn up(
     // Plans are analysed as the statements they compile to (lint and
     // status see them so), so `block_on` refuses a risky plan like a risky
     // SQL migration.
-    let mut findings = analyze_parsed(project, Some(&conn), &plan, &parsed).await?;
+    let mut findings = analyze_parsed(project, Some(&conn), &plan, &parsed)
+        .await
+        .map_err(EngineError::before_run)?;
     let planned: Vec<Migration> = plan
         .iter()
         .map(|&i| &project.migrations[i])
