@@ -10,7 +10,7 @@
 //! them, so they are ignored with a warning.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{
     check_not_blank, ignored, leading_version, reject_goose, script, split_markers,
@@ -20,12 +20,17 @@ use crate::source::{
     checksum, read_text, Finish, Migration, MigrationKind, SourceProblem, Version,
 };
 
+/// The up and down files of one version: (name, path), borrowed from the
+/// directory listing, so pairing allocates nothing per file.
 #[derive(Default)]
-struct Pair {
+struct Pair<'f> {
     version: Option<Version>,
-    up: Option<(String, PathBuf)>,
-    down: Option<(String, PathBuf)>,
+    up: Option<(&'f str, &'f Path)>,
+    down: Option<(&'f str, &'f Path)>,
 }
+
+/// Pairs by canonical version, in version-text order.
+type Pairs<'f> = BTreeMap<String, Pair<'f>>;
 
 /// Loads a native-layout directory.
 pub fn load(
@@ -52,10 +57,10 @@ pub fn load(
 /// `.sql` files that are not named like either.
 fn pair_files<'f>(
     files: impl IntoIterator<Item = &'f (String, PathBuf)>,
-    mut skip: impl FnMut(&std::path::Path),
-) -> (Vec<Pair>, Vec<SourceProblem>) {
+    mut skip: impl FnMut(&Path),
+) -> (Pairs<'f>, Vec<SourceProblem>) {
     let mut problems = Vec::new();
-    let mut pairs: BTreeMap<String, Pair> = BTreeMap::new();
+    let mut pairs: Pairs<'f> = BTreeMap::new();
     for (file, path) in files {
         let (stem, is_up) = if let Some(stem) = file.strip_suffix(".up.sql") {
             (stem, true)
@@ -90,19 +95,19 @@ fn pair_files<'f>(
             );
             continue;
         }
-        *slot = Some((name.to_owned(), path.clone()));
+        *slot = Some((name, path.as_path()));
         if is_up || pair.version.is_none() {
             pair.version = Some(version);
         }
     }
-    (pairs.into_values().collect(), problems)
+    (pairs, problems)
 }
 
 /// Loads the `.up.sql`/`.down.sql` files of a sqlx directory: the same
 /// pairing, but sqlx reads every `<version>_<desc>.sql`, so nothing is
 /// skipped here (the caller reads the other files).
-pub(super) fn load_reversible(
-    files: &[(String, PathBuf)],
+pub(super) fn load_reversible<'f>(
+    files: impl IntoIterator<Item = &'f (String, PathBuf)>,
     warnings: &mut Vec<SourceProblem>,
     finish: &mut Finish,
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
@@ -113,7 +118,7 @@ pub(super) fn load_reversible(
 /// Builds the migrations of paired files; a down file without an up file
 /// is a problem.
 fn build_pairs(
-    pairs: Vec<Pair>,
+    pairs: Pairs<'_>,
     mut problems: Vec<SourceProblem>,
     warnings: &mut Vec<SourceProblem>,
     finish: &mut Finish,
@@ -121,11 +126,13 @@ fn build_pairs(
     // At most one migration per pair: sized once, since a directory of
     // thousands of migrations would otherwise reserve up to twice the room.
     let mut migrations = Vec::with_capacity(pairs.len());
-    for pair in pairs {
+    // Consumed as it goes: the map's nodes are freed while the migrations
+    // are built, so the two are never both whole.
+    for pair in pairs.into_values() {
         let (Some((name, up_path)), Some(version)) = (pair.up, pair.version) else {
             if let Some((_, down)) = pair.down {
                 problems.push(
-                    SourceProblem::new(&down, None, "down migration has no matching .up.sql")
+                    SourceProblem::new(down, None, "down migration has no matching .up.sql")
                         .help("add a .up.sql file with the same version, or delete this one"),
                 );
             }
@@ -134,7 +141,7 @@ fn build_pairs(
         let down = pair.down.map(|(down_name, path)| {
             if down_name != name {
                 warnings.push(SourceProblem::new(
-                    &path,
+                    path,
                     None,
                     format!(
                         "paired with {} by version alone (the names differ, as golang-migrate allows)",
@@ -144,7 +151,7 @@ fn build_pairs(
             }
             path
         });
-        if let Some(m) = build(&up_path, down.as_ref(), version, name, &mut problems) {
+        if let Some(m) = build(up_path, down, version, name.to_owned(), &mut problems) {
             finish.push(&mut migrations, m);
         }
     }
@@ -155,8 +162,8 @@ fn build_pairs(
 /// the sqlx layout, whose reversible files have the same shape. Without a
 /// down file, `-- strata:up`/`-- strata:down` markers split the up file.
 pub(super) fn build(
-    up_path: &std::path::Path,
-    down_path: Option<&PathBuf>,
+    up_path: &Path,
+    down_path: Option<&Path>,
     version: Version,
     name: String,
     problems: &mut Vec<SourceProblem>,

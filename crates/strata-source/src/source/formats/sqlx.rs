@@ -23,12 +23,10 @@ pub fn load(
 ) -> (Vec<Migration>, Vec<SourceProblem>) {
     warn_non_sql(listing, warnings);
     warn_dirs(listing, warnings);
-    let reversible: Vec<_> = listing
+    let reversible = listing
         .sql_files()
-        .filter(|(n, _)| n.ends_with(".up.sql") || n.ends_with(".down.sql"))
-        .cloned()
-        .collect();
-    let (mut migrations, mut problems) = native::load_reversible(&reversible, warnings, finish);
+        .filter(|(n, _)| n.ends_with(".up.sql") || n.ends_with(".down.sql"));
+    let (mut migrations, mut problems) = native::load_reversible(reversible, warnings, finish);
     let simple: BTreeMap<&str, &std::path::PathBuf> = listing
         .sql_files()
         .filter(|(n, _)| !n.ends_with(".up.sql") && !n.ends_with(".down.sql"))
@@ -62,8 +60,13 @@ pub fn load(
         let down = simple
             .get(format!("{stem}_down").as_str())
             .map(|p| (*p).clone());
-        if let Some(m) = native::build(path, down.as_ref(), version, name.to_owned(), &mut problems)
-        {
+        if let Some(m) = native::build(
+            path,
+            down.as_deref(),
+            version,
+            name.to_owned(),
+            &mut problems,
+        ) {
             finish.push(&mut migrations, m);
         }
     }
