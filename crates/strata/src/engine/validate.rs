@@ -55,6 +55,9 @@ fn validate_loaded(
                 Ok(statements) => problems.extend(self_undoing(script, &statements)),
                 // Unbalanced transactions (apply::transaction_problems).
                 Err(EngineError::Source(found)) => problems.extend(found),
+                // Released past the loading budget, and changed or gone
+                // since: the file is not what was loaded.
+                Err(EngineError::Reread(problem)) => problems.push(problem),
                 Err(EngineError::Sql {
                     path, line, error, ..
                 }) => problems.push(SourceProblem {
@@ -63,7 +66,10 @@ fn validate_loaded(
                     message: error.to_string(),
                     help: Some(error.help().to_owned()),
                 }),
-                Err(_) => {}
+                // Nothing else comes from parsing; never dropped silently.
+                Err(other) => {
+                    problems.push(SourceProblem::new(&script.path, None, other.to_string()))
+                }
             }
         }
     }
