@@ -897,7 +897,7 @@ async fn server_facts<'c>(
     // (`Tables::total`). Bare names resolve through the search path, first
     // schema first, as PostgreSQL resolves them; `public` last for
     // sessions whose path lacks it.
-    let names = mentioned_names(&reported)?;
+    let (names, called) = vocabulary(&reported)?;
     let all = catalog::tables(conn, catalog::Sizes::Named(&names)).await?;
     let mut path = all.search_path.clone();
     path.push("public".to_owned());
@@ -932,7 +932,7 @@ async fn server_facts<'c>(
     }
     let version = catalog::server_version_num(conn).await?;
     facts.major_version = Some((version / 10_000) as u32);
-    facts.volatility = catalog::volatility(conn, &called_functions(&reported)?).await?;
+    facts.volatility = catalog::volatility(conn, &called).await?;
     let rates = Rates::open(config, conn, version);
     facts.rewrite_bytes_per_sec = rates.cached();
     Ok((facts, rates))
@@ -1044,7 +1044,22 @@ fn needs_estimate(report: &LintReport) -> bool {
     })
 }
 
-/// Every name the migrations' text may use for a table or an index, as
+/// What the migrations' texts mention: the names a table or an index may
+/// go by ([`mentioned_names`]) and the functions they call
+/// ([`called_functions`]), each text read once (a text released past the
+/// loading budget is read from its file).
+fn vocabulary(migrations: &[&Migration]) -> Result<(Vec<String>, Vec<String>), EngineError> {
+    let (mut names, mut calls) = (Distinct::default(), Distinct::default());
+    let mut scratch = String::new();
+    for m in migrations {
+        let sql = load_for_analysis(&m.up)?;
+        mentioned_names(sql.text(), &mut names, &mut scratch);
+        called_functions(sql.text(), &mut calls, &mut scratch);
+    }
+    Ok((names.into_sorted(), calls.into_sorted()))
+}
+
+/// Every name a text may use for a table or an index, as
 /// `pg_class.relname` holds it: unquoted words folded to lower case, quoted
 /// identifiers as written. Over-approximated from the text (keywords,
 /// columns and comments come along), which costs only a size lookup that
@@ -1053,81 +1068,67 @@ fn needs_estimate(report: &LintReport) -> bool {
 /// Distinct names are kept as they are found, so memory follows the
 /// vocabulary of the migrations (a few hundred words), not their length:
 /// 20,000 data migrations repeat the same dozen words.
-fn mentioned_names(migrations: &[&Migration]) -> Result<Vec<String>, EngineError> {
-    let mut names = Distinct::default();
-    let mut word = String::new();
-    for m in migrations {
-        let sql = load_for_analysis(&m.up)?;
-        let text = sql.text();
-        let mut chars = text.char_indices().peekable();
-        while let Some((start, c)) = chars.next() {
-            if c == '"' {
-                word.clear();
-                while let Some((_, c)) = chars.next() {
-                    if c != '"' {
-                        word.push(c);
-                    } else if chars.peek().is_some_and(|&(_, next)| next == '"') {
-                        chars.next();
-                        word.push('"');
-                    } else {
-                        break;
-                    }
-                }
-                names.add(&word);
-            } else if c.is_alphabetic() || c == '_' {
-                let mut end = start + c.len_utf8();
-                while let Some(&(i, c)) = chars.peek() {
-                    if !(c.is_alphanumeric() || c == '_' || c == '$') {
-                        break;
-                    }
-                    end = i + c.len_utf8();
+fn mentioned_names(text: &str, names: &mut Distinct, word: &mut String) {
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        if c == '"' {
+            word.clear();
+            while let Some((_, c)) = chars.next() {
+                if c != '"' {
+                    word.push(c);
+                } else if chars.peek().is_some_and(|&(_, next)| next == '"') {
                     chars.next();
+                    word.push('"');
+                } else {
+                    break;
                 }
-                // PostgreSQL folds only ASCII letters of unquoted names
-                // in UTF-8 databases (`downcase_identifier`).
-                word.clear();
-                word.push_str(&text[start..end]);
-                word.make_ascii_lowercase();
-                names.add(&word);
-            } else if c.is_ascii_digit() {
-                // A number: its digits and letters (`1e5`) name nothing.
-                while chars.peek().is_some_and(|&(_, c)| c.is_alphanumeric()) {
-                    chars.next();
+            }
+            names.add(word);
+        } else if c.is_alphabetic() || c == '_' {
+            let mut end = start + c.len_utf8();
+            while let Some(&(i, c)) = chars.peek() {
+                if !(c.is_alphanumeric() || c == '_' || c == '$') {
+                    break;
                 }
+                end = i + c.len_utf8();
+                chars.next();
+            }
+            // PostgreSQL folds only ASCII letters of unquoted names
+            // in UTF-8 databases (`downcase_identifier`).
+            word.clear();
+            word.push_str(&text[start..end]);
+            word.make_ascii_lowercase();
+            names.add(word);
+        } else if c.is_ascii_digit() {
+            // A number: its digits and letters (`1e5`) name nothing.
+            while chars.peek().is_some_and(|&(_, c)| c.is_alphanumeric()) {
+                chars.next();
             }
         }
     }
-    Ok(names.into_sorted())
 }
 
-/// Every function name called in the migrations' defaults and expressions,
-/// cheaply over-approximated from the text: volatility lookups are one query.
-fn called_functions(migrations: &[&Migration]) -> Result<Vec<String>, EngineError> {
-    let mut names = Distinct::default();
-    let mut text = String::new();
-    for m in migrations {
-        text.clear();
-        text.push_str(load_for_analysis(&m.up)?.text());
-        text.make_ascii_lowercase();
-        let bytes = text.as_bytes();
-        for (i, _) in text.match_indices('(') {
-            // `f ()`: formatters put a space before the parenthesis.
-            let mut end = i;
-            while end > 0 && bytes[end - 1].is_ascii_whitespace() {
-                end -= 1;
-            }
-            let mut start = end;
-            while start > 0
-                && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_')
-            {
-                start -= 1;
-            }
-            if start < end {
-                names.add(&text[start..end]);
-            }
+/// Every function name called in a text's defaults and expressions,
+/// cheaply over-approximated: volatility lookups are one query.
+fn called_functions(source: &str, names: &mut Distinct, text: &mut String) {
+    text.clear();
+    text.push_str(source);
+    text.make_ascii_lowercase();
+    let bytes = text.as_bytes();
+    for (i, _) in text.match_indices('(') {
+        // `f ()`: formatters put a space before the parenthesis.
+        let mut end = i;
+        while end > 0 && bytes[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+            start -= 1;
+        }
+        if start < end {
+            names.add(&text[start..end]);
         }
     }
-    Ok(names.into_sorted())
 }
 
 /// A set of names that allocates only for a name it has not seen.
@@ -1252,7 +1253,7 @@ mod tests {
              DROP INDEX Users_Email_Idx; -- café\n\
              DROP TABLE RÉSUMÉS; DROP TABLE app.\"Big \"\"Orders\"\"\";",
         );
-        let names = mentioned_names(&[&m]).unwrap();
+        let (names, _) = vocabulary(&[&m]).unwrap();
         // Each name once, in order, however often the text repeats it.
         assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
         for name in [
