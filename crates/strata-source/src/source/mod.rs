@@ -342,13 +342,16 @@ impl<'v> Finish<'v> {
             let raw_len = script.text.held().map_or(0, str::len);
             let values = match self.values {
                 Some(values) if opted.contains(&script.path) => {
-                    self.problems
-                        .extend(placeholders::substitute_script(script, values));
-                    Some(
+                    let undefined = placeholders::substitute_script(script, values);
+                    // With an undefined name the script is left as written
+                    // (and the load has a problem): read back as written.
+                    let substituted = undefined.is_empty();
+                    self.problems.extend(undefined);
+                    substituted.then(|| {
                         self.shared
                             .get_or_insert_with(|| std::sync::Arc::new(values.clone()))
-                            .clone(),
-                    )
+                            .clone()
+                    })
                 }
                 _ => None,
             };

@@ -382,3 +382,31 @@ mod every_layout {
         assert!(seen > 20, "{seen} migrations");
     }
 }
+
+#[cfg(test)]
+mod undefined_placeholders {
+    use crate::source::{load_all, HOLD_ALL};
+
+    /// A script with an undefined placeholder is left as written (the load
+    /// reports the name): released, it reads back as written, not with the
+    /// defined names substituted.
+    #[test]
+    fn a_script_left_as_written_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("1_a.up.sql"),
+            "-- strata:placeholders\nCREATE TABLE ${defined} (id int);\nCREATE TABLE ${undefined} (id int);\n",
+        )
+        .unwrap();
+        let values = [("defined".to_owned(), "t".to_owned())].into();
+        let dirs = [dir.path().to_path_buf()];
+        let held = load_all(&dirs, None, &values, &[], HOLD_ALL);
+        let released = load_all(&dirs, None, &values, &[], 0);
+        assert_eq!(released.problems.len(), 1, "{:?}", released.problems);
+        let script = &released.migrations[0].up;
+        assert!(script.text.held().is_none());
+        let text = script.load().unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!(Some(text.text()), held.migrations[0].up.text.held());
+        assert!(text.text().contains("${defined}"));
+    }
+}
